@@ -1,0 +1,144 @@
+package hf
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/llmc-dev/llmc/frontends/safetensors"
+	"github.com/llmc-dev/llmc/ir"
+)
+
+// Model is an opened Hugging Face model folder: its config and its
+// memory-mapped weights.
+type Model struct {
+	Dir     string
+	Config  *Config
+	Tensors *safetensors.Set
+}
+
+// Open reads DIR/config.json (and generation_config.json) and maps the
+// safetensors weights. Close releases the mapping.
+func Open(dir string) (*Model, error) {
+	cfg, err := ReadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	set, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Model{Dir: dir, Config: cfg, Tensors: set}, nil
+}
+
+// Close unmaps the weights.
+func (m *Model) Close() error { return m.Tensors.Close() }
+
+// WeightDType returns the IR dtype of a checkpoint tensor (f32 when the
+// tensor is missing, so that CheckWeights can report it by name).
+func (m *Model) WeightDType(name string) ir.DType {
+	t, ok := m.Tensors.Tensor(name)
+	if !ok {
+		return ir.F32
+	}
+	switch t.DType.String() {
+	case "F16":
+		return ir.F16
+	case "BF16":
+		return ir.BF16
+	}
+	return ir.F32
+}
+
+// Build returns the model's graph with weights typed as the checkpoint
+// stores them, after checking that every weight the graph uses exists with
+// the shape it expects.
+func (m *Model) Build(opts BuildOptions) (*ir.Graph, error) {
+	opts.WeightDType = m.WeightDType
+	g, err := Build(m.Config, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.CheckWeights(g); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// CheckWeights checks every weight g declares against the checkpoint:
+// present, a float dtype, and of the declared shape. It names the tensor
+// and both shapes, and, for a projection whose rows disagree with the
+// config, the config fields involved.
+func (m *Model) CheckWeights(g *ir.Graph) error {
+	var problems []string
+	for _, w := range g.Weights {
+		t, ok := m.Tensors.Tensor(w.Name)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("tensor %s is missing (expected shape %v)", w.Name, w.Type.Shape))
+			continue
+		}
+		switch t.DType.String() {
+		case "F32", "F16", "BF16":
+		default:
+			problems = append(problems, fmt.Sprintf("tensor %s has dtype %s; llmc reads F32, F16 and BF16 weights", w.Name, t.DType))
+			continue
+		}
+		want, _ := w.Type.Shape.Eval(nil)
+		if !sameInts(want, t.Shape) {
+			msg := fmt.Sprintf("tensor %s has shape %v, expected %v", w.Name, t.Shape, want)
+			if hint := m.shapeHint(w.Name, t.Shape); hint != "" {
+				msg += " (" + hint + ")"
+			}
+			problems = append(problems, msg)
+		}
+	}
+	if len(problems) > 0 {
+		if len(problems) > 8 {
+			problems = append(problems[:8], fmt.Sprintf("and %d more", len(problems)-8))
+		}
+		return fmt.Errorf("%s: the weights do not match %s:\n  %s", m.Dir, m.Config.Path, strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+// shapeHint explains a projection shape mismatch in config terms.
+func (m *Model) shapeHint(name string, found []int) string {
+	c := m.Config
+	switch {
+	case strings.HasSuffix(name, "q_proj.weight") && len(found) == 2:
+		return fmt.Sprintf("config: head_dim %d × num_attention_heads %d = %d rows, the tensor has %d", c.HeadDim, c.NumHeads, c.HeadDim*c.NumHeads, found[0])
+	case (strings.HasSuffix(name, "k_proj.weight") || strings.HasSuffix(name, "v_proj.weight")) && len(found) == 2:
+		return fmt.Sprintf("config: head_dim %d × num_key_value_heads %d = %d rows, the tensor has %d", c.HeadDim, c.NumKVHeads, c.HeadDim*c.NumKVHeads, found[0])
+	case strings.HasSuffix(name, "embed_tokens.weight") && len(found) == 2:
+		return fmt.Sprintf("config: vocab_size %d, hidden_size %d", c.VocabSize, c.HiddenSize)
+	}
+	return ""
+}
+
+// Float32 implements runtime.WeightSource: F32 tensors are returned as a
+// view of the mapping when aligned, others are converted.
+func (m *Model) Float32(name string) ([]float32, []int, error) {
+	t, ok := m.Tensors.Tensor(name)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: tensor %s is missing", m.Dir, name)
+	}
+	if v, ok := t.Float32View(); ok {
+		return v, t.Shape, nil
+	}
+	f, err := t.Float32()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: tensor %s: %w", m.Dir, name, err)
+	}
+	return f, t.Shape, nil
+}
+
+func sameInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,379 @@
+package ir
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Op identifies an operation. Everything the verifier, printer and passes
+// know about an op is in its OpInfo, in the table below.
+type Op uint8
+
+const (
+	OpInvalid   Op = iota
+	OpEmbedding    // gather rows of a [vocab, hidden] table by token id
+	OpRMSNorm      // x / rms(x) * w (or * (1+w) with unit_offset)
+	OpLinear       // x · wᵀ (+ bias): w is [out, in] as checkpoints store it
+	OpReshape      // same elements, new shape (a view, no copy)
+	OpRoPE         // rotary position embedding, rotate-half layout
+	OpSiLU         // x * sigmoid(x)
+	OpGELUTanh     // GELU, tanh approximation
+	OpMul          // elementwise product
+	OpAdd          // elementwise sum
+	OpScale        // x * factor
+	OpSoftcap      // cap * tanh(x / cap)
+	OpLast         // the last row of a [seq, n] tensor, as [1, n]
+	OpKVAppend     // append rows to a growing (dynamic) cache
+	OpKVWrite      // write rows into a preallocated (static) cache at pos
+	OpAttention    // causal attention of q over a cache prefix, with GQA
+	OpKernel       // a fused region: runs its body
+	numOps
+)
+
+// ArgKind restricts what an argument may be.
+type ArgKind uint8
+
+const (
+	ArgTensor ArgKind = iota // an input, node result or weight
+	ArgWeight                // a weight
+	ArgState                 // a state
+)
+
+// AttrKind is the type of an attribute value.
+type AttrKind uint8
+
+const (
+	AttrInt AttrKind = iota
+	AttrFloat
+	AttrBool
+	AttrString
+)
+
+// AttrSpec describes one attribute an op accepts.
+type AttrSpec struct {
+	Name     string
+	Kind     AttrKind
+	Required bool
+}
+
+// OpInfo is an op's entry in the op table.
+type OpInfo struct {
+	Name     string
+	Args     []ArgKind // the kinds of the fixed arguments
+	Optional int       // how many trailing arguments may be left out
+	Variadic bool      // any number of tensor arguments (kernel)
+	Attrs    []AttrSpec
+	// Effect marks ops that write state: they have no result and are never
+	// removed or moved across other accesses to the same state.
+	Effect bool
+	// Elementwise ops map each element independently; their result has the
+	// shape of their first argument.
+	Elementwise bool
+	// Infer checks the arguments and attributes of n and returns the type
+	// of its result (the zero Type for effect-only ops).
+	Infer func(n *Node) (Type, error)
+}
+
+var opTable [numOps]OpInfo
+
+func init() {
+	opTable = [numOps]OpInfo{
+		OpEmbedding: {Name: "embedding", Args: []ArgKind{ArgWeight, ArgTensor}, Infer: inferEmbedding},
+		OpRMSNorm: {Name: "rms_norm", Args: []ArgKind{ArgTensor, ArgWeight}, Infer: inferRMSNorm,
+			Attrs: []AttrSpec{{"eps", AttrFloat, true}, {"unit_offset", AttrBool, false}}},
+		OpLinear:  {Name: "linear", Args: []ArgKind{ArgTensor, ArgWeight, ArgWeight}, Optional: 1, Infer: inferLinear},
+		OpReshape: {Name: "reshape", Args: []ArgKind{ArgTensor}, Infer: inferReshape},
+		OpRoPE: {Name: "rope", Args: []ArgKind{ArgTensor, ArgTensor}, Infer: inferRoPE,
+			Attrs: []AttrSpec{{"theta", AttrFloat, true}, {"scaling", AttrString, false},
+				{"factor", AttrFloat, false}, {"low_freq_factor", AttrFloat, false},
+				{"high_freq_factor", AttrFloat, false}, {"original_max_positions", AttrInt, false}}},
+		OpSiLU:     {Name: "silu", Args: []ArgKind{ArgTensor}, Elementwise: true, Infer: inferUnary},
+		OpGELUTanh: {Name: "gelu_tanh", Args: []ArgKind{ArgTensor}, Elementwise: true, Infer: inferUnary},
+		OpMul:      {Name: "mul", Args: []ArgKind{ArgTensor, ArgTensor}, Elementwise: true, Infer: inferBinary},
+		OpAdd:      {Name: "add", Args: []ArgKind{ArgTensor, ArgTensor}, Elementwise: true, Infer: inferBinary},
+		OpScale: {Name: "scale", Args: []ArgKind{ArgTensor}, Elementwise: true, Infer: inferUnary,
+			Attrs: []AttrSpec{{"factor", AttrFloat, true}}},
+		OpSoftcap: {Name: "softcap", Args: []ArgKind{ArgTensor}, Elementwise: true, Infer: inferUnary,
+			Attrs: []AttrSpec{{"cap", AttrFloat, true}}},
+		OpLast:     {Name: "last", Args: []ArgKind{ArgTensor}, Infer: inferLast},
+		OpKVAppend: {Name: "kv_append", Args: []ArgKind{ArgState, ArgTensor}, Effect: true, Infer: inferKVAppend},
+		OpKVWrite:  {Name: "kv_write", Args: []ArgKind{ArgState, ArgTensor, ArgTensor}, Effect: true, Infer: inferKVWrite},
+		OpAttention: {Name: "attention", Args: []ArgKind{ArgTensor, ArgState, ArgState, ArgTensor}, Infer: inferAttention,
+			Attrs: []AttrSpec{{"scale", AttrFloat, true}, {"window", AttrInt, false}, {"softcap", AttrFloat, false}}},
+		OpKernel: {Name: "kernel", Variadic: true, Infer: inferKernel,
+			Attrs: []AttrSpec{{"name", AttrString, true}}},
+	}
+}
+
+// Info returns the op's table entry.
+func (op Op) Info() *OpInfo {
+	if op <= OpInvalid || op >= numOps {
+		return &OpInfo{Name: fmt.Sprintf("op(%d)", op), Infer: func(*Node) (Type, error) { return Type{}, fmt.Errorf("invalid op") }}
+	}
+	return &opTable[op]
+}
+
+func (op Op) String() string { return op.Info().Name }
+
+// LookupOp finds an op by its printed name.
+func LookupOp(name string) (Op, bool) {
+	for i := OpInvalid + 1; i < numOps; i++ {
+		if opTable[i].Name == name {
+			return i, true
+		}
+	}
+	return OpInvalid, false
+}
+
+// HasEffect reports whether the node writes state (directly or, for a
+// kernel, in its body).
+func (n *Node) HasEffect() bool {
+	if n.Op.Info().Effect {
+		return true
+	}
+	if n.Body != nil {
+		for _, b := range n.Body.Nodes {
+			if b.HasEffect() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// LongString prints the node as one line of the text form (without its
+// kernel body), for error messages.
+func (n *Node) LongString() string {
+	var b strings.Builder
+	writeNodeHead(&b, n)
+	return b.String()
+}
+
+func rank(v *Value, want int) error {
+	if len(v.Type.Shape) != want {
+		return fmt.Errorf("%s has rank %d, want %d", v.Ref(), len(v.Type.Shape), want)
+	}
+	return nil
+}
+
+func sameDim(what string, a, b Dim) error {
+	if a != b {
+		return fmt.Errorf("%s: %s vs %s", what, a, b)
+	}
+	return nil
+}
+
+func floatArg(v *Value) error {
+	if !v.Type.DType.IsFloat() {
+		return fmt.Errorf("%s is %s, want a float type", v.Ref(), v.Type)
+	}
+	return nil
+}
+
+func inferEmbedding(n *Node) (Type, error) {
+	w, ids := n.Args[0], n.Args[1]
+	if err := rank(w, 2); err != nil {
+		return Type{}, err
+	}
+	if err := rank(ids, 1); err != nil {
+		return Type{}, err
+	}
+	if ids.Type.DType != I32 {
+		return Type{}, fmt.Errorf("token ids %s are %s, want i32", ids.Ref(), ids.Type.DType)
+	}
+	return T(F32, ids.Type.Shape[0], w.Type.Shape[1]), nil
+}
+
+func inferRMSNorm(n *Node) (Type, error) {
+	x, w := n.Args[0], n.Args[1]
+	if err := floatArg(x); err != nil {
+		return Type{}, err
+	}
+	if len(x.Type.Shape) == 0 {
+		return Type{}, fmt.Errorf("%s is a scalar", x.Ref())
+	}
+	if err := rank(w, 1); err != nil {
+		return Type{}, err
+	}
+	if err := sameDim("normalised dim vs weight", x.Type.Shape.Last(), w.Type.Shape[0]); err != nil {
+		return Type{}, err
+	}
+	return T(F32, x.Type.Shape...), nil
+}
+
+func inferLinear(n *Node) (Type, error) {
+	x, w := n.Args[0], n.Args[1]
+	if err := floatArg(x); err != nil {
+		return Type{}, err
+	}
+	if err := rank(x, 2); err != nil {
+		return Type{}, err
+	}
+	if err := rank(w, 2); err != nil {
+		return Type{}, err
+	}
+	if err := sameDim(fmt.Sprintf("inner dims differ (%s %s × %s %s)", x.Ref(), x.Type.Shape, w.Ref(), w.Type.Shape),
+		x.Type.Shape[1], w.Type.Shape[1]); err != nil {
+		return Type{}, err
+	}
+	if len(n.Args) == 3 {
+		b := n.Args[2]
+		if err := rank(b, 1); err != nil {
+			return Type{}, err
+		}
+		if err := sameDim("bias vs output dim", b.Type.Shape[0], w.Type.Shape[0]); err != nil {
+			return Type{}, err
+		}
+	}
+	return T(F32, x.Type.Shape[0], w.Type.Shape[0]), nil
+}
+
+// inferReshape accepts the declared result type when it has as many elements
+// as the argument. Symbolic dims must appear on both sides, in any order.
+func inferReshape(n *Node) (Type, error) {
+	x, want := n.Args[0], n.Result.Type
+	if want.IsVoid() {
+		return Type{}, fmt.Errorf("reshape needs its result type")
+	}
+	if want.DType != x.Type.DType {
+		return Type{}, fmt.Errorf("reshape changes dtype %s to %s", x.Type.DType, want.DType)
+	}
+	count := func(s Shape) (int, map[string]int) {
+		p, syms := 1, map[string]int{}
+		for _, d := range s {
+			if d.IsConst() {
+				p *= d.N
+			} else {
+				syms[d.Sym]++
+			}
+		}
+		return p, syms
+	}
+	pa, sa := count(x.Type.Shape)
+	pb, sb := count(want.Shape)
+	same := pa == pb && len(sa) == len(sb)
+	for k, v := range sa {
+		same = same && sb[k] == v
+	}
+	if !same {
+		return Type{}, fmt.Errorf("cannot reshape %s to %s: element counts differ", x.Type.Shape, want.Shape)
+	}
+	return want, nil
+}
+
+func inferRoPE(n *Node) (Type, error) {
+	x, pos := n.Args[0], n.Args[1]
+	if err := rank(x, 3); err != nil {
+		return Type{}, err
+	}
+	if d := x.Type.Shape[2]; !d.IsConst() || d.N%2 != 0 {
+		return Type{}, fmt.Errorf("head dim %s must be an even constant", d)
+	}
+	if err := scalarI32(pos); err != nil {
+		return Type{}, err
+	}
+	return x.Type, nil
+}
+
+func scalarI32(v *Value) error {
+	if v.Type.DType != I32 || len(v.Type.Shape) != 0 {
+		return fmt.Errorf("%s is %s, want the scalar position i32[]", v.Ref(), v.Type)
+	}
+	return nil
+}
+
+func inferUnary(n *Node) (Type, error) {
+	if err := floatArg(n.Args[0]); err != nil {
+		return Type{}, err
+	}
+	return n.Args[0].Type, nil
+}
+
+func inferBinary(n *Node) (Type, error) {
+	a, b := n.Args[0], n.Args[1]
+	if err := floatArg(a); err != nil {
+		return Type{}, err
+	}
+	if !a.Type.Equal(b.Type) {
+		return Type{}, fmt.Errorf("operand types differ: %s is %s, %s is %s", a.Ref(), a.Type, b.Ref(), b.Type)
+	}
+	return a.Type, nil
+}
+
+func inferLast(n *Node) (Type, error) {
+	x := n.Args[0]
+	if err := rank(x, 2); err != nil {
+		return Type{}, err
+	}
+	return T(x.Type.DType, C(1), x.Type.Shape[1]), nil
+}
+
+// checkCacheRows checks that rows [s, kvh, d] fit a cache [n, kvh, d].
+func checkCacheRows(cache, rows *Value) error {
+	if err := rank(cache, 3); err != nil {
+		return err
+	}
+	if err := rank(rows, 3); err != nil {
+		return err
+	}
+	for i := 1; i < 3; i++ {
+		if err := sameDim(fmt.Sprintf("%s %s vs %s %s", cache.Ref(), cache.Type.Shape, rows.Ref(), rows.Type.Shape),
+			cache.Type.Shape[i], rows.Type.Shape[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func inferKVAppend(n *Node) (Type, error) {
+	return Type{}, checkCacheRows(n.Args[0], n.Args[1])
+}
+
+func inferKVWrite(n *Node) (Type, error) {
+	if err := checkCacheRows(n.Args[0], n.Args[1]); err != nil {
+		return Type{}, err
+	}
+	if !n.Args[0].Type.Shape[0].IsConst() {
+		return Type{}, fmt.Errorf("kv_write needs a static cache, %s is %s", n.Args[0].Ref(), n.Args[0].Type)
+	}
+	return Type{}, scalarI32(n.Args[2])
+}
+
+func inferAttention(n *Node) (Type, error) {
+	q, k, v, pos := n.Args[0], n.Args[1], n.Args[2], n.Args[3]
+	for _, a := range []*Value{q, k, v} {
+		if err := rank(a, 3); err != nil {
+			return Type{}, err
+		}
+	}
+	if !k.Type.Equal(v.Type) {
+		return Type{}, fmt.Errorf("key cache %s and value cache %s differ", k, v)
+	}
+	if err := sameDim("head dim of queries vs keys", q.Type.Shape[2], k.Type.Shape[2]); err != nil {
+		return Type{}, err
+	}
+	h, kvh := q.Type.Shape[1], k.Type.Shape[1]
+	if !h.IsConst() || !kvh.IsConst() || kvh.N == 0 || h.N%kvh.N != 0 {
+		return Type{}, fmt.Errorf("%s query heads is not a multiple of %s key/value heads", h, kvh)
+	}
+	if err := scalarI32(pos); err != nil {
+		return Type{}, err
+	}
+	return T(F32, q.Type.Shape...), nil
+}
+
+// inferKernel types a kernel by its body's yield. A kernel's arguments are
+// the outer values its body reads (see Graph.Captures).
+func inferKernel(n *Node) (Type, error) {
+	b := n.Body
+	if b == nil {
+		return Type{}, fmt.Errorf("kernel has no body")
+	}
+	switch len(b.Outputs) {
+	case 0:
+		return Type{}, nil
+	case 1:
+		return b.Outputs[0].Type, nil
+	}
+	return Type{}, fmt.Errorf("kernel body yields %d values, want at most 1", len(b.Outputs))
+}

@@ -1,0 +1,161 @@
+package ir
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// DType is the element type of a tensor.
+type DType uint8
+
+const (
+	Invalid DType = iota
+	F32
+	F16
+	BF16
+	I32
+)
+
+var dtypeNames = [...]string{Invalid: "invalid", F32: "f32", F16: "f16", BF16: "bf16", I32: "i32"}
+var dtypeSizes = [...]int{Invalid: 0, F32: 4, F16: 2, BF16: 2, I32: 4}
+
+func (d DType) String() string {
+	if int(d) < len(dtypeNames) {
+		return dtypeNames[d]
+	}
+	return fmt.Sprintf("dtype(%d)", d)
+}
+
+// Size is the number of bytes of one element.
+func (d DType) Size() int {
+	if int(d) < len(dtypeSizes) {
+		return dtypeSizes[d]
+	}
+	return 0
+}
+
+// IsFloat reports whether d is a floating-point type.
+func (d DType) IsFloat() bool { return d == F32 || d == F16 || d == BF16 }
+
+// ParseDType parses the printed name of a dtype ("f32", "bf16", ...).
+func ParseDType(s string) (DType, error) {
+	for i, n := range dtypeNames {
+		if n == s && DType(i) != Invalid {
+			return DType(i), nil
+		}
+	}
+	return Invalid, fmt.Errorf("unknown dtype %q (want one of f32, f16, bf16, i32)", s)
+}
+
+// Dim is one dimension of a shape: a constant, or a named symbol whose value
+// is bound when the graph runs (for example "seq", the number of new tokens).
+type Dim struct {
+	N   int    // the size, when Sym is empty
+	Sym string // the symbol's name, or "" for a constant
+}
+
+// C returns a constant dimension.
+func C(n int) Dim { return Dim{N: n} }
+
+// S returns a symbolic dimension.
+func S(name string) Dim { return Dim{Sym: name} }
+
+// IsConst reports whether d is a constant.
+func (d Dim) IsConst() bool { return d.Sym == "" }
+
+func (d Dim) String() string {
+	if d.Sym != "" {
+		return d.Sym
+	}
+	return strconv.Itoa(d.N)
+}
+
+// Shape lists a tensor's dimensions, outermost first. Tensors are row-major.
+type Shape []Dim
+
+// Consts returns a shape of constant dimensions.
+func Consts(dims ...int) Shape {
+	s := make(Shape, len(dims))
+	for i, n := range dims {
+		s[i] = C(n)
+	}
+	return s
+}
+
+func (s Shape) String() string {
+	parts := make([]string, len(s))
+	for i, d := range s {
+		parts[i] = d.String()
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// Equal reports whether two shapes have the same dimensions.
+func (s Shape) Equal(t Shape) bool {
+	if len(s) != len(t) {
+		return false
+	}
+	for i := range s {
+		if s[i] != t[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// IsConst reports whether every dimension is a constant.
+func (s Shape) IsConst() bool {
+	for _, d := range s {
+		if !d.IsConst() {
+			return false
+		}
+	}
+	return true
+}
+
+// Last returns the innermost dimension. The shape must not be empty.
+func (s Shape) Last() Dim { return s[len(s)-1] }
+
+// Clone returns a copy of s.
+func (s Shape) Clone() Shape { return append(Shape(nil), s...) }
+
+// Eval returns the concrete sizes of s with the symbols bound by env.
+func (s Shape) Eval(env map[string]int) ([]int, error) {
+	out := make([]int, len(s))
+	for i, d := range s {
+		if d.IsConst() {
+			out[i] = d.N
+			continue
+		}
+		n, ok := env[d.Sym]
+		if !ok {
+			return nil, fmt.Errorf("symbol %q is not bound", d.Sym)
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+// Type is a tensor type: an element type and a shape. A zero Type means "no
+// value" (the result of an op that only has effects).
+type Type struct {
+	DType DType
+	Shape Shape
+}
+
+// T is shorthand for a Type.
+func T(d DType, dims ...Dim) Type { return Type{DType: d, Shape: Shape(dims)} }
+
+// IsVoid reports whether t is the empty type of effect-only ops.
+func (t Type) IsVoid() bool { return t.DType == Invalid }
+
+func (t Type) String() string {
+	if t.IsVoid() {
+		return "void"
+	}
+	return t.DType.String() + t.Shape.String()
+}
+
+// Equal reports whether two types are the same.
+func (t Type) Equal(u Type) bool { return t.DType == u.DType && t.Shape.Equal(u.Shape) }

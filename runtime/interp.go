@@ -1,0 +1,369 @@
+// Package runtime runs llmc graphs: an interpreter with generic Go kernels,
+// the KV cache, and the generation loop shared by every way of running a
+// model.
+package runtime
+
+import (
+	"fmt"
+
+	"github.com/llmc-dev/llmc/ir"
+)
+
+// WeightSource supplies weights by tensor name, converted to float32.
+type WeightSource interface {
+	// Float32 returns the named tensor's elements in row-major order and
+	// its shape. The slice may alias read-only memory: callers must not
+	// write to it.
+	Float32(name string) ([]float32, []int, error)
+}
+
+// The graph inputs every entry point takes.
+const (
+	InputTokens = "tokens" // i32[seq]: the new tokens
+	InputPos    = "pos"    // i32[]: how many tokens the cache already holds
+)
+
+// Program interprets one or more entry-point graphs that share weights and
+// state (the KV cache), one node at a time.
+type Program struct {
+	entries map[string]*entry
+	weights map[string][]float32
+	states  map[string]*stateBuf
+	par     Parallel
+}
+
+type tensor struct {
+	f     []float32
+	shape []int
+}
+
+type entry struct {
+	g      *ir.Graph
+	slot   map[*ir.Value]int
+	vals   []tensor    // per slot, for the current step
+	bufs   [][]float32 // per slot, reused across steps
+	prep   map[*ir.Node][]float32
+	tokens *ir.Value
+	pos    *ir.Value
+}
+
+// stateBuf is one state tensor, such as a layer's key cache. A dynamic
+// cache ([ctx, ...]) grows as rows are appended; a static one ([N, ...]) is
+// allocated once and written in place.
+type stateBuf struct {
+	name    string
+	rowSize int
+	static  bool
+	maxRows int
+	data    []float32
+	rows    int // rows that hold data
+}
+
+// NewProgram prepares graphs for interpretation. Each graph must verify,
+// take %tokens and %pos, and agree with the others on shared weights and
+// states. par may be nil (single-threaded).
+func NewProgram(graphs []*ir.Graph, ws WeightSource, par Parallel) (*Program, error) {
+	if par == nil {
+		par = serial{}
+	}
+	p := &Program{entries: map[string]*entry{}, weights: map[string][]float32{}, states: map[string]*stateBuf{}, par: par}
+	for _, g := range graphs {
+		if err := ir.Verify(g); err != nil {
+			return nil, err
+		}
+		if _, dup := p.entries[g.Name]; dup {
+			return nil, fmt.Errorf("two entry points are named %s", g.Name)
+		}
+		e, err := p.prepare(g, ws)
+		if err != nil {
+			return nil, fmt.Errorf("graph %s: %w", g.Name, err)
+		}
+		p.entries[g.Name] = e
+	}
+	return p, nil
+}
+
+func (p *Program) prepare(g *ir.Graph, ws WeightSource) (*entry, error) {
+	e := &entry{g: g, slot: map[*ir.Value]int{}, prep: map[*ir.Node][]float32{}}
+	for _, in := range g.Inputs {
+		switch in.Name {
+		case InputTokens:
+			e.tokens = in
+		case InputPos:
+			e.pos = in
+		default:
+			return nil, fmt.Errorf("unknown input %s", in.Ref())
+		}
+	}
+	if e.tokens == nil || e.pos == nil {
+		return nil, fmt.Errorf("entry points need inputs %%%s and %%%s", InputTokens, InputPos)
+	}
+	for _, w := range g.Weights {
+		if _, ok := p.weights[w.Name]; ok {
+			continue
+		}
+		data, shape, err := ws.Float32(w.Name)
+		if err != nil {
+			return nil, err
+		}
+		want, _ := w.Type.Shape.Eval(nil)
+		if !equalInts(shape, want) {
+			return nil, fmt.Errorf("weight %s has shape %v, the graph wants %v", w.Name, shape, want)
+		}
+		p.weights[w.Name] = data
+	}
+	for _, s := range g.States {
+		sh := s.Type.Shape
+		rowDims, err := sh[1:].Eval(nil)
+		if err != nil {
+			return nil, fmt.Errorf("state %s: inner dims must be constants: %w", s.Ref(), err)
+		}
+		rowSize := product(rowDims)
+		sb := &stateBuf{name: s.Name, rowSize: rowSize, static: sh[0].IsConst()}
+		if sb.static {
+			sb.maxRows = sh[0].N
+		}
+		if old, ok := p.states[s.Name]; ok {
+			if old.rowSize != sb.rowSize || old.static != sb.static || old.maxRows != sb.maxRows {
+				return nil, fmt.Errorf("state %s differs between entry points", s.Ref())
+			}
+			continue
+		}
+		if sb.static {
+			sb.data = make([]float32, sb.maxRows*rowSize)
+		}
+		p.states[s.Name] = sb
+	}
+	g.Walk(func(n *ir.Node) {
+		if n.Result != nil {
+			e.slot[n.Result] = len(e.slot)
+		}
+		if n.Op == ir.OpRoPE {
+			a := n.Attrs
+			dim := n.Args[0].Type.Shape[2].N
+			e.prep[n] = ropeInvFreq(dim, a.Float("theta", 10000), a.String("scaling", ""), a.Float("factor", 1),
+				a.Float("low_freq_factor", 1), a.Float("high_freq_factor", 4), a.Int("original_max_positions", 8192))
+		}
+	})
+	e.vals = make([]tensor, len(e.slot))
+	e.bufs = make([][]float32, len(e.slot))
+	return e, nil
+}
+
+// Entry reports whether the program has an entry point of that name.
+func (p *Program) Entry(name string) (*ir.Graph, bool) {
+	e, ok := p.entries[name]
+	if !ok {
+		return nil, false
+	}
+	return e.g, true
+}
+
+// Reset empties every state (the KV cache).
+func (p *Program) Reset() {
+	for _, s := range p.states {
+		s.rows = 0
+		if !s.static {
+			s.data = s.data[:0]
+		}
+	}
+}
+
+// Run executes entry point name on tokens placed at positions pos,
+// pos+1, ... and returns a copy of its output and the output's shape.
+func (p *Program) Run(name string, tokens []int32, pos int) ([]float32, []int, error) {
+	e, ok := p.entries[name]
+	if !ok {
+		return nil, nil, fmt.Errorf("no entry point %q", name)
+	}
+	env := map[string]int{"seq": len(tokens), "ctx": pos + len(tokens)}
+	if seq := e.tokens.Type.Shape[0]; seq.IsConst() && seq.N != len(tokens) {
+		return nil, nil, fmt.Errorf("entry point %s takes %d tokens, got %d", name, seq.N, len(tokens))
+	}
+	r := &run{p: p, e: e, env: env, tokens: tokens, pos: pos}
+	if err := r.nodes(e.g.Nodes); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	out := r.value(e.g.Outputs[0])
+	return append([]float32(nil), out.f...), append([]int(nil), out.shape...), nil
+}
+
+type run struct {
+	p      *Program
+	e      *entry
+	env    map[string]int
+	tokens []int32
+	pos    int
+}
+
+func (r *run) value(v *ir.Value) tensor {
+	switch v.Kind {
+	case ir.KindWeight:
+		shape, _ := v.Type.Shape.Eval(nil)
+		return tensor{f: r.p.weights[v.Name], shape: shape}
+	case ir.KindNode:
+		return r.e.vals[r.e.slot[v]]
+	}
+	return tensor{}
+}
+
+// alloc returns the (reused) buffer for node n's result.
+func (r *run) alloc(n *ir.Node) (tensor, error) {
+	shape, err := n.Result.Type.Shape.Eval(r.env)
+	if err != nil {
+		return tensor{}, err
+	}
+	size := product(shape)
+	i := r.e.slot[n.Result]
+	if cap(r.e.bufs[i]) < size {
+		r.e.bufs[i] = make([]float32, size)
+	}
+	t := tensor{f: r.e.bufs[i][:size], shape: shape}
+	r.e.vals[i] = t
+	return t, nil
+}
+
+func (r *run) nodes(nodes []*ir.Node) error {
+	for _, n := range nodes {
+		if err := r.node(n); err != nil {
+			return fmt.Errorf("%s: %w", n.LongString(), err)
+		}
+	}
+	return nil
+}
+
+func (r *run) node(n *ir.Node) error {
+	switch n.Op {
+	case ir.OpKernel:
+		if err := r.nodes(n.Body.Nodes); err != nil {
+			return err
+		}
+		if n.Result != nil {
+			r.e.vals[r.e.slot[n.Result]] = r.value(n.Body.Outputs[0])
+		}
+		return nil
+	case ir.OpReshape:
+		x := r.value(n.Args[0])
+		shape, err := n.Result.Type.Shape.Eval(r.env)
+		if err != nil {
+			return err
+		}
+		r.e.vals[r.e.slot[n.Result]] = tensor{f: x.f, shape: shape}
+		return nil
+	case ir.OpKVAppend, ir.OpKVWrite:
+		return r.cacheWrite(n)
+	}
+
+	out, err := r.alloc(n)
+	if err != nil {
+		return err
+	}
+	arg := func(i int) tensor { return r.value(n.Args[i]) }
+	switch n.Op {
+	case ir.OpEmbedding:
+		w := arg(0)
+		return embedding(out.f, w.f, r.tokensOf(n.Args[1]), w.shape[0], w.shape[1])
+	case ir.OpRMSNorm:
+		x := arg(0)
+		dim := x.shape[len(x.shape)-1]
+		rmsNorm(out.f, x.f, arg(1).f, len(x.f)/dim, dim, n.Attrs.Float("eps", 1e-6), n.Attrs.Bool("unit_offset", false))
+	case ir.OpLinear:
+		x, w := arg(0), arg(1)
+		var bias []float32
+		if len(n.Args) == 3 {
+			bias = arg(2).f
+		}
+		linear(r.p.par, out.f, x.f, w.f, bias, x.shape[0], x.shape[1], w.shape[0])
+	case ir.OpRoPE:
+		x := arg(0)
+		rope(out.f, x.f, r.e.prep[n], x.shape[0], x.shape[1], x.shape[2], r.pos)
+	case ir.OpSiLU:
+		silu(out.f, arg(0).f)
+	case ir.OpGELUTanh:
+		geluTanh(out.f, arg(0).f)
+	case ir.OpMul:
+		mul(out.f, arg(0).f, arg(1).f)
+	case ir.OpAdd:
+		add(out.f, arg(0).f, arg(1).f)
+	case ir.OpScale:
+		scale(out.f, arg(0).f, float32(n.Attrs.Float("factor", 1)))
+	case ir.OpSoftcap:
+		softcap(out.f, arg(0).f, n.Attrs.Float("cap", 1))
+	case ir.OpLast:
+		x := arg(0)
+		cols := x.shape[1]
+		copy(out.f, x.f[(x.shape[0]-1)*cols:])
+	case ir.OpAttention:
+		return r.attention(n, out)
+	default:
+		return fmt.Errorf("the interpreter has no kernel for %s", n.Op)
+	}
+	return nil
+}
+
+func (r *run) tokensOf(v *ir.Value) []int32 {
+	if v.Kind == ir.KindInput && v.Name == InputTokens {
+		return r.tokens
+	}
+	return nil
+}
+
+func (r *run) cacheWrite(n *ir.Node) error {
+	sb := r.p.states[n.Args[0].Name]
+	x := r.value(n.Args[1])
+	rows := len(x.f) / sb.rowSize
+	at := r.pos
+	if sb.static {
+		if at+rows > sb.maxRows {
+			return fmt.Errorf("the static KV cache holds %d positions; positions %d..%d do not fit", sb.maxRows, at, at+rows-1)
+		}
+	} else {
+		if at > sb.rows {
+			return fmt.Errorf("cache %s holds %d positions, cannot append at %d", sb.name, sb.rows, at)
+		}
+		// Appending at pos drops anything after it (a rewind), then grows.
+		sb.data = append(sb.data[:at*sb.rowSize], x.f...)
+		sb.rows = at + rows
+		return nil
+	}
+	copy(sb.data[at*sb.rowSize:], x.f)
+	sb.rows = max(sb.rows, at+rows)
+	return nil
+}
+
+func (r *run) attention(n *ir.Node, out tensor) error {
+	q := r.value(n.Args[0])
+	kb, vb := r.p.states[n.Args[1].Name], r.p.states[n.Args[2].Name]
+	seq := q.shape[0]
+	if need := r.pos + seq; kb.rows < need || vb.rows < need {
+		return fmt.Errorf("the KV cache holds %d positions, attention needs %d", min(kb.rows, vb.rows), need)
+	}
+	kvHeads := n.Args[1].Type.Shape[1].N
+	attention(r.p.par, out.f, q.f, kb.data, vb.data, attentionParams{
+		seq: seq, heads: q.shape[1], kvHeads: kvHeads, dim: q.shape[2], pos: r.pos,
+		scale:   float32(n.Attrs.Float("scale", 1)),
+		window:  n.Attrs.Int("window", 0),
+		softcap: n.Attrs.Float("softcap", 0),
+	})
+	return nil
+}
+
+func product(xs []int) int {
+	p := 1
+	for _, x := range xs {
+		p *= x
+	}
+	return p
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,243 @@
+package runtime
+
+import (
+	"fmt"
+	"math"
+)
+
+// The generic kernels of the interpreter. They work on row-major float32
+// slices and take their sizes as arguments; compiled backends generate
+// specialised versions of the same loops.
+
+// Parallel splits loops across threads. runtime/pool.Pool implements it.
+type Parallel interface {
+	ParallelFor(n int, fn func(start, end int))
+}
+
+// serial runs loops on the calling goroutine.
+type serial struct{}
+
+func (serial) ParallelFor(n int, fn func(start, end int)) {
+	if n > 0 {
+		fn(0, n)
+	}
+}
+
+// dot is the inner product of two equally long vectors, with four
+// accumulators so the loop is not one long dependency chain.
+func dot(a, b []float32) float32 {
+	n := len(a)
+	b = b[:n]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < n; i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// embedding gathers rows of table ([vocab, dim]) into out ([len(ids), dim]).
+func embedding(out, table []float32, ids []int32, vocab, dim int) error {
+	for s, id := range ids {
+		if id < 0 || int(id) >= vocab {
+			return fmt.Errorf("token id %d is outside the vocabulary (0..%d)", id, vocab-1)
+		}
+		copy(out[s*dim:(s+1)*dim], table[int(id)*dim:(int(id)+1)*dim])
+	}
+	return nil
+}
+
+// rmsNorm normalises each row of x ([rows, dim]) by its root mean square
+// and scales by w, or by (1 + w) when unitOffset is set.
+func rmsNorm(out, x, w []float32, rows, dim int, eps float64, unitOffset bool) {
+	for r := 0; r < rows; r++ {
+		row := x[r*dim : (r+1)*dim]
+		var ss float64
+		for _, v := range row {
+			ss += float64(v) * float64(v)
+		}
+		inv := float32(1 / math.Sqrt(ss/float64(dim)+eps))
+		o := out[r*dim : (r+1)*dim]
+		for i, v := range row {
+			g := w[i]
+			if unitOffset {
+				g = 1 + g
+			}
+			o[i] = v * inv * g
+		}
+	}
+}
+
+// linear computes out[s, n] = x[s, :] · w[n, :] (+ bias[n]) for x [rows, in]
+// and w [outDim, in], splitting the output columns across threads so each
+// weight row is read once per call.
+func linear(par Parallel, out, x, w, bias []float32, rows, in, outDim int) {
+	par.ParallelFor(outDim, func(start, end int) {
+		for n := start; n < end; n++ {
+			wr := w[n*in : (n+1)*in]
+			var b float32
+			if bias != nil {
+				b = bias[n]
+			}
+			for s := 0; s < rows; s++ {
+				out[s*outDim+n] = dot(x[s*in:(s+1)*in], wr) + b
+			}
+		}
+	})
+}
+
+// ropeInvFreq returns the rotary inverse frequencies of a head dim, as
+// transformers computes them (float32), with optional scaling.
+func ropeInvFreq(dim int, theta float64, scaling string, factor, low, high float64, origMax int) []float32 {
+	inv := make([]float32, dim/2)
+	for i := range inv {
+		exp := float32(2*i) / float32(dim)
+		f := 1 / math.Pow(theta, float64(exp))
+		switch scaling {
+		case "linear":
+			f /= factor
+		case "llama3":
+			lowWavelen := float64(origMax) / low
+			highWavelen := float64(origMax) / high
+			wavelen := 2 * math.Pi / f
+			switch {
+			case wavelen < highWavelen:
+			case wavelen > lowWavelen:
+				f /= factor
+			default:
+				smooth := (float64(origMax)/wavelen - low) / (high - low)
+				f = (1-smooth)*f/factor + smooth*f
+			}
+		}
+		inv[i] = float32(f)
+	}
+	return inv
+}
+
+// rope rotates x ([seq, heads, dim]) in place-compatible fashion into out,
+// in the rotate-half layout: pairs (i, i + dim/2) at position pos+s.
+func rope(out, x, invFreq []float32, seq, heads, dim, pos int) {
+	half := dim / 2
+	cos := make([]float32, half)
+	sin := make([]float32, half)
+	for s := 0; s < seq; s++ {
+		p := float32(pos + s)
+		for i, f := range invFreq {
+			a := float64(p * f)
+			cos[i], sin[i] = float32(math.Cos(a)), float32(math.Sin(a))
+		}
+		for h := 0; h < heads; h++ {
+			base := (s*heads + h) * dim
+			xr, o := x[base:base+dim], out[base:base+dim]
+			for i := 0; i < half; i++ {
+				x1, x2 := xr[i], xr[i+half]
+				o[i] = x1*cos[i] - x2*sin[i]
+				o[i+half] = x2*cos[i] + x1*sin[i]
+			}
+		}
+	}
+}
+
+func silu(out, x []float32) {
+	for i, v := range x {
+		out[i] = v / (1 + float32(math.Exp(float64(-v))))
+	}
+}
+
+// geluTanh is GELU with the tanh approximation (gelu_pytorch_tanh).
+func geluTanh(out, x []float32) {
+	const c = 0.7978845608028654 // sqrt(2/pi)
+	for i, v := range x {
+		u := float64(v)
+		out[i] = float32(0.5 * u * (1 + math.Tanh(c*(u+0.044715*u*u*u))))
+	}
+}
+
+func mul(out, a, b []float32) {
+	b = b[:len(a)]
+	for i := range a {
+		out[i] = a[i] * b[i]
+	}
+}
+
+func add(out, a, b []float32) {
+	b = b[:len(a)]
+	for i := range a {
+		out[i] = a[i] + b[i]
+	}
+}
+
+func scale(out, x []float32, f float32) {
+	for i, v := range x {
+		out[i] = v * f
+	}
+}
+
+func softcap(out, x []float32, c float64) {
+	for i, v := range x {
+		out[i] = float32(c * math.Tanh(float64(v)/c))
+	}
+}
+
+// attentionParams describe one attention call.
+type attentionParams struct {
+	seq, heads, kvHeads, dim int
+	pos                      int     // absolute position of the first query
+	scale                    float32 // applied to q·k
+	window                   int     // 0: full causal; else keys p-W < j <= p
+	softcap                  float64 // 0: none
+}
+
+// attention computes causal attention of q ([seq, heads, dim]) over the
+// cache prefix k, v ([>= pos+seq, kvHeads, dim]), writing out ([seq, heads,
+// dim]). Query heads share key/value heads in groups (GQA).
+func attention(par Parallel, out, q, k, v []float32, a attentionParams) {
+	group := a.heads / a.kvHeads
+	rowK := a.kvHeads * a.dim
+	par.ParallelFor(a.seq*a.heads, func(start, end int) {
+		scores := make([]float32, a.pos+a.seq)
+		for item := start; item < end; item++ {
+			s, h := item/a.heads, item%a.heads
+			kh := h / group
+			p := a.pos + s
+			lo := 0
+			if a.window > 0 && p-a.window+1 > 0 {
+				lo = p - a.window + 1
+			}
+			qv := q[(s*a.heads+h)*a.dim : (s*a.heads+h+1)*a.dim]
+			maxScore := float32(math.Inf(-1))
+			for j := lo; j <= p; j++ {
+				sc := dot(qv, k[j*rowK+kh*a.dim:j*rowK+(kh+1)*a.dim]) * a.scale
+				if a.softcap != 0 {
+					sc = float32(a.softcap * math.Tanh(float64(sc)/a.softcap))
+				}
+				scores[j] = sc
+				if sc > maxScore {
+					maxScore = sc
+				}
+			}
+			var sum float64
+			for j := lo; j <= p; j++ {
+				e := math.Exp(float64(scores[j] - maxScore))
+				scores[j] = float32(e)
+				sum += e
+			}
+			o := out[(s*a.heads+h)*a.dim : (s*a.heads+h+1)*a.dim]
+			clear(o)
+			inv := float32(1 / sum)
+			for j := lo; j <= p; j++ {
+				w := scores[j] * inv
+				vr := v[j*rowK+kh*a.dim : j*rowK+(kh+1)*a.dim]
+				for d := range o {
+					o[d] += w * vr[d]
+				}
+			}
+		}
+	})
+}
