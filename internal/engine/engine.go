@@ -20,7 +20,9 @@ const (
 
 // Options configure Open.
 type Options struct {
-	Par runtime.Parallel // nil: single-threaded
+	// Threads is the number of worker threads kernels may use; 0 means one
+	// per core.
+	Threads int
 }
 
 // Engine is an opened model, ready to decode.
@@ -82,7 +84,7 @@ func openEager(dir string, opts Options) (*Engine, error) {
 		m.Close()
 		return nil, err
 	}
-	prog, err := runtime.NewProgram(graphs, m, opts.Par)
+	prog, err := runtime.NewProgram(graphs, m, nil)
 	if err != nil {
 		m.Close()
 		return nil, err

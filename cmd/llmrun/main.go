@@ -1,0 +1,11 @@
+// Command llmrun runs models (Hugging Face folders or llmc artifacts):
+// generation, scoring and benchmarks. Run "llmrun help" for its commands.
+package main
+
+import (
+	"os"
+
+	"github.com/llmc-dev/llmc/internal/cli"
+)
+
+func main() { os.Exit(cli.Llmrun(os.Args[1:], os.Stdout, os.Stderr)) }

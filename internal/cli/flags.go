@@ -1,0 +1,148 @@
+// Package cli implements the llmc and llmrun commands, so that their mains
+// stay one line long and tests can run them in-process.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// usageError marks errors caused by how the command was called; they exit
+// with status 2 and print the subcommand's usage hint.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// command is one subcommand of llmc or llmrun.
+type command struct {
+	name     string
+	args     string // positional arguments, for the usage line
+	summary  string
+	examples []string
+	flags    func(fs *flag.FlagSet) func(pos []string) error
+}
+
+// parseInterspersed parses flags that may come before or after positional
+// arguments (llmrun generate MODEL --ids 1,2), returning the positionals.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// run dispatches args to one of cmds and turns errors into an exit status.
+func run(prog string, cmds []*command, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printUsage(prog, cmds, stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	var cmd *command
+	for _, c := range cmds {
+		if c.name == args[0] {
+			cmd = c
+		}
+	}
+	if cmd == nil {
+		fmt.Fprintf(stderr, "%s: unknown command %q\n", prog, args[0])
+		printUsage(prog, cmds, stderr)
+		return 2
+	}
+	fs := flag.NewFlagSet(prog+" "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: %s %s %s\n\n%s\n", prog, cmd.name, cmd.args, cmd.summary)
+		if len(cmd.examples) > 0 {
+			fmt.Fprintf(stderr, "\nexamples:\n")
+			for _, e := range cmd.examples {
+				fmt.Fprintf(stderr, "  %s\n", e)
+			}
+		}
+		fmt.Fprintf(stderr, "\nflags:\n")
+		fs.PrintDefaults()
+	}
+	exec := cmd.flags(fs)
+	pos, err := parseInterspersed(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2 // the flag package has printed the problem and usage
+	}
+	err = exec(pos)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "run '%s %s --help' for usage\n", prog, cmd.name)
+		return 2
+	}
+	return 1
+}
+
+func printUsage(prog string, cmds []*command, w io.Writer) {
+	fmt.Fprintf(w, "usage: %s COMMAND [arguments]\n\ncommands:\n", prog)
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, firstLine(c.summary))
+	}
+	fmt.Fprintf(w, "\nrun '%s COMMAND --help' for a command's flags and examples\n", prog)
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// parseIDs parses a comma-separated list of token ids.
+func parseIDs(s string) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, usagef("--ids is empty")
+	}
+	var ids []int
+	for i, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 0 {
+			return nil, usagef("--ids: item %d is %q, want a non-negative integer", i+1, f)
+		}
+		ids = append(ids, n)
+	}
+	return ids, nil
+}
+
+// onePositional returns the single positional argument named what.
+func onePositional(pos []string, what string) (string, error) {
+	switch len(pos) {
+	case 0:
+		return "", usagef("missing %s", what)
+	case 1:
+		return pos[0], nil
+	}
+	return "", usagef("want one %s, got %d arguments: %s", what, len(pos), strings.Join(pos, " "))
+}

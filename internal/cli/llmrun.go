@@ -1,0 +1,345 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/llmc-dev/llmc/frontends/hf"
+	"github.com/llmc-dev/llmc/internal/engine"
+	"github.com/llmc-dev/llmc/runtime"
+	"github.com/llmc-dev/llmc/runtime/sample"
+)
+
+// Llmrun runs the llmrun command with args (without the program name) and
+// returns its exit status.
+func Llmrun(args []string, stdout, stderr io.Writer) int {
+	return run("llmrun", llmrunCommands(stdout, stderr), args, stdout, stderr)
+}
+
+func llmrunCommands(stdout, stderr io.Writer) []*command {
+	return []*command{
+		{
+			name: "generate", args: "MODEL --ids IDS [flags]",
+			summary: "Generate tokens after a prompt.\n\nMODEL is a Hugging Face model folder (config.json and *.safetensors).\nSampling defaults come from the model's generation_config.json when it has one, else greedy.",
+			examples: []string{
+				"llmrun generate ../shared/models/stories260K --ids 1,403,407 --max-new-tokens 200 --temperature 0",
+				"llmrun generate ~/models/my-llama --ids 1,15043 --temperature 0.7 --top-p 0.9 --seed 42 --format json",
+			},
+			flags: func(fs *flag.FlagSet) func([]string) error {
+				g := &generateFlags{}
+				g.register(fs)
+				return func(pos []string) error { return g.run(fs, pos, stdout, stderr) }
+			},
+		},
+		{
+			name: "score", args: "MODEL --ids IDS [--logits FILE]",
+			summary: "Run a whole sequence through the model: mean negative log-likelihood and perplexity.\n\nWith --logits, write the logits after each position to FILE as JSON Lines (one array per position).",
+			examples: []string{
+				"llmrun score ../shared/models/stories260K --ids 1,403,407,261,378 --logits /tmp/logits.jsonl",
+			},
+			flags: func(fs *flag.FlagSet) func([]string) error {
+				ids := fs.String("ids", "", "comma-separated token ids of the sequence (at least 2)")
+				logits := fs.String("logits", "", "write the logits after each position to this JSON Lines file")
+				format := fs.String("format", "text", "output format: text or json")
+				common := registerCommon(fs)
+				return func(pos []string) error {
+					return runScore(pos, *ids, *logits, *format, common, stdout)
+				}
+			},
+		},
+	}
+}
+
+// commonFlags are shared by the subcommands that run a model.
+type commonFlags struct {
+	threads *int
+	quiet   *bool
+}
+
+func registerCommon(fs *flag.FlagSet) *commonFlags {
+	return &commonFlags{
+		threads: fs.Int("threads", 0, "worker threads for kernels (0: one per core)"),
+		quiet:   fs.Bool("quiet", false, "print no progress or summary lines"),
+	}
+}
+
+func (c *commonFlags) open(path string) (*engine.Engine, error) {
+	if *c.threads < 0 {
+		return nil, usagef("--threads is %d, want >= 0", *c.threads)
+	}
+	return engine.Open(path, engine.Options{Threads: *c.threads})
+}
+
+type generateFlags struct {
+	ids               string
+	maxNew            int
+	temperature, topP float64
+	minP, repPenalty  float64
+	topK              int
+	seed              uint64
+	format            string
+	common            *commonFlags
+}
+
+func (g *generateFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.ids, "ids", "", "comma-separated prompt token ids")
+	fs.IntVar(&g.maxNew, "max-new-tokens", 64, "the most tokens to generate")
+	fs.Float64Var(&g.temperature, "temperature", 0, "sampling temperature; 0 is greedy (default: generation_config.json, else 0)")
+	fs.IntVar(&g.topK, "top-k", 0, "keep the k most likely tokens; 0 keeps all (default: generation_config.json)")
+	fs.Float64Var(&g.topP, "top-p", 1, "nucleus sampling: keep the smallest set with this much probability (default: generation_config.json)")
+	fs.Float64Var(&g.minP, "min-p", 0, "keep tokens at least this fraction as likely as the best (default: generation_config.json)")
+	fs.Float64Var(&g.repPenalty, "repetition-penalty", 1, "penalise tokens already seen; 1 is off (default: generation_config.json)")
+	fs.Uint64Var(&g.seed, "seed", 0, "random seed for sampling")
+	fs.StringVar(&g.format, "format", "text", "output format: text (ids as they are generated) or json")
+	g.common = registerCommon(fs)
+}
+
+// samplingOptions merges the flags the user set over the model's
+// generation_config.json, as transformers' generate does.
+func (g *generateFlags) samplingOptions(fs *flag.FlagSet, gen *hf.GenerationConfig) sample.Options {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var o sample.Options
+	if gen != nil && gen.DoSample != nil && *gen.DoSample {
+		o.Temperature = 1
+		if gen.Temperature != nil {
+			o.Temperature = *gen.Temperature
+		}
+		if gen.TopK != nil {
+			o.TopK = *gen.TopK
+		}
+		if gen.TopP != nil {
+			o.TopP = *gen.TopP
+		}
+		if gen.MinP != nil {
+			o.MinP = *gen.MinP
+		}
+	}
+	if gen != nil && gen.RepetitionPenalty != nil {
+		o.RepetitionPenalty = *gen.RepetitionPenalty
+	}
+	if set["temperature"] {
+		o.Temperature = g.temperature
+	}
+	if set["top-k"] {
+		o.TopK = g.topK
+	}
+	if set["top-p"] {
+		o.TopP = g.topP
+	}
+	if set["min-p"] {
+		o.MinP = g.minP
+	}
+	if set["repetition-penalty"] {
+		o.RepetitionPenalty = g.repPenalty
+	}
+	o.Seed = g.seed
+	return o
+}
+
+func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Writer) error {
+	path, err := onePositional(pos, "MODEL")
+	if err != nil {
+		return err
+	}
+	if g.format != "text" && g.format != "json" {
+		return usagef("--format is %q, want text or json", g.format)
+	}
+	if g.ids == "" {
+		return usagef("--ids is required (the prompt as comma-separated token ids)")
+	}
+	prompt, err := parseIDs(g.ids)
+	if err != nil {
+		return err
+	}
+	if g.maxNew < 0 {
+		return usagef("--max-new-tokens is %d, want >= 0", g.maxNew)
+	}
+	e, err := g.common.open(path)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	cfg := e.Config
+	for i, id := range prompt {
+		if id >= cfg.VocabSize {
+			return usagef("--ids: token id %d (item %d) is outside the vocabulary 0..%d", id, i+1, cfg.VocabSize-1)
+		}
+	}
+	if n := len(prompt) + g.maxNew; n > e.Decoder.Context()+1 {
+		return usagef("the prompt (%d tokens) plus --max-new-tokens %d needs %d positions; %s holds %d",
+			len(prompt), g.maxNew, n-1, path, e.Decoder.Context())
+	}
+	opts := g.samplingOptions(fs, cfg.Generation)
+	var sampler *sample.Sampler
+	if opts.Temperature > 0 {
+		if sampler, err = sample.New(opts); err != nil {
+			return usagef("%v", err)
+		}
+	}
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	onToken := func(id int) (bool, error) {
+		if g.format != "text" {
+			return false, nil
+		}
+		fmt.Fprintf(out, "%d ", id)
+		return false, out.Flush()
+	}
+	res, err := runtime.Generate(e.Decoder, prompt, runtime.GenerateOptions{
+		MaxNewTokens: g.maxNew, Sampler: sampler, EOS: cfg.EOS, OnToken: onToken,
+	})
+	if err != nil {
+		return err
+	}
+	if g.format == "json" {
+		return writeJSON(out, generateJSON(res))
+	}
+	fmt.Fprintln(out)
+	if !*g.common.quiet && isTerminal(stderr) {
+		fmt.Fprintf(stderr, "prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | stop: %s\n",
+			res.PromptTokens, res.PrefillTokensPerSecond(), len(res.IDs), res.DecodeTokensPerSecond(), res.StopReason)
+	}
+	return nil
+}
+
+type generationReport struct {
+	IDs               []int   `json:"ids"`
+	PromptTokens      int     `json:"prompt_tokens"`
+	GeneratedTokens   int     `json:"generated_tokens"`
+	StopReason        string  `json:"stop_reason"`
+	PrefillMS         float64 `json:"prefill_ms"`
+	DecodeMS          float64 `json:"decode_ms"`
+	PrefillTokensPerS float64 `json:"prefill_tokens_per_second"`
+	DecodeTokensPerS  float64 `json:"decode_tokens_per_second"`
+}
+
+func generateJSON(res *runtime.Generation) generationReport {
+	ids := res.IDs
+	if ids == nil {
+		ids = []int{}
+	}
+	return generationReport{
+		IDs: ids, PromptTokens: res.PromptTokens, GeneratedTokens: len(res.IDs), StopReason: res.StopReason,
+		PrefillMS: ms(res.PrefillTime.Seconds()), DecodeMS: ms(res.DecodeTime.Seconds()),
+		PrefillTokensPerS: round3(res.PrefillTokensPerSecond()), DecodeTokensPerS: round3(res.DecodeTokensPerSecond()),
+	}
+}
+
+func ms(s float64) float64 { return round3(s * 1000) }
+
+func round3(x float64) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'f', 3, 64), 64)
+	return v
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	return enc.Encode(v)
+}
+
+func runScore(pos []string, idsFlag, logitsPath, format string, common *commonFlags, stdout io.Writer) error {
+	path, err := onePositional(pos, "MODEL")
+	if err != nil {
+		return err
+	}
+	if format != "text" && format != "json" {
+		return usagef("--format is %q, want text or json", format)
+	}
+	if idsFlag == "" {
+		return usagef("--ids is required")
+	}
+	ids, err := parseIDs(idsFlag)
+	if err != nil {
+		return err
+	}
+	if len(ids) < 2 {
+		return usagef("--ids: scoring needs at least 2 tokens, got %d", len(ids))
+	}
+	e, err := common.open(path)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	for i, id := range ids {
+		if id >= e.Config.VocabSize {
+			return usagef("--ids: token id %d (item %d) is outside the vocabulary 0..%d", id, i+1, e.Config.VocabSize-1)
+		}
+	}
+	if len(ids) > e.Decoder.Context() {
+		return usagef("--ids has %d tokens; %s holds %d positions", len(ids), path, e.Decoder.Context())
+	}
+	s, err := runtime.ScoreSequence(e.Decoder, ids)
+	if err != nil {
+		return err
+	}
+	if logitsPath != "" {
+		if err := writeLogits(logitsPath, s.Logits); err != nil {
+			return err
+		}
+	}
+	if format == "json" {
+		return writeJSON(stdout, map[string]any{"tokens": len(ids), "mean_nll": s.NLL, "perplexity": s.Perplexity})
+	}
+	_, err = fmt.Fprintf(stdout, "tokens: %d  mean NLL: %.6f nats  perplexity: %.4f\n", len(ids), s.NLL, s.Perplexity)
+	return err
+}
+
+// writeLogits writes one JSON array per position, atomically: to a
+// temporary file in the same folder, renamed into place when complete.
+func writeLogits(path string, rows [][]float32) error {
+	return writeFileAtomic(path, func(w io.Writer) error {
+		bw := bufio.NewWriter(w)
+		buf := make([]byte, 0, 64)
+		for _, row := range rows {
+			bw.WriteByte('[')
+			for i, v := range row {
+				if i > 0 {
+					bw.WriteByte(',')
+				}
+				buf = strconv.AppendFloat(buf[:0], float64(v), 'g', -1, 32)
+				bw.Write(buf)
+			}
+			bw.WriteString("]\n")
+		}
+		return bw.Flush()
+	})
+}
+
+// writeFileAtomic writes a file through a temporary file and a rename, so
+// that a failure leaves nothing half-written.
+func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = write(tmp); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
