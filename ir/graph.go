@@ -52,6 +52,16 @@ type Value struct {
 	Kind Kind
 	Type Type
 	Def  *Node // the defining node, for KindNode
+	// Derive, for a weight the compiler makes from checkpoint weights
+	// (such as q, k and v projections stacked into one), says how; the
+	// runtime builds it when the program loads. nil for checkpoint tensors.
+	Derive *Derivation
+}
+
+// Derivation is how a derived weight is made.
+type Derivation struct {
+	Op   string   // "concat": the arguments' rows stacked in order
+	Args []*Value // checkpoint weights
 }
 
 // Ref is the value as it is written in the text form ("%x", "@w", "$k.0").
@@ -195,6 +205,46 @@ func (g *Graph) Weight(name string, t Type) (*Value, error) {
 	}
 	g.Weights = append(g.Weights, v)
 	return v, nil
+}
+
+// DerivedWeight declares a weight made from checkpoint weights by op
+// ("concat": rows stacked). Its type is computed from the arguments.
+func (g *Graph) DerivedWeight(name, op string, args ...*Value) (*Value, error) {
+	v := &Value{Name: name, Kind: KindWeight, Derive: &Derivation{Op: op, Args: args}}
+	t, err := v.Derive.Type()
+	if err != nil {
+		return nil, fmt.Errorf("weight @%s: %w", name, err)
+	}
+	v.Type = t
+	if err := g.claim(v); err != nil {
+		return nil, err
+	}
+	g.Weights = append(g.Weights, v)
+	return v, nil
+}
+
+// Type checks the derivation's arguments and returns the derived type.
+func (d *Derivation) Type() (Type, error) {
+	if d.Op != "concat" {
+		return Type{}, fmt.Errorf("unknown weight derivation %q (want concat)", d.Op)
+	}
+	if len(d.Args) < 2 {
+		return Type{}, fmt.Errorf("concat needs at least two weights")
+	}
+	first := d.Args[0]
+	rows := 0
+	for _, a := range d.Args {
+		if a == nil || a.Kind != KindWeight || a.Derive != nil {
+			return Type{}, fmt.Errorf("concat takes checkpoint weights, got %s", refOf(a))
+		}
+		if a.Type.DType != first.Type.DType || len(a.Type.Shape) != len(first.Type.Shape) || len(a.Type.Shape) == 0 ||
+			!a.Type.Shape[1:].Equal(first.Type.Shape[1:]) || !a.Type.Shape.IsConst() {
+			return Type{}, fmt.Errorf("cannot stack %s and %s", first, a)
+		}
+		rows += a.Type.Shape[0].N
+	}
+	shape := append(Shape{C(rows)}, first.Type.Shape[1:]...)
+	return Type{DType: first.Type.DType, Shape: shape}, nil
 }
 
 // State declares a state tensor.
@@ -419,7 +469,14 @@ func (g *Graph) cloneWith(m map[*Value]*Value) *Graph {
 		out.Inputs = append(out.Inputs, cp(v))
 	}
 	for _, v := range g.Weights {
-		out.Weights = append(out.Weights, cp(v))
+		c := cp(v)
+		if v.Derive != nil {
+			c.Derive = &Derivation{Op: v.Derive.Op}
+			for _, a := range v.Derive.Args {
+				c.Derive.Args = append(c.Derive.Args, cp(a))
+			}
+		}
+		out.Weights = append(out.Weights, c)
 	}
 	for _, v := range g.States {
 		out.States = append(out.States, cp(v))

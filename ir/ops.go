@@ -27,6 +27,11 @@ const (
 	OpKVWrite      // write rows into a preallocated (static) cache at pos
 	OpAttention    // causal attention of q over a cache prefix, with GQA
 	OpKernel       // a fused region: runs its body
+	OpAttnScores   // q·kᵀ × scale against every cache row, with GQA
+	OpCausalMask   // -inf where a key is after the query (or outside its window)
+	OpSoftmax      // softmax over the last dim
+	OpAttnValues   // probabilities × v, with GQA
+	OpSlice        // columns [start, start+n) of a [rows, cols] tensor
 	numOps
 )
 
@@ -95,13 +100,21 @@ func init() {
 			Attrs: []AttrSpec{{"factor", AttrFloat, true}}},
 		OpSoftcap: {Name: "softcap", Args: []ArgKind{ArgTensor}, Elementwise: true, Infer: inferUnary,
 			Attrs: []AttrSpec{{"cap", AttrFloat, true}}},
-		OpLast:     {Name: "last", Args: []ArgKind{ArgTensor}, Infer: inferLast},
+		OpLast:     {Name: "last", Args: []ArgKind{ArgTensor, ArgTensor}, Optional: 1, Infer: inferLast},
 		OpKVAppend: {Name: "kv_append", Args: []ArgKind{ArgState, ArgTensor}, Effect: true, Infer: inferKVAppend},
-		OpKVWrite:  {Name: "kv_write", Args: []ArgKind{ArgState, ArgTensor, ArgTensor}, Effect: true, Infer: inferKVWrite},
+		OpKVWrite:  {Name: "kv_write", Args: []ArgKind{ArgState, ArgTensor, ArgTensor, ArgTensor}, Optional: 1, Effect: true, Infer: inferKVWrite},
+		OpAttnScores: {Name: "attn_scores", Args: []ArgKind{ArgTensor, ArgState}, Infer: inferAttnScores,
+			Attrs: []AttrSpec{{"scale", AttrFloat, true}}},
+		OpCausalMask: {Name: "causal_mask", Args: []ArgKind{ArgTensor, ArgTensor}, Infer: inferCausalMask,
+			Attrs: []AttrSpec{{"window", AttrInt, false}}},
+		OpSoftmax:    {Name: "softmax", Args: []ArgKind{ArgTensor}, Infer: inferUnary},
+		OpAttnValues: {Name: "attn_values", Args: []ArgKind{ArgTensor, ArgState}, Infer: inferAttnValues},
+		OpSlice: {Name: "slice", Args: []ArgKind{ArgTensor}, Infer: inferSlice,
+			Attrs: []AttrSpec{{"start", AttrInt, true}, {"len", AttrInt, true}}},
 		OpAttention: {Name: "attention", Args: []ArgKind{ArgTensor, ArgState, ArgState, ArgTensor}, Infer: inferAttention,
 			Attrs: []AttrSpec{{"scale", AttrFloat, true}, {"window", AttrInt, false}, {"softcap", AttrFloat, false}}},
 		OpKernel: {Name: "kernel", Variadic: true, Infer: inferKernel,
-			Attrs: []AttrSpec{{"name", AttrString, true}}},
+			Attrs: []AttrSpec{{"name", AttrString, true}, {"offset", AttrInt, false}}},
 	}
 }
 
@@ -300,10 +313,17 @@ func inferBinary(n *Node) (Type, error) {
 	return a.Type, nil
 }
 
+// inferLast: "last %x" takes row seq-1; "last %x, %len" row len-1 (of a
+// padded chunk).
 func inferLast(n *Node) (Type, error) {
 	x := n.Args[0]
 	if err := rank(x, 2); err != nil {
 		return Type{}, err
+	}
+	if len(n.Args) == 2 {
+		if err := scalarI32(n.Args[1]); err != nil {
+			return Type{}, err
+		}
 	}
 	return T(x.Type.DType, C(1), x.Type.Shape[1]), nil
 }
@@ -336,25 +356,88 @@ func inferKVWrite(n *Node) (Type, error) {
 	if !n.Args[0].Type.Shape[0].IsConst() {
 		return Type{}, fmt.Errorf("kv_write needs a static cache, %s is %s", n.Args[0].Ref(), n.Args[0].Type)
 	}
-	return Type{}, scalarI32(n.Args[2])
+	for _, a := range n.Args[2:] {
+		if err := scalarI32(a); err != nil {
+			return Type{}, err
+		}
+	}
+	return Type{}, nil
+}
+
+// checkGQA checks q [seq, heads, dim] against a cache [n, kv heads, dim].
+func checkGQA(q, cache *Value) error {
+	if err := rank(q, 3); err != nil {
+		return err
+	}
+	if err := rank(cache, 3); err != nil {
+		return err
+	}
+	if err := sameDim("head dim of queries vs cache", q.Type.Shape[2], cache.Type.Shape[2]); err != nil {
+		return err
+	}
+	h, kvh := q.Type.Shape[1], cache.Type.Shape[1]
+	if !h.IsConst() || !kvh.IsConst() || kvh.N == 0 || h.N%kvh.N != 0 {
+		return fmt.Errorf("%s query heads is not a multiple of %s key/value heads", h, kvh)
+	}
+	return nil
+}
+
+func inferAttnScores(n *Node) (Type, error) {
+	q, k := n.Args[0], n.Args[1]
+	if err := checkGQA(q, k); err != nil {
+		return Type{}, err
+	}
+	return T(F32, q.Type.Shape[0], q.Type.Shape[1], k.Type.Shape[0]), nil
+}
+
+func inferCausalMask(n *Node) (Type, error) {
+	if err := rank(n.Args[0], 3); err != nil {
+		return Type{}, err
+	}
+	if err := scalarI32(n.Args[1]); err != nil {
+		return Type{}, err
+	}
+	return n.Args[0].Type, nil
+}
+
+func inferAttnValues(n *Node) (Type, error) {
+	p, v := n.Args[0], n.Args[1]
+	if err := rank(p, 3); err != nil {
+		return Type{}, err
+	}
+	if err := rank(v, 3); err != nil {
+		return Type{}, err
+	}
+	if err := sameDim("score columns vs cache rows", p.Type.Shape[2], v.Type.Shape[0]); err != nil {
+		return Type{}, err
+	}
+	h, kvh := p.Type.Shape[1], v.Type.Shape[1]
+	if !h.IsConst() || !kvh.IsConst() || kvh.N == 0 || h.N%kvh.N != 0 {
+		return Type{}, fmt.Errorf("%s query heads is not a multiple of %s key/value heads", h, kvh)
+	}
+	return T(F32, p.Type.Shape[0], h, v.Type.Shape[2]), nil
+}
+
+func inferSlice(n *Node) (Type, error) {
+	x := n.Args[0]
+	if err := rank(x, 2); err != nil {
+		return Type{}, err
+	}
+	start, ln := n.Attrs.Int("start", -1), n.Attrs.Int("len", -1)
+	cols := x.Type.Shape[1]
+	if !cols.IsConst() || start < 0 || ln <= 0 || start+ln > cols.N {
+		return Type{}, fmt.Errorf("columns [%d, %d) are not inside %s", start, start+ln, x.Type)
+	}
+	return T(x.Type.DType, x.Type.Shape[0], C(ln)), nil
 }
 
 func inferAttention(n *Node) (Type, error) {
 	q, k, v, pos := n.Args[0], n.Args[1], n.Args[2], n.Args[3]
-	for _, a := range []*Value{q, k, v} {
-		if err := rank(a, 3); err != nil {
-			return Type{}, err
-		}
+	if err := checkGQA(q, k); err != nil {
+		return Type{}, err
 	}
 	if !k.Type.Equal(v.Type) {
 		return Type{}, fmt.Errorf("key cache %s and value cache %s differ", k, v)
-	}
-	if err := sameDim("head dim of queries vs keys", q.Type.Shape[2], k.Type.Shape[2]); err != nil {
-		return Type{}, err
-	}
-	h, kvh := q.Type.Shape[1], k.Type.Shape[1]
-	if !h.IsConst() || !kvh.IsConst() || kvh.N == 0 || h.N%kvh.N != 0 {
-		return Type{}, fmt.Errorf("%s query heads is not a multiple of %s key/value heads", h, kvh)
 	}
 	if err := scalarI32(pos); err != nil {
 		return Type{}, err

@@ -442,7 +442,23 @@ func (p *parser) declLine(kw string) error {
 			return p.errf("%c%s is declared twice", sigil, name)
 		}
 		var v *Value
-		if kw == "weight" {
+		if kw == "weight" && p.accept("=") {
+			op, err := p.ident()
+			if err != nil {
+				return err
+			}
+			args, err := p.args()
+			if err != nil {
+				return err
+			}
+			v, err = p.g.DerivedWeight(name, op, args...)
+			if err != nil {
+				return p.errf("%v", err)
+			}
+			if !v.Type.Equal(t) {
+				return p.errf("weight @%s is declared %s, but %s gives %s", name, t, op, v.Type)
+			}
+		} else if kw == "weight" {
 			v, err = p.g.Weight(name, t)
 		} else {
 			v, err = p.g.State(name, t)

@@ -47,7 +47,17 @@ func writeGraph(b *strings.Builder, g *Graph) {
 	}
 	b.WriteString(") {\n")
 	for _, w := range g.Weights {
-		b.WriteString("  weight " + w.String() + "\n")
+		b.WriteString("  weight " + w.String())
+		if d := w.Derive; d != nil {
+			b.WriteString(" = " + d.Op)
+			for i, a := range d.Args {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(" " + a.Ref())
+			}
+		}
+		b.WriteByte('\n')
 	}
 	for _, s := range g.States {
 		b.WriteString("  state " + s.String() + "\n")

@@ -45,6 +45,18 @@ func (v *verifier) run() {
 		v.declare(in, KindInput)
 	}
 	for _, w := range g.Weights {
+		if d := w.Derive; d != nil {
+			for _, a := range d.Args {
+				if !v.scope[a] {
+					v.errf("weight %s is made from %s, which is not declared before it", w.Ref(), refOf(a))
+				}
+			}
+			if t, err := d.Type(); err != nil {
+				v.errf("weight %s: %v", w.Ref(), err)
+			} else if !t.Equal(w.Type) {
+				v.errf("weight %s is declared %s, but %s gives %s", w.Ref(), w.Type, d.Op, t)
+			}
+		}
 		v.declare(w, KindWeight)
 	}
 	for _, s := range g.States {

@@ -21,6 +21,9 @@ type WeightSource interface {
 const (
 	InputTokens = "tokens" // i32[seq]: the new tokens
 	InputPos    = "pos"    // i32[]: how many tokens the cache already holds
+	// InputLen (i32[]), taken by entry points compiled for a fixed number
+	// of tokens, is how many of them are real: the rest is padding.
+	InputLen = "len"
 )
 
 // Program interprets one or more entry-point graphs that share weights and
@@ -45,6 +48,7 @@ type entry struct {
 	prep   map[*ir.Node][]float32
 	tokens *ir.Value
 	pos    *ir.Value
+	len    *ir.Value
 }
 
 // stateBuf is one state tensor, such as a layer's key cache. A dynamic
@@ -91,6 +95,8 @@ func (p *Program) prepare(g *ir.Graph, ws WeightSource) (*entry, error) {
 			e.tokens = in
 		case InputPos:
 			e.pos = in
+		case InputLen:
+			e.len = in
 		default:
 			return nil, fmt.Errorf("unknown input %s", in.Ref())
 		}
@@ -100,6 +106,15 @@ func (p *Program) prepare(g *ir.Graph, ws WeightSource) (*entry, error) {
 	}
 	for _, w := range g.Weights {
 		if _, ok := p.weights[w.Name]; ok {
+			continue
+		}
+		if w.Derive != nil {
+			// concat: the arguments' rows, stacked.
+			var data []float32
+			for _, a := range w.Derive.Args {
+				data = append(data, p.weights[a.Name]...)
+			}
+			p.weights[w.Name] = data
 			continue
 		}
 		data, shape, err := ws.Float32(w.Name)
@@ -170,17 +185,25 @@ func (p *Program) Reset() {
 }
 
 // Run executes entry point name on tokens placed at positions pos,
-// pos+1, ... and returns a copy of its output and the output's shape.
+// pos+1, ... and returns a copy of its output and the output's shape. An
+// entry point compiled for a fixed number of tokens takes fewer: the rest
+// is padded and masked.
 func (p *Program) Run(name string, tokens []int32, pos int) ([]float32, []int, error) {
 	e, ok := p.entries[name]
 	if !ok {
 		return nil, nil, fmt.Errorf("no entry point %q", name)
 	}
-	env := map[string]int{"seq": len(tokens), "ctx": pos + len(tokens)}
-	if seq := e.tokens.Type.Shape[0]; seq.IsConst() && seq.N != len(tokens) {
-		return nil, nil, fmt.Errorf("entry point %s takes %d tokens, got %d", name, seq.N, len(tokens))
+	n := len(tokens)
+	if seq := e.tokens.Type.Shape[0]; seq.IsConst() && seq.N != n {
+		if e.len == nil || n > seq.N {
+			return nil, nil, fmt.Errorf("entry point %s takes %d tokens, got %d", name, seq.N, n)
+		}
+		padded := make([]int32, seq.N)
+		copy(padded, tokens)
+		tokens = padded
 	}
-	r := &run{p: p, e: e, env: env, tokens: tokens, pos: pos}
+	env := map[string]int{"seq": len(tokens), "ctx": pos + len(tokens)}
+	r := &run{p: p, e: e, env: env, tokens: tokens, pos: pos, n: n}
 	if err := r.nodes(e.g.Nodes); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -194,6 +217,7 @@ type run struct {
 	env    map[string]int
 	tokens []int32
 	pos    int
+	n      int // real tokens (the rest of tokens is padding)
 }
 
 func (r *run) value(v *ir.Value) tensor {
@@ -291,8 +315,33 @@ func (r *run) node(n *ir.Node) error {
 		softcap(out.f, arg(0).f, n.Attrs.Float("cap", 1))
 	case ir.OpLast:
 		x := arg(0)
-		cols := x.shape[1]
-		copy(out.f, x.f[(x.shape[0]-1)*cols:])
+		cols, row := x.shape[1], x.shape[0]-1
+		if len(n.Args) == 2 {
+			row = r.n - 1
+		}
+		copy(out.f, x.f[row*cols:(row+1)*cols])
+	case ir.OpSlice:
+		x := arg(0)
+		sliceCols(out.f, x.f, x.shape[0], x.shape[1], n.Attrs.Int("start", 0), n.Attrs.Int("len", 0))
+	case ir.OpAttnScores:
+		q := arg(0)
+		st := n.Args[1].Type.Shape
+		kb := r.p.states[n.Args[1].Name]
+		rows := out.shape[2]
+		if kb.rows < r.pos+r.n {
+			return fmt.Errorf("the KV cache holds %d positions, attention needs %d", kb.rows, r.pos+r.n)
+		}
+		attnScores(r.p.par, out.f, q.f, kb.data, q.shape[0], q.shape[1], st[1].N, q.shape[2], rows, float32(n.Attrs.Float("scale", 1)))
+	case ir.OpCausalMask:
+		x := arg(0)
+		causalMask(out.f, x.f, x.shape[0], x.shape[1], x.shape[2], r.pos, n.Attrs.Int("window", 0))
+	case ir.OpSoftmax:
+		x := arg(0)
+		softmaxRows(out.f, x.f, x.shape[len(x.shape)-1])
+	case ir.OpAttnValues:
+		pr := arg(0)
+		vb := r.p.states[n.Args[1].Name]
+		attnValues(r.p.par, out.f, pr.f, vb.data, pr.shape[0], pr.shape[1], n.Args[1].Type.Shape[1].N, out.shape[2], pr.shape[2])
 	case ir.OpAttention:
 		return r.attention(n, out)
 	default:
@@ -311,7 +360,7 @@ func (r *run) tokensOf(v *ir.Value) []int32 {
 func (r *run) cacheWrite(n *ir.Node) error {
 	sb := r.p.states[n.Args[0].Name]
 	x := r.value(n.Args[1])
-	rows := len(x.f) / sb.rowSize
+	rows := min(len(x.f)/sb.rowSize, r.n) // padding rows are not written
 	at := r.pos
 	if sb.static {
 		if at+rows > sb.maxRows {
@@ -326,7 +375,7 @@ func (r *run) cacheWrite(n *ir.Node) error {
 		sb.rows = at + rows
 		return nil
 	}
-	copy(sb.data[at*sb.rowSize:], x.f)
+	copy(sb.data[at*sb.rowSize:], x.f[:rows*sb.rowSize])
 	sb.rows = max(sb.rows, at+rows)
 	return nil
 }
@@ -335,7 +384,7 @@ func (r *run) attention(n *ir.Node, out tensor) error {
 	q := r.value(n.Args[0])
 	kb, vb := r.p.states[n.Args[1].Name], r.p.states[n.Args[2].Name]
 	seq := q.shape[0]
-	if need := r.pos + seq; kb.rows < need || vb.rows < need {
+	if need := r.pos + r.n; kb.rows < need || vb.rows < need {
 		return fmt.Errorf("the KV cache holds %d positions, attention needs %d", min(kb.rows, vb.rows), need)
 	}
 	kvHeads := n.Args[1].Type.Shape[1].N

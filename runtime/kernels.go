@@ -241,3 +241,95 @@ func attention(par Parallel, out, q, k, v []float32, a attentionParams) {
 		}
 	})
 }
+
+// attnScores computes scores[s, h, j] = q[s, h] · k[j, h/group] × scale for
+// every cache row j < rows ([seq, heads, rows]).
+func attnScores(par Parallel, out, q, k []float32, seq, heads, kvHeads, dim, rows int, scale float32) {
+	group := heads / kvHeads
+	rowK := kvHeads * dim
+	par.ParallelFor(seq*heads, func(start, end int) {
+		for item := start; item < end; item++ {
+			h := item % heads
+			kh := h / group
+			qv := q[item*dim : (item+1)*dim]
+			o := out[item*rows : (item+1)*rows]
+			for j := range o {
+				o[j] = dot(qv, k[j*rowK+kh*dim:j*rowK+(kh+1)*dim]) * scale
+			}
+		}
+	})
+}
+
+// causalMask sets scores[s, h, j] to -inf where key j is after the query's
+// position pos+s, or (with a window W) at or before pos+s-W.
+func causalMask(out, x []float32, seq, heads, rows, pos, window int) {
+	neg := float32(math.Inf(-1))
+	for s := 0; s < seq; s++ {
+		p := pos + s
+		lo := 0
+		if window > 0 {
+			lo = max(0, p-window+1)
+		}
+		for h := 0; h < heads; h++ {
+			base := (s*heads + h) * rows
+			for j := 0; j < rows; j++ {
+				if j < lo || j > p {
+					out[base+j] = neg
+				} else {
+					out[base+j] = x[base+j]
+				}
+			}
+		}
+	}
+}
+
+// softmaxRows applies softmax to each row of x ([len/cols, cols]).
+func softmaxRows(out, x []float32, cols int) {
+	for r := 0; r+cols <= len(x); r += cols {
+		row, o := x[r:r+cols], out[r:r+cols]
+		m := float32(math.Inf(-1))
+		for _, v := range row {
+			m = max(m, v)
+		}
+		var sum float64
+		for i, v := range row {
+			e := math.Exp(float64(v - m))
+			o[i] = float32(e)
+			sum += e
+		}
+		inv := float32(1 / sum)
+		for i := range o {
+			o[i] *= inv
+		}
+	}
+}
+
+// attnValues computes out[s, h] = Σ_j probs[s, h, j] × v[j, h/group].
+func attnValues(par Parallel, out, probs, v []float32, seq, heads, kvHeads, dim, rows int) {
+	group := heads / kvHeads
+	rowV := kvHeads * dim
+	par.ParallelFor(seq*heads, func(start, end int) {
+		for item := start; item < end; item++ {
+			kh := (item % heads) / group
+			o := out[item*dim : (item+1)*dim]
+			clear(o)
+			p := probs[item*rows : (item+1)*rows]
+			for j, w := range p {
+				if w == 0 {
+					continue
+				}
+				vr := v[j*rowV+kh*dim : j*rowV+(kh+1)*dim]
+				for d := range o {
+					o[d] += w * vr[d]
+				}
+			}
+		}
+	})
+}
+
+// sliceCols copies columns [start, start+n) of x ([rows, cols]) into out.
+func sliceCols(out, x []float32, rows, cols, start, n int) {
+	for r := 0; r < rows; r++ {
+		copy(out[r*n:(r+1)*n], x[r*cols+start:r*cols+start+n])
+	}
+}

@@ -154,14 +154,19 @@ func (b *builder) build() error {
 		k = b.emit(ir.OpRoPE, n+"k.rope", b.ropeAttrs(), k, pos)
 		b.emit(ir.OpKVAppend, "", nil, kc, k)
 		b.emit(ir.OpKVAppend, "", nil, vc, v)
-		attrs := ir.Attrs{"scale": c.AttnScale}
-		if c.IsLayerSliding(l) {
-			attrs["window"] = c.SlidingWindow
-		}
+		// Attention as the textbook writes it; the compiler fuses these
+		// into one kernel when the cache is static.
+		sc := b.emit(ir.OpAttnScores, n+"scores", ir.Attrs{"scale": c.AttnScale}, q, kc)
 		if c.AttnSoftcap != 0 {
-			attrs["softcap"] = c.AttnSoftcap
+			sc = b.emit(ir.OpSoftcap, n+"scores.capped", ir.Attrs{"cap": c.AttnSoftcap}, sc)
 		}
-		a := b.emit(ir.OpAttention, n+"attn", attrs, q, kc, vc, pos)
+		var mask ir.Attrs
+		if c.IsLayerSliding(l) {
+			mask = ir.Attrs{"window": c.SlidingWindow}
+		}
+		sc = b.emit(ir.OpCausalMask, n+"scores.masked", mask, sc, pos)
+		sc = b.emit(ir.OpSoftmax, n+"probs", nil, sc)
+		a := b.emit(ir.OpAttnValues, n+"attn", nil, sc, vc)
 		a = b.reshape(n+"attn.flat", a, seq, ir.C(nh*hd))
 		o := b.linear(n+"o", a, p+"self_attn.o_proj", c.HiddenSize, nh*hd, c.OBias)
 		if c.SandwichNorms {

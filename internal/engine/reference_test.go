@@ -95,6 +95,25 @@ func fmtMsg(msg string, args ...any) string {
 	return fmt.Sprintf(msg, args...)
 }
 
+// checkIncremental decodes prompt+greedy one token at a time after a
+// prefill of the prompt, comparing each step's logits with step_logits:
+// this exercises the cache across steps, which checkAgainstReference's
+// single forward call does not.
+func checkIncremental(t *testing.T, d runtime.Decoder, ref *reference) {
+	for ci, c := range ref.Cases {
+		require.NoError(t, d.Rewind(0))
+		logits, err := d.Forward(c.Prompt, false)
+		require.NoError(t, err)
+		for k, want := range c.StepLogits {
+			assertClose(t, want, logits, "case %d incremental step %d", ci, k)
+			if k+1 < len(c.StepLogits) {
+				logits, err = d.Forward([]int{c.Greedy[k]}, false)
+				require.NoError(t, err)
+			}
+		}
+	}
+}
+
 func TestEagerMatchesReference(t *testing.T) {
 	models := []string{"stories260K", "llama-tiny", "llama-tiny-bf16", "llama-tied-bias-free-gqa1",
 		"gemma-tiny", "gemma2-tiny", "qwen2-tiny", "mistral-tiny"}
@@ -105,6 +124,7 @@ func TestEagerMatchesReference(t *testing.T) {
 			require.NoError(t, err)
 			defer e.Close()
 			checkAgainstReference(t, e.Decoder, ref)
+			checkIncremental(t, e.Decoder, ref)
 		})
 	}
 }

@@ -1,0 +1,370 @@
+// Package pool runs parallel loops for compute kernels that last only
+// microseconds, such as one matrix-vector product of a decode step split
+// across a few threads.
+//
+// A [Pool] keeps Threads()-1 worker goroutines alive. [Pool.ParallelFor]
+// publishes a job by storing one atomic word (a generation number and the
+// number of chunks), runs the first chunk on the calling goroutine, and waits
+// for a countdown of the other chunks to reach zero. There is no channel
+// operation or allocation per call while the workers are awake.
+//
+// An idle worker first spins on the job word, then yields with
+// runtime.Gosched, and after [ParkAfter] without work parks on a channel, so
+// an idle pool costs no CPU. Waking a parked worker costs a few microseconds,
+// which the first job after a pause pays once. The calling goroutine waits
+// for the workers the same way.
+//
+// A Pool with one thread runs every loop inline on the caller, with no
+// synchronisation at all.
+package pool
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ParkAfter is how long an idle worker, or a caller waiting for workers,
+// polls before it blocks on a channel.
+const ParkAfter = 100 * time.Microsecond
+
+// MaxThreads is the largest pool New creates.
+const MaxThreads = 1<<chunkBits - 1
+
+const (
+	// spins is how many times a waiting goroutine polls before it starts
+	// yielding: about a microsecond.
+	spins = 1 << 10
+
+	// The job word is generation<<chunkBits | chunks.
+	chunkBits = 16
+	chunkMask = 1<<chunkBits - 1
+)
+
+// A Pool runs parallel loops on a fixed set of goroutines.
+//
+// ParallelFor is not re-entrant, and calls on one Pool must not overlap:
+// the goroutines that use a Pool must serialise their calls. Overlapping or
+// nested calls are detected and panic rather than deadlock. Close must not
+// overlap a call either.
+type Pool struct {
+	s *state
+}
+
+// state is the part of a Pool that the workers reference, so that a Pool
+// the program drops can be closed by a cleanup.
+type state struct {
+	// Written by the caller once per job, before the word is published;
+	// read by the workers that take part in the job.
+	word    atomic.Uint64 // generation<<chunkBits | chunks
+	fn      func(start, end int)
+	n       int
+	grain   int
+	units   int // ceil(n/grain)
+	threads int
+
+	_       [64]byte // keep the workers' writes off the line they poll
+	pending atomic.Int64
+	_       [64]byte
+
+	gen      uint64 // owned by the caller while busy
+	busy     atomic.Bool
+	closed   atomic.Bool
+	waiting  atomic.Bool   // the caller is parked, or about to park, on done
+	done     chan struct{} // the last worker's wake-up for a parked caller
+	panicked atomic.Pointer[Panic]
+	goexit   atomic.Bool
+	workers  []worker // workers[i] runs chunk i+1
+	wg       sync.WaitGroup
+}
+
+type worker struct {
+	sleeping atomic.Bool   // parked, or about to park, on wake
+	wake     chan struct{} // buffered: one token per claimed wake-up
+	_        [48]byte
+}
+
+// New returns a Pool that runs loops on threads goroutines, the caller's
+// included. threads <= 0 means runtime.GOMAXPROCS(0); more than MaxThreads
+// means MaxThreads. Close releases the workers; a Pool that becomes
+// unreachable is closed by a cleanup.
+func New(threads int) *Pool {
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	threads = min(threads, MaxThreads)
+	s := &state{
+		threads: threads,
+		done:    make(chan struct{}, 1),
+		workers: make([]worker, threads-1),
+	}
+	for i := range s.workers {
+		s.workers[i].wake = make(chan struct{}, 1)
+		s.wg.Add(1)
+		go s.work(i+1, 0)
+	}
+	p := &Pool{s: s}
+	if threads > 1 {
+		runtime.AddCleanup(p, func(s *state) { s.shutdown() }, s)
+	}
+	return p
+}
+
+// Threads returns the number of goroutines a loop can run on, the caller's
+// included.
+func (p *Pool) Threads() int { return p.s.threads }
+
+// ParallelFor calls fn on contiguous chunks [start, end) that together cover
+// [0, n) exactly once, min(n, Threads()) chunks of nearly equal size, and
+// returns when every call has returned. The calling goroutine runs the
+// first chunk. Nothing is called when n <= 0.
+//
+// If fn panics in any chunk, ParallelFor waits for the other chunks and then
+// panics on the calling goroutine with a *[Panic] holding the first value
+// and the stack where it was raised. If fn calls runtime.Goexit (as
+// t.FailNow does) and nothing panicked, ParallelFor calls runtime.Goexit on
+// the calling goroutine after the other chunks are done.
+//
+// ParallelFor panics if the Pool is closed or another ParallelFor on it is
+// running (see [Pool]).
+func (p *Pool) ParallelFor(n int, fn func(start, end int)) {
+	p.ParallelForGrain(n, 1, fn)
+}
+
+// ParallelForGrain is ParallelFor with chunk boundaries at multiples of
+// grain: every chunk but the last holds a multiple of grain indices, and at
+// least grain, so a loop gets no more than ceil(n/grain) chunks. Use it to
+// keep tiny loops on one thread or to align chunks to a kernel's blocking.
+// A grain below 1 means 1.
+func (p *Pool) ParallelForGrain(n, grain int, fn func(start, end int)) {
+	if n <= 0 {
+		return
+	}
+	s := p.s
+	grain = max(grain, 1)
+	units := n / grain
+	if n%grain != 0 {
+		units++
+	}
+	chunks := min(s.threads, units)
+	if chunks == 1 {
+		if s.closed.Load() {
+			panic("pool: ParallelFor on a closed Pool")
+		}
+		fn(0, n)
+		return
+	}
+
+	if !s.busy.CompareAndSwap(false, true) {
+		panic("pool: ParallelFor called while another call on the same Pool is running (calls must be serialised and not nested)")
+	}
+	if s.closed.Load() {
+		s.busy.Store(false)
+		panic("pool: ParallelFor on a closed Pool")
+	}
+	s.fn, s.n, s.grain, s.units = fn, n, grain, units
+	s.pending.Store(int64(chunks - 1))
+	s.gen++
+	s.word.Store(s.gen<<chunkBits | uint64(chunks))
+	for i := range chunks - 1 {
+		s.workers[i].wakeIfParked()
+	}
+
+	s.run(0, chunks)
+	s.waitWorkers()
+	if pv, goexit := s.endJob(); pv != nil {
+		panic(pv)
+	} else if goexit {
+		runtime.Goexit()
+	}
+}
+
+// Close stops the workers and waits for them to exit. Calling ParallelFor
+// afterwards panics; calling Close again does nothing.
+func (p *Pool) Close() {
+	s := p.s
+	if !s.busy.CompareAndSwap(false, true) {
+		panic("pool: Close called while ParallelFor is running")
+	}
+	defer s.busy.Store(false)
+	s.shutdown()
+	s.wg.Wait()
+}
+
+// shutdown tells the workers to exit.
+func (s *state) shutdown() {
+	if s.closed.Swap(true) {
+		return
+	}
+	s.gen++
+	s.word.Store(s.gen << chunkBits)
+	for i := range s.workers {
+		s.workers[i].wakeIfParked()
+	}
+}
+
+// work is the loop of the worker that runs chunk idx of each job. seen is
+// the last job word it has handled.
+func (s *state) work(idx int, seen uint64) {
+	defer s.wg.Done()
+	w := &s.workers[idx-1]
+	for {
+		seen = s.next(w, seen)
+		if s.closed.Load() {
+			return
+		}
+		// A worker that takes no part in a job must not read the job's
+		// fields: the caller does not wait for it and may be writing the
+		// next job.
+		if chunks := int(seen & chunkMask); idx < chunks {
+			s.run(idx, chunks)
+		}
+	}
+}
+
+// next waits for a job word other than seen and returns it.
+func (s *state) next(w *worker, seen uint64) uint64 {
+	for range spins {
+		if v := s.word.Load(); v != seen {
+			return v
+		}
+	}
+	start := time.Now()
+	for time.Since(start) < ParkAfter {
+		runtime.Gosched()
+		if v := s.word.Load(); v != seen {
+			return v
+		}
+	}
+	w.sleeping.Store(true)
+	if v := s.word.Load(); v != seen {
+		if !w.sleeping.CompareAndSwap(true, false) {
+			<-w.wake // the caller claimed the wake-up: take its token
+		}
+		return v
+	}
+	<-w.wake
+	return s.word.Load()
+}
+
+// wakeIfParked wakes w if it is parked or about to park. Its sleeping flag
+// and wake channel form a handshake: whichever side clears the flag first
+// owns the wake-up, so a token is sent only to a worker that will take it.
+func (w *worker) wakeIfParked() {
+	if w.sleeping.Load() && w.sleeping.CompareAndSwap(true, false) {
+		w.wake <- struct{}{}
+	}
+}
+
+// run runs chunk i of chunks. A worker counts the chunk done on the way
+// out, whatever fn did. If fn panics, run records the panic and returns. If
+// fn calls runtime.Goexit, run records that and lets it proceed: a worker
+// first starts its replacement, and the caller first waits for the workers.
+func (s *state) run(i, chunks int) {
+	returned := false
+	defer func() {
+		goexit := false
+		if !returned {
+			if r := recover(); r != nil {
+				s.panicked.CompareAndSwap(nil, &Panic{Value: r, Stack: debug.Stack()})
+			} else {
+				goexit = true
+				s.goexit.Store(true)
+			}
+		}
+		switch {
+		case i == 0 && goexit:
+			// The caller is exiting: finish the job first.
+			s.waitWorkers()
+			s.endJob()
+		case i > 0:
+			if goexit {
+				// Read the word before finish lets the next job in.
+				s.wg.Add(1)
+				go s.work(i, s.word.Load())
+			}
+			s.finish()
+		}
+	}()
+	start, end := s.bounds(i, chunks)
+	s.fn(start, end)
+	returned = true
+}
+
+// bounds returns chunk i of chunks: units of grain indices shared out as
+// evenly as possible, the first units%chunks chunks taking one more.
+func (s *state) bounds(i, chunks int) (start, end int) {
+	base, extra := s.units/chunks, s.units%chunks
+	u := i*base + min(i, extra)
+	start = u * s.grain
+	if i == chunks-1 {
+		return start, s.n
+	}
+	u += base
+	if i < extra {
+		u++
+	}
+	return start, u * s.grain
+}
+
+// finish counts a worker's chunk done, waking the caller if it is the last
+// and the caller has parked.
+func (s *state) finish() {
+	if s.pending.Add(-1) == 0 && s.waiting.Load() && s.waiting.CompareAndSwap(true, false) {
+		s.done <- struct{}{}
+	}
+}
+
+// waitWorkers waits until every worker's chunk is done.
+func (s *state) waitWorkers() {
+	for range spins {
+		if s.pending.Load() == 0 {
+			return
+		}
+	}
+	start := time.Now()
+	for time.Since(start) < ParkAfter {
+		runtime.Gosched()
+		if s.pending.Load() == 0 {
+			return
+		}
+	}
+	s.waiting.Store(true)
+	if s.pending.Load() == 0 {
+		if s.waiting.CompareAndSwap(true, false) {
+			return
+		}
+		// The last worker claimed the wake-up: take its token.
+	}
+	<-s.done
+}
+
+// endJob clears the finished job and returns how fn ended, if not normally.
+func (s *state) endJob() (*Panic, bool) {
+	s.fn = nil
+	pv := s.panicked.Swap(nil)
+	goexit := s.goexit.Swap(false)
+	s.busy.Store(false)
+	return pv, goexit
+}
+
+// A Panic is the value ParallelFor panics with when fn panicked: the first
+// value recovered from any chunk and the stack of the goroutine that
+// panicked, which is often a worker's.
+type Panic struct {
+	Value any
+	Stack []byte
+}
+
+func (p *Panic) Error() string {
+	return fmt.Sprintf("pool: panic in ParallelFor: %v\n\n%s", p.Value, p.Stack)
+}
+
+// Unwrap returns the panic value if it is an error.
+func (p *Panic) Unwrap() error {
+	err, _ := p.Value.(error)
+	return err
+}
