@@ -177,11 +177,12 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 			len(prompt), g.maxNew, n-1, path, e.Decoder.Context())
 	}
 	opts := g.samplingOptions(fs, cfg.Generation)
-	var sampler *sample.Sampler
-	if opts.Temperature > 0 {
-		if sampler, err = sample.New(opts); err != nil {
-			return usagef("%v", err)
-		}
+	// Always a Sampler, also for greedy decoding (temperature 0): it
+	// validates every option and applies the repetition penalty before
+	// the argmax, as transformers does.
+	sampler, err := sample.New(opts)
+	if err != nil {
+		return usagef("%v", err)
 	}
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
@@ -317,7 +318,7 @@ func writeLogits(path string, rows [][]float32) error {
 func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return err
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer func() {
 		if err != nil {
