@@ -244,6 +244,9 @@ func inferLinear(n *Node) (Type, error) {
 // inferReshape accepts the declared result type when it has as many elements
 // as the argument. Symbolic dims must appear on both sides, in any order.
 func inferReshape(n *Node) (Type, error) {
+	if n.Result == nil {
+		return Type{}, fmt.Errorf("reshape needs its result type")
+	}
 	x, want := n.Args[0], n.Result.Type
 	if want.IsVoid() {
 		return Type{}, fmt.Errorf("reshape needs its result type")
@@ -425,7 +428,7 @@ func inferSlice(n *Node) (Type, error) {
 	}
 	start, ln := n.Attrs.Int("start", -1), n.Attrs.Int("len", -1)
 	cols := x.Type.Shape[1]
-	if !cols.IsConst() || start < 0 || ln <= 0 || start+ln > cols.N {
+	if !cols.IsConst() || start < 0 || ln <= 0 || start > cols.N || ln > cols.N-start { // start+ln could overflow
 		return Type{}, fmt.Errorf("columns [%d, %d) are not inside %s", start, start+ln, x.Type)
 	}
 	return T(x.Type.DType, x.Type.Shape[0], C(ln)), nil

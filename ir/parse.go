@@ -329,7 +329,12 @@ func (p *parser) typ() (Type, error) {
 	return Type{DType: dt, Shape: shape}, nil
 }
 
-func (p *parser) define(v *Value) { p.scopes[len(p.scopes)-1][v.Ref()] = v }
+// define makes v visible in the innermost scope. Its name is taken in the
+// whole graph, kernel bodies included, even after its scope closes.
+func (p *parser) define(v *Value) {
+	p.scopes[len(p.scopes)-1][v.Ref()] = v
+	p.g.names[v.Ref()] = v
+}
 
 func (p *parser) resolve(ref string) (*Value, error) {
 	for i := len(p.scopes) - 1; i >= 0; i-- {
@@ -341,12 +346,8 @@ func (p *parser) resolve(ref string) (*Value, error) {
 }
 
 func (p *parser) defined(ref string) bool {
-	for _, s := range p.scopes {
-		if _, ok := s[ref]; ok {
-			return true
-		}
-	}
-	return false
+	_, ok := p.g.names[ref]
+	return ok
 }
 
 // block parses lines up to the closing "}", with declarations allowed only

@@ -79,7 +79,7 @@ func writeReturn(b *strings.Builder, word string, outs []*Value, indent string) 
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(o.Ref())
+		b.WriteString(refOf(o))
 	}
 	b.WriteByte('\n')
 }

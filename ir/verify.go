@@ -125,6 +125,11 @@ func (v *verifier) node(n *Node) {
 		v.errf("nil node")
 		return
 	}
+	if n.Result != nil {
+		// Even a wrong node defines its result, so that later uses do not
+		// report the same mistake again (and hide other errors).
+		defer func() { v.scope[n.Result] = true }()
+	}
 	where := n.LongString()
 	for i, a := range n.Args {
 		if a == nil {

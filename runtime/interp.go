@@ -46,6 +46,9 @@ type entry struct {
 	vals   []tensor    // per slot, for the current step
 	bufs   [][]float32 // per slot, reused across steps
 	prep   map[*ir.Node][]float32
+	// arena holds the results of kernels that a memory plan placed (the
+	// "offset" attribute, in bytes).
+	arena  []float32
 	tokens *ir.Value
 	pos    *ir.Value
 	len    *ir.Value
@@ -160,6 +163,17 @@ func (p *Program) prepare(g *ir.Graph, ws WeightSource) (*entry, error) {
 				a.Float("low_freq_factor", 1), a.Float("high_freq_factor", 4), a.Int("original_max_positions", 8192))
 		}
 	})
+	arenaBytes := 0
+	for _, n := range g.Nodes {
+		if off := n.Attrs.Int("offset", -1); n.Op == ir.OpKernel && off >= 0 {
+			shape, err := n.Result.Type.Shape.Eval(nil)
+			if err != nil {
+				return nil, fmt.Errorf("%s: planned buffer with a symbolic shape", n.Result.Ref())
+			}
+			arenaBytes = max(arenaBytes, off+4*product(shape))
+		}
+	}
+	e.arena = make([]float32, (arenaBytes+3)/4)
 	e.vals = make([]tensor, len(e.slot))
 	e.bufs = make([][]float32, len(e.slot))
 	return e, nil
@@ -262,9 +276,21 @@ func (r *run) node(n *ir.Node) error {
 		if err := r.nodes(n.Body.Nodes); err != nil {
 			return err
 		}
-		if n.Result != nil {
-			r.e.vals[r.e.slot[n.Result]] = r.value(n.Body.Outputs[0])
+		if n.Result == nil {
+			return nil
 		}
+		res := r.value(n.Body.Outputs[0])
+		if off := n.Attrs.Int("offset", -1); off >= 0 {
+			// The memory plan placed the result in the arena: later
+			// kernels read it there, so a wrong plan shows in the numbers.
+			if off%4 != 0 {
+				return fmt.Errorf("offset %d is not a multiple of 4", off)
+			}
+			buf := r.e.arena[off/4 : off/4+len(res.f)]
+			copy(buf, res.f)
+			res = tensor{f: buf, shape: res.shape}
+		}
+		r.e.vals[r.e.slot[n.Result]] = res
 		return nil
 	case ir.OpReshape:
 		x := r.value(n.Args[0])
@@ -389,7 +415,7 @@ func (r *run) attention(n *ir.Node, out tensor) error {
 	}
 	kvHeads := n.Args[1].Type.Shape[1].N
 	attention(r.p.par, out.f, q.f, kb.data, vb.data, attentionParams{
-		seq: seq, heads: q.shape[1], kvHeads: kvHeads, dim: q.shape[2], pos: r.pos,
+		seq: seq, heads: q.shape[1], kvHeads: kvHeads, dim: q.shape[2], pos: r.pos, valid: r.n,
 		scale:   float32(n.Attrs.Float("scale", 1)),
 		window:  n.Attrs.Int("window", 0),
 		softcap: n.Attrs.Float("softcap", 0),

@@ -188,6 +188,7 @@ func softcap(out, x []float32, c float64) {
 // attentionParams describe one attention call.
 type attentionParams struct {
 	seq, heads, kvHeads, dim int
+	valid                    int     // queries from this one on are padding (output zero)
 	pos                      int     // absolute position of the first query
 	scale                    float32 // applied to q·k
 	window                   int     // 0: full causal; else keys p-W < j <= p
@@ -204,6 +205,10 @@ func attention(par Parallel, out, q, k, v []float32, a attentionParams) {
 		scores := make([]float32, a.pos+a.seq)
 		for item := start; item < end; item++ {
 			s, h := item/a.heads, item%a.heads
+			if s >= a.valid {
+				clear(out[item*a.dim : (item+1)*a.dim])
+				continue
+			}
 			kh := h / group
 			p := a.pos + s
 			lo := 0

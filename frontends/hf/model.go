@@ -71,6 +71,9 @@ func (m *Model) Build(opts BuildOptions) (*ir.Graph, error) {
 func (m *Model) CheckWeights(g *ir.Graph) error {
 	var problems []string
 	for _, w := range g.Weights {
+		if w.Derive != nil {
+			continue // built from checked weights when the program loads
+		}
 		t, ok := m.Tensors.Tensor(w.Name)
 		if !ok {
 			problems = append(problems, fmt.Sprintf("tensor %s is missing (expected shape %v)", w.Name, w.Type.Shape))

@@ -7,17 +7,113 @@ import (
 	"strings"
 
 	"github.com/llmc-dev/llmc/frontends/hf"
+	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/ir"
+	"github.com/llmc-dev/llmc/passes"
 )
 
 // Llmc runs the llmc command with args (without the program name) and
 // returns its exit status.
 func Llmc(args []string, stdout, stderr io.Writer) int {
-	return run("llmc", llmcCommands(stdout), args, stdout, stderr)
+	return run("llmc", llmcCommands(stdout, stderr), args, stdout, stderr)
 }
 
-func llmcCommands(stdout io.Writer) []*command {
+// listFlag collects a comma-separated, repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error {
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+func llmcCommands(stdout, stderr io.Writer) []*command {
 	return []*command{
+		{
+			name: "compile", args: "MODEL -o ART [--max-seq N] [--kv static|dynamic] [flags]",
+			summary: `Compile a Hugging Face model folder into an artifact folder ART that llmrun runs.
+
+With a static KV cache (the default) the cache is preallocated to --max-seq
+positions, every shape of a decode step becomes a constant, and the pipeline
+specialises and fuses the step into a few kernels per layer. Prompts are
+prefilled by a second entry point compiled for --prefill-chunk tokens (the last
+chunk padded and masked). With --kv dynamic the cache grows and the graph keeps
+its symbolic shapes; specialisation and fusion are skipped, and --stats says why.`,
+			examples: []string{
+				"llmc compile ../shared/models/stories260K --max-seq 512 -o /tmp/stories.llmc --stats",
+				"llmc compile ../shared/models/stories260K -o /tmp/s.llmc --print-after=fuse-kernels",
+				"llmc compile ~/models/my-llama --max-seq 2048 --disable-pass=fuse-linears --dump-dir /tmp/dumps -o /tmp/my.llmc",
+				"llmc compile ../shared/models/stories260K -o /tmp/s.llmc --emit dot && dot -Tsvg /tmp/s.llmc/program.dot > s.svg",
+			},
+			flags: func(fs *flag.FlagSet) func([]string) error {
+				var o compiler.Options
+				var kv, out, backend string
+				var printAfter, disable, emit listFlag
+				var stats, list, quiet bool
+				fs.StringVar(&out, "o", "", "output artifact folder (replaced if it is an artifact already)")
+				fs.IntVar(&o.MaxSeq, "max-seq", 0, "positions of the static KV cache (default: the model's max_position_embeddings)")
+				fs.StringVar(&kv, "kv", "static", "KV cache: static (preallocated, specialised and fused) or dynamic")
+				fs.IntVar(&o.PrefillChunk, "prefill-chunk", compiler.DefaultPrefillChunk, "tokens per call of the prefill entry point")
+				fs.StringVar(&backend, "backend", "interp", "code generator: "+strings.Join(compiler.Backends, ", "))
+				fs.Var(&printAfter, "print-after", "print the IR after these passes (comma-separated) to stderr")
+				fs.BoolVar(&o.Passes.PrintAfterAll, "print-after-all", false, "print the IR after every pass to stderr")
+				fs.Var(&disable, "disable-pass", "do not run these passes (comma-separated; required passes cannot be disabled)")
+				fs.StringVar(&o.Passes.DumpDir, "dump-dir", "", "write the IR after every pass to DIR/ENTRY/NN__PASS.ir")
+				fs.BoolVar(&stats, "stats", false, "print per-pass times and changes, op and kernel counts and the arena size")
+				fs.BoolVar(&list, "list-passes", false, "list the passes in pipeline order and exit")
+				fs.Var(&emit, "emit", "extra outputs: dot (Graphviz graph of the optimised program, kernels as clusters)")
+				fs.BoolVar(&quiet, "quiet", false, "no progress output")
+				return func(pos []string) error {
+					if list {
+						for _, p := range passes.Pipeline() {
+							req := ""
+							if p.Required {
+								req = " (required)"
+							}
+							fmt.Fprintf(stdout, "%-18s %s%s\n", p.Name, p.Doc, req)
+						}
+						return nil
+					}
+					path, err := onePositional(pos, "MODEL")
+					if err != nil {
+						return err
+					}
+					if out == "" {
+						return usagef("-o ART is required: the artifact folder to write")
+					}
+					o.KV, o.Backend = passes.KVMode(kv), backend
+					o.Passes.PrintAfter, o.Passes.Disabled = printAfter, disable
+					o.Passes.Log = stderr
+					for _, e := range emit {
+						switch e {
+						case "dot":
+							o.EmitDot = true
+						case "ir":
+						default:
+							return usagef("--emit %q: want dot or ir", e)
+						}
+					}
+					if !quiet && isTerminal(stderr) {
+						o.Progress = stderr
+					}
+					res, err := compiler.Compile(path, out, o)
+					if err != nil {
+						return err
+					}
+					if stats {
+						passes.WriteStats(stdout, res.Reports)
+					}
+					if !quiet && isTerminal(stderr) {
+						fmt.Fprintf(stderr, "llmc: wrote %s (%d entry points, %d kernels)\n", out, len(res.Manifest.Entries), len(res.Manifest.Kernels))
+					}
+					return nil
+				}
+			},
+		},
 		{
 			name: "ir", args: "MODEL [--all-logits]",
 			summary:  "Print the graph IR of one forward step of a Hugging Face model folder.",

@@ -1,0 +1,256 @@
+// Package compiler drives llmc compile: it builds a model's entry points,
+// runs the pass pipeline on each and writes the artifact.
+package compiler
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/llmc-dev/llmc/frontends/hf"
+	"github.com/llmc-dev/llmc/internal/artifact"
+	"github.com/llmc-dev/llmc/ir"
+	"github.com/llmc-dev/llmc/passes"
+)
+
+// Entry point names of compiled programs.
+const (
+	EntryDecode     = "decode"      // static: one token, last logits
+	EntryPrefill    = "prefill"     // static: a padded chunk, last real token's logits
+	EntryPrefillAll = "prefill_all" // static: a padded chunk, every token's logits
+	EntryForward    = "forward"     // dynamic: any number of tokens, last logits
+	EntryForwardAll = "forward_all" // dynamic: any number of tokens, all logits
+)
+
+// DefaultPrefillChunk is the prefill entry point's token count when not set.
+const DefaultPrefillChunk = 16
+
+// Options configure a compilation.
+type Options struct {
+	MaxSeq       int // 0: the model's max_position_embeddings
+	KV           passes.KVMode
+	PrefillChunk int    // 0: DefaultPrefillChunk (capped at MaxSeq)
+	Backend      string // "interp" (the runtime interprets the optimised IR)
+	Passes       passes.Options
+	EmitDot      bool
+	// Progress, when not nil, receives progress lines.
+	Progress io.Writer
+}
+
+// Result is what Compile did.
+type Result struct {
+	Manifest *artifact.Manifest
+	Reports  []*passes.Report
+	Graphs   []*ir.Graph
+}
+
+// Backends lists the code generators llmc compile knows.
+var Backends = []string{"interp"}
+
+// Compile compiles the model in modelDir into an artifact folder outDir.
+func Compile(modelDir, outDir string, o Options) (*Result, error) {
+	m, err := hf.Open(modelDir)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	cfg := m.Config
+	if o.KV == "" {
+		o.KV = passes.Static
+	}
+	if o.Backend == "" {
+		o.Backend = "interp"
+	}
+	if !contains(Backends, o.Backend) {
+		return nil, fmt.Errorf("--backend %q is not supported; supported: %s", o.Backend, strings.Join(Backends, ", "))
+	}
+	if o.MaxSeq == 0 {
+		o.MaxSeq = cfg.MaxPositions
+	}
+	if o.MaxSeq < 0 || o.MaxSeq > cfg.MaxPositions {
+		return nil, fmt.Errorf("--max-seq %d is outside 1..%d (the model's max_position_embeddings in %s)", o.MaxSeq, cfg.MaxPositions, cfg.Path)
+	}
+	if o.PrefillChunk < 0 {
+		return nil, fmt.Errorf("--prefill-chunk %d must be positive", o.PrefillChunk)
+	}
+	if o.PrefillChunk == 0 {
+		o.PrefillChunk = DefaultPrefillChunk
+	}
+	o.PrefillChunk = min(o.PrefillChunk, o.MaxSeq)
+	o.Passes.KV, o.Passes.MaxSeq = o.KV, o.MaxSeq
+	if err := passes.CheckOptions(&o.Passes); err != nil {
+		return nil, err
+	}
+
+	type spec struct {
+		name string
+		seq  int
+		all  bool
+	}
+	specs := []spec{{EntryDecode, 1, false}, {EntryPrefill, o.PrefillChunk, false}, {EntryPrefillAll, o.PrefillChunk, true}}
+	if o.KV == passes.Dynamic {
+		specs = []spec{{EntryForward, 0, false}, {EntryForwardAll, 0, true}}
+	}
+	res := &Result{}
+	man := &artifact.Manifest{
+		Format: artifact.Format, Version: artifact.Version, Created: time.Now().UTC(),
+		KV: string(o.KV), MaxSeq: o.MaxSeq, Backend: o.Backend, IR: artifact.IRName,
+	}
+	if o.KV == passes.Static {
+		man.PrefillChunk = o.PrefillChunk
+	}
+	for _, s := range specs {
+		g, err := m.Build(hf.BuildOptions{Name: s.name, AllLogits: s.all})
+		if err != nil {
+			return nil, err
+		}
+		progress(o.Progress, "optimising %s", s.name)
+		rep, err := passes.Run(&passes.Entry{Name: s.name, Graph: g, Seq: s.seq}, &o.Passes)
+		if err != nil {
+			return nil, err
+		}
+		res.Reports = append(res.Reports, rep)
+		res.Graphs = append(res.Graphs, g)
+		logits := "last"
+		if s.all {
+			logits = "all"
+		}
+		man.Entries = append(man.Entries, artifact.Entry{Name: s.name, Seq: s.seq, Logits: logits})
+		describeGraph(man, g)
+	}
+
+	abs, err := filepath.Abs(modelDir)
+	if err != nil {
+		return nil, err
+	}
+	man.Model = artifact.Model{Dir: abs, Architecture: cfg.Architecture}
+	for _, f := range m.Tensors.Files() {
+		name, err := filepath.Rel(abs, mustAbs(f))
+		if err != nil {
+			return nil, err
+		}
+		progress(o.Progress, "hashing %s", name)
+		d, err := artifact.DescribeFile(abs, name, nil)
+		if err != nil {
+			return nil, err
+		}
+		man.Model.Files = append(man.Model.Files, d)
+	}
+
+	err = artifact.WriteDir(outDir, func(tmp string) error {
+		if err := os.WriteFile(filepath.Join(tmp, artifact.IRName), []byte(ir.PrintModule(res.Graphs)), 0o644); err != nil {
+			return err
+		}
+		for _, name := range copiedFiles {
+			data, err := os.ReadFile(filepath.Join(modelDir, name))
+			if os.IsNotExist(err) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(tmp, name), data, 0o644); err != nil {
+				return err
+			}
+			man.Files = append(man.Files, name)
+		}
+		if o.EmitDot {
+			if err := os.WriteFile(filepath.Join(tmp, "program.dot"), []byte(Dot(res.Graphs)), 0o644); err != nil {
+				return err
+			}
+			man.Files = append(man.Files, "program.dot")
+		}
+		return artifact.WriteJSON(filepath.Join(tmp, artifact.ManifestName), man)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("writing %s: %w", outDir, err)
+	}
+	res.Manifest = man
+	return res, nil
+}
+
+// copiedFiles are the model's small files an artifact carries, so that it
+// runs (and tokenizes) without reading them from the model folder.
+var copiedFiles = []string{
+	"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+	"special_tokens_map.json", "chat_template.jinja",
+}
+
+// describeGraph adds g's kernels, buffer plan and weights to the manifest.
+func describeGraph(man *artifact.Manifest, g *ir.Graph) {
+	plan := artifact.EntryPlan{Entry: g.Name}
+	for _, n := range g.Nodes {
+		if n.Op != ir.OpKernel {
+			continue
+		}
+		k := artifact.Kernel{Entry: g.Name, Kind: n.Attrs.String("name", "")}
+		if n.Result != nil {
+			k.Value = n.Result.Ref()
+		}
+		for _, b := range n.Body.Nodes {
+			k.Ops = append(k.Ops, b.Op.String())
+		}
+		man.Kernels = append(man.Kernels, k)
+		if off := n.Attrs.Int("offset", -1); off >= 0 && n.Result != nil {
+			size := 4
+			for _, d := range n.Result.Type.Shape {
+				size *= d.N
+			}
+			plan.Buffers = append(plan.Buffers, artifact.Buffer{Value: n.Result.Ref(), Offset: off, Bytes: size})
+			plan.ArenaBytes = max(plan.ArenaBytes, off+size)
+		}
+	}
+	man.BufferPlan = append(man.BufferPlan, plan)
+	seen := map[string]bool{}
+	for _, w := range man.Weights {
+		seen[w] = true
+	}
+	for _, d := range man.Derived {
+		seen["derived:"+d.Name] = true
+	}
+	for _, w := range g.Weights {
+		if w.Derive != nil {
+			if !seen["derived:"+w.Name] {
+				info := artifact.DerivedInfo{Name: w.Name, Op: w.Derive.Op}
+				for _, a := range w.Derive.Args {
+					info.Args = append(info.Args, a.Name)
+				}
+				man.Derived = append(man.Derived, info)
+				seen["derived:"+w.Name] = true
+			}
+			continue
+		}
+		if !seen[w.Name] {
+			man.Weights = append(man.Weights, w.Name)
+			seen[w.Name] = true
+		}
+	}
+	sort.Strings(man.Weights)
+}
+
+func progress(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, "llmc: "+format+"\n", args...)
+	}
+}
+
+func mustAbs(p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return a
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,92 @@
+package runtime
+
+import "fmt"
+
+// Runner runs a program's entry points. The interpreter (Program) and the
+// compiled backends implement it.
+type Runner interface {
+	// Run executes entry point name on tokens at positions pos, pos+1, ...
+	// and returns its output and the output's shape.
+	Run(name string, tokens []int32, pos int) ([]float32, []int, error)
+}
+
+// StaticEntries names the entry points of a program compiled for a static
+// KV cache.
+type StaticEntries struct {
+	Decode     string // one token, the last logits
+	Prefill    string // Chunk tokens (padded), logits of the last real one
+	PrefillAll string // Chunk tokens (padded), logits of every one
+	Chunk      int
+}
+
+// Static is a Decoder over a program compiled for a static KV cache of
+// Context positions: one token at a time through the decode entry point,
+// longer inputs in chunks through the prefill entry points.
+type Static struct {
+	r       Runner
+	e       StaticEntries
+	vocab   int
+	context int
+	pos     int
+}
+
+// NewStatic returns a Decoder over r.
+func NewStatic(r Runner, e StaticEntries, vocab, context int) (*Static, error) {
+	if e.Chunk <= 0 {
+		return nil, fmt.Errorf("prefill chunk is %d, want > 0", e.Chunk)
+	}
+	return &Static{r: r, e: e, vocab: vocab, context: context}, nil
+}
+
+func (d *Static) VocabSize() int { return d.vocab }
+func (d *Static) Context() int   { return d.context }
+func (d *Static) Pos() int       { return d.pos }
+
+// Rewind drops positions from pos on. The static cache keeps their rows,
+// but attention never reads past the current position, and the next
+// tokens overwrite them.
+func (d *Static) Rewind(pos int) error {
+	if pos < 0 || pos > d.pos {
+		return fmt.Errorf("cannot rewind to position %d: the cache holds %d", pos, d.pos)
+	}
+	d.pos = pos
+	return nil
+}
+
+func (d *Static) Forward(tokens []int, all bool) ([]float32, error) {
+	ids, err := checkTokens(tokens, d.vocab, d.pos, d.context)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 1 && !all {
+		out, _, err := d.r.Run(d.e.Decode, ids, d.pos)
+		if err != nil {
+			return nil, err
+		}
+		d.pos++
+		return out, nil
+	}
+	entry := d.e.Prefill
+	if all {
+		entry = d.e.PrefillAll
+	}
+	var rows []float32
+	var last []float32
+	for start := 0; start < len(ids); start += d.e.Chunk {
+		chunk := ids[start:min(start+d.e.Chunk, len(ids))]
+		out, _, err := d.r.Run(entry, chunk, d.pos)
+		if err != nil {
+			return nil, err
+		}
+		d.pos += len(chunk)
+		if all {
+			rows = append(rows, out[:len(chunk)*d.vocab]...)
+		} else {
+			last = out
+		}
+	}
+	if all {
+		return rows, nil
+	}
+	return last, nil
+}
