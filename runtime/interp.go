@@ -41,11 +41,11 @@ type tensor struct {
 }
 
 type entry struct {
-	g      *ir.Graph
-	slot   map[*ir.Value]int
-	vals   []tensor    // per slot, for the current step
-	bufs   [][]float32 // per slot, reused across steps
-	prep   map[*ir.Node][]float32
+	g    *ir.Graph
+	slot map[*ir.Value]int
+	vals []tensor    // per slot, for the current step
+	bufs [][]float32 // per slot, reused across steps
+	prep map[*ir.Node][]float32
 	// arena holds the results of kernels that a memory plan placed (the
 	// "offset" attribute, in bytes).
 	arena  []float32
@@ -157,10 +157,7 @@ func (p *Program) prepare(g *ir.Graph, ws WeightSource) (*entry, error) {
 			e.slot[n.Result] = len(e.slot)
 		}
 		if n.Op == ir.OpRoPE {
-			a := n.Attrs
-			dim := n.Args[0].Type.Shape[2].N
-			e.prep[n] = ropeInvFreq(dim, a.Float("theta", 10000), a.String("scaling", ""), a.Float("factor", 1),
-				a.Float("low_freq_factor", 1), a.Float("high_freq_factor", 4), a.Int("original_max_positions", 8192))
+			e.prep[n] = ir.RoPEFrequencies(n.Args[0].Type.Shape[2].N, n.Attrs)
 		}
 	})
 	arenaBytes := 0

@@ -92,34 +92,6 @@ func linear(par Parallel, out, x, w, bias []float32, rows, in, outDim int) {
 	})
 }
 
-// ropeInvFreq returns the rotary inverse frequencies of a head dim, as
-// transformers computes them (float32), with optional scaling.
-func ropeInvFreq(dim int, theta float64, scaling string, factor, low, high float64, origMax int) []float32 {
-	inv := make([]float32, dim/2)
-	for i := range inv {
-		exp := float32(2*i) / float32(dim)
-		f := 1 / math.Pow(theta, float64(exp))
-		switch scaling {
-		case "linear":
-			f /= factor
-		case "llama3":
-			lowWavelen := float64(origMax) / low
-			highWavelen := float64(origMax) / high
-			wavelen := 2 * math.Pi / f
-			switch {
-			case wavelen < highWavelen:
-			case wavelen > lowWavelen:
-				f /= factor
-			default:
-				smooth := (float64(origMax)/wavelen - low) / (high - low)
-				f = (1-smooth)*f/factor + smooth*f
-			}
-		}
-		inv[i] = float32(f)
-	}
-	return inv
-}
-
 // rope rotates x ([seq, heads, dim]) in place-compatible fashion into out,
 // in the rotate-half layout: pairs (i, i + dim/2) at position pos+s.
 func rope(out, x, invFreq []float32, seq, heads, dim, pos int) {

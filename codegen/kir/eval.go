@@ -1,0 +1,246 @@
+package kir
+
+import (
+	"fmt"
+	"math"
+)
+
+// Machine evaluates a Program directly, statement by statement. It is slow;
+// it exists to test lowering against the graph interpreter independently
+// of any backend, and as the reference semantics backends must match.
+type Machine struct {
+	P       *Program
+	Weights [][]float32 // by WeightRef index
+	States  [][]float32 // by StateRef index
+	arena   []float32
+	scratch []float32
+}
+
+// NewMachine allocates states and memory for p.
+func NewMachine(p *Program, weights [][]float32) *Machine {
+	m := &Machine{P: p, Weights: weights}
+	for _, s := range p.States {
+		m.States = append(m.States, make([]float32, s.Rows*s.RowSize))
+	}
+	for _, e := range p.Entries {
+		m.arena = make([]float32, max(len(m.arena), e.ArenaLen))
+		m.scratch = make([]float32, max(len(m.scratch), e.ScratchLen))
+	}
+	return m
+}
+
+type frame struct {
+	m      *Machine
+	tokens []int32
+	params map[string]int
+	ints   map[*Var]int
+	f32s   map[*Var]float32
+	vecs   map[*Var][8]float32
+}
+
+// Run executes entry name and returns a copy of its output.
+func (m *Machine) Run(name string, tokens []int32, pos, n int) ([]float32, error) {
+	var e *Entry
+	for _, x := range m.P.Entries {
+		if x.Name == name {
+			e = x
+		}
+	}
+	if e == nil {
+		return nil, fmt.Errorf("no entry %q", name)
+	}
+	f := &frame{m: m, tokens: tokens, params: map[string]int{"pos": pos, "len": n},
+		ints: map[*Var]int{}, f32s: map[*Var]float32{}, vecs: map[*Var][8]float32{}}
+	for _, k := range e.Kernels {
+		for _, ph := range k.Phases {
+			if ph.Parallel {
+				for i := 0; i < f.int(ph.N); i++ {
+					f.ints[ph.Var] = i
+					f.stmts(ph.Body)
+				}
+			} else {
+				f.stmts(ph.Body)
+			}
+		}
+	}
+	off := f.int(e.OutOffset)
+	size := 1
+	for _, d := range e.OutShape {
+		size *= d
+	}
+	return append([]float32(nil), f.buf(e.Output)[off:off+size]...), nil
+}
+
+func (f *frame) buf(b *Buffer) []float32 {
+	switch b.Kind {
+	case Arena:
+		return f.m.arena
+	case Scratch:
+		return f.m.scratch
+	case Weight:
+		return f.m.Weights[b.Index]
+	case State:
+		return f.m.States[b.Index]
+	case Table:
+		return b.Data
+	}
+	panic("no float buffer " + b.Name)
+}
+
+func (f *frame) stmts(ss []Stmt) {
+	for _, s := range ss {
+		switch s := s.(type) {
+		case *Decl:
+			f.set(s.Var, s.Init)
+		case *Assign:
+			f.set(s.Var, s.Val)
+		case *Store:
+			i := f.int(s.Index)
+			if s.Val.Type() == F32x8 {
+				v := f.vec(s.Val)
+				copy(f.buf(s.Buf)[i:i+8], v[:])
+			} else {
+				f.buf(s.Buf)[i] = f.f32(s.Val)
+			}
+		case *For:
+			hi := f.int(s.Hi)
+			for i := f.int(s.Lo); i < hi; i += s.Step {
+				f.ints[s.Var] = i
+				f.stmts(s.Body)
+			}
+		}
+	}
+}
+
+func (f *frame) set(v *Var, e Expr) {
+	switch v.T {
+	case Int:
+		f.ints[v] = f.int(e)
+	case F32:
+		f.f32s[v] = f.f32(e)
+	case F32x8:
+		f.vecs[v] = f.vec(e)
+	}
+}
+
+func (f *frame) int(e Expr) int {
+	switch e := e.(type) {
+	case IntConst:
+		return e.N
+	case *Var:
+		return f.ints[e]
+	case Param:
+		return f.params[e.Name]
+	case *Load:
+		return int(f.tokens[f.int(e.Index)])
+	case *Bin:
+		a, b := f.int(e.A), f.int(e.B)
+		switch e.Op {
+		case Add:
+			return a + b
+		case Sub:
+			return a - b
+		case Mul:
+			return a * b
+		case Div:
+			return a / b
+		case Max:
+			return max(a, b)
+		case Min:
+			return min(a, b)
+		}
+	}
+	panic(fmt.Sprintf("not an int expression: %s", e))
+}
+
+func (f *frame) f32(e Expr) float32 {
+	switch e := e.(type) {
+	case F32Const:
+		return e.F
+	case *Var:
+		return f.f32s[e]
+	case *Load:
+		return f.buf(e.Buf)[f.int(e.Index)]
+	case *Bin:
+		return binF(e.Op, f.f32(e.A), f.f32(e.B))
+	case *FMA:
+		return float32(math.FMA(float64(f.f32(e.A)), float64(f.f32(e.B)), float64(f.f32(e.C))))
+	case *Call:
+		return float32(CallF64(e.Fn, float64(f.f32(e.Arg))))
+	case *HSum:
+		return HSum8(f.vec(e.X))
+	case *ToF32:
+		return float32(f.int(e.X))
+	}
+	panic(fmt.Sprintf("not an f32 expression: %s", e))
+}
+
+func (f *frame) vec(e Expr) [8]float32 {
+	var out [8]float32
+	switch e := e.(type) {
+	case *Var:
+		return f.vecs[e]
+	case *Load:
+		i := f.int(e.Index)
+		copy(out[:], f.buf(e.Buf)[i:i+8])
+	case *Broadcast:
+		x := f.f32(e.X)
+		for i := range out {
+			out[i] = x
+		}
+	case *Bin:
+		a, b := f.vec(e.A), f.vec(e.B)
+		for i := range out {
+			out[i] = binF(e.Op, a[i], b[i])
+		}
+	case *FMA:
+		a, b, c := f.vec(e.A), f.vec(e.B), f.vec(e.C)
+		for i := range out {
+			out[i] = float32(math.FMA(float64(a[i]), float64(b[i]), float64(c[i])))
+		}
+	default:
+		panic(fmt.Sprintf("not a vector expression: %s", e))
+	}
+	return out
+}
+
+func binF(op BinOp, a, b float32) float32 {
+	switch op {
+	case Add:
+		return a + b
+	case Sub:
+		return a - b
+	case Mul:
+		return a * b
+	case Div:
+		return a / b
+	case Max:
+		return max(a, b)
+	case Min:
+		return min(a, b)
+	}
+	panic("bad op")
+}
+
+// HSum8 adds eight lanes in the order every backend uses: pairwise.
+func HSum8(v [8]float32) float32 {
+	return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]))
+}
+
+// CallF64 evaluates a kernel IR math function in float64; backends round
+// the result to float32.
+func CallF64(fn string, x float64) float64 {
+	switch fn {
+	case "exp":
+		return math.Exp(x)
+	case "sqrt":
+		return math.Sqrt(x)
+	case "tanh":
+		return math.Tanh(x)
+	case "cos":
+		return math.Cos(x)
+	case "sin":
+		return math.Sin(x)
+	}
+	panic("unknown function " + fn)
+}

@@ -1,0 +1,112 @@
+package kir
+
+// Constructors that fold constants, so that specialised index arithmetic
+// prints as the numbers it is.
+
+// I is an int constant.
+func I(n int) Expr { return IntConst{N: n} }
+
+// F is an f32 constant.
+func F(f float32) Expr { return F32Const{F: f} }
+
+func isInt(e Expr, n int) bool {
+	c, ok := e.(IntConst)
+	return ok && c.N == n
+}
+
+// IAdd is a + b on ints.
+func IAdd(a, b Expr) Expr {
+	ca, oka := a.(IntConst)
+	cb, okb := b.(IntConst)
+	switch {
+	case oka && okb:
+		return I(ca.N + cb.N)
+	case oka && ca.N == 0:
+		return b
+	case okb && cb.N == 0:
+		return a
+	}
+	// (x + c1) + c2 = x + (c1+c2)
+	if ab, ok := a.(*Bin); ok && ab.Op == Add && okb {
+		if c1, ok := ab.B.(IntConst); ok {
+			return IAdd(ab.A, I(c1.N+cb.N))
+		}
+	}
+	return &Bin{Op: Add, A: a, B: b}
+}
+
+// ISub is a - b on ints.
+func ISub(a, b Expr) Expr {
+	if cb, ok := b.(IntConst); ok {
+		return IAdd(a, I(-cb.N))
+	}
+	return &Bin{Op: Sub, A: a, B: b}
+}
+
+// IMul is a * b on ints.
+func IMul(a, b Expr) Expr {
+	ca, oka := a.(IntConst)
+	cb, okb := b.(IntConst)
+	switch {
+	case oka && okb:
+		return I(ca.N * cb.N)
+	case oka && ca.N == 0, okb && cb.N == 0:
+		return I(0)
+	case oka && ca.N == 1:
+		return b
+	case okb && cb.N == 1:
+		return a
+	}
+	return &Bin{Op: Mul, A: a, B: b}
+}
+
+// IDiv is a / b on ints (b > 0).
+func IDiv(a, b Expr) Expr {
+	ca, oka := a.(IntConst)
+	cb, okb := b.(IntConst)
+	switch {
+	case oka && okb:
+		return I(ca.N / cb.N)
+	case okb && cb.N == 1:
+		return a
+	}
+	return &Bin{Op: Div, A: a, B: b}
+}
+
+// IMax and IMin on ints.
+func IMax(a, b Expr) Expr {
+	ca, oka := a.(IntConst)
+	cb, okb := b.(IntConst)
+	if oka && okb {
+		return I(max(ca.N, cb.N))
+	}
+	return &Bin{Op: Max, A: a, B: b}
+}
+
+func IMin(a, b Expr) Expr {
+	ca, oka := a.(IntConst)
+	cb, okb := b.(IntConst)
+	if oka && okb {
+		return I(min(ca.N, cb.N))
+	}
+	return &Bin{Op: Min, A: a, B: b}
+}
+
+// FAdd, FSub, FMul, FDiv, FMax work on f32 or f32x8 operands of one type.
+func FAdd(a, b Expr) Expr { return &Bin{Op: Add, A: a, B: b} }
+func FSub(a, b Expr) Expr { return &Bin{Op: Sub, A: a, B: b} }
+func FMul(a, b Expr) Expr {
+	if c, ok := b.(F32Const); ok && c.F == 1 {
+		return a
+	}
+	return &Bin{Op: Mul, A: a, B: b}
+}
+func FDiv(a, b Expr) Expr { return &Bin{Op: Div, A: a, B: b} }
+func FMax(a, b Expr) Expr { return &Bin{Op: Max, A: a, B: b} }
+
+// Fn calls a math function.
+func Fn(name string, x Expr) Expr { return &Call{Fn: name, Arg: x} }
+
+// Ld and Ld8 load a scalar or 8 lanes.
+func Ld(b *Buffer, i Expr) Expr  { return &Load{Buf: b, Index: i} }
+func Ld8(b *Buffer, i Expr) Expr { return &Load{Buf: b, Index: i, Vec: true} }

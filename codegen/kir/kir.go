@@ -1,0 +1,321 @@
+// Package kir is llmc's kernel IR: the loop-level form that every fused
+// region of a graph is lowered to and that every backend prints.
+//
+// A Program has entry points; an entry point runs kernels in order; a
+// kernel runs phases in order; a phase is one loop nest, either serial or
+// parallel over its outer loop (the runtime splits that loop across its
+// worker threads, with a barrier after the phase). Loop bounds are
+// constants except where they depend on the step's scalar inputs (the
+// position, the number of real tokens in a padded chunk).
+//
+// Values are ints (indices), f32 scalars or f32x8 vectors. Vector code is
+// explicit: Load and Store of 8 lanes, FMA, broadcasts and horizontal sums,
+// so a backend maps it to its SIMD types one to one (Go's simd/archsimd,
+// LLVM's <8 x float>) or emulates it lane by lane.
+package kir
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Type is the type of a kernel IR value.
+type Type uint8
+
+const (
+	Int   Type = iota // an index (Go int, LLVM i64)
+	F32               // a float32 scalar
+	F32x8             // eight float32 lanes
+)
+
+func (t Type) String() string { return [...]string{"int", "f32", "f32x8"}[t] }
+
+// BufKind says where a buffer lives.
+type BufKind uint8
+
+const (
+	Arena   BufKind = iota // the entry's activation arena (planned offsets)
+	Scratch                // kernel-local intermediates, reused by every kernel
+	Weight                 // a weight, read-only
+	State                  // a KV cache, kept across steps
+	Tokens                 // the step's token ids (i32)
+	Table                  // a constant table baked into the code
+)
+
+var bufKindNames = [...]string{"arena", "scratch", "weight", "state", "tokens", "table"}
+
+func (k BufKind) String() string { return bufKindNames[k] }
+
+// Buffer is a flat array of float32 (i32 for Tokens).
+type Buffer struct {
+	Name  string
+	Kind  BufKind
+	Index int       // weight, state or table number
+	Len   int       // elements
+	Data  []float32 // the contents of a Table
+}
+
+func (b *Buffer) String() string { return b.Name }
+
+// Expr is an expression.
+type Expr interface {
+	Type() Type
+	String() string
+}
+
+// IntConst is an integer constant.
+type IntConst struct{ N int }
+
+// F32Const is a float32 constant.
+type F32Const struct{ F float32 }
+
+// Var is a local variable or loop index.
+type Var struct {
+	Name string
+	T    Type
+}
+
+// Param is a scalar input of the step: "pos" (cached positions) or "len"
+// (real tokens in a padded chunk).
+type Param struct{ Name string }
+
+// Load reads one element (Vec false) or eight consecutive elements.
+type Load struct {
+	Buf   *Buffer
+	Index Expr
+	Vec   bool
+}
+
+// BinOp is a binary operator.
+type BinOp uint8
+
+const (
+	Add BinOp = iota
+	Sub
+	Mul
+	Div
+	Max
+	Min
+)
+
+var binNames = [...]string{"+", "-", "*", "/", "max", "min"}
+
+func (o BinOp) String() string { return binNames[o] }
+
+// Bin applies a binary operator to two operands of the same type.
+type Bin struct {
+	Op   BinOp
+	A, B Expr
+}
+
+// FMA is A*B+C, fused, on f32 or f32x8.
+type FMA struct{ A, B, C Expr }
+
+// Call applies a math function to f32 scalars: exp, sqrt, tanh, cos, sin.
+type Call struct {
+	Fn  string
+	Arg Expr
+}
+
+// Broadcast turns an f32 into an f32x8 of equal lanes.
+type Broadcast struct{ X Expr }
+
+// HSum adds the eight lanes of an f32x8.
+type HSum struct{ X Expr }
+
+// ToF32 converts an int to f32.
+type ToF32 struct{ X Expr }
+
+func (IntConst) Type() Type       { return Int }
+func (F32Const) Type() Type       { return F32 }
+func (v *Var) Type() Type         { return v.T }
+func (Param) Type() Type          { return Int }
+func (l *Load) Type() Type        { return vecType(l.Vec) }
+func (b *Bin) Type() Type         { return b.A.Type() }
+func (f *FMA) Type() Type         { return f.A.Type() }
+func (*Call) Type() Type          { return F32 }
+func (*Broadcast) Type() Type     { return F32x8 }
+func (*HSum) Type() Type          { return F32 }
+func (*ToF32) Type() Type         { return F32 }
+func (c IntConst) String() string { return fmt.Sprint(c.N) }
+func (c F32Const) String() string { return fmt.Sprintf("%gf", c.F) }
+func (v *Var) String() string     { return v.Name }
+func (p Param) String() string    { return "%" + p.Name }
+func (l *Load) String() string {
+	if l.Vec {
+		return fmt.Sprintf("load8 %s[%s]", l.Buf, l.Index)
+	}
+	return fmt.Sprintf("%s[%s]", l.Buf, l.Index)
+}
+func (b *Bin) String() string {
+	if b.Op == Max || b.Op == Min {
+		return fmt.Sprintf("%s(%s, %s)", b.Op, b.A, b.B)
+	}
+	return fmt.Sprintf("(%s %s %s)", b.A, b.Op, b.B)
+}
+func (f *FMA) String() string       { return fmt.Sprintf("fma(%s, %s, %s)", f.A, f.B, f.C) }
+func (c *Call) String() string      { return fmt.Sprintf("%s(%s)", c.Fn, c.Arg) }
+func (b *Broadcast) String() string { return fmt.Sprintf("bcast(%s)", b.X) }
+func (h *HSum) String() string      { return fmt.Sprintf("hsum(%s)", h.X) }
+func (c *ToF32) String() string     { return fmt.Sprintf("f32(%s)", c.X) }
+
+func vecType(vec bool) Type {
+	if vec {
+		return F32x8
+	}
+	return F32
+}
+
+// Stmt is a statement.
+type Stmt interface{ stmt() }
+
+// Decl declares a variable with an initial value.
+type Decl struct {
+	Var  *Var
+	Init Expr
+}
+
+// Assign sets a declared variable.
+type Assign struct {
+	Var *Var
+	Val Expr
+}
+
+// Store writes one element, or eight from an f32x8 value.
+type Store struct {
+	Buf   *Buffer
+	Index Expr
+	Val   Expr
+}
+
+// For runs Body for Var = Lo, Lo+Step, ... while Var < Hi.
+type For struct {
+	Var    *Var
+	Lo, Hi Expr
+	Step   int
+	Body   []Stmt
+}
+
+func (*Decl) stmt()   {}
+func (*Assign) stmt() {}
+func (*Store) stmt()  {}
+func (*For) stmt()    {}
+
+// Phase is one loop nest of a kernel. A parallel phase runs Body for each
+// Var in [0, N), the range split across threads in chunks of at least
+// Grain; a serial phase runs Body once on one thread.
+type Phase struct {
+	Parallel bool
+	Var      *Var
+	N        Expr
+	Grain    int
+	Body     []Stmt
+}
+
+// Kernel is one fused region of the graph.
+type Kernel struct {
+	Name   string // unique in the program, a valid identifier
+	Kind   string // the graph kernel's kind: matmul, attention, ...
+	Value  string // the graph value it computes, for comments
+	Ops    []string
+	Phases []*Phase
+}
+
+// Entry is one entry point: its kernels in order, and where its output is.
+type Entry struct {
+	Name       string
+	Seq        int // tokens per call (padded)
+	HasLen     bool
+	Kernels    []*Kernel
+	ArenaLen   int // elements
+	ScratchLen int // elements
+	Output     *Buffer
+	OutOffset  Expr // element offset of the output in Output
+	OutShape   []int
+}
+
+// WeightRef names a weight by index; derived weights are built by the
+// runtime from checkpoint weights.
+type WeightRef struct {
+	Name   string
+	Rows   int
+	Cols   int // elements per row (1 for vectors)
+	Concat []string
+}
+
+// StateRef is a KV cache state.
+type StateRef struct {
+	Name    string
+	Rows    int
+	RowSize int
+}
+
+// Program is a whole compiled model.
+type Program struct {
+	Entries []*Entry
+	Weights []*WeightRef
+	States  []*StateRef
+	Tables  []*Buffer
+}
+
+// Print renders p for dumps.
+func Print(p *Program) string {
+	var b strings.Builder
+	for _, w := range p.Weights {
+		fmt.Fprintf(&b, "weight #%d %s [%d, %d]", indexOf(p.Weights, w), w.Name, w.Rows, w.Cols)
+		if len(w.Concat) > 0 {
+			fmt.Fprintf(&b, " = concat %s", strings.Join(w.Concat, ", "))
+		}
+		b.WriteByte('\n')
+	}
+	for i, s := range p.States {
+		fmt.Fprintf(&b, "state #%d %s [%d × %d]\n", i, s.Name, s.Rows, s.RowSize)
+	}
+	for _, t := range p.Tables {
+		fmt.Fprintf(&b, "table %s [%d]\n", t.Name, t.Len)
+	}
+	for _, e := range p.Entries {
+		fmt.Fprintf(&b, "\nentry %s (seq %d, arena %d, scratch %d) -> %s[%s : +%v]\n", e.Name, e.Seq, e.ArenaLen, e.ScratchLen, e.Output, e.OutOffset, e.OutShape)
+		for _, k := range e.Kernels {
+			fmt.Fprintf(&b, "  kernel %s %s -> %s  (%s)\n", k.Name, k.Kind, k.Value, strings.Join(k.Ops, ", "))
+			for _, ph := range k.Phases {
+				if ph.Parallel {
+					fmt.Fprintf(&b, "    parallel %s in [0, %s) grain %d:\n", ph.Var, ph.N, ph.Grain)
+				} else {
+					b.WriteString("    serial:\n")
+				}
+				printStmts(&b, ph.Body, "      ")
+			}
+		}
+	}
+	return b.String()
+}
+
+func indexOf[T comparable](xs []T, x T) int {
+	for i, y := range xs {
+		if y == x {
+			return i
+		}
+	}
+	return -1
+}
+
+func printStmts(b *strings.Builder, ss []Stmt, indent string) {
+	for _, s := range ss {
+		switch s := s.(type) {
+		case *Decl:
+			fmt.Fprintf(b, "%svar %s %s = %s\n", indent, s.Var, s.Var.T, s.Init)
+		case *Assign:
+			fmt.Fprintf(b, "%s%s = %s\n", indent, s.Var, s.Val)
+		case *Store:
+			op := "store"
+			if s.Val.Type() == F32x8 {
+				op = "store8"
+			}
+			fmt.Fprintf(b, "%s%s %s[%s] = %s\n", indent, op, s.Buf, s.Index, s.Val)
+		case *For:
+			fmt.Fprintf(b, "%sfor %s in [%s, %s) step %d:\n", indent, s.Var, s.Lo, s.Hi, s.Step)
+			printStmts(b, s.Body, indent+"  ")
+		}
+	}
+}

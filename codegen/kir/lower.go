@@ -1,0 +1,731 @@
+package kir
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/llmc-dev/llmc/ir"
+)
+
+// Lower turns the optimised entry-point graphs of one model (every
+// computing node inside a kernel, memory planned) into a kernel IR
+// program. Each op of a kernel body lowers to its own loop nest; ops in one
+// kernel share scratch memory instead of the arena, and a residual add or
+// bias right after a matmul is folded into the matmul's store.
+func Lower(graphs []*ir.Graph) (*Program, error) {
+	l := &lowerer{prog: &Program{}, weights: map[string]int{}, states: map[string]int{}}
+	l.arena = &Buffer{Name: "arena", Kind: Arena}
+	l.scratch = &Buffer{Name: "scratch", Kind: Scratch}
+	l.tokens = &Buffer{Name: "tokens", Kind: Tokens}
+	for _, g := range graphs {
+		if err := l.entry(g); err != nil {
+			return nil, fmt.Errorf("lowering %s: %w", g.Name, err)
+		}
+	}
+	return l.prog, nil
+}
+
+// view is a tensor in a buffer: element (i0, i1, ...) is at
+// off + Σ i_d × strides[d].
+type view struct {
+	buf     *Buffer
+	off     Expr
+	shape   []int
+	strides []int
+}
+
+func contiguous(b *Buffer, off Expr, shape []int) view {
+	strides := make([]int, len(shape))
+	s := 1
+	for i := len(shape) - 1; i >= 0; i-- {
+		strides[i] = s
+		s *= shape[i]
+	}
+	return view{buf: b, off: off, shape: shape, strides: strides}
+}
+
+func (v view) size() int {
+	n := 1
+	for _, d := range v.shape {
+		n *= d
+	}
+	return n
+}
+
+func (v view) isContiguous() bool {
+	s := 1
+	for i := len(v.shape) - 1; i >= 0; i-- {
+		if v.shape[i] != 1 && v.strides[i] != s {
+			return false
+		}
+		s *= v.shape[i]
+	}
+	return true
+}
+
+// at is the element index of (idx...).
+func (v view) at(idx ...Expr) Expr {
+	e := v.off
+	for d, i := range idx {
+		e = IAdd(e, IMul(i, I(v.strides[d])))
+	}
+	return e
+}
+
+// reshape views v with a new shape, when the element order allows it
+// without a copy.
+func (v view) reshape(shape []int) (view, bool) {
+	if v.isContiguous() {
+		return contiguous(v.buf, v.off, shape), true
+	}
+	// Split or merge the innermost dims of a view whose rows are strided
+	// but whose last dim is contiguous (a column slice): [r, n] <-> [r, h, d].
+	if len(v.shape) == 2 && len(shape) == 3 && v.strides[1] == 1 && shape[0] == v.shape[0] && shape[1]*shape[2] == v.shape[1] {
+		return view{buf: v.buf, off: v.off, shape: shape, strides: []int{v.strides[0], shape[2], 1}}, true
+	}
+	if len(v.shape) == 3 && len(shape) == 2 && v.strides[2] == 1 && v.strides[1] == v.shape[2] && shape[0] == v.shape[0] {
+		return view{buf: v.buf, off: v.off, shape: shape, strides: []int{v.strides[0], 1}}, true
+	}
+	return view{}, false
+}
+
+type lowerer struct {
+	prog    *Program
+	weights map[string]int
+	states  map[string]int
+	arena   *Buffer
+	scratch *Buffer
+	tokens  *Buffer
+
+	e          *Entry
+	views      map[*ir.Value]view
+	k          *Kernel
+	scratchTop int
+	nvar       int
+	pos        Expr
+	length     Expr // real tokens: Param len, or the constant seq
+}
+
+func (l *lowerer) entry(g *ir.Graph) error {
+	tok, ok := g.Lookup("%tokens")
+	if !ok || !tok.Type.Shape.IsConst() {
+		return fmt.Errorf("entry points need a constant-size %%tokens input (compile with a static KV cache)")
+	}
+	seq := tok.Type.Shape[0].N
+	l.e = &Entry{Name: g.Name, Seq: seq}
+	l.tokens.Len = max(l.tokens.Len, seq)
+	l.views = map[*ir.Value]view{}
+	l.pos = Param{Name: "pos"}
+	l.length = I(seq)
+	if _, ok := g.Lookup("%len"); ok {
+		l.e.HasLen = true
+		l.length = Param{Name: "len"}
+	}
+	for _, w := range g.Weights {
+		l.weight(w)
+	}
+	for _, s := range g.States {
+		if _, ok := l.states[s.Name]; !ok {
+			l.states[s.Name] = len(l.prog.States)
+			rows := s.Type.Shape[0].N
+			l.prog.States = append(l.prog.States, &StateRef{Name: s.Name, Rows: rows, RowSize: s.Type.Shape[1].N * s.Type.Shape[2].N})
+		}
+	}
+	for i, n := range g.Nodes {
+		switch n.Op {
+		case ir.OpReshape:
+			src, ok := l.views[n.Args[0]]
+			if !ok {
+				return fmt.Errorf("%s: reshape of a value without storage", n.LongString())
+			}
+			v, ok := src.reshape(constShape(n.Result.Type))
+			if !ok {
+				return fmt.Errorf("%s: cannot view %v as %v", n.LongString(), src.shape, constShape(n.Result.Type))
+			}
+			l.views[n.Result] = v
+		case ir.OpKernel:
+			if err := l.kernel(n, i); err != nil {
+				return fmt.Errorf("%s: %w", n.LongString(), err)
+			}
+		default:
+			return fmt.Errorf("%s is outside any kernel: the backends lower kernels only (is form-kernels disabled?)", n.LongString())
+		}
+	}
+	out, ok := l.views[g.Outputs[0]]
+	if !ok || !out.isContiguous() {
+		return fmt.Errorf("output %s has no contiguous storage", g.Outputs[0].Ref())
+	}
+	l.e.Output, l.e.OutOffset, l.e.OutShape = out.buf, out.off, out.shape
+	l.prog.Entries = append(l.prog.Entries, l.e)
+	return nil
+}
+
+func constShape(t ir.Type) []int {
+	s, _ := t.Shape.Eval(nil)
+	return s
+}
+
+func (l *lowerer) weight(w *ir.Value) int {
+	if i, ok := l.weights[w.Name]; ok {
+		return i
+	}
+	shape := constShape(w.Type)
+	ref := &WeightRef{Name: w.Name, Rows: shape[0], Cols: 1}
+	if len(shape) == 2 {
+		ref.Cols = shape[1]
+	}
+	if w.Derive != nil {
+		for _, a := range w.Derive.Args {
+			ref.Concat = append(ref.Concat, a.Name)
+		}
+	}
+	l.weights[w.Name] = len(l.prog.Weights)
+	l.prog.Weights = append(l.prog.Weights, ref)
+	return l.weights[w.Name]
+}
+
+func (l *lowerer) valueView(v *ir.Value) (view, error) {
+	switch v.Kind {
+	case ir.KindWeight:
+		i := l.weight(v)
+		shape := constShape(v.Type)
+		return contiguous(&Buffer{Name: fmt.Sprintf("w%d", i), Kind: Weight, Index: i, Len: prod(shape)}, I(0), shape), nil
+	case ir.KindState:
+		i := l.states[v.Name]
+		shape := constShape(v.Type)
+		return contiguous(&Buffer{Name: fmt.Sprintf("s%d", i), Kind: State, Index: i, Len: prod(shape)}, I(0), shape), nil
+	}
+	vw, ok := l.views[v]
+	if !ok {
+		return view{}, fmt.Errorf("%s has no storage", v.Ref())
+	}
+	return vw, nil
+}
+
+func prod(xs []int) int {
+	p := 1
+	for _, x := range xs {
+		p *= x
+	}
+	return p
+}
+
+func (l *lowerer) newVar(prefix string, t Type) *Var {
+	l.nvar++
+	return &Var{Name: fmt.Sprintf("%s%d", prefix, l.nvar), T: t}
+}
+
+// alloc reserves scratch for a kernel-local tensor (aligned to 8 floats).
+func (l *lowerer) alloc(shape []int) view {
+	v := contiguous(l.scratch, I(l.scratchTop), shape)
+	l.scratchTop += (prod(shape) + 7) / 8 * 8
+	l.scratch.Len = max(l.scratch.Len, l.scratchTop)
+	l.e.ScratchLen = max(l.e.ScratchLen, l.scratchTop)
+	return v
+}
+
+func (l *lowerer) serial(body ...Stmt) {
+	l.k.Phases = append(l.k.Phases, &Phase{Body: body})
+}
+
+func (l *lowerer) kernel(n *ir.Node, index int) error {
+	name := fmt.Sprintf("k%d_%s", len(l.e.Kernels), n.Attrs.String("name", "kernel"))
+	l.k = &Kernel{Name: l.e.Name + "_" + name, Kind: n.Attrs.String("name", "")}
+	l.scratchTop, l.nvar = 0, 0
+	if n.Result != nil {
+		l.k.Value = n.Result.Ref()
+		off := n.Attrs.Int("offset", -1)
+		if off < 0 || off%4 != 0 {
+			return fmt.Errorf("kernel result has no planned arena offset (is plan-memory disabled?)")
+		}
+		shape := constShape(n.Result.Type)
+		v := contiguous(l.arena, I(off/4), shape)
+		l.arena.Len = max(l.arena.Len, off/4+prod(shape))
+		l.e.ArenaLen = max(l.e.ArenaLen, off/4+prod(shape))
+		l.views[n.Result] = v
+	}
+	body := n.Body
+	uses := body.Uses()
+	var yield *ir.Value
+	if len(body.Outputs) == 1 {
+		yield = body.Outputs[0]
+	}
+	if yield != nil && yield.Def.Op != ir.OpReshape && yield.Def.Op != ir.OpSlice {
+		l.views[yield] = l.views[n.Result] // computed straight into the arena
+	}
+	done := map[*ir.Node]bool{}
+	for _, b := range body.Nodes {
+		l.k.Ops = append(l.k.Ops, b.Op.String())
+		if done[b] {
+			continue
+		}
+		if b.Result != nil && b.Op != ir.OpReshape && b.Op != ir.OpSlice {
+			if _, pre := l.views[b.Result]; !pre {
+				l.views[b.Result] = l.alloc(constShape(b.Result.Type))
+			}
+		}
+		if err := l.op(b, body, uses, done); err != nil {
+			return fmt.Errorf("%s: %w", b.LongString(), err)
+		}
+	}
+	if yield != nil {
+		if src, dst := l.views[yield], l.views[n.Result]; src.buf != dst.buf || src.off != dst.off {
+			// The kernel yields a view: copy it into the kernel's result.
+			l.copy(dst, src)
+		}
+	}
+	l.e.Kernels = append(l.e.Kernels, l.k)
+	return nil
+}
+
+func (l *lowerer) op(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, done map[*ir.Node]bool) error {
+	arg := func(i int) (view, error) { return l.valueView(n.Args[i]) }
+	switch n.Op {
+	case ir.OpReshape:
+		src, err := arg(0)
+		if err != nil {
+			return err
+		}
+		v, ok := src.reshape(constShape(n.Result.Type))
+		if !ok {
+			return fmt.Errorf("cannot view %v as %v without a copy", src.shape, constShape(n.Result.Type))
+		}
+		l.views[n.Result] = v
+		return nil
+	case ir.OpSlice:
+		src, err := arg(0)
+		if err != nil {
+			return err
+		}
+		start, ln := n.Attrs.Int("start", 0), n.Attrs.Int("len", 0)
+		l.views[n.Result] = view{buf: src.buf, off: IAdd(src.off, I(start*src.strides[1])),
+			shape: []int{src.shape[0], ln}, strides: src.strides}
+		return nil
+	case ir.OpEmbedding:
+		w, err := arg(0)
+		if err != nil {
+			return err
+		}
+		return l.embedding(l.views[n.Result], w)
+	case ir.OpRMSNorm:
+		x, err := arg(0)
+		if err != nil {
+			return err
+		}
+		w, err := arg(1)
+		if err != nil {
+			return err
+		}
+		return l.rmsNorm(l.views[n.Result], x, w, float32(n.Attrs.Float("eps", 1e-6)), n.Attrs.Bool("unit_offset", false))
+	case ir.OpLinear:
+		return l.linear(n, body, uses, done)
+	case ir.OpRoPE:
+		x, err := arg(0)
+		if err != nil {
+			return err
+		}
+		return l.rope(n, l.views[n.Result], x)
+	case ir.OpKVWrite:
+		x, err := arg(1)
+		if err != nil {
+			return err
+		}
+		cache, err := arg(0)
+		if err != nil {
+			return err
+		}
+		return l.kvWrite(cache, x)
+	case ir.OpAttention:
+		return l.attention(n)
+	case ir.OpLast:
+		x, err := arg(0)
+		if err != nil {
+			return err
+		}
+		row := ISub(I(x.shape[0]), I(1))
+		if len(n.Args) == 2 {
+			row = ISub(l.length, I(1))
+		}
+		src := view{buf: x.buf, off: x.at(row, I(0)), shape: []int{1, x.shape[1]}, strides: x.strides}
+		l.copy(l.views[n.Result], src)
+		return nil
+	case ir.OpSiLU, ir.OpGELUTanh, ir.OpScale, ir.OpSoftcap, ir.OpAdd, ir.OpMul:
+		var ins []view
+		for i := range n.Args {
+			v, err := arg(i)
+			if err != nil {
+				return err
+			}
+			ins = append(ins, v)
+		}
+		return l.elementwise(n, l.views[n.Result], ins)
+	}
+	return fmt.Errorf("no lowering for %s in a kernel (enable fuse-attention for attention)", n.Op)
+}
+
+// forEach builds nested loops over shape and calls f with the indices to
+// make the innermost body.
+func (l *lowerer) forEach(shape []int, f func(idx []Expr) []Stmt) []Stmt {
+	idx := make([]Expr, len(shape))
+	var build func(d int) []Stmt
+	build = func(d int) []Stmt {
+		if d == len(shape) {
+			return f(idx)
+		}
+		if shape[d] == 1 {
+			idx[d] = I(0)
+			return build(d + 1)
+		}
+		v := l.newVar("i", Int)
+		idx[d] = v
+		return []Stmt{&For{Var: v, Lo: I(0), Hi: I(shape[d]), Step: 1, Body: build(d + 1)}}
+	}
+	return build(0)
+}
+
+// copy copies src into dst element by element (same shape).
+func (l *lowerer) copy(dst, src view) {
+	l.serial(l.forEach(src.shape, func(idx []Expr) []Stmt {
+		return []Stmt{&Store{Buf: dst.buf, Index: dst.at(idx...), Val: Ld(src.buf, src.at(idx...))}}
+	})...)
+}
+
+func (l *lowerer) embedding(out, w view) error {
+	rows, dim := out.shape[0], out.shape[1]
+	s := l.newVar("s", Int)
+	id := l.newVar("id", Int)
+	inner := l.rowCopy(out.buf, out.at(s, I(0)), w.buf, IMul(id, I(dim)), dim)
+	l.serial(&For{Var: s, Lo: I(0), Hi: I(rows), Step: 1, Body: append([]Stmt{
+		&Decl{Var: id, Init: Ld(l.tokens, s)},
+	}, inner...)})
+	return nil
+}
+
+// rowCopy copies n contiguous elements, eight at a time where it can.
+func (l *lowerer) rowCopy(dst *Buffer, dOff Expr, src *Buffer, sOff Expr, n int) []Stmt {
+	var out []Stmt
+	v := l.newVar("j", Int)
+	vec := n / 8 * 8
+	if vec > 0 {
+		out = append(out, &For{Var: v, Lo: I(0), Hi: I(vec), Step: 8, Body: []Stmt{
+			&Store{Buf: dst, Index: IAdd(dOff, v), Val: Ld8(src, IAdd(sOff, v))},
+		}})
+	}
+	if vec < n {
+		t := l.newVar("j", Int)
+		out = append(out, &For{Var: t, Lo: I(vec), Hi: I(n), Step: 1, Body: []Stmt{
+			&Store{Buf: dst, Index: IAdd(dOff, t), Val: Ld(src, IAdd(sOff, t))},
+		}})
+	}
+	return out
+}
+
+// dot emits statements that set r to Σ a[aOff+k]·b[bOff+k] for k < n:
+// four f32x8 accumulators over blocks of 32, then blocks of 8, then a
+// scalar tail.
+func (l *lowerer) dot(r *Var, a *Buffer, aOff Expr, b *Buffer, bOff Expr, n int) []Stmt {
+	var out []Stmt
+	n32, n8 := n/32*32, n/8*8
+	if n8 > 0 {
+		accs := make([]*Var, 4)
+		for i := range accs {
+			accs[i] = l.newVar("acc", F32x8)
+			out = append(out, &Decl{Var: accs[i], Init: &Broadcast{X: F(0)}})
+		}
+		if n32 > 0 {
+			k := l.newVar("k", Int)
+			var body []Stmt
+			for i, acc := range accs {
+				o := I(8 * i)
+				body = append(body, &Assign{Var: acc, Val: &FMA{
+					A: Ld8(a, IAdd(IAdd(aOff, k), o)), B: Ld8(b, IAdd(IAdd(bOff, k), o)), C: acc}})
+			}
+			out = append(out, &For{Var: k, Lo: I(0), Hi: I(n32), Step: 32, Body: body})
+		}
+		for k, i := n32, 0; k < n8; k, i = k+8, i+1 {
+			acc := accs[i%4]
+			out = append(out, &Assign{Var: acc, Val: &FMA{A: Ld8(a, IAdd(aOff, I(k))), B: Ld8(b, IAdd(bOff, I(k))), C: acc}})
+		}
+		sum := FAdd(FAdd(accs[0], accs[1]), FAdd(accs[2], accs[3]))
+		out = append(out, &Decl{Var: r, Init: &HSum{X: sum}})
+	} else {
+		out = append(out, &Decl{Var: r, Init: F(0)})
+	}
+	for k := n8; k < n; k++ {
+		out = append(out, &Assign{Var: r, Val: &FMA{A: Ld(a, IAdd(aOff, I(k))), B: Ld(b, IAdd(bOff, I(k))), C: r}})
+	}
+	return out
+}
+
+func (l *lowerer) rmsNorm(out, x, w view, eps float32, unitOffset bool) error {
+	rows, dim := x.shape[0], x.shape[len(x.shape)-1]
+	if len(x.shape) != 2 || x.strides[1] != 1 || out.strides[1] != 1 {
+		return fmt.Errorf("rms_norm lowers 2-D row-contiguous tensors")
+	}
+	r := l.newVar("r", Int)
+	ss := l.newVar("ss", F32)
+	inv := l.newVar("inv", F32)
+	body := l.dot(ss, x.buf, x.at(r, I(0)), x.buf, x.at(r, I(0)), dim)
+	body = append(body, &Decl{Var: inv, Init: FDiv(F(1), Fn("sqrt", FAdd(FDiv(ss, F(float32(dim))), F(eps))))})
+	h := l.newVar("h", Int)
+	g := Ld(w.buf, w.at(h))
+	if unitOffset {
+		g = FAdd(F(1), g)
+	}
+	body = append(body, &For{Var: h, Lo: I(0), Hi: I(dim), Step: 1, Body: []Stmt{
+		&Store{Buf: out.buf, Index: out.at(r, h), Val: FMul(FMul(Ld(x.buf, x.at(r, h)), inv), g)},
+	}})
+	l.serial(&For{Var: r, Lo: I(0), Hi: I(rows), Step: 1, Body: body})
+	return nil
+}
+
+// linear lowers y = x·wᵀ (+ bias) as a loop over output columns split
+// across threads. A following "add" of another tensor (a residual) that is
+// the result's only use is folded into the store.
+func (l *lowerer) linear(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, done map[*ir.Node]bool) error {
+	x, err := l.valueView(n.Args[0])
+	if err != nil {
+		return err
+	}
+	w, err := l.valueView(n.Args[1])
+	if err != nil {
+		return err
+	}
+	if x.strides[1] != 1 {
+		return fmt.Errorf("linear needs a row-contiguous input")
+	}
+	rows, in, outN := x.shape[0], x.shape[1], w.shape[0]
+	out := l.views[n.Result]
+	var extra *view
+	if m := foldableAdd(n, body, uses, done); m != nil {
+		other := m.Args[0]
+		if other == n.Result {
+			other = m.Args[1]
+		}
+		ov, err := l.valueView(other)
+		if err != nil {
+			return err
+		}
+		// The add writes where it would have written anyway, and the
+		// linear's own result is never materialised.
+		dst, ok := l.views[m.Result]
+		if !ok {
+			if m.Result == body.Outputs[0] {
+				return fmt.Errorf("kernel result has no storage")
+			}
+			dst = l.alloc(constShape(m.Result.Type))
+			l.views[m.Result] = dst
+		}
+		extra, out = &ov, dst
+		l.views[n.Result] = dst
+		done[m] = true
+	}
+	col := l.newVar("n", Int)
+	var stmts []Stmt
+	for s := 0; s < rows; s++ {
+		acc := l.newVar("y", F32)
+		stmts = append(stmts, l.dot(acc, x.buf, x.at(I(s), I(0)), w.buf, w.at(col, I(0)), in)...)
+		val := Expr(acc)
+		if len(n.Args) == 3 {
+			b, err := l.valueView(n.Args[2])
+			if err != nil {
+				return err
+			}
+			val = FAdd(val, Ld(b.buf, b.at(col)))
+		}
+		if extra != nil {
+			val = FAdd(Ld(extra.buf, extra.at(I(s), col)), val)
+		}
+		stmts = append(stmts, &Store{Buf: out.buf, Index: out.at(I(s), col), Val: val})
+	}
+	grain := max(1, 4096/max(1, in*rows))
+	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: col, N: I(outN), Grain: grain, Body: stmts})
+	return nil
+}
+
+// rope rotates pairs (i, i+d/2) of each head by (pos+s)·θ_i, with the
+// angles' cosines and sines computed once per position into scratch.
+func (l *lowerer) rope(n *ir.Node, out, x view) error {
+	seq, heads, dim := x.shape[0], x.shape[1], x.shape[2]
+	half := dim / 2
+	inv := ir.RoPEFrequencies(dim, n.Attrs)
+	table := &Buffer{Name: fmt.Sprintf("invfreq%d", len(l.prog.Tables)), Kind: Table, Index: len(l.prog.Tables), Len: half, Data: inv}
+	l.prog.Tables = append(l.prog.Tables, table)
+	cs := l.alloc([]int{seq, half})
+	sn := l.alloc([]int{seq, half})
+	s, i := l.newVar("s", Int), l.newVar("i", Int)
+	ang := l.newVar("ang", F32)
+	l.serial(&For{Var: s, Lo: I(0), Hi: I(seq), Step: 1, Body: []Stmt{
+		&For{Var: i, Lo: I(0), Hi: I(half), Step: 1, Body: []Stmt{
+			&Decl{Var: ang, Init: FMul(&ToF32{X: IAdd(l.pos, s)}, Ld(table, i))},
+			&Store{Buf: cs.buf, Index: cs.at(s, i), Val: Fn("cos", ang)},
+			&Store{Buf: sn.buf, Index: sn.at(s, i), Val: Fn("sin", ang)},
+		}},
+	}})
+	s2, h, j := l.newVar("s", Int), l.newVar("h", Int), l.newVar("i", Int)
+	x1, x2 := l.newVar("x", F32), l.newVar("x", F32)
+	c, sv := Ld(cs.buf, cs.at(s2, j)), Ld(sn.buf, sn.at(s2, j))
+	l.serial(&For{Var: s2, Lo: I(0), Hi: I(seq), Step: 1, Body: []Stmt{
+		&For{Var: h, Lo: I(0), Hi: I(heads), Step: 1, Body: []Stmt{
+			&For{Var: j, Lo: I(0), Hi: I(half), Step: 1, Body: []Stmt{
+				&Decl{Var: x1, Init: Ld(x.buf, x.at(s2, h, j))},
+				&Decl{Var: x2, Init: Ld(x.buf, x.at(s2, h, IAdd(j, I(half))))},
+				&Store{Buf: out.buf, Index: out.at(s2, h, j), Val: FSub(FMul(x1, c), FMul(x2, sv))},
+				&Store{Buf: out.buf, Index: out.at(s2, h, IAdd(j, I(half))), Val: FAdd(FMul(x2, c), FMul(x1, sv))},
+			}},
+		}},
+	}})
+	return nil
+}
+
+// kvWrite copies the real rows of x into the cache at pos.
+func (l *lowerer) kvWrite(cache, x view) error {
+	seq, heads, dim := x.shape[0], x.shape[1], x.shape[2]
+	s, h := l.newVar("s", Int), l.newVar("h", Int)
+	row := IAdd(l.pos, s)
+	inner := l.rowCopy(cache.buf, cache.at(row, h, I(0)), x.buf, x.at(s, h, I(0)), dim)
+	if x.strides[2] != 1 {
+		return fmt.Errorf("kv_write needs rows contiguous in the head dim")
+	}
+	l.serial(&For{Var: s, Lo: I(0), Hi: IMin(I(seq), l.length), Step: 1, Body: []Stmt{
+		&For{Var: h, Lo: I(0), Hi: I(heads), Step: 1, Body: inner},
+	}})
+	return nil
+}
+
+// attention lowers causal attention with an online softmax: per (query,
+// head), one pass over the keys in the causal window keeps the running
+// maximum, the normaliser and the weighted value sum; keys past the
+// position are never read.
+func (l *lowerer) attention(n *ir.Node) error {
+	q, err := l.valueView(n.Args[0])
+	if err != nil {
+		return err
+	}
+	kc, _ := l.valueView(n.Args[1])
+	vc, _ := l.valueView(n.Args[2])
+	out := l.views[n.Result]
+	seq, heads, dim := q.shape[0], q.shape[1], q.shape[2]
+	kvHeads := kc.shape[1]
+	group := heads / kvHeads
+	if q.strides[2] != 1 || !out.isContiguous() {
+		return fmt.Errorf("attention needs contiguous heads")
+	}
+	scale := float32(n.Attrs.Float("scale", 1))
+	window := n.Attrs.Int("window", 0)
+	softcap := float32(n.Attrs.Float("softcap", 0))
+
+	it := l.newVar("it", Int)
+	s, h, kh, p, lo := l.newVar("s", Int), l.newVar("h", Int), l.newVar("kh", Int), l.newVar("p", Int), l.newVar("lo", Int)
+	m, sum := l.newVar("m", F32), l.newVar("l", F32)
+	body := []Stmt{
+		&Decl{Var: s, Init: IDiv(it, I(heads))},
+		&Decl{Var: h, Init: ISub(it, IMul(IDiv(it, I(heads)), I(heads)))},
+		&Decl{Var: kh, Init: IDiv(h, I(group))},
+		&Decl{Var: p, Init: IAdd(l.pos, s)},
+	}
+	loInit := Expr(I(0))
+	if window > 0 {
+		loInit = IMax(I(0), ISub(p, I(window-1)))
+	}
+	body = append(body, &Decl{Var: lo, Init: loInit},
+		&Decl{Var: m, Init: F(float32(math.Inf(-1)))},
+		&Decl{Var: sum, Init: F(0)})
+	vec := dim%8 == 0
+	nacc := dim
+	if vec {
+		nacc = dim / 8
+	}
+	accs := make([]*Var, nacc)
+	for i := range accs {
+		if vec {
+			accs[i] = l.newVar("o", F32x8)
+			body = append(body, &Decl{Var: accs[i], Init: &Broadcast{X: F(0)}})
+		} else {
+			accs[i] = l.newVar("o", F32)
+			body = append(body, &Decl{Var: accs[i], Init: F(0)})
+		}
+	}
+	j := l.newVar("j", Int)
+	sc, mn, corr, e := l.newVar("sc", F32), l.newVar("mn", F32), l.newVar("c", F32), l.newVar("e", F32)
+	qOff := q.at(s, h, I(0))
+	kOff := kc.at(j, kh, I(0))
+	vOff := vc.at(j, kh, I(0))
+	loop := l.dot(sc, q.buf, qOff, kc.buf, kOff, dim)
+	loop = append(loop, &Assign{Var: sc, Val: FMul(sc, F(scale))})
+	if softcap != 0 {
+		loop = append(loop, &Assign{Var: sc, Val: FMul(F(softcap), Fn("tanh", FDiv(sc, F(softcap))))})
+	}
+	loop = append(loop,
+		&Decl{Var: mn, Init: FMax(m, sc)},
+		&Decl{Var: corr, Init: Fn("exp", FSub(m, mn))},
+		&Decl{Var: e, Init: Fn("exp", FSub(sc, mn))},
+		&Assign{Var: sum, Val: FAdd(FMul(sum, corr), e)},
+		&Assign{Var: m, Val: mn},
+	)
+	for i, acc := range accs {
+		if vec {
+			loop = append(loop, &Assign{Var: acc, Val: &FMA{A: &Broadcast{X: e}, B: Ld8(vc.buf, IAdd(vOff, I(8*i))),
+				C: FMul(acc, &Broadcast{X: corr})}})
+		} else {
+			loop = append(loop, &Assign{Var: acc, Val: &FMA{A: e, B: Ld(vc.buf, IAdd(vOff, I(i))), C: FMul(acc, corr)}})
+		}
+	}
+	body = append(body, &For{Var: j, Lo: lo, Hi: IAdd(p, I(1)), Step: 1, Body: loop})
+	inv := l.newVar("inv", F32)
+	body = append(body, &Decl{Var: inv, Init: FDiv(F(1), sum)})
+	oOff := out.at(s, h, I(0))
+	for i, acc := range accs {
+		if vec {
+			body = append(body, &Store{Buf: out.buf, Index: IAdd(oOff, I(8*i)), Val: FMul(acc, &Broadcast{X: inv})})
+		} else {
+			body = append(body, &Store{Buf: out.buf, Index: IAdd(oOff, I(i)), Val: FMul(acc, inv)})
+		}
+	}
+	// Padding queries of a chunk are skipped: their output is never read.
+	valid := IMul(IMin(I(seq), l.length), I(heads))
+	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: it, N: valid, Grain: 1, Body: body})
+	return nil
+}
+
+// elementwise lowers unary and binary elementwise ops.
+func (l *lowerer) elementwise(n *ir.Node, out view, ins []view) error {
+	shape := out.shape
+	l.serial(l.forEach(shape, func(idx []Expr) []Stmt {
+		x := Ld(ins[0].buf, ins[0].at(idx...))
+		var val Expr
+		switch n.Op {
+		case ir.OpSiLU:
+			val = FDiv(x, FAdd(F(1), Fn("exp", FSub(F(0), x))))
+		case ir.OpGELUTanh:
+			val = FMul(FMul(F(0.5), x), FAdd(F(1), Fn("tanh", FMul(F(0.7978845608028654),
+				FAdd(x, FMul(F(0.044715), FMul(x, FMul(x, x))))))))
+		case ir.OpScale:
+			val = FMul(x, F(float32(n.Attrs.Float("factor", 1))))
+		case ir.OpSoftcap:
+			c := float32(n.Attrs.Float("cap", 1))
+			val = FMul(F(c), Fn("tanh", FDiv(x, F(c))))
+		case ir.OpAdd:
+			val = FAdd(x, Ld(ins[1].buf, ins[1].at(idx...)))
+		case ir.OpMul:
+			val = FMul(x, Ld(ins[1].buf, ins[1].at(idx...)))
+		}
+		return []Stmt{&Store{Buf: out.buf, Index: out.at(idx...), Val: val}}
+	})...)
+	return nil
+}
+
+// foldableAdd returns the add that is the only use of linear n's result and
+// adds another tensor to it, if any: its sum can be formed in the matmul's
+// store.
+func foldableAdd(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, done map[*ir.Node]bool) *ir.Node {
+	if uses[n.Result] != 1 {
+		return nil
+	}
+	for _, m := range body.Nodes {
+		if m.Op == ir.OpAdd && !done[m] && (m.Args[0] == n.Result) != (m.Args[1] == n.Result) {
+			return m
+		}
+	}
+	return nil
+}
