@@ -359,7 +359,7 @@ func (g *Graph) Captures() []*Value {
 func checkArgs(n *Node) error {
 	info := n.Op.Info()
 	if info.Variadic {
-		return nil
+		return checkAttrs(n)
 	}
 	if len(n.Args) > len(info.Args) || len(n.Args) < len(info.Args)-info.Optional {
 		if info.Optional > 0 {

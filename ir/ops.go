@@ -10,28 +10,28 @@ import (
 type Op uint8
 
 const (
-	OpInvalid   Op = iota
-	OpEmbedding    // gather rows of a [vocab, hidden] table by token id
-	OpRMSNorm      // x / rms(x) * w (or * (1+w) with unit_offset)
-	OpLinear       // x · wᵀ (+ bias): w is [out, in] as checkpoints store it
-	OpReshape      // same elements, new shape (a view, no copy)
-	OpRoPE         // rotary position embedding, rotate-half layout
-	OpSiLU         // x * sigmoid(x)
-	OpGELUTanh     // GELU, tanh approximation
-	OpMul          // elementwise product
-	OpAdd          // elementwise sum
-	OpScale        // x * factor
-	OpSoftcap      // cap * tanh(x / cap)
-	OpLast         // the last row of a [seq, n] tensor, as [1, n]
-	OpKVAppend     // append rows to a growing (dynamic) cache
-	OpKVWrite      // write rows into a preallocated (static) cache at pos
-	OpAttention    // causal attention of q over a cache prefix, with GQA
-	OpKernel       // a fused region: runs its body
-	OpAttnScores   // q·kᵀ × scale against every cache row, with GQA
-	OpCausalMask   // -inf where a key is after the query (or outside its window)
-	OpSoftmax      // softmax over the last dim
-	OpAttnValues   // probabilities × v, with GQA
-	OpSlice        // columns [start, start+n) of a [rows, cols] tensor
+	OpInvalid    Op = iota
+	OpEmbedding     // gather rows of a [vocab, hidden] table by token id
+	OpRMSNorm       // x / rms(x) * w (or * (1+w) with unit_offset)
+	OpLinear        // x · wᵀ (+ bias): w is [out, in] as checkpoints store it
+	OpReshape       // same elements, new shape (a view, no copy)
+	OpRoPE          // rotary position embedding, rotate-half layout
+	OpSiLU          // x * sigmoid(x)
+	OpGELUTanh      // GELU, tanh approximation
+	OpMul           // elementwise product
+	OpAdd           // elementwise sum
+	OpScale         // x * factor
+	OpSoftcap       // cap * tanh(x / cap)
+	OpLast          // the last row of a [seq, n] tensor, as [1, n]
+	OpKVAppend      // append rows to a growing (dynamic) cache
+	OpKVWrite       // write rows into a preallocated (static) cache at pos
+	OpAttention     // causal attention of q over a cache prefix, with GQA
+	OpKernel        // a fused region: runs its body
+	OpAttnScores    // q·kᵀ × scale against every cache row, with GQA
+	OpCausalMask    // -inf where a key is after the query (or outside its window)
+	OpSoftmax       // softmax over the last dim
+	OpAttnValues    // probabilities × v, with GQA
+	OpSlice         // columns [start, start+n) of a [rows, cols] tensor
 	numOps
 )
 

@@ -249,6 +249,18 @@ func TestParseErrors(t *testing.T) {
 			line: 5, msg: `scale has no attribute "bias"`,
 		},
 		{
+			// Found by FuzzParse (testdata/fuzz/FuzzParse/cc8af661b3f5b68b):
+			// kernels are variadic, and their attributes went unchecked.
+			name: "unknown kernel attribute",
+			src:  parseHead + "  kernel f {offset=1, tile=4} {\n    %s = silu %y : f32[seq, 4]\n  }\n",
+			line: 5, msg: `kernel has no attribute "tile"`,
+		},
+		{
+			name: "kernel attribute of the wrong type",
+			src:  parseHead + "  kernel f {offset=\"one\"} {\n  }\n",
+			line: 5, msg: `attribute offset="one" has the wrong type`,
+		},
+		{
 			name: "float out of range",
 			src:  parseHead + "  %z = scale %y {factor=1e999} : f32[seq, 4]\n",
 			line: 5, msg: "attribute factor",

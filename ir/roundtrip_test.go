@@ -303,3 +303,38 @@ func TestNewKernelRoundTrip(t *testing.T) {
 	assert.Equal(t, "fused_norm_act", pk.Def.Attrs.String("name", ""))
 	assert.Len(t, pk.Def.Args, 2)
 }
+
+// TestRoundTripNames: every name the verifier accepts prints so that it
+// reads back, including value names that start like numbers.
+func TestRoundTripNames(t *testing.T) {
+	g := ir.NewGraph("_g-1.x")
+	s := g.Sym("_s.0-a")
+	x, err := g.Input("0", ir.T(ir.F32, s, ir.C(4)))
+	require.NoError(t, err)
+	w, err := g.Weight("-1.weight", ir.T(ir.F32, ir.C(4)))
+	require.NoError(t, err)
+	_, err = g.State("..", ir.T(ir.F32, ir.C(1)))
+	require.NoError(t, err)
+	y, err := g.Emit(ir.OpRMSNorm, "1e5", ir.Attrs{"eps": 1e-6}, ir.Type{}, x, w)
+	require.NoError(t, err)
+	scratch := ir.NewGraph("scratch")
+	z, err := scratch.Emit(ir.OpSiLU, "-inf", nil, ir.Type{}, y)
+	require.NoError(t, err)
+	k := ir.NewKernel("K_1.a-b", "nan", scratch.Nodes, z)
+	g.Nodes = append(g.Nodes, k)
+	g.SetOutputs(k.Result, y)
+	g.Reindex()
+	text := checkRoundTrip(t, g)
+	assert.Equal(t, `graph _g-1.x[_s.0-a](%0: f32[_s.0-a, 4]) {
+  weight @-1.weight: f32[4]
+  state $..: f32[1]
+
+  %1e5 = rms_norm %0, @-1.weight {eps=1e-06} : f32[_s.0-a, 4]
+  %nan = kernel K_1.a-b : f32[_s.0-a, 4] {
+    %-inf = silu %1e5 : f32[_s.0-a, 4]
+    yield %-inf
+  }
+  return %nan, %1e5
+}
+`, text)
+}

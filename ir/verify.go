@@ -29,14 +29,14 @@ func (v *verifier) errf(format string, args ...any) {
 
 func (v *verifier) run() {
 	g := v.g
-	if !validName(g.Name) {
+	if !validIdent(g.Name) {
 		v.errf("invalid graph name %q", g.Name)
 	}
 	for _, s := range g.Syms {
 		if v.syms[s] {
 			v.errf("symbol %s declared twice", s)
 		}
-		if !validName(s) {
+		if !validIdent(s) {
 			v.errf("invalid symbol name %q", s)
 		}
 		v.syms[s] = true
@@ -71,6 +71,13 @@ func (v *verifier) run() {
 			v.errf("output %s is not defined", refOf(o))
 		}
 	}
+}
+
+// validIdent reports whether s can stand where the text form reads an
+// identifier (graph, symbol and kernel names): a valid name that does not
+// start like a number (a symbol "2" would print as the constant 2).
+func validIdent(s string) bool {
+	return validName(s) && (s[0] == '_' || s[0] >= 'a' && s[0] <= 'z' || s[0] >= 'A' && s[0] <= 'Z')
 }
 
 func refOf(x *Value) string {
@@ -188,6 +195,9 @@ func (v *verifier) node(n *Node) {
 		if err := checkAttrs(n); err != nil {
 			v.errf("%s: %v", where, err)
 			return
+		}
+		if name := n.Attrs.String("name", ""); !validIdent(name) {
+			v.errf("%s: invalid kernel name %q", where, name)
 		}
 	}
 	t, err := n.Op.Info().Infer(n)

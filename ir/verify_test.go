@@ -356,6 +356,37 @@ func TestVerifyErrors(t *testing.T) {
 			want:   []string{`invalid graph name ""`},
 		},
 		{
+			// Print writes graph, symbol and kernel names where Parse reads
+			// identifiers; names that start like numbers would not read back
+			// (and a symbol "16" would read back as the constant 16).
+			name:   "graph name that is not an identifier",
+			mutate: func(t *testing.T, g *ir.Graph) { g.Name = "1st" },
+			want:   []string{`invalid graph name "1st"`},
+		},
+		{
+			name: "symbol name that is not an identifier",
+			mutate: func(t *testing.T, g *ir.Graph) {
+				g.Syms = append(g.Syms, "16")
+				value(t, g, "@norm").Type = ir.T(ir.F32, ir.S("16"))
+			},
+			want: []string{`invalid symbol name "16"`},
+		},
+		{
+			name:   "kernel name that is not an identifier",
+			mutate: func(t *testing.T, g *ir.Graph) { node(t, g, "%f").Attrs["name"] = "-fused" },
+			want:   []string{`%f = kernel -fused : f32[seq, 16]: invalid kernel name "-fused"`},
+		},
+		{
+			name:   "empty kernel name",
+			mutate: func(t *testing.T, g *ir.Graph) { node(t, g, "%f").Attrs["name"] = "" },
+			want:   []string{`invalid kernel name ""`},
+		},
+		{
+			name:   "kernel name of the wrong type",
+			mutate: func(t *testing.T, g *ir.Graph) { node(t, g, "%f").Attrs["name"] = 7 },
+			want:   []string{"attribute name=7 has the wrong type"},
+		},
+		{
 			name:   "negative dimension",
 			mutate: func(t *testing.T, g *ir.Graph) { value(t, g, "@norm").Type = ir.T(ir.F32, ir.C(-16)) },
 			want:   []string{"@norm: negative dimension in f32[-16]"},
