@@ -14,6 +14,21 @@ type Parallel interface {
 	ParallelFor(n int, fn func(start, end int))
 }
 
+// minParallelWork is the fewest multiply-adds worth splitting across
+// threads: below it, waking the workers costs more than it saves.
+const minParallelWork = 1 << 15
+
+// parallelFor splits [0, n) across par when the loop does enough work.
+func parallelFor(par Parallel, n, work int, fn func(start, end int)) {
+	if work < minParallelWork || n < 2 {
+		if n > 0 {
+			fn(0, n)
+		}
+		return
+	}
+	par.ParallelFor(n, fn)
+}
+
 // serial runs loops on the calling goroutine.
 type serial struct{}
 
@@ -78,7 +93,7 @@ func rmsNorm(out, x, w []float32, rows, dim int, eps float64, unitOffset bool) {
 // and w [outDim, in], splitting the output columns across threads so each
 // weight row is read once per call.
 func linear(par Parallel, out, x, w, bias []float32, rows, in, outDim int) {
-	par.ParallelFor(outDim, func(start, end int) {
+	parallelFor(par, outDim, outDim*in*rows, func(start, end int) {
 		for n := start; n < end; n++ {
 			wr := w[n*in : (n+1)*in]
 			var b float32
@@ -173,7 +188,7 @@ type attentionParams struct {
 func attention(par Parallel, out, q, k, v []float32, a attentionParams) {
 	group := a.heads / a.kvHeads
 	rowK := a.kvHeads * a.dim
-	par.ParallelFor(a.seq*a.heads, func(start, end int) {
+	parallelFor(par, a.seq*a.heads, a.seq*a.heads*(a.pos+a.seq)*2*a.dim, func(start, end int) {
 		scores := make([]float32, a.pos+a.seq)
 		for item := start; item < end; item++ {
 			s, h := item/a.heads, item%a.heads
@@ -224,7 +239,7 @@ func attention(par Parallel, out, q, k, v []float32, a attentionParams) {
 func attnScores(par Parallel, out, q, k []float32, seq, heads, kvHeads, dim, rows int, scale float32) {
 	group := heads / kvHeads
 	rowK := kvHeads * dim
-	par.ParallelFor(seq*heads, func(start, end int) {
+	parallelFor(par, seq*heads, seq*heads*rows*dim, func(start, end int) {
 		for item := start; item < end; item++ {
 			h := item % heads
 			kh := h / group
@@ -285,7 +300,7 @@ func softmaxRows(out, x []float32, cols int) {
 func attnValues(par Parallel, out, probs, v []float32, seq, heads, kvHeads, dim, rows int) {
 	group := heads / kvHeads
 	rowV := kvHeads * dim
-	par.ParallelFor(seq*heads, func(start, end int) {
+	parallelFor(par, seq*heads, seq*heads*rows*dim, func(start, end int) {
 		for item := start; item < end; item++ {
 			kh := (item % heads) / group
 			o := out[item*dim : (item+1)*dim]

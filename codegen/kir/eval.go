@@ -169,8 +169,20 @@ func (f *frame) f32(e Expr) float32 {
 		return float32(CallF64(e.Fn, float64(f.f32(e.Arg))))
 	case *HSum:
 		return HSum8(f.vec(e.X))
+	case *HMax:
+		v := f.vec(e.X)
+		m := v[0]
+		for _, x := range v[1:] {
+			m = max(m, x)
+		}
+		return m
 	case *ToF32:
 		return float32(f.int(e.X))
+	case *Select:
+		if f.f32(e.X) > f.f32(e.Y) {
+			return f.f32(e.A)
+		}
+		return f.f32(e.B)
 	}
 	panic(fmt.Sprintf("not an f32 expression: %s", e))
 }
@@ -198,6 +210,11 @@ func (f *frame) vec(e Expr) [8]float32 {
 		for i := range out {
 			out[i] = float32(math.FMA(float64(a[i]), float64(b[i]), float64(c[i])))
 		}
+	case *Call:
+		x := f.vec(e.Arg)
+		for i := range out {
+			out[i] = float32(CallF64(e.Fn, float64(x[i])))
+		}
 	default:
 		panic(fmt.Sprintf("not a vector expression: %s", e))
 	}
@@ -222,9 +239,10 @@ func binF(op BinOp, a, b float32) float32 {
 	panic("bad op")
 }
 
-// HSum8 adds eight lanes in the order every backend uses: pairwise.
+// HSum8 adds eight lanes in the order every backend uses: the halves
+// first, then pairwise.
 func HSum8(v [8]float32) float32 {
-	return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]))
+	return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]))
 }
 
 // CallF64 evaluates a kernel IR math function in float64; backends round

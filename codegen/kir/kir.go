@@ -111,7 +111,8 @@ type Bin struct {
 // FMA is A*B+C, fused, on f32 or f32x8.
 type FMA struct{ A, B, C Expr }
 
-// Call applies a math function to f32 scalars: exp, sqrt, tanh, cos, sin.
+// Call applies a math function to f32 scalars: exp, sqrt, tanh, cos, sin;
+// exp also lane by lane to an f32x8.
 type Call struct {
 	Fn  string
 	Arg Expr
@@ -123,8 +124,14 @@ type Broadcast struct{ X Expr }
 // HSum adds the eight lanes of an f32x8.
 type HSum struct{ X Expr }
 
+// HMax is the largest of the eight lanes of an f32x8.
+type HMax struct{ X Expr }
+
 // ToF32 converts an int to f32.
 type ToF32 struct{ X Expr }
+
+// Select is A if X > Y, else B, on f32 scalars.
+type Select struct{ X, Y, A, B Expr }
 
 func (IntConst) Type() Type       { return Int }
 func (F32Const) Type() Type       { return F32 }
@@ -133,10 +140,12 @@ func (Param) Type() Type          { return Int }
 func (l *Load) Type() Type        { return vecType(l.Vec) }
 func (b *Bin) Type() Type         { return b.A.Type() }
 func (f *FMA) Type() Type         { return f.A.Type() }
-func (*Call) Type() Type          { return F32 }
+func (c *Call) Type() Type        { return c.Arg.Type() }
 func (*Broadcast) Type() Type     { return F32x8 }
+func (*HMax) Type() Type          { return F32 }
 func (*HSum) Type() Type          { return F32 }
 func (*ToF32) Type() Type         { return F32 }
+func (*Select) Type() Type        { return F32 }
 func (c IntConst) String() string { return fmt.Sprint(c.N) }
 func (c F32Const) String() string { return fmt.Sprintf("%gf", c.F) }
 func (v *Var) String() string     { return v.Name }
@@ -157,7 +166,11 @@ func (f *FMA) String() string       { return fmt.Sprintf("fma(%s, %s, %s)", f.A,
 func (c *Call) String() string      { return fmt.Sprintf("%s(%s)", c.Fn, c.Arg) }
 func (b *Broadcast) String() string { return fmt.Sprintf("bcast(%s)", b.X) }
 func (h *HSum) String() string      { return fmt.Sprintf("hsum(%s)", h.X) }
+func (h *HMax) String() string      { return fmt.Sprintf("hmax(%s)", h.X) }
 func (c *ToF32) String() string     { return fmt.Sprintf("f32(%s)", c.X) }
+func (s *Select) String() string {
+	return fmt.Sprintf("(%s > %s ? %s : %s)", s.X, s.Y, s.A, s.B)
+}
 
 func vecType(vec bool) Type {
 	if vec {
@@ -202,15 +215,22 @@ func (*Store) stmt()  {}
 func (*For) stmt()    {}
 
 // Phase is one loop nest of a kernel. A parallel phase runs Body for each
-// Var in [0, N), the range split across threads in chunks of at least
-// Grain; a serial phase runs Body once on one thread.
+// Var in [0, N), the range split across threads; a serial phase runs Body
+// once on one thread. Work estimates a parallel phase's multiply-adds:
+// backends split it across threads only when Work reaches
+// ParallelMinWork, since waking threads costs microseconds.
 type Phase struct {
 	Parallel bool
 	Var      *Var
 	N        Expr
+	Work     Expr
 	Grain    int
 	Body     []Stmt
 }
+
+// ParallelMinWork is the fewest multiply-adds worth splitting across
+// threads (the grain PyTorch uses for its intra-op parallelism is alike).
+const ParallelMinWork = 1 << 15
 
 // Kernel is one fused region of the graph.
 type Kernel struct {
@@ -280,7 +300,7 @@ func Print(p *Program) string {
 			fmt.Fprintf(&b, "  kernel %s %s -> %s  (%s)\n", k.Name, k.Kind, k.Value, strings.Join(k.Ops, ", "))
 			for _, ph := range k.Phases {
 				if ph.Parallel {
-					fmt.Fprintf(&b, "    parallel %s in [0, %s) grain %d:\n", ph.Var, ph.N, ph.Grain)
+					fmt.Fprintf(&b, "    parallel %s in [0, %s) work %s:\n", ph.Var, ph.N, ph.Work)
 				} else {
 					b.WriteString("    serial:\n")
 				}

@@ -189,11 +189,11 @@ func (l *lowerer) valueView(v *ir.Value) (view, error) {
 	case ir.KindWeight:
 		i := l.weight(v)
 		shape := constShape(v.Type)
-		return contiguous(&Buffer{Name: fmt.Sprintf("w%d", i), Kind: Weight, Index: i, Len: prod(shape)}, I(0), shape), nil
+		return contiguous(&Buffer{Name: fmt.Sprintf("w_%d", i), Kind: Weight, Index: i, Len: prod(shape)}, I(0), shape), nil
 	case ir.KindState:
 		i := l.states[v.Name]
 		shape := constShape(v.Type)
-		return contiguous(&Buffer{Name: fmt.Sprintf("s%d", i), Kind: State, Index: i, Len: prod(shape)}, I(0), shape), nil
+		return contiguous(&Buffer{Name: fmt.Sprintf("st_%d", i), Kind: State, Index: i, Len: prod(shape)}, I(0), shape), nil
 	}
 	vw, ok := l.views[v]
 	if !ok {
@@ -538,8 +538,7 @@ func (l *lowerer) linear(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, don
 		}
 		stmts = append(stmts, &Store{Buf: out.buf, Index: out.at(I(s), col), Val: val})
 	}
-	grain := max(1, 4096/max(1, in*rows))
-	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: col, N: I(outN), Grain: grain, Body: stmts})
+	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: col, N: I(outN), Work: I(outN * in * rows), Grain: 1, Body: stmts})
 	return nil
 }
 
@@ -549,7 +548,7 @@ func (l *lowerer) rope(n *ir.Node, out, x view) error {
 	seq, heads, dim := x.shape[0], x.shape[1], x.shape[2]
 	half := dim / 2
 	inv := ir.RoPEFrequencies(dim, n.Attrs)
-	table := &Buffer{Name: fmt.Sprintf("invfreq%d", len(l.prog.Tables)), Kind: Table, Index: len(l.prog.Tables), Len: half, Data: inv}
+	table := &Buffer{Name: fmt.Sprintf("invfreq_%d", len(l.prog.Tables)), Kind: Table, Index: len(l.prog.Tables), Len: half, Data: inv}
 	l.prog.Tables = append(l.prog.Tables, table)
 	cs := l.alloc([]int{seq, half})
 	sn := l.alloc([]int{seq, half})
@@ -593,10 +592,12 @@ func (l *lowerer) kvWrite(cache, x view) error {
 	return nil
 }
 
-// attention lowers causal attention with an online softmax: per (query,
-// head), one pass over the keys in the causal window keeps the running
-// maximum, the normaliser and the weighted value sum; keys past the
-// position are never read.
+// attention lowers causal attention with an online softmax over blocks of
+// eight keys: per (query, head), one pass over the keys in the causal
+// window computes a block's eight scores, exponentiates them as one vector
+// against the running maximum, rescales the running normaliser and value
+// sum when the maximum grows, and adds the block's weighted values. Keys
+// past the position are never read.
 func (l *lowerer) attention(n *ir.Node) error {
 	q, err := l.valueView(n.Args[0])
 	if err != nil {
@@ -614,6 +615,7 @@ func (l *lowerer) attention(n *ir.Node) error {
 	scale := float32(n.Attrs.Float("scale", 1))
 	window := n.Attrs.Int("window", 0)
 	softcap := float32(n.Attrs.Float("softcap", 0))
+	blk := l.alloc([]int{seq * heads, 8}) // one block of scores per (query, head)
 
 	it := l.newVar("it", Int)
 	s, h, kh, p, lo := l.newVar("s", Int), l.newVar("h", Int), l.newVar("kh", Int), l.newVar("p", Int), l.newVar("lo", Int)
@@ -646,32 +648,50 @@ func (l *lowerer) attention(n *ir.Node) error {
 			body = append(body, &Decl{Var: accs[i], Init: F(0)})
 		}
 	}
-	j := l.newVar("j", Int)
-	sc, mn, corr, e := l.newVar("sc", F32), l.newVar("mn", F32), l.newVar("c", F32), l.newVar("e", F32)
+	jb, cnt, t := l.newVar("jb", Int), l.newVar("cnt", Int), l.newVar("t", Int)
+	bOff := blk.at(it, I(0))
+	sc := l.newVar("sc", F32)
 	qOff := q.at(s, h, I(0))
-	kOff := kc.at(j, kh, I(0))
-	vOff := vc.at(j, kh, I(0))
-	loop := l.dot(sc, q.buf, qOff, kc.buf, kOff, dim)
-	loop = append(loop, &Assign{Var: sc, Val: FMul(sc, F(scale))})
+	key := IAdd(jb, t)
+	score := l.dot(sc, q.buf, qOff, kc.buf, kc.at(key, kh, I(0)), dim)
+	score = append(score, &Assign{Var: sc, Val: FMul(sc, F(scale))})
 	if softcap != 0 {
-		loop = append(loop, &Assign{Var: sc, Val: FMul(F(softcap), Fn("tanh", FDiv(sc, F(softcap))))})
+		score = append(score, &Assign{Var: sc, Val: FMul(F(softcap), Fn("tanh", FDiv(sc, F(softcap))))})
 	}
-	loop = append(loop,
-		&Decl{Var: mn, Init: FMax(m, sc)},
-		&Decl{Var: corr, Init: Fn("exp", FSub(m, mn))},
-		&Decl{Var: e, Init: Fn("exp", FSub(sc, mn))},
-		&Assign{Var: sum, Val: FAdd(FMul(sum, corr), e)},
-		&Assign{Var: m, Val: mn},
-	)
+	score = append(score, &Store{Buf: blk.buf, Index: IAdd(bOff, t), Val: sc})
+
+	x, mn, corr, pv := l.newVar("x", F32x8), l.newVar("mn", F32), l.newVar("c", F32), l.newVar("pv", F32x8)
+	t2, w := l.newVar("t", Int), l.newVar("w", F32)
+	vOff := vc.at(IAdd(jb, t2), kh, I(0))
+	weigh := []Stmt{&Decl{Var: w, Init: Ld(blk.buf, IAdd(bOff, t2))}}
 	for i, acc := range accs {
 		if vec {
-			loop = append(loop, &Assign{Var: acc, Val: &FMA{A: &Broadcast{X: e}, B: Ld8(vc.buf, IAdd(vOff, I(8*i))),
-				C: FMul(acc, &Broadcast{X: corr})}})
+			weigh = append(weigh, &Assign{Var: acc, Val: &FMA{A: &Broadcast{X: w}, B: Ld8(vc.buf, IAdd(vOff, I(8*i))), C: acc}})
 		} else {
-			loop = append(loop, &Assign{Var: acc, Val: &FMA{A: e, B: Ld(vc.buf, IAdd(vOff, I(i))), C: FMul(acc, corr)}})
+			weigh = append(weigh, &Assign{Var: acc, Val: &FMA{A: w, B: Ld(vc.buf, IAdd(vOff, I(i))), C: acc}})
 		}
 	}
-	body = append(body, &For{Var: j, Lo: lo, Hi: IAdd(p, I(1)), Step: 1, Body: loop})
+	block := []Stmt{
+		&Decl{Var: cnt, Init: IMin(I(8), ISub(IAdd(p, I(1)), jb))},
+		&Store{Buf: blk.buf, Index: bOff, Val: &Broadcast{X: F(float32(math.Inf(-1)))}},
+		&For{Var: t, Lo: I(0), Hi: cnt, Step: 1, Body: score},
+		&Decl{Var: x, Init: Ld8(blk.buf, bOff)},
+		&Decl{Var: mn, Init: FMax(m, &HMax{X: x})},
+		&Decl{Var: corr, Init: Fn("exp", FSub(m, mn))},
+		&Decl{Var: pv, Init: Fn("exp", FSub(x, &Broadcast{X: mn}))},
+		&Store{Buf: blk.buf, Index: bOff, Val: pv},
+		&Assign{Var: sum, Val: FAdd(FMul(sum, corr), &HSum{X: pv})},
+		&Assign{Var: m, Val: mn},
+	}
+	for _, acc := range accs {
+		if vec {
+			block = append(block, &Assign{Var: acc, Val: FMul(acc, &Broadcast{X: corr})})
+		} else {
+			block = append(block, &Assign{Var: acc, Val: FMul(acc, corr)})
+		}
+	}
+	block = append(block, &For{Var: t2, Lo: I(0), Hi: cnt, Step: 1, Body: weigh})
+	body = append(body, &For{Var: jb, Lo: lo, Hi: IAdd(p, I(1)), Step: 8, Body: block})
 	inv := l.newVar("inv", F32)
 	body = append(body, &Decl{Var: inv, Init: FDiv(F(1), sum)})
 	oOff := out.at(s, h, I(0))
@@ -684,7 +704,8 @@ func (l *lowerer) attention(n *ir.Node) error {
 	}
 	// Padding queries of a chunk are skipped: their output is never read.
 	valid := IMul(IMin(I(seq), l.length), I(heads))
-	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: it, N: valid, Grain: 1, Body: body})
+	work := IMul(valid, IMul(IAdd(l.pos, I(seq)), I(2*dim)))
+	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: it, N: valid, Work: work, Grain: 1, Body: body})
 	return nil
 }
 

@@ -36,6 +36,9 @@ type Manifest struct {
 	MaxSeq       int           `json:"max_seq"`
 	PrefillChunk int           `json:"prefill_chunk,omitempty"`
 	Backend      string        `json:"backend"`
+	// BuildID identifies this compilation; generated code carries it, so
+	// a binary from another compilation is refused.
+	BuildID string `json:"build_id"`
 	Entries      []Entry       `json:"entries"`
 	Kernels      []Kernel      `json:"kernels"`
 	BufferPlan   []EntryPlan   `json:"buffer_plan"`

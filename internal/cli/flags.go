@@ -7,9 +7,29 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+
+	"github.com/llmc-dev/llmc/internal/engine"
 )
+
+// runExternal runs an artifact's own executable with the same arguments,
+// passing the terminal through, and returns its exit status.
+func runExternal(bin string, args []string, stdout, stderr io.Writer) int {
+	cmd := exec.Command(bin, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	if err := cmd.Run(); err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode()
+		}
+		fmt.Fprintf(stderr, "llmrun: running %s: %v\n", bin, err)
+		return 1
+	}
+	return 0
+}
 
 // usageError marks errors caused by how the command was called; they exit
 // with status 2 and print the subcommand's usage hint.
@@ -94,6 +114,10 @@ func run(prog string, cmds []*command, args []string, stdout, stderr io.Writer) 
 	err = exec(pos)
 	if err == nil {
 		return 0
+	}
+	var ext *engine.ExternalError
+	if errors.As(err, &ext) {
+		return runExternal(ext.Binary, args, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 	var ue *usageError

@@ -19,11 +19,19 @@ import (
 // Llmrun runs the llmrun command with args (without the program name) and
 // returns its exit status.
 func Llmrun(args []string, stdout, stderr io.Writer) int {
-	return run("llmrun", llmrunCommands(stdout, stderr), args, stdout, stderr)
+	return LlmrunLinked(args, stdout, stderr, nil)
 }
 
-func llmrunCommands(stdout, stderr io.Writer) []*command {
+// LlmrunLinked is Llmrun in a binary that has a generated program linked in
+// (a Go-backend artifact's executable).
+func LlmrunLinked(args []string, stdout, stderr io.Writer, lp *runtime.LinkedProgram) int {
+	status := run("llmrun", llmrunCommands(stdout, stderr, lp), args, stdout, stderr)
+	return status
+}
+
+func llmrunCommands(stdout, stderr io.Writer, lp *runtime.LinkedProgram) []*command {
 	return []*command{
+		benchCommand(stdout, stderr, lp),
 		{
 			name: "generate", args: "MODEL --ids IDS [flags]",
 			summary: "Generate tokens after a prompt.\n\nMODEL is a Hugging Face model folder (config.json and *.safetensors).\nSampling defaults come from the model's generation_config.json when it has one, else greedy.",
@@ -34,6 +42,7 @@ func llmrunCommands(stdout, stderr io.Writer) []*command {
 			flags: func(fs *flag.FlagSet) func([]string) error {
 				g := &generateFlags{}
 				g.register(fs)
+				g.common.linked = lp
 				return func(pos []string) error { return g.run(fs, pos, stdout, stderr) }
 			},
 		},
@@ -48,6 +57,7 @@ func llmrunCommands(stdout, stderr io.Writer) []*command {
 				logits := fs.String("logits", "", "write the logits after each position to this JSON Lines file")
 				format := fs.String("format", "text", "output format: text or json")
 				common := registerCommon(fs)
+				common.linked = lp
 				return func(pos []string) error {
 					return runScore(pos, *ids, *logits, *format, common, stdout)
 				}
@@ -60,6 +70,7 @@ func llmrunCommands(stdout, stderr io.Writer) []*command {
 type commonFlags struct {
 	threads *int
 	quiet   *bool
+	linked  *runtime.LinkedProgram
 }
 
 func registerCommon(fs *flag.FlagSet) *commonFlags {
@@ -73,7 +84,7 @@ func (c *commonFlags) open(path string) (*engine.Engine, error) {
 	if *c.threads < 0 {
 		return nil, usagef("--threads is %d, want >= 0", *c.threads)
 	}
-	return engine.Open(path, engine.Options{Threads: *c.threads})
+	return engine.Open(path, engine.Options{Threads: *c.threads, Linked: c.linked})
 }
 
 type generateFlags struct {

@@ -3,6 +3,8 @@
 package compiler
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llmc-dev/llmc/codegen/kir"
 	"github.com/llmc-dev/llmc/frontends/hf"
 	"github.com/llmc-dev/llmc/internal/artifact"
 	"github.com/llmc-dev/llmc/ir"
@@ -34,9 +37,14 @@ type Options struct {
 	MaxSeq       int // 0: the model's max_position_embeddings
 	KV           passes.KVMode
 	PrefillChunk int    // 0: DefaultPrefillChunk (capped at MaxSeq)
-	Backend      string // "interp" (the runtime interprets the optimised IR)
+	// Backend is "interp" (the runtime interprets the optimised IR) or
+	// "go" (generated Go kernels built into an executable).
+	Backend      string
 	Passes       passes.Options
 	EmitDot      bool
+	EmitKIR      bool // write the kernel IR as program.kir
+	// PrintKIR prints the kernel IR to Passes.Log after lowering.
+	PrintKIR bool
 	// Progress, when not nil, receives progress lines.
 	Progress io.Writer
 }
@@ -49,7 +57,7 @@ type Result struct {
 }
 
 // Backends lists the code generators llmc compile knows.
-var Backends = []string{"interp"}
+var Backends = []string{"interp", "go"}
 
 // Compile compiles the model in modelDir into an artifact folder outDir.
 func Compile(modelDir, outDir string, o Options) (*Result, error) {
@@ -103,6 +111,14 @@ func Compile(modelDir, outDir string, o Options) (*Result, error) {
 	if o.KV == passes.Static {
 		man.PrefillChunk = o.PrefillChunk
 	}
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, err
+	}
+	man.BuildID = hex.EncodeToString(id[:])
+	if o.Backend != "interp" && o.KV != passes.Static {
+		return nil, fmt.Errorf("--backend %s needs a static KV cache (--kv static): generated kernels are specialised to constant shapes", o.Backend)
+	}
 	for _, s := range specs {
 		g, err := m.Build(hf.BuildOptions{Name: s.name, AllLogits: s.all})
 		if err != nil {
@@ -121,6 +137,16 @@ func Compile(modelDir, outDir string, o Options) (*Result, error) {
 		}
 		man.Entries = append(man.Entries, artifact.Entry{Name: s.name, Seq: s.seq, Logits: logits})
 		describeGraph(man, g)
+	}
+
+	var prog *kir.Program
+	if o.Backend != "interp" || o.EmitKIR || o.PrintKIR {
+		if prog, err = kir.Lower(res.Graphs); err != nil {
+			return nil, err
+		}
+		if o.PrintKIR && o.Passes.Log != nil {
+			fmt.Fprintf(o.Passes.Log, "# kernel IR after lower\n%s\n", kir.Print(prog))
+		}
 	}
 
 	abs, err := filepath.Abs(modelDir)
@@ -157,6 +183,17 @@ func Compile(modelDir, outDir string, o Options) (*Result, error) {
 				return err
 			}
 			man.Files = append(man.Files, name)
+		}
+		if o.EmitKIR {
+			if err := os.WriteFile(filepath.Join(tmp, "program.kir"), []byte(kir.Print(prog)), 0o644); err != nil {
+				return err
+			}
+			man.Files = append(man.Files, "program.kir")
+		}
+		if o.Backend == "go" {
+			if err := buildGo(tmp, prog, man, func(f string, a ...any) { progress(o.Progress, f, a...) }); err != nil {
+				return err
+			}
 		}
 		if o.EmitDot {
 			if err := os.WriteFile(filepath.Join(tmp, "program.dot"), []byte(Dot(res.Graphs)), 0o644); err != nil {

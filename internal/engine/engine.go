@@ -12,6 +12,7 @@ import (
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/runtime"
+	"github.com/llmc-dev/llmc/runtime/pool"
 )
 
 // Entry points of an eagerly interpreted model.
@@ -25,6 +26,19 @@ type Options struct {
 	// Threads is the number of worker threads kernels may use; 0 means one
 	// per core.
 	Threads int
+	// Linked is the generated program linked into this binary, if any (the
+	// Go backend's artifact executable).
+	Linked *runtime.LinkedProgram
+}
+
+// ExternalError says that an artifact runs in its own executable: the
+// caller should run Binary with the same arguments.
+type ExternalError struct {
+	Artifact, Binary string
+}
+
+func (e *ExternalError) Error() string {
+	return fmt.Sprintf("artifact %s runs in its own executable %s", e.Artifact, e.Binary)
 }
 
 // Engine is an opened model, ready to decode.
@@ -33,6 +47,8 @@ type Engine struct {
 	Kind    string // "model folder" or "artifact"
 	// Manifest is set for artifacts.
 	Manifest *artifact.Manifest
+	// WeightBytes is how many bytes of weights one decode step reads.
+	WeightBytes int64
 	Config  *hf.Config
 	Decoder runtime.Decoder
 	closers []func() error
@@ -101,25 +117,88 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 			return nil, err
 		}
 	}
-	prog, err := runtime.NewProgram(graphs, m, nil)
-	if err != nil {
-		m.Close()
+	par := pool.New(opts.Threads)
+	closers := []func() error{m.Close, func() error { par.Close(); return nil }}
+	fail := func(err error) (*Engine, error) {
+		for _, c := range closers {
+			c()
+		}
 		return nil, err
+	}
+	var runner runtime.Runner
+	switch man.Backend {
+	case "go":
+		lp := opts.Linked
+		if lp == nil || lp.ID != man.BuildID {
+			bin := filepath.Join(dir, man.Backends.Binary)
+			if _, err := os.Stat(bin); err != nil {
+				return fail(fmt.Errorf("artifact %s: its executable is missing: %w", dir, err))
+			}
+			return fail(&ExternalError{Artifact: dir, Binary: bin})
+		}
+		ws, err := runtime.LinkedWeights(lp, m)
+		if err != nil {
+			return fail(err)
+		}
+		runner = lp.New(ws, par)
+	case "interp":
+		prog, err := runtime.NewProgram(graphs, m, par)
+		if err != nil {
+			return fail(err)
+		}
+		runner = prog
+	default:
+		return fail(fmt.Errorf("artifact %s: backend %q is not supported by this llmrun", dir, man.Backend))
 	}
 	var dec runtime.Decoder
 	if man.KV == "static" {
-		dec, err = runtime.NewStatic(prog, runtime.StaticEntries{
+		dec, err = runtime.NewStatic(runner, runtime.StaticEntries{
 			Decode: compiler.EntryDecode, Prefill: compiler.EntryPrefill, PrefillAll: compiler.EntryPrefillAll,
 			Chunk: man.PrefillChunk,
 		}, cfg.VocabSize, man.MaxSeq)
 	} else {
+		prog, ok := runner.(*runtime.Program)
+		if !ok {
+			return fail(fmt.Errorf("artifact %s: a dynamic KV cache needs the interpreter", dir))
+		}
 		dec, err = runtime.NewInterpreted(prog, compiler.EntryForward, compiler.EntryForwardAll, cfg.VocabSize, man.MaxSeq)
 	}
 	if err != nil {
-		m.Close()
-		return nil, err
+		return fail(err)
 	}
-	return &Engine{Path: dir, Kind: "artifact", Config: cfg, Manifest: man, Decoder: dec, closers: []func() error{m.Close}}, nil
+	var wb int64
+	for _, g := range graphs {
+		if g.Name == compiler.EntryDecode || g.Name == compiler.EntryForward {
+			wb = weightBytes(g)
+		}
+	}
+	return &Engine{Path: dir, Kind: "artifact", Config: cfg, Manifest: man, Decoder: dec, WeightBytes: wb, closers: closers}, nil
+}
+
+// weightBytes is how many weight bytes one step of g reads, with weights
+// held as float32: every weight a linear or norm reads in full, and one row
+// of each embedding table.
+func weightBytes(g *ir.Graph) int64 {
+	var total int64
+	seen := map[*ir.Value]bool{}
+	g.Walk(func(n *ir.Node) {
+		for i, a := range n.Args {
+			if a.Kind != ir.KindWeight || seen[a] {
+				continue
+			}
+			seen[a] = true
+			shape, _ := a.Type.Shape.Eval(nil)
+			elems := int64(1)
+			for _, d := range shape {
+				elems *= int64(d)
+			}
+			if n.Op == ir.OpEmbedding && i == 0 {
+				elems = int64(shape[len(shape)-1])
+			}
+			total += 4 * elems
+		}
+	})
+	return total
 }
 
 // EagerGraphs builds the two entry points of an interpreted model.
@@ -145,15 +224,19 @@ func openEager(dir string, opts Options) (*Engine, error) {
 		m.Close()
 		return nil, err
 	}
-	prog, err := runtime.NewProgram(graphs, m, nil)
+	par := pool.New(opts.Threads)
+	prog, err := runtime.NewProgram(graphs, m, par)
 	if err != nil {
+		par.Close()
 		m.Close()
 		return nil, err
 	}
 	dec, err := runtime.NewInterpreted(prog, EntryLast, EntryAll, m.Config.VocabSize, m.Config.MaxPositions)
 	if err != nil {
+		par.Close()
 		m.Close()
 		return nil, err
 	}
-	return &Engine{Path: dir, Kind: "model folder", Config: m.Config, Decoder: dec, closers: []func() error{m.Close}}, nil
+	return &Engine{Path: dir, Kind: "model folder", Config: m.Config, Decoder: dec, WeightBytes: weightBytes(graphs[0]),
+		closers: []func() error{m.Close, func() error { par.Close(); return nil }}}, nil
 }

@@ -1,0 +1,286 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/llmc-dev/llmc/internal/engine"
+	"github.com/llmc-dev/llmc/runtime"
+	"github.com/llmc-dev/llmc/runtime/pool"
+)
+
+// benchFlags are llmrun bench's settings.
+type benchFlags struct {
+	prompt, gen, runs int
+	format            string
+	noBandwidth       bool
+	cpuprofile        string
+	common            *commonFlags
+}
+
+func benchCommand(stdout, stderr io.Writer, lp *runtime.LinkedProgram) *command {
+	return &command{
+		name: "bench", args: "MODEL_OR_ART... [--prompt N --gen N --threads T --runs R]",
+		summary: `Measure prefill and decode speed, side by side.
+
+Each MODEL_OR_ART (a model folder, run eagerly with a dynamic KV cache, or a
+compiled artifact) prefills a random prompt of --prompt tokens and then decodes
+--gen tokens greedily (EOS ignored), --runs times; runs of different models are
+interleaved so machine noise hits them alike. It reports prefill tokens/s, decode
+tokens/s and ms per token (median, min–max over runs), peak RSS, the ratio to the
+first model, and, from a read-bandwidth test on this machine in the same run,
+each model's share of the memory-bandwidth roofline (weight bytes read per token
+× tokens/s ÷ bandwidth).`,
+		examples: []string{
+			"llmrun bench ../shared/models/stories260K /tmp/stories.llmc --gen 256",
+			"llmrun bench /tmp/m110 /tmp/m110-go.llmc /tmp/m110-llvm.llmc --threads 2 --runs 5 --format json",
+		},
+		flags: func(fs *flag.FlagSet) func([]string) error {
+			b := &benchFlags{}
+			fs.IntVar(&b.prompt, "prompt", 32, "prompt tokens to prefill")
+			fs.IntVar(&b.gen, "gen", 128, "tokens to decode")
+			fs.IntVar(&b.runs, "runs", 3, "runs per model")
+			fs.StringVar(&b.format, "format", "text", "output: text or json")
+			fs.BoolVar(&b.noBandwidth, "no-bandwidth", false, "skip the memory bandwidth test")
+			fs.StringVar(&b.cpuprofile, "cpuprofile", "", "write a CPU profile of the runs to this file")
+			b.common = registerCommon(fs)
+			b.common.linked = lp
+			return func(pos []string) error { return b.run(pos, stdout, stderr) }
+		},
+	}
+}
+
+// BenchResult is one model's measurements.
+type BenchResult struct {
+	Model           string    `json:"model"`
+	Kind            string    `json:"kind"`
+	Threads         int       `json:"threads"`
+	PromptTokens    int       `json:"prompt_tokens"`
+	GenTokens       int       `json:"gen_tokens"`
+	PrefillTokPerS  []float64 `json:"prefill_tokens_per_second"`
+	DecodeTokPerS   []float64 `json:"decode_tokens_per_second"`
+	MsPerToken      []float64 `json:"ms_per_token"` // every decode step of every run
+	PeakRSSBytes    int64     `json:"peak_rss_bytes"`
+	WeightBytes     int64     `json:"weight_bytes_per_token"`
+	BandwidthGBps   float64   `json:"read_bandwidth_gb_per_s,omitempty"`
+	RooflineShare   float64   `json:"roofline_share,omitempty"`
+}
+
+func (b *benchFlags) run(pos []string, stdout, stderr io.Writer) error {
+	if len(pos) == 0 {
+		return usagef("missing MODEL_OR_ART")
+	}
+	if b.prompt < 1 || b.gen < 2 || b.runs < 1 {
+		return usagef("--prompt must be >= 1, --gen >= 2 and --runs >= 1")
+	}
+	if b.format != "text" && b.format != "json" {
+		return usagef("--format is %q, want text or json", b.format)
+	}
+	if b.cpuprofile != "" {
+		f, err := os.Create(b.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	threads := *b.common.threads
+	if threads == 0 {
+		threads = pool.New(0).Threads()
+	}
+	var bw float64
+	if !b.noBandwidth {
+		bw = MeasureReadBandwidth(threads)
+	}
+	results := make([]*BenchResult, len(pos))
+	for run := 0; run < b.runs; run++ {
+		for i, path := range pos {
+			r, err := b.once(path, threads)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			if results[i] == nil {
+				results[i] = r
+			} else {
+				acc := results[i]
+				acc.PrefillTokPerS = append(acc.PrefillTokPerS, r.PrefillTokPerS...)
+				acc.DecodeTokPerS = append(acc.DecodeTokPerS, r.DecodeTokPerS...)
+				acc.MsPerToken = append(acc.MsPerToken, r.MsPerToken...)
+				acc.PeakRSSBytes = max(acc.PeakRSSBytes, r.PeakRSSBytes)
+			}
+		}
+	}
+	for _, r := range results {
+		if bw > 0 && r.WeightBytes > 0 {
+			r.BandwidthGBps = bw
+			r.RooflineShare = float64(r.WeightBytes) * median(r.DecodeTokPerS) / (bw * 1e9)
+		}
+	}
+	if b.format == "json" {
+		return writeJSON(stdout, results)
+	}
+	return writeBenchTable(stdout, results, bw)
+}
+
+// once benchmarks one model once: in-process, or through an artifact's own
+// executable.
+func (b *benchFlags) once(path string, threads int) (*BenchResult, error) {
+	e, err := engine.Open(path, engine.Options{Threads: threads, Linked: b.common.linked})
+	var ext *engine.ExternalError
+	if errors.As(err, &ext) {
+		return b.external(ext.Binary, path, threads)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer e.Close()
+	d := e.Decoder
+	if b.prompt+b.gen > d.Context() {
+		return nil, usagef("--prompt %d + --gen %d exceed the %d positions of %s", b.prompt, b.gen, d.Context(), path)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	prompt := make([]int, b.prompt)
+	for i := range prompt {
+		prompt[i] = rng.IntN(d.VocabSize())
+	}
+	var stamps []time.Time
+	res, err := runtime.Generate(d, prompt, runtime.GenerateOptions{
+		MaxNewTokens: b.gen,
+		OnToken:      func(int) (bool, error) { stamps = append(stamps, time.Now()); return false, nil },
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &BenchResult{Model: path, Kind: e.Kind, Threads: threads, PromptTokens: b.prompt, GenTokens: b.gen,
+		PrefillTokPerS: []float64{res.PrefillTokensPerSecond()}, DecodeTokPerS: []float64{res.DecodeTokensPerSecond()},
+		PeakRSSBytes: peakRSS(), WeightBytes: e.WeightBytes}
+	if e.Manifest != nil {
+		r.Kind = "artifact (" + e.Manifest.Backend + ")"
+	} else {
+		r.Kind = "eager (dynamic cache)"
+	}
+	for i := 1; i < len(stamps); i++ {
+		r.MsPerToken = append(r.MsPerToken, float64(stamps[i].Sub(stamps[i-1]).Microseconds())/1000)
+	}
+	return r, nil
+}
+
+// external runs the artifact's executable for one run and reads its JSON.
+func (b *benchFlags) external(bin, path string, threads int) (*BenchResult, error) {
+	cmd := exec.Command(bin, "bench", path, "--format", "json", "--runs", "1", "--no-bandwidth",
+		"--prompt", strconv.Itoa(b.prompt), "--gen", strconv.Itoa(b.gen), "--threads", strconv.Itoa(threads))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("running %s: %w", bin, err)
+	}
+	var rs []*BenchResult
+	if err := json.Unmarshal(out, &rs); err != nil || len(rs) != 1 {
+		return nil, fmt.Errorf("%s printed no benchmark result", bin)
+	}
+	return rs[0], nil
+}
+
+func writeBenchTable(w io.Writer, rs []*BenchResult, bw float64) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "model\tkind\tprefill tok/s\tdecode tok/s (min–max)\tms/token median (min–max)\tvs first\tpeak RSS\troofline\n")
+	base := median(rs[0].DecodeTokPerS)
+	for _, r := range rs {
+		dec := median(r.DecodeTokPerS)
+		roof := "-"
+		if r.RooflineShare > 0 {
+			roof = fmt.Sprintf("%.0f%%", 100*r.RooflineShare)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f (%.1f–%.1f)\t%.3f (%.3f–%.3f)\t%.2fx\t%s\t%s\n",
+			r.Model, r.Kind, median(r.PrefillTokPerS), dec, slices.Min(r.DecodeTokPerS), slices.Max(r.DecodeTokPerS),
+			median(r.MsPerToken), slices.Min(r.MsPerToken), slices.Max(r.MsPerToken), dec/base,
+			humanBytes(int(r.PeakRSSBytes)), roof)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if bw > 0 {
+		fmt.Fprintf(w, "read bandwidth: %.2f GB/s (%d threads); roofline = weight bytes per token × decode tok/s ÷ bandwidth\n", bw, rs[0].Threads)
+	}
+	fmt.Fprintf(w, "prompt %d tokens, %d decoded, %d runs each, %d threads\n", rs[0].PromptTokens, rs[0].GenTokens, len(rs[0].DecodeTokPerS), rs[0].Threads)
+	return nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// peakRSS is the process's peak resident set size.
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024 // kilobytes on Linux
+}
+
+// MeasureReadBandwidth reads a 512 MiB buffer with all threads and returns
+// the best of three passes in GB/s.
+func MeasureReadBandwidth(threads int) float64 {
+	const n = 128 << 20 // float32s
+	buf := make([]float32, n)
+	for i := range buf {
+		buf[i] = float32(i & 7)
+	}
+	p := pool.New(threads)
+	defer p.Close()
+	sums := make([]float32, threads*16)
+	best := 0.0
+	for pass := 0; pass < 3; pass++ {
+		start := time.Now()
+		chunk := n / threads
+		p.ParallelFor(threads, func(lo, hi int) {
+			for t := lo; t < hi; t++ {
+				sums[t*16] = sumFloats(buf[t*chunk : (t+1)*chunk])
+			}
+		})
+		secs := time.Since(start).Seconds()
+		best = max(best, float64(4*n)/secs/1e9)
+	}
+	return best
+}
+
+func sumFloats(xs []float32) float32 {
+	var s0, s1, s2, s3, s4, s5, s6, s7 float32
+	for i := 0; i+8 <= len(xs); i += 8 {
+		s0 += xs[i]
+		s1 += xs[i+1]
+		s2 += xs[i+2]
+		s3 += xs[i+3]
+		s4 += xs[i+4]
+		s5 += xs[i+5]
+		s6 += xs[i+6]
+		s7 += xs[i+7]
+	}
+	return s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7
+}
+
+
