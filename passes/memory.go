@@ -151,8 +151,22 @@ func checkPlanned(c *Context, g *ir.Graph) error {
 		return nil
 	}
 	if !plan.planned {
-		c.Skip("no memory plan")
-		return nil
+		// No offset at all: nothing was planned. Some but not all: a
+		// plan that misses buffers is wrong, not absent.
+		var missing *buffer
+		placed := 0
+		for _, b := range plan.buffers {
+			if b.offset >= 0 {
+				placed++
+			} else if missing == nil {
+				missing = b
+			}
+		}
+		if placed == 0 {
+			c.Skip("no memory plan")
+			return nil
+		}
+		return fmt.Errorf("%s has no offset: the plan places %d of %d buffers", missing.node.Result.Ref(), placed, len(plan.buffers))
 	}
 	for i, a := range plan.buffers {
 		if a.offset%Alignment != 0 {

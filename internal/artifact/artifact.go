@@ -28,25 +28,25 @@ const (
 
 // Manifest describes a compiled artifact.
 type Manifest struct {
-	Format       string        `json:"format"`
-	Version      int           `json:"version"`
-	Created      time.Time     `json:"created"`
-	Model        Model         `json:"model"`
-	KV           string        `json:"kv"` // "static" or "dynamic"
-	MaxSeq       int           `json:"max_seq"`
-	PrefillChunk int           `json:"prefill_chunk,omitempty"`
-	Backend      string        `json:"backend"`
+	Format       string    `json:"format"`
+	Version      int       `json:"version"`
+	Created      time.Time `json:"created"`
+	Model        Model     `json:"model"`
+	KV           string    `json:"kv"` // "static" or "dynamic"
+	MaxSeq       int       `json:"max_seq"`
+	PrefillChunk int       `json:"prefill_chunk,omitempty"`
+	Backend      string    `json:"backend"`
 	// BuildID identifies this compilation; generated code carries it, so
 	// a binary from another compilation is refused.
-	BuildID string `json:"build_id"`
-	Entries      []Entry       `json:"entries"`
-	Kernels      []Kernel      `json:"kernels"`
-	BufferPlan   []EntryPlan   `json:"buffer_plan"`
-	Weights      []string      `json:"weights"`
-	Derived      []DerivedInfo `json:"derived_weights,omitempty"`
-	IR           string        `json:"ir"`
-	Files        []string      `json:"files"` // other files in the artifact, relative
-	Backends     BackendInfo   `json:"backend_info,omitempty"`
+	BuildID    string        `json:"build_id"`
+	Entries    []Entry       `json:"entries"`
+	Kernels    []Kernel      `json:"kernels"`
+	BufferPlan []EntryPlan   `json:"buffer_plan"`
+	Weights    []string      `json:"weights"`
+	Derived    []DerivedInfo `json:"derived_weights,omitempty"`
+	IR         string        `json:"ir"`
+	Files      []string      `json:"files"` // other files in the artifact, relative
+	Backends   BackendInfo   `json:"backend_info,omitempty"`
 }
 
 // BackendInfo records what a code generator produced and with what tools.

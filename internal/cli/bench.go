@@ -64,18 +64,18 @@ each model's share of the memory-bandwidth roofline (weight bytes read per token
 
 // BenchResult is one model's measurements.
 type BenchResult struct {
-	Model           string    `json:"model"`
-	Kind            string    `json:"kind"`
-	Threads         int       `json:"threads"`
-	PromptTokens    int       `json:"prompt_tokens"`
-	GenTokens       int       `json:"gen_tokens"`
-	PrefillTokPerS  []float64 `json:"prefill_tokens_per_second"`
-	DecodeTokPerS   []float64 `json:"decode_tokens_per_second"`
-	MsPerToken      []float64 `json:"ms_per_token"` // every decode step of every run
-	PeakRSSBytes    int64     `json:"peak_rss_bytes"`
-	WeightBytes     int64     `json:"weight_bytes_per_token"`
-	BandwidthGBps   float64   `json:"read_bandwidth_gb_per_s,omitempty"`
-	RooflineShare   float64   `json:"roofline_share,omitempty"`
+	Model          string    `json:"model"`
+	Kind           string    `json:"kind"`
+	Threads        int       `json:"threads"`
+	PromptTokens   int       `json:"prompt_tokens"`
+	GenTokens      int       `json:"gen_tokens"`
+	PrefillTokPerS []float64 `json:"prefill_tokens_per_second"`
+	DecodeTokPerS  []float64 `json:"decode_tokens_per_second"`
+	MsPerToken     []float64 `json:"ms_per_token"` // every decode step of every run
+	PeakRSSBytes   int64     `json:"peak_rss_bytes"`
+	WeightBytes    int64     `json:"weight_bytes_per_token"`
+	BandwidthGBps  float64   `json:"read_bandwidth_gb_per_s,omitempty"`
+	RooflineShare  float64   `json:"roofline_share,omitempty"`
 }
 
 func (b *benchFlags) run(pos []string, stdout, stderr io.Writer) error {
@@ -282,5 +282,3 @@ func sumFloats(xs []float32) float32 {
 	}
 	return s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7
 }
-
-

@@ -36,13 +36,13 @@ const DefaultPrefillChunk = 16
 type Options struct {
 	MaxSeq       int // 0: the model's max_position_embeddings
 	KV           passes.KVMode
-	PrefillChunk int    // 0: DefaultPrefillChunk (capped at MaxSeq)
+	PrefillChunk int // 0: DefaultPrefillChunk (capped at MaxSeq)
 	// Backend is "interp" (the runtime interprets the optimised IR) or
 	// "go" (generated Go kernels built into an executable).
-	Backend      string
-	Passes       passes.Options
-	EmitDot      bool
-	EmitKIR      bool // write the kernel IR as program.kir
+	Backend string
+	Passes  passes.Options
+	EmitDot bool
+	EmitKIR bool // write the kernel IR as program.kir
 	// PrintKIR prints the kernel IR to Passes.Log after lowering.
 	PrintKIR bool
 	// Progress, when not nil, receives progress lines.

@@ -43,15 +43,15 @@ func (e *ExternalError) Error() string {
 
 // Engine is an opened model, ready to decode.
 type Engine struct {
-	Path    string
-	Kind    string // "model folder" or "artifact"
+	Path string
+	Kind string // "model folder" or "artifact"
 	// Manifest is set for artifacts.
 	Manifest *artifact.Manifest
 	// WeightBytes is how many bytes of weights one decode step reads.
 	WeightBytes int64
-	Config  *hf.Config
-	Decoder runtime.Decoder
-	closers []func() error
+	Config      *hf.Config
+	Decoder     runtime.Decoder
+	closers     []func() error
 }
 
 // Close releases the model's files.

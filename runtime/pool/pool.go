@@ -332,14 +332,21 @@ func (s *state) waitWorkers() {
 			return
 		}
 	}
-	s.waiting.Store(true)
-	if s.pending.Load() == 0 {
-		if s.waiting.CompareAndSwap(true, false) {
+	for {
+		s.waiting.Store(true)
+		if s.pending.Load() == 0 {
+			if !s.waiting.CompareAndSwap(true, false) {
+				<-s.done // a worker claimed the wake-up: take its token
+			}
 			return
 		}
-		// The last worker claimed the wake-up: take its token.
+		<-s.done
+		if s.pending.Load() == 0 {
+			return
+		}
+		// The wake-up came from the last worker of an earlier job, which
+		// was descheduled between its countdown and its look at waiting.
 	}
-	<-s.done
 }
 
 // endJob clears the finished job and returns how fn ended, if not normally.
