@@ -1,0 +1,93 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/llmc-dev/llmc/internal/compiler"
+	"github.com/llmc-dev/llmc/internal/testshared"
+	"github.com/llmc-dev/llmc/passes"
+	"github.com/llmc-dev/llmc/runtime/sample"
+)
+
+// TestGoBackendMatchesReference compiles every shared model with the Go
+// backend, runs the artifact's own executable on prompt+greedy with
+// "score --logits", and compares every position's logits with the
+// reference (teacher forcing), and the argmax with greedy away from near
+// ties.
+func TestGoBackendMatchesReference(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds an executable per model")
+	}
+	models := []string{"stories260K", "llama-tiny", "llama-tiny-bf16", "llama-tied-bias-free-gqa1",
+		"gemma-tiny", "gemma2-tiny", "qwen2-tiny", "mistral-tiny"}
+	for _, m := range models {
+		t.Run(m, func(t *testing.T) {
+			ref := loadReference(t, m)
+			art := filepath.Join(t.TempDir(), m+".llmc")
+			_, err := compiler.Compile(testshared.Path(t, "models", m), art, compiler.Options{
+				KV: passes.Static, MaxSeq: 96, PrefillChunk: 8, Backend: "go",
+			})
+			require.NoError(t, err)
+			bin := filepath.Join(art, compiler.GoBinary)
+			for ci, c := range ref.Cases {
+				seq := append(append([]int(nil), c.Prompt...), c.Greedy...)
+				if len(seq) > 96 {
+					seq = seq[:96]
+				}
+				rows := scoreWithBinary(t, bin, art, seq)
+				np := len(c.Prompt)
+				for i, want := range c.PromptLogits {
+					assertClose(t, want, rows[i], "case %d prompt position %d", ci, i)
+				}
+				for k, want := range c.StepLogits {
+					assertClose(t, want, rows[np-1+k], "case %d step %d", ci, k)
+				}
+				for k, g := range c.Greedy {
+					if np-1+k >= len(seq) || k >= len(c.GreedyMargins) || c.GreedyMargins[k] <= nearTie {
+						continue
+					}
+					require.Equal(t, g, sample.Argmax(rows[np-1+k]), "case %d greedy step %d", ci, k)
+				}
+			}
+		})
+	}
+}
+
+// scoreWithBinary runs "BIN score ART --ids ... --logits FILE" and reads
+// the logits rows.
+func scoreWithBinary(t *testing.T, bin, art string, ids []int) [][]float32 {
+	t.Helper()
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.Itoa(id)
+	}
+	out := filepath.Join(t.TempDir(), "logits.jsonl")
+	cmd := exec.Command(bin, "score", art, "--ids", strings.Join(parts, ","), "--logits", out)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Run(), stderr.String())
+	f, err := os.Open(out)
+	require.NoError(t, err)
+	defer f.Close()
+	var rows [][]float32
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var row []float32
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &row))
+		rows = append(rows, row)
+	}
+	require.NoError(t, sc.Err())
+	require.Len(t, rows, len(ids))
+	return rows
+}
