@@ -102,7 +102,8 @@ func init() {
 			Attrs: []AttrSpec{{"cap", AttrFloat, true}}},
 		OpLast:     {Name: "last", Args: []ArgKind{ArgTensor, ArgTensor}, Optional: 1, Infer: inferLast},
 		OpKVAppend: {Name: "kv_append", Args: []ArgKind{ArgState, ArgTensor}, Effect: true, Infer: inferKVAppend},
-		OpKVWrite:  {Name: "kv_write", Args: []ArgKind{ArgState, ArgTensor, ArgTensor, ArgTensor}, Optional: 1, Effect: true, Infer: inferKVWrite},
+		OpKVWrite: {Name: "kv_write", Args: []ArgKind{ArgState, ArgTensor, ArgTensor, ArgTensor}, Optional: 1, Effect: true, Infer: inferKVWrite,
+			Attrs: []AttrSpec{{"ring", AttrInt, false}}},
 		OpAttnScores: {Name: "attn_scores", Args: []ArgKind{ArgTensor, ArgState}, Infer: inferAttnScores,
 			Attrs: []AttrSpec{{"scale", AttrFloat, true}}},
 		OpCausalMask: {Name: "causal_mask", Args: []ArgKind{ArgTensor, ArgTensor}, Infer: inferCausalMask,
@@ -112,7 +113,7 @@ func init() {
 		OpSlice: {Name: "slice", Args: []ArgKind{ArgTensor}, Infer: inferSlice,
 			Attrs: []AttrSpec{{"start", AttrInt, true}, {"len", AttrInt, true}}},
 		OpAttention: {Name: "attention", Args: []ArgKind{ArgTensor, ArgState, ArgState, ArgTensor}, Infer: inferAttention,
-			Attrs: []AttrSpec{{"scale", AttrFloat, true}, {"window", AttrInt, false}, {"softcap", AttrFloat, false}}},
+			Attrs: []AttrSpec{{"scale", AttrFloat, true}, {"window", AttrInt, false}, {"softcap", AttrFloat, false}, {"ring", AttrInt, false}}},
 		OpKernel: {Name: "kernel", Variadic: true, Infer: inferKernel,
 			Attrs: []AttrSpec{{"name", AttrString, true}, {"offset", AttrInt, false}}},
 	}

@@ -42,6 +42,9 @@ type Entry struct {
 type Options struct {
 	KV     KVMode
 	MaxSeq int
+	// MaxTokens is the most tokens any entry point takes in one call (the
+	// prefill chunk); window-kv sizes rings with it.
+	MaxTokens int
 	// Disabled names passes not to run (only passes that are not required).
 	Disabled []string
 	// PrintAfter names passes after which to print the graph to Log;
@@ -81,6 +84,8 @@ func Pipeline() []Pass {
 			Doc: "remove nodes whose results are unused, and unused weights"},
 		{Name: "fuse-attention", fn: fuseAttention,
 			Doc: "attention scores, soft-cap, causal mask, softmax and value weighting become one attention op (online softmax)"},
+		{Name: "window-kv", fn: windowKV,
+			Doc: "shrink the cache of sliding-window layers to window + chunk - 1 rows, used as a ring (position j in row j mod rows)"},
 		{Name: "fuse-linears", fn: fuseLinears,
 			Doc: "linears reading the same input become one matmul over concatenated weights (q/k/v, gate/up)"},
 		{Name: "fuse-kernels", fn: fuseKernels,
@@ -98,14 +103,16 @@ func Pipeline() []Pass {
 
 // orderConstraints are pairs (a, b): a must run before b. Checked by a test.
 var orderConstraints = [][2]string{
-	{"static-kv", "specialize-shapes"},          // specialisation needs constant cache shapes
-	{"specialize-shapes", "check-static"},       // the check verifies specialisation
-	{"specialize-shapes", "simplify"},           // simplify folds ops specialisation made trivial
-	{"fuse-attention", "fuse-kernels"},          // kernels are formed around the fused attention op
-	{"fuse-linears", "fuse-kernels"},            // prologue fusion wants a single consumer per norm
-	{"fuse-kernels", "form-kernels"},            // form-kernels wraps what fusion left
-	{"form-kernels", "plan-memory"},             // the plan covers kernel results
-	{"plan-memory", "check-planned"},            // the check verifies the plan
+	{"static-kv", "specialize-shapes"},    // specialisation needs constant cache shapes
+	{"specialize-shapes", "check-static"}, // the check verifies specialisation
+	{"specialize-shapes", "simplify"},     // simplify folds ops specialisation made trivial
+	{"fuse-attention", "fuse-kernels"},    // kernels are formed around the fused attention op
+	{"fuse-attention", "window-kv"},       // only the fused attention op reads a ring
+	{"window-kv", "fuse-kernels"},         // rings are marked on ops before they move into kernels
+	{"fuse-linears", "fuse-kernels"},      // prologue fusion wants a single consumer per norm
+	{"fuse-kernels", "form-kernels"},      // form-kernels wraps what fusion left
+	{"form-kernels", "plan-memory"},       // the plan covers kernel results
+	{"plan-memory", "check-planned"},      // the check verifies the plan
 }
 
 // Context is what a pass sees besides the graph.
@@ -276,6 +283,7 @@ type Counts struct {
 	PerLayer int // computing top-level nodes of layer 0
 	Arena    int // planned arena bytes, 0 when unplanned
 	Buffers  int // bytes of all intermediate results without reuse
+	KVBytes  int // bytes of the KV cache states, when their shapes are constant
 }
 
 // CountOps counts g's computing nodes.
@@ -298,6 +306,11 @@ func CountOps(g *ir.Graph) Counts {
 	}
 	if plan, err := liveBuffers(g); err == nil && plan.planned {
 		c.Arena = plan.arena
+	}
+	for _, s := range g.States {
+		if s.Type.Shape.IsConst() {
+			c.KVBytes += bufferSize(s.Type)
+		}
 	}
 	return c
 }
@@ -344,6 +357,9 @@ func WriteStats(w io.Writer, reps []*Report) {
 		fmt.Fprintf(w, "  ops: %d → %d (%d kernels); layer 0: %d → %d\n", r.Before.Ops, r.After.Ops, r.After.Kernels, r.Before.PerLayer, r.After.PerLayer)
 		if r.After.Arena > 0 {
 			fmt.Fprintf(w, "  arena: %d bytes for %d bytes of intermediate results\n", r.After.Arena, r.After.Buffers)
+		}
+		if r.After.KVBytes > 0 {
+			fmt.Fprintf(w, "  KV cache: %d bytes (sliding-window layers hold only their window)\n", r.After.KVBytes)
 		}
 	}
 }

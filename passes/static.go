@@ -114,3 +114,56 @@ func checkStatic(c *Context, g *ir.Graph) error {
 	}
 	return nil
 }
+
+// windowKV shrinks the caches that only sliding-window attention reads.
+// A query at position p needs keys p-W+1..p, and one call writes up to
+// MaxTokens positions before its queries read, so W + MaxTokens - 1 rows
+// used as a ring (position j in row j mod rows) always hold what is read.
+func windowKV(c *Context, g *ir.Graph) error {
+	if !c.requireConst(g) {
+		return nil
+	}
+	tokens := max(c.Opts.MaxTokens, c.Entry.Seq, 1)
+	users := map[*ir.Value][]*ir.Node{}
+	g.Walk(func(n *ir.Node) {
+		for _, a := range n.Args {
+			if a.Kind == ir.KindState {
+				users[a] = append(users[a], n)
+			}
+		}
+	})
+	for _, s := range g.States {
+		window, ok := 0, true
+		for _, n := range users[s] {
+			switch n.Op {
+			case ir.OpKVWrite:
+			case ir.OpAttention:
+				w := n.Attrs.Int("window", 0)
+				if w == 0 || (window != 0 && w != window) {
+					ok = false
+				}
+				window = w
+			default:
+				ok = false
+			}
+		}
+		if !ok || window == 0 {
+			continue
+		}
+		rows := window + tokens - 1
+		if rows >= s.Type.Shape[0].N {
+			continue
+		}
+		c.Note("%s: %d → %d rows (window %d + %d tokens per call - 1)", s.Ref(), s.Type.Shape[0].N, rows, window, tokens)
+		s.Type.Shape[0] = ir.C(rows)
+		for _, n := range users[s] {
+			n.Attrs = n.Attrs.Clone()
+			if n.Attrs == nil {
+				n.Attrs = ir.Attrs{}
+			}
+			n.Attrs["ring"] = rows
+		}
+		c.Changed(1)
+	}
+	return g.Retype(nil)
+}

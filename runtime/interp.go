@@ -385,6 +385,15 @@ func (r *run) cacheWrite(n *ir.Node) error {
 	x := r.value(n.Args[1])
 	rows := min(len(x.f)/sb.rowSize, r.n) // padding rows are not written
 	at := r.pos
+	if ring := n.Attrs.Int("ring", 0); ring > 0 && sb.static {
+		// Position j lives in row j mod ring.
+		for i := 0; i < rows; i++ {
+			row := (at + i) % ring
+			copy(sb.data[row*sb.rowSize:(row+1)*sb.rowSize], x.f[i*sb.rowSize:(i+1)*sb.rowSize])
+		}
+		sb.rows = max(sb.rows, at+rows)
+		return nil
+	}
 	if sb.static {
 		if at+rows > sb.maxRows {
 			return fmt.Errorf("the static KV cache holds %d positions; positions %d..%d do not fit", sb.maxRows, at, at+rows-1)
@@ -416,6 +425,7 @@ func (r *run) attention(n *ir.Node, out tensor) error {
 		scale:   float32(n.Attrs.Float("scale", 1)),
 		window:  n.Attrs.Int("window", 0),
 		softcap: n.Attrs.Float("softcap", 0),
+		ring:    n.Attrs.Int("ring", 0),
 	})
 	return nil
 }

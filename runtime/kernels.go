@@ -180,6 +180,7 @@ type attentionParams struct {
 	scale                    float32 // applied to q·k
 	window                   int     // 0: full causal; else keys p-W < j <= p
 	softcap                  float64 // 0: none
+	ring                     int     // >0: key j is cache row j mod ring
 }
 
 // attention computes causal attention of q ([seq, heads, dim]) over the
@@ -204,8 +205,14 @@ func attention(par Parallel, out, q, k, v []float32, a attentionParams) {
 			}
 			qv := q[(s*a.heads+h)*a.dim : (s*a.heads+h+1)*a.dim]
 			maxScore := float32(math.Inf(-1))
+			row := func(j int) int {
+				if a.ring > 0 {
+					return j % a.ring
+				}
+				return j
+			}
 			for j := lo; j <= p; j++ {
-				sc := dot(qv, k[j*rowK+kh*a.dim:j*rowK+(kh+1)*a.dim]) * a.scale
+				sc := dot(qv, k[row(j)*rowK+kh*a.dim:row(j)*rowK+(kh+1)*a.dim]) * a.scale
 				if a.softcap != 0 {
 					sc = float32(a.softcap * math.Tanh(float64(sc)/a.softcap))
 				}
@@ -225,7 +232,7 @@ func attention(par Parallel, out, q, k, v []float32, a attentionParams) {
 			inv := float32(1 / sum)
 			for j := lo; j <= p; j++ {
 				w := scores[j] * inv
-				vr := v[j*rowK+kh*a.dim : j*rowK+(kh+1)*a.dim]
+				vr := v[row(j)*rowK+kh*a.dim : row(j)*rowK+(kh+1)*a.dim]
 				for d := range o {
 					o[d] += w * vr[d]
 				}

@@ -480,7 +480,7 @@ func f32Lit(x float32) jen.Code {
 	return jen.Lit(x)
 }
 
-var goBin = map[kir.BinOp]string{kir.Add: "+", kir.Sub: "-", kir.Mul: "*", kir.Div: "/"}
+var goBin = map[kir.BinOp]string{kir.Add: "+", kir.Sub: "-", kir.Mul: "*", kir.Div: "/", kir.Rem: "%"}
 var simdBin = map[kir.BinOp]string{kir.Add: "Add", kir.Sub: "Sub", kir.Mul: "Mul", kir.Div: "Div", kir.Max: "Max", kir.Min: "Min"}
 var emuBin = map[kir.BinOp]string{kir.Add: "add8", kir.Sub: "sub8", kir.Mul: "mul8", kir.Div: "div8", kir.Max: "max8"}
 

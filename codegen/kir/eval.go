@@ -148,6 +148,8 @@ func (f *frame) int(e Expr) int {
 			return max(a, b)
 		case Min:
 			return min(a, b)
+		case Rem:
+			return a % b
 		}
 	}
 	panic(fmt.Sprintf("not an int expression: %s", e))

@@ -110,3 +110,13 @@ func Fn(name string, x Expr) Expr { return &Call{Fn: name, Arg: x} }
 // Ld and Ld8 load a scalar or 8 lanes.
 func Ld(b *Buffer, i Expr) Expr  { return &Load{Buf: b, Index: i} }
 func Ld8(b *Buffer, i Expr) Expr { return &Load{Buf: b, Index: i, Vec: true} }
+
+// IRem is a % b on non-negative ints.
+func IRem(a, b Expr) Expr {
+	ca, oka := a.(IntConst)
+	cb, okb := b.(IntConst)
+	if oka && okb {
+		return I(ca.N % cb.N)
+	}
+	return &Bin{Op: Rem, A: a, B: b}
+}

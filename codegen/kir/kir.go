@@ -96,9 +96,10 @@ const (
 	Div
 	Max
 	Min
+	Rem // integer remainder (operands >= 0)
 )
 
-var binNames = [...]string{"+", "-", "*", "/", "max", "min"}
+var binNames = [...]string{"+", "-", "*", "/", "max", "min", "%"}
 
 func (o BinOp) String() string { return binNames[o] }
 

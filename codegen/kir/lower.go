@@ -334,7 +334,7 @@ func (l *lowerer) op(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, done ma
 		if err != nil {
 			return err
 		}
-		return l.kvWrite(cache, x)
+		return l.kvWrite(cache, x, n.Attrs.Int("ring", 0))
 	case ir.OpAttention:
 		return l.attention(n)
 	case ir.OpLast:
@@ -578,10 +578,13 @@ func (l *lowerer) rope(n *ir.Node, out, x view) error {
 }
 
 // kvWrite copies the real rows of x into the cache at pos.
-func (l *lowerer) kvWrite(cache, x view) error {
+func (l *lowerer) kvWrite(cache, x view, ring int) error {
 	seq, heads, dim := x.shape[0], x.shape[1], x.shape[2]
 	s, h := l.newVar("s", Int), l.newVar("h", Int)
 	row := IAdd(l.pos, s)
+	if ring > 0 {
+		row = IRem(row, I(ring))
+	}
 	inner := l.rowCopy(cache.buf, cache.at(row, h, I(0)), x.buf, x.at(s, h, I(0)), dim)
 	if x.strides[2] != 1 {
 		return fmt.Errorf("kv_write needs rows contiguous in the head dim")
@@ -615,6 +618,7 @@ func (l *lowerer) attention(n *ir.Node) error {
 	scale := float32(n.Attrs.Float("scale", 1))
 	window := n.Attrs.Int("window", 0)
 	softcap := float32(n.Attrs.Float("softcap", 0))
+	ring := n.Attrs.Int("ring", 0)
 	blk := l.alloc([]int{seq * heads, 8}) // one block of scores per (query, head)
 
 	it := l.newVar("it", Int)
@@ -653,6 +657,9 @@ func (l *lowerer) attention(n *ir.Node) error {
 	sc := l.newVar("sc", F32)
 	qOff := q.at(s, h, I(0))
 	key := IAdd(jb, t)
+	if ring > 0 {
+		key = IRem(key, I(ring))
+	}
 	score := l.dot(sc, q.buf, qOff, kc.buf, kc.at(key, kh, I(0)), dim)
 	score = append(score, &Assign{Var: sc, Val: FMul(sc, F(scale))})
 	if softcap != 0 {
@@ -662,7 +669,11 @@ func (l *lowerer) attention(n *ir.Node) error {
 
 	x, mn, corr, pv := l.newVar("x", F32x8), l.newVar("mn", F32), l.newVar("c", F32), l.newVar("pv", F32x8)
 	t2, w := l.newVar("t", Int), l.newVar("w", F32)
-	vOff := vc.at(IAdd(jb, t2), kh, I(0))
+	vRow := IAdd(jb, t2)
+	if ring > 0 {
+		vRow = IRem(vRow, I(ring))
+	}
+	vOff := vc.at(vRow, kh, I(0))
 	weigh := []Stmt{&Decl{Var: w, Init: Ld(blk.buf, IAdd(bOff, t2))}}
 	for i, acc := range accs {
 		if vec {

@@ -89,7 +89,7 @@ func Compile(modelDir, outDir string, o Options) (*Result, error) {
 		o.PrefillChunk = DefaultPrefillChunk
 	}
 	o.PrefillChunk = min(o.PrefillChunk, o.MaxSeq)
-	o.Passes.KV, o.Passes.MaxSeq = o.KV, o.MaxSeq
+	o.Passes.KV, o.Passes.MaxSeq, o.Passes.MaxTokens = o.KV, o.MaxSeq, o.PrefillChunk
 	if err := passes.CheckOptions(&o.Passes); err != nil {
 		return nil, err
 	}
