@@ -49,7 +49,11 @@ const (
 // ParallelFor is not re-entrant, and calls on one Pool must not overlap:
 // the goroutines that use a Pool must serialise their calls. Overlapping or
 // nested calls are detected and panic rather than deadlock. Close must not
-// overlap a call either.
+// overlap a call either. Separate Pools are independent.
+//
+// Workers spin while they wait, so a Pool with more threads than
+// GOMAXPROCS, or several busy Pools at once, compete for processors and run
+// short loops slower than a right-sized Pool.
 type Pool struct {
 	s *state
 }
@@ -122,11 +126,14 @@ func (p *Pool) Threads() int { return p.s.threads }
 // returns when every call has returned. The calling goroutine runs the
 // first chunk. Nothing is called when n <= 0.
 //
-// If fn panics in any chunk, ParallelFor waits for the other chunks and then
-// panics on the calling goroutine with a *[Panic] holding the first value
-// and the stack where it was raised. If fn calls runtime.Goexit (as
-// t.FailNow does) and nothing panicked, ParallelFor calls runtime.Goexit on
-// the calling goroutine after the other chunks are done.
+// When there is a single chunk (n == 1, or a one-thread Pool), fn runs
+// inline on the caller with no synchronisation, and a panic in it
+// propagates unchanged. Otherwise, if fn panics in any chunk, ParallelFor
+// waits for the other chunks and then panics on the calling goroutine with a
+// *[Panic] holding the first value and the stack where it was raised. If fn
+// calls runtime.Goexit (as t.FailNow does) and nothing panicked, ParallelFor
+// calls runtime.Goexit on the calling goroutine once the other chunks are
+// done.
 //
 // ParallelFor panics if the Pool is closed or another ParallelFor on it is
 // running (see [Pool]).
@@ -199,8 +206,9 @@ func (s *state) shutdown() {
 	if s.closed.Swap(true) {
 		return
 	}
-	s.gen++
-	s.word.Store(s.gen << chunkBits)
+	// Only the word changes: a cleanup runs on its own goroutine, so it
+	// must not touch the caller's fields.
+	s.word.Add(1 << chunkBits)
 	for i := range s.workers {
 		s.workers[i].wakeIfParked()
 	}
@@ -239,15 +247,21 @@ func (s *state) next(w *worker, seen uint64) uint64 {
 			return v
 		}
 	}
-	w.sleeping.Store(true)
-	if v := s.word.Load(); v != seen {
-		if !w.sleeping.CompareAndSwap(true, false) {
-			<-w.wake // the caller claimed the wake-up: take its token
+	for {
+		w.sleeping.Store(true)
+		if v := s.word.Load(); v != seen {
+			if !w.sleeping.CompareAndSwap(true, false) {
+				<-w.wake // the caller claimed the wake-up: take its token
+			}
+			return v
 		}
-		return v
+		<-w.wake
+		if v := s.word.Load(); v != seen {
+			return v
+		}
+		// A late wake-up for the job this worker has already run: the
+		// caller was descheduled between publishing it and waking us.
 	}
-	<-w.wake
-	return s.word.Load()
 }
 
 // wakeIfParked wakes w if it is parked or about to park. Its sleeping flag

@@ -147,6 +147,23 @@ func nucleus(c []cand, target float64) ([]cand, float64) {
 	return c[:hi], acc
 }
 
+// heavyWeight splits the candidates after softmax, where the most likely
+// has weight 1. When the tokens at least this heavy hold the top-p mass, the
+// nucleus is among them: they form a prefix of the ranking.
+const heavyWeight = 1e-4
+
+// keepHeavy removes, in place, the candidates lighter than heavyWeight.
+func keepHeavy(c []cand) []cand {
+	n := 0
+	for _, x := range c {
+		if x.p >= heavyWeight {
+			c[n] = x
+			n++
+		}
+	}
+	return c[:n]
+}
+
 // minP removes, in place, the candidates whose weight is below minp times
 // the largest weight, keeping the order of the rest, and returns them with
 // their total weight.

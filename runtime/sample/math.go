@@ -50,7 +50,7 @@ func NLL(logits []float32, target int) float64 {
 	}
 	sum := 0.0
 	for _, x := range logits {
-		sum += math.Exp(float64(x) - m)
+		sum += expNeg(float64(x) - m)
 	}
 	return (m - t) + math.Log(sum)
 }

@@ -31,8 +31,10 @@
 // Ties are broken towards the lower token id everywhere: greedy decoding
 // returns the lowest id among equal maxima, and top-k keeps exactly k tokens
 // (transformers keeps every token tied with the k-th). Top-k with k = 1 is
-// therefore greedy decoding at any temperature. Probabilities are computed in
-// float64 and stored as float32.
+// therefore greedy decoding at any temperature. A zero option turns its step
+// off, whereas transformers' GenerationConfig defaults to top_k=50: set
+// TopK to 50 to match it. Probabilities are computed in float64 and stored
+// as float32.
 package sample
 
 import (
@@ -137,9 +139,6 @@ func New(opts Options) (*Sampler, error) {
 	return s, nil
 }
 
-// Options returns the options the Sampler was created with.
-func (s *Sampler) Options() Options { return s.opts }
-
 // Sample returns the next token id for logits, one entry per vocabulary
 // token. history holds the token ids the repetition penalty applies to (in
 // transformers, the prompt and the tokens generated so far); ids outside
@@ -152,6 +151,16 @@ func (s *Sampler) Sample(logits []float32, history []int) int {
 		return Argmax(l)
 	}
 
+	c, total := s.filter(l)
+	if len(c) == 0 {
+		return -1
+	}
+	return s.draw(c, total)
+}
+
+// filter returns the candidates that survive top-k, top-p and min-p, with
+// their weights after temperature, and the sum of those weights.
+func (s *Sampler) filter(l []float32) ([]cand, float64) {
 	var c []cand
 	var m float32
 	if k := s.opts.TopK; k > 0 && k < len(l) {
@@ -160,16 +169,22 @@ func (s *Sampler) Sample(logits []float32, history []int) int {
 		c, m = s.usable(l)
 	}
 	if len(c) == 0 {
-		return -1
+		return c, 0
 	}
-	total := softmax(c, m, s.opts.Temperature)
+	total, heavy := softmax(c, m, s.opts.Temperature)
 	if s.topP < 1 {
-		c, total = nucleus(c, s.topP*total)
+		target := s.topP * total
+		if heavy >= target {
+			// The nucleus lies within the heavy tokens, usually a
+			// small share of the vocabulary: select among them only.
+			c = keepHeavy(c)
+		}
+		c, total = nucleus(c, target)
 	}
 	if s.opts.MinP > 0 {
 		c, total = minP(c, s.opts.MinP)
 	}
-	return s.draw(c, total)
+	return c, total
 }
 
 // penalise returns logits with the repetition penalty applied, copying them
@@ -265,11 +280,11 @@ func (s *Sampler) draw(c []cand, total float64) int {
 
 // softmax replaces the logits in c by exp((logit-m)/temperature), where m
 // is their maximum, so the most likely token has weight exactly 1, and
-// returns the sum of the weights. The arithmetic is float64; the weights
-// are stored as float32, which is ample for sampling. A +Inf logit takes all
-// the mass, shared with any other +Inf logits.
-func softmax(c []cand, m float32, temperature float64) float64 {
-	total := 0.0
+// returns the sum of the weights and the sum of the weights of at least
+// heavyWeight. The arithmetic is float64; the weights are stored as
+// float32, which is ample for sampling. A +Inf logit takes all the mass,
+// shared with any other +Inf logits.
+func softmax(c []cand, m float32, temperature float64) (total, heavy float64) {
 	if math.IsInf(float64(m), 1) {
 		for i := range c {
 			if math.IsInf(float64(c[i].p), 1) {
@@ -279,7 +294,7 @@ func softmax(c []cand, m float32, temperature float64) float64 {
 				c[i].p = 0
 			}
 		}
-		return total
+		return total, total
 	}
 	// A subnormal temperature would make inv infinite and 0·inv NaN.
 	inv := min(1/temperature, math.MaxFloat64)
@@ -288,6 +303,9 @@ func softmax(c []cand, m float32, temperature float64) float64 {
 		w := float32(expNeg((float64(c[i].p) - m64) * inv))
 		c[i].p = w
 		total += float64(w)
+		if w >= heavyWeight {
+			heavy += float64(w)
+		}
 	}
-	return total
+	return total, heavy
 }

@@ -126,6 +126,19 @@ func TestTopK1IsGreedy(t *testing.T) {
 	}
 }
 
+func TestTinyTemperatureIsArgmax(t *testing.T) {
+	logits := randomLogits(1000, 1, 3)
+	want := Argmax(logits)
+	for _, temp := range []float64{1e-30, 5e-324} { // 1/5e-324 overflows
+		s := mustNew(t, Options{Temperature: temp, Seed: 3})
+		for range 100 {
+			if got := s.Sample(logits, nil); got != want {
+				t.Fatalf("temperature %g: Sample = %d, want argmax %d", temp, got, want)
+			}
+		}
+	}
+}
+
 func TestDeterministic(t *testing.T) {
 	logits := randomLogits(32000, 2, 1)
 	history := []int{5, 17, 17, 31999}
@@ -511,6 +524,109 @@ func itoa(n int) string {
 		n /= 10
 		if n == 0 {
 			return string(buf[i:])
+		}
+	}
+}
+
+// refFilter is a plain reference for Sampler.filter: sort everything, then
+// apply top-k, top-p and min-p as transformers describes them. Weights are
+// rounded to float32 as the sampler stores them.
+func refFilter(l []float32, o Options) []int {
+	var c []cand
+	for i, x := range l {
+		if usable(x) {
+			c = append(c, cand{p: x, id: int32(i)})
+		}
+	}
+	c = refRank(c)
+	if o.TopK > 0 && o.TopK < len(c) {
+		c = c[:o.TopK]
+	}
+	if len(c) == 0 {
+		return []int{}
+	}
+	m := float64(c[0].p)
+	total := 0.0
+	for i := range c {
+		c[i].p = float32(math.Exp((float64(c[i].p) - m) / o.Temperature))
+		total += float64(c[i].p)
+	}
+	c = refRank(c) // weight ties after rounding
+	if o.TopP > 0 && o.TopP < 1 {
+		acc := 0.0
+		for i, x := range c {
+			acc += float64(x.p)
+			if acc >= o.TopP*total {
+				c = c[:i+1]
+				break
+			}
+		}
+	}
+	if o.MinP > 0 {
+		var kept []cand
+		for _, x := range c {
+			if float64(x.p) >= o.MinP*float64(c[0].p) {
+				kept = append(kept, x)
+			}
+		}
+		c = kept
+	}
+	return ids(c)
+}
+
+func TestFilterMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 11))
+	shapes := []struct {
+		name   string
+		logits func(n int) []float32
+	}{
+		{"normal", func(n int) []float32 { return randomLogits(n, 2, r.Uint64()) }},
+		{"peaked", func(n int) []float32 {
+			l := randomLogits(n, 1, r.Uint64())
+			for range 5 {
+				l[r.IntN(n)] += 12
+			}
+			return l
+		}},
+		// Most of the mass in many light tokens: the nucleus is not
+		// among the heavy ones.
+		{"long tail", func(n int) []float32 {
+			l := make([]float32, n)
+			for i := range l {
+				l[i] = -10 + float32(r.Float64())
+			}
+			l[r.IntN(n)] = 0
+			return l
+		}},
+		{"with NaN and -Inf", func(n int) []float32 {
+			l := randomLogits(n, 3, r.Uint64())
+			for range n / 10 {
+				l[r.IntN(n)] = nan
+				l[r.IntN(n)] = float32(math.Inf(-1))
+			}
+			return l
+		}},
+	}
+	options := []Options{
+		{Temperature: 1},
+		{Temperature: 0.7, TopK: 40},
+		{Temperature: 0.7, TopP: 0.9},
+		{Temperature: 1.3, TopP: 0.5},
+		{Temperature: 1, MinP: 0.05},
+		{Temperature: 0.8, TopK: 50, TopP: 0.95, MinP: 0.02},
+		{Temperature: 0.8, TopK: 3000, TopP: 0.8},
+		{Temperature: 2, TopP: 0.99, MinP: 0.5},
+	}
+	for _, shape := range shapes {
+		for _, o := range options {
+			for _, n := range []int{1, 10, 5000, 32000} {
+				l := shape.logits(n)
+				s := mustNew(t, o)
+				got, _ := s.filter(l)
+				if want := refFilter(l, o); !slices.Equal(ids(got), want) {
+					t.Errorf("%s n=%d %+v: kept %d tokens, reference keeps %d", shape.name, n, o, len(got), len(want))
+				}
+			}
 		}
 	}
 }
