@@ -175,6 +175,7 @@ min(N, W) positions; the total accounts for that.`,
 				}
 			},
 		},
+		synthCommand(stdout, stderr),
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/llmc-dev/llmc/chattemplate"
 	"github.com/llmc-dev/llmc/frontends/hf"
 	"github.com/llmc-dev/llmc/internal/engine"
 	"github.com/llmc-dev/llmc/runtime"
@@ -17,25 +18,50 @@ import (
 )
 
 // Llmrun runs the llmrun command with args (without the program name) and
-// returns its exit status.
+// returns its exit status. Commands that read input (chat, the --jsonl
+// forms) read os.Stdin.
 func Llmrun(args []string, stdout, stderr io.Writer) int {
-	return LlmrunLinked(args, stdout, stderr, nil)
+	return llmrun(args, os.Stdin, stdout, stderr, nil)
+}
+
+// LlmrunIO is Llmrun reading stdin instead of os.Stdin.
+func LlmrunIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return llmrun(args, stdin, stdout, stderr, nil)
 }
 
 // LlmrunLinked is Llmrun in a binary that has a generated program linked in
 // (a Go-backend artifact's executable).
 func LlmrunLinked(args []string, stdout, stderr io.Writer, lp *runtime.LinkedProgram) int {
-	status := run("llmrun", llmrunCommands(stdout, stderr, lp), args, stdout, stderr)
-	return status
+	return llmrun(args, os.Stdin, stdout, stderr, lp)
 }
 
-func llmrunCommands(stdout, stderr io.Writer, lp *runtime.LinkedProgram) []*command {
+func llmrun(args []string, stdin io.Reader, stdout, stderr io.Writer, lp *runtime.LinkedProgram) int {
+	return run("llmrun", llmrunCommands(stdin, stdout, stderr, lp), args, stdout, stderr)
+}
+
+func llmrunCommands(stdin io.Reader, stdout, stderr io.Writer, lp *runtime.LinkedProgram) []*command {
 	return []*command{
 		benchCommand(stdout, stderr, lp),
 		{
-			name: "generate", args: "MODEL --ids IDS [flags]",
-			summary: "Generate tokens after a prompt.\n\nMODEL is a Hugging Face model folder (config.json and *.safetensors).\nSampling defaults come from the model's generation_config.json when it has one, else greedy.",
+			name: "generate", args: "MODEL (--prompt TEXT [--chat] | --ids IDS) [flags]",
+			summary: `Generate text (or tokens) after a prompt.
+
+MODEL is a Hugging Face model folder (config.json and *.safetensors) or an
+llmc artifact. With --prompt, the text is encoded with the model's tokenizer
+(tokenizer.json, or the one in --tokenizer DIR) and the generated text is
+streamed to stdout as it is decoded; with --chat the prompt is a user message
+put through the model's chat template first. With --ids, the prompt is token
+ids and the output is token ids. Generation ends at an EOS token (config.json,
+generation_config.json, the tokenizer's, and with --chat the template's
+end-of-turn token), at a --stop string (which is not printed), or after
+--max-new-tokens tokens.
+
+Sampling defaults come from the model's generation_config.json when it has
+one, else greedy. On a terminal, a summary line follows on stderr: prompt
+tokens and prefill speed, generated tokens and decode speed.`,
 			examples: []string{
+				`llmrun generate ~/models/SmolLM2-135M-Instruct --prompt "What is 2+2?" --chat --temperature 0.7 --max-new-tokens 64`,
+				`llmrun generate ~/models/TinyLlama-1.1B --prompt "Once upon a time" --stop "\n\n" --seed 1`,
 				"llmrun generate ../shared/models/stories260K --ids 1,403,407 --max-new-tokens 200 --temperature 0",
 				"llmrun generate ~/models/my-llama --ids 1,15043 --temperature 0.7 --top-p 0.9 --seed 42 --format json",
 			},
@@ -46,6 +72,10 @@ func llmrunCommands(stdout, stderr io.Writer, lp *runtime.LinkedProgram) []*comm
 				return func(pos []string) error { return g.run(fs, pos, stdout, stderr) }
 			},
 		},
+		chatCommand(stdin, stdout, stderr, lp),
+		tokenizeCommand(stdin, stdout),
+		detokenizeCommand(stdin, stdout),
+		renderChatCommand(stdin, stdout),
 		{
 			name: "score", args: "MODEL --ids IDS [--logits FILE]",
 			summary: "Run a whole sequence through the model: mean negative log-likelihood and perplexity.\n\nWith --logits, write the logits after each position to FILE as JSON Lines (one array per position).",
@@ -87,33 +117,26 @@ func (c *commonFlags) open(path string) (*engine.Engine, error) {
 	return engine.Open(path, engine.Options{Threads: *c.threads, Linked: c.linked})
 }
 
-type generateFlags struct {
-	ids               string
-	maxNew            int
+// samplingFlags are the sampling flags of generate and chat.
+type samplingFlags struct {
 	temperature, topP float64
 	minP, repPenalty  float64
 	topK              int
 	seed              uint64
-	format            string
-	common            *commonFlags
 }
 
-func (g *generateFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.ids, "ids", "", "comma-separated prompt token ids")
-	fs.IntVar(&g.maxNew, "max-new-tokens", 64, "the most tokens to generate")
+func (g *samplingFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&g.temperature, "temperature", 0, "sampling temperature; 0 is greedy (default: generation_config.json, else 0)")
 	fs.IntVar(&g.topK, "top-k", 0, "keep the k most likely tokens; 0 keeps all (default: generation_config.json)")
 	fs.Float64Var(&g.topP, "top-p", 1, "nucleus sampling: keep the smallest set with this much probability (default: generation_config.json)")
 	fs.Float64Var(&g.minP, "min-p", 0, "keep tokens at least this fraction as likely as the best (default: generation_config.json)")
 	fs.Float64Var(&g.repPenalty, "repetition-penalty", 1, "penalise tokens already seen; 1 is off (default: generation_config.json)")
 	fs.Uint64Var(&g.seed, "seed", 0, "random seed for sampling")
-	fs.StringVar(&g.format, "format", "text", "output format: text (ids as they are generated) or json")
-	g.common = registerCommon(fs)
 }
 
 // samplingOptions merges the flags the user set over the model's
 // generation_config.json, as transformers' generate does.
-func (g *generateFlags) samplingOptions(fs *flag.FlagSet, gen *hf.GenerationConfig) sample.Options {
+func (g *samplingFlags) samplingOptions(fs *flag.FlagSet, gen *hf.GenerationConfig) sample.Options {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var o sample.Options
@@ -154,6 +177,64 @@ func (g *generateFlags) samplingOptions(fs *flag.FlagSet, gen *hf.GenerationConf
 	return o
 }
 
+// sampler is a Sampler for the flags over gen, also for greedy decoding
+// (temperature 0): it validates every option and applies the repetition
+// penalty before the argmax, as transformers does.
+func (g *samplingFlags) sampler(fs *flag.FlagSet, gen *hf.GenerationConfig) (*sample.Sampler, error) {
+	s, err := sample.New(g.samplingOptions(fs, gen))
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return s, nil
+}
+
+// textFlags are the text flags of generate and chat.
+type textFlags struct {
+	tokenizer string
+	system    string
+	stops     stopsFlag
+}
+
+func (t *textFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.tokenizer, "tokenizer", "", "folder with the tokenizer files (tokenizer.json, tokenizer_config.json, chat template) when MODEL has none")
+	fs.StringVar(&t.system, "system", "", "system message at the start of the conversation")
+	fs.Var(&t.stops, "stop", "stop when the generated text contains this string, which is not printed (repeatable; \\n, \\t, \\r and \\\\ are escapes)")
+}
+
+func (t *textFlags) check() error {
+	if err := checkUTF8("--system", t.system); err != nil {
+		return err
+	}
+	for _, s := range t.stops {
+		if err := checkUTF8("--stop", s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type generateFlags struct {
+	ids    string
+	prompt string
+	chat   bool
+	maxNew int
+	format string
+	samplingFlags
+	text   textFlags
+	common *commonFlags
+}
+
+func (g *generateFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.prompt, "prompt", "", "the prompt as text (needs a tokenizer)")
+	fs.BoolVar(&g.chat, "chat", false, "put --prompt through the model's chat template as a user message")
+	fs.StringVar(&g.ids, "ids", "", "the prompt as comma-separated token ids")
+	fs.IntVar(&g.maxNew, "max-new-tokens", 64, "the most tokens to generate")
+	g.samplingFlags.register(fs)
+	g.text.register(fs)
+	fs.StringVar(&g.format, "format", "text", "output format: text (the text, or with --ids the ids, as they are generated) or json")
+	g.common = registerCommon(fs)
+}
+
 func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Writer) error {
 	path, err := onePositional(pos, "MODEL")
 	if err != nil {
@@ -162,11 +243,28 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 	if g.format != "text" && g.format != "json" {
 		return usagef("--format is %q, want text or json", g.format)
 	}
-	if g.ids == "" {
-		return usagef("--ids is required (the prompt as comma-separated token ids)")
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	isText := set["prompt"]
+	switch {
+	case isText && set["ids"]:
+		return usagef("give the prompt as --prompt TEXT or as --ids IDS, not both")
+	case !isText && g.ids == "" && !set["ids"]:
+		return usagef("--ids is required, or --prompt: the prompt as token ids (--ids 1,403,407) or as text (--prompt \"Once upon a time\")")
+	case !isText && (g.chat || set["system"] || len(g.text.stops) > 0 || set["tokenizer"]):
+		return usagef("--chat, --system, --stop and --tokenizer work on text: give the prompt with --prompt")
+	case set["system"] && !g.chat:
+		return usagef("--system needs --chat (the system message goes through the chat template)")
 	}
-	prompt, err := parseIDs(g.ids)
-	if err != nil {
+	var prompt []int
+	if isText {
+		if err := checkUTF8("--prompt", g.prompt); err != nil {
+			return err
+		}
+		if err := g.text.check(); err != nil {
+			return err
+		}
+	} else if prompt, err = parseIDs(g.ids); err != nil {
 		return err
 	}
 	if g.maxNew < 0 {
@@ -178,6 +276,28 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 	}
 	defer e.Close()
 	cfg := e.Config
+	var tm *textModel
+	if isText {
+		if tm, err = openText(path, g.text.tokenizer, cfg, g.chat, ", or give the prompt as token ids with --ids"); err != nil {
+			return err
+		}
+		if g.chat {
+			var msgs []chattemplate.Message
+			if set["system"] {
+				msgs = append(msgs, chattemplate.Message{Role: "system", Content: g.text.system})
+			}
+			msgs = append(msgs, chattemplate.Message{Role: "user", Content: g.prompt})
+			_, prompt, err = tm.encodeChat(msgs, true)
+		} else {
+			prompt, err = tm.tok.Encode(g.prompt, true)
+		}
+		if err != nil {
+			return err
+		}
+		if len(prompt) == 0 {
+			return usagef("--prompt %q encodes to no tokens", g.prompt)
+		}
+	}
 	for i, id := range prompt {
 		if id >= cfg.VocabSize {
 			return usagef("--ids: token id %d (item %d) is outside the vocabulary 0..%d", id, i+1, cfg.VocabSize-1)
@@ -187,16 +307,14 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 		return usagef("the prompt (%d tokens) plus --max-new-tokens %d needs %d positions; %s holds %d",
 			len(prompt), g.maxNew, n-1, path, e.Decoder.Context())
 	}
-	opts := g.samplingOptions(fs, cfg.Generation)
-	// Always a Sampler, also for greedy decoding (temperature 0): it
-	// validates every option and applies the repetition penalty before
-	// the argmax, as transformers does.
-	sampler, err := sample.New(opts)
+	sampler, err := g.sampler(fs, cfg.Generation)
 	if err != nil {
-		return usagef("%v", err)
+		return err
 	}
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
+	eos := tm.stopIDs(cfg, g.chat)
+	var stream *textStream
 	onToken := func(id int) (bool, error) {
 		if g.format != "text" {
 			return false, nil
@@ -204,17 +322,34 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 		fmt.Fprintf(out, "%d ", id)
 		return false, out.Flush()
 	}
+	if isText {
+		w := io.Writer(out)
+		if g.format != "text" {
+			w = nil
+		}
+		stream = tm.newStream(eos, g.text.stops, w, out.Flush)
+		onToken = stream.add
+	}
 	res, err := runtime.Generate(e.Decoder, prompt, runtime.GenerateOptions{
-		MaxNewTokens: g.maxNew, Sampler: sampler, EOS: cfg.EOS, OnToken: onToken,
+		MaxNewTokens: g.maxNew, Sampler: sampler, EOS: eos, OnToken: onToken,
 	})
+	if err == nil && stream != nil {
+		err = stream.finish()
+	}
 	if err != nil {
 		return err
 	}
 	if g.format == "json" {
-		return writeJSON(out, generateJSON(res))
+		rep := generateJSON(res)
+		if stream != nil {
+			text := stream.text.String()
+			rep.Text = &text
+		}
+		return writeJSON(out, rep)
 	}
 	fmt.Fprintln(out)
 	if !*g.common.quiet && isTerminal(stderr) {
+		out.Flush()
 		fmt.Fprintf(stderr, "prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | stop: %s\n",
 			res.PromptTokens, res.PrefillTokensPerSecond(), len(res.IDs), res.DecodeTokensPerSecond(), res.StopReason)
 	}
@@ -222,6 +357,7 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 }
 
 type generationReport struct {
+	Text              *string `json:"text,omitempty"` // with --prompt
 	IDs               []int   `json:"ids"`
 	PromptTokens      int     `json:"prompt_tokens"`
 	GeneratedTokens   int     `json:"generated_tokens"`
@@ -253,6 +389,7 @@ func round3(x float64) float64 {
 
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 

@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/llmc-dev/llmc/internal/synth"
+)
+
+func synthCommand(stdout, stderr io.Writer) *command {
+	var shapes strings.Builder
+	tw := tabwriter.NewWriter(&shapes, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  shape\thidden\tMLP\tlayers\theads\tKV heads\tvocab\tpositions\tparameters\n")
+	for _, s := range synth.Shapes() {
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", s.Name, s.Hidden, s.Intermediate, s.Layers, s.Heads,
+			s.KVHeads, s.Vocab, s.MaxPositions, humanCount(s.Params()))
+	}
+	tw.Flush()
+	return &command{
+		name: "synth", args: "--shape NAME -o DIR [flags]",
+		summary: `Write a random-weight Hugging Face Llama model folder of a named shape.
+
+The folder has config.json (LlamaForCausalLM), model.safetensors and
+generation_config.json, so llmrun and llmc take it like a downloaded model.
+Weights are N(0, 0.02²), norms 1; the same seed gives the same bytes. They
+are generated and written chunk by chunk, so memory stays small for any size,
+and the folder appears only when complete. With --tokenizer, the tokenizer's
+files are copied in and set the vocabulary size and the BOS and EOS ids, so
+that llmrun can generate (meaningless) text with it.
+
+shapes:
+` + strings.TrimRight(shapes.String(), "\n"),
+		examples: []string{
+			"llmc synth --shape stories110M -o /tmp/stories110M",
+			"llmc synth --shape tinyllama-1.1b --dtype bf16 -o /tmp/tinyllama --seed 1",
+			"llmc synth --shape stories15M --tokenizer ../shared/tokenizers/smollm2-135m-instruct -o /tmp/smol15M",
+		},
+		flags: func(fs *flag.FlagSet) func([]string) error {
+			var o synth.Options
+			var shape, out, dtype string
+			var tied, quiet bool
+			fs.StringVar(&shape, "shape", "", "the model shape (see above)")
+			fs.StringVar(&out, "o", "", "output model folder (must not exist or be empty, unless --force)")
+			fs.Uint64Var(&o.Seed, "seed", 0, "random seed of the weights")
+			fs.StringVar(&dtype, "dtype", "f32", "weight type: f32, f16 or bf16")
+			fs.IntVar(&o.Vocab, "vocab", 0, "vocabulary size (default: the shape's, or the tokenizer's)")
+			fs.IntVar(&o.MaxPositions, "max-positions", 0, "max_position_embeddings (default: the shape's)")
+			fs.BoolVar(&tied, "tied", false, "tie the output layer to the embeddings (default: the shape's: the stories models are tied, tinyllama-1.1b is not)")
+			fs.StringVar(&o.Tokenizer, "tokenizer", "", "copy this folder's tokenizer.json, tokenizer_config.json and chat template into the model")
+			fs.BoolVar(&o.NoGenerationConfig, "no-generation-config", false, "do not write generation_config.json")
+			fs.BoolVar(&o.Replace, "force", false, "replace DIR if it exists")
+			fs.BoolVar(&quiet, "quiet", false, "no progress output")
+			return func(pos []string) error {
+				if len(pos) > 0 {
+					return usagef("unexpected arguments: %s (the output folder is -o DIR)", strings.Join(pos, " "))
+				}
+				if shape == "" {
+					return usagef("--shape is required")
+				}
+				s, err := synth.LookupShape(shape)
+				if err != nil {
+					return usagef("--shape: %v", err)
+				}
+				if out == "" {
+					return usagef("-o DIR is required: the model folder to write")
+				}
+				switch dtype {
+				case "f32", "f16", "bf16":
+				default:
+					return usagef("--dtype is %q, want f32, f16 or bf16", dtype)
+				}
+				if o.Vocab < 0 || o.MaxPositions < 0 {
+					return usagef("--vocab and --max-positions must be positive")
+				}
+				fs.Visit(func(f *flag.Flag) {
+					if f.Name == "tied" {
+						o.Tied = &tied
+					}
+				})
+				o.Shape, o.DType = s, synth.DType(dtype)
+				show := !quiet && isTerminal(stderr)
+				if show {
+					o.Progress = stderr
+				}
+				res, err := synth.Write(out, o)
+				if err != nil {
+					return err
+				}
+				if show {
+					tiedNote := "untied"
+					if res.Shape.Tied {
+						tiedNote = "tied"
+					}
+					fmt.Fprintf(stderr, "llmc: wrote %s: %s, %s parameters, %s, %s embeddings, vocabulary %d, %s\n",
+						out, res.Shape.Name, humanCount(res.Params), res.DType, tiedNote, res.Shape.Vocab, humanBytes(int(res.Bytes)))
+				}
+				return nil
+			}
+		},
+	}
+}
+
+// humanCount writes a parameter count as 15.2M or 1.10B.
+func humanCount(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2fB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1fM", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.0fK", float64(n)/1e3)
+	}
+	return fmt.Sprint(n)
+}

@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/llmc-dev/llmc/internal/testshared"
+	"github.com/llmc-dev/llmc/tokenizer"
+)
+
+// writes records every write, to check what a stream prints at each step.
+type writes []string
+
+func (w *writes) Write(p []byte) (int, error) {
+	*w = append(*w, string(p))
+	return len(p), nil
+}
+
+func streamAll(t *testing.T, tm *textModel, ids, eos []int, stops []string) (string, writes, bool) {
+	t.Helper()
+	var w writes
+	s := tm.newStream(eos, stops, &w, nil)
+	stopped := false
+	for _, id := range ids {
+		stop, err := s.add(id)
+		require.NoError(t, err)
+		if stop {
+			stopped = true
+			break
+		}
+	}
+	require.NoError(t, s.finish())
+	assert.Equal(t, strings.Join(w, ""), s.text.String())
+	return s.text.String(), w, stopped
+}
+
+func TestTextStream(t *testing.T) {
+	for _, name := range []string{"phi-3.5-mini-instruct", "smollm2-135m-instruct", "gpt2"} {
+		t.Run(name, func(t *testing.T) {
+			tok, err := tokenizer.Load(testshared.Path(t, "tokenizers", name))
+			require.NoError(t, err)
+			tm := &textModel{tok: tok}
+			text := "héllo wörld 😀👩‍👩‍👧 日本語 done. Stop here, STOP there"
+			ids, err := tok.Encode(text, false)
+			require.NoError(t, err)
+			want, err := tok.Decode(ids, false)
+			require.NoError(t, err)
+
+			got, w, stopped := streamAll(t, tm, ids, nil, nil)
+			assert.False(t, stopped)
+			assert.Equal(t, want, got, "streamed text equals Decode")
+			for _, piece := range w {
+				assert.True(t, utf8.ValidString(piece), "a write splits a UTF-8 sequence: %q", piece)
+			}
+
+			// A stop string: nothing from it on is printed, whatever the
+			// token boundaries.
+			for _, stop := range []string{"Stop", "😀", "語 d", "ö", "e, ST"} {
+				got, _, stopped := streamAll(t, tm, ids, nil, []string{stop, "never there"})
+				assert.True(t, stopped, stop)
+				assert.Equal(t, want[:strings.Index(want, stop)], got, "stop %q", stop)
+			}
+			// A stop string that only completes at the end of the text.
+			got, _, _ = streamAll(t, tm, ids, nil, []string{"there"})
+			assert.Equal(t, strings.TrimSuffix(want, "there"), got)
+			// A partial match at the end is printed after all.
+			got, _, stopped = streamAll(t, tm, ids, nil, []string{"there!"})
+			assert.False(t, stopped)
+			assert.Equal(t, want, got)
+
+			// EOS ids end nothing by themselves (Generate does) and print
+			// nothing.
+			eos := ids[3]
+			got, _, _ = streamAll(t, tm, ids[:4], []int{eos}, nil)
+			d, err := tok.Decode(ids[:3], false)
+			require.NoError(t, err)
+			assert.Equal(t, d, got)
+		})
+	}
+}
+
+func TestCheckUTF8(t *testing.T) {
+	require.NoError(t, checkUTF8("--prompt", "héllo"))
+	err := checkUTF8("--prompt", "ab\xffcd")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--prompt is not valid UTF-8")
+	assert.Contains(t, err.Error(), "byte offset 2")
+	err = checkUTF8("--prompt", "hé\xc3")
+	assert.Contains(t, err.Error(), "byte offset 3")
+}
+
+func TestStopEscapes(t *testing.T) {
+	var f stopsFlag
+	for _, s := range []string{`\n\n`, `a\tb`, `\\n`, `x\ry`, "plain"} {
+		require.NoError(t, f.Set(s))
+	}
+	assert.Equal(t, stopsFlag{"\n\n", "a\tb", `\n`, "x\ry", "plain"}, f)
+	require.Error(t, f.Set(""))
+}
