@@ -17,6 +17,10 @@ type StaticEntries struct {
 	Prefill    string // Chunk tokens (padded), logits of the last real one
 	PrefillAll string // Chunk tokens (padded), logits of every one
 	Chunk      int
+	// SafeRewind, when > 0, is the furthest back Rewind may go without
+	// recomputing: sliding-window layers keep their keys in a ring, and
+	// going back further would need keys the ring has overwritten.
+	SafeRewind int
 }
 
 // Static is a Decoder over a program compiled for a static KV cache of
@@ -28,6 +32,7 @@ type Static struct {
 	vocab   int
 	context int
 	pos     int
+	history []int // the tokens at positions 0..pos-1, to replay a far rewind
 }
 
 // NewStatic returns a Decoder over r.
@@ -44,12 +49,22 @@ func (d *Static) Pos() int       { return d.pos }
 
 // Rewind drops positions from pos on. The static cache keeps their rows,
 // but attention never reads past the current position, and the next
-// tokens overwrite them.
+// tokens overwrite them. Past SafeRewind, the tokens before pos are run
+// again, since ring caches no longer hold all the keys they need.
 func (d *Static) Rewind(pos int) error {
 	if pos < 0 || pos > d.pos {
 		return fmt.Errorf("cannot rewind to position %d: the cache holds %d", pos, d.pos)
 	}
+	far := d.e.SafeRewind > 0 && d.pos-pos > d.e.SafeRewind
 	d.pos = pos
+	d.history = d.history[:pos]
+	if far && pos > 0 {
+		replay := append([]int(nil), d.history...)
+		d.pos, d.history = 0, d.history[:0]
+		if _, err := d.Forward(replay, false); err != nil {
+			return fmt.Errorf("recomputing the cache after a rewind: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -58,9 +73,11 @@ func (d *Static) Forward(tokens []int, all bool) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.history = append(d.history, tokens...)
 	if len(ids) == 1 && !all {
 		out, _, err := d.r.Run(d.e.Decode, ids, d.pos)
 		if err != nil {
+			d.history = d.history[:d.pos]
 			return nil, err
 		}
 		d.pos++
@@ -76,6 +93,7 @@ func (d *Static) Forward(tokens []int, all bool) ([]float32, error) {
 		chunk := ids[start:min(start+d.e.Chunk, len(ids))]
 		out, _, err := d.r.Run(entry, chunk, d.pos)
 		if err != nil {
+			d.history = d.history[:d.pos]
 			return nil, err
 		}
 		d.pos += len(chunk)
