@@ -1,5 +1,7 @@
 package runtime
 
+import "fmt"
+
 // LinkedProgram describes a compiled program linked into the running
 // binary (the Go backend's generated code): what weights and states it
 // takes, and how to make a Runner of it.
@@ -36,28 +38,48 @@ type LinkedEntry struct {
 	Seq  int
 }
 
-// LinkedWeights gathers a linked program's weights from ws, stacking
-// derived ones.
-func LinkedWeights(lp *LinkedProgram, ws WeightSource) ([][]float32, error) {
-	out := make([][]float32, len(lp.Weights))
-	for i, w := range lp.Weights {
-		if len(w.Concat) == 0 {
-			data, _, err := ws.Float32(w.Name)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = data
-			continue
-		}
-		data := make([]float32, 0, w.Rows*w.Cols)
-		for _, name := range w.Concat {
-			part, _, err := ws.Float32(name)
-			if err != nil {
-				return nil, err
-			}
-			data = append(data, part...)
-		}
-		out[i] = data
+// LinkedWeights gathers a linked program's weights from ws into one block
+// of huge-page memory (see AllocFloats), stacking derived ones. Call free
+// when the program is done with them.
+func LinkedWeights(lp *LinkedProgram, ws WeightSource) (weights [][]float32, free func() error, err error) {
+	total := 0
+	for _, w := range lp.Weights {
+		total += w.Rows * w.Cols
 	}
-	return out, nil
+	mem, free, err := AllocFloats(total)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			free()
+		}
+	}()
+	weights = make([][]float32, len(lp.Weights))
+	off := 0
+	for i, w := range lp.Weights {
+		n := w.Rows * w.Cols
+		dst := mem[off : off+n : off+n]
+		off += n
+		parts := w.Concat
+		if len(parts) == 0 {
+			parts = []string{w.Name}
+		}
+		at := 0
+		for _, name := range parts {
+			data, _, err := ws.Float32(name)
+			if err != nil {
+				return nil, nil, err
+			}
+			if at+len(data) > n {
+				return nil, nil, fmt.Errorf("weight %s: %s does not fit its %d×%d layout", w.Name, name, w.Rows, w.Cols)
+			}
+			at += copy(dst[at:], data)
+		}
+		if at != n {
+			return nil, nil, fmt.Errorf("weight %s: parts hold %d elements, the layout %d×%d", w.Name, at, w.Rows, w.Cols)
+		}
+		weights[i] = dst
+	}
+	return weights, free, nil
 }

@@ -11,6 +11,7 @@ package golang
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"go/format"
 	"math"
@@ -224,12 +225,31 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 	f.Comment("expf is e^x in float32: x = k·ln2 + r, e^r by its Taylor polynomial of degree 6 (|r| ≤ ln2/2, error under 2e-7 relative).")
 	f.Func().Id("expf").Params(jen.Id("x").Float32()).Float32().Block(jen.Return(jen.Qual(runtimePkg, "Expf").Call(jen.Id("x"))))
 	for _, t := range g.p.Tables {
-		var vals []jen.Code
-		for _, x := range t.Data {
-			vals = append(vals, f32Lit(x))
+		if len(t.Data) <= 256 {
+			var vals []jen.Code
+			for _, x := range t.Data {
+				vals = append(vals, f32Lit(x))
+			}
+			f.Var().Id(t.Name).Op("=").Index(jen.Lit(len(t.Data))).Float32().Values(vals...)
+			continue
 		}
-		f.Var().Id(t.Name).Op("=").Index(jen.Lit(len(t.Data))).Float32().Values(vals...)
+		// Large tables (RoPE's cosines) travel as their little-endian bytes:
+		// a string literal compiles far faster than thousands of floats.
+		raw := make([]byte, 4*len(t.Data))
+		for i, x := range t.Data {
+			binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(x))
+		}
+		f.Var().Id(t.Name).Op("=").Id("tableFromBytes").Call(jen.Lit(string(raw)))
 	}
+	f.Func().Id("tableFromBytes").Params(jen.Id("s").String()).Index().Float32().Block(
+		jen.Id("b").Op(":=").Index().Byte().Call(jen.Id("s")),
+		jen.Id("t").Op(":=").Make(jen.Index().Float32(), jen.Len(jen.Id("b")).Op("/").Lit(4)),
+		jen.For(jen.Id("i").Op(":=").Range().Id("t")).Block(
+			jen.Id("t").Index(jen.Id("i")).Op("=").Qual("math", "Float32frombits").Call(
+				jen.Qual("encoding/binary", "LittleEndian").Dot("Uint32").Call(jen.Id("b").Index(jen.Lit(4).Op("*").Id("i").Op(":")))),
+		),
+		jen.Return(jen.Id("t")),
+	)
 	return f
 }
 
@@ -280,9 +300,10 @@ func (g *gen) kernelFile(pkg string, simd bool) *jen.File {
 		for _, ph := range g.phases {
 			swaps = append(swaps, jen.Id("p").Dot("ph").Index(jen.Lit(ph.index)).Op("=").Id("p").Dot(ph.name+suffix))
 		}
-		f.Comment("useSIMD switches every phase to its AVX2 version when the CPU has AVX2 and FMA.")
+		f.Comment("useSIMD switches every phase to its AVX2 version when the CPU has AVX2 and FMA,")
+		f.Comment("unless LLMC_NO_SIMD is set (to run the portable path, in tests).")
 		f.Func().Params(jen.Id("p").Op("*").Id("Program")).Id("useSIMD").Params().Block(
-			jen.If(jen.Op("!").Id("simdAvailable").Call()).Block(jen.Return()),
+			jen.If(jen.Op("!").Id("simdAvailable").Call().Op("||").Qual("os", "Getenv").Call(jen.Lit("LLMC_NO_SIMD")).Op("!=").Lit("")).Block(jen.Return()),
 			jen.Block(swaps...),
 		)
 		f.Func().Id("simdAvailable").Params().Bool().Block(
@@ -343,15 +364,22 @@ func (g *gen) emulationHelpers(f *jen.File) {
 // phaseBody declares the buffers the phase touches, then its statements.
 func (g *gen) phaseBody(ph *kir.Phase, simd bool) []jen.Code {
 	bufs := map[string]*kir.Buffer{}
+	vecBufs := map[string]bool{}
 	params := map[string]bool{}
 	walkStmts(ph.Body, func(e kir.Expr) {
 		switch e := e.(type) {
 		case *kir.Load:
 			bufs[e.Buf.Name] = e.Buf
+			vecBufs[e.Buf.Name] = vecBufs[e.Buf.Name] || e.Vec
 		case kir.Param:
 			params[e.Name] = true
 		}
 	}, func(b *kir.Buffer) { bufs[b.Name] = b })
+	walkStores(ph.Body, func(st *kir.Store) {
+		if st.Val.Type() == kir.F32x8 {
+			vecBufs[st.Buf.Name] = true
+		}
+	})
 	var out []jen.Code
 	names := make([]string, 0, len(bufs))
 	for n := range bufs {
@@ -374,8 +402,17 @@ func (g *gen) phaseBody(ph *kir.Phase, simd bool) []jen.Code {
 			src = jen.Id("p").Dot("tok")
 		case kir.Table:
 			src = jen.Id(b.Name).Index(jen.Op(":"))
+			if b.Len > 256 {
+				src = jen.Id(b.Name)
+			}
 		}
 		out = append(out, jen.Id(b.Name).Op(":=").Add(src))
+		if simd && vecBufs[b.Name] {
+			// Vector loads and stores address the buffer without bounds
+			// checks; the kernel IR's indices are checked by tests that run
+			// kir.Machine, which does check them, at the extreme positions.
+			out = append(out, jen.Id(b.Name+"_p").Op(":=").Qual("unsafe", "Pointer").Call(jen.Qual("unsafe", "SliceData").Call(jen.Id(b.Name))))
+		}
 	}
 	for _, n := range []string{"len", "pos"} {
 		if params[n] {
@@ -409,6 +446,17 @@ func walkStmts(ss []kir.Stmt, fe func(kir.Expr), fb func(*kir.Buffer)) {
 	}
 }
 
+func walkStores(ss []kir.Stmt, f func(*kir.Store)) {
+	for _, s := range ss {
+		switch s := s.(type) {
+		case *kir.Store:
+			f(s)
+		case *kir.For:
+			walkStores(s.Body, f)
+		}
+	}
+}
+
 func walkExpr(e kir.Expr, f func(kir.Expr)) {
 	f(e)
 	switch e := e.(type) {
@@ -429,6 +477,10 @@ func walkExpr(e kir.Expr, f func(kir.Expr)) {
 		walkExpr(e.X, f)
 	case *kir.HMax:
 		walkExpr(e.X, f)
+	case *kir.HSums:
+		for _, x := range e.Xs {
+			walkExpr(x, f)
+		}
 	case *kir.ToF32:
 		walkExpr(e.X, f)
 	case *kir.Select:
@@ -451,7 +503,7 @@ func (g *gen) stmts(ss []kir.Stmt, simd bool) []jen.Code {
 			idx := g.expr(s.Index, simd)
 			if s.Val.Type() == kir.F32x8 {
 				if simd {
-					out = append(out, g.expr(s.Val, simd).Dot("Store").Call(jen.Parens(jen.Op("*").Index(jen.Lit(8)).Float32()).Call(jen.Id(s.Buf.Name).Index(idx.Op(":")))))
+					out = append(out, g.expr(s.Val, simd).Dot("Store").Call(vecPtr(s.Buf.Name, idx)))
 				} else {
 					out = append(out, jen.Id("store8").Call(jen.Id(s.Buf.Name), idx, g.expr(s.Val, simd)))
 				}
@@ -468,6 +520,12 @@ func (g *gen) stmts(ss []kir.Stmt, simd bool) []jen.Code {
 		}
 	}
 	return out
+}
+
+// vecPtr addresses eight floats at element idx of a buffer, unchecked.
+func vecPtr(buf string, idx *jen.Statement) *jen.Statement {
+	return jen.Parens(jen.Op("*").Index(jen.Lit(8)).Float32()).Call(
+		jen.Qual("unsafe", "Add").Call(jen.Id(buf+"_p"), jen.Lit(4).Op("*").Parens(idx)))
 }
 
 func f32Lit(x float32) jen.Code {
@@ -502,7 +560,7 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 		case !e.Vec:
 			return jen.Id(e.Buf.Name).Index(idx)
 		case simd:
-			return jen.Qual(simdPkg, "LoadFloat32x8").Call(jen.Parens(jen.Op("*").Index(jen.Lit(8)).Float32()).Call(jen.Id(e.Buf.Name).Index(idx.Op(":"))))
+			return jen.Qual(simdPkg, "LoadFloat32x8").Call(vecPtr(e.Buf.Name, idx))
 		default:
 			return jen.Id("load8").Call(jen.Id(e.Buf.Name), idx)
 		}
@@ -557,6 +615,15 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 			return jen.Id("hmax8").Call(g.expr(e.X, simd))
 		}
 		return jen.Id("hmax8g").Call(g.expr(e.X, simd))
+	case *kir.HSums:
+		var args []jen.Code
+		for _, x := range e.Xs {
+			args = append(args, g.expr(x, simd))
+		}
+		if simd {
+			return jen.Id("hsums8").Call(args...)
+		}
+		return jen.Id("hsums8g").Call(args...)
 	case *kir.ToF32:
 		return jen.Float32().Call(g.expr(e.X, simd))
 	}
@@ -572,6 +639,14 @@ func hsum8(v archsimd.Float32x8) float32 {
 	s := v.GetLo().Add(v.GetHi())
 	s = s.AddPairs(s)
 	return s.AddPairs(s).GetElem(0)
+}
+
+// hsums8 returns the lane sums of eight vectors as one vector: two rounds
+// of horizontal adds within 128-bit halves, then the halves added.
+func hsums8(v0, v1, v2, v3, v4, v5, v6, v7 archsimd.Float32x8) archsimd.Float32x8 {
+	u0 := v0.AddPairsGrouped(v1).AddPairsGrouped(v2.AddPairsGrouped(v3))
+	u1 := v4.AddPairsGrouped(v5).AddPairsGrouped(v6.AddPairsGrouped(v7))
+	return u0.Select128FromPair(0, 2, u1).Add(u0.Select128FromPair(1, 3, u1))
 }
 
 func hmax8(v archsimd.Float32x8) float32 {
@@ -599,6 +674,13 @@ func exp8(x archsimd.Float32x8) archsimd.Float32x8 {
 
 // genericHelpers are the lane-by-lane versions.
 const genericHelpers = `
+func hsums8g(vs ...v8) (r v8) {
+	for i, v := range vs {
+		r[i] = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]))
+	}
+	return
+}
+
 func hmax8g(v v8) float32 {
 	m := v[0]
 	for _, x := range v[1:] {

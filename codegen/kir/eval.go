@@ -212,6 +212,11 @@ func (f *frame) vec(e Expr) [8]float32 {
 		for i := range out {
 			out[i] = float32(math.FMA(float64(a[i]), float64(b[i]), float64(c[i])))
 		}
+	case *HSums:
+		for i, x := range e.Xs {
+			v := f.vec(x)
+			out[i] = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]))
+		}
 	case *Call:
 		x := f.vec(e.Arg)
 		for i := range out {

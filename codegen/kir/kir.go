@@ -128,6 +128,11 @@ type HSum struct{ X Expr }
 // HMax is the largest of the eight lanes of an f32x8.
 type HMax struct{ X Expr }
 
+// HSums is the f32x8 whose lane i is the sum of the lanes of Xs[i],
+// added as ((x0+x1)+(x2+x3))+((x4+x5)+(x6+x7)): eight dot products
+// finished at once (a transpose by horizontal adds).
+type HSums struct{ Xs [8]Expr }
+
 // ToF32 converts an int to f32.
 type ToF32 struct{ X Expr }
 
@@ -339,4 +344,14 @@ func printStmts(b *strings.Builder, ss []Stmt, indent string) {
 			printStmts(b, s.Body, indent+"  ")
 		}
 	}
+}
+
+func (*HSums) Type() Type { return F32x8 }
+
+func (h *HSums) String() string {
+	parts := make([]string, 8)
+	for i, x := range h.Xs {
+		parts[i] = x.String()
+	}
+	return "hsums(" + strings.Join(parts, ", ") + ")"
 }

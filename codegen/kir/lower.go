@@ -13,7 +13,20 @@ import (
 // kernel share scratch memory instead of the arena, and a residual add or
 // bias right after a matmul is folded into the matmul's store.
 func Lower(graphs []*ir.Graph) (*Program, error) {
-	l := &lowerer{prog: &Program{}, weights: map[string]int{}, states: map[string]int{}}
+	return LowerWith(graphs, Options{})
+}
+
+// Options tune lowering.
+type Options struct {
+	// MaxSeq, when set, is the most positions a step can see: RoPE's
+	// cosines and sines are then baked in as a [MaxSeq, dim/2] table
+	// instead of computed each step.
+	MaxSeq int
+}
+
+// LowerWith is Lower with options.
+func LowerWith(graphs []*ir.Graph, o Options) (*Program, error) {
+	l := &lowerer{prog: &Program{}, weights: map[string]int{}, states: map[string]int{}, opts: o, tables: map[string]*Buffer{}}
 	l.arena = &Buffer{Name: "arena", Kind: Arena}
 	l.scratch = &Buffer{Name: "scratch", Kind: Scratch}
 	l.tokens = &Buffer{Name: "tokens", Kind: Tokens}
@@ -90,6 +103,8 @@ func (v view) reshape(shape []int) (view, bool) {
 }
 
 type lowerer struct {
+	opts    Options
+	tables  map[string]*Buffer // constant tables by content key
 	prog    *Program
 	weights map[string]int
 	states  map[string]int
@@ -548,22 +563,36 @@ func (l *lowerer) rope(n *ir.Node, out, x view) error {
 	seq, heads, dim := x.shape[0], x.shape[1], x.shape[2]
 	half := dim / 2
 	inv := ir.RoPEFrequencies(dim, n.Attrs)
-	table := &Buffer{Name: fmt.Sprintf("invfreq_%d", len(l.prog.Tables)), Kind: Table, Index: len(l.prog.Tables), Len: half, Data: inv}
-	l.prog.Tables = append(l.prog.Tables, table)
-	cs := l.alloc([]int{seq, half})
-	sn := l.alloc([]int{seq, half})
-	s, i := l.newVar("s", Int), l.newVar("i", Int)
-	ang := l.newVar("ang", F32)
-	l.serial(&For{Var: s, Lo: I(0), Hi: I(seq), Step: 1, Body: []Stmt{
-		&For{Var: i, Lo: I(0), Hi: I(half), Step: 1, Body: []Stmt{
-			&Decl{Var: ang, Init: FMul(&ToF32{X: IAdd(l.pos, s)}, Ld(table, i))},
-			&Store{Buf: cs.buf, Index: cs.at(s, i), Val: Fn("cos", ang)},
-			&Store{Buf: sn.buf, Index: sn.at(s, i), Val: Fn("sin", ang)},
-		}},
-	}})
+	var cs, sn view
+	if m := l.opts.MaxSeq; m > 0 {
+		// Positions are bounded by the static cache: bake the rotation in.
+		// Padding rows of a chunk may lie past the table; they read its
+		// last row (their results are never used).
+		cosT, sinT := l.ropeTables(inv, m)
+		cs = view{buf: cosT, shape: []int{m, half}, strides: []int{half, 1}, off: I(0)}
+		sn = view{buf: sinT, shape: []int{m, half}, strides: []int{half, 1}, off: I(0)}
+	} else {
+		table := &Buffer{Name: fmt.Sprintf("invfreq_%d", len(l.prog.Tables)), Kind: Table, Index: len(l.prog.Tables), Len: half, Data: inv}
+		l.prog.Tables = append(l.prog.Tables, table)
+		cs = l.alloc([]int{seq, half})
+		sn = l.alloc([]int{seq, half})
+		s, i := l.newVar("s", Int), l.newVar("i", Int)
+		ang := l.newVar("ang", F32)
+		l.serial(&For{Var: s, Lo: I(0), Hi: I(seq), Step: 1, Body: []Stmt{
+			&For{Var: i, Lo: I(0), Hi: I(half), Step: 1, Body: []Stmt{
+				&Decl{Var: ang, Init: FMul(&ToF32{X: IAdd(l.pos, s)}, Ld(table, i))},
+				&Store{Buf: cs.buf, Index: cs.at(s, i), Val: Fn("cos", ang)},
+				&Store{Buf: sn.buf, Index: sn.at(s, i), Val: Fn("sin", ang)},
+			}},
+		}})
+	}
 	s2, h, j := l.newVar("s", Int), l.newVar("h", Int), l.newVar("i", Int)
 	x1, x2 := l.newVar("x", F32), l.newVar("x", F32)
-	c, sv := Ld(cs.buf, cs.at(s2, j)), Ld(sn.buf, sn.at(s2, j))
+	row := Expr(s2)
+	if m := l.opts.MaxSeq; m > 0 {
+		row = IMin(IAdd(l.pos, s2), I(m-1))
+	}
+	c, sv := Ld(cs.buf, cs.at(row, j)), Ld(sn.buf, sn.at(row, j))
 	l.serial(&For{Var: s2, Lo: I(0), Hi: I(seq), Step: 1, Body: []Stmt{
 		&For{Var: h, Lo: I(0), Hi: I(heads), Step: 1, Body: []Stmt{
 			&For{Var: j, Lo: I(0), Hi: I(half), Step: 1, Body: []Stmt{
@@ -575,6 +604,30 @@ func (l *lowerer) rope(n *ir.Node, out, x view) error {
 		}},
 	}})
 	return nil
+}
+
+// ropeTables returns tables of cos and sin of p·θ_i for p < m, computed as
+// the interpreter does (the angle rounded to float32, then cos and sin in
+// float64), shared by every rope with the same frequencies.
+func (l *lowerer) ropeTables(inv []float32, m int) (*Buffer, *Buffer) {
+	key := fmt.Sprint(m, inv)
+	if t, ok := l.tables[key]; ok {
+		return t, l.tables[key+"/sin"]
+	}
+	half := len(inv)
+	cosD, sinD := make([]float32, m*half), make([]float32, m*half)
+	for p := 0; p < m; p++ {
+		for i, f := range inv {
+			a := float64(float32(p) * f)
+			cosD[p*half+i], sinD[p*half+i] = float32(math.Cos(a)), float32(math.Sin(a))
+		}
+	}
+	n := len(l.prog.Tables)
+	c := &Buffer{Name: fmt.Sprintf("ropecos_%d", n), Kind: Table, Index: n, Len: len(cosD), Data: cosD}
+	sn := &Buffer{Name: fmt.Sprintf("ropesin_%d", n+1), Kind: Table, Index: n + 1, Len: len(sinD), Data: sinD}
+	l.prog.Tables = append(l.prog.Tables, c, sn)
+	l.tables[key], l.tables[key+"/sin"] = c, sn
+	return c, sn
 }
 
 // kvWrite copies the real rows of x into the cache at pos.
@@ -667,42 +720,89 @@ func (l *lowerer) attention(n *ir.Node) error {
 	}
 	score = append(score, &Store{Buf: blk.buf, Index: IAdd(bOff, t), Val: sc})
 
-	x, mn, corr, pv := l.newVar("x", F32x8), l.newVar("mn", F32), l.newVar("c", F32), l.newVar("pv", F32x8)
-	t2, w := l.newVar("t", Int), l.newVar("w", F32)
-	vRow := IAdd(jb, t2)
-	if ring > 0 {
-		vRow = IRem(vRow, I(ring))
-	}
-	vOff := vc.at(vRow, kh, I(0))
-	weigh := []Stmt{&Decl{Var: w, Init: Ld(blk.buf, IAdd(bOff, t2))}}
-	for i, acc := range accs {
-		if vec {
-			weigh = append(weigh, &Assign{Var: acc, Val: &FMA{A: &Broadcast{X: w}, B: Ld8(vc.buf, IAdd(vOff, I(8*i))), C: acc}})
-		} else {
-			weigh = append(weigh, &Assign{Var: acc, Val: &FMA{A: w, B: Ld(vc.buf, IAdd(vOff, I(i))), C: acc}})
+	// softmaxBlock folds a block's scores x (f32x8, -inf past cnt keys)
+	// into the running maximum, normaliser and weighted value sum.
+	softmaxBlock := func(x Expr, cnt Expr, bOff Expr) []Stmt {
+		mn, corr, pv := l.newVar("mn", F32), l.newVar("c", F32), l.newVar("pv", F32x8)
+		t2, w := l.newVar("t", Int), l.newVar("w", F32)
+		vRow := IAdd(jb, t2)
+		if ring > 0 {
+			vRow = IRem(vRow, I(ring))
 		}
+		vOff := vc.at(vRow, kh, I(0))
+		weigh := []Stmt{&Decl{Var: w, Init: Ld(blk.buf, IAdd(bOff, t2))}}
+		for i, acc := range accs {
+			if vec {
+				weigh = append(weigh, &Assign{Var: acc, Val: &FMA{A: &Broadcast{X: w}, B: Ld8(vc.buf, IAdd(vOff, I(8*i))), C: acc}})
+			} else {
+				weigh = append(weigh, &Assign{Var: acc, Val: &FMA{A: w, B: Ld(vc.buf, IAdd(vOff, I(i))), C: acc}})
+			}
+		}
+		out := []Stmt{
+			&Decl{Var: mn, Init: FMax(m, &HMax{X: x})},
+			&Decl{Var: corr, Init: Fn("exp", FSub(m, mn))},
+			&Decl{Var: pv, Init: Fn("exp", FSub(x, &Broadcast{X: mn}))},
+			&Store{Buf: blk.buf, Index: bOff, Val: pv},
+			&Assign{Var: sum, Val: FAdd(FMul(sum, corr), &HSum{X: pv})},
+			&Assign{Var: m, Val: mn},
+		}
+		for _, acc := range accs {
+			if vec {
+				out = append(out, &Assign{Var: acc, Val: FMul(acc, &Broadcast{X: corr})})
+			} else {
+				out = append(out, &Assign{Var: acc, Val: FMul(acc, corr)})
+			}
+		}
+		return append(out, &For{Var: t2, Lo: I(0), Hi: cnt, Step: 1, Body: weigh})
 	}
+
+	// Whole blocks of eight keys: eight dot products, finished together by
+	// one transposing horizontal add, with no trip through memory.
+	end := IAdd(p, I(1))
+	var first Expr = lo
+	if vec && softcap == 0 {
+		jt := l.newVar("jt", Int)
+		first = jt
+		var dots [8]Expr
+		var stmts []Stmt
+		for t := 0; t < 8; t++ {
+			row := IAdd(jb, I(t))
+			if ring > 0 {
+				row = IRem(row, I(ring))
+			}
+			acc := l.newVar("d", F32x8)
+			kOff := kc.at(row, kh, I(0))
+			stmts = append(stmts, &Decl{Var: acc, Init: FMul(Ld8(q.buf, qOff), Ld8(kc.buf, kOff))})
+			for c := 8; c < dim; c += 8 {
+				stmts = append(stmts, &Assign{Var: acc, Val: &FMA{A: Ld8(q.buf, IAdd(qOff, I(c))), B: Ld8(kc.buf, IAdd(kOff, I(c))), C: acc}})
+			}
+			dots[t] = acc
+		}
+		xs := l.newVar("x", F32x8)
+		stmts = append(stmts, &Decl{Var: xs, Init: FMul(&HSums{Xs: dots}, &Broadcast{X: F(scale)})})
+		stmts = append(stmts, softmaxBlock(xs, I(8), bOff)...)
+		// jt is where the whole blocks end: lo + 8·⌊(p+1-lo)/8⌋.
+		body = append(body, &Decl{Var: jt, Init: IAdd(lo, IMul(IDiv(ISub(end, lo), I(8)), I(8)))})
+		body = append(body, &For{Var: jb, Lo: lo, Hi: first, Step: 8, Body: stmts})
+		jb = l.newVar("jb", Int)
+		key = IAdd(jb, t)
+		if ring > 0 {
+			key = IRem(key, I(ring))
+		}
+		score = l.dot(sc, q.buf, qOff, kc.buf, kc.at(key, kh, I(0)), dim)
+		score = append(score, &Assign{Var: sc, Val: FMul(sc, F(scale))})
+		score = append(score, &Store{Buf: blk.buf, Index: IAdd(bOff, t), Val: sc})
+	}
+	// The rest (or, with soft-capping, every block): scores one by one.
+	x := l.newVar("x", F32x8)
 	block := []Stmt{
-		&Decl{Var: cnt, Init: IMin(I(8), ISub(IAdd(p, I(1)), jb))},
+		&Decl{Var: cnt, Init: IMin(I(8), ISub(end, jb))},
 		&Store{Buf: blk.buf, Index: bOff, Val: &Broadcast{X: F(float32(math.Inf(-1)))}},
 		&For{Var: t, Lo: I(0), Hi: cnt, Step: 1, Body: score},
 		&Decl{Var: x, Init: Ld8(blk.buf, bOff)},
-		&Decl{Var: mn, Init: FMax(m, &HMax{X: x})},
-		&Decl{Var: corr, Init: Fn("exp", FSub(m, mn))},
-		&Decl{Var: pv, Init: Fn("exp", FSub(x, &Broadcast{X: mn}))},
-		&Store{Buf: blk.buf, Index: bOff, Val: pv},
-		&Assign{Var: sum, Val: FAdd(FMul(sum, corr), &HSum{X: pv})},
-		&Assign{Var: m, Val: mn},
 	}
-	for _, acc := range accs {
-		if vec {
-			block = append(block, &Assign{Var: acc, Val: FMul(acc, &Broadcast{X: corr})})
-		} else {
-			block = append(block, &Assign{Var: acc, Val: FMul(acc, corr)})
-		}
-	}
-	block = append(block, &For{Var: t2, Lo: I(0), Hi: cnt, Step: 1, Body: weigh})
-	body = append(body, &For{Var: jb, Lo: lo, Hi: IAdd(p, I(1)), Step: 8, Body: block})
+	block = append(block, softmaxBlock(x, cnt, bOff)...)
+	body = append(body, &For{Var: jb, Lo: first, Hi: end, Step: 8, Body: block})
 	inv := l.newVar("inv", F32)
 	body = append(body, &Decl{Var: inv, Init: FDiv(F(1), sum)})
 	oOff := out.at(s, h, I(0))
@@ -720,29 +820,68 @@ func (l *lowerer) attention(n *ir.Node) error {
 	return nil
 }
 
-// elementwise lowers unary and binary elementwise ops.
+// elementwise lowers unary and binary elementwise ops: eight lanes at a
+// time along a contiguous innermost dim (tanh through exp, as
+// 2/(1+e^(-2y)) - 1), and one at a time for the rest.
 func (l *lowerer) elementwise(n *ir.Node, out view, ins []view) error {
 	shape := out.shape
-	l.serial(l.forEach(shape, func(idx []Expr) []Stmt {
-		x := Ld(ins[0].buf, ins[0].at(idx...))
-		var val Expr
+	inner := shape[len(shape)-1]
+	contiguousInner := out.strides[len(shape)-1] == 1
+	for _, in := range ins {
+		contiguousInner = contiguousInner && in.strides[len(shape)-1] == 1
+	}
+	vecN := 0
+	if contiguousInner {
+		vecN = inner / 8 * 8
+	}
+	val := func(vec bool, idx []Expr) Expr {
+		ld, c := Ld, func(f float64) Expr { return F(float32(f)) }
+		if vec {
+			ld = Ld8
+			c = func(f float64) Expr { return &Broadcast{X: F(float32(f))} }
+		}
+		tanh := func(y Expr) Expr {
+			if !vec {
+				return Fn("tanh", y)
+			}
+			return FSub(FDiv(c(2), FAdd(c(1), Fn("exp", FMul(c(-2), y)))), c(1))
+		}
+		x := ld(ins[0].buf, ins[0].at(idx...))
 		switch n.Op {
 		case ir.OpSiLU:
-			val = FDiv(x, FAdd(F(1), Fn("exp", FSub(F(0), x))))
+			return FDiv(x, FAdd(c(1), Fn("exp", FSub(c(0), x))))
 		case ir.OpGELUTanh:
-			val = FMul(FMul(F(0.5), x), FAdd(F(1), Fn("tanh", FMul(F(0.7978845608028654),
-				FAdd(x, FMul(F(0.044715), FMul(x, FMul(x, x))))))))
+			return FMul(FMul(c(0.5), x), FAdd(c(1), tanh(FMul(c(0.7978845608028654),
+				FAdd(x, FMul(c(0.044715), FMul(x, FMul(x, x))))))))
 		case ir.OpScale:
-			val = FMul(x, F(float32(n.Attrs.Float("factor", 1))))
+			return FMul(x, c(n.Attrs.Float("factor", 1)))
 		case ir.OpSoftcap:
-			c := float32(n.Attrs.Float("cap", 1))
-			val = FMul(F(c), Fn("tanh", FDiv(x, F(c))))
+			cp := n.Attrs.Float("cap", 1)
+			return FMul(c(cp), tanh(FDiv(x, c(cp))))
 		case ir.OpAdd:
-			val = FAdd(x, Ld(ins[1].buf, ins[1].at(idx...)))
+			return FAdd(x, ld(ins[1].buf, ins[1].at(idx...)))
 		case ir.OpMul:
-			val = FMul(x, Ld(ins[1].buf, ins[1].at(idx...)))
+			return FMul(x, ld(ins[1].buf, ins[1].at(idx...)))
 		}
-		return []Stmt{&Store{Buf: out.buf, Index: out.at(idx...), Val: val}}
+		return nil
+	}
+	outer := shape[:len(shape)-1]
+	l.serial(l.forEach(outer, func(idx []Expr) []Stmt {
+		var stmts []Stmt
+		full := func(last Expr) []Expr { return append(append([]Expr(nil), idx...), last) }
+		if vecN > 0 {
+			v := l.newVar("v", Int)
+			stmts = append(stmts, &For{Var: v, Lo: I(0), Hi: I(vecN), Step: 8, Body: []Stmt{
+				&Store{Buf: out.buf, Index: out.at(full(v)...), Val: val(true, full(v))},
+			}})
+		}
+		if vecN < inner {
+			t := l.newVar("i", Int)
+			stmts = append(stmts, &For{Var: t, Lo: I(vecN), Hi: I(inner), Step: 1, Body: []Stmt{
+				&Store{Buf: out.buf, Index: out.at(full(t)...), Val: val(false, full(t))},
+			}})
+		}
+		return stmts
 	})...)
 	return nil
 }

@@ -37,12 +37,16 @@ type Options struct {
 	MaxSeq       int // 0: the model's max_position_embeddings
 	KV           passes.KVMode
 	PrefillChunk int // 0: DefaultPrefillChunk (capped at MaxSeq)
-	// Backend is "interp" (the runtime interprets the optimised IR) or
-	// "go" (generated Go kernels built into an executable).
+	// Backend is "interp" (the runtime interprets the optimised IR), "go"
+	// (generated Go kernels built into an executable) or "llvm" (LLVM IR
+	// compiled by opt and llc into a shared object llmrun loads).
 	Backend string
 	Passes  passes.Options
 	EmitDot bool
 	EmitKIR bool // write the kernel IR as program.kir
+	// EmitLLVM writes the kernels as an LLVM module, model.ll, whatever
+	// the backend (the llvm backend always does).
+	EmitLLVM bool
 	// PrintKIR prints the kernel IR to Passes.Log after lowering.
 	PrintKIR bool
 	// Progress, when not nil, receives progress lines.
@@ -57,7 +61,7 @@ type Result struct {
 }
 
 // Backends lists the code generators llmc compile knows.
-var Backends = []string{"interp", "go"}
+var Backends = []string{"interp", "go", "llvm"}
 
 // Compile compiles the model in modelDir into an artifact folder outDir.
 func Compile(modelDir, outDir string, o Options) (*Result, error) {
@@ -140,8 +144,8 @@ func Compile(modelDir, outDir string, o Options) (*Result, error) {
 	}
 
 	var prog *kir.Program
-	if o.Backend != "interp" || o.EmitKIR || o.PrintKIR {
-		if prog, err = kir.Lower(res.Graphs); err != nil {
+	if o.Backend != "interp" || o.EmitKIR || o.PrintKIR || o.EmitLLVM {
+		if prog, err = kir.LowerWith(res.Graphs, kir.Options{MaxSeq: o.MaxSeq}); err != nil {
 			return nil, err
 		}
 		if o.PrintKIR && o.Passes.Log != nil {
@@ -192,6 +196,15 @@ func Compile(modelDir, outDir string, o Options) (*Result, error) {
 		}
 		if o.Backend == "go" {
 			if err := buildGo(tmp, prog, man, func(f string, a ...any) { progress(o.Progress, f, a...) }); err != nil {
+				return err
+			}
+		}
+		if o.Backend == "llvm" {
+			if err := buildLLVM(tmp, prog, man, cfg.VocabSize, func(f string, a ...any) { progress(o.Progress, f, a...) }); err != nil {
+				return err
+			}
+		} else if o.EmitLLVM {
+			if err := emitLLVM(tmp, prog, man); err != nil {
 				return err
 			}
 		}

@@ -39,6 +39,18 @@ func TestGoBackendMatchesReference(t *testing.T) {
 			})
 			require.NoError(t, err)
 			bin := filepath.Join(art, compiler.GoBinary)
+			// The portable kernels (lane-emulated vectors) must agree too;
+			// on an AVX2 machine they run only when asked.
+			if m == "stories260K" || m == "gemma2-tiny" {
+				t.Setenv("LLMC_NO_SIMD", "1")
+				c := ref.Cases[0]
+				seq := append(append([]int(nil), c.Prompt...), c.Greedy...)[:40]
+				rows := scoreWithBinary(t, bin, art, seq)
+				for k, want := range c.StepLogits {
+					assertClose(t, want, rows[len(c.Prompt)-1+k], "portable kernels, step %d", k)
+				}
+				os.Unsetenv("LLMC_NO_SIMD")
+			}
 			for ci, c := range ref.Cases {
 				seq := append(append([]int(nil), c.Prompt...), c.Greedy...)
 				if len(seq) > 96 {

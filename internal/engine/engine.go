@@ -12,6 +12,7 @@ import (
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/runtime"
+	"github.com/llmc-dev/llmc/runtime/native"
 	"github.com/llmc-dev/llmc/runtime/pool"
 )
 
@@ -136,11 +137,20 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 			}
 			return fail(&ExternalError{Artifact: dir, Binary: bin})
 		}
-		ws, err := runtime.LinkedWeights(lp, m)
+		ws, free, err := runtime.LinkedWeights(lp, m)
 		if err != nil {
 			return fail(err)
 		}
+		closers = append(closers, free)
 		runner = lp.New(ws, par)
+	case "llvm":
+		np, err := native.Open(native.Artifact{Dir: dir, Library: man.Backends.Library, BuildID: man.BuildID,
+			CPU: man.Backends.TargetCPU, Features: man.Backends.Features}, m, par)
+		if err != nil {
+			return fail(err)
+		}
+		closers = append(closers, np.Close)
+		runner = np
 	case "interp":
 		prog, err := runtime.NewProgram(graphs, m, par)
 		if err != nil {
@@ -154,7 +164,7 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 	if man.KV == "static" {
 		dec, err = runtime.NewStatic(runner, runtime.StaticEntries{
 			Decode: compiler.EntryDecode, Prefill: compiler.EntryPrefill, PrefillAll: compiler.EntryPrefillAll,
-			Chunk: man.PrefillChunk,
+			Chunk: man.PrefillChunk, SafeRewind: safeRewind(graphs, man.PrefillChunk),
 		}, cfg.VocabSize, man.MaxSeq)
 	} else {
 		prog, ok := runner.(*runtime.Program)
@@ -239,4 +249,18 @@ func openEager(dir string, opts Options) (*Engine, error) {
 	}
 	return &Engine{Path: dir, Kind: "model folder", Config: m.Config, Decoder: dec, WeightBytes: weightBytes(graphs[0]),
 		closers: []func() error{m.Close, func() error { par.Close(); return nil }}}, nil
+}
+
+// safeRewind is how far back a static decoder may rewind without
+// recomputing: unlimited (0) unless some cache is a ring (window-kv), whose
+// rows hold window + chunk - 1 positions.
+func safeRewind(graphs []*ir.Graph, chunk int) int {
+	ring := false
+	for _, g := range graphs {
+		g.Walk(func(n *ir.Node) { ring = ring || n.Attrs.Int("ring", 0) > 0 })
+	}
+	if ring {
+		return chunk
+	}
+	return 0
 }

@@ -1,0 +1,86 @@
+package native
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+// LayoutName is the layout file in an LLVM-backend artifact.
+const LayoutName = "layout.json"
+
+// Layout is what the loader needs to know about a compiled program besides
+// its code: the weights and KV cache states it reads, the memory it needs,
+// and, per entry point, the phases to call in order.
+type Layout struct {
+	ABI     int    `json:"abi"`
+	BuildID string `json:"build_id"`
+	GOARCH  string `json:"goarch"`
+	Triple  string `json:"triple,omitempty"`
+	// MaxSeq and Vocab bound pos+len and the token ids a step may take:
+	// the kernels index memory with them unchecked.
+	MaxSeq  int      `json:"max_seq"`
+	Vocab   int      `json:"vocab"`
+	Arena   int      `json:"arena"`   // elements, the largest entry's
+	Scratch int      `json:"scratch"` // elements
+	Tokens  int      `json:"tokens"`  // elements (i32)
+	Weights []Weight `json:"weights"`
+	States  []State  `json:"states"`
+	Entries []Entry  `json:"entries"`
+}
+
+// Weight is one weight the kernels read: a checkpoint tensor, or
+// checkpoint tensors stacked by rows (Concat).
+type Weight struct {
+	Name   string   `json:"name"`
+	Rows   int      `json:"rows"`
+	Cols   int      `json:"cols"`
+	Concat []string `json:"concat,omitempty"`
+}
+
+// State is one KV cache state.
+type State struct {
+	Name    string `json:"name"`
+	Rows    int    `json:"rows"`
+	RowSize int    `json:"row_size"`
+}
+
+// Entry is one entry point.
+type Entry struct {
+	Name     string  `json:"name"`
+	Seq      int     `json:"seq"`
+	Plan     string  `json:"plan"` // symbol of its plan function
+	OutShape []int   `json:"out_shape"`
+	Phases   []Phase `json:"phases"`
+}
+
+// Phase is one phase function.
+type Phase struct {
+	Symbol   string `json:"symbol"`
+	Parallel bool   `json:"parallel,omitempty"`
+}
+
+// ReadLayout reads a layout file.
+func ReadLayout(path string) (*Layout, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var l Layout
+	if err := json.Unmarshal(data, &l); err != nil {
+		return nil, fmt.Errorf("%s: invalid JSON: %w", path, err)
+	}
+	if l.ABI != ABIVersion {
+		return nil, fmt.Errorf("%s: native ABI version %d, this llmrun loads version %d: compile the artifact again with this llmc", path, l.ABI, ABIVersion)
+	}
+	return &l, nil
+}
+
+// Write writes l to path as indented JSON.
+func (l *Layout) Write(path string) error {
+	data, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}

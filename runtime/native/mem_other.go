@@ -1,0 +1,5 @@
+//go:build (darwin || freebsd) && !linux
+
+package native
+
+func adviseHugePages([]byte) {}

@@ -1,0 +1,395 @@
+//go:build linux || darwin || freebsd
+
+// Package native runs the shared objects that llmc compile --backend llvm
+// builds: it loads one into the process with github.com/ebitengine/purego
+// (dlopen and plain C calls, no cgo) and implements runtime.Runner over
+// its entry points. The ABI it expects is described in abi.go.
+//
+// # Memory
+//
+// The kernels keep raw pointers to the weights, the activation arena,
+// scratch memory, the token buffer and the KV cache states for as long as
+// the Program lives, and read and write them from C while Go code runs
+// concurrently. None of that memory may be moved or freed by the Go
+// runtime, so none of it is Go-allocated: a Program maps two anonymous
+// regions with syscall.Mmap, which the garbage collector neither scans,
+// moves nor frees,
+//
+//   - weights: every weight the kernels read, as float32 (checkpoint
+//     tensors copied in, derived weights stacked), made read-only once
+//     filled;
+//   - work: the context block the kernels receive, the arrays of weight
+//     and state pointers it points to, the plan buffer, the tokens, the
+//     arena, scratch and every KV cache state,
+//
+// and keeps them mapped until Close, which unmaps them after closing the
+// shared object. The only values passed to C are uintptrs into these
+// regions and integers; Go slices over the regions are used only by Go
+// code (to write tokens and read the output). A Program does not depend on
+// the WeightSource after Open returns: the checkpoint may be closed.
+//
+// Run and Close must not overlap: like the Go backend's programs, a
+// Program runs one step at a time.
+package native
+
+import (
+	"fmt"
+	"path/filepath"
+	goruntime "runtime"
+	"slices"
+	"syscall"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+
+	"github.com/llmc-dev/llmc/runtime"
+)
+
+// Artifact says where an LLVM-backend artifact's code is and what CPU it
+// was compiled for (from its manifest).
+type Artifact struct {
+	Dir      string   // the artifact folder, holding LayoutName
+	Library  string   // the shared object, relative to Dir
+	BuildID  string   // the manifest's build ID, which the layout and library must carry
+	CPU      string   // the CPU it was compiled for, for messages
+	Features []string // CPU features its code may use
+}
+
+// Program is a loaded shared object: a runtime.Runner.
+type Program struct {
+	lay     *Layout
+	par     runtime.Parallel
+	lib     uintptr
+	weights []byte // mapping: weights (read-only once filled)
+	work    []byte // mapping: ctx, pointer arrays, plan, tokens, arena, scratch, states
+	ctx     uintptr
+	words   []int64 // the context block
+	plan    []int64
+	planPtr uintptr
+	tokens  []int32
+	arena   []float32
+	entries map[string]*entry
+}
+
+type entry struct {
+	e      *Entry
+	plan   uintptr
+	phases []phase
+	size   int // output elements
+}
+
+type phase struct {
+	fn       uintptr
+	parallel bool
+	chunk    func(lo, hi int) // calls fn on [lo, hi); made once, so ParallelFor does not allocate
+}
+
+// Open loads an artifact's shared object with weights from ws, after
+// checking that this machine has the CPU features it was compiled for.
+func Open(a Artifact, ws runtime.WeightSource, par runtime.Parallel) (*Program, error) {
+	if err := CheckCPU(a.CPU, a.Features); err != nil {
+		return nil, fmt.Errorf("artifact %s: %w", a.Dir, err)
+	}
+	lay, err := ReadLayout(filepath.Join(a.Dir, LayoutName))
+	if err != nil {
+		return nil, fmt.Errorf("artifact %s: %w", a.Dir, err)
+	}
+	if lay.BuildID != a.BuildID {
+		return nil, fmt.Errorf("artifact %s: %s is from build %s, the manifest from build %s: compile the artifact again", a.Dir, LayoutName, lay.BuildID, a.BuildID)
+	}
+	if a.Library == "" {
+		return nil, fmt.Errorf("artifact %s: the manifest names no shared object (backend_info.library)", a.Dir)
+	}
+	p, err := load(filepath.Join(a.Dir, a.Library), lay, par, func(i int, dst []float32) error {
+		w := lay.Weights[i]
+		parts := w.Concat
+		if len(parts) == 0 {
+			parts = []string{w.Name}
+		}
+		at := 0
+		for _, name := range parts {
+			data, _, err := ws.Float32(name)
+			if err != nil {
+				return err
+			}
+			if at+len(data) > len(dst) {
+				return fmt.Errorf("weight %s: %s has more elements than the artifact's [%d, %d]: compile the artifact again", w.Name, name, w.Rows, w.Cols)
+			}
+			at += copy(dst[at:], data)
+		}
+		if at != len(dst) {
+			return fmt.Errorf("weight %s has %d elements, the artifact expects [%d, %d]: compile the artifact again", w.Name, at, w.Rows, w.Cols)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("artifact %s: %w", a.Dir, err)
+	}
+	return p, nil
+}
+
+// New loads the shared object lib described by lay, with weights given in
+// lay.Weights' order (stacked already), which it copies.
+func New(lib string, lay *Layout, weights [][]float32, par runtime.Parallel) (*Program, error) {
+	if len(weights) != len(lay.Weights) {
+		return nil, fmt.Errorf("%d weights given, the program takes %d", len(weights), len(lay.Weights))
+	}
+	return load(lib, lay, par, func(i int, dst []float32) error {
+		if len(weights[i]) != len(dst) {
+			w := lay.Weights[i]
+			return fmt.Errorf("weight %s has %d elements, want [%d, %d]", w.Name, len(weights[i]), w.Rows, w.Cols)
+		}
+		copy(dst, weights[i])
+		return nil
+	})
+}
+
+// align is the alignment of every buffer in the mappings (a cache line,
+// and more than a vector load needs); pad is the slack after each, in
+// elements, so an 8-lane access at a buffer's end stays inside the mapping.
+const (
+	align = 64
+	pad   = 16
+)
+
+// region lays buffers out in one mapping.
+type region struct{ size int }
+
+func (r *region) take(bytes int) int {
+	off := (r.size + align - 1) / align * align
+	r.size = off + bytes
+	return off
+}
+
+func mapAnon(size int) ([]byte, error) {
+	size = max(size, 1)
+	mem, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	if err != nil {
+		return nil, fmt.Errorf("mapping %d bytes: %w", size, err)
+	}
+	return mem, nil
+}
+
+func floats(mem []byte, off, n int) []float32 {
+	return unsafe.Slice((*float32)(unsafe.Pointer(&mem[off])), n)
+}
+
+func addr(mem []byte, off int) uintptr { return uintptr(unsafe.Pointer(&mem[off])) }
+
+// ptrAt converts an address the dynamic loader returned (memory of the
+// shared object, not of the Go heap).
+func ptrAt[T any](a uintptr) *T { return (*T)(*(*unsafe.Pointer)(unsafe.Pointer(&a))) }
+
+func load(lib string, lay *Layout, par runtime.Parallel, fill func(i int, dst []float32) error) (p *Program, err error) {
+	if lay.ABI != ABIVersion {
+		return nil, fmt.Errorf("native ABI version %d, this llmrun loads version %d: compile the artifact again", lay.ABI, ABIVersion)
+	}
+	if lay.GOARCH != "" && lay.GOARCH != goruntime.GOARCH {
+		return nil, fmt.Errorf("the native code is for %s (%s), this machine is %s", lay.GOARCH, lay.Triple, goruntime.GOARCH)
+	}
+	p = &Program{lay: lay, par: par, entries: map[string]*entry{}}
+	prog := p // the returns below set p to nil
+	defer func() {
+		if err != nil {
+			prog.Close()
+		}
+	}()
+
+	// Weights, read-only once filled.
+	var wr region
+	woff := make([]int, len(lay.Weights))
+	for i, w := range lay.Weights {
+		if w.Rows < 0 || w.Cols < 0 {
+			return nil, fmt.Errorf("weight %s has shape [%d, %d]", w.Name, w.Rows, w.Cols)
+		}
+		woff[i] = wr.take(4 * (w.Rows*w.Cols + pad))
+	}
+	if p.weights, err = mapAnon(wr.size); err != nil {
+		return nil, err
+	}
+	adviseHugePages(p.weights)
+	for i, w := range lay.Weights {
+		if err := fill(i, floats(p.weights, woff[i], w.Rows*w.Cols)); err != nil {
+			return nil, err
+		}
+	}
+	if err := syscall.Mprotect(p.weights, syscall.PROT_READ); err != nil {
+		return nil, fmt.Errorf("protecting the weights: %w", err)
+	}
+
+	// Everything else the kernels touch.
+	nplan := 1
+	for _, e := range lay.Entries {
+		nplan = max(nplan, 2*len(e.Phases)+1)
+	}
+	var r region
+	ctxOff := r.take(8 * CtxWords)
+	wptrOff := r.take(8 * len(lay.Weights))
+	sptrOff := r.take(8 * len(lay.States))
+	planOff := r.take(8 * nplan)
+	tokOff := r.take(4 * (lay.Tokens + pad))
+	arenaOff := r.take(4 * (lay.Arena + pad))
+	scratchOff := r.take(4 * (lay.Scratch + pad))
+	soff := make([]int, len(lay.States))
+	for i, s := range lay.States {
+		soff[i] = r.take(4 * (s.Rows*s.RowSize + pad))
+	}
+	if p.work, err = mapAnon(r.size); err != nil {
+		return nil, err
+	}
+	w := p.work
+	p.words = unsafe.Slice((*int64)(unsafe.Pointer(&w[ctxOff])), CtxWords)
+	p.plan = unsafe.Slice((*int64)(unsafe.Pointer(&w[planOff])), nplan)
+	p.planPtr = addr(w, planOff)
+	p.tokens = unsafe.Slice((*int32)(unsafe.Pointer(&w[tokOff])), lay.Tokens)
+	p.arena = floats(w, arenaOff, lay.Arena)
+	p.ctx = addr(w, ctxOff)
+	p.words[CtxArena] = int64(addr(w, arenaOff))
+	p.words[CtxScratch] = int64(addr(w, scratchOff))
+	p.words[CtxTokens] = int64(addr(w, tokOff))
+	p.words[CtxWeights] = int64(addr(w, wptrOff))
+	p.words[CtxStates] = int64(addr(w, sptrOff))
+	wptrs := unsafe.Slice((*int64)(unsafe.Pointer(&w[wptrOff])), len(lay.Weights))
+	for i := range lay.Weights {
+		wptrs[i] = int64(addr(p.weights, woff[i]))
+	}
+	sptrs := unsafe.Slice((*int64)(unsafe.Pointer(&w[sptrOff])), len(lay.States))
+	for i := range lay.States {
+		sptrs[i] = int64(addr(w, soff[i]))
+	}
+
+	// The code.
+	abs, err := filepath.Abs(lib)
+	if err != nil {
+		return nil, err
+	}
+	if p.lib, err = purego.Dlopen(abs, purego.RTLD_NOW|purego.RTLD_LOCAL); err != nil {
+		return nil, fmt.Errorf("loading %s: %w", abs, err)
+	}
+	sym := func(name string) (uintptr, error) {
+		a, err := purego.Dlsym(p.lib, name)
+		if err != nil || a == 0 {
+			return 0, fmt.Errorf("%s has no symbol %s (%v): it is not the shared object of this artifact; compile the artifact again", abs, name, err)
+		}
+		return a, nil
+	}
+	a, err := sym(SymABI)
+	if err != nil {
+		return nil, err
+	}
+	if v := *ptrAt[int64](a); v != ABIVersion {
+		return nil, fmt.Errorf("%s has native ABI version %d, this llmrun loads version %d: compile the artifact again", abs, v, ABIVersion)
+	}
+	if a, err = sym(SymBuildID); err != nil {
+		return nil, err
+	}
+	if id := cString(a, len(lay.BuildID)+1); id != lay.BuildID {
+		return nil, fmt.Errorf("%s is from build %q, the artifact from build %q: compile the artifact again", abs, id, lay.BuildID)
+	}
+	for i := range lay.Entries {
+		e := &lay.Entries[i]
+		pe := &entry{e: e, size: 1}
+		for _, d := range e.OutShape {
+			pe.size *= d
+		}
+		if pe.plan, err = sym(e.Plan); err != nil {
+			return nil, err
+		}
+		for _, ph := range e.Phases {
+			fn, err := sym(ph.Symbol)
+			if err != nil {
+				return nil, err
+			}
+			ctx := p.ctx
+			pe.phases = append(pe.phases, phase{fn: fn, parallel: ph.Parallel, chunk: func(lo, hi int) {
+				purego.SyscallN(fn, ctx, uintptr(lo), uintptr(hi))
+			}})
+		}
+		p.entries[e.Name] = pe
+	}
+	return p, nil
+}
+
+// cString reads a NUL-terminated string of at most limit bytes at a.
+func cString(a uintptr, limit int) string {
+	var b []byte
+	for i := 0; i < limit; i++ {
+		c := *ptrAt[byte](a + uintptr(i))
+		if c == 0 {
+			break
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+// Run executes entry point name on tokens at positions pos, pos+1, ...
+func (p *Program) Run(name string, tokens []int32, pos int) ([]float32, []int, error) {
+	if p.lib == 0 {
+		return nil, nil, fmt.Errorf("native program is closed")
+	}
+	e, ok := p.entries[name]
+	if !ok {
+		return nil, nil, fmt.Errorf("no entry point %q", name)
+	}
+	n := len(tokens)
+	if n == 0 || n > e.e.Seq {
+		return nil, nil, fmt.Errorf("entry point %s takes 1 to %d tokens, got %d", name, e.e.Seq, n)
+	}
+	// The kernels index the cache and the embeddings unchecked.
+	if pos < 0 || (p.lay.MaxSeq > 0 && pos+n > p.lay.MaxSeq) {
+		return nil, nil, fmt.Errorf("positions %d..%d are outside the KV cache's %d", pos, pos+n-1, p.lay.MaxSeq)
+	}
+	for i, t := range tokens {
+		if t < 0 || (p.lay.Vocab > 0 && int(t) >= p.lay.Vocab) {
+			return nil, nil, fmt.Errorf("token %d (at %d) is outside the vocabulary of %d", t, i, p.lay.Vocab)
+		}
+	}
+	copy(p.tokens, tokens)
+	clear(p.tokens[n:])
+	p.words[CtxPos], p.words[CtxLen] = int64(pos), int64(n)
+	purego.SyscallN(e.plan, p.ctx, p.planPtr)
+	for i, ph := range e.phases {
+		if !ph.parallel {
+			purego.SyscallN(ph.fn, p.ctx, 0, 1)
+			continue
+		}
+		cnt, work := int(p.plan[2*i]), int(p.plan[2*i+1])
+		if cnt < 2 || work < ParallelMinWork || p.par == nil {
+			if cnt > 0 {
+				purego.SyscallN(ph.fn, p.ctx, 0, uintptr(cnt))
+			}
+			continue
+		}
+		p.par.ParallelFor(cnt, ph.chunk)
+	}
+	off := int(p.plan[2*len(e.phases)])
+	if off < 0 || off+e.size > len(p.arena) {
+		return nil, nil, fmt.Errorf("entry point %s: output at %d+%d is outside the arena of %d", name, off, e.size, len(p.arena))
+	}
+	out := make([]float32, e.size)
+	copy(out, p.arena[off:off+e.size])
+	return out, slices.Clone(e.e.OutShape), nil
+}
+
+// Close unloads the shared object and unmaps the program's memory. The
+// Program must not be running.
+func (p *Program) Close() error {
+	var first error
+	if p.lib != 0 {
+		if err := purego.Dlclose(p.lib); err != nil {
+			first = err
+		}
+		p.lib = 0
+	}
+	for _, m := range []*[]byte{&p.work, &p.weights} {
+		if *m != nil {
+			if err := syscall.Munmap(*m); err != nil && first == nil {
+				first = err
+			}
+			*m = nil
+		}
+	}
+	p.words, p.plan, p.tokens, p.arena = nil, nil, nil, nil
+	return first
+}
