@@ -65,7 +65,7 @@ its symbolic shapes; specialisation and fusion are skipped, and --stats says why
 				fs.StringVar(&o.Passes.DumpDir, "dump-dir", "", "write the IR after every pass to DIR/ENTRY/NN__PASS.ir")
 				fs.BoolVar(&stats, "stats", false, "print per-pass times and changes, op and kernel counts and the arena size")
 				fs.BoolVar(&list, "list-passes", false, "list the passes in pipeline order and exit")
-				fs.Var(&emit, "emit", "extra outputs: dot (Graphviz graph of the optimised program, kernels as clusters)")
+				fs.Var(&emit, "emit", "extra outputs (comma-separated): dot (Graphviz graph of the optimised program, kernels as clusters), kir (kernel IR as program.kir), llvm (LLVM IR as model.ll)")
 				fs.BoolVar(&quiet, "quiet", false, "no progress output")
 				return func(pos []string) error {
 					if list {
@@ -86,15 +86,30 @@ its symbolic shapes; specialisation and fusion are skipped, and --stats says why
 						return usagef("-o ART is required: the artifact folder to write")
 					}
 					o.KV, o.Backend = passes.KVMode(kv), backend
-					o.Passes.PrintAfter, o.Passes.Disabled = printAfter, disable
+					// "lower" is not a graph pass: it prints the kernel IR the
+					// backends print from.
+					var graphPasses []string
+					for _, p := range printAfter {
+						if p == "lower" {
+							o.PrintKIR = true
+						} else {
+							graphPasses = append(graphPasses, p)
+						}
+					}
+					o.PrintKIR = o.PrintKIR || o.Passes.PrintAfterAll
+					o.Passes.PrintAfter, o.Passes.Disabled = graphPasses, disable
 					o.Passes.Log = stderr
 					for _, e := range emit {
 						switch e {
 						case "dot":
 							o.EmitDot = true
+						case "kir":
+							o.EmitKIR = true
+						case "llvm":
+							o.EmitLLVM = true
 						case "ir":
 						default:
-							return usagef("--emit %q: want dot or ir", e)
+							return usagef("--emit %q: want dot, kir, llvm or ir", e)
 						}
 					}
 					if !quiet && isTerminal(stderr) {
