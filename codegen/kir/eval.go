@@ -102,6 +102,10 @@ func (f *frame) stmts(ss []Stmt) {
 			} else {
 				f.buf(s.Buf)[i] = f.f32(s.Val)
 			}
+		case *IfGreater:
+			if f.f32(s.X) > f.f32(s.Y) {
+				f.stmts(s.Then)
+			}
 		case *For:
 			hi := f.int(s.Hi)
 			for i := f.int(s.Lo); i < hi; i += s.Step {

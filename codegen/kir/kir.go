@@ -215,10 +215,17 @@ type For struct {
 	Body   []Stmt
 }
 
-func (*Decl) stmt()   {}
-func (*Assign) stmt() {}
-func (*Store) stmt()  {}
-func (*For) stmt()    {}
+// IfGreater runs Then when X > Y (f32 scalars).
+type IfGreater struct {
+	X, Y Expr
+	Then []Stmt
+}
+
+func (*IfGreater) stmt() {}
+func (*Decl) stmt()      {}
+func (*Assign) stmt()    {}
+func (*Store) stmt()     {}
+func (*For) stmt()       {}
 
 // Phase is one loop nest of a kernel. A parallel phase runs Body for each
 // Var in [0, N), the range split across threads; a serial phase runs Body
@@ -342,6 +349,9 @@ func printStmts(b *strings.Builder, ss []Stmt, indent string) {
 		case *For:
 			fmt.Fprintf(b, "%sfor %s in [%s, %s) step %d:\n", indent, s.Var, s.Lo, s.Hi, s.Step)
 			printStmts(b, s.Body, indent+"  ")
+		case *IfGreater:
+			fmt.Fprintf(b, "%sif %s > %s:\n", indent, s.X, s.Y)
+			printStmts(b, s.Then, indent+"  ")
 		}
 	}
 }

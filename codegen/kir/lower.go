@@ -535,23 +535,72 @@ func (l *lowerer) linear(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, don
 		l.views[n.Result] = dst
 		done[m] = true
 	}
-	col := l.newVar("n", Int)
-	var stmts []Stmt
-	for s := 0; s < rows; s++ {
-		acc := l.newVar("y", F32)
-		stmts = append(stmts, l.dot(acc, x.buf, x.at(I(s), I(0)), w.buf, w.at(col, I(0)), in)...)
-		val := Expr(acc)
-		if len(n.Args) == 3 {
-			b, err := l.valueView(n.Args[2])
-			if err != nil {
-				return err
-			}
-			val = FAdd(val, Ld(b.buf, b.at(col)))
+	var bias *view
+	if len(n.Args) == 3 {
+		b, err := l.valueView(n.Args[2])
+		if err != nil {
+			return err
+		}
+		bias = &b
+	}
+	// Short rows: eight output columns at a time, one accumulator each
+	// (eight independent chains), finished by one transposing add and
+	// stored as one vector. Long rows stream one weight row at a time,
+	// which the hardware prefetcher prefers.
+	if in%8 == 0 && in <= 512 && outN%8 == 0 && out.strides[1] == 1 &&
+		(extra == nil || extra.strides[1] == 1) && (bias == nil || bias.strides[0] == 1) {
+		blk := l.newVar("nb", Int)
+		col := IMul(blk, I(8))
+		sv := l.newVar("s", Int)
+		var row Expr = sv
+		if rows == 1 {
+			row = I(0)
+		}
+		var accs [8]Expr
+		var init, step []Stmt
+		k := l.newVar("k", Int)
+		for t := 0; t < 8; t++ {
+			acc := l.newVar("a", F32x8)
+			wOff := w.at(IAdd(col, I(t)), I(0))
+			init = append(init, &Decl{Var: acc, Init: FMul(Ld8(x.buf, x.at(row, I(0))), Ld8(w.buf, wOff))})
+			step = append(step, &Assign{Var: acc, Val: &FMA{A: Ld8(x.buf, IAdd(x.at(row, I(0)), k)), B: Ld8(w.buf, IAdd(wOff, k)), C: acc}})
+			accs[t] = acc
+		}
+		val := Expr(&HSums{Xs: accs})
+		if bias != nil {
+			val = FAdd(val, Ld8(bias.buf, bias.at(col)))
 		}
 		if extra != nil {
-			val = FAdd(Ld(extra.buf, extra.at(I(s), col)), val)
+			val = FAdd(Ld8(extra.buf, extra.at(row, col)), val)
 		}
-		stmts = append(stmts, &Store{Buf: out.buf, Index: out.at(I(s), col), Val: val})
+		body := append(init, &For{Var: k, Lo: I(8), Hi: I(in), Step: 8, Body: step},
+			&Store{Buf: out.buf, Index: out.at(row, col), Val: val})
+		stmts := body
+		if rows > 1 {
+			stmts = []Stmt{&For{Var: sv, Lo: I(0), Hi: I(rows), Step: 1, Body: body}}
+		}
+		l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: blk, N: I(outN / 8), Work: I(outN * in * rows), Grain: 1, Body: stmts})
+		return nil
+	}
+	col := l.newVar("n", Int)
+	sv := l.newVar("s", Int)
+	var row Expr = sv
+	if rows == 1 {
+		row = I(0)
+	}
+	acc := l.newVar("y", F32)
+	stmts := l.dot(acc, x.buf, x.at(row, I(0)), w.buf, w.at(col, I(0)), in)
+	val := Expr(acc)
+	if bias != nil {
+		val = FAdd(val, Ld(bias.buf, bias.at(col)))
+	}
+	if extra != nil {
+		val = FAdd(Ld(extra.buf, extra.at(row, col)), val)
+	}
+	stmts = append(stmts, &Store{Buf: out.buf, Index: out.at(row, col), Val: val})
+	if rows > 1 {
+		// The weight row stays in L1 while every token of the chunk reads it.
+		stmts = []Stmt{&For{Var: sv, Lo: I(0), Hi: I(rows), Step: 1, Body: stmts}}
 	}
 	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: col, N: I(outN), Work: I(outN * in * rows), Grain: 1, Body: stmts})
 	return nil
@@ -676,7 +725,7 @@ func (l *lowerer) attention(n *ir.Node) error {
 
 	it := l.newVar("it", Int)
 	s, h, kh, p, lo := l.newVar("s", Int), l.newVar("h", Int), l.newVar("kh", Int), l.newVar("p", Int), l.newVar("lo", Int)
-	m, sum := l.newVar("m", F32), l.newVar("l", F32)
+	m, sum := l.newVar("m", F32), l.newVar("l", F32x8)
 	body := []Stmt{
 		&Decl{Var: s, Init: IDiv(it, I(heads))},
 		&Decl{Var: h, Init: ISub(it, IMul(IDiv(it, I(heads)), I(heads)))},
@@ -689,7 +738,7 @@ func (l *lowerer) attention(n *ir.Node) error {
 	}
 	body = append(body, &Decl{Var: lo, Init: loInit},
 		&Decl{Var: m, Init: F(float32(math.Inf(-1)))},
-		&Decl{Var: sum, Init: F(0)})
+		&Decl{Var: sum, Init: &Broadcast{X: F(0)}})
 	vec := dim%8 == 0
 	nacc := dim
 	if vec {
@@ -738,20 +787,26 @@ func (l *lowerer) attention(n *ir.Node) error {
 				weigh = append(weigh, &Assign{Var: acc, Val: &FMA{A: w, B: Ld(vc.buf, IAdd(vOff, I(i))), C: acc}})
 			}
 		}
-		out := []Stmt{
-			&Decl{Var: mn, Init: FMax(m, &HMax{X: x})},
+		// Rescale the running sums only when the maximum grows, which
+		// after the first few blocks is rare.
+		rescale := []Stmt{
 			&Decl{Var: corr, Init: Fn("exp", FSub(m, mn))},
-			&Decl{Var: pv, Init: Fn("exp", FSub(x, &Broadcast{X: mn}))},
-			&Store{Buf: blk.buf, Index: bOff, Val: pv},
-			&Assign{Var: sum, Val: FAdd(FMul(sum, corr), &HSum{X: pv})},
-			&Assign{Var: m, Val: mn},
+			&Assign{Var: sum, Val: FMul(sum, &Broadcast{X: corr})},
 		}
 		for _, acc := range accs {
 			if vec {
-				out = append(out, &Assign{Var: acc, Val: FMul(acc, &Broadcast{X: corr})})
+				rescale = append(rescale, &Assign{Var: acc, Val: FMul(acc, &Broadcast{X: corr})})
 			} else {
-				out = append(out, &Assign{Var: acc, Val: FMul(acc, corr)})
+				rescale = append(rescale, &Assign{Var: acc, Val: FMul(acc, corr)})
 			}
+		}
+		rescale = append(rescale, &Assign{Var: m, Val: mn})
+		out := []Stmt{
+			&Decl{Var: mn, Init: FMax(m, &HMax{X: x})},
+			&IfGreater{X: mn, Y: m, Then: rescale},
+			&Decl{Var: pv, Init: Fn("exp", FSub(x, &Broadcast{X: m}))},
+			&Store{Buf: blk.buf, Index: bOff, Val: pv},
+			&Assign{Var: sum, Val: FAdd(sum, pv)}, // lane sums; added up at the end
 		}
 		return append(out, &For{Var: t2, Lo: I(0), Hi: cnt, Step: 1, Body: weigh})
 	}
@@ -804,7 +859,7 @@ func (l *lowerer) attention(n *ir.Node) error {
 	block = append(block, softmaxBlock(x, cnt, bOff)...)
 	body = append(body, &For{Var: jb, Lo: first, Hi: end, Step: 8, Body: block})
 	inv := l.newVar("inv", F32)
-	body = append(body, &Decl{Var: inv, Init: FDiv(F(1), sum)})
+	body = append(body, &Decl{Var: inv, Init: FDiv(F(1), &HSum{X: sum})})
 	oOff := out.at(s, h, I(0))
 	for i, acc := range accs {
 		if vec {

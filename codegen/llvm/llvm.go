@@ -300,7 +300,7 @@ func (g *gen) helpers() {
 	under := b.NewFCmp(enum.FPredOLT, x, splat(-87.3))
 	under.SetName("under")
 	xc := b.NewSelect(b.NewFCmp(enum.FPredOGT, x, splat(-87.3)), x, splat(-87.3))
-	xc = b.NewSelect(b.NewFCmp(enum.FPredOLT, xc, splat(88.7)), xc, splat(88.7))
+	xc = b.NewSelect(b.NewFCmp(enum.FPredOLT, xc, splat(88.0)), xc, splat(88.0))
 	xc.SetName("xc")
 	k := b.NewCall(g.declare("llvm.roundeven.v8f32", v8, v8), b.NewFMul(xc, splat(1.44269504088896341)))
 	k.SetName("k")
@@ -495,6 +495,10 @@ func walkStmts(ss []kir.Stmt, fe func(kir.Expr), fb func(*kir.Buffer)) {
 			walkExpr(s.Lo, fe)
 			walkExpr(s.Hi, fe)
 			walkStmts(s.Body, fe, fb)
+		case *kir.IfGreater:
+			walkExpr(s.X, fe)
+			walkExpr(s.Y, fe)
+			walkStmts(s.Then, fe, fb)
 		}
 	}
 }
@@ -612,6 +616,16 @@ func (fb *fn) stmts(ss []kir.Stmt) {
 			}
 			lo, hi := fb.intExpr(s.Lo), fb.intExpr(s.Hi)
 			fb.loop(s.Var, lo, hi, s.Step, s.Body)
+		case *kir.IfGreater:
+			x, y := fb.expr(s.X), fb.expr(s.Y)
+			then := fb.f.NewBlock(fb.unique("if.then"))
+			br := fb.cur.NewCondBr(fb.cur.NewFCmp(enum.FPredOGT, x, y), then, nil)
+			fb.cur = then
+			fb.stmts(s.Then)
+			end := fb.f.NewBlock(fb.unique("if.end"))
+			fb.cur.NewBr(end)
+			br.TargetFalse = end
+			fb.cur = end
 		default:
 			fail("%s: unknown statement %T", fb.what, s)
 		}

@@ -104,10 +104,6 @@ func (b *benchFlags) run(pos []string, stdout, stderr io.Writer) error {
 	if threads == 0 {
 		threads = pool.New(0).Threads()
 	}
-	var bw float64
-	if !b.noBandwidth {
-		bw = MeasureReadBandwidth(threads)
-	}
 	results := make([]*BenchResult, len(pos))
 	for run := 0; run < b.runs; run++ {
 		for i, path := range pos {
@@ -125,6 +121,12 @@ func (b *benchFlags) run(pos []string, stdout, stderr io.Writer) error {
 				acc.PeakRSSBytes = max(acc.PeakRSSBytes, r.PeakRSSBytes)
 			}
 		}
+	}
+	// Measured after the models, so that its buffers do not count in their
+	// memory use.
+	var bw float64
+	if !b.noBandwidth {
+		bw = MeasureReadBandwidth(threads)
 	}
 	for _, r := range results {
 		if bw > 0 && r.WeightBytes > 0 {
