@@ -366,7 +366,7 @@ func (g *gen) phaseBody(ph *kir.Phase, simd bool) []jen.Code {
 	bufs := map[string]*kir.Buffer{}
 	vecBufs := map[string]bool{}
 	params := map[string]bool{}
-	walkStmts(ph.Body, func(e kir.Expr) {
+	kir.Walk(ph.Body, func(e kir.Expr) {
 		switch e := e.(type) {
 		case *kir.Load:
 			bufs[e.Buf.Name] = e.Buf
@@ -374,11 +374,9 @@ func (g *gen) phaseBody(ph *kir.Phase, simd bool) []jen.Code {
 		case kir.Param:
 			params[e.Name] = true
 		}
-	}, func(b *kir.Buffer) { bufs[b.Name] = b })
-	walkStores(ph.Body, func(st *kir.Store) {
-		if st.Val.Type() == kir.F32x8 {
-			vecBufs[st.Buf.Name] = true
-		}
+	}, func(st *kir.Store) {
+		bufs[st.Buf.Name] = st.Buf
+		vecBufs[st.Buf.Name] = vecBufs[st.Buf.Name] || st.Val.Type() == kir.F32x8
 	})
 	var out []jen.Code
 	names := make([]string, 0, len(bufs))
@@ -425,76 +423,6 @@ func (g *gen) phaseBody(ph *kir.Phase, simd bool) []jen.Code {
 		out = append(out, g.stmts(ph.Body, simd)...)
 	}
 	return out
-}
-
-func walkStmts(ss []kir.Stmt, fe func(kir.Expr), fb func(*kir.Buffer)) {
-	for _, s := range ss {
-		switch s := s.(type) {
-		case *kir.IfGreater:
-			walkExpr(s.X, fe)
-			walkExpr(s.Y, fe)
-			walkStmts(s.Then, fe, fb)
-		case *kir.Decl:
-			walkExpr(s.Init, fe)
-		case *kir.Assign:
-			walkExpr(s.Val, fe)
-		case *kir.Store:
-			fb(s.Buf)
-			walkExpr(s.Index, fe)
-			walkExpr(s.Val, fe)
-		case *kir.For:
-			walkExpr(s.Lo, fe)
-			walkExpr(s.Hi, fe)
-			walkStmts(s.Body, fe, fb)
-		}
-	}
-}
-
-func walkStores(ss []kir.Stmt, f func(*kir.Store)) {
-	for _, s := range ss {
-		switch s := s.(type) {
-		case *kir.Store:
-			f(s)
-		case *kir.For:
-			walkStores(s.Body, f)
-		case *kir.IfGreater:
-			walkStores(s.Then, f)
-		}
-	}
-}
-
-func walkExpr(e kir.Expr, f func(kir.Expr)) {
-	f(e)
-	switch e := e.(type) {
-	case *kir.Load:
-		walkExpr(e.Index, f)
-	case *kir.Bin:
-		walkExpr(e.A, f)
-		walkExpr(e.B, f)
-	case *kir.FMA:
-		walkExpr(e.A, f)
-		walkExpr(e.B, f)
-		walkExpr(e.C, f)
-	case *kir.Call:
-		walkExpr(e.Arg, f)
-	case *kir.Broadcast:
-		walkExpr(e.X, f)
-	case *kir.HSum:
-		walkExpr(e.X, f)
-	case *kir.HMax:
-		walkExpr(e.X, f)
-	case *kir.HSums:
-		for _, x := range e.Xs {
-			walkExpr(x, f)
-		}
-	case *kir.ToF32:
-		walkExpr(e.X, f)
-	case *kir.Select:
-		walkExpr(e.X, f)
-		walkExpr(e.Y, f)
-		walkExpr(e.A, f)
-		walkExpr(e.B, f)
-	}
 }
 
 func (g *gen) stmts(ss []kir.Stmt, simd bool) []jen.Code {

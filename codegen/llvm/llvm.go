@@ -433,11 +433,11 @@ func (fb *fn) field(i int, name string) value.Value {
 // order, at the top of the function.
 func (fb *fn) loadBuffers(body []kir.Stmt) {
 	bufs := map[string]*kir.Buffer{}
-	walkStmts(body, func(e kir.Expr) {
+	kir.Walk(body, func(e kir.Expr) {
 		if l, ok := e.(*kir.Load); ok {
 			bufs[l.Buf.Name] = l.Buf
 		}
-	}, func(b *kir.Buffer) { bufs[b.Name] = b })
+	}, func(st *kir.Store) { bufs[st.Buf.Name] = st.Buf })
 	names := make([]string, 0, len(bufs))
 	for n := range bufs {
 		names = append(names, n)
@@ -477,63 +477,6 @@ func (fb *fn) loadBuffers(body []kir.Stmt) {
 		default:
 			fail("%s: buffer %s has unknown kind %d", fb.what, n, b.Kind)
 		}
-	}
-}
-
-func walkStmts(ss []kir.Stmt, fe func(kir.Expr), fb func(*kir.Buffer)) {
-	for _, s := range ss {
-		switch s := s.(type) {
-		case *kir.Decl:
-			walkExpr(s.Init, fe)
-		case *kir.Assign:
-			walkExpr(s.Val, fe)
-		case *kir.Store:
-			fb(s.Buf)
-			walkExpr(s.Index, fe)
-			walkExpr(s.Val, fe)
-		case *kir.For:
-			walkExpr(s.Lo, fe)
-			walkExpr(s.Hi, fe)
-			walkStmts(s.Body, fe, fb)
-		case *kir.IfGreater:
-			walkExpr(s.X, fe)
-			walkExpr(s.Y, fe)
-			walkStmts(s.Then, fe, fb)
-		}
-	}
-}
-
-func walkExpr(e kir.Expr, f func(kir.Expr)) {
-	f(e)
-	switch e := e.(type) {
-	case *kir.Load:
-		walkExpr(e.Index, f)
-	case *kir.Bin:
-		walkExpr(e.A, f)
-		walkExpr(e.B, f)
-	case *kir.FMA:
-		walkExpr(e.A, f)
-		walkExpr(e.B, f)
-		walkExpr(e.C, f)
-	case *kir.Call:
-		walkExpr(e.Arg, f)
-	case *kir.Broadcast:
-		walkExpr(e.X, f)
-	case *kir.HSum:
-		walkExpr(e.X, f)
-	case *kir.HMax:
-		walkExpr(e.X, f)
-	case *kir.HSums:
-		for _, x := range e.Xs {
-			walkExpr(x, f)
-		}
-	case *kir.ToF32:
-		walkExpr(e.X, f)
-	case *kir.Select:
-		walkExpr(e.X, f)
-		walkExpr(e.Y, f)
-		walkExpr(e.A, f)
-		walkExpr(e.B, f)
 	}
 }
 

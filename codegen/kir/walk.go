@@ -1,0 +1,68 @@
+package kir
+
+// Walk calls expr on every expression of ss (operands before the
+// expressions that use them are not guaranteed: parents come first) and
+// store on every store, descending into loops and conditionals. Either
+// callback may be nil.
+func Walk(ss []Stmt, expr func(Expr), store func(*Store)) {
+	for _, s := range ss {
+		switch s := s.(type) {
+		case *Decl:
+			WalkExpr(s.Init, expr)
+		case *Assign:
+			WalkExpr(s.Val, expr)
+		case *Store:
+			if store != nil {
+				store(s)
+			}
+			WalkExpr(s.Index, expr)
+			WalkExpr(s.Val, expr)
+		case *For:
+			WalkExpr(s.Lo, expr)
+			WalkExpr(s.Hi, expr)
+			Walk(s.Body, expr, store)
+		case *IfGreater:
+			WalkExpr(s.X, expr)
+			WalkExpr(s.Y, expr)
+			Walk(s.Then, expr, store)
+		}
+	}
+}
+
+// WalkExpr calls f on e and every expression inside it, parents first.
+func WalkExpr(e Expr, f func(Expr)) {
+	if f == nil {
+		return
+	}
+	f(e)
+	switch e := e.(type) {
+	case *Load:
+		WalkExpr(e.Index, f)
+	case *Bin:
+		WalkExpr(e.A, f)
+		WalkExpr(e.B, f)
+	case *FMA:
+		WalkExpr(e.A, f)
+		WalkExpr(e.B, f)
+		WalkExpr(e.C, f)
+	case *Call:
+		WalkExpr(e.Arg, f)
+	case *Broadcast:
+		WalkExpr(e.X, f)
+	case *HSum:
+		WalkExpr(e.X, f)
+	case *HMax:
+		WalkExpr(e.X, f)
+	case *HSums:
+		for _, x := range e.Xs {
+			WalkExpr(x, f)
+		}
+	case *ToF32:
+		WalkExpr(e.X, f)
+	case *Select:
+		WalkExpr(e.X, f)
+		WalkExpr(e.Y, f)
+		WalkExpr(e.A, f)
+		WalkExpr(e.B, f)
+	}
+}
