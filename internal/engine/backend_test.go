@@ -103,3 +103,35 @@ func scoreWithBinary(t *testing.T, bin, art string, ids []int) [][]float32 {
 	require.Len(t, rows, len(ids))
 	return rows
 }
+
+// TestWeightBytes checks the bytes a decode step reads, which the
+// roofline in llmrun bench divides by: every weight in full, the
+// embedding table one row at a time unless it is also the output
+// projection (tied), the same for eager graphs and compiled ones.
+func TestWeightBytes(t *testing.T) {
+	for _, c := range []struct {
+		model string
+		tied  bool
+	}{{"stories260K", true}, {"llama-tiny", false}} {
+		dir := testshared.Path(t, "models", c.model)
+		e, err := Open(dir, Options{})
+		require.NoError(t, err)
+		cfg := e.Config
+		e.Close()
+		h, f, l, v := cfg.HiddenSize, cfg.IntermediateSize, cfg.NumLayers, cfg.VocabSize
+		q, kv := cfg.NumHeads*cfg.HeadDim, cfg.NumKVHeads*cfg.HeadDim
+		perLayer := h*q + 2*h*kv + q*h + 3*h*f + 2*h
+		want := int64(4 * (l*perLayer + h + v*h))
+		if !c.tied {
+			want += 4 * int64(h) // the embedding's one row; lm_head is v×h above
+		}
+		require.Equal(t, want, e.WeightBytes, c.model+" eager")
+		art := filepath.Join(t.TempDir(), "a")
+		_, err = compiler.Compile(dir, art, compiler.Options{KV: passes.Static, MaxSeq: 32})
+		require.NoError(t, err)
+		a, err := Open(art, Options{})
+		require.NoError(t, err)
+		require.Equal(t, want, a.WeightBytes, c.model+" compiled")
+		a.Close()
+	}
+}

@@ -189,25 +189,30 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 // held as float32: every weight a linear or norm reads in full, and one row
 // of each embedding table.
 func weightBytes(g *ir.Graph) int64 {
-	var total int64
-	seen := map[*ir.Value]bool{}
+	need := map[*ir.Value]int64{} // bytes read of each weight: the most any use reads
 	g.Walk(func(n *ir.Node) {
+		if n.Op == ir.OpKernel {
+			return // its body's ops are visited too
+		}
 		for i, a := range n.Args {
-			if a.Kind != ir.KindWeight || seen[a] {
+			if a.Kind != ir.KindWeight {
 				continue
 			}
-			seen[a] = true
 			shape, _ := a.Type.Shape.Eval(nil)
 			elems := int64(1)
 			for _, d := range shape {
 				elems *= int64(d)
 			}
 			if n.Op == ir.OpEmbedding && i == 0 {
-				elems = int64(shape[len(shape)-1])
+				elems = int64(shape[len(shape)-1]) // one row per token
 			}
-			total += 4 * elems
+			need[a] = max(need[a], 4*elems)
 		}
 	})
+	var total int64
+	for _, b := range need {
+		total += b
+	}
 	return total
 }
 
