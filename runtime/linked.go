@@ -1,6 +1,9 @@
 package runtime
 
-import "fmt"
+import (
+	"fmt"
+	"unsafe"
+)
 
 // LinkedProgram describes a compiled program linked into the running
 // binary (the Go backend's generated code): what weights and states it
@@ -13,7 +16,7 @@ type LinkedProgram struct {
 	States  []LinkedState
 	Entries []LinkedEntry
 	// New makes a runner over weights given in Weights' order.
-	New func(weights [][]float32, par Parallel) Runner
+	New func(weights *Weights, par Parallel) Runner
 	// SIMD reports whether the vector kernels run on this CPU.
 	SIMD func() bool
 }
@@ -24,6 +27,20 @@ type LinkedWeight struct {
 	Name       string
 	Rows, Cols int
 	Concat     []string
+	BF16       bool // kept in bfloat16
+}
+
+// Weights are a linked program's weights by index: F32[i] or, for a
+// weight kept in bfloat16, BF16[i].
+type Weights struct {
+	F32  [][]float32
+	BF16 [][]uint16
+}
+
+// BF16Source is a WeightSource that can also hand out a bfloat16 tensor's
+// elements as stored.
+type BF16Source interface {
+	BF16(name string) ([]uint16, error)
 }
 
 // LinkedState is one KV cache state of a linked program.
@@ -38,15 +55,20 @@ type LinkedEntry struct {
 	Seq  int
 }
 
-// LinkedWeights gathers a linked program's weights from ws into one block
-// of huge-page memory (see AllocFloats), stacking derived ones. Call free
-// when the program is done with them.
-func LinkedWeights(lp *LinkedProgram, ws WeightSource) (weights [][]float32, free func() error, err error) {
-	total := 0
+// LinkedWeights gathers a linked program's weights from ws into huge-page
+// memory (see AllocFloats), stacking derived ones; weights marked BF16 are
+// kept as stored, which needs ws to be a BF16Source. Call free when the
+// program is done with them.
+func LinkedWeights(lp *LinkedProgram, ws WeightSource) (weights *Weights, free func() error, err error) {
+	f32s, halves := 0, 0
 	for _, w := range lp.Weights {
-		total += w.Rows * w.Cols
+		if w.BF16 {
+			halves += w.Rows * w.Cols
+		} else {
+			f32s += w.Rows * w.Cols
+		}
 	}
-	mem, free, err := AllocFloats(total)
+	mem, free, err := AllocFloats(f32s + (halves+1)/2)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -55,31 +77,58 @@ func LinkedWeights(lp *LinkedProgram, ws WeightSource) (weights [][]float32, fre
 			free()
 		}
 	}()
-	weights = make([][]float32, len(lp.Weights))
-	off := 0
+	half := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(mem[f32s:]))), halves)
+	weights = &Weights{F32: make([][]float32, len(lp.Weights)), BF16: make([][]uint16, len(lp.Weights))}
+	foff, hoff := 0, 0
 	for i, w := range lp.Weights {
 		n := w.Rows * w.Cols
-		dst := mem[off : off+n : off+n]
-		off += n
 		parts := w.Concat
 		if len(parts) == 0 {
 			parts = []string{w.Name}
 		}
+		var fill func(name string, at int) (int, error)
+		if w.BF16 {
+			src, ok := ws.(BF16Source)
+			if !ok {
+				return nil, nil, fmt.Errorf("weight %s: the weights cannot be read as bfloat16", w.Name)
+			}
+			dst := half[hoff : hoff+n : hoff+n]
+			weights.BF16[i], hoff = dst, hoff+n
+			fill = func(name string, at int) (int, error) {
+				data, err := src.BF16(name)
+				if err != nil {
+					return 0, err
+				}
+				if at+len(data) > n {
+					return 0, fmt.Errorf("weight %s: %s does not fit its %d×%d layout", w.Name, name, w.Rows, w.Cols)
+				}
+				return copy(dst[at:], data), nil
+			}
+		} else {
+			dst := mem[foff : foff+n : foff+n]
+			weights.F32[i], foff = dst, foff+n
+			fill = func(name string, at int) (int, error) {
+				data, _, err := ws.Float32(name)
+				if err != nil {
+					return 0, err
+				}
+				if at+len(data) > n {
+					return 0, fmt.Errorf("weight %s: %s does not fit its %d×%d layout", w.Name, name, w.Rows, w.Cols)
+				}
+				return copy(dst[at:], data), nil
+			}
+		}
 		at := 0
 		for _, name := range parts {
-			data, _, err := ws.Float32(name)
+			k, err := fill(name, at)
 			if err != nil {
 				return nil, nil, err
 			}
-			if at+len(data) > n {
-				return nil, nil, fmt.Errorf("weight %s: %s does not fit its %d×%d layout", w.Name, name, w.Rows, w.Cols)
-			}
-			at += copy(dst[at:], data)
+			at += k
 		}
 		if at != n {
 			return nil, nil, fmt.Errorf("weight %s: parts hold %d elements, the layout %d×%d", w.Name, at, w.Rows, w.Cols)
 		}
-		weights[i] = dst
 	}
 	return weights, free, nil
 }

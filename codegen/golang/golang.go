@@ -96,6 +96,7 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 	f.Comment("Program is the compiled model: its weights, KV cache and activation memory.")
 	f.Type().Id("Program").Struct(
 		jen.Id("w").Index().Index().Float32(),
+		jen.Id("wh").Index().Index().Uint16(), // weights kept in bfloat16
 		jen.Id("s").Index().Index().Float32(),
 		jen.Id("arena").Index().Float32(),
 		jen.Id("scratch").Index().Float32(),
@@ -118,7 +119,7 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 			concat = jen.Index().String().Values(names...)
 		}
 		weights = append(weights, jen.Values(jen.Dict{
-			jen.Id("Name"): jen.Lit(w.Name), jen.Id("Rows"): jen.Lit(w.Rows), jen.Id("Cols"): jen.Lit(w.Cols), jen.Id("Concat"): concat,
+			jen.Id("Name"): jen.Lit(w.Name), jen.Id("Rows"): jen.Lit(w.Rows), jen.Id("Cols"): jen.Lit(w.Cols), jen.Id("Concat"): concat, jen.Id("BF16"): jen.Lit(w.BF16),
 		}))
 	}
 	for _, s := range g.p.States {
@@ -149,9 +150,10 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 	for _, ph := range g.phases {
 		phaseInit = append(phaseInit, jen.Id("p").Dot(ph.name))
 	}
-	f.Func().Id("newRunner").Params(jen.Id("w").Index().Index().Float32(), jen.Id("par").Qual(runtimePkg, "Parallel")).Qual(runtimePkg, "Runner").Block(
+	f.Func().Id("newRunner").Params(jen.Id("w").Op("*").Qual(runtimePkg, "Weights"), jen.Id("par").Qual(runtimePkg, "Parallel")).Qual(runtimePkg, "Runner").Block(
 		jen.Id("p").Op(":=").Op("&").Id("Program").Values(jen.Dict{
-			jen.Id("w"):       jen.Id("w"),
+			jen.Id("w"):       jen.Id("w").Dot("F32"),
+			jen.Id("wh"):      jen.Id("w").Dot("BF16"),
 			jen.Id("arena"):   jen.Make(jen.Index().Float32(), jen.Lit(arena+8)),
 			jen.Id("scratch"): jen.Make(jen.Index().Float32(), jen.Lit(scratch+8)),
 			jen.Id("tok"):     jen.Make(jen.Index().Int32(), jen.Lit(tok)),
@@ -217,6 +219,9 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 		}
 		f.Func().Params(jen.Id("p").Op("*").Id("Program")).Id("run_" + e.Name).Params().Block(calls...)
 	}
+	f.Comment("bf16f widens a bfloat16 to float32 (exactly: its bits are the top half).")
+	f.Func().Id("bf16f").Params(jen.Id("h").Uint16()).Float32().Block(
+		jen.Return(jen.Qual("math", "Float32frombits").Call(jen.Uint32().Call(jen.Id("h")).Op("<<").Lit(16))))
 	f.Comment("selgt is a if x > y, else b.")
 	f.Func().Id("selgt").Params(jen.List(jen.Id("x"), jen.Id("y"), jen.Id("a"), jen.Id("b")).Float32()).Float32().Block(
 		jen.If(jen.Id("x").Op(">").Id("y")).Block(jen.Return(jen.Id("a"))),
@@ -394,6 +399,9 @@ func (g *gen) phaseBody(ph *kir.Phase, simd bool) []jen.Code {
 			src = jen.Id("p").Dot("scratch")
 		case kir.Weight:
 			src = jen.Id("p").Dot("w").Index(jen.Lit(b.Index))
+			if b.BF16 {
+				src = jen.Id("p").Dot("wh").Index(jen.Lit(b.Index))
+			}
 		case kir.State:
 			src = jen.Id("p").Dot("s").Index(jen.Lit(b.Index))
 		case kir.Tokens:
@@ -493,6 +501,12 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 		switch {
 		case e.Buf.Kind == kir.Tokens:
 			return jen.Int().Call(jen.Id(e.Buf.Name).Index(idx))
+		case e.Buf.BF16 && !e.Vec:
+			return jen.Id("bf16f").Call(jen.Id(e.Buf.Name).Index(idx))
+		case e.Buf.BF16 && simd:
+			return jen.Id("loadbf8").Call(jen.Id(e.Buf.Name+"_p"), idx)
+		case e.Buf.BF16:
+			return jen.Id("load8bf").Call(jen.Id(e.Buf.Name), idx)
 		case !e.Vec:
 			return jen.Id(e.Buf.Name).Index(idx)
 		case simd:
@@ -577,6 +591,11 @@ func hsum8(v archsimd.Float32x8) float32 {
 	return s.AddPairs(s).GetElem(0)
 }
 
+// loadbf8 loads eight bfloat16s and widens them to float32.
+func loadbf8(p unsafe.Pointer, i int) archsimd.Float32x8 {
+	return archsimd.LoadUint16x8((*[8]uint16)(unsafe.Add(p, 2*i))).ExtendToUint32().ShiftAllLeft(16).AsFloat32x8()
+}
+
 // hsums8 returns the lane sums of eight vectors as one vector: two rounds
 // of horizontal adds within 128-bit halves, then the halves added.
 func hsums8(v0, v1, v2, v3, v4, v5, v6, v7 archsimd.Float32x8) archsimd.Float32x8 {
@@ -613,6 +632,13 @@ const genericHelpers = `
 func hsums8g(vs ...v8) (r v8) {
 	for i, v := range vs {
 		r[i] = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]))
+	}
+	return
+}
+
+func load8bf(s []uint16, i int) (r v8) {
+	for j := range r {
+		r[j] = bf16f(s[i+j])
 	}
 	return
 }

@@ -48,8 +48,12 @@ func (k BufKind) String() string { return bufKindNames[k] }
 
 // Buffer is a flat array of float32 (i32 for Tokens).
 type Buffer struct {
-	Name  string
-	Kind  BufKind
+	Name string
+	Kind BufKind
+	// BF16 marks a weight kept in bfloat16: loads widen each element to
+	// f32 (exactly: a bfloat16 is the top half of a float32's bits), so
+	// the step streams half the bytes.
+	BF16  bool
 	Index int       // weight, state or table number
 	Len   int       // elements
 	Data  []float32 // the contents of a Table
@@ -274,6 +278,7 @@ type WeightRef struct {
 	Rows   int
 	Cols   int // elements per row (1 for vectors)
 	Concat []string
+	BF16   bool // kept in bfloat16 (see Buffer.BF16)
 }
 
 // StateRef is a KV cache state.
@@ -295,7 +300,11 @@ type Program struct {
 func Print(p *Program) string {
 	var b strings.Builder
 	for _, w := range p.Weights {
-		fmt.Fprintf(&b, "weight #%d %s [%d, %d]", indexOf(p.Weights, w), w.Name, w.Rows, w.Cols)
+		dt := "f32"
+		if w.BF16 {
+			dt = "bf16"
+		}
+		fmt.Fprintf(&b, "weight #%d %s %s[%d, %d]", indexOf(p.Weights, w), w.Name, dt, w.Rows, w.Cols)
 		if len(w.Concat) > 0 {
 			fmt.Fprintf(&b, " = concat %s", strings.Join(w.Concat, ", "))
 		}

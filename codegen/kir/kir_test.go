@@ -42,7 +42,7 @@ func (r *machineRunner) Run(name string, tokens []int32, pos int) (out []float32
 // with the eager interpreter.
 func TestLoweringAgainstInterpreter(t *testing.T) {
 	const maxSeq, chunk = 29, 8
-	for _, model := range []string{"stories260K", "gemma2-tiny", "qwen2-tiny", "mistral-tiny"} {
+	for _, model := range []string{"stories260K", "gemma2-tiny", "qwen2-tiny", "mistral-tiny", "llama-tiny-bf16"} {
 		t.Run(model, func(t *testing.T) {
 			dir := testshared.Path(t, "models", model)
 			m, err := hf.Open(dir)
@@ -61,12 +61,24 @@ func TestLoweringAgainstInterpreter(t *testing.T) {
 				require.NoError(t, err)
 				graphs = append(graphs, g)
 			}
-			prog, err := kir.LowerWith(graphs, kir.Options{MaxSeq: maxSeq})
+			prog, err := kir.LowerWith(graphs, kir.Options{MaxSeq: maxSeq, KeepBF16: true})
 			require.NoError(t, err)
 			ws, free, err := runtime.LinkedWeights(linkedOf(prog), m)
 			require.NoError(t, err)
 			defer free()
-			r := &machineRunner{m: kir.NewMachine(prog, ws), seq: map[string]int{"decode": 1, "prefill": chunk, "prefill_all": chunk}}
+			// The machine reads every weight as float32; bfloat16 ones widen
+			// exactly, as the backends' loads do.
+			f32 := make([][]float32, len(ws.F32))
+			for i := range f32 {
+				f32[i] = ws.F32[i]
+				if prog.Weights[i].BF16 {
+					f32[i] = make([]float32, len(ws.BF16[i]))
+					for j, h := range ws.BF16[i] {
+						f32[i][j] = math.Float32frombits(uint32(h) << 16)
+					}
+				}
+			}
+			r := &machineRunner{m: kir.NewMachine(prog, f32), seq: map[string]int{"decode": 1, "prefill": chunk, "prefill_all": chunk}}
 			dec, err := runtime.NewStatic(r, runtime.StaticEntries{Decode: "decode", Prefill: "prefill", PrefillAll: "prefill_all", Chunk: chunk},
 				m.Config.VocabSize, maxSeq)
 			require.NoError(t, err)
@@ -106,7 +118,7 @@ func compare(t *testing.T, want, got runtime.Decoder, tokens []int, all bool) {
 func linkedOf(p *kir.Program) *runtime.LinkedProgram {
 	lp := &runtime.LinkedProgram{}
 	for _, w := range p.Weights {
-		lp.Weights = append(lp.Weights, runtime.LinkedWeight{Name: w.Name, Rows: w.Rows, Cols: w.Cols, Concat: w.Concat})
+		lp.Weights = append(lp.Weights, runtime.LinkedWeight{Name: w.Name, Rows: w.Rows, Cols: w.Cols, Concat: w.Concat, BF16: w.BF16})
 	}
 	return lp
 }

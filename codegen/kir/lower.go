@@ -22,6 +22,9 @@ type Options struct {
 	// cosines and sines are then baked in as a [MaxSeq, dim/2] table
 	// instead of computed each step.
 	MaxSeq int
+	// KeepBF16 keeps weights that the checkpoint stores in bfloat16 in
+	// bfloat16, widened as they are loaded, for backends that can.
+	KeepBF16 bool
 }
 
 // LowerWith is Lower with options.
@@ -185,7 +188,7 @@ func (l *lowerer) weight(w *ir.Value) int {
 		return i
 	}
 	shape := constShape(w.Type)
-	ref := &WeightRef{Name: w.Name, Rows: shape[0], Cols: 1}
+	ref := &WeightRef{Name: w.Name, Rows: shape[0], Cols: 1, BF16: l.opts.KeepBF16 && w.Type.DType == ir.BF16}
 	if len(shape) == 2 {
 		ref.Cols = shape[1]
 	}
@@ -204,7 +207,7 @@ func (l *lowerer) valueView(v *ir.Value) (view, error) {
 	case ir.KindWeight:
 		i := l.weight(v)
 		shape := constShape(v.Type)
-		return contiguous(&Buffer{Name: fmt.Sprintf("w_%d", i), Kind: Weight, Index: i, Len: prod(shape)}, I(0), shape), nil
+		return contiguous(&Buffer{Name: fmt.Sprintf("w_%d", i), Kind: Weight, Index: i, Len: prod(shape), BF16: l.prog.Weights[i].BF16}, I(0), shape), nil
 	case ir.KindState:
 		i := l.states[v.Name]
 		shape := constShape(v.Type)

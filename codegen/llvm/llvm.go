@@ -95,6 +95,11 @@ func fail(format string, args ...any) { panic(emitError{fmt.Errorf(format, args.
 
 // Module builds p's LLVM module.
 func (o Options) Module(p *kir.Program) (m *ir.Module, err error) {
+	for _, w := range p.Weights {
+		if w.BF16 {
+			return nil, fmt.Errorf("llvm: weight %s is kept in bfloat16, which this backend does not read; lower without kir.Options.KeepBF16", w.Name)
+		}
+	}
 	g := newGen(o)
 	defer func() {
 		if r := recover(); r != nil {

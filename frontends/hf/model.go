@@ -145,3 +145,19 @@ func sameInts(a, b []int) bool {
 	}
 	return true
 }
+
+// BF16 implements runtime.BF16Source: a BF16 tensor's elements as stored.
+func (m *Model) BF16(name string) ([]uint16, error) {
+	t, ok := m.Tensors.Tensor(name)
+	if !ok {
+		return nil, fmt.Errorf("%s: tensor %s is missing", m.Dir, name)
+	}
+	if t.DType.String() != "BF16" {
+		return nil, fmt.Errorf("%s: tensor %s is %s, not BF16", m.Dir, name, t.DType)
+	}
+	out := make([]uint16, len(t.Data)/2)
+	for i := range out {
+		out[i] = uint16(t.Data[2*i]) | uint16(t.Data[2*i+1])<<8
+	}
+	return out, nil
+}
