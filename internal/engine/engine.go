@@ -179,16 +179,16 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 	var wb int64
 	for _, g := range graphs {
 		if g.Name == compiler.EntryDecode || g.Name == compiler.EntryForward {
-			wb = weightBytes(g)
+			wb = weightBytes(g, man.Backend == "go") // the Go backend keeps BF16 weights
 		}
 	}
 	return &Engine{Path: dir, Kind: "artifact", Config: cfg, Manifest: man, Decoder: dec, WeightBytes: wb, closers: closers}, nil
 }
 
-// weightBytes is how many weight bytes one step of g reads, with weights
-// held as float32: every weight a linear or norm reads in full, and one row
-// of each embedding table.
-func weightBytes(g *ir.Graph) int64 {
+// weightBytes is how many weight bytes one step of g reads: every weight a
+// linear or norm reads in full, one row of an embedding table, at 4 bytes
+// an element (2 for BF16 weights when the backend keeps them so).
+func weightBytes(g *ir.Graph, keepBF16 bool) int64 {
 	need := map[*ir.Value]int64{} // bytes read of each weight: the most any use reads
 	g.Walk(func(n *ir.Node) {
 		if n.Op == ir.OpKernel {
@@ -206,7 +206,11 @@ func weightBytes(g *ir.Graph) int64 {
 			if n.Op == ir.OpEmbedding && i == 0 {
 				elems = int64(shape[len(shape)-1]) // one row per token
 			}
-			need[a] = max(need[a], 4*elems)
+			size := int64(4) // weights are widened to float32 when loaded
+			if keepBF16 && a.Type.DType == ir.BF16 {
+				size = 2
+			}
+			need[a] = max(need[a], size*elems)
 		}
 	})
 	var total int64
@@ -252,7 +256,7 @@ func openEager(dir string, opts Options) (*Engine, error) {
 		m.Close()
 		return nil, err
 	}
-	return &Engine{Path: dir, Kind: "model folder", Config: m.Config, Decoder: dec, WeightBytes: weightBytes(graphs[0]),
+	return &Engine{Path: dir, Kind: "model folder", Config: m.Config, Decoder: dec, WeightBytes: weightBytes(graphs[0], false),
 		closers: []func() error{m.Close, func() error { par.Close(); return nil }}}, nil
 }
 
