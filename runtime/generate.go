@@ -107,6 +107,10 @@ type GenerateOptions struct {
 	// OnToken is called with each new token; returning stop ends the
 	// generation after it, an error aborts it.
 	OnToken func(id int) (stop bool, err error)
+	// Context is the tokens already in the decoder's cache before prompt
+	// (earlier turns of a chat): the repetition penalty sees them too, as
+	// it sees the whole input in transformers.
+	Context []int
 }
 
 // Generation is the result of Generate.
@@ -154,7 +158,7 @@ func Generate(d Decoder, prompt []int, opts GenerateOptions) (*Generation, error
 	if opts.MaxNewTokens == 0 {
 		return res, nil
 	}
-	history := slices.Clone(prompt)
+	history := append(slices.Clone(opts.Context), prompt...)
 	pick := func(logits []float32) int {
 		if opts.Sampler == nil {
 			return sample.Argmax(logits)

@@ -214,7 +214,7 @@ func (c *chatSession) turn(user string) error {
 	}
 	stream := c.tm.newStream(c.eos, c.stops, w, out.Flush)
 	res, err := runtime.Generate(dec, ids[p:], runtime.GenerateOptions{
-		MaxNewTokens: maxNew, Sampler: c.sampler, EOS: c.eos, OnToken: stream.add,
+		MaxNewTokens: maxNew, Sampler: c.sampler, EOS: c.eos, OnToken: stream.add, Context: ids[:p],
 	})
 	if res != nil {
 		// The prompt and every generated token but the last went through.
