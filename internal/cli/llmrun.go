@@ -228,7 +228,7 @@ func (g *generateFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.prompt, "prompt", "", "the prompt as text (needs a tokenizer)")
 	fs.BoolVar(&g.chat, "chat", false, "put --prompt through the model's chat template as a user message")
 	fs.StringVar(&g.ids, "ids", "", "the prompt as comma-separated token ids")
-	fs.IntVar(&g.maxNew, "max-new-tokens", 64, "the most tokens to generate")
+	fs.IntVar(&g.maxNew, "max-new-tokens", 64, "the most tokens to generate (default: generation_config.json's max_new_tokens, else 64)")
 	g.samplingFlags.register(fs)
 	g.text.register(fs)
 	fs.StringVar(&g.format, "format", "text", "output format: text (the text, or with --ids the ids, as they are generated) or json")
@@ -302,6 +302,11 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 		if id >= cfg.VocabSize {
 			return usagef("--ids: token id %d (item %d) is outside the vocabulary 0..%d", id, i+1, cfg.VocabSize-1)
 		}
+	}
+	if gen := cfg.Generation; !set["max-new-tokens"] && gen != nil && gen.MaxNewTokens != nil && *gen.MaxNewTokens > 0 {
+		// generation_config.json's default, as transformers uses it, but
+		// never past the context.
+		g.maxNew = min(*gen.MaxNewTokens, e.Decoder.Context()+1-len(prompt))
 	}
 	if n := len(prompt) + g.maxNew; n > e.Decoder.Context()+1 {
 		return usagef("the prompt (%d tokens) plus --max-new-tokens %d needs %d positions; %s holds %d",

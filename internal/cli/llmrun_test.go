@@ -202,6 +202,11 @@ func TestGenerateGenerationConfig(t *testing.T) {
 	penalty := withConfig(t, `{"repetition_penalty": 1.3}`)
 	assert.Equal(t, penalised, gen(t, penalty), "repetition_penalty from generation_config.json")
 	assert.Equal(t, greedy, gen(t, penalty, "--repetition-penalty", "1"), "--repetition-penalty overrides it")
+
+	short := withConfig(t, `{"max_new_tokens": 7}`)
+	ids := textIDs(t, llmrun(t, "generate", short, "--ids", "1,403,407", "--temperature", "0"))
+	assert.Equal(t, greedy[:7], ids, "max_new_tokens from generation_config.json")
+	assert.Equal(t, greedy, gen(t, short, "--temperature", "0"), "--max-new-tokens overrides it")
 }
 
 func TestScore(t *testing.T) {
