@@ -223,23 +223,13 @@ func parseNormalizer(raw json.RawMessage, where string) (normalizer, error) {
 	bad := func(err error) (normalizer, error) { return nil, fmt.Errorf("%s (%s): %w", where, typ, err) }
 	switch typ {
 	case "Sequence":
-		var c struct {
-			Normalizers []json.RawMessage `json:"normalizers"`
+		items, err := parseSequence(raw, "normalizers", where, func(item json.RawMessage, w string) (normalizer, error) {
+			return parseNormalizer(item, w)
+		})
+		if err != nil {
+			return nil, err
 		}
-		if err := json.Unmarshal(raw, &c); err != nil {
-			return bad(err)
-		}
-		var s seqNorm
-		for i, item := range c.Normalizers {
-			n, err := parseNormalizer(item, fmt.Sprintf("%s.normalizers[%d]", where, i))
-			if err != nil {
-				return nil, err
-			}
-			if n != nil {
-				s.items = append(s.items, n)
-			}
-		}
-		return s, nil
+		return seqNorm{items: items}, nil
 	case "Prepend":
 		var c struct {
 			Prepend string `json:"prepend"`
@@ -309,23 +299,13 @@ func parsePreTokenizer(raw json.RawMessage, where string, bl *byteLevelTables) (
 	bad := func(err error) (preTokenizer, error) { return nil, fmt.Errorf("%s (%s): %w", where, typ, err) }
 	switch typ {
 	case "Sequence":
-		var c struct {
-			PreTokenizers []json.RawMessage `json:"pretokenizers"`
+		items, err := parseSequence(raw, "pretokenizers", where, func(item json.RawMessage, w string) (preTokenizer, error) {
+			return parsePreTokenizer(item, w, bl)
+		})
+		if err != nil {
+			return nil, err
 		}
-		if err := json.Unmarshal(raw, &c); err != nil {
-			return bad(err)
-		}
-		s := seqPre{bl: bl}
-		for i, item := range c.PreTokenizers {
-			p, err := parsePreTokenizer(item, fmt.Sprintf("%s.pretokenizers[%d]", where, i), bl)
-			if err != nil {
-				return nil, err
-			}
-			if p != nil {
-				s.items = append(s.items, p)
-			}
-		}
-		return s, nil
+		return seqPre{items: items, bl: bl}, nil
 	case "ByteLevel":
 		c := struct {
 			AddPrefixSpace bool `json:"add_prefix_space"`
@@ -629,23 +609,13 @@ func parsePostProcessor(raw json.RawMessage, where string, t *Tokenizer) (postPr
 	bad := func(err error) (postProcessor, error) { return nil, fmt.Errorf("%s (%s): %w", where, typ, err) }
 	switch typ {
 	case "Sequence":
-		var c struct {
-			Processors []json.RawMessage `json:"processors"`
+		items, err := parseSequence(raw, "processors", where, func(item json.RawMessage, w string) (postProcessor, error) {
+			return parsePostProcessor(item, w, t)
+		})
+		if err != nil {
+			return nil, err
 		}
-		if err := json.Unmarshal(raw, &c); err != nil {
-			return bad(err)
-		}
-		var s seqPost
-		for i, item := range c.Processors {
-			p, err := parsePostProcessor(item, fmt.Sprintf("%s.processors[%d]", where, i), t)
-			if err != nil {
-				return nil, err
-			}
-			if p != nil {
-				s.items = append(s.items, p)
-			}
-		}
-		return s, nil
+		return seqPost{items: items}, nil
 	case "ByteLevel":
 		return nopPost{}, nil
 	case "TemplateProcessing":
@@ -730,23 +700,13 @@ func parseDecoder(raw json.RawMessage, where string, bl *byteLevelTables) (decod
 	bad := func(err error) (decoder, error) { return nil, fmt.Errorf("%s (%s): %w", where, typ, err) }
 	switch typ {
 	case "Sequence":
-		var c struct {
-			Decoders []json.RawMessage `json:"decoders"`
+		items, err := parseSequence(raw, "decoders", where, func(item json.RawMessage, w string) (decoder, error) {
+			return parseDecoder(item, w, bl)
+		})
+		if err != nil {
+			return nil, err
 		}
-		if err := json.Unmarshal(raw, &c); err != nil {
-			return bad(err)
-		}
-		var s seqDec
-		for i, item := range c.Decoders {
-			d, err := parseDecoder(item, fmt.Sprintf("%s.decoders[%d]", where, i), bl)
-			if err != nil {
-				return nil, err
-			}
-			if d != nil {
-				s.items = append(s.items, d)
-			}
-		}
-		return s, nil
+		return seqDec{items: items}, nil
 	case "ByteLevel":
 		return byteLevelDec{bl}, nil
 	case "Replace":
@@ -826,4 +786,31 @@ func (t *Tokenizer) applyConfig(data []byte) error {
 		}
 	}
 	return nil
+}
+
+// parseSequence parses the members of a Sequence component (the JSON list
+// under key), dropping the ones that parse to nothing. A member's error
+// already says where it is.
+func parseSequence[T comparable](raw json.RawMessage, key, where string, parse func(json.RawMessage, string) (T, error)) ([]T, error) {
+	var c map[string]json.RawMessage
+	var list []json.RawMessage
+	err := json.Unmarshal(raw, &c)
+	if err == nil && c[key] != nil {
+		err = json.Unmarshal(c[key], &list)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s (Sequence): %w", where, err)
+	}
+	var items []T
+	var zero T
+	for i, item := range list {
+		v, err := parse(item, fmt.Sprintf("%s.%s[%d]", where, key, i))
+		if err != nil {
+			return nil, err
+		}
+		if v != zero {
+			items = append(items, v)
+		}
+	}
+	return items, nil
 }
