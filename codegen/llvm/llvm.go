@@ -70,7 +70,7 @@ func PhaseSymbol(k *kir.Kernel, i int) string { return fmt.Sprintf("%s_p%d", k.N
 func (o Options) Layout(p *kir.Program) *native.Layout {
 	l := &native.Layout{ABI: native.ABIVersion, BuildID: o.BuildID, Triple: o.Triple}
 	for _, w := range p.Weights {
-		l.Weights = append(l.Weights, native.Weight{Name: w.Name, Rows: w.Rows, Cols: w.Cols, Concat: w.Concat})
+		l.Weights = append(l.Weights, native.Weight{Name: w.Name, Rows: w.Rows, Cols: w.Cols, Concat: w.Concat, BF16: w.BF16})
 	}
 	for _, s := range p.States {
 		l.States = append(l.States, native.State{Name: s.Name, Rows: s.Rows, RowSize: s.RowSize})
@@ -95,11 +95,6 @@ func fail(format string, args ...any) { panic(emitError{fmt.Errorf(format, args.
 
 // Module builds p's LLVM module.
 func (o Options) Module(p *kir.Program) (m *ir.Module, err error) {
-	for _, w := range p.Weights {
-		if w.BF16 {
-			return nil, fmt.Errorf("llvm: weight %s is kept in bfloat16, which this backend does not read; lower without kir.Options.KeepBF16", w.Name)
-		}
-	}
 	g := newGen(o)
 	defer func() {
 		if r := recover(); r != nil {
@@ -472,6 +467,11 @@ func (fb *fn) loadBuffers(body []kir.Stmt) {
 			ptr.SetName(fb.unique(n + ".addr"))
 			ld := fb.entry.NewLoad(fptr, ptr)
 			ld.Align = 8
+			if b.BF16 {
+				// A bfloat16 weight: the same slot, read as i16s.
+				fb.bufs[n] = fb.named(fb.entry.NewBitCast(ld, types.NewPointer(types.I16)), n)
+				break
+			}
 			fb.bufs[n] = fb.named(ld, n)
 		case kir.Table:
 			t, ok := fb.g.tables[n]
@@ -617,8 +617,11 @@ func (fb *fn) elemPtr(b *kir.Buffer, index kir.Expr) value.Value {
 		fail("%s: buffer %s was not loaded", fb.what, b.Name)
 	}
 	elem := types.Type(f32)
-	if b.Kind == kir.Tokens {
+	switch {
+	case b.Kind == kir.Tokens:
 		elem = i32
+	case b.BF16:
+		elem = types.I16
 	}
 	gep := fb.cur.NewGetElementPtr(elem, base, fb.intExpr(index))
 	gep.InBounds = true
@@ -678,6 +681,21 @@ func (fb *fn) expr(e kir.Expr) value.Value {
 			ld := fb.cur.NewLoad(i32, ptr)
 			ld.Align = 4
 			return fb.cur.NewSExt(ld, i64)
+		case e.Buf.BF16 && e.Vec:
+			// Eight bfloat16s widen to float32 by moving their bits to
+			// the top half.
+			h8 := types.NewVector(8, types.I16)
+			i8x32 := types.NewVector(8, types.I32)
+			ld := fb.cur.NewLoad(h8, fb.cur.NewBitCast(ptr, types.NewPointer(h8)))
+			ld.Align = 2
+			wide := fb.cur.NewZExt(ld, i8x32)
+			sh := fb.cur.NewShl(wide, constant.NewVector(i8x32, splatInts(16)...))
+			return fb.cur.NewBitCast(sh, v8)
+		case e.Buf.BF16:
+			ld := fb.cur.NewLoad(types.I16, ptr)
+			ld.Align = 2
+			sh := fb.cur.NewShl(fb.cur.NewZExt(ld, types.I32), constant.NewInt(types.I32, 16))
+			return fb.cur.NewBitCast(sh, f32)
 		case e.Vec:
 			ld := fb.cur.NewLoad(v8, fb.cur.NewBitCast(ptr, types.NewPointer(v8)))
 			ld.Align = 4
@@ -843,4 +861,13 @@ func DataLayout(triple string) string {
 		return "e-m:e-i8:8:32-i16:16:32-i64:64-i128:128-n32:64-S128"
 	}
 	return ""
+}
+
+// splatInts is eight i32 constants n.
+func splatInts(n int64) []constant.Constant {
+	c := make([]constant.Constant, 8)
+	for i := range c {
+		c[i] = constant.NewInt(types.I32, n)
+	}
+	return c
 }

@@ -145,7 +145,7 @@ func Compile(modelDir, outDir string, o Options) (*Result, error) {
 
 	var prog *kir.Program
 	if o.Backend != "interp" || o.EmitKIR || o.PrintKIR || o.EmitLLVM {
-		if prog, err = kir.LowerWith(res.Graphs, kir.Options{MaxSeq: o.MaxSeq, KeepBF16: o.Backend == "go"}); err != nil {
+		if prog, err = kir.LowerWith(res.Graphs, kir.Options{MaxSeq: o.MaxSeq, KeepBF16: o.Backend == "go" || o.Backend == "llvm"}); err != nil {
 			return nil, err
 		}
 		if o.PrintKIR && o.Passes.Log != nil {

@@ -179,7 +179,7 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 	var wb int64
 	for _, g := range graphs {
 		if g.Name == compiler.EntryDecode || g.Name == compiler.EntryForward {
-			wb = weightBytes(g, man.Backend == "go") // the Go backend keeps BF16 weights
+			wb = weightBytes(g, man.Backend == "go" || man.Backend == "llvm") // compiled backends keep BF16 weights
 		}
 	}
 	return &Engine{Path: dir, Kind: "artifact", Config: cfg, Manifest: man, Decoder: dec, WeightBytes: wb, closers: closers}, nil

@@ -36,6 +36,9 @@ type Weight struct {
 	Rows   int      `json:"rows"`
 	Cols   int      `json:"cols"`
 	Concat []string `json:"concat,omitempty"`
+	// BF16 weights are kept in bfloat16 (2 bytes an element) and widened
+	// by the kernels as they load them.
+	BF16 bool `json:"bf16,omitempty"`
 }
 
 // State is one KV cache state.

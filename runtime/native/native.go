@@ -106,6 +106,9 @@ func Open(a Artifact, ws runtime.WeightSource, par runtime.Parallel) (*Program, 
 		if len(parts) == 0 {
 			parts = []string{w.Name}
 		}
+		if w.BF16 {
+			return fillBF16(w, parts, ws, dst)
+		}
 		at := 0
 		for _, name := range parts {
 			data, _, err := ws.Float32(name)
@@ -202,14 +205,22 @@ func load(lib string, lay *Layout, par runtime.Parallel, fill func(i int, dst []
 		if w.Rows < 0 || w.Cols < 0 {
 			return nil, fmt.Errorf("weight %s has shape [%d, %d]", w.Name, w.Rows, w.Cols)
 		}
-		woff[i] = wr.take(4 * (w.Rows*w.Cols + pad))
+		size := 4
+		if w.BF16 {
+			size = 2
+		}
+		woff[i] = wr.take(size * (w.Rows*w.Cols + pad))
 	}
 	if p.weights, err = mapAnon(wr.size); err != nil {
 		return nil, err
 	}
 	adviseHugePages(p.weights)
 	for i, w := range lay.Weights {
-		if err := fill(i, floats(p.weights, woff[i], w.Rows*w.Cols)); err != nil {
+		n := w.Rows * w.Cols
+		if w.BF16 {
+			n = (n + 1) / 2 // the fill function sees the bytes as float32 words
+		}
+		if err := fill(i, floats(p.weights, woff[i], n)); err != nil {
 			return nil, err
 		}
 	}
@@ -392,4 +403,30 @@ func (p *Program) Close() error {
 	}
 	p.words, p.plan, p.tokens, p.arena = nil, nil, nil, nil
 	return first
+}
+
+// fillBF16 copies bfloat16 weights as stored into dst, which holds the
+// weight's 2-byte elements (dst is that memory seen as float32 words).
+func fillBF16(w Weight, parts []string, ws runtime.WeightSource, dst []float32) error {
+	src, ok := ws.(runtime.BF16Source)
+	if !ok {
+		return fmt.Errorf("weight %s: the weights cannot be read as bfloat16", w.Name)
+	}
+	n := w.Rows * w.Cols
+	out := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(dst))), n)
+	at := 0
+	for _, name := range parts {
+		data, err := src.BF16(name)
+		if err != nil {
+			return err
+		}
+		if at+len(data) > n {
+			return fmt.Errorf("weight %s: %s has more elements than the artifact's [%d, %d]: compile the artifact again", w.Name, name, w.Rows, w.Cols)
+		}
+		at += copy(out[at:], data)
+	}
+	if at != n {
+		return fmt.Errorf("weight %s has %d elements, the artifact expects [%d, %d]: compile the artifact again", w.Name, at, w.Rows, w.Cols)
+	}
+	return nil
 }
