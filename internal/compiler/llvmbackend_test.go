@@ -94,9 +94,9 @@ func TestLLVMBackend(t *testing.T) {
 				matchesInterpreter(t, eager.Decoder, e.Decoder, e.Manifest.PrefillChunk)
 			})
 			t.Run("reference", func(t *testing.T) {
-				ref := loadReference(t, tc.model)
-				teacherForced(t, e.Decoder, ref)
-				incremental(t, e.Decoder, ref)
+				ref := testshared.LoadReference(t, tc.model)
+				testshared.CheckTeacherForced(t, e.Decoder, ref)
+				testshared.CheckIncremental(t, e.Decoder, ref)
 			})
 		})
 	}
@@ -104,7 +104,7 @@ func TestLLVMBackend(t *testing.T) {
 
 // matchesInterpreter prefills a random prompt of chunk+chunk/2+1 tokens
 // (one full chunk and a partial one) with all logits, then decodes eight
-// tokens, comparing every logit with the interpreter's within logitTol.
+// tokens, comparing every logit with the interpreter's within testshared.LogitTol.
 func matchesInterpreter(t *testing.T, want, got runtime.Decoder, chunk int) {
 	require.NoError(t, want.Rewind(0))
 	require.NoError(t, got.Rewind(0))
@@ -117,7 +117,7 @@ func matchesInterpreter(t *testing.T, want, got runtime.Decoder, chunk int) {
 	require.NoError(t, err)
 	g, err := got.Forward(prompt, true)
 	require.NoError(t, err)
-	assertClose(t, w, g, "prefill of %d tokens (chunk %d)", len(prompt), chunk)
+	testshared.AssertLogitsClose(t, w, g, "prefill of %d tokens (chunk %d)", len(prompt), chunk)
 	v := want.VocabSize()
 	next := sample.Argmax(w[len(w)-v:])
 	for step := range 8 {
@@ -125,7 +125,7 @@ func matchesInterpreter(t *testing.T, want, got runtime.Decoder, chunk int) {
 		require.NoError(t, err)
 		g, err := got.Forward([]int{next}, false)
 		require.NoError(t, err)
-		assertClose(t, w, g, "decode step %d", step)
+		testshared.AssertLogitsClose(t, w, g, "decode step %d", step)
 		next = sample.Argmax(w)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +17,6 @@ import (
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/internal/testshared"
 	"github.com/llmc-dev/llmc/passes"
-	"github.com/llmc-dev/llmc/runtime/sample"
 )
 
 // TestGoBackendMatchesReference compiles every shared model with the Go
@@ -32,7 +32,7 @@ func TestGoBackendMatchesReference(t *testing.T) {
 		"gemma-tiny", "gemma2-tiny", "qwen2-tiny", "mistral-tiny"}
 	for _, m := range models {
 		t.Run(m, func(t *testing.T) {
-			ref := loadReference(t, m)
+			ref := testshared.LoadReference(t, m)
 			art := filepath.Join(t.TempDir(), m+".llmc")
 			_, err := compiler.Compile(testshared.Path(t, "models", m), art, compiler.Options{
 				KV: passes.Static, MaxSeq: 96, PrefillChunk: 8, Backend: "go",
@@ -46,9 +46,7 @@ func TestGoBackendMatchesReference(t *testing.T) {
 				c := ref.Cases[0]
 				seq := append(append([]int(nil), c.Prompt...), c.Greedy...)[:40]
 				rows := scoreWithBinary(t, bin, art, seq)
-				for k, want := range c.StepLogits {
-					assertClose(t, want, rows[len(c.Prompt)-1+k], "portable kernels, step %d", k)
-				}
+				testshared.CheckRows(t, c, rows, "portable kernels")
 				os.Unsetenv("LLMC_NO_SIMD")
 			}
 			for ci, c := range ref.Cases {
@@ -56,20 +54,7 @@ func TestGoBackendMatchesReference(t *testing.T) {
 				if len(seq) > 96 {
 					seq = seq[:96]
 				}
-				rows := scoreWithBinary(t, bin, art, seq)
-				np := len(c.Prompt)
-				for i, want := range c.PromptLogits {
-					assertClose(t, want, rows[i], "case %d prompt position %d", ci, i)
-				}
-				for k, want := range c.StepLogits {
-					assertClose(t, want, rows[np-1+k], "case %d step %d", ci, k)
-				}
-				for k, g := range c.Greedy {
-					if np-1+k >= len(seq) || k >= len(c.GreedyMargins) || c.GreedyMargins[k] <= nearTie {
-						continue
-					}
-					require.Equal(t, g, sample.Argmax(rows[np-1+k]), "case %d greedy step %d", ci, k)
-				}
+				testshared.CheckRows(t, c, scoreWithBinary(t, bin, art, seq), fmt.Sprintf("case %d", ci))
 			}
 		})
 	}
