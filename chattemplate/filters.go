@@ -513,11 +513,9 @@ func minMax(v any, args []any, kw []kwarg, sign int) (any, error) {
 	if len(items) == 0 {
 		return undefined{"no aggregated item, sequence was empty"}, nil
 	}
-	get := func(x any) (any, error) { return x, nil }
-	if isGiven(a[1]) {
-		if get, err = attrGetter(a[1]); err != nil {
-			return nil, err
-		}
+	get, err := optionalAttrGetter(a[1])
+	if err != nil {
+		return nil, err
 	}
 	cs := truthy(orDefault(a[0], false))
 	best := items[0]
@@ -688,11 +686,9 @@ func filterSort(_ *renderer, v any, args []any, kw []kwarg) (any, error) {
 		return nil, err
 	}
 	items = slices.Clone(items)
-	get := func(x any) (any, error) { return x, nil }
-	if isGiven(a[2]) {
-		if get, err = attrGetter(a[2]); err != nil {
-			return nil, err
-		}
+	get, err := optionalAttrGetter(a[2])
+	if err != nil {
+		return nil, err
 	}
 	cs := truthy(orDefault(a[1], false))
 	var getErr error
@@ -718,11 +714,9 @@ func filterSum(r *renderer, v any, args []any, kw []kwarg) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	get := func(x any) (any, error) { return x, nil }
-	if isGiven(a[0]) {
-		if get, err = attrGetter(a[0]); err != nil {
-			return nil, err
-		}
+	get, err := optionalAttrGetter(a[0])
+	if err != nil {
+		return nil, err
 	}
 	total := orDefault(a[1], int64(0))
 	for _, it := range items {
@@ -786,11 +780,9 @@ func filterUnique(_ *renderer, v any, args []any, kw []kwarg) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	get := func(x any) (any, error) { return x, nil }
-	if isGiven(a[1]) {
-		if get, err = attrGetter(a[1]); err != nil {
-			return nil, err
-		}
+	get, err := optionalAttrGetter(a[1])
+	if err != nil {
+		return nil, err
 	}
 	cs := truthy(orDefault(a[0], false))
 	var out, seen []any
@@ -840,4 +832,13 @@ func jinjaTitle(s string) string {
 		start = false
 	}
 	return b.String()
+}
+
+// optionalAttrGetter returns attrGetter(attr) when the filter was given an
+// attribute argument, else the identity.
+func optionalAttrGetter(attr any) (func(any) (any, error), error) {
+	if !isGiven(attr) {
+		return func(x any) (any, error) { return x, nil }, nil
+	}
+	return attrGetter(attr)
 }

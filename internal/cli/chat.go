@@ -75,8 +75,7 @@ a summary line follows each reply on stderr (always with --stats).`,
 					e: e, tm: tm, sampler: sampler, eos: tm.stopIDs(e.Config, true), stops: tf.stops, maxNew: *maxNew,
 					stdout: stdout, stderr: stderr, stats: *stats || (!*common.quiet && isTerminal(stderr)), json: *format == "json",
 				}
-				set := map[string]bool{}
-				fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+				set := setFlags(fs)
 				if set["system"] {
 					c.system = &chattemplate.Message{Role: "system", Content: tf.system}
 				}

@@ -170,3 +170,10 @@ func onePositional(pos []string, what string) (string, error) {
 	}
 	return "", usagef("want one %s, got %d arguments: %s", what, len(pos), strings.Join(pos, " "))
 }
+
+// setFlags returns the names of the flags given on the command line.
+func setFlags(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}

@@ -137,8 +137,7 @@ func (g *samplingFlags) register(fs *flag.FlagSet) {
 // samplingOptions merges the flags the user set over the model's
 // generation_config.json, as transformers' generate does.
 func (g *samplingFlags) samplingOptions(fs *flag.FlagSet, gen *hf.GenerationConfig) sample.Options {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := setFlags(fs)
 	var o sample.Options
 	if gen != nil && gen.DoSample != nil && *gen.DoSample {
 		o.Temperature = 1
@@ -243,8 +242,7 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 	if g.format != "text" && g.format != "json" {
 		return usagef("--format is %q, want text or json", g.format)
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := setFlags(fs)
 	isText := set["prompt"]
 	switch {
 	case isText && set["ids"]:

@@ -42,8 +42,7 @@ defaults to true, as in transformers) and writes {"ids": [...]} lines.`,
 				if err != nil {
 					return err
 				}
-				set := map[string]bool{}
-				fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+				set := setFlags(fs)
 				if set["text"] == *jsonl {
 					return usagef("give --text TEXT or --jsonl (exactly one)")
 				}
@@ -118,8 +117,7 @@ Like the tokenizers library's decode, no clean_up_tokenization_spaces.`,
 				if err != nil {
 					return err
 				}
-				set := map[string]bool{}
-				fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+				set := setFlags(fs)
 				if set["ids"] == *jsonl {
 					return usagef("give --ids IDS or --jsonl (exactly one)")
 				}
@@ -188,8 +186,7 @@ render one exchange and print the text.`,
 				if err != nil {
 					return err
 				}
-				set := map[string]bool{}
-				fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+				set := setFlags(fs)
 				if set["user"] == *jsonl {
 					return usagef("give --user TEXT or --jsonl (exactly one)")
 				}
