@@ -93,6 +93,15 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	if man.Backend == "go" && (opts.Linked == nil || opts.Linked.ID != man.BuildID) {
+		// The artifact's own executable runs it, and checks it; hand over
+		// before doing the same work here.
+		bin := filepath.Join(dir, man.Backends.Binary)
+		if _, err := os.Stat(bin); err != nil {
+			return nil, fmt.Errorf("artifact %s: its executable is missing: %w", dir, err)
+		}
+		return nil, &ExternalError{Artifact: dir, Binary: bin}
+	}
 	if err := man.CheckModel(); err != nil {
 		return nil, err
 	}
@@ -130,13 +139,6 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 	switch man.Backend {
 	case "go":
 		lp := opts.Linked
-		if lp == nil || lp.ID != man.BuildID {
-			bin := filepath.Join(dir, man.Backends.Binary)
-			if _, err := os.Stat(bin); err != nil {
-				return fail(fmt.Errorf("artifact %s: its executable is missing: %w", dir, err))
-			}
-			return fail(&ExternalError{Artifact: dir, Binary: bin})
-		}
 		ws, free, err := runtime.LinkedWeights(lp, m)
 		if err != nil {
 			return fail(err)
