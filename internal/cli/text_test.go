@@ -125,7 +125,7 @@ func TestTokenizeCases(t *testing.T) {
 // render-chat --jsonl.
 func TestRenderChatCases(t *testing.T) {
 	t.Parallel()
-	n := 0
+	n, refused := 0, 0
 	for _, dir := range tokenizerDirs(t) {
 		data, err := os.ReadFile(filepath.Join(dir, "chat.jsonl"))
 		if os.IsNotExist(err) {
@@ -141,13 +141,25 @@ func TestRenderChatCases(t *testing.T) {
 			var w struct {
 				Rendered string `json:"rendered"`
 				IDs      []int  `json:"ids"`
+				Error    string `json:"error"`
 			}
 			require.NoError(t, json.Unmarshal([]byte(want[i]), &w))
-			assert.Equal(t, marshal(t, w), got[i], "%s line %d", filepath.Base(dir), i+1)
+			if w.Error != "" {
+				// The template refuses this conversation: the answer is
+				// that refusal, in the template's words.
+				assert.Equal(t, marshal(t, map[string]string{"error": w.Error}), got[i], "%s line %d", filepath.Base(dir), i+1)
+				refused++
+			} else {
+				assert.Equal(t, marshal(t, struct {
+					Rendered string `json:"rendered"`
+					IDs      []int  `json:"ids"`
+				}{w.Rendered, w.IDs}), got[i], "%s line %d", filepath.Base(dir), i+1)
+			}
 			n++
 		}
 	}
-	assert.Equal(t, 18, n, "three chat templates, six conversations each")
+	assert.Equal(t, 32, n, "four chat templates, eight conversations each")
+	assert.Positive(t, refused, "the fixtures include conversations a template refuses (Gemma: no system role)")
 }
 
 func TestTokenizeSingleShot(t *testing.T) {
@@ -503,8 +515,8 @@ func TestTextBadInput(t *testing.T) {
 		{"template error when loading", "", []string{"render-chat", badTmpl, "--user", "a"}, 1, []string{"line 2", "chat_template.jinja"}},
 		{"template error when rendering", "", []string{"generate", m, "--tokenizer", badRender, "--prompt", "a", "--chat"}, 1,
 			[]string{"chat_template.jinja", "line 2", "nosuchmethod"}},
-		{"template raises", `{"messages": [{"role": "system", "content": "a"}]}`, []string{"render-chat", raises, "--jsonl"}, 1,
-			[]string{"stdin line 1", "chat template line 2 refuses the conversation: System role not supported"}},
+		{"template raises", "", []string{"render-chat", raises, "--system", "a", "--user", "b"}, 1,
+			[]string{"chat_template.jinja", "chat template line 2 refuses the conversation: System role not supported"}},
 		{"unsupported tokenizer", "", []string{"tokenize", badType, "--text", "a"}, 1, []string{`"WordPiece"`}},
 		{"no chat template", "", []string{"render-chat", testshared.Path(t, "tokenizers", "gpt2"), "--user", "a"}, 1,
 			[]string{"has no chat template"}},

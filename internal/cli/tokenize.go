@@ -170,7 +170,9 @@ func renderChatCommand(stdin io.Reader, stdout io.Writer) *command {
 --jsonl reads JSON lines {"messages": [{"role": "user", "content": "..."}],
 "add_generation_prompt": true} from stdin and writes {"rendered": "...",
 "ids": [...]} lines, where ids encode the rendering without adding special
-tokens, as transformers' apply_chat_template does. --user (and --system)
+tokens, as transformers' apply_chat_template does; a conversation the
+template refuses (raise_exception) is answered by {"error": "..."} with the
+template's own message, and the next lines are still answered. --user (and --system)
 render one exchange and print the text.`,
 		examples: []string{
 			`llmrun render-chat ~/models/SmolLM2-135M-Instruct --user "What is 2+2?"`,
@@ -212,6 +214,15 @@ render one exchange and print the text.`,
 							return nil, errors.New(`"messages" is missing`)
 						}
 						rendered, ids, err := tm.encodeChat(*in.Messages, in.AddGenerationPrompt)
+						var raise *chattemplate.RaiseError
+						if errors.As(err, &raise) {
+							// The template refused this conversation: that is
+							// its answer, in its own words, and the next line
+							// still gets one.
+							return struct {
+								Error string `json:"error"`
+							}{raise.Message}, nil
+						}
 						if ids == nil {
 							ids = []int{}
 						}
