@@ -124,6 +124,22 @@ func (c *Config) IsLayerSliding(l int) bool {
 	return l < len(c.SlidingLayers) && c.SlidingLayers[l]
 }
 
+// KVBytes is the size of a KV cache for positions positions at elemSize
+// bytes an element: K and V for every layer and KV head, layers with a
+// sliding window holding at most the window.
+func (c *Config) KVBytes(positions, elemSize int) int64 {
+	perPos := 2 * int64(c.NumKVHeads) * int64(c.HeadDim) * int64(elemSize)
+	var total int64
+	for l := 0; l < c.NumLayers; l++ {
+		n := positions
+		if c.IsLayerSliding(l) {
+			n = min(n, c.SlidingWindow)
+		}
+		total += perPos * int64(n)
+	}
+	return total
+}
+
 // rawConfig mirrors the config.json fields llmc reads. Pointers tell a
 // missing field from a zero.
 type rawConfig struct {

@@ -1,8 +1,12 @@
 // Package artifact defines the folder llmc compile writes and llmrun
 // loads: a manifest, the optimised IR and copies of the model's small
-// files (config, tokenizer). Weights stay in the model folder; the
-// manifest records their sizes and content hashes so a changed model is
-// caught before it runs.
+// files (config, tokenizer). Weights stay in the model folder.
+//
+// What a load checks: the manifest's own checksum (an edited manifest is
+// refused), the size and SHA-256 of every file the artifact holds, and
+// for each model file its identity (device, inode, size, mtime, ctime):
+// when all are as recorded the file is trusted without reading it, else
+// its SHA-256 decides. Verify hashes everything, whatever the identity.
 package artifact
 
 import (
@@ -21,7 +25,7 @@ import (
 // an older llmrun could not run a newer artifact correctly.
 const (
 	Format       = "llmc-artifact"
-	Version      = 1
+	Version      = 2
 	ManifestName = "manifest.json"
 	IRName       = "program.ir"
 )
@@ -47,6 +51,19 @@ type Manifest struct {
 	IR         string        `json:"ir"`
 	Files      []string      `json:"files"` // other files in the artifact, relative
 	Backends   BackendInfo   `json:"backend_info,omitempty"`
+	// Contents are the size and hash of every file in the artifact but
+	// the manifest, sorted by name.
+	Contents []Content `json:"contents"`
+	// Checksum is the SHA-256 of the manifest as written with Checksum
+	// empty; see Seal.
+	Checksum string `json:"checksum"`
+}
+
+// Content is one file of the artifact.
+type Content struct {
+	Name   string `json:"name"` // relative, with slashes
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
 }
 
 // BackendInfo records what a code generator produced and with what tools.
@@ -65,12 +82,18 @@ type Model struct {
 	Files        []File `json:"files"`
 }
 
-// File is one model file and its content.
+// File is one model file: its content hash and, for a fast check at
+// load, its identity when it was hashed.
 type File struct {
 	Name    string    `json:"name"`
 	Size    int64     `json:"size"`
 	ModTime time.Time `json:"mtime"`
 	SHA256  string    `json:"sha256"`
+	// Device, Inode and ChangeTime are zero where the system does not
+	// report them; the file is then hashed at every load.
+	Device     uint64    `json:"device,omitempty"`
+	Inode      uint64    `json:"inode,omitempty"`
+	ChangeTime time.Time `json:"ctime,omitzero"`
 }
 
 // Entry is one entry point of the program.
@@ -142,7 +165,108 @@ func Read(dir string) (*Manifest, error) {
 	if len(m.Entries) == 0 || m.IR == "" {
 		return nil, fmt.Errorf("%s: no entry points", path)
 	}
+	sum, err := m.checksum()
+	if err != nil {
+		return nil, err
+	}
+	if sum != m.Checksum {
+		return nil, fmt.Errorf("%s was edited after llmc wrote it (its checksum is %.12s…, its content hashes to %.12s…): compile the artifact again", path, m.Checksum, sum)
+	}
 	return &m, nil
+}
+
+// checksum hashes the manifest as WriteManifest writes it, with Checksum
+// empty. Formatting is not covered (the JSON is re-encoded), meaning is.
+func (m *Manifest) checksum() (string, error) {
+	c := *m
+	c.Checksum = ""
+	data, err := json.MarshalIndent(&c, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	h := sha256.Sum256(data)
+	return hex.EncodeToString(h[:]), nil
+}
+
+// Seal records the size and hash of every file in the artifact folder dir
+// (but the manifest) and writes the manifest with its own checksum. It is
+// the last step of writing an artifact.
+func (m *Manifest) Seal(dir string) error {
+	m.Contents = nil
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || rel == ManifestName {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s is not a regular file", path)
+		}
+		sum, size, err := hashFile(path)
+		if err != nil {
+			return err
+		}
+		m.Contents = append(m.Contents, Content{Name: filepath.ToSlash(rel), Size: size, SHA256: sum})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sealing the artifact: %w", err)
+	}
+	if m.Checksum, err = m.checksum(); err != nil {
+		return err
+	}
+	return WriteJSON(filepath.Join(dir, ManifestName), m)
+}
+
+// Edit applies edit to the manifest of the artifact in dir and seals it
+// again. It is for tools and tests that change an artifact on purpose;
+// the artifact must be intact before.
+func Edit(dir string, edit func(*Manifest)) error {
+	m, err := Read(dir)
+	if err != nil {
+		return err
+	}
+	edit(m)
+	return m.Seal(dir)
+}
+
+// CheckContents verifies every file the artifact holds against its
+// recorded size and hash.
+func (m *Manifest) CheckContents(dir string) error {
+	for _, c := range m.Contents {
+		path := filepath.Join(dir, filepath.FromSlash(c.Name))
+		sum, size, err := hashFile(path)
+		if err != nil {
+			return fmt.Errorf("artifact %s: %w: compile the artifact again", dir, err)
+		}
+		if size != c.Size || sum != c.SHA256 {
+			return fmt.Errorf("artifact %s: %s changed since it was compiled (%d bytes, sha256 %.12s…; was %d bytes, %.12s…): compile the artifact again",
+				dir, c.Name, size, sum, c.Size, c.SHA256)
+		}
+	}
+	return nil
+}
+
+func hashFile(path string) (sum string, size int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", 0, err
+	}
+	sum, err = hashReader(f, st.Size(), nil)
+	if err != nil {
+		return "", 0, fmt.Errorf("hashing %s: %w", path, err)
+	}
+	return sum, st.Size(), nil
 }
 
 // DescribeFile records a model file's size, time and content hash.
@@ -161,7 +285,15 @@ func DescribeFile(dir, name string, progress func(done, total int64)) (File, err
 	if err != nil {
 		return File{}, fmt.Errorf("hashing %s: %w", path, err)
 	}
-	return File{Name: name, Size: st.Size(), ModTime: st.ModTime().UTC(), SHA256: sum}, nil
+	file := File{Name: name, Size: st.Size(), ModTime: st.ModTime().UTC(), SHA256: sum}
+	// The identity is taken after hashing: a write during the hash
+	// changes the ctime, so the next load hashes again.
+	if after, err := f.Stat(); err == nil {
+		if dev, ino, ctime, ok := identity(after); ok {
+			file.Device, file.Inode, file.ChangeTime = dev, ino, ctime
+		}
+	}
+	return file, nil
 }
 
 func hashReader(r io.Reader, total int64, progress func(done, total int64)) (string, error) {
@@ -186,30 +318,67 @@ func hashReader(r io.Reader, total int64, progress func(done, total int64)) (str
 }
 
 // CheckModel verifies that the model files are those the artifact was
-// compiled from. A file whose size and modification time are unchanged is
-// trusted; otherwise its content hash decides.
-func (m *Manifest) CheckModel() error {
+// compiled from. A file whose identity (device, inode, size, mtime and
+// ctime) is as recorded is trusted without reading it; otherwise, or when
+// full is set, its content hash decides.
+func (m *Manifest) CheckModel(full bool) error {
 	for _, f := range m.Model.Files {
-		path := filepath.Join(m.Model.Dir, f.Name)
-		st, err := os.Stat(path)
-		if err != nil {
-			return fmt.Errorf("the artifact was compiled from %s: %w", path, err)
-		}
-		if st.Size() != f.Size {
-			return fmt.Errorf("model file %s changed since it was compiled (size %d, was %d): compile again", path, st.Size(), f.Size)
-		}
-		if st.ModTime().UTC().Equal(f.ModTime) {
-			continue
-		}
-		cur, err := DescribeFile(m.Model.Dir, f.Name, nil)
-		if err != nil {
+		if err := m.checkModelFile(f, full); err != nil {
 			return err
-		}
-		if cur.SHA256 != f.SHA256 {
-			return fmt.Errorf("model file %s changed since it was compiled (sha256 %.12s…, was %.12s…): compile again", path, cur.SHA256, f.SHA256)
 		}
 	}
 	return nil
+}
+
+func (m *Manifest) checkModelFile(f File, full bool) error {
+	path := filepath.Join(m.Model.Dir, f.Name)
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("the artifact was compiled from %s: %w", path, err)
+	}
+	if st.Size() != f.Size {
+		return fmt.Errorf("model file %s changed since it was compiled (size %d, was %d): compile again", path, st.Size(), f.Size)
+	}
+	if !full && f.Inode != 0 && st.ModTime().UTC().Equal(f.ModTime) {
+		if dev, ino, ctime, ok := identity(st); ok && dev == f.Device && ino == f.Inode && ctime.Equal(f.ChangeTime) {
+			return nil
+		}
+	}
+	cur, err := DescribeFile(m.Model.Dir, f.Name, nil)
+	if err != nil {
+		return err
+	}
+	if cur.SHA256 != f.SHA256 {
+		return fmt.Errorf("model file %s changed since it was compiled (sha256 %.12s…, was %.12s…): compile again", path, cur.SHA256, f.SHA256)
+	}
+	return nil
+}
+
+// Check is one line of a Verify report.
+type Check struct {
+	What string // a file, or "manifest"
+	Err  error  // nil when it is as recorded
+}
+
+// Verify checks everything an artifact depends on by content, whatever
+// the files' identities say: the manifest's checksum, every file of the
+// artifact and every model file. It returns one Check per item; the
+// manifest failing to read is the only error that stops it.
+func Verify(dir string) ([]Check, error) {
+	m, err := Read(dir)
+	if err != nil {
+		return nil, err
+	}
+	checks := []Check{{What: filepath.Join(dir, ManifestName)}}
+	for _, c := range m.Contents {
+		one := *m
+		one.Contents = []Content{c}
+		checks = append(checks, Check{What: filepath.Join(dir, filepath.FromSlash(c.Name)), Err: one.CheckContents(dir)})
+	}
+	for _, f := range m.Model.Files {
+		checks = append(checks, Check{What: filepath.Join(m.Model.Dir, f.Name), Err: m.checkModelFile(f, true)})
+	}
+	return checks, nil
 }
 
 // WriteDir writes an artifact atomically: fill is called with a fresh

@@ -143,7 +143,7 @@ func (b *benchFlags) run(pos []string, stdout, stderr io.Writer) error {
 // once benchmarks one model once: in-process, or through an artifact's own
 // executable.
 func (b *benchFlags) once(path string, threads int) (*BenchResult, error) {
-	e, err := engine.Open(path, engine.Options{Threads: threads, Linked: b.common.linked})
+	e, err := engine.Open(path, engine.Options{Threads: threads, Linked: b.common.linked, HandedOff: os.Getenv(engine.HandoffEnv) != ""})
 	var ext *engine.ExternalError
 	if errors.As(err, &ext) {
 		return b.external(ext.Binary, path, threads)
@@ -188,6 +188,7 @@ func (b *benchFlags) external(bin, path string, threads int) (*BenchResult, erro
 	cmd := exec.Command(bin, "bench", path, "--format", "json", "--runs", "1", "--no-bandwidth",
 		"--prompt", strconv.Itoa(b.prompt), "--gen", strconv.Itoa(b.gen), "--threads", strconv.Itoa(threads))
 	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), engine.HandoffEnv+"=1")
 	out, err := cmd.Output()
 	if err != nil {
 		return nil, fmt.Errorf("running %s: %w", bin, err)

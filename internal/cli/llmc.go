@@ -55,7 +55,7 @@ its symbolic shapes; specialisation and fusion are skipped, and --stats says why
 				var printAfter, disable, emit listFlag
 				var stats, list, quiet bool
 				fs.StringVar(&out, "o", "", "output artifact folder (replaced if it is an artifact already)")
-				fs.IntVar(&o.MaxSeq, "max-seq", 0, "positions of the static KV cache (default: the model's max_position_embeddings)")
+				fs.IntVar(&o.MaxSeq, "max-seq", 0, fmt.Sprintf("positions of the static KV cache (default: the model's max_position_embeddings, at most %d)", compiler.DefaultMaxSeq))
 				fs.StringVar(&kv, "kv", "static", "KV cache: static (preallocated, specialised and fused) or dynamic")
 				fs.IntVar(&o.PrefillChunk, "prefill-chunk", compiler.DefaultPrefillChunk, "tokens per call of the prefill entry point")
 				fs.StringVar(&backend, "backend", "interp", "code generator: "+strings.Join(compiler.Backends, ", "))
@@ -120,6 +120,7 @@ its symbolic shapes; specialisation and fusion are skipped, and --stats says why
 						return err
 					}
 					if stats {
+						fmt.Fprintf(stdout, "%s\n", res.KV)
 						passes.WriteStats(stdout, res.Reports)
 					}
 					if !quiet && isTerminal(stderr) {
@@ -198,7 +199,6 @@ min(N, W) positions; the total accounts for that.`,
 func KVReport(cfg *hf.Config, n int, dt ir.DType) string {
 	var b strings.Builder
 	bytes := dt.Size()
-	perPos := 2 * cfg.NumKVHeads * cfg.HeadDim * bytes // one layer, one position, K and V
 	full, windowed := 0, 0
 	for l := 0; l < cfg.NumLayers; l++ {
 		if cfg.IsLayerSliding(l) {
@@ -207,13 +207,12 @@ func KVReport(cfg *hf.Config, n int, dt ir.DType) string {
 			full++
 		}
 	}
-	total := full * perPos * n
+	total := int(cfg.KVBytes(n, bytes))
 	fmt.Fprintf(&b, "KV cache for %d positions, %s:\n", n, dt)
 	fmt.Fprintf(&b, "  2 (K and V) × %d layers × %d KV heads × %d head dim × %d positions × %d bytes = %s\n",
 		cfg.NumLayers, cfg.NumKVHeads, cfg.HeadDim, n, bytes, humanBytes(2*cfg.NumLayers*cfg.NumKVHeads*cfg.HeadDim*n*bytes))
 	if windowed > 0 {
 		w := min(n, cfg.SlidingWindow)
-		total += windowed * perPos * w
 		fmt.Fprintf(&b, "  sliding window of %d: %d of the %d layers keep only %d positions:\n", cfg.SlidingWindow, windowed, cfg.NumLayers, w)
 		fmt.Fprintf(&b, "    2 × %d full layers × %d × %d × %d positions × %d bytes\n", full, cfg.NumKVHeads, cfg.HeadDim, n, bytes)
 		fmt.Fprintf(&b, "  + 2 × %d windowed layers × %d × %d × %d positions × %d bytes = %s\n", windowed, cfg.NumKVHeads, cfg.HeadDim, w, bytes, humanBytes(total))

@@ -76,6 +76,7 @@ tokens and prefill speed, generated tokens and decode speed.`,
 		tokenizeCommand(stdin, stdout),
 		detokenizeCommand(stdin, stdout),
 		renderChatCommand(stdin, stdout),
+		verifyCommand(stdout),
 		{
 			name: "score", args: "MODEL --ids IDS [--logits FILE]",
 			summary: "Run a whole sequence through the model: mean negative log-likelihood and perplexity.\n\nWith --logits, write the logits after each position to FILE as JSON Lines (one array per position).",
@@ -114,7 +115,7 @@ func (c *commonFlags) open(path string) (*engine.Engine, error) {
 	if *c.threads < 0 {
 		return nil, usagef("--threads is %d, want >= 0", *c.threads)
 	}
-	return engine.Open(path, engine.Options{Threads: *c.threads, Linked: c.linked})
+	return engine.Open(path, engine.Options{Threads: *c.threads, Linked: c.linked, HandedOff: os.Getenv(engine.HandoffEnv) != ""})
 }
 
 // samplingFlags are the sampling flags of generate and chat.

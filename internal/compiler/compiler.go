@@ -16,6 +16,7 @@ import (
 	"github.com/llmc-dev/llmc/codegen/kir"
 	"github.com/llmc-dev/llmc/frontends/hf"
 	"github.com/llmc-dev/llmc/internal/artifact"
+	"github.com/llmc-dev/llmc/internal/sysmem"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/passes"
 )
@@ -32,9 +33,15 @@ const (
 // DefaultPrefillChunk is the prefill entry point's token count when not set.
 const DefaultPrefillChunk = 16
 
+// DefaultMaxSeq caps the static KV cache when --max-seq is not given. A
+// static cache is allocated in full when the artifact loads, and models
+// allow far more positions than a session on a CPU uses (Llama 3.1 allows
+// 131072); 4096 is llama.cpp's default context too.
+const DefaultMaxSeq = 4096
+
 // Options configure a compilation.
 type Options struct {
-	MaxSeq       int // 0: the model's max_position_embeddings
+	MaxSeq       int // 0: the model's max_position_embeddings, at most DefaultMaxSeq
 	KV           passes.KVMode
 	PrefillChunk int // 0: DefaultPrefillChunk (capped at MaxSeq)
 	// Backend is "interp" (the runtime interprets the optimised IR), "go"
@@ -55,6 +62,8 @@ type Options struct {
 
 // Result is what Compile did.
 type Result struct {
+	// KV describes the KV cache the artifact allocates, for --stats.
+	KV       string
 	Manifest *artifact.Manifest
 	Reports  []*passes.Report
 	Graphs   []*ir.Graph
@@ -80,12 +89,18 @@ func Compile(modelDir, outDir string, o Options) (*Result, error) {
 	if !contains(Backends, o.Backend) {
 		return nil, fmt.Errorf("--backend %q is not supported; supported: %s", o.Backend, strings.Join(Backends, ", "))
 	}
-	if o.MaxSeq == 0 {
-		o.MaxSeq = cfg.MaxPositions
+	defaulted := o.MaxSeq == 0
+	if defaulted {
+		o.MaxSeq = min(cfg.MaxPositions, DefaultMaxSeq)
 	}
 	if o.MaxSeq < 0 || o.MaxSeq > cfg.MaxPositions {
 		return nil, fmt.Errorf("--max-seq %d is outside 1..%d (the model's max_position_embeddings in %s)", o.MaxSeq, cfg.MaxPositions, cfg.Path)
 	}
+	kv, err := planKV(cfg, o.KV, o.MaxSeq, defaulted)
+	if err != nil {
+		return nil, err
+	}
+	progress(o.Progress, "%s", kv)
 	if o.PrefillChunk < 0 {
 		return nil, fmt.Errorf("--prefill-chunk %d must be positive", o.PrefillChunk)
 	}
@@ -107,7 +122,7 @@ func Compile(modelDir, outDir string, o Options) (*Result, error) {
 	if o.KV == passes.Dynamic {
 		specs = []spec{{EntryForward, 0, false}, {EntryForwardAll, 0, true}}
 	}
-	res := &Result{}
+	res := &Result{KV: kv}
 	man := &artifact.Manifest{
 		Format: artifact.Format, Version: artifact.Version, Created: time.Now().UTC(),
 		KV: string(o.KV), MaxSeq: o.MaxSeq, Backend: o.Backend, IR: artifact.IRName,
@@ -214,7 +229,7 @@ func Compile(modelDir, outDir string, o Options) (*Result, error) {
 			}
 			man.Files = append(man.Files, "program.dot")
 		}
-		return artifact.WriteJSON(filepath.Join(tmp, artifact.ManifestName), man)
+		return man.Seal(tmp)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("writing %s: %w", outDir, err)
@@ -303,4 +318,23 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// planKV describes the KV cache of a compilation and refuses one that does
+// not fit in this machine's memory: a static cache is allocated in full
+// when the artifact loads.
+func planKV(cfg *hf.Config, kv passes.KVMode, maxSeq int, defaulted bool) (string, error) {
+	if kv != passes.Static {
+		return fmt.Sprintf("dynamic KV cache: grows with the sequence, up to %d positions", maxSeq), nil
+	}
+	bytes := cfg.KVBytes(maxSeq, 4)
+	desc := fmt.Sprintf("static KV cache: %d positions, %s", maxSeq, sysmem.Human(bytes))
+	if defaulted && maxSeq < cfg.MaxPositions {
+		desc += fmt.Sprintf(" (default; the model allows %d: --max-seq N to change)", cfg.MaxPositions)
+	}
+	what := fmt.Sprintf("the static KV cache for %d positions (llmc kv %s --max-seq %d)", maxSeq, filepath.Dir(cfg.Path), maxSeq)
+	if err := sysmem.Check(bytes, what, "pass a smaller --max-seq"); err != nil {
+		return "", err
+	}
+	return desc, nil
 }

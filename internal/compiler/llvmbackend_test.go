@@ -1,7 +1,6 @@
 package compiler_test
 
 import (
-	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -176,16 +175,9 @@ func TestLLVMRefusesMissingCPUFeature(t *testing.T) {
 	require.NoError(t, err, "the unedited artifact opens")
 	require.NoError(t, e.Close())
 
-	path := filepath.Join(art, artifact.ManifestName)
-	data, err := os.ReadFile(path)
-	require.NoError(t, err)
-	var man map[string]any
-	require.NoError(t, json.Unmarshal(data, &man))
-	info := man["backend_info"].(map[string]any)
-	info["cpu_features"] = append(info["cpu_features"].([]any), missing)
-	data, err = json.MarshalIndent(man, "", "  ")
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(path, data, 0o644))
+	require.NoError(t, artifact.Edit(art, func(m *artifact.Manifest) {
+		m.Backends.Features = append(m.Backends.Features, missing)
+	}))
 
 	_, err = engine.Open(art, engine.Options{Threads: 1})
 	var ce *native.CPUError

@@ -10,6 +10,7 @@ import (
 	"github.com/llmc-dev/llmc/frontends/hf"
 	"github.com/llmc-dev/llmc/internal/artifact"
 	"github.com/llmc-dev/llmc/internal/compiler"
+	"github.com/llmc-dev/llmc/internal/sysmem"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/runtime"
 	"github.com/llmc-dev/llmc/runtime/native"
@@ -30,7 +31,16 @@ type Options struct {
 	// Linked is the generated program linked into this binary, if any (the
 	// Go backend's artifact executable).
 	Linked *runtime.LinkedProgram
+	// HandedOff says that this process was started by a hand-off (see
+	// HandoffEnv): it must run the artifact itself or fail, never hand
+	// off again.
+	HandedOff bool
 }
+
+// HandoffEnv is set in the environment of an artifact executable that
+// llmrun handed an artifact to. A process that sees it never hands off
+// again, so a foreign or swapped executable cannot start itself in a loop.
+const HandoffEnv = "LLMRUN_HANDED_OFF"
 
 // ExternalError says that an artifact runs in its own executable: the
 // caller should run Binary with the same arguments.
@@ -93,20 +103,39 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	if man.Backend == "go" && (opts.Linked == nil || opts.Linked.ID != man.BuildID) {
-		// The artifact's own executable runs it, and checks it; hand over
-		// before doing the same work here.
-		bin := filepath.Join(dir, man.Backends.Binary)
-		if _, err := os.Stat(bin); err != nil {
-			return nil, fmt.Errorf("artifact %s: its executable is missing: %w", dir, err)
-		}
-		return nil, &ExternalError{Artifact: dir, Binary: bin}
+	// The artifact's own files, the executable a hand-off would start
+	// among them, are checked before anything of theirs runs.
+	if err := man.CheckContents(dir); err != nil {
+		return nil, err
 	}
-	if err := man.CheckModel(); err != nil {
+	if man.Backend == "go" {
+		bin := filepath.Join(dir, man.Backends.Binary)
+		switch lp := opts.Linked; {
+		case lp == nil && opts.HandedOff:
+			// Started to run this artifact, but no program is linked in:
+			// the executable is not the one llmc built for it.
+			return nil, fmt.Errorf("artifact %s: %s has no compiled program linked in (it is not the executable llmc built for this artifact): compile the artifact again", dir, bin)
+		case lp == nil:
+			// The artifact's own executable runs it, and checks it; hand
+			// over before doing the same work here.
+			if _, err := os.Stat(bin); err != nil {
+				return nil, fmt.Errorf("artifact %s: its executable is missing: %w", dir, err)
+			}
+			return nil, &ExternalError{Artifact: dir, Binary: bin}
+		case lp.ID != man.BuildID:
+			// An executable never hands off: the program linked in is the
+			// only one it can run.
+			return nil, fmt.Errorf("artifact %s: %s is from build %s, the artifact from build %s: compile the artifact again", dir, bin, lp.ID, man.BuildID)
+		}
+	}
+	if err := man.CheckModel(false); err != nil {
 		return nil, err
 	}
 	cfg, err := hf.ReadConfig(dir)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkMemory(dir, man, cfg); err != nil {
 		return nil, err
 	}
 	src, err := os.ReadFile(filepath.Join(dir, man.IR))
@@ -274,4 +303,19 @@ func safeRewind(graphs []*ir.Graph, chunk int) int {
 		return chunk
 	}
 	return 0
+}
+
+// checkMemory refuses an artifact whose static KV cache and buffers need
+// more memory than this machine has (it may have been compiled on a
+// larger one), before anything is allocated.
+func checkMemory(dir string, man *artifact.Manifest, cfg *hf.Config) error {
+	if man.KV != "static" {
+		return nil
+	}
+	need := cfg.KVBytes(man.MaxSeq, 4)
+	for _, p := range man.BufferPlan {
+		need += int64(p.ArenaBytes)
+	}
+	what := fmt.Sprintf("artifact %s: its static KV cache for %d positions and its buffers", dir, man.MaxSeq)
+	return sysmem.Check(need, what, "compile it again with a smaller --max-seq (llmc kv MODEL --max-seq N prints the cache size)")
 }

@@ -1,0 +1,56 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/llmc-dev/llmc/internal/artifact"
+)
+
+// errVerify is returned by verify when something differs; the report
+// already names what.
+var errVerify = errors.New("the artifact does not match what was compiled")
+
+func verifyCommand(stdout io.Writer) *command {
+	return &command{
+		name: "verify", args: "ART",
+		summary: `Check an artifact in full: the manifest's checksum, the SHA-256 of every
+file it holds and of every model file it was compiled from.
+
+Loading an artifact checks its manifest and its own files every time, but
+trusts a model file whose identity (device, inode, size, mtime and ctime)
+is as recorded without reading it. verify reads everything. It prints one
+line per file and exits 1 when any differs.`,
+		examples: []string{"llmrun verify ~/tinyllama.llmc"},
+		flags: func(fs *flag.FlagSet) func([]string) error {
+			return func(pos []string) error {
+				dir, err := onePositional(pos, "ART")
+				if err != nil {
+					return err
+				}
+				if !artifact.IsArtifact(dir) {
+					return fmt.Errorf("%s has no %s: not an llmc artifact", dir, artifact.ManifestName)
+				}
+				checks, err := artifact.Verify(dir)
+				if err != nil {
+					return err
+				}
+				bad := 0
+				for _, c := range checks {
+					if c.Err != nil {
+						bad++
+						fmt.Fprintf(stdout, "FAIL  %s: %v\n", c.What, c.Err)
+					} else {
+						fmt.Fprintf(stdout, "ok    %s\n", c.What)
+					}
+				}
+				if bad > 0 {
+					return fmt.Errorf("%w: %d of %d checks failed", errVerify, bad, len(checks))
+				}
+				return nil
+			}
+		},
+	}
+}
