@@ -20,15 +20,37 @@ import (
 func runExternal(bin string, args []string, stdout, stderr io.Writer) int {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
-	if err := cmd.Run(); err != nil {
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			return exit.ExitCode()
-		}
-		fmt.Fprintf(stderr, "llmrun: running %s: %v\n", bin, err)
+	err := childExit(bin, cmd.Run())
+	var exit *exitError
+	if errors.As(err, &exit) {
+		return exit.code
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "llmrun: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// exitError ends a command with an exit status whose message has been
+// printed already, by an artifact's executable that ran in its place.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// childExit turns the error of running an artifact's executable bin into
+// an exitError when the child exited by itself (it has said why, and its
+// status, 2 for usage errors and 1 otherwise, is passed on), or into an
+// error naming bin when it could not run or was killed.
+func childExit(bin string, err error) error {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() > 0 {
+		return &exitError{code: exit.ExitCode()}
+	}
+	if err != nil {
+		return fmt.Errorf("running %s: %w", bin, err)
+	}
+	return nil
 }
 
 // usageError marks errors caused by how the command was called; they exit
@@ -118,6 +140,10 @@ func run(prog string, cmds []*command, args []string, stdout, stderr io.Writer) 
 	var ext *engine.ExternalError
 	if errors.As(err, &ext) {
 		return runExternal(ext.Binary, args, stdout, stderr)
+	}
+	var exit *exitError
+	if errors.As(err, &exit) {
+		return exit.code
 	}
 	fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 	var ue *usageError
