@@ -84,8 +84,15 @@ func (b *benchFlags) run(pos []string, stdout, stderr io.Writer) error {
 	if len(pos) == 0 {
 		return usagef("missing MODEL_OR_ART")
 	}
-	if b.prompt < 1 || b.gen < 2 || b.runs < 1 {
-		return usagef("--prompt must be >= 1, --gen >= 2 and --runs >= 1")
+	switch {
+	case b.prompt < 1:
+		return usagef("--prompt is %d, want >= 1 prompt tokens", b.prompt)
+	case b.gen < 2:
+		return usagef("--gen is %d, want >= 2 tokens to decode", b.gen)
+	case b.runs < 1:
+		return usagef("--runs is %d, want >= 1", b.runs)
+	case *b.common.threads < 0:
+		return usagef("--threads is %d, want >= 0", *b.common.threads)
 	}
 	if b.format != "text" && b.format != "json" {
 		return usagef("--format is %q, want text or json", b.format)

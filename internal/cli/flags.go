@@ -124,6 +124,7 @@ func run(prog string, cmds []*command, args []string, stdout, stderr io.Writer) 
 		}
 		fmt.Fprintf(stderr, "\nflags:\n")
 		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\n%s\n", exitStatusDoc)
 	}
 	exec := cmd.flags(fs)
 	pos, err := parseInterspersed(fs, args[1:])
@@ -159,8 +160,12 @@ func printUsage(prog string, cmds []*command, w io.Writer) {
 	for _, c := range cmds {
 		fmt.Fprintf(w, "  %-12s %s\n", c.name, firstLine(c.summary))
 	}
-	fmt.Fprintf(w, "\nrun '%s COMMAND --help' for a command's flags and examples\n", prog)
+	fmt.Fprintf(w, "\nrun '%s COMMAND --help' for a command's flags and examples\n\n%s\n", prog, exitStatusDoc)
 }
+
+// exitStatusDoc is the one rule for exit statuses, which every command
+// keeps: usage errors are usagef errors or flag parse errors.
+const exitStatusDoc = "exit status: 0 on success, 2 for a usage error (a bad flag, argument or command), 1 for any other error"
 
 func firstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
@@ -202,4 +207,14 @@ func setFlags(fs *flag.FlagSet) map[string]bool {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	return set
+}
+
+// checkPositive refuses an integer flag that the command line set to 0 or
+// less where only a positive number makes sense; a flag left out gets its
+// default (def says what that is), so an explicit 0 is not taken for it.
+func checkPositive(set map[string]bool, name string, v int, def string) error {
+	if set[name] && v <= 0 {
+		return usagef("--%s is %d, want a positive number (leave --%s out for %s)", name, v, name, def)
+	}
+	return nil
 }

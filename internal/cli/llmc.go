@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -85,6 +86,13 @@ its symbolic shapes; specialisation and fusion are skipped, and --stats says why
 					if out == "" {
 						return usagef("-o ART is required: the artifact folder to write")
 					}
+					set := setFlags(fs)
+					if err := checkPositive(set, "max-seq", o.MaxSeq, "the model's max_position_embeddings"); err != nil {
+						return err
+					}
+					if err := checkPositive(set, "prefill-chunk", o.PrefillChunk, fmt.Sprintf("%d tokens", compiler.DefaultPrefillChunk)); err != nil {
+						return err
+					}
 					o.KV, o.Backend = passes.KVMode(kv), backend
 					// "lower" is not a graph pass: it prints the kernel IR the
 					// backends print from.
@@ -116,6 +124,10 @@ its symbolic shapes; specialisation and fusion are skipped, and --stats says why
 						o.Progress = stderr
 					}
 					res, err := compiler.Compile(path, out, o)
+					var bad *passes.OptionError
+					if errors.As(err, &bad) {
+						return usagef("%v", err)
+					}
 					if err != nil {
 						return err
 					}
@@ -170,6 +182,9 @@ min(N, W) positions; the total accounts for that.`,
 					if err != nil {
 						return err
 					}
+					if err := checkPositive(setFlags(fs), "max-seq", *maxSeq, "the model's max_position_embeddings"); err != nil {
+						return err
+					}
 					dt, err := ir.ParseDType(*dtype)
 					if err != nil || !dt.IsFloat() {
 						return usagef("--dtype is %q, want f32, f16 or bf16", *dtype)
@@ -179,11 +194,8 @@ min(N, W) positions; the total accounts for that.`,
 						return err
 					}
 					n := *maxSeq
-					if n == 0 {
+					if !setFlags(fs)["max-seq"] {
 						n = cfg.MaxPositions
-					}
-					if n < 0 {
-						return usagef("--max-seq is %d, want a positive number", n)
 					}
 					_, err = io.WriteString(stdout, KVReport(cfg, n, dt))
 					return err

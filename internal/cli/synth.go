@@ -72,14 +72,16 @@ shapes:
 				default:
 					return usagef("--dtype is %q, want f32, f16 or bf16", dtype)
 				}
-				if o.Vocab < 0 || o.MaxPositions < 0 {
-					return usagef("--vocab and --max-positions must be positive")
+				set := setFlags(fs)
+				if err := checkPositive(set, "vocab", o.Vocab, "the shape's, or the tokenizer's"); err != nil {
+					return err
 				}
-				fs.Visit(func(f *flag.Flag) {
-					if f.Name == "tied" {
-						o.Tied = &tied
-					}
-				})
+				if err := checkPositive(set, "max-positions", o.MaxPositions, "the shape's"); err != nil {
+					return err
+				}
+				if set["tied"] {
+					o.Tied = &tied
+				}
 				o.Shape, o.DType = s, synth.DType(dtype)
 				show := !quiet && isTerminal(stderr)
 				if show {
