@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -78,6 +80,13 @@ shapes:
 				}
 				if err := checkPositive(set, "max-positions", o.MaxPositions, "the shape's"); err != nil {
 					return err
+				}
+				if o.Tokenizer != "" {
+					if _, err := os.Stat(o.Tokenizer); errors.Is(err, os.ErrNotExist) {
+						return fmt.Errorf("--tokenizer: %s does not exist: want a folder with the tokenizer files (tokenizer.json, tokenizer_config.json)", o.Tokenizer)
+					} else if err != nil {
+						return fmt.Errorf("--tokenizer: %w", err)
+					}
 				}
 				if set["tied"] {
 					o.Tied = &tied
