@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/llmc-dev/llmc/frontends/hf"
+	"github.com/llmc-dev/llmc/internal/artifact"
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/passes"
@@ -86,6 +87,9 @@ its symbolic shapes; specialisation and fusion are skipped, and --stats says why
 					if out == "" {
 						return usagef("-o ART is required: the artifact folder to write")
 					}
+					if err := checkModelFolder(path, "compile"); err != nil {
+						return err
+					}
 					set := setFlags(fs)
 					if err := checkPositive(set, "max-seq", o.MaxSeq, "the model's max_position_embeddings"); err != nil {
 						return err
@@ -152,6 +156,9 @@ its symbolic shapes; specialisation and fusion are skipped, and --stats says why
 					if err != nil {
 						return err
 					}
+					if err := checkModelFolder(path, "ir"); err != nil {
+						return err
+					}
 					m, err := hf.Open(path)
 					if err != nil {
 						return err
@@ -204,6 +211,23 @@ min(N, W) positions; the total accounts for that.`,
 		},
 		synthCommand(stdout, stderr),
 	}
+}
+
+// checkModelFolder refuses an llmc artifact where llmc cmd wants a Hugging
+// Face model folder, saying which folder to pass instead.
+func checkModelFolder(path, cmd string) error {
+	if artifact.IsArtifact(path) {
+		man, err := artifact.Read(path)
+		if err != nil || man.Model.Dir == "" {
+			return fmt.Errorf("%s is an llmc artifact, not a Hugging Face model folder: pass llmc %s the model folder it was compiled from", path, cmd)
+		}
+		return fmt.Errorf("%s is an llmc artifact, compiled from %s: pass llmc %s that model folder instead", path, man.Model.Dir, cmd)
+	}
+	if name, ok := artifact.OwnFile(path); ok {
+		return fmt.Errorf("%s looks like an llmc artifact (it has %s) without its %s, not a Hugging Face model folder: pass llmc %s the model folder it was compiled from",
+			path, name, artifact.ManifestName, cmd)
+	}
+	return nil
 }
 
 // KVReport describes the KV cache of cfg for n positions of dtype dt.
