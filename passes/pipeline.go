@@ -161,6 +161,17 @@ type Report struct {
 	After  Counts
 }
 
+// OptionError is an Options value that cannot work: a mistake in how the
+// compiler was called, worded as the llmc compile flag it comes from.
+type OptionError struct{ Msg string }
+
+func (e *OptionError) Error() string { return e.Msg }
+
+// OptionErrorf returns an *OptionError.
+func OptionErrorf(format string, args ...any) error {
+	return &OptionError{Msg: fmt.Sprintf(format, args...)}
+}
+
 // CheckOptions validates pass names in o against the table.
 func CheckOptions(o *Options) error {
 	table := map[string]Pass{}
@@ -170,22 +181,22 @@ func CheckOptions(o *Options) error {
 	for _, name := range o.Disabled {
 		p, ok := table[name]
 		if !ok {
-			return fmt.Errorf("--disable-pass: no pass named %q (see --list-passes)", name)
+			return OptionErrorf("--disable-pass: no pass named %q (see --list-passes)", name)
 		}
 		if p.Required {
-			return fmt.Errorf("--disable-pass: %s is required and cannot be disabled", name)
+			return OptionErrorf("--disable-pass: %s is required and cannot be disabled", name)
 		}
 	}
 	for _, name := range o.PrintAfter {
 		if _, ok := table[name]; !ok {
-			return fmt.Errorf("--print-after: no pass named %q (see --list-passes)", name)
+			return OptionErrorf("--print-after: no pass named %q (see --list-passes)", name)
 		}
 	}
 	if o.KV != Static && o.KV != Dynamic {
-		return fmt.Errorf("--kv is %q, want static or dynamic", o.KV)
+		return OptionErrorf("--kv is %q, want static or dynamic", o.KV)
 	}
 	if o.KV == Static && o.MaxSeq <= 0 {
-		return fmt.Errorf("a static KV cache needs --max-seq > 0")
+		return OptionErrorf("a static KV cache needs --max-seq > 0")
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 )
@@ -111,6 +112,7 @@ type GenerationConfig struct {
 	MaxNewTokens      *int
 	BOS               []int
 	EOS               []int
+	Path              string // the generation_config.json it was read from
 }
 
 // IsLayerSliding reports whether layer l uses the sliding window.
@@ -190,6 +192,7 @@ func ReadConfig(dir string) (*Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", gpath, err)
 		}
+		gen.Path = gpath
 		cfg.Generation = gen
 		// generation_config.json overrides the token ids when it has them.
 		if len(gen.BOS) > 0 {
@@ -209,7 +212,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	var raw rawConfig
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("invalid JSON: %w", err)
+		return nil, jsonError(err, "")
 	}
 	if len(raw.Architectures) == 0 {
 		return nil, fmt.Errorf("field \"architectures\" is missing; supported: %s", strings.Join(SupportedArchitectures(), ", "))
@@ -366,7 +369,7 @@ func parseRopeScaling(data json.RawMessage) (*RopeScaling, error) {
 		OriginalMaxPositionEmbeddings *int     `json:"original_max_position_embeddings"`
 	}
 	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("field \"rope_scaling\": %w", err)
+		return nil, jsonError(err, "rope_scaling.")
 	}
 	t := r.RopeType
 	if t == "" {
@@ -426,7 +429,7 @@ func ParseGenerationConfig(data []byte) (*GenerationConfig, error) {
 		EOSTokenID        json.RawMessage `json:"eos_token_id"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("invalid JSON: %w", err)
+		return nil, jsonError(err, "")
 	}
 	g := &GenerationConfig{DoSample: raw.DoSample, Temperature: raw.Temperature, TopK: raw.TopK, TopP: raw.TopP,
 		MinP: raw.MinP, RepetitionPenalty: raw.RepetitionPenalty, MaxNewTokens: raw.MaxNewTokens}
@@ -466,4 +469,67 @@ func strOr(p *string, def string) string {
 		return *p
 	}
 	return def
+}
+
+// jsonError says what is wrong with a config file in the words of the
+// file: a value of the wrong type names its field (prefix + the field's
+// path) and the type it must have, rather than the Go struct it was
+// decoded into.
+func jsonError(err error, prefix string) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Errorf("field %q must be %s (got %s)", prefix+te.Field, jsonWant(te.Type), jsonGot(te.Value))
+	}
+	return fmt.Errorf("invalid JSON: %w", err)
+}
+
+// jsonWant names the JSON values a Go type decodes from.
+func jsonWant(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return "a non-negative integer"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		w := jsonWant(t.Elem())
+		switch w {
+		case "true or false":
+			return "a list of booleans"
+		case "a list":
+			return "a list of lists"
+		}
+		return "a list of " + strings.TrimPrefix(strings.TrimPrefix(w, "an "), "a ") + "s"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "a " + t.String()
+}
+
+// jsonGot names the JSON value of an UnmarshalTypeError: "string",
+// "number", "number 1.5", "bool", "array" or "object".
+func jsonGot(v string) string {
+	switch {
+	case v == "string":
+		return "a string"
+	case v == "number":
+		return "a number"
+	case strings.HasPrefix(v, "number "):
+		return strings.TrimPrefix(v, "number ")
+	case v == "bool":
+		return "true or false"
+	case v == "array":
+		return "a list"
+	case v == "object":
+		return "an object"
+	}
+	return v
 }

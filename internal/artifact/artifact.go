@@ -138,6 +138,22 @@ func IsArtifact(dir string) bool {
 	return err == nil
 }
 
+// ownFiles are files that only an artifact holds (its program, emitted
+// extras, executable, generated source, shared object), whatever its
+// backend; a model folder has none of them.
+var ownFiles = []string{IRName, "program.kir", "program.dot", "bin/llmc-model", "gosrc", "model.so", "model.ll"}
+
+// OwnFile returns a file of dir that only an llmc artifact has, to tell an
+// artifact that lost its manifest from a model folder.
+func OwnFile(dir string) (string, bool) {
+	for _, name := range ownFiles {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return name, true
+		}
+	}
+	return "", false
+}
+
 // ErrVersion is returned for artifacts of another format version.
 var ErrVersion = errors.New("artifact format version mismatch")
 

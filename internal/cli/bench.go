@@ -29,6 +29,7 @@ type benchFlags struct {
 	noBandwidth       bool
 	cpuprofile        string
 	common            *commonFlags
+	stderr            io.Writer // where an artifact's executable writes its errors
 }
 
 func benchCommand(stdout, stderr io.Writer, lp *runtime.LinkedProgram) *command {
@@ -49,7 +50,7 @@ each model's share of the memory-bandwidth roofline (weight bytes read per token
 			"llmrun bench /tmp/m110 /tmp/m110-go.llmc /tmp/m110-llvm.llmc --threads 2 --runs 5 --format json",
 		},
 		flags: func(fs *flag.FlagSet) func([]string) error {
-			b := &benchFlags{}
+			b := &benchFlags{stderr: stderr}
 			fs.IntVar(&b.prompt, "prompt", 32, "prompt tokens to prefill")
 			fs.IntVar(&b.gen, "gen", 128, "tokens to decode")
 			fs.IntVar(&b.runs, "runs", 3, "runs per model")
@@ -83,8 +84,15 @@ func (b *benchFlags) run(pos []string, stdout, stderr io.Writer) error {
 	if len(pos) == 0 {
 		return usagef("missing MODEL_OR_ART")
 	}
-	if b.prompt < 1 || b.gen < 2 || b.runs < 1 {
-		return usagef("--prompt must be >= 1, --gen >= 2 and --runs >= 1")
+	switch {
+	case b.prompt < 1:
+		return usagef("--prompt is %d, want >= 1 prompt tokens", b.prompt)
+	case b.gen < 2:
+		return usagef("--gen is %d, want >= 2 tokens to decode", b.gen)
+	case b.runs < 1:
+		return usagef("--runs is %d, want >= 1", b.runs)
+	case *b.common.threads < 0:
+		return usagef("--threads is %d, want >= 0", *b.common.threads)
 	}
 	if b.format != "text" && b.format != "json" {
 		return usagef("--format is %q, want text or json", b.format)
@@ -187,11 +195,11 @@ func (b *benchFlags) once(path string, threads int) (*BenchResult, error) {
 func (b *benchFlags) external(bin, path string, threads int) (*BenchResult, error) {
 	cmd := exec.Command(bin, "bench", path, "--format", "json", "--runs", "1", "--no-bandwidth",
 		"--prompt", strconv.Itoa(b.prompt), "--gen", strconv.Itoa(b.gen), "--threads", strconv.Itoa(threads))
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = b.stderr
 	cmd.Env = append(os.Environ(), engine.HandoffEnv+"=1")
 	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("running %s: %w", bin, err)
+	if err := childExit(bin, err); err != nil {
+		return nil, err
 	}
 	var rs []*BenchResult
 	if err := json.Unmarshal(out, &rs); err != nil || len(rs) != 1 {

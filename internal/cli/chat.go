@@ -58,6 +58,9 @@ a summary line follows each reply on stderr (always with --stats).`,
 				if err := tf.check(); err != nil {
 					return err
 				}
+				if err := sf.checkFlags(fs); err != nil {
+					return err
+				}
 				e, err := common.open(path)
 				if err != nil {
 					return err

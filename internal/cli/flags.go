@@ -21,15 +21,37 @@ func runExternal(bin string, args []string, stdout, stderr io.Writer) int {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
 	cmd.Env = append(os.Environ(), engine.HandoffEnv+"=1")
-	if err := cmd.Run(); err != nil {
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			return exit.ExitCode()
-		}
-		fmt.Fprintf(stderr, "llmrun: running %s: %v\n", bin, err)
+	err := childExit(bin, cmd.Run())
+	var exit *exitError
+	if errors.As(err, &exit) {
+		return exit.code
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "llmrun: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// exitError ends a command with an exit status whose message has been
+// printed already, by an artifact's executable that ran in its place.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// childExit turns the error of running an artifact's executable bin into
+// an exitError when the child exited by itself (it has said why, and its
+// status, 2 for usage errors and 1 otherwise, is passed on), or into an
+// error naming bin when it could not run or was killed.
+func childExit(bin string, err error) error {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() > 0 {
+		return &exitError{code: exit.ExitCode()}
+	}
+	if err != nil {
+		return fmt.Errorf("running %s: %w", bin, err)
+	}
+	return nil
 }
 
 // usageError marks errors caused by how the command was called; they exit
@@ -103,6 +125,7 @@ func run(prog string, cmds []*command, args []string, stdout, stderr io.Writer) 
 		}
 		fmt.Fprintf(stderr, "\nflags:\n")
 		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\n%s\n", exitStatusDoc)
 	}
 	exec := cmd.flags(fs)
 	pos, err := parseInterspersed(fs, args[1:])
@@ -120,6 +143,10 @@ func run(prog string, cmds []*command, args []string, stdout, stderr io.Writer) 
 	if errors.As(err, &ext) {
 		return runExternal(ext.Binary, args, stdout, stderr)
 	}
+	var exit *exitError
+	if errors.As(err, &exit) {
+		return exit.code
+	}
 	fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 	var ue *usageError
 	if errors.As(err, &ue) {
@@ -134,8 +161,12 @@ func printUsage(prog string, cmds []*command, w io.Writer) {
 	for _, c := range cmds {
 		fmt.Fprintf(w, "  %-12s %s\n", c.name, firstLine(c.summary))
 	}
-	fmt.Fprintf(w, "\nrun '%s COMMAND --help' for a command's flags and examples\n", prog)
+	fmt.Fprintf(w, "\nrun '%s COMMAND --help' for a command's flags and examples\n\n%s\n", prog, exitStatusDoc)
 }
+
+// exitStatusDoc is the one rule for exit statuses, which every command
+// keeps: usage errors are usagef errors or flag parse errors.
+const exitStatusDoc = "exit status: 0 on success, 2 for a usage error (a bad flag, argument or command), 1 for any other error"
 
 func firstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
@@ -177,4 +208,14 @@ func setFlags(fs *flag.FlagSet) map[string]bool {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	return set
+}
+
+// checkPositive refuses an integer flag that the command line set to 0 or
+// less where only a positive number makes sense; a flag left out gets its
+// default (def says what that is), so an explicit 0 is not taken for it.
+func checkPositive(set map[string]bool, name string, v int, def string) error {
+	if set[name] && v <= 0 {
+		return usagef("--%s is %d, want a positive number (leave --%s out for %s)", name, v, name, def)
+	}
+	return nil
 }

@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/llmc-dev/llmc/frontends/hf"
+	"github.com/llmc-dev/llmc/internal/artifact"
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/passes"
@@ -85,6 +87,16 @@ its symbolic shapes; specialisation and fusion are skipped, and --stats says why
 					if out == "" {
 						return usagef("-o ART is required: the artifact folder to write")
 					}
+					if err := checkModelFolder(path, "compile"); err != nil {
+						return err
+					}
+					set := setFlags(fs)
+					if err := checkPositive(set, "max-seq", o.MaxSeq, "the model's max_position_embeddings"); err != nil {
+						return err
+					}
+					if err := checkPositive(set, "prefill-chunk", o.PrefillChunk, fmt.Sprintf("%d tokens", compiler.DefaultPrefillChunk)); err != nil {
+						return err
+					}
 					o.KV, o.Backend = passes.KVMode(kv), backend
 					// "lower" is not a graph pass: it prints the kernel IR the
 					// backends print from.
@@ -116,6 +128,10 @@ its symbolic shapes; specialisation and fusion are skipped, and --stats says why
 						o.Progress = stderr
 					}
 					res, err := compiler.Compile(path, out, o)
+					var bad *passes.OptionError
+					if errors.As(err, &bad) {
+						return usagef("%v", err)
+					}
 					if err != nil {
 						return err
 					}
@@ -139,6 +155,9 @@ its symbolic shapes; specialisation and fusion are skipped, and --stats says why
 				return func(pos []string) error {
 					path, err := onePositional(pos, "MODEL")
 					if err != nil {
+						return err
+					}
+					if err := checkModelFolder(path, "ir"); err != nil {
 						return err
 					}
 					m, err := hf.Open(path)
@@ -171,6 +190,9 @@ min(N, W) positions; the total accounts for that.`,
 					if err != nil {
 						return err
 					}
+					if err := checkPositive(setFlags(fs), "max-seq", *maxSeq, "the model's max_position_embeddings"); err != nil {
+						return err
+					}
 					dt, err := ir.ParseDType(*dtype)
 					if err != nil || !dt.IsFloat() {
 						return usagef("--dtype is %q, want f32, f16 or bf16", *dtype)
@@ -180,11 +202,8 @@ min(N, W) positions; the total accounts for that.`,
 						return err
 					}
 					n := *maxSeq
-					if n == 0 {
+					if !setFlags(fs)["max-seq"] {
 						n = cfg.MaxPositions
-					}
-					if n < 0 {
-						return usagef("--max-seq is %d, want a positive number", n)
 					}
 					_, err = io.WriteString(stdout, KVReport(cfg, n, dt))
 					return err
@@ -193,6 +212,23 @@ min(N, W) positions; the total accounts for that.`,
 		},
 		synthCommand(stdout, stderr),
 	}
+}
+
+// checkModelFolder refuses an llmc artifact where llmc cmd wants a Hugging
+// Face model folder, saying which folder to pass instead.
+func checkModelFolder(path, cmd string) error {
+	if artifact.IsArtifact(path) {
+		man, err := artifact.Read(path)
+		if err != nil || man.Model.Dir == "" {
+			return fmt.Errorf("%s is an llmc artifact, not a Hugging Face model folder: pass llmc %s the model folder it was compiled from", path, cmd)
+		}
+		return fmt.Errorf("%s is an llmc artifact, compiled from %s: pass llmc %s that model folder instead", path, man.Model.Dir, cmd)
+	}
+	if name, ok := artifact.OwnFile(path); ok {
+		return fmt.Errorf("%s looks like an llmc artifact (it has %s) without its %s, not a Hugging Face model folder: pass llmc %s the model folder it was compiled from",
+			path, name, artifact.ManifestName, cmd)
+	}
+	return nil
 }
 
 // KVReport describes the KV cache of cfg for n positions of dtype dt.

@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -135,57 +136,103 @@ func (g *samplingFlags) register(fs *flag.FlagSet) {
 	fs.Uint64Var(&g.seed, "seed", 0, "random seed for sampling")
 }
 
+// samplingFields names each sample.Options field as a flag and as a
+// generation_config.json field, so that an error says where the value
+// came from.
+var samplingFields = map[string]struct{ flag, field string }{
+	"Temperature":       {"--temperature", "temperature"},
+	"TopK":              {"--top-k", "top_k"},
+	"TopP":              {"--top-p", "top_p"},
+	"MinP":              {"--min-p", "min_p"},
+	"RepetitionPenalty": {"--repetition-penalty", "repetition_penalty"},
+}
+
 // samplingOptions merges the flags the user set over the model's
-// generation_config.json, as transformers' generate does.
-func (g *samplingFlags) samplingOptions(fs *flag.FlagSet, gen *hf.GenerationConfig) sample.Options {
+// generation_config.json, as transformers' generate does. fromFile tells
+// which options came from gen (by sample.Options field name).
+func (g *samplingFlags) samplingOptions(fs *flag.FlagSet, gen *hf.GenerationConfig) (o sample.Options, fromFile map[string]bool) {
 	set := setFlags(fs)
-	var o sample.Options
+	fromFile = map[string]bool{}
 	if gen != nil && gen.DoSample != nil && *gen.DoSample {
 		o.Temperature = 1
 		if gen.Temperature != nil {
-			o.Temperature = *gen.Temperature
+			o.Temperature, fromFile["Temperature"] = *gen.Temperature, true
 		}
 		if gen.TopK != nil {
-			o.TopK = *gen.TopK
+			o.TopK, fromFile["TopK"] = *gen.TopK, true
 		}
 		if gen.TopP != nil {
-			o.TopP = *gen.TopP
+			o.TopP, fromFile["TopP"] = *gen.TopP, true
 		}
 		if gen.MinP != nil {
-			o.MinP = *gen.MinP
+			o.MinP, fromFile["MinP"] = *gen.MinP, true
 		}
 	}
 	if gen != nil && gen.RepetitionPenalty != nil {
-		o.RepetitionPenalty = *gen.RepetitionPenalty
+		o.RepetitionPenalty, fromFile["RepetitionPenalty"] = *gen.RepetitionPenalty, true
 	}
 	if set["temperature"] {
-		o.Temperature = g.temperature
+		o.Temperature, fromFile["Temperature"] = g.temperature, false
 	}
 	if set["top-k"] {
-		o.TopK = g.topK
+		o.TopK, fromFile["TopK"] = g.topK, false
 	}
 	if set["top-p"] {
-		o.TopP = g.topP
+		o.TopP, fromFile["TopP"] = g.topP, false
 	}
 	if set["min-p"] {
-		o.MinP = g.minP
+		o.MinP, fromFile["MinP"] = g.minP, false
 	}
 	if set["repetition-penalty"] {
-		o.RepetitionPenalty = g.repPenalty
+		o.RepetitionPenalty, fromFile["RepetitionPenalty"] = g.repPenalty, false
 	}
 	o.Seed = g.seed
-	return o
+	return o, fromFile
+}
+
+// checkFlags refuses sampling flags out of range before any model is
+// opened: a usage error naming the flag.
+func (g *samplingFlags) checkFlags(fs *flag.FlagSet) error {
+	o, _ := g.samplingOptions(fs, nil)
+	return samplingError(o.Validate(), nil, nil)
 }
 
 // sampler is a Sampler for the flags over gen, also for greedy decoding
 // (temperature 0): it validates every option and applies the repetition
 // penalty before the argmax, as transformers does.
 func (g *samplingFlags) sampler(fs *flag.FlagSet, gen *hf.GenerationConfig) (*sample.Sampler, error) {
-	s, err := sample.New(g.samplingOptions(fs, gen))
+	o, fromFile := g.samplingOptions(fs, gen)
+	s, err := sample.New(o)
 	if err != nil {
-		return nil, usagef("%v", err)
+		return nil, samplingError(err, gen, fromFile)
 	}
 	return s, nil
+}
+
+// samplingError words a sample.OptionError as the flag, or the field of
+// generation_config.json, that the value came from: a bad flag is a usage
+// error, a bad file is not.
+func samplingError(err error, gen *hf.GenerationConfig, fromFile map[string]bool) error {
+	if err == nil {
+		return nil
+	}
+	var oe *sample.OptionError
+	if !errors.As(err, &oe) {
+		return err
+	}
+	names, ok := samplingFields[oe.Name]
+	if !ok {
+		return usagef("%v", err)
+	}
+	if fromFile[oe.Name] && gen != nil {
+		path := gen.Path
+		if path == "" {
+			path = "generation_config.json"
+		}
+		return fmt.Errorf("%s: field %q is %v: %s; fix the file, or override it with %s",
+			path, names.field, oe.Value, oe.Why, names.flag)
+	}
+	return usagef("%s is %v: %s", names.flag, oe.Value, oe.Why)
 }
 
 // textFlags are the text flags of generate and chat.
@@ -268,6 +315,9 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 	}
 	if g.maxNew < 0 {
 		return usagef("--max-new-tokens is %d, want >= 0", g.maxNew)
+	}
+	if err := g.checkFlags(fs); err != nil {
+		return err
 	}
 	e, err := g.common.open(path)
 	if err != nil {

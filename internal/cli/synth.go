@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -72,14 +74,23 @@ shapes:
 				default:
 					return usagef("--dtype is %q, want f32, f16 or bf16", dtype)
 				}
-				if o.Vocab < 0 || o.MaxPositions < 0 {
-					return usagef("--vocab and --max-positions must be positive")
+				set := setFlags(fs)
+				if err := checkPositive(set, "vocab", o.Vocab, "the shape's, or the tokenizer's"); err != nil {
+					return err
 				}
-				fs.Visit(func(f *flag.Flag) {
-					if f.Name == "tied" {
-						o.Tied = &tied
+				if err := checkPositive(set, "max-positions", o.MaxPositions, "the shape's"); err != nil {
+					return err
+				}
+				if o.Tokenizer != "" {
+					if _, err := os.Stat(o.Tokenizer); errors.Is(err, os.ErrNotExist) {
+						return fmt.Errorf("--tokenizer: %s does not exist: want a folder with the tokenizer files (tokenizer.json, tokenizer_config.json)", o.Tokenizer)
+					} else if err != nil {
+						return fmt.Errorf("--tokenizer: %w", err)
 					}
-				})
+				}
+				if set["tied"] {
+					o.Tied = &tied
+				}
 				o.Shape, o.DType = s, synth.DType(dtype)
 				show := !quiet && isTerminal(stderr)
 				if show {

@@ -42,6 +42,9 @@ func fileExists(path string) bool {
 // folder with just the tokenizer files, or a tokenizer.json file.
 func loadTokenizer(path string) (*tokenizer.Tokenizer, error) {
 	st, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s does not exist: want a model folder, an artifact, a folder with the tokenizer files or a tokenizer.json", path)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -107,6 +110,9 @@ func openText(modelPath, tokenizerFlag string, cfg *hf.Config, chat bool, hint s
 		}
 	}
 	tok, err := loadTokenizer(dir)
+	if err != nil && tokenizerFlag != "" {
+		return nil, fmt.Errorf("--tokenizer: %w", err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -87,14 +87,14 @@ func Compile(modelDir, outDir string, o Options) (*Result, error) {
 		o.Backend = "interp"
 	}
 	if !contains(Backends, o.Backend) {
-		return nil, fmt.Errorf("--backend %q is not supported; supported: %s", o.Backend, strings.Join(Backends, ", "))
+		return nil, passes.OptionErrorf("--backend %q is not supported; supported: %s", o.Backend, strings.Join(Backends, ", "))
 	}
 	defaulted := o.MaxSeq == 0
 	if defaulted {
 		o.MaxSeq = min(cfg.MaxPositions, DefaultMaxSeq)
 	}
 	if o.MaxSeq < 0 || o.MaxSeq > cfg.MaxPositions {
-		return nil, fmt.Errorf("--max-seq %d is outside 1..%d (the model's max_position_embeddings in %s)", o.MaxSeq, cfg.MaxPositions, cfg.Path)
+		return nil, passes.OptionErrorf("--max-seq %d is outside 1..%d (the model's max_position_embeddings in %s)", o.MaxSeq, cfg.MaxPositions, cfg.Path)
 	}
 	kv, err := planKV(cfg, o.KV, o.MaxSeq, defaulted)
 	if err != nil {
@@ -102,7 +102,7 @@ func Compile(modelDir, outDir string, o Options) (*Result, error) {
 	}
 	progress(o.Progress, "%s", kv)
 	if o.PrefillChunk < 0 {
-		return nil, fmt.Errorf("--prefill-chunk %d must be positive", o.PrefillChunk)
+		return nil, passes.OptionErrorf("--prefill-chunk %d must be positive", o.PrefillChunk)
 	}
 	if o.PrefillChunk == 0 {
 		o.PrefillChunk = DefaultPrefillChunk
@@ -136,7 +136,7 @@ func Compile(modelDir, outDir string, o Options) (*Result, error) {
 	}
 	man.BuildID = hex.EncodeToString(id[:])
 	if o.Backend != "interp" && o.KV != passes.Static {
-		return nil, fmt.Errorf("--backend %s needs a static KV cache (--kv static): generated kernels are specialised to constant shapes", o.Backend)
+		return nil, passes.OptionErrorf("--backend %s needs a static KV cache (--kv static): generated kernels are specialised to constant shapes", o.Backend)
 	}
 	for _, s := range specs {
 		g, err := m.Build(hf.BuildOptions{Name: s.name, AllLogits: s.all})

@@ -90,6 +90,10 @@ func Open(path string, opts Options) (*Engine, error) {
 	if artifact.IsArtifact(path) {
 		return openArtifact(path, opts)
 	}
+	if name, ok := artifact.OwnFile(path); ok {
+		return nil, fmt.Errorf("%s looks like an llmc artifact (it has %s) without its %s: compile it again with llmc compile",
+			path, name, artifact.ManifestName)
+	}
 	if _, err := os.Stat(filepath.Join(path, "config.json")); err != nil {
 		return nil, fmt.Errorf("%s has no config.json or manifest.json: want a Hugging Face model folder or an llmc artifact", path)
 	}

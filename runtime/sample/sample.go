@@ -92,8 +92,21 @@ func (o Options) Validate() error {
 	return nil
 }
 
+// OptionError is the error of an option out of range. Callers that know
+// where the value came from (a flag, a config file) can say so with Name,
+// Value and Why.
+type OptionError struct {
+	Name  string // the Options field: "Temperature", "TopK", ...
+	Value any
+	Why   string // what the value must be: "must be finite and >= 0 (0 is greedy)"
+}
+
+func (e *OptionError) Error() string {
+	return fmt.Sprintf("sample: Options.%s = %v: %s", e.Name, e.Value, e.Why)
+}
+
 func optionError(name string, v any, why string) error {
-	return fmt.Errorf("sample: Options.%s = %v: %s", name, v, why)
+	return &OptionError{Name: name, Value: v, Why: why}
 }
 
 // A Sampler draws tokens from logits. It owns scratch buffers that are reused
