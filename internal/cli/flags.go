@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/llmc-dev/llmc/internal/engine"
+	"github.com/llmc-dev/llmc/runtime"
 )
 
 // runExternal runs an artifact's own executable with the same arguments,
@@ -120,6 +121,9 @@ func run(prog string, cmds []*command, args []string, stdout, stderr io.Writer) 
 		return runExternal(ext.Binary, args, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+	if hint := nonFiniteHint(fs, err); hint != "" {
+		fmt.Fprintf(stderr, "%s\n", hint)
+	}
 	var ue *usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "run '%s %s --help' for usage\n", prog, cmd.name)
@@ -176,4 +180,15 @@ func setFlags(fs *flag.FlagSet) map[string]bool {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	return set
+}
+
+// nonFiniteHint points at --debug-nan when a command that has it found
+// NaN or Inf in the logits without it.
+func nonFiniteHint(fs *flag.FlagSet, err error) string {
+	f := fs.Lookup("debug-nan")
+	if _, ok := errors.AsType[*runtime.NonFiniteError](err); !ok || f == nil || f.Value.String() == "true" {
+		return ""
+	}
+	return "run again with --debug-nan to find the op that first produced a non-finite value " +
+		"(it runs the model with the interpreter, checking every op; for an artifact, the model folder it was compiled from)"
 }

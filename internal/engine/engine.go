@@ -30,6 +30,12 @@ type Options struct {
 	// Linked is the generated program linked into this binary, if any (the
 	// Go backend's artifact executable).
 	Linked *runtime.LinkedProgram
+	// DebugNaN checks every op's result for NaN and ±Inf as the model
+	// runs and names the first op that produced one. Only the interpreter
+	// can check op by op, so an artifact is not run itself: its model
+	// folder (recorded in the manifest) is run eagerly instead, and
+	// Engine.DebugNaNOf says so.
+	DebugNaN bool
 }
 
 // ExternalError says that an artifact runs in its own executable: the
@@ -52,7 +58,10 @@ type Engine struct {
 	WeightBytes int64
 	Config      *hf.Config
 	Decoder     runtime.Decoder
-	closers     []func() error
+	// DebugNaNOf is the artifact whose model folder Path is, when
+	// Options.DebugNaN ran that folder eagerly in the artifact's place.
+	DebugNaNOf string
+	closers    []func() error
 }
 
 // Close releases the model's files.
@@ -78,12 +87,34 @@ func Open(path string, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("%s is not a folder: want a Hugging Face model folder or an llmc artifact", path)
 	}
 	if artifact.IsArtifact(path) {
+		if opts.DebugNaN {
+			return openDebugNaN(path, opts)
+		}
 		return openArtifact(path, opts)
 	}
 	if _, err := os.Stat(filepath.Join(path, "config.json")); err != nil {
 		return nil, fmt.Errorf("%s has no config.json or manifest.json: want a Hugging Face model folder or an llmc artifact", path)
 	}
 	return openEager(path, opts)
+}
+
+// openDebugNaN opens the model folder an artifact was compiled from,
+// eagerly and checking every op, in the artifact's place: compiled
+// kernels cannot be checked one by one.
+func openDebugNaN(dir string, opts Options) (*Engine, error) {
+	man, err := artifact.Read(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := man.CheckModel(); err != nil {
+		return nil, err
+	}
+	e, err := openEager(man.Model.Dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("--debug-nan runs artifact %s's model folder %s with the interpreter: %w", dir, man.Model.Dir, err)
+	}
+	e.DebugNaNOf = dir
+	return e, nil
 }
 
 // openArtifact loads a compiled artifact: checks its manifest and model
@@ -252,6 +283,7 @@ func openEager(dir string, opts Options) (*Engine, error) {
 		m.Close()
 		return nil, err
 	}
+	prog.SetDebugNaN(opts.DebugNaN)
 	dec, err := runtime.NewInterpreted(prog, EntryLast, EntryAll, m.Config.VocabSize, m.Config.MaxPositions)
 	if err != nil {
 		par.Close()
