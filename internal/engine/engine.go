@@ -95,7 +95,7 @@ func Open(path string, opts Options) (*Engine, error) {
 	if _, err := os.Stat(filepath.Join(path, "config.json")); err != nil {
 		return nil, fmt.Errorf("%s has no config.json or manifest.json: want a Hugging Face model folder or an llmc artifact", path)
 	}
-	return openEager(path, opts)
+	return openEager(path, opts, 0)
 }
 
 // openDebugNaN opens the model folder an artifact was compiled from,
@@ -109,7 +109,7 @@ func openDebugNaN(dir string, opts Options) (*Engine, error) {
 	if err := man.CheckModel(); err != nil {
 		return nil, err
 	}
-	e, err := openEager(man.Model.Dir, opts)
+	e, err := openEager(man.Model.Dir, opts, man.MaxSeq)
 	if err != nil {
 		return nil, fmt.Errorf("--debug-nan runs artifact %s's model folder %s with the interpreter: %w", dir, man.Model.Dir, err)
 	}
@@ -266,7 +266,9 @@ func EagerGraphs(m *hf.Model) ([]*ir.Graph, error) {
 	return []*ir.Graph{last, all}, nil
 }
 
-func openEager(dir string, opts Options) (*Engine, error) {
+// openEager runs a model folder with the interpreter and a dynamic KV
+// cache of up to context positions (0: max_position_embeddings).
+func openEager(dir string, opts Options, context int) (*Engine, error) {
 	m, err := hf.Open(dir)
 	if err != nil {
 		return nil, err
@@ -284,7 +286,10 @@ func openEager(dir string, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	prog.SetDebugNaN(opts.DebugNaN)
-	dec, err := runtime.NewInterpreted(prog, EntryLast, EntryAll, m.Config.VocabSize, m.Config.MaxPositions)
+	if context <= 0 || context > m.Config.MaxPositions {
+		context = m.Config.MaxPositions
+	}
+	dec, err := runtime.NewInterpreted(prog, EntryLast, EntryAll, m.Config.VocabSize, context)
 	if err != nil {
 		par.Close()
 		m.Close()
