@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
 	"path/filepath"
 	"strconv"
@@ -11,7 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/llmc-dev/llmc/codegen/llvm"
 	"github.com/llmc-dev/llmc/frontends/safetensors"
+	"github.com/llmc-dev/llmc/internal/testshared"
 )
 
 // setElement sets element i of an F32 tensor to v.
@@ -123,27 +126,49 @@ func TestNonFiniteModel(t *testing.T) {
 }
 
 // TestNonFiniteArtifact: an artifact compiled from a model with a NaN
-// weight fails the same way, and --debug-nan runs the model folder it was
-// compiled from eagerly to name the op, and says so.
+// weight fails the same way on every backend (the compiled kernels must
+// not turn the NaN into a finite number on the way), and --debug-nan runs
+// the model folder it was compiled from eagerly to name the op, and says
+// so.
 func TestNonFiniteArtifact(t *testing.T) {
 	t.Parallel()
 	dir := copyModel(t, "llama-tiny")
 	setElement("model.layers.1.self_attn.q_proj.weight", 10, float32(math.NaN()))(t, dir)
-	art := filepath.Join(t.TempDir(), "nan.llmc")
-	requireOK(t, llmc(t, "compile", dir, "--max-seq", "32", "-o", art))
+	for _, backend := range []string{"interp", "go", "llvm"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			switch {
+			case backend == "go" && testing.Short():
+				t.Skip("skipping: builds an executable")
+			case backend == "llvm":
+				_, err := llvm.FindToolchain()
+				if _, ok := errors.AsType[*llvm.ToolError](err); ok && !testshared.InCI() {
+					t.Skipf("skipping: %v", err)
+				}
+				require.NoError(t, err)
+			}
+			art := filepath.Join(t.TempDir(), "nan.llmc")
+			requireOK(t, llmc(t, "compile", dir, "--max-seq", "32", "--backend", backend, "-o", art))
+			for _, args := range [][]string{
+				{"generate", art, "--ids", "1,2", "--max-new-tokens", "3"},
+				{"score", art, "--ids", "1,2,3", "--format", "json"},
+			} {
+				r := llmrun(t, args...)
+				assert.Equalf(t, 1, r.code, "%s: exit status; stderr:\n%s", args[0], r.stderr)
+				assert.Emptyf(t, r.stdout, "%s: stdout", args[0])
+				assert.Containsf(t, r.stderr, "the logits at position", "%s", args[0])
+				assert.Containsf(t, r.stderr, "hold NaN", "%s", args[0])
+				assert.Containsf(t, r.stderr, "run again with --debug-nan", "%s", args[0])
+			}
 
-	r := llmrun(t, "generate", art, "--ids", "1,2", "--max-new-tokens", "3")
-	assert.Equal(t, 1, r.code, r.stderr)
-	assert.Empty(t, r.stdout)
-	assert.Contains(t, r.stderr, "prefill: the logits at position 1")
-	assert.Contains(t, r.stderr, "run again with --debug-nan")
-
-	r = llmrun(t, "score", art, "--ids", "1,2,3", "--debug-nan")
-	assert.Equal(t, 1, r.code, r.stderr)
-	assert.Empty(t, r.stdout)
-	for _, w := range []string{"--debug-nan: running " + dir, "artifact " + art, "with the interpreter",
-		"graph forward_all", "op %l1.q (linear)", "@model.layers.1.self_attn.q_proj.weight holds NaN"} {
-		assert.Contains(t, r.stderr, w)
+			r := llmrun(t, "score", art, "--ids", "1,2,3", "--debug-nan")
+			assert.Equal(t, 1, r.code, r.stderr)
+			assert.Empty(t, r.stdout)
+			for _, w := range []string{"--debug-nan: running " + dir, "artifact " + art, "with the interpreter",
+				"graph forward_all", "op %l1.q (linear)", "@model.layers.1.self_attn.q_proj.weight holds NaN"} {
+				assert.Contains(t, r.stderr, w)
+			}
+		})
 	}
 }
 
