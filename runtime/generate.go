@@ -169,6 +169,11 @@ func Generate(d Decoder, prompt []int, opts GenerateOptions) (*Generation, error
 	start := time.Now()
 	logits, err := d.Forward(prompt, false)
 	if err != nil {
+		return nil, fmt.Errorf("prefill of %d prompt tokens at position %d: %w", len(prompt), d.Pos(), err)
+	}
+	// Every row of logits is checked before a token is picked from it: a
+	// NaN would otherwise come out as token -1 (or a random token).
+	if err := checkLogits(logits, "prefill", d.Pos()-1, len(prompt)-1, prompt[len(prompt)-1]); err != nil {
 		return nil, err
 	}
 	res.PrefillTime = time.Since(start)
@@ -190,9 +195,13 @@ func Generate(d Decoder, prompt []int, opts GenerateOptions) (*Generation, error
 			res.StopReason = "stop"
 		case len(res.IDs) < opts.MaxNewTokens:
 			if logits, err = d.Forward([]int{id}, false); err != nil {
-				return res, err
+				return res, fmt.Errorf("decode step %d at position %d: %w", res.DecodeSteps+1, d.Pos(), err)
 			}
 			res.DecodeSteps++
+			step := fmt.Sprintf("decode step %d", res.DecodeSteps)
+			if err := checkLogits(logits, step, d.Pos()-1, len(res.IDs)-1, id); err != nil {
+				return res, err
+			}
 			continue
 		}
 		break
@@ -220,12 +229,15 @@ func ScoreSequence(d Decoder, ids []int) (*Score, error) {
 	}
 	flat, err := d.Forward(ids, true)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("scoring %d tokens: %w", len(ids), err)
 	}
 	v := d.VocabSize()
 	s := &Score{Logits: make([][]float32, len(ids))}
 	for i := range ids {
 		s.Logits[i] = flat[i*v : (i+1)*v]
+		if err := checkLogits(s.Logits[i], "scoring", i, i, ids[i]); err != nil {
+			return nil, err
+		}
 	}
 	for i := 0; i+1 < len(ids); i++ {
 		s.NLL += sample.NLL(s.Logits[i], ids[i+1])

@@ -4,6 +4,7 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/llmc-dev/llmc/ir"
@@ -33,6 +34,10 @@ type Program struct {
 	weights map[string][]float32
 	states  map[string]*stateBuf
 	par     Parallel
+	// debugNaN checks every op's result (SetDebugNaN); weightNonFinite
+	// caches what the check found in each weight ("" for all finite).
+	debugNaN        bool
+	weightNonFinite map[string]string
 }
 
 type tensor struct {
@@ -73,7 +78,8 @@ func NewProgram(graphs []*ir.Graph, ws WeightSource, par Parallel) (*Program, er
 	if par == nil {
 		par = serial{}
 	}
-	p := &Program{entries: map[string]*entry{}, weights: map[string][]float32{}, states: map[string]*stateBuf{}, par: par}
+	p := &Program{entries: map[string]*entry{}, weights: map[string][]float32{}, states: map[string]*stateBuf{}, par: par,
+		weightNonFinite: map[string]string{}}
 	for _, g := range graphs {
 		if err := ir.Verify(g); err != nil {
 			return nil, err
@@ -216,6 +222,10 @@ func (p *Program) Run(name string, tokens []int32, pos int) ([]float32, []int, e
 	env := map[string]int{"seq": len(tokens), "ctx": pos + len(tokens)}
 	r := &run{p: p, e: e, env: env, tokens: tokens, pos: pos, n: n}
 	if err := r.nodes(e.g.Nodes); err != nil {
+		if nf, ok := errors.AsType[*NonFiniteOpError](err); ok {
+			nf.Graph = name
+			return nil, nil, nf
+		}
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	out := r.value(e.g.Outputs[0])
@@ -261,7 +271,22 @@ func (r *run) alloc(n *ir.Node) (tensor, error) {
 func (r *run) nodes(nodes []*ir.Node) error {
 	for _, n := range nodes {
 		if err := r.node(n); err != nil {
+			if nf, ok := errors.AsType[*NonFiniteOpError](err); ok {
+				// An op in n's body: say which kernel it is in.
+				if nf.Kernel == "" {
+					nf.Kernel = n.Attrs.String("name", "")
+					if n.Result != nil {
+						nf.Kernel = n.Result.Ref() + " " + nf.Kernel
+					}
+				}
+				return nf
+			}
 			return fmt.Errorf("%s: %w", n.LongString(), err)
+		}
+		if r.p.debugNaN {
+			if err := r.checkFinite(n); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -582,7 +582,7 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 
 // simdHelpers are the vector helpers of the AVX2 file: a horizontal max,
 // and e^x on eight lanes by the same reduction and polynomial as
-// runtime.Expf.
+// runtime.Expf (NaN stays NaN there too).
 const simdHelpers = `
 // hsum8 adds the lanes pairwise: (lo + hi), then two horizontal adds.
 func hsum8(v archsimd.Float32x8) float32 {
@@ -610,8 +610,8 @@ func hmax8(v archsimd.Float32x8) float32 {
 	return m.Max(m.SelectFromPair(1, 0, 3, 2, m)).GetElem(0)
 }
 
-func exp8(x archsimd.Float32x8) archsimd.Float32x8 {
-	x = x.Max(archsimd.BroadcastFloat32x8(-87.3)).Min(archsimd.BroadcastFloat32x8(88.0))
+func exp8(in archsimd.Float32x8) archsimd.Float32x8 {
+	x := in.Max(archsimd.BroadcastFloat32x8(-87.3)).Min(archsimd.BroadcastFloat32x8(88.0))
 	k := x.Mul(archsimd.BroadcastFloat32x8(1.44269504088896341)).RoundToEven()
 	r := k.MulAdd(archsimd.BroadcastFloat32x8(-0.693145751953125), x)
 	r = k.MulAdd(archsimd.BroadcastFloat32x8(-1.42860682030941723212e-6), r)
@@ -623,7 +623,11 @@ func exp8(x archsimd.Float32x8) archsimd.Float32x8 {
 	p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1))
 	p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1))
 	scale := k.ConvertToInt32().Add(archsimd.BroadcastInt32x8(127)).ShiftAllLeft(23).AsFloat32x8()
-	return p.Mul(scale)
+	// VMINPS returns its second operand when either is NaN, so the clamp
+	// turns NaN into 88 (e^88 is finite): put the NaNs back, as
+	// runtime.Expf keeps them, so that a NaN reaches the logits instead of
+	// silently dropping out of a softmax.
+	return in.Merge(p.Mul(scale), in.IsNaN())
 }
 `
 

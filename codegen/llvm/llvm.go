@@ -293,7 +293,8 @@ func (g *gen) helpers() {
 
 	// exp8: x = k·ln2 + r with k = roundeven(x·log2 e), e^r by its Taylor
 	// polynomial of degree 6, times 2^k built in the exponent bits; lanes
-	// below -87.3 (e^x under the smallest normal float) are 0.
+	// below -87.3 (e^x under the smallest normal float) are 0, NaN lanes
+	// stay NaN.
 	x := ir.NewParam("x", v8)
 	f, b = internal("llmc.exp8", v8, x)
 	fma := g.declare("llvm.fma.v8f32", v8, v8, v8, v8)
@@ -315,7 +316,12 @@ func (g *gen) helpers() {
 	scale := b.NewBitCast(bits, v8)
 	scale.SetName("scale")
 	e := b.NewFMul(p, scale)
-	b.NewRet(b.NewSelect(under, constant.NewZeroInitializer(v8), e))
+	// The clamp turns NaN into -87.3 (every ordered compare with NaN is
+	// false): put the NaNs back, as runtime.Expf keeps them, so that a NaN
+	// reaches the logits instead of silently dropping out of a softmax.
+	nan := b.NewFCmp(enum.FPredUNO, x, x)
+	nan.SetName("nan")
+	b.NewRet(b.NewSelect(nan, x, b.NewSelect(under, constant.NewZeroInitializer(v8), e)))
 	g.exp8 = f
 }
 

@@ -267,7 +267,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, fmt.Errorf("field \"max_position_embeddings\" is %d, want a positive number", c.MaxPositions)
 	}
 	c.RopeTheta = floatOr(raw.RopeTheta, 10000)
-	if c.RopeTheta <= 0 {
+	if !(c.RopeTheta > 0) || math.IsInf(c.RopeTheta, 0) {
 		return nil, fmt.Errorf("field \"rope_theta\" is %g, want a positive number", c.RopeTheta)
 	}
 	rs, err := parseRopeScaling(raw.RopeScaling)
@@ -300,6 +300,11 @@ func ParseConfig(data []byte) (*Config, error) {
 	if fam == Qwen2 {
 		c.QKVBias, c.OBias = true, false
 	}
+	// A negative epsilon makes the norm's mean square negative for small
+	// activations, and its square root NaN, from the first layer on.
+	if err := nonNegative("rms_norm_eps", c.RMSNormEps); err != nil {
+		return nil, err
+	}
 	// Gemma's "gelu" is the tanh approximation too (transformers warns and
 	// uses gelu_pytorch_tanh for it).
 	switch c.HiddenAct {
@@ -330,9 +335,21 @@ func ParseConfig(data []byte) (*Config, error) {
 		for l := range c.SlidingLayers {
 			c.SlidingLayers[l] = l%2 == 0
 		}
-		c.AttnScale = 1 / math.Sqrt(floatOr(raw.QueryPreAttnScalar, 224))
+		scalar := floatOr(raw.QueryPreAttnScalar, 224)
+		if !(scalar > 0) || math.IsInf(scalar, 0) {
+			return nil, fmt.Errorf("field \"query_pre_attn_scalar\" is %g, want a positive number", scalar)
+		}
+		c.AttnScale = 1 / math.Sqrt(scalar)
 		c.AttnSoftcap = floatOr(raw.AttnLogitSoftcapping, 0)
 		c.FinalSoftcap = floatOr(raw.FinalLogitSoftcapping, 0)
+		for _, f := range []struct {
+			name string
+			v    float64
+		}{{"attn_logit_softcapping", c.AttnSoftcap}, {"final_logit_softcapping", c.FinalSoftcap}} {
+			if err := nonNegative(f.name, f.v); err != nil {
+				return nil, fmt.Errorf("%w (0 or null for none)", err)
+			}
+		}
 		c.SandwichNorms = true
 	}
 	if c.SlidingWindow < 0 {
@@ -382,7 +399,7 @@ func parseRopeScaling(data json.RawMessage) (*RopeScaling, error) {
 	default:
 		return nil, fmt.Errorf("field \"rope_scaling\": type %q is not supported; supported: linear, llama3", t)
 	}
-	if r.Factor == nil || *r.Factor <= 0 {
+	if r.Factor == nil || !(*r.Factor > 0) || math.IsInf(*r.Factor, 0) {
 		return nil, fmt.Errorf("field \"rope_scaling\": \"factor\" is missing or not positive")
 	}
 	rs := &RopeScaling{Type: t, Factor: *r.Factor}
@@ -392,6 +409,9 @@ func parseRopeScaling(data json.RawMessage) (*RopeScaling, error) {
 		}
 		rs.LowFreqFactor, rs.HighFreqFactor = *r.LowFreqFactor, *r.HighFreqFactor
 		rs.OriginalMaxPositions = *r.OriginalMaxPositionEmbeddings
+		if !(rs.LowFreqFactor > 0) {
+			return nil, fmt.Errorf("field \"rope_scaling\": \"low_freq_factor\" is %g, want a positive number", rs.LowFreqFactor)
+		}
 		if rs.HighFreqFactor <= rs.LowFreqFactor || rs.OriginalMaxPositions <= 0 {
 			return nil, fmt.Errorf("field \"rope_scaling\": llama3 scaling needs high_freq_factor > low_freq_factor and a positive original_max_position_embeddings")
 		}
@@ -441,6 +461,14 @@ func ParseGenerationConfig(data []byte) (*GenerationConfig, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// nonNegative refuses a float field that is negative, NaN or infinite.
+func nonNegative(field string, v float64) error {
+	if !(v >= 0) || math.IsInf(v, 0) {
+		return fmt.Errorf("field %q is %g, want a non-negative number", field, v)
+	}
+	return nil
 }
 
 func intOr(p *int, def int) int {

@@ -151,7 +151,7 @@ func (b *benchFlags) run(pos []string, stdout, stderr io.Writer) error {
 // once benchmarks one model once: in-process, or through an artifact's own
 // executable.
 func (b *benchFlags) once(path string, threads int) (*BenchResult, error) {
-	e, err := engine.Open(path, engine.Options{Threads: threads, Linked: b.common.linked, HandedOff: os.Getenv(engine.HandoffEnv) != ""})
+	e, err := engine.Open(path, engine.Options{Threads: threads, Linked: b.common.linked, HandedOff: os.Getenv(engine.HandoffEnv) != "", DebugNaN: *b.common.debugNaN})
 	var ext *engine.ExternalError
 	if errors.As(err, &ext) {
 		return b.external(ext.Binary, path, threads)

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/llmc-dev/llmc/internal/engine"
+	"github.com/llmc-dev/llmc/runtime"
 )
 
 // runExternal runs an artifact's own executable with the same arguments,
@@ -148,6 +149,9 @@ func run(prog string, cmds []*command, args []string, stdout, stderr io.Writer) 
 		return exit.code
 	}
 	fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+	if hint := nonFiniteHint(fs, err); hint != "" {
+		fmt.Fprintf(stderr, "%s\n", hint)
+	}
 	var ue *usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "run '%s %s --help' for usage\n", prog, cmd.name)
@@ -218,4 +222,15 @@ func checkPositive(set map[string]bool, name string, v int, def string) error {
 		return usagef("--%s is %d, want a positive number (leave --%s out for %s)", name, v, name, def)
 	}
 	return nil
+}
+
+// nonFiniteHint points at --debug-nan when a command that has it found
+// NaN or Inf in the logits without it.
+func nonFiniteHint(fs *flag.FlagSet, err error) string {
+	f := fs.Lookup("debug-nan")
+	if _, ok := errors.AsType[*runtime.NonFiniteError](err); !ok || f == nil || f.Value.String() == "true" {
+		return ""
+	}
+	return "run again with --debug-nan to find the op that first produced a non-finite value " +
+		"(it runs the model with the interpreter, checking every op; for an artifact, the model folder it was compiled from)"
 }

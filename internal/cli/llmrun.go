@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -100,15 +101,20 @@ tokens and prefill speed, generated tokens and decode speed.`,
 
 // commonFlags are shared by the subcommands that run a model.
 type commonFlags struct {
-	threads *int
-	quiet   *bool
-	linked  *runtime.LinkedProgram
+	threads  *int
+	quiet    *bool
+	debugNaN *bool
+	linked   *runtime.LinkedProgram
+	fs       *flag.FlagSet // for its output, stderr
 }
 
 func registerCommon(fs *flag.FlagSet) *commonFlags {
 	return &commonFlags{
 		threads: fs.Int("threads", 0, "worker threads for kernels (0: one per core)"),
 		quiet:   fs.Bool("quiet", false, "print no progress or summary lines"),
+		debugNaN: fs.Bool("debug-nan", false, "check every op's result for NaN and Inf and name the first op that produced one "+
+			"(slow; runs the model with the interpreter: for an artifact, the model folder it was compiled from)"),
+		fs: fs,
 	}
 }
 
@@ -116,7 +122,13 @@ func (c *commonFlags) open(path string) (*engine.Engine, error) {
 	if *c.threads < 0 {
 		return nil, usagef("--threads is %d, want >= 0", *c.threads)
 	}
-	return engine.Open(path, engine.Options{Threads: *c.threads, Linked: c.linked, HandedOff: os.Getenv(engine.HandoffEnv) != ""})
+	e, err := engine.Open(path, engine.Options{Threads: *c.threads, Linked: c.linked, HandedOff: os.Getenv(engine.HandoffEnv) != "", DebugNaN: *c.debugNaN})
+	if err == nil && e.DebugNaNOf != "" && !*c.quiet {
+		fmt.Fprintf(c.fs.Output(), "llmrun: --debug-nan: running %s, the model folder artifact %s was compiled from, "+
+			"with the interpreter, checking every op; if it stays finite, the artifact's compiled program is what goes wrong\n",
+			e.Path, e.DebugNaNOf)
+	}
+	return e, err
 }
 
 // samplingFlags are the sampling flags of generate and chat.
@@ -487,8 +499,19 @@ func runScore(pos []string, idsFlag, logitsPath, format string, common *commonFl
 			return err
 		}
 	}
+	if math.IsNaN(s.NLL) || math.IsInf(s.NLL, 0) {
+		// Finite logits give a finite NLL; this is a guard, so that no
+		// NaN is ever printed as a score.
+		return fmt.Errorf("the mean NLL of %d tokens is %g", len(ids), s.NLL)
+	}
 	if format == "json" {
-		return writeJSON(stdout, map[string]any{"tokens": len(ids), "mean_nll": s.NLL, "perplexity": s.Perplexity})
+		// exp(NLL) overflows float64 past NLL ≈ 709: JSON has no Inf, so
+		// the perplexity is null then.
+		var ppl any = s.Perplexity
+		if math.IsInf(s.Perplexity, 0) {
+			ppl = nil
+		}
+		return writeJSON(stdout, map[string]any{"tokens": len(ids), "mean_nll": s.NLL, "perplexity": ppl})
 	}
 	_, err = fmt.Fprintf(stdout, "tokens: %d  mean NLL: %.6f nats  perplexity: %.4f\n", len(ids), s.NLL, s.Perplexity)
 	return err

@@ -35,6 +35,12 @@ type Options struct {
 	// HandoffEnv): it must run the artifact itself or fail, never hand
 	// off again.
 	HandedOff bool
+	// DebugNaN checks every op's result for NaN and ±Inf as the model
+	// runs and names the first op that produced one. Only the interpreter
+	// can check op by op, so an artifact is not run itself: its model
+	// folder (recorded in the manifest) is run eagerly instead, and
+	// Engine.DebugNaNOf says so.
+	DebugNaN bool
 }
 
 // HandoffEnv is set in the environment of an artifact executable that
@@ -62,7 +68,10 @@ type Engine struct {
 	WeightBytes int64
 	Config      *hf.Config
 	Decoder     runtime.Decoder
-	closers     []func() error
+	// DebugNaNOf is the artifact whose model folder Path is, when
+	// Options.DebugNaN ran that folder eagerly in the artifact's place.
+	DebugNaNOf string
+	closers    []func() error
 }
 
 // Close releases the model's files.
@@ -88,6 +97,9 @@ func Open(path string, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("%s is not a folder: want a Hugging Face model folder or an llmc artifact", path)
 	}
 	if artifact.IsArtifact(path) {
+		if opts.DebugNaN {
+			return openDebugNaN(path, opts)
+		}
 		return openArtifact(path, opts)
 	}
 	if name, ok := artifact.OwnFile(path); ok {
@@ -97,7 +109,26 @@ func Open(path string, opts Options) (*Engine, error) {
 	if _, err := os.Stat(filepath.Join(path, "config.json")); err != nil {
 		return nil, fmt.Errorf("%s has no config.json or manifest.json: want a Hugging Face model folder or an llmc artifact", path)
 	}
-	return openEager(path, opts)
+	return openEager(path, opts, 0)
+}
+
+// openDebugNaN opens the model folder an artifact was compiled from,
+// eagerly and checking every op, in the artifact's place: compiled
+// kernels cannot be checked one by one.
+func openDebugNaN(dir string, opts Options) (*Engine, error) {
+	man, err := artifact.Read(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := man.CheckModel(false); err != nil {
+		return nil, err
+	}
+	e, err := openEager(man.Model.Dir, opts, man.MaxSeq)
+	if err != nil {
+		return nil, fmt.Errorf("--debug-nan runs artifact %s's model folder %s with the interpreter: %w", dir, man.Model.Dir, err)
+	}
+	e.DebugNaNOf = dir
+	return e, nil
 }
 
 // openArtifact loads a compiled artifact: checks its manifest and model
@@ -268,7 +299,9 @@ func EagerGraphs(m *hf.Model) ([]*ir.Graph, error) {
 	return []*ir.Graph{last, all}, nil
 }
 
-func openEager(dir string, opts Options) (*Engine, error) {
+// openEager runs a model folder with the interpreter and a dynamic KV
+// cache of up to context positions (0: max_position_embeddings).
+func openEager(dir string, opts Options, context int) (*Engine, error) {
 	m, err := hf.Open(dir)
 	if err != nil {
 		return nil, err
@@ -285,7 +318,11 @@ func openEager(dir string, opts Options) (*Engine, error) {
 		m.Close()
 		return nil, err
 	}
-	dec, err := runtime.NewInterpreted(prog, EntryLast, EntryAll, m.Config.VocabSize, m.Config.MaxPositions)
+	prog.SetDebugNaN(opts.DebugNaN)
+	if context <= 0 || context > m.Config.MaxPositions {
+		context = m.Config.MaxPositions
+	}
+	dec, err := runtime.NewInterpreted(prog, EntryLast, EntryAll, m.Config.VocabSize, context)
 	if err != nil {
 		par.Close()
 		m.Close()
