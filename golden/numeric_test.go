@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/llmc-dev/llmc/internal/artifact"
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/internal/engine"
 	"github.com/llmc-dev/llmc/internal/testshared"
@@ -203,6 +204,9 @@ func TestNumericCheckSeesBadPlan(t *testing.T) {
 	}
 	require.True(t, corrupted)
 	require.NoError(t, os.WriteFile(path, []byte(ir.PrintModule(graphs)), 0o644))
+	// Reseal: the artifact's checksums would refuse the edited program,
+	// and this test is about the numeric check seeing what it computes.
+	require.NoError(t, artifact.Edit(out, func(*artifact.Manifest) {}))
 
 	eager, err := engine.Open(dir, engine.Options{})
 	require.NoError(t, err)

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# The project's test command: installs what the tests need, then runs them.
+# The project's test command: installs what the tests need, then runs them:
+# vet, the whole suite, the race detector over the concurrent packages, and
+# a few seconds of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 go vet ./...
 go test -count=1 "$@" ./...
+# The worker pool, the runtime that drives it and the engine that opens
+# models for it, under the race detector (-short skips the slow compiles).
+go test -race -short -count=1 ./runtime/... ./internal/engine
+scripts/fuzz.sh 3s

@@ -115,6 +115,37 @@ func rewriteTensors(edit func(ts []safetensors.WriteTensor) []safetensors.WriteT
 	}
 }
 
+// shardWeights splits dir/model.safetensors into two shards with a
+// model.safetensors.index.json, as transformers writes big models, then
+// lets edit damage the index (its JSON object) or the shards.
+func shardWeights(edit func(t *testing.T, dir string, index map[string]any)) func(t *testing.T, dir string) {
+	return func(t *testing.T, dir string) {
+		p := filepath.Join(dir, "model.safetensors")
+		f, err := safetensors.Open(p)
+		require.NoError(t, err)
+		var ts []safetensors.WriteTensor
+		for _, x := range f.Tensors() {
+			ts = append(ts, safetensors.WriteTensor{Name: x.Name, DType: x.DType, Shape: slices.Clone(x.Shape), Data: bytes.Clone(x.Data)})
+		}
+		require.NoError(t, f.Close())
+		require.NoError(t, os.Remove(p))
+		names := [2]string{"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"}
+		half := len(ts) / 2
+		weightMap := map[string]any{}
+		for i, part := range [][]safetensors.WriteTensor{ts[:half], ts[half:]} {
+			require.NoError(t, safetensors.WriteFile(filepath.Join(dir, names[i]), part, nil))
+			for _, x := range part {
+				weightMap[x.Name] = names[i]
+			}
+		}
+		index := map[string]any{"metadata": map[string]any{}, "weight_map": weightMap}
+		edit(t, dir, index)
+		data, err := json.Marshal(index)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, safetensors.IndexFileName), data, 0o644))
+	}
+}
+
 func dropTensor(name string) func(t *testing.T, dir string) {
 	return rewriteTensors(func(ts []safetensors.WriteTensor) []safetensors.WriteTensor {
 		return slices.DeleteFunc(ts, func(x safetensors.WriteTensor) bool { return x.Name == name })
@@ -229,6 +260,23 @@ func TestBadModel(t *testing.T) {
 			want: []string{"model.layers.2.mlp.down_proj.weight", "missing"}},
 		{name: "missing lm_head when untied", damage: dropTensor("lm_head.weight"),
 			want: []string{"lm_head.weight", "missing"}},
+		{name: "index names a shard that is missing", damage: shardWeights(func(t *testing.T, dir string, _ map[string]any) {
+			require.NoError(t, os.Remove(filepath.Join(dir, "model-00002-of-00002.safetensors")))
+		}), want: []string{"model-00002-of-00002.safetensors"}},
+		{name: "index maps a tensor to the wrong shard", damage: shardWeights(func(t *testing.T, _ string, index map[string]any) {
+			wm := index["weight_map"].(map[string]any)
+			require.Equal(t, "model-00002-of-00002.safetensors", wm["model.norm.weight"])
+			wm["model.norm.weight"] = "model-00001-of-00002.safetensors"
+		}), want: []string{"model.norm.weight", "model-00001-of-00002.safetensors", "has no such tensor"}},
+		{name: "index names a shard outside the folder", damage: shardWeights(func(t *testing.T, _ string, index map[string]any) {
+			index["weight_map"].(map[string]any)["lm_head.weight"] = "../../etc/passwd"
+		}), want: []string{"lm_head.weight", "../../etc/passwd"}},
+		{name: "index without weight_map", damage: shardWeights(func(t *testing.T, _ string, index map[string]any) {
+			delete(index, "weight_map")
+		}), want: []string{safetensors.IndexFileName, "weight_map"}},
+		{name: "index not JSON", damage: shardWeights(func(t *testing.T, dir string, index map[string]any) {
+			index["weight_map"] = "not a map"
+		}), want: []string{safetensors.IndexFileName}},
 		{name: "no weights file", damage: removeFile("model.safetensors"),
 			want: []string{"model.safetensors", "safetensors file"}},
 
@@ -339,6 +387,9 @@ func TestBadArguments(t *testing.T) {
 		{"negative threads", llmrun, []string{"generate", stories, "--ids", "1", "--threads", "-1"}, 2, []string{"--threads is -1"}},
 		{"garbage flag value", llmrun, []string{"generate", stories, "--ids", "1", "--max-new-tokens", "many"}, 2, []string{"max-new-tokens", "many"}},
 		{"logits into a missing folder", llmrun, []string{"score", stories, "--ids", "1,2", "--logits", noLogitsDir}, 1, []string{"writing " + noLogitsDir}},
+		{"compile into an unwritable place", llmc, []string{"compile", tiny, "-o", "/proc/llmc-test.llmc", "--quiet"}, 1, []string{"writing /proc/llmc-test.llmc"}},
+		{"compile over a file", llmc, []string{"compile", tiny, "-o", notDir, "--quiet"}, 1, []string{notDir + " exists and is not an llmc artifact"}},
+		{"compile under a file", llmc, []string{"compile", tiny, "-o", filepath.Join(notDir, "x.llmc"), "--quiet"}, 1, []string{"writing " + filepath.Join(notDir, "x.llmc"), "not a directory"}},
 		{"kv negative max-seq", llmc, []string{"kv", stories, "--max-seq", "-1"}, 2, []string{"--max-seq is -1"}},
 		{"kv integer dtype", llmc, []string{"kv", stories, "--dtype", "i32"}, 2, []string{`--dtype is "i32"`}},
 

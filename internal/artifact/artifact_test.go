@@ -1,0 +1,133 @@
+package artifact
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// sealed writes a small artifact and a model file it was "compiled" from.
+func sealed(t *testing.T) (art, model string) {
+	t.Helper()
+	art, model = t.TempDir(), t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(model, "w.bin"), []byte("weights weights weights"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(art, IRName), []byte("graph"), 0o644))
+	require.NoError(t, os.MkdirAll(filepath.Join(art, "bin"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(art, "bin", "exe"), []byte("\x7fELF"), 0o755))
+	f, err := DescribeFile(model, "w.bin", nil)
+	require.NoError(t, err)
+	m := &Manifest{Format: Format, Version: Version, KV: "static", MaxSeq: 8, IR: IRName,
+		Entries: []Entry{{Name: "decode", Seq: 1, Logits: "last"}},
+		Model:   Model{Dir: model, Files: []File{f}}}
+	require.NoError(t, m.Seal(art))
+	return art, model
+}
+
+func TestSealAndCheck(t *testing.T) {
+	keepTimes := func(t *testing.T, path string, data []byte) {
+		st, err := os.Stat(path)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(path, data, 0o644))
+		require.NoError(t, os.Chtimes(path, st.ModTime(), st.ModTime()))
+	}
+	tests := []struct {
+		name    string
+		damage  func(t *testing.T, art, model string)
+		readErr string // from Read
+		loadErr string // from CheckContents or CheckModel(false)
+		fullErr string // from CheckModel(true) when the load passes
+	}{
+		{name: "intact", damage: func(*testing.T, string, string) {}},
+		{name: "model touched, same bytes", damage: func(t *testing.T, _, model string) {
+			later := time.Now().Add(time.Hour)
+			require.NoError(t, os.Chtimes(filepath.Join(model, "w.bin"), later, later))
+		}},
+		{name: "model bytes changed, size and mtime kept", damage: func(t *testing.T, _, model string) {
+			keepTimes(t, filepath.Join(model, "w.bin"), []byte("weights WEIGHTS weights"))
+		}, loadErr: "w.bin changed since it was compiled (sha256"},
+		{name: "model resized", damage: func(t *testing.T, _, model string) {
+			require.NoError(t, os.WriteFile(filepath.Join(model, "w.bin"), []byte("w"), 0o644))
+		}, loadErr: "changed since it was compiled (size 1, was 23)"},
+		{name: "model gone", damage: func(t *testing.T, _, model string) {
+			require.NoError(t, os.Remove(filepath.Join(model, "w.bin")))
+		}, loadErr: "the artifact was compiled from"},
+		{name: "program edited", damage: func(t *testing.T, art, _ string) {
+			keepTimes(t, filepath.Join(art, IRName), []byte("graph!"))
+		}, loadErr: "program.ir changed since it was compiled (6 bytes"},
+		{name: "executable removed", damage: func(t *testing.T, art, _ string) {
+			require.NoError(t, os.Remove(filepath.Join(art, "bin", "exe")))
+		}, loadErr: "bin/exe: no such file"},
+		{name: "manifest edited", damage: func(t *testing.T, art, _ string) {
+			p := filepath.Join(art, ManifestName)
+			data, err := os.ReadFile(p)
+			require.NoError(t, err)
+			data = []byte(string(data[:len(data)-2]) + ", \"max_seq\": 9}\n")
+			require.NoError(t, os.WriteFile(p, data, 0o644))
+		}, readErr: "was edited after llmc wrote it"},
+		{name: "manifest reformatted", damage: func(t *testing.T, art, _ string) {
+			p := filepath.Join(art, ManifestName)
+			data, err := os.ReadFile(p)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(p, append([]byte("\n\n"), data...), 0o644))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			art, model := sealed(t)
+			tt.damage(t, art, model)
+			m, err := Read(art)
+			if tt.readErr != "" {
+				require.ErrorContains(t, err, tt.readErr)
+				return
+			}
+			require.NoError(t, err)
+			err = m.CheckContents(art)
+			if err == nil {
+				err = m.CheckModel(false)
+			}
+			if tt.loadErr != "" {
+				require.ErrorContains(t, err, tt.loadErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.NoError(t, m.CheckModel(true))
+			checks, err := Verify(art)
+			require.NoError(t, err)
+			assert.Len(t, checks, 1+len(m.Contents)+len(m.Model.Files))
+			for _, c := range checks {
+				assert.NoError(t, c.Err, c.What)
+			}
+		})
+	}
+}
+
+// TestCheckModelFastPath checks that an unchanged identity is trusted
+// without reading the file, that any change of it makes the hash decide,
+// and that full always hashes: with a wrong hash recorded (in memory, past
+// the manifest's checksum), only the fast path passes.
+func TestCheckModelFastPath(t *testing.T) {
+	if runtimeIdentityUnknown(t) {
+		t.Skip("this system reports no file identity: every load hashes")
+	}
+	art, model := sealed(t)
+	m, err := Read(art)
+	require.NoError(t, err)
+	m.Model.Files[0].SHA256 = "0000"
+	assert.NoError(t, m.CheckModel(false), "identity unchanged: trusted unread")
+	assert.ErrorContains(t, m.CheckModel(true), "changed since it was compiled (sha256")
+
+	p := filepath.Join(model, "w.bin")
+	require.NoError(t, os.Chmod(p, 0o600)) // changes the ctime only
+	assert.ErrorContains(t, m.CheckModel(false), "changed since it was compiled (sha256", "a new ctime makes the hash decide")
+}
+
+func runtimeIdentityUnknown(t *testing.T) bool {
+	st, err := os.Stat(t.TempDir())
+	require.NoError(t, err)
+	_, _, _, ok := identity(st)
+	return !ok
+}
