@@ -219,19 +219,15 @@ func (m *Manifest) CheckModel() error {
 // temporary folder next to dir, which then replaces dir. On error nothing
 // at dir changes and the temporary folder is removed.
 //
-// The temporary folder is named .BASE.tmpPID-N, after dir's base name and
-// this process's id. A process killed before it could clean up (SIGKILL,
-// a crash) leaves one behind; WriteDir first removes those of dir whose
-// process is gone (see SweepStale).
+// The temporary folder comes from TempDir: named after this process, so
+// that one left by a process killed before it could clean up (SIGKILL, a
+// crash) is removed by the next WriteDir to dir.
 func WriteDir(dir string, fill func(tmp string) error) (err error) {
 	parent := filepath.Dir(filepath.Clean(dir))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return err
 	}
-	if _, err := SweepStale(dir); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(parent, tempPrefix(dir)+strconv.Itoa(os.Getpid())+"-*")
+	tmp, err := TempDir(dir)
 	if err != nil {
 		return err
 	}
@@ -270,6 +266,16 @@ func WriteJSON(path string, v any) error {
 		return err
 	}
 	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// TempDir creates a temporary folder for what will be renamed to dir,
+// next to it and named .BASE.tmpPID-N, after sweeping the ones of dir
+// left by dead processes (see SweepStale). dir's parent must exist.
+func TempDir(dir string) (string, error) {
+	if _, err := SweepStale(dir); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), tempPrefix(dir)+strconv.Itoa(os.Getpid())+"-*")
 }
 
 // tempPrefix is the start of the names of dir's temporary folders.
