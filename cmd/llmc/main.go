@@ -5,7 +5,8 @@ package main
 import (
 	"os"
 
+	"github.com/llmc-dev/llmc"
 	"github.com/llmc-dev/llmc/internal/cli"
 )
 
-func main() { os.Exit(cli.Llmc(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(cli.LlmcWithSource(llmc.Source(), os.Args[1:], os.Stdout, os.Stderr)) }

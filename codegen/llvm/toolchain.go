@@ -2,6 +2,7 @@ package llvm
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/llmc-dev/llmc/internal/proc"
 )
 
 // The LLVM major version this package's output is written for. llir/llvm
@@ -186,6 +189,12 @@ func firstLine(s string) string {
 // the C compiler links them with libm. Intermediate files go next to so
 // and are removed.
 func (t *Toolchain) Build(so string, lls []string, progress func(string, ...any)) error {
+	return t.BuildContext(context.Background(), so, lls, progress)
+}
+
+// BuildContext is Build stopped when ctx is done: the tools running then
+// are killed (see internal/proc) and ctx's error is returned.
+func (t *Toolchain) BuildContext(ctx context.Context, so string, lls []string, progress func(string, ...any)) error {
 	if progress == nil {
 		progress = func(string, ...any) {}
 	}
@@ -207,25 +216,34 @@ func (t *Toolchain) Build(so string, lls []string, progress func(string, ...any)
 			defer func() { <-sem }()
 			bc := fmt.Sprintf("%s.%d.opt.bc", base, i)
 			defer os.Remove(bc)
-			if errs[i] = run(t.Opt, "-O3", "-mcpu=native", ll, "-o", bc); errs[i] != nil {
+			if errs[i] = run(ctx, t.Opt, "-O3", "-mcpu=native", ll, "-o", bc); errs[i] != nil {
 				return
 			}
-			errs[i] = run(t.LLC, "-O3", "-mcpu=native", "-relocation-model=pic", "-filetype=obj", bc, "-o", objs[i])
+			errs[i] = run(ctx, t.LLC, "-O3", "-mcpu=native", "-relocation-model=pic", "-filetype=obj", bc, "-o", objs[i])
 		}()
 	}
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	progress("linking %s with %s", filepath.Base(so), filepath.Base(t.CC))
-	return run(t.CC, append([]string{"-shared", "-o", so}, append(objs, "-lm")...)...)
+	return run(ctx, t.CC, append([]string{"-shared", "-o", so}, append(objs, "-lm")...)...)
 }
 
-func run(name string, args ...string) error {
-	cmd := exec.Command(name, args...)
+func run(ctx context.Context, name string, args ...string) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	cmd := proc.Command(ctx, name, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
 		msg := strings.TrimSpace(out.String())
 		if len(msg) > 4000 {
 			msg = msg[:4000] + "\n…"

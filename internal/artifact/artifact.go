@@ -16,8 +16,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -400,12 +403,16 @@ func Verify(dir string) ([]Check, error) {
 // WriteDir writes an artifact atomically: fill is called with a fresh
 // temporary folder next to dir, which then replaces dir. On error nothing
 // at dir changes and the temporary folder is removed.
+//
+// The temporary folder comes from TempDir: named after this process, so
+// that one left by a process killed before it could clean up (SIGKILL, a
+// crash) is removed by the next WriteDir to dir.
 func WriteDir(dir string, fill func(tmp string) error) (err error) {
 	parent := filepath.Dir(filepath.Clean(dir))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp*")
+	tmp, err := TempDir(dir)
 	if err != nil {
 		return err
 	}
@@ -444,4 +451,71 @@ func WriteJSON(path string, v any) error {
 		return err
 	}
 	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// TempDir creates a temporary folder for what will be renamed to dir,
+// next to it and named .BASE.tmpPID-N, after sweeping the ones of dir
+// left by dead processes (see SweepStale). dir's parent must exist.
+func TempDir(dir string) (string, error) {
+	if _, err := SweepStale(dir); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), tempPrefix(dir)+strconv.Itoa(os.Getpid())+"-*")
+}
+
+// tempPrefix is the start of the names of dir's temporary folders.
+func tempPrefix(dir string) string {
+	return "." + filepath.Base(filepath.Clean(dir)) + ".tmp"
+}
+
+// SweepStale removes the temporary folders that WriteDir calls for dir
+// left behind when their process died, and returns their paths. A folder
+// is stale when the process id in its name (.BASE.tmpPID-N, or
+// .BASE.tmpPID-N.old while an artifact is replaced) is no longer running;
+// folders of running processes, including this one, and folders not named
+// that way are kept.
+func SweepStale(dir string) ([]string, error) {
+	parent := filepath.Dir(filepath.Clean(dir))
+	prefix := tempPrefix(dir)
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("looking for unfinished artifacts in %s: %w", parent, err)
+	}
+	var swept []string
+	for _, e := range ents {
+		pid, ok := tempOwner(e.Name(), prefix)
+		if !ok || !e.IsDir() || processAlive(pid) {
+			continue
+		}
+		path := filepath.Join(parent, e.Name())
+		if err := os.RemoveAll(path); err != nil {
+			return swept, fmt.Errorf("removing %s, left by llmc process %d, which is gone: %w", path, pid, err)
+		}
+		swept = append(swept, path)
+	}
+	return swept, nil
+}
+
+// tempOwner parses the process id out of a temporary folder's name.
+func tempOwner(name, prefix string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, prefix)
+	if !ok {
+		return 0, false
+	}
+	id, suffix, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	suffix = strings.TrimSuffix(suffix, ".old")
+	if _, err := strconv.ParseUint(suffix, 10, 64); err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(id)
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	return pid, true
 }

@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 
 	"github.com/llmc-dev/llmc/frontends/hf"
@@ -17,7 +19,14 @@ import (
 // Llmc runs the llmc command with args (without the program name) and
 // returns its exit status.
 func Llmc(args []string, stdout, stderr io.Writer) int {
-	return run("llmc", llmcCommands(stdout, stderr), args, stdout, stderr)
+	return LlmcWithSource(nil, args, stdout, stderr)
+}
+
+// LlmcWithSource is Llmc with src the llmc module's embedded sources
+// (llmc.Source, which cmd/llmc passes), that compile --backend go builds
+// against when it finds no checkout (see compiler.Options.Source).
+func LlmcWithSource(src fs.FS, args []string, stdout, stderr io.Writer) int {
+	return run("llmc", llmcCommands(src, stdout, stderr), args, stdout, stderr)
 }
 
 // listFlag collects a comma-separated, repeatable flag.
@@ -33,7 +42,7 @@ func (l *listFlag) Set(s string) error {
 	return nil
 }
 
-func llmcCommands(stdout, stderr io.Writer) []*command {
+func llmcCommands(src fs.FS, stdout, stderr io.Writer) []*command {
 	return []*command{
 		{
 			name: "compile", args: "MODEL -o ART [--max-seq N] [--kv static|dynamic] [flags]",
@@ -44,7 +53,13 @@ positions, every shape of a decode step becomes a constant, and the pipeline
 specialises and fuses the step into a few kernels per layer. Prompts are
 prefilled by a second entry point compiled for --prefill-chunk tokens (the last
 chunk padded and masked). With --kv dynamic the cache grows and the graph keeps
-its symbolic shapes; specialisation and fusion are skipped, and --stats says why.`,
+its symbolic shapes; specialisation and fusion are skipped, and --stats says why.
+
+ART is written under a temporary name next to it and renamed when complete.
+SIGINT (Ctrl-C) or SIGTERM stops the compile and the tools it runs, removes
+the temporary folder and leaves ART as it was (exit status 1); a second one
+ends llmc at once. Temporary folders left by a compile that was killed are
+removed by the next compile to the same ART.`,
 			examples: []string{
 				"llmc compile ../shared/models/stories260K --max-seq 512 -o /tmp/stories.llmc --stats",
 				"llmc compile ../shared/models/stories260K -o /tmp/s.llmc --print-after=fuse-kernels",
@@ -52,7 +67,7 @@ its symbolic shapes; specialisation and fusion are skipped, and --stats says why
 				"llmc compile ../shared/models/stories260K -o /tmp/s.llmc --emit dot && dot -Tsvg /tmp/s.llmc/program.dot > s.svg",
 			},
 			flags: func(fs *flag.FlagSet) func([]string) error {
-				var o compiler.Options
+				o := compiler.Options{Source: src}
 				var kv, out, backend string
 				var printAfter, disable, emit listFlag
 				var stats, list, quiet bool
@@ -127,7 +142,12 @@ its symbolic shapes; specialisation and fusion are skipped, and --stats says why
 					if !quiet && isTerminal(stderr) {
 						o.Progress = stderr
 					}
-					res, err := compiler.Compile(path, out, o)
+					ctx, stop := interruptible(context.Background())
+					defer stop()
+					res, err := compiler.CompileContext(ctx, path, out, o)
+					if err != nil && errors.As(context.Cause(ctx), new(interruptedError)) {
+						return fmt.Errorf("%w; %s is as it was, and the unfinished temporary folder was removed", err, out)
+					}
 					var bad *passes.OptionError
 					if errors.As(err, &bad) {
 						return usagef("%v", err)

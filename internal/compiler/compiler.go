@@ -3,10 +3,12 @@
 package compiler
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -58,6 +60,10 @@ type Options struct {
 	PrintKIR bool
 	// Progress, when not nil, receives progress lines.
 	Progress io.Writer
+	// Source is the llmc module's own sources (llmc.Source), which the go
+	// backend builds generated code against when neither $LLMC_SOURCE nor
+	// the checkout this binary was built from is there. Nil: no fallback.
+	Source fs.FS
 }
 
 // Result is what Compile did.
@@ -74,6 +80,22 @@ var Backends = []string{"interp", "go", "llvm"}
 
 // Compile compiles the model in modelDir into an artifact folder outDir.
 func Compile(modelDir, outDir string, o Options) (*Result, error) {
+	return CompileContext(context.Background(), modelDir, outDir, o)
+}
+
+// CompileContext is Compile stopped when ctx is done: between its steps,
+// and by killing the tools a backend runs (go build, opt, llc, cc). It then
+// leaves outDir as it was, removes its temporary folder and returns an
+// error wrapping context.Cause(ctx).
+func CompileContext(ctx context.Context, modelDir, outDir string, o Options) (*Result, error) {
+	res, err := compile(ctx, modelDir, outDir, o)
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("compiling %s into %s: %w", modelDir, outDir, context.Cause(ctx))
+	}
+	return res, err
+}
+
+func compile(ctx context.Context, modelDir, outDir string, o Options) (*Result, error) {
 	m, err := hf.Open(modelDir)
 	if err != nil {
 		return nil, err
@@ -139,6 +161,9 @@ func Compile(modelDir, outDir string, o Options) (*Result, error) {
 		return nil, passes.OptionErrorf("--backend %s needs a static KV cache (--kv static): generated kernels are specialised to constant shapes", o.Backend)
 	}
 	for _, s := range specs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		g, err := m.Build(hf.BuildOptions{Name: s.name, AllLogits: s.all})
 		if err != nil {
 			return nil, err
@@ -158,6 +183,9 @@ func Compile(modelDir, outDir string, o Options) (*Result, error) {
 		describeGraph(man, g)
 	}
 
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	var prog *kir.Program
 	if o.Backend != "interp" || o.EmitKIR || o.PrintKIR || o.EmitLLVM {
 		if prog, err = kir.LowerWith(res.Graphs, kir.Options{MaxSeq: o.MaxSeq, KeepBF16: o.Backend == "go" || o.Backend == "llvm"}); err != nil {
@@ -176,6 +204,9 @@ func Compile(modelDir, outDir string, o Options) (*Result, error) {
 	for _, f := range m.Tensors.Files() {
 		name, err := filepath.Rel(abs, mustAbs(f))
 		if err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		progress(o.Progress, "hashing %s", name)
@@ -210,12 +241,12 @@ func Compile(modelDir, outDir string, o Options) (*Result, error) {
 			man.Files = append(man.Files, "program.kir")
 		}
 		if o.Backend == "go" {
-			if err := buildGo(tmp, prog, man, func(f string, a ...any) { progress(o.Progress, f, a...) }); err != nil {
+			if err := buildGo(ctx, tmp, prog, man, o.Source, func(f string, a ...any) { progress(o.Progress, f, a...) }); err != nil {
 				return err
 			}
 		}
 		if o.Backend == "llvm" {
-			if err := buildLLVM(tmp, prog, man, cfg.VocabSize, func(f string, a ...any) { progress(o.Progress, f, a...) }); err != nil {
+			if err := buildLLVM(ctx, tmp, prog, man, cfg.VocabSize, func(f string, a ...any) { progress(o.Progress, f, a...) }); err != nil {
 				return err
 			}
 		} else if o.EmitLLVM {
@@ -228,6 +259,9 @@ func Compile(modelDir, outDir string, o Options) (*Result, error) {
 				return err
 			}
 			man.Files = append(man.Files, "program.dot")
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		return man.Seal(tmp)
 	})

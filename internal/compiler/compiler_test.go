@@ -1,6 +1,8 @@
 package compiler_test
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,4 +139,18 @@ func TestCompilePrefillChunkCapped(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 4, res.Manifest.PrefillChunk)
 	require.Equal(t, 4, res.Manifest.Entries[1].Seq)
+}
+
+func TestCompileContextCancelled(t *testing.T) {
+	dir := testshared.Path(t, "models", "stories260K")
+	stop := errors.New("stop requested")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(stop)
+	parent := t.TempDir()
+	out := filepath.Join(parent, "artifact")
+	_, err := compiler.CompileContext(ctx, dir, out, compiler.Options{MaxSeq: 64})
+	require.ErrorIs(t, err, stop)
+	ents, err := os.ReadDir(parent)
+	require.NoError(t, err)
+	require.Empty(t, ents, "a cancelled compile left files behind")
 }

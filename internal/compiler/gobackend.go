@@ -1,17 +1,18 @@
 package compiler
 
 import (
-	"bytes"
+	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"strings"
 
 	"github.com/llmc-dev/llmc/codegen/golang"
 	"github.com/llmc-dev/llmc/codegen/kir"
 	"github.com/llmc-dev/llmc/internal/artifact"
+	"github.com/llmc-dev/llmc/internal/proc"
 )
 
 // Paths inside a Go-backend artifact.
@@ -21,34 +22,14 @@ const (
 	modulePath  = "github.com/llmc-dev/llmc"
 )
 
-// SourceDir finds the llmc module source that generated code builds
-// against: $LLMC_SOURCE, else the tree this binary was built from.
-func SourceDir() (string, error) {
-	if dir := os.Getenv("LLMC_SOURCE"); dir != "" {
-		return checkSource(dir)
-	}
-	_, file, _, ok := goruntime.Caller(0)
-	if !ok {
-		return "", fmt.Errorf("cannot locate the llmc source; set LLMC_SOURCE to an llmc checkout")
-	}
-	return checkSource(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
-func checkSource(dir string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-	if err != nil || !bytes.Contains(data, []byte("module "+modulePath+"\n")) {
-		return "", fmt.Errorf("%s is not an llmc source tree (the Go backend builds generated code against it); set LLMC_SOURCE to an llmc checkout", dir)
-	}
-	return filepath.Abs(dir)
-}
-
 // buildGo writes the generated package and a main into tmp/gosrc and
 // builds the artifact's executable with the Go toolchain, with
-// GOEXPERIMENT=simd so the vector kernels are compiled in.
-func buildGo(tmp string, prog *kir.Program, man *artifact.Manifest, progress func(string, ...any)) error {
-	src, err := SourceDir()
+// GOEXPERIMENT=simd so the vector kernels are compiled in, against the
+// llmc sources goSource finds (embedded: the unpacked Options.Source).
+func buildGo(ctx context.Context, tmp string, prog *kir.Program, man *artifact.Manifest, embedded fs.FS, progress func(string, ...any)) error {
+	src, origin, err := goSource(embedded)
 	if err != nil {
-		return err
+		return fmt.Errorf("backend go: %w", err)
 	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -93,15 +74,20 @@ func main() { os.Exit(artifactmain.Main(&kernels.Linked)) }
 			return err
 		}
 	}
-	progress("building %s with %s", GoBinary, goTool)
-	cmd := exec.Command(goTool, "build", "-o", filepath.Join("..", GoBinary), ".")
+	progress("building %s with %s against %s (%s)", GoBinary, goTool, src, origin)
+	// -trimpath: the executable records no folder of this machine, and the
+	// Go build cache serves the llmc packages wherever their sources are.
+	cmd := proc.Command(ctx, goTool, "build", "-trimpath", "-o", filepath.Join("..", GoBinary), ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOEXPERIMENT=simd", "GOWORK=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("building the generated Go code (in %s): %w\n%s", dir, err, strings.TrimSpace(string(out)))
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
 	}
-	version, _ := exec.Command(goTool, "env", "GOVERSION").Output()
+	if err != nil {
+		return fmt.Errorf("building the generated Go code (in %s, against %s from %s): %w\n%s", dir, src, origin, err, strings.TrimSpace(string(out)))
+	}
+	version, _ := proc.Command(ctx, goTool, "env", "GOVERSION").Output()
 	man.Backends.Binary = GoBinary
 	man.Backends.Tools = map[string]string{"go": strings.TrimSpace(string(version))}
 	man.Files = append(man.Files, GoSourceDir, GoBinary)

@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -40,7 +41,7 @@ func emitLLVM(tmp string, prog *kir.Program, man *artifact.Manifest) error {
 // tmp/model.so, and records in the manifest the CPU and features the code
 // may use (llmrun refuses the artifact on a CPU without them) and the
 // tools' versions. layout.json tells runtime/native how to run it.
-func buildLLVM(tmp string, prog *kir.Program, man *artifact.Manifest, vocab int, progress func(string, ...any)) error {
+func buildLLVM(ctx context.Context, tmp string, prog *kir.Program, man *artifact.Manifest, vocab int, progress func(string, ...any)) error {
 	tc, err := llvm.FindToolchain()
 	if err != nil {
 		return err
@@ -73,7 +74,7 @@ func buildLLVM(tmp string, prog *kir.Program, man *artifact.Manifest, vocab int,
 		}
 		paths = append(paths, p)
 	}
-	if err := tc.Build(filepath.Join(tmp, LLVMLibrary), paths, progress); err != nil {
+	if err := tc.BuildContext(ctx, filepath.Join(tmp, LLVMLibrary), paths, progress); err != nil {
 		return err
 	}
 	lay := o.Layout(prog)
