@@ -138,11 +138,6 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The artifact's own files, the executable a hand-off would start
-	// among them, are checked before anything of theirs runs.
-	if err := man.CheckContents(dir); err != nil {
-		return nil, err
-	}
 	if man.Backend == "go" {
 		bin := filepath.Join(dir, man.Backends.Binary)
 		switch lp := opts.Linked; {
@@ -151,10 +146,10 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 			// the executable is not the one llmc built for it.
 			return nil, fmt.Errorf("artifact %s: %s has no compiled program linked in (it is not the executable llmc built for this artifact): compile the artifact again", dir, bin)
 		case lp == nil:
-			// The artifact's own executable runs it, and checks it; hand
-			// over before doing the same work here.
-			if _, err := os.Stat(bin); err != nil {
-				return nil, fmt.Errorf("artifact %s: its executable is missing: %w", dir, err)
+			// The artifact's own executable runs it, and checks the rest;
+			// hand over once it is known to be that executable.
+			if err := man.CheckContents(dir, man.Backends.Binary); err != nil {
+				return nil, err
 			}
 			return nil, &ExternalError{Artifact: dir, Binary: bin}
 		case lp.ID != man.BuildID:
@@ -162,6 +157,11 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 			// only one it can run.
 			return nil, fmt.Errorf("artifact %s: %s is from build %s, the artifact from build %s: compile the artifact again", dir, bin, lp.ID, man.BuildID)
 		}
+	}
+	// The artifact's own files are checked before anything of theirs is
+	// read or run.
+	if err := man.CheckContents(dir); err != nil {
+		return nil, err
 	}
 	if err := man.CheckModel(false); err != nil {
 		return nil, err
