@@ -62,7 +62,7 @@ ends llmc at once. Temporary folders left by a compile that was killed are
 removed by the next compile to the same ART.`,
 			examples: []string{
 				"llmc compile ../shared/models/stories260K --max-seq 512 -o /tmp/stories.llmc --stats",
-				"llmc compile ../shared/models/stories260K -o /tmp/s.llmc --print-after=fuse-kernels",
+				"llmc compile ../shared/models/stories260K -o /tmp/s.llmc --print-after=fuse-kernels,lower",
 				"llmc compile ~/models/my-llama --max-seq 2048 --disable-pass=fuse-linears --dump-dir /tmp/dumps -o /tmp/my.llmc",
 				"llmc compile ../shared/models/stories260K -o /tmp/s.llmc --emit dot && dot -Tsvg /tmp/s.llmc/program.dot > s.svg",
 			},

@@ -105,6 +105,8 @@ func BackendHelp() string {
 	for _, t := range targets() {
 		fmt.Fprintf(&b, "\n  %s: %s", t.Name, t.Doc)
 	}
+	// The flag package appends the default on a line of its own.
+	b.WriteString("\n")
 	return b.String()
 }
 
