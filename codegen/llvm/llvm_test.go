@@ -56,12 +56,12 @@ func opsProgram() *kir.Program {
 		&kir.Decl{Var: id, Init: kir.Ld(tok, kir.ISub(length, kir.I(1)))},
 		&kir.For{Var: i, Lo: kir.I(0), Hi: kir.IMin(kir.I(4), length), Step: 1, Body: []kir.Stmt{
 			&kir.Decl{Var: x, Init: kir.FMax(kir.Ld(tab, i), &kir.ToF32{X: kir.IRem(kir.IAdd(pos, i), kir.I(3))})},
-			&kir.Assign{Var: x, Val: kir.FAdd(kir.Fn("exp", x), kir.Fn("sqrt", kir.Fn("tanh", x)))},
-			&kir.Assign{Var: x, Val: kir.FSub(kir.FDiv(kir.Fn("cos", x), kir.Fn("sin", x)), &kir.Bin{Op: kir.Min, A: x, B: kir.F(1)})},
+			&kir.Assign{Var: x, Val: kir.FAdd(kir.Fn(kir.Exp, x), kir.Fn(kir.Sqrt, kir.Fn(kir.Tanh, x)))},
+			&kir.Assign{Var: x, Val: kir.FSub(kir.FDiv(kir.Fn(kir.Cos, x), kir.Fn(kir.Sin, x)), &kir.Bin{Op: kir.Min, A: x, B: kir.F(1)})},
 			&kir.Store{Buf: st, Index: kir.IAdd(kir.IMul(kir.IMax(id, kir.I(0)), kir.I(4)), i), Val: &kir.FMA{A: x, B: x, C: kir.F(-1)}},
 		}},
-		&kir.Store{Buf: scratch, Index: kir.I(0), Val: kir.Fn("exp", &kir.Broadcast{X: kir.Ld(st, kir.I(0))})},
-		&kir.Store{Buf: scratch, Index: kir.I(8), Val: kir.Fn("tanh", kir.FMax(kir.Ld8(scratch, kir.I(0)), &kir.Broadcast{X: kir.F(-0.5)}))},
+		&kir.Store{Buf: scratch, Index: kir.I(0), Val: kir.Fn(kir.Exp, &kir.Broadcast{X: kir.Ld(st, kir.I(0))})},
+		&kir.Store{Buf: scratch, Index: kir.I(8), Val: kir.Fn(kir.Tanh, kir.FMax(kir.Ld8(scratch, kir.I(0)), &kir.Broadcast{X: kir.F(-0.5)}))},
 		&kir.Store{Buf: arena, Index: kir.IDiv(kir.I(48), kir.I(2)), Val: &kir.HMax{X: kir.Ld8(scratch, kir.I(8))}},
 		&kir.Store{Buf: arena, Index: kir.I(32), Val: &kir.HSums{Xs: [8]kir.Expr{kir.Ld8(w, kir.I(0)), kir.Ld8(w, kir.I(8)),
 			kir.Ld8(w, kir.I(16)), kir.Ld8(w, kir.I(24)), kir.Ld8(w, kir.I(32)), kir.Ld8(w, kir.I(40)), kir.Ld8(w, kir.I(48)), kir.Ld8(w, kir.I(56))}}},
@@ -175,9 +175,9 @@ func TestLLVMVerifies(t *testing.T) {
 func TestEmitErrors(t *testing.T) {
 	p := opsProgram()
 	ser := p.Entries[0].Kernels[0].Phases[1]
-	ser.Body = append(ser.Body, &kir.Store{Buf: &kir.Buffer{Name: "arena", Kind: kir.Arena}, Index: kir.I(0), Val: kir.Fn("erf", kir.F(1))})
+	ser.Body = append(ser.Body, &kir.Store{Buf: &kir.Buffer{Name: "arena", Kind: kir.Arena}, Index: kir.I(0), Val: &kir.Call{Fn: kir.MathFn(99), Arg: kir.F(1)}})
 	_, err := llvm.Emit(p)
-	require.ErrorContains(t, err, "phase step_k0_ops_p1 of kernel %ops (ops): unknown function erf")
+	require.ErrorContains(t, err, "phase step_k0_ops_p1 of kernel %ops (ops): unknown function MathFn(99)")
 
 	p = opsProgram()
 	ser = p.Entries[0].Kernels[0].Phases[1]
