@@ -196,10 +196,10 @@ type ToF32 struct{ X Expr }
 // Select is A if X > Y, else B, on f32 scalars.
 type Select struct{ X, Y, A, B Expr }
 
-func (IntConst) Type() Type       { return Int }
-func (F32Const) Type() Type       { return F32 }
-func (v *Var) Type() Type         { return v.T }
-func (Param) Type() Type          { return Int }
+func (IntConst) Type() Type { return Int }
+func (F32Const) Type() Type { return F32 }
+func (v *Var) Type() Type   { return v.T }
+func (Param) Type() Type    { return Int }
 func (l *Load) Type() Type {
 	if l.Buf != nil && l.Buf.Kind == Tokens {
 		return Int // token ids widen to ints
