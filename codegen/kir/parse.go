@@ -480,8 +480,9 @@ func (p *parser) stmt(ind int) Stmt {
 		p.expect("=")
 		init := p.expr()
 		p.end()
+		d := &Decl{Var: p.variable(name, t, vat), Init: init}
 		p.ln++
-		return &Decl{Var: p.variable(name, t, vat), Init: init}
+		return d
 	case "store", "store8":
 		p.ident()
 		b := p.buf()
@@ -512,8 +513,8 @@ func (p *parser) stmt(ind int) Stmt {
 		step := p.int()
 		p.expect(":")
 		p.end()
-		p.ln++
 		f := &For{Var: p.variable(name, Int, vat), Lo: lo, Hi: hi, Step: step}
+		p.ln++
 		f.Body = p.block(ind + 2)
 		return f
 	case "if":
