@@ -350,7 +350,7 @@ func stmtLine(s Stmt) (line string) {
 			line = fmt.Sprintf("<malformed %T>", s)
 		}
 	}()
-	return stmtString(s)
+	return strings.TrimSuffix(stmtString(s), ":")
 }
 
 func (v *verifier) stmt(s Stmt) {

@@ -100,7 +100,7 @@ func TestVerifyErrors(t *testing.T) {
 		{"load index", func(x *parts) { x.after(store(x.arena, kir.I(0), kir.Ld(x.arena, kir.F(1)))) }, "index 1f is f32, not int"},
 		{"vector load of tokens", func(x *parts) { x.after(store(x.arena, kir.I(0), &kir.HSum{X: kir.Ld8(x.tok, kir.I(0))})) }, "vector load of tokens"},
 		{"loop bounds", func(x *parts) { x.loop.Hi = kir.F(4) }, "loop bounds [0, 4f) are int and f32, not ints"},
-		{"loop step", func(x *parts) { x.loop.Step = 0 }, "for i2 in [0, min(4, %len)) step 0:: loop step 0: loops count up"},
+		{"loop step", func(x *parts) { x.loop.Step = 0 }, "for i2 in [0, min(4, %len)) step 0: loop step 0: loops count up"},
 		{"loop variable type", func(x *parts) { x.i2.T = kir.F32 }, "loop variable i2 is f32, not int"},
 		{"if types", func(x *parts) { x.loop.Body[3].(*kir.IfGreater).Y = kir.I(0) }, "comparison of f32 and int: if compares f32s"},
 		{"missing expression", func(x *parts) { x.ser.Body[0].(*kir.Decl).Init = nil }, "var id7 int = <nil>: missing expression"},
