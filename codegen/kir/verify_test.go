@@ -72,9 +72,9 @@ func store(b *kir.Buffer, i, v kir.Expr) kir.Stmt { return &kir.Store{Buf: b, In
 func TestVerifyErrors(t *testing.T) {
 	where := "kir: entry step: kernel step_k0_ops: phase 1: "
 	cases := []struct {
-		name  string
+		name   string
 		break_ func(x *parts)
-		want  string
+		want   string
 	}{
 		// Types.
 		{"decl type", func(x *parts) { x.ser.Body[0].(*kir.Decl).Init = kir.F(1) }, where + "var id7 int = 1f: id7 is int but its initial value is f32"},
@@ -83,7 +83,9 @@ func TestVerifyErrors(t *testing.T) {
 		{"bin op", func(x *parts) { x.loop.Body[1].(*kir.Assign).Val = &kir.Bin{Op: 42, A: x.x5, B: x.x5} }, "unknown operator BinOp(42)"},
 		{"float rem", func(x *parts) { x.loop.Body[1].(*kir.Assign).Val = &kir.Bin{Op: kir.Rem, A: x.x5, B: x.x5} }, "% is on ints, not f32"},
 		{"div by zero", func(x *parts) { x.after(store(x.arena, &kir.Bin{Op: kir.Div, A: x.id7, B: kir.I(0)}, kir.F(1))) }, "(id7 / 0) divides by zero"},
-		{"fma types", func(x *parts) { x.loop.Body[2].(*kir.Store).Val = &kir.FMA{A: x.x5, B: x.x5, C: &kir.Broadcast{X: x.x5}} }, "fma takes three f32s or three f32x8s"},
+		{"fma types", func(x *parts) {
+			x.loop.Body[2].(*kir.Store).Val = &kir.FMA{A: x.x5, B: x.x5, C: &kir.Broadcast{X: x.x5}}
+		}, "fma takes three f32s or three f32x8s"},
 		{"fma ints", func(x *parts) { x.after(store(x.arena, &kir.FMA{A: x.id7, B: x.id7, C: x.id7}, kir.F(1))) }, "operands int, int, int"},
 		{"unknown function", func(x *parts) { x.loop.Body[1].(*kir.Assign).Val = &kir.Call{Fn: kir.MathFn(99), Arg: x.x5} }, "unknown function MathFn(99)"},
 		{"call of int", func(x *parts) { x.loop.Body[1].(*kir.Assign).Val = kir.Fn(kir.Exp, x.i2) }, "exp of an int"},
@@ -143,8 +145,12 @@ func TestVerifyErrors(t *testing.T) {
 		{"past the end", func(x *parts) { x.par.N = kir.I(30) }, "store index (16 + n1) of arena reaches 45, past its 40 elements"},
 		{"vector past the end", func(x *parts) { x.ser.Body[4].(*kir.Store).Index = kir.I(33) }, "store index 33 of arena reaches 33 (+8), past its 40 elements"},
 		{"vector load past the end", func(x *parts) { x.par.Body[1].(*kir.For).Hi = kir.I(72) }, "load index ((n1 * 16) + j3) of w_0 reaches 80 (+8), past its 64 elements"},
-		{"below zero", func(x *parts) { x.ser.Body[0].(*kir.Decl).Init.(*kir.Load).Index = kir.ISub(kir.Param{Name: "len"}, kir.I(2)) }, "load index (%len + -2) of tokens can be -1"},
-		{"remainder", func(x *parts) { x.inLoop(store(x.scratch, kir.IAdd(kir.I(15), kir.IRem(kir.Param{Name: "pos"}, kir.I(2))), kir.F(0))) }, "reaches 16, past its 16 elements"},
+		{"below zero", func(x *parts) {
+			x.ser.Body[0].(*kir.Decl).Init.(*kir.Load).Index = kir.ISub(kir.Param{Name: "len"}, kir.I(2))
+		}, "load index (%len + -2) of tokens can be -1"},
+		{"remainder", func(x *parts) {
+			x.inLoop(store(x.scratch, kir.IAdd(kir.I(15), kir.IRem(kir.Param{Name: "pos"}, kir.I(2))), kir.F(0)))
+		}, "reaches 16, past its 16 elements"},
 		{"output past the arena", func(x *parts) { x.e.OutShape = []int{41} }, "output index 0 of arena reaches 0 (+41), past its 40 elements"},
 
 		// Buffers.
@@ -155,7 +161,9 @@ func TestVerifyErrors(t *testing.T) {
 		{"state buffer number", func(x *parts) { x.st.Index = 1 }, "buffer st_0 is state #1 of 1"},
 		{"table not in the program", func(x *parts) { x.p.Tables = nil }, "table tab_0 is not in the program's tables"},
 		{"arena larger than allocated", func(x *parts) { x.e.ArenaLen = 30 }, "arena buffer arena has 40 elements but the entries allocate 30"},
-		{"one name two buffers", func(x *parts) { x.after(store(&kir.Buffer{Name: "scratch", Kind: kir.Arena, Len: 4}, kir.I(0), kir.F(0))) }, `buffer scratch is declared as "scratch scratch [16]" and as "scratch arena [4]"`},
+		{"one name two buffers", func(x *parts) {
+			x.after(store(&kir.Buffer{Name: "scratch", Kind: kir.Arena, Len: 4}, kir.I(0), kir.F(0)))
+		}, `buffer scratch is declared as "scratch scratch [16]" and as "scratch arena [4]"`},
 		{"bf16 scratch", func(x *parts) { x.scratch.BF16 = true }, "scratch buffer scratch is marked bf16: only weights are"},
 		{"buffer name", func(x *parts) { x.scratch.Name = "scratch-1" }, `buffer name "scratch-1" is not an identifier`},
 		{"buffer kind", func(x *parts) { x.scratch.Kind = 9 }, "buffer scratch has unknown kind BufKind(9)"},
@@ -176,7 +184,9 @@ func TestVerifyErrors(t *testing.T) {
 		{"seq", func(x *parts) { x.e.Seq = 0 }, "seq 0: an entry takes at least one token"},
 		{"entry memory", func(x *parts) { x.e.ScratchLen = -1 }, "arena 40, scratch -1"},
 		{"entry name", func(x *parts) { x.e.Name = "a.b" }, `entry name "a.b" is not an identifier`},
-		{"two entries one name", func(x *parts) { x.p.Entries = append(x.p.Entries, &kir.Entry{Name: "step", Seq: 1, Output: x.arena, OutOffset: kir.I(0)}) }, "two entries are named step"},
+		{"two entries one name", func(x *parts) {
+			x.p.Entries = append(x.p.Entries, &kir.Entry{Name: "step", Seq: 1, Output: x.arena, OutOffset: kir.I(0)})
+		}, "two entries are named step"},
 		{"kernel name", func(x *parts) { x.k.Name = "k-0" }, `kernel name "k-0" is not an identifier`},
 		{"two kernels one name", func(x *parts) { x.e.Kernels = append(x.e.Kernels, &kir.Kernel{Name: x.k.Name}) }, "two kernels are named step_k0_ops"},
 		{"output buffer kind", func(x *parts) { x.e.Output = x.scratch }, "the output is in scratch buffer scratch: backends return outputs from the arena"},
