@@ -258,18 +258,18 @@ func HSum8(v [8]float32) float32 {
 
 // CallF64 evaluates a kernel IR math function in float64; backends round
 // the result to float32.
-func CallF64(fn string, x float64) float64 {
+func CallF64(fn MathFn, x float64) float64 {
 	switch fn {
-	case "exp":
+	case Exp:
 		return math.Exp(x)
-	case "sqrt":
+	case Sqrt:
 		return math.Sqrt(x)
-	case "tanh":
+	case Tanh:
 		return math.Tanh(x)
-	case "cos":
+	case Cos:
 		return math.Cos(x)
-	case "sin":
+	case Sin:
 		return math.Sin(x)
 	}
-	panic("unknown function " + fn)
+	panic("unknown function " + fn.String())
 }

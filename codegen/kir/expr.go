@@ -105,7 +105,7 @@ func FDiv(a, b Expr) Expr { return &Bin{Op: Div, A: a, B: b} }
 func FMax(a, b Expr) Expr { return &Bin{Op: Max, A: a, B: b} }
 
 // Fn calls a math function.
-func Fn(name string, x Expr) Expr { return &Call{Fn: name, Arg: x} }
+func Fn(f MathFn, x Expr) Expr { return &Call{Fn: f, Arg: x} }
 
 // Ld and Ld8 load a scalar or 8 lanes.
 func Ld(b *Buffer, i Expr) Expr  { return &Load{Buf: b, Index: i} }

@@ -28,7 +28,14 @@ const (
 	F32x8             // eight float32 lanes
 )
 
-func (t Type) String() string { return [...]string{"int", "f32", "f32x8"}[t] }
+var typeNames = [...]string{"int", "f32", "f32x8"}
+
+func (t Type) String() string {
+	if int(t) < len(typeNames) {
+		return typeNames[t]
+	}
+	return fmt.Sprintf("Type(%d)", uint8(t))
+}
 
 // BufKind says where a buffer lives.
 type BufKind uint8
@@ -44,7 +51,12 @@ const (
 
 var bufKindNames = [...]string{"arena", "scratch", "weight", "state", "tokens", "table"}
 
-func (k BufKind) String() string { return bufKindNames[k] }
+func (k BufKind) String() string {
+	if int(k) < len(bufKindNames) {
+		return bufKindNames[k]
+	}
+	return fmt.Sprintf("BufKind(%d)", uint8(k))
+}
 
 // Buffer is a flat array of float32 (i32 for Tokens).
 type Buffer struct {
@@ -105,7 +117,12 @@ const (
 
 var binNames = [...]string{"+", "-", "*", "/", "max", "min", "%"}
 
-func (o BinOp) String() string { return binNames[o] }
+func (o BinOp) String() string {
+	if int(o) < len(binNames) {
+		return binNames[o]
+	}
+	return fmt.Sprintf("BinOp(%d)", uint8(o))
+}
 
 // Bin applies a binary operator to two operands of the same type.
 type Bin struct {
@@ -116,10 +133,46 @@ type Bin struct {
 // FMA is A*B+C, fused, on f32 or f32x8.
 type FMA struct{ A, B, C Expr }
 
-// Call applies a math function to f32 scalars: exp, sqrt, tanh, cos, sin;
-// exp also lane by lane to an f32x8.
+// MathFn is a math function of the kernel IR.
+type MathFn uint8
+
+const (
+	Exp MathFn = iota
+	Sqrt
+	Tanh
+	Cos
+	Sin
+	numMathFns
+)
+
+var mathFnNames = [...]string{"exp", "sqrt", "tanh", "cos", "sin"}
+
+// String is the function's name in the text form.
+func (f MathFn) String() string {
+	if f < numMathFns {
+		return mathFnNames[f]
+	}
+	return fmt.Sprintf("MathFn(%d)", uint8(f))
+}
+
+// Valid reports whether f is one of the functions above.
+func (f MathFn) Valid() bool { return f < numMathFns }
+
+// LookupMathFn returns the function of a name of the text form.
+func LookupMathFn(name string) (MathFn, bool) {
+	for i, n := range mathFnNames {
+		if n == name {
+			return MathFn(i), true
+		}
+	}
+	return 0, false
+}
+
+// Call applies a math function to an f32 scalar, or lane by lane to an
+// f32x8 (backends compute exp on eight lanes by a polynomial, the others
+// lane by lane).
 type Call struct {
-	Fn  string
+	Fn  MathFn
 	Arg Expr
 }
 
@@ -143,11 +196,16 @@ type ToF32 struct{ X Expr }
 // Select is A if X > Y, else B, on f32 scalars.
 type Select struct{ X, Y, A, B Expr }
 
-func (IntConst) Type() Type       { return Int }
-func (F32Const) Type() Type       { return F32 }
-func (v *Var) Type() Type         { return v.T }
-func (Param) Type() Type          { return Int }
-func (l *Load) Type() Type        { return vecType(l.Vec) }
+func (IntConst) Type() Type { return Int }
+func (F32Const) Type() Type { return F32 }
+func (v *Var) Type() Type   { return v.T }
+func (Param) Type() Type    { return Int }
+func (l *Load) Type() Type {
+	if l.Buf != nil && l.Buf.Kind == Tokens {
+		return Int // token ids widen to ints
+	}
+	return vecType(l.Vec)
+}
 func (b *Bin) Type() Type         { return b.A.Type() }
 func (f *FMA) Type() Type         { return f.A.Type() }
 func (c *Call) Type() Type        { return c.Arg.Type() }
@@ -294,75 +352,6 @@ type Program struct {
 	Weights []*WeightRef
 	States  []*StateRef
 	Tables  []*Buffer
-}
-
-// Print renders p for dumps.
-func Print(p *Program) string {
-	var b strings.Builder
-	for _, w := range p.Weights {
-		dt := "f32"
-		if w.BF16 {
-			dt = "bf16"
-		}
-		fmt.Fprintf(&b, "weight #%d %s %s[%d, %d]", indexOf(p.Weights, w), w.Name, dt, w.Rows, w.Cols)
-		if len(w.Concat) > 0 {
-			fmt.Fprintf(&b, " = concat %s", strings.Join(w.Concat, ", "))
-		}
-		b.WriteByte('\n')
-	}
-	for i, s := range p.States {
-		fmt.Fprintf(&b, "state #%d %s [%d × %d]\n", i, s.Name, s.Rows, s.RowSize)
-	}
-	for _, t := range p.Tables {
-		fmt.Fprintf(&b, "table %s [%d]\n", t.Name, t.Len)
-	}
-	for _, e := range p.Entries {
-		fmt.Fprintf(&b, "\nentry %s (seq %d, arena %d, scratch %d) -> %s[%s : +%v]\n", e.Name, e.Seq, e.ArenaLen, e.ScratchLen, e.Output, e.OutOffset, e.OutShape)
-		for _, k := range e.Kernels {
-			fmt.Fprintf(&b, "  kernel %s %s -> %s  (%s)\n", k.Name, k.Kind, k.Value, strings.Join(k.Ops, ", "))
-			for _, ph := range k.Phases {
-				if ph.Parallel {
-					fmt.Fprintf(&b, "    parallel %s in [0, %s) work %s:\n", ph.Var, ph.N, ph.Work)
-				} else {
-					b.WriteString("    serial:\n")
-				}
-				printStmts(&b, ph.Body, "      ")
-			}
-		}
-	}
-	return b.String()
-}
-
-func indexOf[T comparable](xs []T, x T) int {
-	for i, y := range xs {
-		if y == x {
-			return i
-		}
-	}
-	return -1
-}
-
-func printStmts(b *strings.Builder, ss []Stmt, indent string) {
-	for _, s := range ss {
-		switch s := s.(type) {
-		case *Decl:
-			fmt.Fprintf(b, "%svar %s %s = %s\n", indent, s.Var, s.Var.T, s.Init)
-		case *Assign:
-			fmt.Fprintf(b, "%s%s = %s\n", indent, s.Var, s.Val)
-		case *Store:
-			op := "store"
-			if s.Val.Type() == F32x8 {
-				op = "store8"
-			}
-			fmt.Fprintf(b, "%s%s %s[%s] = %s\n", indent, op, s.Buf, s.Index, s.Val)
-		case *For:
-			fmt.Fprintf(b, "%sfor %s in [%s, %s) step %d:\n", indent, s.Var, s.Lo, s.Hi, s.Step)
-			printStmts(b, s.Body, indent+"  ")
-		case *IfGreater:
-			fmt.Fprintf(b, "%sif %s > %s:\n", indent, s.X, s.Y)
-			printStmts(b, s.Then, indent+"  ")
-		}
-	}
 }
 
 func (*HSums) Type() Type { return F32x8 }

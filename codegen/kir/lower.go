@@ -38,6 +38,9 @@ func LowerWith(graphs []*ir.Graph, o Options) (*Program, error) {
 			return nil, fmt.Errorf("lowering %s: %w", g.Name, err)
 		}
 	}
+	if err := Verify(l.prog); err != nil {
+		return nil, fmt.Errorf("lowering produced invalid kernel IR: %w", err)
+	}
 	return l.prog, nil
 }
 
@@ -484,7 +487,7 @@ func (l *lowerer) rmsNorm(out, x, w view, eps float32, unitOffset bool) error {
 	ss := l.newVar("ss", F32)
 	inv := l.newVar("inv", F32)
 	body := l.dot(ss, x.buf, x.at(r, I(0)), x.buf, x.at(r, I(0)), dim)
-	body = append(body, &Decl{Var: inv, Init: FDiv(F(1), Fn("sqrt", FAdd(FDiv(ss, F(float32(dim))), F(eps))))})
+	body = append(body, &Decl{Var: inv, Init: FDiv(F(1), Fn(Sqrt, FAdd(FDiv(ss, F(float32(dim))), F(eps))))})
 	h := l.newVar("h", Int)
 	g := Ld(w.buf, w.at(h))
 	if unitOffset {
@@ -633,8 +636,8 @@ func (l *lowerer) rope(n *ir.Node, out, x view) error {
 		l.serial(&For{Var: s, Lo: I(0), Hi: I(seq), Step: 1, Body: []Stmt{
 			&For{Var: i, Lo: I(0), Hi: I(half), Step: 1, Body: []Stmt{
 				&Decl{Var: ang, Init: FMul(&ToF32{X: IAdd(l.pos, s)}, Ld(table, i))},
-				&Store{Buf: cs.buf, Index: cs.at(s, i), Val: Fn("cos", ang)},
-				&Store{Buf: sn.buf, Index: sn.at(s, i), Val: Fn("sin", ang)},
+				&Store{Buf: cs.buf, Index: cs.at(s, i), Val: Fn(Cos, ang)},
+				&Store{Buf: sn.buf, Index: sn.at(s, i), Val: Fn(Sin, ang)},
 			}},
 		}})
 	}
@@ -768,7 +771,7 @@ func (l *lowerer) attention(n *ir.Node) error {
 	score := l.dot(sc, q.buf, qOff, kc.buf, kc.at(key, kh, I(0)), dim)
 	score = append(score, &Assign{Var: sc, Val: FMul(sc, F(scale))})
 	if softcap != 0 {
-		score = append(score, &Assign{Var: sc, Val: FMul(F(softcap), Fn("tanh", FDiv(sc, F(softcap))))})
+		score = append(score, &Assign{Var: sc, Val: FMul(F(softcap), Fn(Tanh, FDiv(sc, F(softcap))))})
 	}
 	score = append(score, &Store{Buf: blk.buf, Index: IAdd(bOff, t), Val: sc})
 
@@ -793,7 +796,7 @@ func (l *lowerer) attention(n *ir.Node) error {
 		// Rescale the running sums only when the maximum grows, which
 		// after the first few blocks is rare.
 		rescale := []Stmt{
-			&Decl{Var: corr, Init: Fn("exp", FSub(m, mn))},
+			&Decl{Var: corr, Init: Fn(Exp, FSub(m, mn))},
 			&Assign{Var: sum, Val: FMul(sum, &Broadcast{X: corr})},
 		}
 		for _, acc := range accs {
@@ -807,7 +810,7 @@ func (l *lowerer) attention(n *ir.Node) error {
 		out := []Stmt{
 			&Decl{Var: mn, Init: FMax(m, &HMax{X: x})},
 			&IfGreater{X: mn, Y: m, Then: rescale},
-			&Decl{Var: pv, Init: Fn("exp", FSub(x, &Broadcast{X: m}))},
+			&Decl{Var: pv, Init: Fn(Exp, FSub(x, &Broadcast{X: m}))},
 			&Store{Buf: blk.buf, Index: bOff, Val: pv},
 			&Assign{Var: sum, Val: FAdd(sum, pv)}, // lane sums; added up at the end
 		}
@@ -900,14 +903,14 @@ func (l *lowerer) elementwise(n *ir.Node, out view, ins []view) error {
 		}
 		tanh := func(y Expr) Expr {
 			if !vec {
-				return Fn("tanh", y)
+				return Fn(Tanh, y)
 			}
-			return FSub(FDiv(c(2), FAdd(c(1), Fn("exp", FMul(c(-2), y)))), c(1))
+			return FSub(FDiv(c(2), FAdd(c(1), Fn(Exp, FMul(c(-2), y)))), c(1))
 		}
 		x := ld(ins[0].buf, ins[0].at(idx...))
 		switch n.Op {
 		case ir.OpSiLU:
-			return FDiv(x, FAdd(c(1), Fn("exp", FSub(c(0), x))))
+			return FDiv(x, FAdd(c(1), Fn(Exp, FSub(c(0), x))))
 		case ir.OpGELUTanh:
 			return FMul(FMul(c(0.5), x), FAdd(c(1), tanh(FMul(c(0.7978845608028654),
 				FAdd(x, FMul(c(0.044715), FMul(x, FMul(x, x))))))))

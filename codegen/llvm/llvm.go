@@ -772,7 +772,7 @@ func (fb *fn) expr(e kir.Expr) value.Value {
 		switch {
 		case x.Type().Equal(f32):
 			return fb.scalarCall(e.Fn, x)
-		case x.Type().Equal(v8) && e.Fn == "exp":
+		case x.Type().Equal(v8) && e.Fn == kir.Exp:
 			return fb.call(fb.g.exp8, x)
 		case x.Type().Equal(v8):
 			out := value.Value(constant.NewUndef(v8))
@@ -833,19 +833,18 @@ func (fb *fn) vec(x kir.Expr, in kir.Expr) value.Value {
 
 // scalarCall applies a math function to an f32. sqrt is exact in float;
 // the others are computed in double and rounded, like kir.CallF64.
-func (fb *fn) scalarCall(name string, x value.Value) value.Value {
+func (fb *fn) scalarCall(fun kir.MathFn, x value.Value) value.Value {
 	g := fb.g
-	if name == "sqrt" {
-		return fb.call(g.declare("llvm.sqrt.f32", f32, f32), x)
-	}
 	var f *ir.Func
-	switch name {
-	case "exp", "sin", "cos":
-		f = g.declare("llvm."+name+".f64", f64, f64)
-	case "tanh":
+	switch fun {
+	case kir.Sqrt:
+		return fb.call(g.declare("llvm.sqrt.f32", f32, f32), x)
+	case kir.Exp, kir.Sin, kir.Cos:
+		f = g.declare("llvm."+fun.String()+".f64", f64, f64)
+	case kir.Tanh:
 		f = g.declare("tanh", f64, f64)
 	default:
-		fail("%s: unknown function %s", fb.what, name)
+		fail("%s: unknown function %s", fb.what, fun)
 	}
 	d := fb.cur.NewFPExt(x, f64)
 	r := fb.call(f, d)

@@ -143,7 +143,7 @@ func closeTo(t *testing.T, want, got []float32, format string, args ...any) {
 // state element it wrote.
 func TestOpsMatchMachine(t *testing.T) {
 	tc := toolchain(t)
-	p := opsProgram()
+	p := caseProgram(t, "ops")
 	ws := randomWeights(p, 11)
 	prog := build(t, tc, p, ws, 2, 8, 8)
 	m := kir.NewMachine(p, ws)
