@@ -9,7 +9,7 @@ import "embed"
 //go:embed go.mod go.sum
 //go:embed chattemplate/ast.go chattemplate/doc.go chattemplate/eval.go chattemplate/filters.go chattemplate/format.go chattemplate/globals.go chattemplate/lex.go chattemplate/methods.go chattemplate/parse.go chattemplate/template.go chattemplate/tests.go chattemplate/value.go
 //go:embed codegen/golang/golang.go
-//go:embed codegen/kir/eval.go codegen/kir/expr.go codegen/kir/kir.go codegen/kir/lower.go codegen/kir/walk.go
+//go:embed codegen/kir/eval.go codegen/kir/expr.go codegen/kir/kir.go codegen/kir/lower.go codegen/kir/parse.go codegen/kir/print.go codegen/kir/verify.go codegen/kir/walk.go
 //go:embed codegen/llvm/llvm.go codegen/llvm/split.go codegen/llvm/toolchain.go
 //go:embed frontends/hf/build.go frontends/hf/config.go frontends/hf/model.go
 //go:embed frontends/safetensors/convert.go frontends/safetensors/doc.go frontends/safetensors/dtype.go frontends/safetensors/errors.go frontends/safetensors/file.go frontends/safetensors/mmap_other.go frontends/safetensors/mmap_unix.go frontends/safetensors/set.go frontends/safetensors/tensor.go frontends/safetensors/write.go
