@@ -250,12 +250,12 @@ func (l *lowerer) serial(body ...Stmt) {
 }
 
 func (l *lowerer) kernel(n *ir.Node, index int) error {
-	name := fmt.Sprintf("k%d_%s", len(l.e.Kernels), n.Attrs.String("name", "kernel"))
-	l.k = &Kernel{Name: l.e.Name + "_" + name, Kind: n.Attrs.String("name", "")}
+	name := fmt.Sprintf("k%d_%s", len(l.e.Kernels), n.StringAttr("name"))
+	l.k = &Kernel{Name: l.e.Name + "_" + name, Kind: n.StringAttr("name")}
 	l.scratchTop, l.nvar = 0, 0
 	if n.Result != nil {
 		l.k.Value = n.Result.Ref()
-		off := n.Attrs.Int("offset", -1)
+		off := n.IntAttr("offset")
 		if off < 0 || off%4 != 0 {
 			return fmt.Errorf("kernel result has no planned arena offset (is plan-memory disabled?)")
 		}
@@ -318,7 +318,7 @@ func (l *lowerer) op(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, done ma
 		if err != nil {
 			return err
 		}
-		start, ln := n.Attrs.Int("start", 0), n.Attrs.Int("len", 0)
+		start, ln := n.IntAttr("start"), n.IntAttr("len")
 		l.views[n.Result] = view{buf: src.buf, off: IAdd(src.off, I(start*src.strides[1])),
 			shape: []int{src.shape[0], ln}, strides: src.strides}
 		return nil
@@ -337,7 +337,7 @@ func (l *lowerer) op(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, done ma
 		if err != nil {
 			return err
 		}
-		return l.rmsNorm(l.views[n.Result], x, w, float32(n.Attrs.Float("eps", 1e-6)), n.Attrs.Bool("unit_offset", false))
+		return l.rmsNorm(l.views[n.Result], x, w, float32(n.FloatAttr("eps")), n.BoolAttr("unit_offset"))
 	case ir.OpLinear:
 		return l.linear(n, body, uses, done)
 	case ir.OpRoPE:
@@ -355,7 +355,7 @@ func (l *lowerer) op(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, done ma
 		if err != nil {
 			return err
 		}
-		return l.kvWrite(cache, x, n.Attrs.Int("ring", 0))
+		return l.kvWrite(cache, x, n.IntAttr("ring"))
 	case ir.OpAttention:
 		return l.attention(n)
 	case ir.OpLast:
@@ -723,10 +723,10 @@ func (l *lowerer) attention(n *ir.Node) error {
 	if q.strides[2] != 1 || !out.isContiguous() {
 		return fmt.Errorf("attention needs contiguous heads")
 	}
-	scale := float32(n.Attrs.Float("scale", 1))
-	window := n.Attrs.Int("window", 0)
-	softcap := float32(n.Attrs.Float("softcap", 0))
-	ring := n.Attrs.Int("ring", 0)
+	scale := float32(n.FloatAttr("scale"))
+	window := n.IntAttr("window")
+	softcap := float32(n.FloatAttr("softcap"))
+	ring := n.IntAttr("ring")
 	blk := l.alloc([]int{seq * heads, 8}) // one block of scores per (query, head)
 
 	it := l.newVar("it", Int)
@@ -915,9 +915,9 @@ func (l *lowerer) elementwise(n *ir.Node, out view, ins []view) error {
 			return FMul(FMul(c(0.5), x), FAdd(c(1), tanh(FMul(c(0.7978845608028654),
 				FAdd(x, FMul(c(0.044715), FMul(x, FMul(x, x))))))))
 		case ir.OpScale:
-			return FMul(x, c(n.Attrs.Float("factor", 1)))
+			return FMul(x, c(n.FloatAttr("factor")))
 		case ir.OpSoftcap:
-			cp := n.Attrs.Float("cap", 1)
+			cp := n.FloatAttr("cap")
 			return FMul(c(cp), tanh(FDiv(x, c(cp))))
 		case ir.OpAdd:
 			return FAdd(x, ld(ins[1].buf, ins[1].at(idx...)))

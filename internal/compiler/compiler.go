@@ -195,7 +195,7 @@ func describeGraph(man *artifact.Manifest, g *ir.Graph) {
 		if n.Op != ir.OpKernel {
 			continue
 		}
-		k := artifact.Kernel{Entry: g.Name, Kind: n.Attrs.String("name", "")}
+		k := artifact.Kernel{Entry: g.Name, Kind: n.StringAttr("name")}
 		if n.Result != nil {
 			k.Value = n.Result.Ref()
 		}
@@ -203,7 +203,7 @@ func describeGraph(man *artifact.Manifest, g *ir.Graph) {
 			k.Ops = append(k.Ops, b.Op.String())
 		}
 		man.Kernels = append(man.Kernels, k)
-		if off := n.Attrs.Int("offset", -1); off >= 0 && n.Result != nil {
+		if off := n.IntAttr("offset"); off >= 0 && n.Result != nil {
 			size := 4
 			for _, d := range n.Result.Type.Shape {
 				size *= d.N

@@ -51,7 +51,7 @@ func (d *dotWriter) nodes(nodes []*ir.Node, indent string) {
 		if n.Op == ir.OpKernel {
 			d.n++
 			fmt.Fprintf(d.b, "%ssubgraph cluster_%sk%d {\n%s  label=%q; style=filled; fillcolor=\"#eef4ff\";\n",
-				indent, d.prefix, d.n, indent, "kernel "+n.Attrs.String("name", ""))
+				indent, d.prefix, d.n, indent, "kernel "+n.StringAttr("name"))
 			d.nodes(n.Body.Nodes, indent+"  ")
 			fmt.Fprintf(d.b, "%s}\n", indent)
 			if n.Result != nil {
