@@ -7,13 +7,13 @@ import "embed"
 // sourceFiles are the files Source returns.
 //
 //go:embed go.mod go.sum
+//go:embed artifact/artifact.go artifact/identity_linux.go artifact/identity_other.go artifact/pid_other.go artifact/pid_unix.go
 //go:embed chattemplate/ast.go chattemplate/doc.go chattemplate/eval.go chattemplate/filters.go chattemplate/format.go chattemplate/globals.go chattemplate/lex.go chattemplate/methods.go chattemplate/parse.go chattemplate/template.go chattemplate/tests.go chattemplate/value.go
 //go:embed codegen/golang/golang.go
 //go:embed codegen/kir/eval.go codegen/kir/expr.go codegen/kir/kir.go codegen/kir/lower.go codegen/kir/walk.go
 //go:embed codegen/llvm/llvm.go codegen/llvm/split.go codegen/llvm/toolchain.go
 //go:embed frontends/hf/build.go frontends/hf/config.go frontends/hf/model.go
 //go:embed frontends/safetensors/convert.go frontends/safetensors/doc.go frontends/safetensors/dtype.go frontends/safetensors/errors.go frontends/safetensors/file.go frontends/safetensors/mmap_other.go frontends/safetensors/mmap_unix.go frontends/safetensors/set.go frontends/safetensors/tensor.go frontends/safetensors/write.go
-//go:embed internal/artifact/artifact.go internal/artifact/identity_linux.go internal/artifact/identity_other.go internal/artifact/pid_other.go internal/artifact/pid_unix.go
 //go:embed internal/cli/bench.go internal/cli/chat.go internal/cli/flags.go internal/cli/interrupt.go internal/cli/llmc.go internal/cli/llmrun.go internal/cli/synth.go internal/cli/text.go internal/cli/tokenize.go internal/cli/verify.go
 //go:embed internal/compiler/compiler.go internal/compiler/dot.go internal/compiler/gobackend.go internal/compiler/gosource.go internal/compiler/llvmbackend.go
 //go:embed internal/engine/engine.go

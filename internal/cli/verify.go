@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/llmc-dev/llmc/internal/artifact"
+	"github.com/llmc-dev/llmc/artifact"
 )
 
 // errVerify is returned by verify when something differs; the report

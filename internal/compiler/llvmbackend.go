@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/codegen/kir"
 	"github.com/llmc-dev/llmc/codegen/llvm"
-	"github.com/llmc-dev/llmc/internal/artifact"
 	"github.com/llmc-dev/llmc/runtime/native"
 )
 
