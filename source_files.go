@@ -7,7 +7,7 @@ import "embed"
 // sourceFiles are the files Source returns.
 //
 //go:embed go.mod go.sum
-//go:embed artifact/artifact.go artifact/identity_linux.go artifact/identity_other.go artifact/pid_other.go artifact/pid_unix.go
+//go:embed artifact/abi.go artifact/artifact.go artifact/entry.go artifact/identity_linux.go artifact/identity_other.go artifact/layout.go artifact/pid_other.go artifact/pid_unix.go artifact/weight.go
 //go:embed chattemplate/ast.go chattemplate/doc.go chattemplate/eval.go chattemplate/filters.go chattemplate/format.go chattemplate/globals.go chattemplate/lex.go chattemplate/methods.go chattemplate/parse.go chattemplate/template.go chattemplate/tests.go chattemplate/value.go
 //go:embed codegen/golang/golang.go
 //go:embed codegen/kir/eval.go codegen/kir/expr.go codegen/kir/kir.go codegen/kir/lower.go codegen/kir/walk.go
@@ -24,7 +24,7 @@ import "embed"
 //go:embed passes/fuse.go passes/memory.go passes/pipeline.go passes/simplify.go passes/static.go
 //go:embed runtime/expf.go runtime/finite.go runtime/generate.go runtime/hugemem_linux.go runtime/hugemem_other.go runtime/interp.go runtime/kernels.go runtime/linked.go runtime/static.go
 //go:embed runtime/artifactmain/artifactmain.go
-//go:embed runtime/native/abi.go runtime/native/cpu.go runtime/native/layout.go runtime/native/mem_linux.go runtime/native/mem_other.go runtime/native/native.go runtime/native/native_other.go
+//go:embed runtime/native/cpu.go runtime/native/mem_linux.go runtime/native/mem_other.go runtime/native/native.go runtime/native/native_other.go
 //go:embed runtime/pool/pool.go
 //go:embed runtime/sample/exp.go runtime/sample/filter.go runtime/sample/math.go runtime/sample/sample.go
 //go:embed tokenizer/added.go tokenizer/bpe.go tokenizer/bytes.go tokenizer/chars.go tokenizer/decoder.go tokenizer/doc.go tokenizer/load.go tokenizer/normalizer.go tokenizer/pattern.go tokenizer/post.go tokenizer/split.go tokenizer/stream.go tokenizer/tokenizer.go

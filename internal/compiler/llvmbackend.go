@@ -79,13 +79,13 @@ func buildLLVM(ctx context.Context, tmp string, prog *kir.Program, man *artifact
 	}
 	lay := o.Layout(prog)
 	lay.GOARCH, lay.MaxSeq, lay.Vocab = goruntime.GOARCH, man.MaxSeq, vocab
-	if err := lay.Write(filepath.Join(tmp, native.LayoutName)); err != nil {
-		return fmt.Errorf("writing %s: %w", native.LayoutName, err)
+	if err := lay.Write(filepath.Join(tmp, artifact.LayoutName)); err != nil {
+		return fmt.Errorf("writing %s: %w", artifact.LayoutName, err)
 	}
 	man.Backends.Library = LLVMLibrary
 	man.Backends.TargetCPU = tc.HostCPU
 	man.Backends.Features = native.TargetFeatures()
 	man.Backends.Tools = tc.Versions
-	man.Files = append(man.Files, LLVMModule, LLVMLibrary, native.LayoutName)
+	man.Files = append(man.Files, LLVMModule, LLVMLibrary, artifact.LayoutName)
 	return nil
 }

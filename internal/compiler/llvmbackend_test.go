@@ -49,7 +49,7 @@ func compileLLVM(t *testing.T, model string, o compiler.Options) string {
 	require.Contains(t, man.Backends.Tools, "opt")
 	require.Contains(t, man.Backends.Tools, "llc")
 	require.Contains(t, man.Backends.Tools, "cc")
-	for _, f := range []string{compiler.LLVMModule, compiler.LLVMLibrary, native.LayoutName} {
+	for _, f := range []string{compiler.LLVMModule, compiler.LLVMLibrary, artifact.LayoutName} {
 		require.FileExists(t, filepath.Join(out, f))
 		require.Contains(t, man.Files, f)
 	}
