@@ -16,7 +16,7 @@ import "embed"
 //go:embed frontends/safetensors/convert.go frontends/safetensors/doc.go frontends/safetensors/dtype.go frontends/safetensors/errors.go frontends/safetensors/file.go frontends/safetensors/mmap_other.go frontends/safetensors/mmap_unix.go frontends/safetensors/set.go frontends/safetensors/tensor.go frontends/safetensors/write.go
 //go:embed internal/cli/bench.go internal/cli/chat.go internal/cli/flags.go internal/cli/interrupt.go internal/cli/llmc.go internal/cli/llmrun.go internal/cli/synth.go internal/cli/text.go internal/cli/tokenize.go internal/cli/verify.go
 //go:embed internal/compiler/compiler.go internal/compiler/dot.go internal/compiler/gobackend.go internal/compiler/gosource.go internal/compiler/llvmbackend.go
-//go:embed internal/engine/engine.go
+//go:embed internal/engine/engine.go internal/engine/loaders.go
 //go:embed internal/proc/proc.go internal/proc/proc_linux.go internal/proc/proc_nodeath.go internal/proc/proc_other.go internal/proc/proc_unix.go
 //go:embed internal/synth/synth.go
 //go:embed internal/sysmem/sysmem.go

@@ -65,9 +65,12 @@ type Manifest struct {
 	BufferPlan []EntryPlan   `json:"buffer_plan"`
 	Weights    []string      `json:"weights"`
 	Derived    []DerivedInfo `json:"derived_weights,omitempty"`
-	IR         string        `json:"ir"`
-	Files      []string      `json:"files"` // other files in the artifact, relative
-	Backends   BackendInfo   `json:"backend_info,omitempty"`
+	// ProgramWeights are the weights a compiled program (backends go and
+	// llvm) reads, as it stores them: which it keeps in bfloat16, say.
+	ProgramWeights []Weight    `json:"program_weights,omitempty"`
+	IR             string      `json:"ir"`
+	Files          []string    `json:"files"` // other files in the artifact, relative
+	Backends       BackendInfo `json:"backend_info,omitempty"`
 	// Contents are the size and hash of every file in the artifact but
 	// the manifest, sorted by name.
 	Contents []Content `json:"contents"`

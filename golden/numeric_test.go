@@ -192,7 +192,7 @@ func TestNumericCheckSeesBadPlan(t *testing.T) {
 	require.NoError(t, err)
 	corrupted := false
 	for _, g := range graphs {
-		if g.Name != compiler.EntryDecode {
+		if g.Name != artifact.EntryDecode {
 			continue
 		}
 		x, q := node(g, "%x"), node(g, "%l0.q.rope")

@@ -23,15 +23,6 @@ import (
 	"github.com/llmc-dev/llmc/passes"
 )
 
-// Entry point names of compiled programs.
-const (
-	EntryDecode     = "decode"      // static: one token, last logits
-	EntryPrefill    = "prefill"     // static: a padded chunk, last real token's logits
-	EntryPrefillAll = "prefill_all" // static: a padded chunk, every token's logits
-	EntryForward    = "forward"     // dynamic: any number of tokens, last logits
-	EntryForwardAll = "forward_all" // dynamic: any number of tokens, all logits
-)
-
 // DefaultPrefillChunk is the prefill entry point's token count when not set.
 const DefaultPrefillChunk = 16
 
@@ -140,9 +131,9 @@ func compile(ctx context.Context, modelDir, outDir string, o Options) (*Result, 
 		seq  int
 		all  bool
 	}
-	specs := []spec{{EntryDecode, 1, false}, {EntryPrefill, o.PrefillChunk, false}, {EntryPrefillAll, o.PrefillChunk, true}}
+	specs := []spec{{artifact.EntryDecode, 1, false}, {artifact.EntryPrefill, o.PrefillChunk, false}, {artifact.EntryPrefillAll, o.PrefillChunk, true}}
 	if o.KV == passes.Dynamic {
-		specs = []spec{{EntryForward, 0, false}, {EntryForwardAll, 0, true}}
+		specs = []spec{{artifact.EntryForward, 0, false}, {artifact.EntryForwardAll, 0, true}}
 	}
 	res := &Result{KV: kv}
 	man := &artifact.Manifest{
@@ -329,6 +320,15 @@ func describeGraph(man *artifact.Manifest, g *ir.Graph) {
 		}
 	}
 	sort.Strings(man.Weights)
+}
+
+// describeProgram records in the manifest the weights a compiled program
+// reads, as it stores them (the run side counts the bytes a step reads
+// from them).
+func describeProgram(man *artifact.Manifest, prog *kir.Program) {
+	for _, w := range prog.Weights {
+		man.ProgramWeights = append(man.ProgramWeights, *w)
+	}
 }
 
 func progress(w io.Writer, format string, args ...any) {

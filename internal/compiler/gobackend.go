@@ -89,6 +89,7 @@ func main() { os.Exit(artifactmain.Main(&kernels.Linked)) }
 	}
 	version, _ := proc.Command(ctx, goTool, "env", "GOVERSION").Output()
 	man.Backends.Binary = GoBinary
+	describeProgram(man, prog)
 	man.Backends.Tools = map[string]string{"go": strings.TrimSpace(string(version))}
 	man.Files = append(man.Files, GoSourceDir, GoBinary)
 	return nil

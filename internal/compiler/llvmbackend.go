@@ -83,6 +83,7 @@ func buildLLVM(ctx context.Context, tmp string, prog *kir.Program, man *artifact
 		return fmt.Errorf("writing %s: %w", artifact.LayoutName, err)
 	}
 	man.Backends.Library = LLVMLibrary
+	describeProgram(man, prog)
 	man.Backends.TargetCPU = tc.HostCPU
 	man.Backends.Features = native.TargetFeatures()
 	man.Backends.Tools = tc.Versions
