@@ -55,13 +55,14 @@ func LinkedWeights(lp *LinkedProgram, ws WeightSource) (weights *Weights, free f
 			f32s += w.Rows * w.Cols
 		}
 	}
-	mem, free, err := AllocFloats(f32s + (halves+1)/2)
+	mem, release, err := AllocFloats(f32s + (halves+1)/2)
 	if err != nil {
 		return nil, nil, err
 	}
+	// release, not free: a failing return sets free to nil before this runs.
 	defer func() {
 		if err != nil {
-			free()
+			release()
 		}
 	}()
 	half := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(mem[f32s:]))), halves)
@@ -79,7 +80,7 @@ func LinkedWeights(lp *LinkedProgram, ws WeightSource) (weights *Weights, free f
 			return nil, nil, err
 		}
 	}
-	return weights, free, nil
+	return weights, release, nil
 }
 
 // FillWeight gathers weight w from ws, stacking its parts by rows: into
