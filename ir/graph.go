@@ -385,40 +385,47 @@ func checkArgs(n *Node) error {
 
 // checkAttrs checks a node's attributes against the op table.
 func checkAttrs(n *Node) error {
-	info := n.Op.Info()
+	return checkAttrValues(n.Op.Info(), n.Attrs)
+}
+
+// checkAttrValues checks attributes against an op's specs: required ones
+// are present, each value has its spec's kind, and there are no others.
+func checkAttrValues(info *OpInfo, attrs Attrs) error {
 	for _, spec := range info.Attrs {
-		v, ok := n.Attrs[spec.Name]
+		v, ok := attrs[spec.Name]
 		if !ok {
 			if spec.Required {
 				return fmt.Errorf("missing attribute %s", spec.Name)
 			}
 			continue
 		}
-		okType := false
-		switch v.(type) {
-		case int:
-			okType = spec.Kind == AttrInt || spec.Kind == AttrFloat
-		case float64:
-			okType = spec.Kind == AttrFloat
-		case bool:
-			okType = spec.Kind == AttrBool
-		case string:
-			okType = spec.Kind == AttrString
-		}
-		if !okType {
-			return fmt.Errorf("attribute %s=%s has the wrong type", spec.Name, formatAttr(v))
+		if !kindAccepts(spec.Kind, v) {
+			return fmt.Errorf("attribute %s=%s has the wrong type (want %s)", spec.Name, formatAttr(v), spec.Kind)
 		}
 	}
-	for k := range n.Attrs {
-		found := false
-		for _, spec := range info.Attrs {
-			found = found || spec.Name == k
-		}
-		if !found {
+	for k := range attrs {
+		if !info.HasAttr(k) {
 			return fmt.Errorf("%s has no attribute %q", info.Name, k)
 		}
 	}
 	return nil
+}
+
+// kindAccepts reports whether v is a valid value of an attribute of kind
+// k: its own Go type, or ints where floats are wanted.
+func kindAccepts(k AttrKind, v any) bool {
+	got, ok := attrKindOf(v)
+	switch {
+	case !ok:
+		return false
+	case got == k:
+		return true
+	case got == AttrInt:
+		return k == AttrFloat
+	case got == AttrInts:
+		return k == AttrFloats
+	}
+	return false
 }
 
 // SetOutputs sets the graph's outputs.

@@ -2,6 +2,7 @@ package ir
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -48,17 +49,74 @@ const (
 type AttrKind uint8
 
 const (
-	AttrInt AttrKind = iota
-	AttrFloat
-	AttrBool
-	AttrString
+	AttrInt    AttrKind = iota // int
+	AttrFloat                  // float64 (an int is accepted)
+	AttrBool                   // bool
+	AttrString                 // string
+	AttrInts                   // []int
+	AttrFloats                 // []float64 (a []int is accepted)
 )
+
+func (k AttrKind) String() string {
+	switch k {
+	case AttrInt:
+		return "int"
+	case AttrFloat:
+		return "float"
+	case AttrBool:
+		return "bool"
+	case AttrString:
+		return "string"
+	case AttrInts:
+		return "int list"
+	case AttrFloats:
+		return "float list"
+	}
+	return fmt.Sprintf("AttrKind(%d)", uint8(k))
+}
 
 // AttrSpec describes one attribute an op accepts.
 type AttrSpec struct {
 	Name     string
 	Kind     AttrKind
 	Required bool
+	// Default is what readers (Node.Attr and the typed getters) get when
+	// an optional attribute is absent, of Kind's Go type. Required
+	// attributes have none: a valid node always carries them.
+	Default any
+}
+
+// req is a required attribute.
+func req(name string, kind AttrKind) AttrSpec {
+	return AttrSpec{Name: name, Kind: kind, Required: true}
+}
+
+// opt is an optional attribute whose kind is that of its default.
+func opt(name string, def any) AttrSpec {
+	k, ok := attrKindOf(def)
+	if !ok {
+		panic(fmt.Sprintf("ir: attribute %s: default %#v has no attribute kind", name, def))
+	}
+	return AttrSpec{Name: name, Kind: k, Default: def}
+}
+
+// attrKindOf is the kind of an attribute value's Go type.
+func attrKindOf(v any) (AttrKind, bool) {
+	switch v.(type) {
+	case int:
+		return AttrInt, true
+	case float64:
+		return AttrFloat, true
+	case bool:
+		return AttrBool, true
+	case string:
+		return AttrString, true
+	case []int:
+		return AttrInts, true
+	case []float64:
+		return AttrFloats, true
+	}
+	return 0, false
 }
 
 // OpInfo is an op's entry in the op table.
@@ -74,48 +132,81 @@ type OpInfo struct {
 	// Elementwise ops map each element independently; their result has the
 	// shape of their first argument.
 	Elementwise bool
+	// Epilogue ops may run on a producer's output inside the producer's
+	// kernel (fuse-kernels): they work element by element, or on pairs
+	// within a row (RoPE), with no reduction.
+	Epilogue bool
+	// KernelKind, for an op that anchors a fused kernel (fuse-kernels),
+	// names the kernel formed around it: the loop nest a backend emits
+	// for it. Empty for ops that anchor none.
+	KernelKind string
 	// Infer checks the arguments and attributes of n and returns the type
 	// of its result (the zero Type for effect-only ops).
 	Infer func(n *Node) (Type, error)
+}
+
+// Attr returns the spec of the op's attribute name.
+func (info *OpInfo) Attr(name string) (AttrSpec, bool) {
+	for _, s := range info.Attrs {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return AttrSpec{}, false
+}
+
+// HasAttr reports whether the op accepts attribute name.
+func (info *OpInfo) HasAttr(name string) bool {
+	_, ok := info.Attr(name)
+	return ok
 }
 
 var opTable [numOps]OpInfo
 
 func init() {
 	opTable = [numOps]OpInfo{
-		OpEmbedding: {Name: "embedding", Args: []ArgKind{ArgWeight, ArgTensor}, Infer: inferEmbedding},
-		OpRMSNorm: {Name: "rms_norm", Args: []ArgKind{ArgTensor, ArgWeight}, Infer: inferRMSNorm,
-			Attrs: []AttrSpec{{"eps", AttrFloat, true}, {"unit_offset", AttrBool, false}}},
-		OpLinear:  {Name: "linear", Args: []ArgKind{ArgTensor, ArgWeight, ArgWeight}, Optional: 1, Infer: inferLinear},
-		OpReshape: {Name: "reshape", Args: []ArgKind{ArgTensor}, Infer: inferReshape},
-		OpRoPE: {Name: "rope", Args: []ArgKind{ArgTensor, ArgTensor}, Infer: inferRoPE,
-			Attrs: []AttrSpec{{"theta", AttrFloat, true}, {"scaling", AttrString, false},
-				{"factor", AttrFloat, false}, {"low_freq_factor", AttrFloat, false},
-				{"high_freq_factor", AttrFloat, false}, {"original_max_positions", AttrInt, false}}},
-		OpSiLU:     {Name: "silu", Args: []ArgKind{ArgTensor}, Elementwise: true, Infer: inferUnary},
-		OpGELUTanh: {Name: "gelu_tanh", Args: []ArgKind{ArgTensor}, Elementwise: true, Infer: inferUnary},
-		OpMul:      {Name: "mul", Args: []ArgKind{ArgTensor, ArgTensor}, Elementwise: true, Infer: inferBinary},
-		OpAdd:      {Name: "add", Args: []ArgKind{ArgTensor, ArgTensor}, Elementwise: true, Infer: inferBinary},
-		OpScale: {Name: "scale", Args: []ArgKind{ArgTensor}, Elementwise: true, Infer: inferUnary,
-			Attrs: []AttrSpec{{"factor", AttrFloat, true}}},
-		OpSoftcap: {Name: "softcap", Args: []ArgKind{ArgTensor}, Elementwise: true, Infer: inferUnary,
-			Attrs: []AttrSpec{{"cap", AttrFloat, true}}},
+		OpEmbedding: {Name: "embedding", Args: []ArgKind{ArgWeight, ArgTensor}, KernelKind: "embedding", Infer: inferEmbedding},
+		OpRMSNorm: {Name: "rms_norm", Args: []ArgKind{ArgTensor, ArgWeight}, KernelKind: "rms_norm", Infer: inferRMSNorm,
+			Attrs: []AttrSpec{req("eps", AttrFloat), opt("unit_offset", false)}},
+		OpLinear:  {Name: "linear", Args: []ArgKind{ArgTensor, ArgWeight, ArgWeight}, Optional: 1, KernelKind: "matmul", Infer: inferLinear},
+		OpReshape: {Name: "reshape", Args: []ArgKind{ArgTensor}, Epilogue: true, Infer: inferReshape},
+		// The scaling defaults are those of transformers' llama3 example;
+		// the frontend always writes them for llama3 scaling.
+		OpRoPE: {Name: "rope", Args: []ArgKind{ArgTensor, ArgTensor}, Epilogue: true, Infer: inferRoPE,
+			Attrs: []AttrSpec{req("theta", AttrFloat), opt("scaling", ""),
+				opt("factor", 1.0), opt("low_freq_factor", 1.0),
+				opt("high_freq_factor", 4.0), opt("original_max_positions", 8192),
+				opt("dim_factors", []float64(nil))}},
+		OpSiLU:     {Name: "silu", Args: []ArgKind{ArgTensor}, Elementwise: true, Epilogue: true, Infer: inferUnary},
+		OpGELUTanh: {Name: "gelu_tanh", Args: []ArgKind{ArgTensor}, Elementwise: true, Epilogue: true, Infer: inferUnary},
+		OpMul:      {Name: "mul", Args: []ArgKind{ArgTensor, ArgTensor}, Elementwise: true, Epilogue: true, Infer: inferBinary},
+		OpAdd:      {Name: "add", Args: []ArgKind{ArgTensor, ArgTensor}, Elementwise: true, Epilogue: true, Infer: inferBinary},
+		OpScale: {Name: "scale", Args: []ArgKind{ArgTensor}, Elementwise: true, Epilogue: true, Infer: inferUnary,
+			Attrs: []AttrSpec{req("factor", AttrFloat)}},
+		OpSoftcap: {Name: "softcap", Args: []ArgKind{ArgTensor}, Elementwise: true, Epilogue: true, Infer: inferUnary,
+			Attrs: []AttrSpec{req("cap", AttrFloat)}},
 		OpLast:     {Name: "last", Args: []ArgKind{ArgTensor, ArgTensor}, Optional: 1, Infer: inferLast},
 		OpKVAppend: {Name: "kv_append", Args: []ArgKind{ArgState, ArgTensor}, Effect: true, Infer: inferKVAppend},
-		OpKVWrite: {Name: "kv_write", Args: []ArgKind{ArgState, ArgTensor, ArgTensor, ArgTensor}, Optional: 1, Effect: true, Infer: inferKVWrite,
-			Attrs: []AttrSpec{{"ring", AttrInt, false}}},
+		// ring > 0: the cache holds its rows in a ring of that many rows
+		// (set by the static-kv pass for windowed caches).
+		OpKVWrite: {Name: "kv_write", Args: []ArgKind{ArgState, ArgTensor, ArgTensor, ArgTensor}, Optional: 1, Effect: true, Epilogue: true, Infer: inferKVWrite,
+			Attrs: []AttrSpec{opt("ring", 0)}},
 		OpAttnScores: {Name: "attn_scores", Args: []ArgKind{ArgTensor, ArgState}, Infer: inferAttnScores,
-			Attrs: []AttrSpec{{"scale", AttrFloat, true}}},
+			Attrs: []AttrSpec{req("scale", AttrFloat)}},
+		// window 0: no sliding window.
 		OpCausalMask: {Name: "causal_mask", Args: []ArgKind{ArgTensor, ArgTensor}, Infer: inferCausalMask,
-			Attrs: []AttrSpec{{"window", AttrInt, false}}},
+			Attrs: []AttrSpec{opt("window", 0)}},
 		OpSoftmax:    {Name: "softmax", Args: []ArgKind{ArgTensor}, Infer: inferUnary},
 		OpAttnValues: {Name: "attn_values", Args: []ArgKind{ArgTensor, ArgState}, Infer: inferAttnValues},
-		OpSlice: {Name: "slice", Args: []ArgKind{ArgTensor}, Infer: inferSlice,
-			Attrs: []AttrSpec{{"start", AttrInt, true}, {"len", AttrInt, true}}},
-		OpAttention: {Name: "attention", Args: []ArgKind{ArgTensor, ArgState, ArgState, ArgTensor}, Infer: inferAttention,
-			Attrs: []AttrSpec{{"scale", AttrFloat, true}, {"window", AttrInt, false}, {"softcap", AttrFloat, false}, {"ring", AttrInt, false}}},
+		OpSlice: {Name: "slice", Args: []ArgKind{ArgTensor}, Epilogue: true, Infer: inferSlice,
+			Attrs: []AttrSpec{req("start", AttrInt), req("len", AttrInt)}},
+		// window 0: none; softcap 0: scores are not capped; ring 0: the
+		// caches are not rings.
+		OpAttention: {Name: "attention", Args: []ArgKind{ArgTensor, ArgState, ArgState, ArgTensor}, KernelKind: "attention", Infer: inferAttention,
+			Attrs: []AttrSpec{req("scale", AttrFloat), opt("window", 0), opt("softcap", 0.0), opt("ring", 0)}},
+		// offset -1: the result has no planned place in the arena.
 		OpKernel: {Name: "kernel", Variadic: true, Infer: inferKernel,
-			Attrs: []AttrSpec{{"name", AttrString, true}, {"offset", AttrInt, false}}},
+			Attrs: []AttrSpec{req("name", AttrString), opt("offset", -1)}},
 	}
 }
 
@@ -289,6 +380,17 @@ func inferRoPE(n *Node) (Type, error) {
 	if err := scalarI32(pos); err != nil {
 		return Type{}, err
 	}
+	if _, ok := n.Attrs["dim_factors"]; ok {
+		fs, half := n.FloatsAttr("dim_factors"), x.Type.Shape[2].N/2
+		if len(fs) != half {
+			return Type{}, fmt.Errorf("dim_factors has %d factors, want head dim / 2 = %d", len(fs), half)
+		}
+		for i, f := range fs {
+			if !(f > 0) || math.IsInf(f, 0) {
+				return Type{}, fmt.Errorf("dim_factors[%d] is %s, want a positive number", i, formatAttr(f))
+			}
+		}
+	}
 	return x.Type, nil
 }
 
@@ -427,7 +529,7 @@ func inferSlice(n *Node) (Type, error) {
 	if err := rank(x, 2); err != nil {
 		return Type{}, err
 	}
-	start, ln := n.Attrs.Int("start", -1), n.Attrs.Int("len", -1)
+	start, ln := n.IntAttr("start"), n.IntAttr("len")
 	cols := x.Type.Shape[1]
 	if !cols.IsConst() || start < 0 || ln <= 0 || start > cols.N || ln > cols.N-start { // start+ln could overflow
 		return Type{}, fmt.Errorf("columns [%d, %d) are not inside %s", start, start+ln, x.Type)

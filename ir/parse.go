@@ -555,7 +555,7 @@ func (p *parser) node() (*Node, error) {
 			return nil, err
 		}
 		p.scopes = p.scopes[:len(p.scopes)-1]
-		n.Body = &Graph{Name: n.Attrs.String("name", ""), Nodes: nodes, Outputs: outs}
+		n.Body = &Graph{Name: n.StringAttr("name"), Nodes: nodes, Outputs: outs}
 		n.Args = n.Body.Captures()
 		p.line = head
 	} else if err := p.endOfLine(); err != nil {
@@ -618,18 +618,79 @@ func (p *parser) attrs(n *Node) error {
 		if err := p.expect("="); err != nil {
 			return err
 		}
-		t, err := p.take()
+		v, err := p.attrValue(key)
 		if err != nil {
 			return err
-		}
-		if t.kind == tPunct || t.kind == tRef {
-			return p.errf("bad attribute value %q", t.text)
-		}
-		v, err := parseAttr(t.text)
-		if err != nil {
-			return p.errf("attribute %s: %v", key, err)
 		}
 		n.Attrs[key] = v
 	}
 	return nil
+}
+
+// attrValue parses a scalar or a list "[a, b, ...]" of numbers: an []int
+// when every element is an integer (also the empty list), else []float64.
+func (p *parser) attrValue(key string) (any, error) {
+	t, err := p.take()
+	if err != nil {
+		return nil, err
+	}
+	if t.kind == tPunct && t.text == "[" {
+		return p.attrList(key)
+	}
+	if t.kind == tPunct || t.kind == tRef {
+		return nil, p.errf("bad attribute value %q", t.text)
+	}
+	v, err := parseAttr(t.text)
+	if err != nil {
+		return nil, p.errf("attribute %s: %v", key, err)
+	}
+	return v, nil
+}
+
+func (p *parser) attrList(key string) (any, error) {
+	var elems []any
+	floats := false
+	for !p.accept("]") {
+		if len(elems) > 0 {
+			if err := p.expect(","); err != nil {
+				return nil, err
+			}
+		}
+		t, err := p.take()
+		if err != nil {
+			return nil, err
+		}
+		if t.kind != tNumber && t.kind != tIdent {
+			return nil, p.errf("attribute %s: bad list element %q", key, t.text)
+		}
+		v, err := parseAttr(t.text)
+		if err != nil {
+			return nil, p.errf("attribute %s: %v", key, err)
+		}
+		switch v.(type) {
+		case int:
+		case float64:
+			floats = true
+		default:
+			return nil, p.errf("attribute %s: list element %s is not a number", key, t.text)
+		}
+		elems = append(elems, v)
+	}
+	if !floats {
+		ints := make([]int, len(elems))
+		for i, e := range elems {
+			ints[i] = e.(int)
+		}
+		return ints, nil
+	}
+	fs := make([]float64, len(elems))
+	for i, e := range elems {
+		switch e := e.(type) {
+		case int:
+			fs[i] = float64(e)
+		case float64:
+			fs[i] = e
+		}
+	}
+	return fs, nil
 }

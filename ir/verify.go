@@ -196,7 +196,7 @@ func (v *verifier) node(n *Node) {
 			v.errf("%s: %v", where, err)
 			return
 		}
-		if name := n.Attrs.String("name", ""); !validIdent(name) {
+		if name := n.StringAttr("name"); !validIdent(name) {
 			v.errf("%s: invalid kernel name %q", where, name)
 		}
 	}

@@ -82,7 +82,7 @@ func matchAttention(values *ir.Node, uses map[*ir.Value]int) ([]*ir.Node, ir.Att
 	chain := []*ir.Node{mask, softmax, values}
 	src := mask.Args[0]
 	if capNode := def(src, ir.OpSoftcap); capNode != nil {
-		attrs["softcap"] = capNode.Attrs.Float("cap", 0)
+		attrs["softcap"] = capNode.FloatAttr("cap")
 		chain = append([]*ir.Node{capNode}, chain...)
 		src = capNode.Args[0]
 	}
@@ -91,8 +91,8 @@ func matchAttention(values *ir.Node, uses map[*ir.Value]int) ([]*ir.Node, ir.Att
 		return nil, nil, false
 	}
 	chain = append([]*ir.Node{scores}, chain...)
-	attrs["scale"] = scores.Attrs.Float("scale", 1)
-	if w := mask.Attrs.Int("window", 0); w > 0 {
+	attrs["scale"] = scores.FloatAttr("scale")
+	if w := mask.IntAttr("window"); w > 0 {
 		attrs["window"] = w
 	}
 	return chain, attrs, true
@@ -253,19 +253,12 @@ func uniqueWeight(g *ir.Graph, name string) string {
 	}
 }
 
-// epilogueOps may run on a producer's output inside its kernel: they work
-// element by element (or on pairs within a row, RoPE) with no reduction.
-var epilogueOps = map[ir.Op]bool{
-	ir.OpSlice: true, ir.OpReshape: true, ir.OpRoPE: true, ir.OpKVWrite: true,
-	ir.OpSiLU: true, ir.OpGELUTanh: true, ir.OpMul: true, ir.OpAdd: true,
-	ir.OpScale: true, ir.OpSoftcap: true,
-}
-
-// kernelKinds names the kernel formed around each anchor op: the loop nest
-// a backend emits for it.
-var kernelKinds = map[ir.Op]string{
-	ir.OpLinear: "matmul", ir.OpAttention: "attention", ir.OpEmbedding: "embedding", ir.OpRMSNorm: "rms_norm",
-}
+// kernelAnchors are the ops fuse-kernels forms kernels around, in the
+// order it does: matmuls first, so that they take their norm prologue
+// before norms anchor kernels of their own. Each has a KernelKind in the
+// op table; which ops join a kernel as its epilogue is the table's
+// Epilogue fact.
+var kernelAnchors = []ir.Op{ir.OpLinear, ir.OpAttention, ir.OpEmbedding, ir.OpRMSNorm}
 
 // fuseKernels forms kernels around matmuls first (absorbing a preceding
 // RMSNorm, and any reshape view, as a prologue), then around attention,
@@ -275,7 +268,7 @@ func fuseKernels(c *Context, g *ir.Graph) error {
 	if !c.requireConst(g) {
 		return nil
 	}
-	for _, anchorOp := range []ir.Op{ir.OpLinear, ir.OpAttention, ir.OpEmbedding, ir.OpRMSNorm} {
+	for _, anchorOp := range kernelAnchors {
 		for i := 0; i < len(g.Nodes); i++ {
 			n := g.Nodes[i]
 			if n.Op != anchorOp {
@@ -338,7 +331,7 @@ func formRegion(g *ir.Graph, anchor *ir.Node, prologue bool) (*ir.Node, error) {
 				continue
 			}
 			for _, u := range users[n.Result] {
-				if in[u] || !epilogueOps[u.Op] {
+				if in[u] || !u.Op.Info().Epilogue {
 					continue
 				}
 				ok := true
@@ -383,7 +376,7 @@ func formRegion(g *ir.Graph, anchor *ir.Node, prologue bool) (*ir.Node, error) {
 	if out != nil {
 		name := out.Name
 		g.Rename(out, name+".r")
-		k = ir.NewKernel(kernelKinds[anchor.Op], name, region, out)
+		k = ir.NewKernel(anchor.Op.Info().KernelKind, name, region, out)
 		for _, n := range g.Nodes {
 			if !in[n] {
 				for i, a := range n.Args {
@@ -402,7 +395,7 @@ func formRegion(g *ir.Graph, anchor *ir.Node, prologue bool) (*ir.Node, error) {
 			}
 		}
 	} else {
-		k = ir.NewKernel(kernelKinds[anchor.Op], "", region, nil)
+		k = ir.NewKernel(anchor.Op.Info().KernelKind, "", region, nil)
 	}
 	lastAt := index[region[len(region)-1]]
 	var nodes []*ir.Node

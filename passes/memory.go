@@ -50,7 +50,7 @@ func liveBuffers(g *ir.Graph) (*bufferPlan, error) {
 			if !n.Result.Type.Shape.IsConst() {
 				return nil, fmt.Errorf("%s has a symbolic shape", n.Result.Ref())
 			}
-			b := &buffer{node: n, size: bufferSize(n.Result.Type), start: i, end: i, offset: n.Attrs.Int("offset", -1)}
+			b := &buffer{node: n, size: bufferSize(n.Result.Type), start: i, end: i, offset: n.IntAttr("offset")}
 			if b.offset < 0 {
 				plan.planned = false
 			}

@@ -47,6 +47,10 @@ type Options struct {
 	MaxTokens int
 	// Disabled names passes not to run (only passes that are not required).
 	Disabled []string
+	// Needs are passes that are not Required by the pipeline itself but
+	// that what follows it needs (the chosen backend's lowering, for
+	// example): CheckOptions refuses to disable them, saying why.
+	Needs []Need
 	// PrintAfter names passes after which to print the graph to Log;
 	// PrintAfterAll prints after every pass.
 	PrintAfter    []string
@@ -55,6 +59,13 @@ type Options struct {
 	// ENTRY/NN__PASS.ir.
 	DumpDir string
 	Log     io.Writer
+}
+
+// Need is a pass that something after the pipeline cannot do without.
+type Need struct {
+	Pass string
+	By   string // who needs it, worded as the flag that chose it: "--backend go"
+	Why  string // what it establishes that By relies on
 }
 
 // Pass is one entry of the pipeline table.
@@ -185,6 +196,11 @@ func CheckOptions(o *Options) error {
 		}
 		if p.Required {
 			return OptionErrorf("--disable-pass: %s is required and cannot be disabled", name)
+		}
+		for _, n := range o.Needs {
+			if n.Pass == name {
+				return OptionErrorf("--disable-pass: %s is needed by %s and cannot be disabled: %s", name, n.By, n.Why)
+			}
 		}
 	}
 	for _, name := range o.PrintAfter {

@@ -138,7 +138,7 @@ func windowKV(c *Context, g *ir.Graph) error {
 			switch n.Op {
 			case ir.OpKVWrite:
 			case ir.OpAttention:
-				w := n.Attrs.Int("window", 0)
+				w := n.IntAttr("window")
 				if w == 0 || (window != 0 && w != window) {
 					ok = false
 				}

@@ -148,7 +148,7 @@ func (r *run) checkFinite(n *ir.Node) error {
 	e := &NonFiniteOpError{Value: n.Result.Ref(), Op: n.Op.String(), Node: n.LongString(),
 		Pos: r.pos, Tokens: r.n, What: c.String()}
 	if n.Op == ir.OpKernel {
-		e.Op = "kernel " + n.Attrs.String("name", "")
+		e.Op = "kernel " + n.StringAttr("name")
 	}
 	seen := map[*ir.Value]bool{}
 	for _, a := range n.Args {

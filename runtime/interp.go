@@ -168,7 +168,10 @@ func (p *Program) prepare(g *ir.Graph, ws WeightSource) (*entry, error) {
 	})
 	arenaBytes := 0
 	for _, n := range g.Nodes {
-		if off := n.Attrs.Int("offset", -1); n.Op == ir.OpKernel && off >= 0 {
+		if n.Op != ir.OpKernel {
+			continue
+		}
+		if off := n.IntAttr("offset"); off >= 0 {
 			shape, err := n.Result.Type.Shape.Eval(nil)
 			if err != nil {
 				return nil, fmt.Errorf("%s: planned buffer with a symbolic shape", n.Result.Ref())
@@ -273,8 +276,8 @@ func (r *run) nodes(nodes []*ir.Node) error {
 		if err := r.node(n); err != nil {
 			if nf, ok := errors.AsType[*NonFiniteOpError](err); ok {
 				// An op in n's body: say which kernel it is in.
-				if nf.Kernel == "" {
-					nf.Kernel = n.Attrs.String("name", "")
+				if nf.Kernel == "" && n.Op == ir.OpKernel {
+					nf.Kernel = n.StringAttr("name")
 					if n.Result != nil {
 						nf.Kernel = n.Result.Ref() + " " + nf.Kernel
 					}
@@ -302,7 +305,7 @@ func (r *run) node(n *ir.Node) error {
 			return nil
 		}
 		res := r.value(n.Body.Outputs[0])
-		if off := n.Attrs.Int("offset", -1); off >= 0 {
+		if off := n.IntAttr("offset"); off >= 0 {
 			// The memory plan placed the result in the arena: later
 			// kernels read it there, so a wrong plan shows in the numbers.
 			if off%4 != 0 {
@@ -338,7 +341,7 @@ func (r *run) node(n *ir.Node) error {
 	case ir.OpRMSNorm:
 		x := arg(0)
 		dim := x.shape[len(x.shape)-1]
-		rmsNorm(out.f, x.f, arg(1).f, len(x.f)/dim, dim, n.Attrs.Float("eps", 1e-6), n.Attrs.Bool("unit_offset", false))
+		rmsNorm(out.f, x.f, arg(1).f, len(x.f)/dim, dim, n.FloatAttr("eps"), n.BoolAttr("unit_offset"))
 	case ir.OpLinear:
 		x, w := arg(0), arg(1)
 		var bias []float32
@@ -358,9 +361,9 @@ func (r *run) node(n *ir.Node) error {
 	case ir.OpAdd:
 		add(out.f, arg(0).f, arg(1).f)
 	case ir.OpScale:
-		scale(out.f, arg(0).f, float32(n.Attrs.Float("factor", 1)))
+		scale(out.f, arg(0).f, float32(n.FloatAttr("factor")))
 	case ir.OpSoftcap:
-		softcap(out.f, arg(0).f, n.Attrs.Float("cap", 1))
+		softcap(out.f, arg(0).f, n.FloatAttr("cap"))
 	case ir.OpLast:
 		x := arg(0)
 		cols, row := x.shape[1], x.shape[0]-1
@@ -370,7 +373,7 @@ func (r *run) node(n *ir.Node) error {
 		copy(out.f, x.f[row*cols:(row+1)*cols])
 	case ir.OpSlice:
 		x := arg(0)
-		sliceCols(out.f, x.f, x.shape[0], x.shape[1], n.Attrs.Int("start", 0), n.Attrs.Int("len", 0))
+		sliceCols(out.f, x.f, x.shape[0], x.shape[1], n.IntAttr("start"), n.IntAttr("len"))
 	case ir.OpAttnScores:
 		q := arg(0)
 		st := n.Args[1].Type.Shape
@@ -379,10 +382,10 @@ func (r *run) node(n *ir.Node) error {
 		if kb.rows < r.pos+r.n {
 			return fmt.Errorf("the KV cache holds %d positions, attention needs %d", kb.rows, r.pos+r.n)
 		}
-		attnScores(r.p.par, out.f, q.f, kb.data, q.shape[0], q.shape[1], st[1].N, q.shape[2], rows, float32(n.Attrs.Float("scale", 1)))
+		attnScores(r.p.par, out.f, q.f, kb.data, q.shape[0], q.shape[1], st[1].N, q.shape[2], rows, float32(n.FloatAttr("scale")))
 	case ir.OpCausalMask:
 		x := arg(0)
-		causalMask(out.f, x.f, x.shape[0], x.shape[1], x.shape[2], r.pos, n.Attrs.Int("window", 0))
+		causalMask(out.f, x.f, x.shape[0], x.shape[1], x.shape[2], r.pos, n.IntAttr("window"))
 	case ir.OpSoftmax:
 		x := arg(0)
 		softmaxRows(out.f, x.f, x.shape[len(x.shape)-1])
@@ -410,7 +413,11 @@ func (r *run) cacheWrite(n *ir.Node) error {
 	x := r.value(n.Args[1])
 	rows := min(len(x.f)/sb.rowSize, r.n) // padding rows are not written
 	at := r.pos
-	if ring := n.Attrs.Int("ring", 0); ring > 0 && sb.static {
+	ring := 0 // kv_append has no ring
+	if n.Op == ir.OpKVWrite {
+		ring = n.IntAttr("ring")
+	}
+	if ring > 0 && sb.static {
 		// Position j lives in row j mod ring.
 		for i := 0; i < rows; i++ {
 			row := (at + i) % ring
@@ -447,10 +454,10 @@ func (r *run) attention(n *ir.Node, out tensor) error {
 	kvHeads := n.Args[1].Type.Shape[1].N
 	attention(r.p.par, out.f, q.f, kb.data, vb.data, attentionParams{
 		seq: seq, heads: q.shape[1], kvHeads: kvHeads, dim: q.shape[2], pos: r.pos, valid: r.n,
-		scale:   float32(n.Attrs.Float("scale", 1)),
-		window:  n.Attrs.Int("window", 0),
-		softcap: n.Attrs.Float("softcap", 0),
-		ring:    n.Attrs.Int("ring", 0),
+		scale:   float32(n.FloatAttr("scale")),
+		window:  n.IntAttr("window"),
+		softcap: n.FloatAttr("softcap"),
+		ring:    n.IntAttr("ring"),
 	})
 	return nil
 }

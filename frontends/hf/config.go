@@ -166,8 +166,8 @@ type rawConfig struct {
 	SlidingWindow         *int            `json:"sliding_window"`
 	UseSlidingWindow      *bool           `json:"use_sliding_window"`
 	QueryPreAttnScalar    *float64        `json:"query_pre_attn_scalar"`
-	AttnLogitSoftcapping  *float64        `json:"attn_logit_softcapping"`
-	FinalLogitSoftcapping *float64        `json:"final_logit_softcapping"`
+	AttnLogitSoftcapping  nullableFloat   `json:"attn_logit_softcapping"`
+	FinalLogitSoftcapping nullableFloat   `json:"final_logit_softcapping"`
 	BOSTokenID            json.RawMessage `json:"bos_token_id"`
 	EOSTokenID            json.RawMessage `json:"eos_token_id"`
 	TorchDType            string          `json:"torch_dtype"`
@@ -335,13 +335,16 @@ func ParseConfig(data []byte) (*Config, error) {
 		for l := range c.SlidingLayers {
 			c.SlidingLayers[l] = l%2 == 0
 		}
-		scalar := floatOr(raw.QueryPreAttnScalar, 224)
+		// Absent fields take transformers' Gemma2Config defaults:
+		// query_pre_attn_scalar 256, soft-caps 50 (attention) and 30
+		// (final logits); null turns a soft-cap off.
+		scalar := floatOr(raw.QueryPreAttnScalar, 256)
 		if !(scalar > 0) || math.IsInf(scalar, 0) {
 			return nil, fmt.Errorf("field \"query_pre_attn_scalar\" is %g, want a positive number", scalar)
 		}
 		c.AttnScale = 1 / math.Sqrt(scalar)
-		c.AttnSoftcap = floatOr(raw.AttnLogitSoftcapping, 0)
-		c.FinalSoftcap = floatOr(raw.FinalLogitSoftcapping, 0)
+		c.AttnSoftcap = raw.AttnLogitSoftcapping.or(50)
+		c.FinalSoftcap = raw.FinalLogitSoftcapping.or(30)
 		for _, f := range []struct {
 			name string
 			v    float64
@@ -476,6 +479,29 @@ func intOr(p *int, def int) int {
 		return *p
 	}
 	return def
+}
+
+// nullableFloat is a number field where transformers tells absent (the
+// config class's default) from null (none).
+type nullableFloat struct {
+	set bool     // the field is present, possibly null
+	v   *float64 // nil for null
+}
+
+func (n *nullableFloat) UnmarshalJSON(data []byte) error {
+	n.set = true
+	return json.Unmarshal(data, &n.v)
+}
+
+// or returns the value, def when the field is absent, 0 when it is null.
+func (n nullableFloat) or(def float64) float64 {
+	switch {
+	case !n.set:
+		return def
+	case n.v == nil:
+		return 0
+	}
+	return *n.v
 }
 
 func floatOr(p *float64, def float64) float64 {

@@ -104,15 +104,21 @@ func setHeaderLength(n uint64) func(t *testing.T, dir string) {
 func rewriteTensors(edit func(ts []safetensors.WriteTensor) []safetensors.WriteTensor) func(t *testing.T, dir string) {
 	return func(t *testing.T, dir string) {
 		p := filepath.Join(dir, "model.safetensors")
-		f, err := safetensors.Open(p)
-		require.NoError(t, err)
-		var ts []safetensors.WriteTensor
-		for _, x := range f.Tensors() {
-			ts = append(ts, safetensors.WriteTensor{Name: x.Name, DType: x.DType, Shape: slices.Clone(x.Shape), Data: bytes.Clone(x.Data)})
-		}
-		require.NoError(t, f.Close())
-		require.NoError(t, safetensors.WriteFile(p, edit(ts), nil))
+		require.NoError(t, safetensors.WriteFile(p, edit(readTensors(t, p)), nil))
 	}
+}
+
+// readTensors reads every tensor of the safetensors file p into memory.
+func readTensors(t *testing.T, p string) []safetensors.WriteTensor {
+	t.Helper()
+	f, err := safetensors.Open(p)
+	require.NoError(t, err)
+	defer f.Close()
+	var ts []safetensors.WriteTensor
+	for _, x := range f.Tensors() {
+		ts = append(ts, safetensors.WriteTensor{Name: x.Name, DType: x.DType, Shape: slices.Clone(x.Shape), Data: bytes.Clone(x.Data)})
+	}
+	return ts
 }
 
 // shardWeights splits dir/model.safetensors into two shards with a
@@ -121,13 +127,7 @@ func rewriteTensors(edit func(ts []safetensors.WriteTensor) []safetensors.WriteT
 func shardWeights(edit func(t *testing.T, dir string, index map[string]any)) func(t *testing.T, dir string) {
 	return func(t *testing.T, dir string) {
 		p := filepath.Join(dir, "model.safetensors")
-		f, err := safetensors.Open(p)
-		require.NoError(t, err)
-		var ts []safetensors.WriteTensor
-		for _, x := range f.Tensors() {
-			ts = append(ts, safetensors.WriteTensor{Name: x.Name, DType: x.DType, Shape: slices.Clone(x.Shape), Data: bytes.Clone(x.Data)})
-		}
-		require.NoError(t, f.Close())
+		ts := readTensors(t, p)
 		require.NoError(t, os.Remove(p))
 		names := [2]string{"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"}
 		half := len(ts) / 2

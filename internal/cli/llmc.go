@@ -67,7 +67,7 @@ ends llmc at once. Temporary folders left by a compile that was killed are
 removed by the next compile to the same ART.`,
 			Examples: []string{
 				"llmc compile ../shared/models/stories260K --max-seq 512 -o /tmp/stories.llmc --stats",
-				"llmc compile ../shared/models/stories260K -o /tmp/s.llmc --print-after=fuse-kernels",
+				"llmc compile ../shared/models/stories260K -o /tmp/s.llmc --print-after=fuse-kernels,lower",
 				"llmc compile ~/models/my-llama --max-seq 2048 --disable-pass=fuse-linears --dump-dir /tmp/dumps -o /tmp/my.llmc",
 				"llmc compile ../shared/models/stories260K -o /tmp/s.llmc --emit dot && dot -Tsvg /tmp/s.llmc/program.dot > s.svg",
 			},
@@ -75,18 +75,19 @@ removed by the next compile to the same ART.`,
 				o := compiler.Options{Source: src}
 				var kv, out, backend string
 				var printAfter, disable, emit listFlag
-				var stats, list, quiet bool
+				var stats, list, listStages, quiet bool
 				fs.StringVar(&out, "o", "", "output artifact folder (replaced if it is an artifact already)")
 				fs.IntVar(&o.MaxSeq, "max-seq", 0, fmt.Sprintf("positions of the static KV cache (default: the model's max_position_embeddings, at most %d)", compiler.DefaultMaxSeq))
 				fs.StringVar(&kv, "kv", "static", "KV cache: static (preallocated, specialised and fused) or dynamic")
 				fs.IntVar(&o.PrefillChunk, "prefill-chunk", compiler.DefaultPrefillChunk, "tokens per call of the prefill entry point")
-				fs.StringVar(&backend, "backend", "interp", "code generator: "+strings.Join(compiler.Backends, ", "))
-				fs.Var(&printAfter, "print-after", "print the IR after these passes (comma-separated) to stderr")
-				fs.BoolVar(&o.Passes.PrintAfterAll, "print-after-all", false, "print the IR after every pass to stderr")
+				fs.StringVar(&backend, "backend", compiler.DefaultBackend, compiler.BackendHelp())
+				fs.Var(&printAfter, "print-after", "print the IR after these passes or stages (comma-separated; see --list-passes, --list-stages) to stderr")
+				fs.BoolVar(&o.Passes.PrintAfterAll, "print-after-all", false, "print the IR after every pass, and the kernel IR after lower, to stderr")
 				fs.Var(&disable, "disable-pass", "do not run these passes (comma-separated; required passes cannot be disabled)")
 				fs.StringVar(&o.Passes.DumpDir, "dump-dir", "", "write the IR after every pass to DIR/ENTRY/NN__PASS.ir")
-				fs.BoolVar(&stats, "stats", false, "print per-pass times and changes, op and kernel counts and the arena size")
+				fs.BoolVar(&stats, "stats", false, "print per-pass times and changes, op and kernel counts, the arena size and the stage times")
 				fs.BoolVar(&list, "list-passes", false, "list the passes in pipeline order and exit")
+				fs.BoolVar(&listStages, "list-stages", false, "list the compile stages in order and exit")
 				fs.Var(&emit, "emit", "extra outputs (comma-separated): dot (Graphviz graph of the optimised program, kernels as clusters), kir (kernel IR as program.kir), llvm (LLVM IR as model.ll)")
 				fs.BoolVar(&quiet, "quiet", false, "no progress output")
 				return func(pos []string) error {
@@ -97,6 +98,16 @@ removed by the next compile to the same ART.`,
 								req = " (required)"
 							}
 							fmt.Fprintf(stdout, "%-18s %s%s\n", p.Name, p.Doc, req)
+						}
+						return nil
+					}
+					if listStages {
+						for _, s := range compiler.Stages() {
+							prints := ""
+							if s.Prints != "" {
+								prints = " (--print-after prints " + s.Prints + ")"
+							}
+							fmt.Fprintf(stdout, "%-18s %s%s\n", s.Name, s.Doc, prints)
 						}
 						return nil
 					}
@@ -118,31 +129,16 @@ removed by the next compile to the same ART.`,
 						return err
 					}
 					o.KV, o.Backend = passes.KVMode(kv), backend
-					// "lower" is not a graph pass: it prints the kernel IR the
-					// backends print from.
-					var graphPasses []string
-					for _, p := range printAfter {
-						if p == "lower" {
-							o.PrintKIR = true
-						} else {
-							graphPasses = append(graphPasses, p)
-						}
-					}
-					o.PrintKIR = o.PrintKIR || o.Passes.PrintAfterAll
-					o.Passes.PrintAfter, o.Passes.Disabled = graphPasses, disable
+					o.PrintAfter, o.Passes.Disabled = printAfter, disable
 					o.Passes.Log = stderr
+					// ir: the program IR, which every artifact has.
+					emits := map[string]*bool{"dot": &o.EmitDot, "kir": &o.EmitKIR, "llvm": &o.EmitLLVM, "ir": new(bool)}
 					for _, e := range emit {
-						switch e {
-						case "dot":
-							o.EmitDot = true
-						case "kir":
-							o.EmitKIR = true
-						case "llvm":
-							o.EmitLLVM = true
-						case "ir":
-						default:
+						set, ok := emits[e]
+						if !ok {
 							return cmdline.Usagef("--emit %q: want dot, kir, llvm or ir", e)
 						}
+						*set = true
 					}
 					if !quiet && cmdline.IsTerminal(stderr) {
 						o.Progress = stderr
@@ -163,6 +159,7 @@ removed by the next compile to the same ART.`,
 					if stats {
 						fmt.Fprintf(stdout, "%s\n", res.KV)
 						passes.WriteStats(stdout, res.Reports)
+						compiler.WriteStageStats(stdout, res.Stages)
 					}
 					if !quiet && cmdline.IsTerminal(stderr) {
 						fmt.Fprintf(stderr, "llmc: wrote %s (%d entry points, %d kernels)\n", out, len(res.Manifest.Entries), len(res.Manifest.Kernels))

@@ -9,14 +9,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/llmc-dev/llmc/artifact"
-	"github.com/llmc-dev/llmc/codegen/kir"
 	"github.com/llmc-dev/llmc/frontends/hf"
 	"github.com/llmc-dev/llmc/internal/sysmem"
 	"github.com/llmc-dev/llmc/ir"
@@ -37,18 +34,18 @@ type Options struct {
 	MaxSeq       int // 0: the model's max_position_embeddings, at most DefaultMaxSeq
 	KV           passes.KVMode
 	PrefillChunk int // 0: DefaultPrefillChunk (capped at MaxSeq)
-	// Backend is "interp" (the runtime interprets the optimised IR), "go"
-	// (generated Go kernels built into an executable) or "llvm" (LLVM IR
-	// compiled by opt and llc into a shared object llmrun loads).
+	// Backend names the target (see Targets): "" is DefaultBackend.
 	Backend string
 	Passes  passes.Options
-	EmitDot bool
-	EmitKIR bool // write the kernel IR as program.kir
+	// PrintAfter names graph passes (passed on to Passes.PrintAfter) and
+	// printing stages (see Stages) after which to print to Passes.Log.
+	// Passes.PrintAfterAll prints after every pass and after lower.
+	PrintAfter []string
+	EmitDot    bool
+	EmitKIR    bool // write the kernel IR as program.kir
 	// EmitLLVM writes the kernels as an LLVM module, model.ll, whatever
 	// the backend (the llvm backend always does).
 	EmitLLVM bool
-	// PrintKIR prints the kernel IR to Passes.Log after lowering.
-	PrintKIR bool
 	// Progress, when not nil, receives progress lines.
 	Progress io.Writer
 	// Source is the llmc module's own sources (llmc.Source), which the go
@@ -64,20 +61,19 @@ type Result struct {
 	Manifest *artifact.Manifest
 	Reports  []*passes.Report
 	Graphs   []*ir.Graph
+	// Stages are the compile stages in order, with their times.
+	Stages []StageStat
 }
-
-// Backends lists the code generators llmc compile knows.
-var Backends = []string{"interp", "go", "llvm"}
 
 // Compile compiles the model in modelDir into an artifact folder outDir.
 func Compile(modelDir, outDir string, o Options) (*Result, error) {
 	return CompileContext(context.Background(), modelDir, outDir, o)
 }
 
-// CompileContext is Compile stopped when ctx is done: between its steps,
-// and by killing the tools a backend runs (go build, opt, llc, cc). It then
-// leaves outDir as it was, removes its temporary folder and returns an
-// error wrapping context.Cause(ctx).
+// CompileContext is Compile stopped when ctx is done: between its stages
+// and steps, and by killing the tools a backend runs (go build, opt, llc,
+// cc). It then leaves outDir as it was, removes its temporary folder and
+// returns an error wrapping context.Cause(ctx).
 func CompileContext(ctx context.Context, modelDir, outDir string, o Options) (*Result, error) {
 	res, err := compile(ctx, modelDir, outDir, o)
 	if err != nil && ctx.Err() != nil {
@@ -92,16 +88,29 @@ func compile(ctx context.Context, modelDir, outDir string, o Options) (*Result, 
 		return nil, err
 	}
 	defer m.Close()
+	c, err := setup(m, modelDir, outDir, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.run(ctx); err != nil {
+		return nil, err
+	}
+	c.res.Manifest = c.man
+	return c.res, nil
+}
+
+// setup checks o against the model and the target and returns the
+// compilation the stages run.
+func setup(m *hf.Model, modelDir, outDir string, o Options) (*compilation, error) {
 	cfg := m.Config
 	if o.KV == "" {
 		o.KV = passes.Static
 	}
-	if o.Backend == "" {
-		o.Backend = "interp"
+	t, err := LookupTarget(o.Backend)
+	if err != nil {
+		return nil, err
 	}
-	if !contains(Backends, o.Backend) {
-		return nil, passes.OptionErrorf("--backend %q is not supported; supported: %s", o.Backend, strings.Join(Backends, ", "))
-	}
+	o.Backend = t.Name
 	defaulted := o.MaxSeq == 0
 	if defaulted {
 		o.MaxSeq = min(cfg.MaxPositions, DefaultMaxSeq)
@@ -122,145 +131,45 @@ func compile(ctx context.Context, modelDir, outDir string, o Options) (*Result, 
 	}
 	o.PrefillChunk = min(o.PrefillChunk, o.MaxSeq)
 	o.Passes.KV, o.Passes.MaxSeq, o.Passes.MaxTokens = o.KV, o.MaxSeq, o.PrefillChunk
+	printStages, err := splitPrintAfter(&o)
+	if err != nil {
+		return nil, err
+	}
+	lower := t.Lowers || o.EmitKIR || o.EmitLLVM || printStages[StageLower] || printStages[StageKIRPasses]
+	for _, n := range t.RequiredPasses() {
+		o.Passes.Needs = append(o.Passes.Needs, passes.Need{Pass: n.Pass, By: "--backend " + t.Name, Why: n.Why})
+	}
+	if by := lowerFor(&o, printStages); !t.Lowers && by != "" {
+		for _, n := range loweringNeeds() {
+			o.Passes.Needs = append(o.Passes.Needs, passes.Need{Pass: n.Pass, By: by, Why: n.Why})
+		}
+	}
 	if err := passes.CheckOptions(&o.Passes); err != nil {
 		return nil, err
 	}
+	c := &compilation{o: o, target: t, model: m, modelDir: modelDir, outDir: outDir,
+		res: &Result{KV: kv}, print: printStages, lower: lower}
 
-	type spec struct {
-		name string
-		seq  int
-		all  bool
-	}
-	specs := []spec{{artifact.EntryDecode, 1, false}, {artifact.EntryPrefill, o.PrefillChunk, false}, {artifact.EntryPrefillAll, o.PrefillChunk, true}}
+	c.specs = []entrySpec{{artifact.EntryDecode, 1, false}, {artifact.EntryPrefill, o.PrefillChunk, false}, {artifact.EntryPrefillAll, o.PrefillChunk, true}}
 	if o.KV == passes.Dynamic {
-		specs = []spec{{artifact.EntryForward, 0, false}, {artifact.EntryForwardAll, 0, true}}
+		c.specs = []entrySpec{{artifact.EntryForward, 0, false}, {artifact.EntryForwardAll, 0, true}}
 	}
-	res := &Result{KV: kv}
-	man := &artifact.Manifest{
+	c.man = &artifact.Manifest{
 		Format: artifact.Format, Version: artifact.Version, Created: time.Now().UTC(),
-		KV: string(o.KV), MaxSeq: o.MaxSeq, Backend: o.Backend, IR: artifact.IRName,
+		KV: string(o.KV), MaxSeq: o.MaxSeq, Backend: t.Name, IR: artifact.IRName,
 	}
 	if o.KV == passes.Static {
-		man.PrefillChunk = o.PrefillChunk
+		c.man.PrefillChunk = o.PrefillChunk
 	}
 	var id [8]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, err
 	}
-	man.BuildID = hex.EncodeToString(id[:])
-	if o.Backend != "interp" && o.KV != passes.Static {
-		return nil, passes.OptionErrorf("--backend %s needs a static KV cache (--kv static): generated kernels are specialised to constant shapes", o.Backend)
+	c.man.BuildID = hex.EncodeToString(id[:])
+	if t.StaticKV && o.KV != passes.Static {
+		return nil, passes.OptionErrorf("--backend %s needs a static KV cache (--kv static): generated kernels are specialised to constant shapes", t.Name)
 	}
-	for _, s := range specs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		g, err := m.Build(hf.BuildOptions{Name: s.name, AllLogits: s.all})
-		if err != nil {
-			return nil, err
-		}
-		progress(o.Progress, "optimising %s", s.name)
-		rep, err := passes.Run(&passes.Entry{Name: s.name, Graph: g, Seq: s.seq}, &o.Passes)
-		if err != nil {
-			return nil, err
-		}
-		res.Reports = append(res.Reports, rep)
-		res.Graphs = append(res.Graphs, g)
-		logits := "last"
-		if s.all {
-			logits = "all"
-		}
-		man.Entries = append(man.Entries, artifact.Entry{Name: s.name, Seq: s.seq, Logits: logits})
-		describeGraph(man, g)
-	}
-
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	var prog *kir.Program
-	if o.Backend != "interp" || o.EmitKIR || o.PrintKIR || o.EmitLLVM {
-		if prog, err = kir.LowerWith(res.Graphs, kir.Options{MaxSeq: o.MaxSeq, KeepBF16: o.Backend == "go" || o.Backend == "llvm"}); err != nil {
-			return nil, err
-		}
-		if o.PrintKIR && o.Passes.Log != nil {
-			fmt.Fprintf(o.Passes.Log, "# kernel IR after lower\n%s\n", kir.Print(prog))
-		}
-	}
-
-	abs, err := filepath.Abs(modelDir)
-	if err != nil {
-		return nil, err
-	}
-	man.Model = artifact.Model{Dir: abs, Architecture: cfg.Architecture}
-	for _, f := range m.Tensors.Files() {
-		name, err := filepath.Rel(abs, mustAbs(f))
-		if err != nil {
-			return nil, err
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		progress(o.Progress, "hashing %s", name)
-		d, err := artifact.DescribeFile(abs, name, nil)
-		if err != nil {
-			return nil, err
-		}
-		man.Model.Files = append(man.Model.Files, d)
-	}
-
-	err = artifact.WriteDir(outDir, func(tmp string) error {
-		if err := os.WriteFile(filepath.Join(tmp, artifact.IRName), []byte(ir.PrintModule(res.Graphs)), 0o644); err != nil {
-			return err
-		}
-		for _, name := range copiedFiles {
-			data, err := os.ReadFile(filepath.Join(modelDir, name))
-			if os.IsNotExist(err) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(tmp, name), data, 0o644); err != nil {
-				return err
-			}
-			man.Files = append(man.Files, name)
-		}
-		if o.EmitKIR {
-			if err := os.WriteFile(filepath.Join(tmp, "program.kir"), []byte(kir.Print(prog)), 0o644); err != nil {
-				return err
-			}
-			man.Files = append(man.Files, "program.kir")
-		}
-		if o.Backend == "go" {
-			if err := buildGo(ctx, tmp, prog, man, o.Source, func(f string, a ...any) { progress(o.Progress, f, a...) }); err != nil {
-				return err
-			}
-		}
-		if o.Backend == "llvm" {
-			if err := buildLLVM(ctx, tmp, prog, man, cfg.VocabSize, func(f string, a ...any) { progress(o.Progress, f, a...) }); err != nil {
-				return err
-			}
-		} else if o.EmitLLVM {
-			if err := emitLLVM(tmp, prog, man); err != nil {
-				return err
-			}
-		}
-		if o.EmitDot {
-			if err := os.WriteFile(filepath.Join(tmp, "program.dot"), []byte(Dot(res.Graphs)), 0o644); err != nil {
-				return err
-			}
-			man.Files = append(man.Files, "program.dot")
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return man.Seal(tmp)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("writing %s: %w", outDir, err)
-	}
-	res.Manifest = man
-	return res, nil
+	return c, nil
 }
 
 // copiedFiles are the model's small files an artifact carries, so that it
@@ -322,15 +231,6 @@ func describeGraph(man *artifact.Manifest, g *ir.Graph) {
 	sort.Strings(man.Weights)
 }
 
-// describeProgram records in the manifest the weights a compiled program
-// reads, as it stores them (the run side counts the bytes a step reads
-// from them).
-func describeProgram(man *artifact.Manifest, prog *kir.Program) {
-	for _, w := range prog.Weights {
-		man.ProgramWeights = append(man.ProgramWeights, *w)
-	}
-}
-
 func progress(w io.Writer, format string, args ...any) {
 	if w != nil {
 		fmt.Fprintf(w, "llmc: "+format+"\n", args...)
@@ -343,15 +243,6 @@ func mustAbs(p string) string {
 		return p
 	}
 	return a
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // planKV describes the KV cache of a compilation and refuses one that does

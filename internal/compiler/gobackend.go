@@ -3,15 +3,15 @@ package compiler
 import (
 	"context"
 	"fmt"
-	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
-	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/codegen/golang"
-	"github.com/llmc-dev/llmc/codegen/kir"
 	"github.com/llmc-dev/llmc/internal/proc"
 )
 
@@ -22,12 +22,32 @@ const (
 	modulePath  = "github.com/llmc-dev/llmc"
 )
 
-// buildGo writes the generated package and a main into tmp/gosrc and
+// emitGo writes the generated package into tmp/gosrc/kernels.
+func emitGo(b *targetBuild) error {
+	files, err := golang.Emit(b.prog, "kernels", b.man.BuildID)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(b.dir, GoSourceDir)
+	if err := os.MkdirAll(filepath.Join(dir, "kernels"), 0o755); err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		if err := os.WriteFile(filepath.Join(dir, "kernels", name), files[name], 0o644); err != nil {
+			return err
+		}
+		b.sources = append(b.sources, emittedSource{path.Join(GoSourceDir, "kernels", name), files[name]})
+	}
+	return nil
+}
+
+// buildGo writes a go.mod and a main next to the package emitGo wrote and
 // builds the artifact's executable with the Go toolchain, with
 // GOEXPERIMENT=simd so the vector kernels are compiled in, against the
 // llmc sources goSource finds (embedded: the unpacked Options.Source).
-func buildGo(ctx context.Context, tmp string, prog *kir.Program, man *artifact.Manifest, embedded fs.FS, progress func(string, ...any)) error {
-	src, origin, err := goSource(embedded)
+func buildGo(b *targetBuild) error {
+	ctx, progress := b.ctx, b.progress
+	src, origin, err := goSource(b.source)
 	if err != nil {
 		return fmt.Errorf("backend go: %w", err)
 	}
@@ -35,19 +55,7 @@ func buildGo(ctx context.Context, tmp string, prog *kir.Program, man *artifact.M
 	if err != nil {
 		return fmt.Errorf("backend go needs the Go toolchain (go) on PATH: %w", err)
 	}
-	files, err := golang.Emit(prog, "kernels", man.BuildID)
-	if err != nil {
-		return err
-	}
-	dir := filepath.Join(tmp, GoSourceDir)
-	if err := os.MkdirAll(filepath.Join(dir, "kernels"), 0o755); err != nil {
-		return err
-	}
-	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, "kernels", name), data, 0o644); err != nil {
-			return err
-		}
-	}
+	dir := filepath.Join(b.dir, GoSourceDir)
 	gomod := fmt.Sprintf("// %s\n\nmodule llmc.artifact/model\n\ngo 1.26\n\nrequire %s v0.0.0\n\nreplace %s => %s\n",
 		golang.Header, modulePath, modulePath, src)
 	main := fmt.Sprintf(`// %s
@@ -88,9 +96,8 @@ func main() { os.Exit(artifactmain.Main(&kernels.Linked)) }
 		return fmt.Errorf("building the generated Go code (in %s, against %s from %s): %w\n%s", dir, src, origin, err, strings.TrimSpace(string(out)))
 	}
 	version, _ := proc.Command(ctx, goTool, "env", "GOVERSION").Output()
-	man.Backends.Binary = GoBinary
-	describeProgram(man, prog)
-	man.Backends.Tools = map[string]string{"go": strings.TrimSpace(string(version))}
-	man.Files = append(man.Files, GoSourceDir, GoBinary)
+	b.man.Backends.Binary = GoBinary
+	b.man.Backends.Tools = map[string]string{"go": strings.TrimSpace(string(version))}
+	b.files = append(b.files, GoSourceDir, GoBinary)
 	return nil
 }

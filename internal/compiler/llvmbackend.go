@@ -1,14 +1,12 @@
 package compiler
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
 
 	"github.com/llmc-dev/llmc/artifact"
-	"github.com/llmc-dev/llmc/codegen/kir"
 	"github.com/llmc-dev/llmc/codegen/llvm"
 	"github.com/llmc-dev/llmc/runtime/native"
 )
@@ -24,69 +22,87 @@ const (
 
 // emitLLVM writes the kernels as a target-independent LLVM module, for
 // inspection (--emit llvm with another backend).
-func emitLLVM(tmp string, prog *kir.Program, man *artifact.Manifest) error {
-	ll, err := llvm.Options{BuildID: man.BuildID}.Emit(prog)
+func emitLLVM(b *targetBuild) error {
+	ll, err := llvm.Options{BuildID: b.man.BuildID}.Emit(b.prog)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(tmp, LLVMModule), []byte(ll), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(b.dir, LLVMModule), []byte(ll), 0o644); err != nil {
 		return err
 	}
-	man.Files = append(man.Files, LLVMModule)
+	b.sources = append(b.sources, emittedSource{LLVMModule, []byte(ll)})
 	return nil
 }
 
-// buildLLVM writes the kernels as an LLVM module for this machine into
-// tmp/model.ll, compiles it with opt -O3 and llc -O3 -mcpu=native into
-// tmp/model.so, and records in the manifest the CPU and features the code
-// may use (llmrun refuses the artifact on a CPU without them) and the
-// tools' versions. layout.json tells runtime/native how to run it.
-func buildLLVM(ctx context.Context, tmp string, prog *kir.Program, man *artifact.Manifest, vocab int, progress func(string, ...any)) error {
+// llvmEmitted is what emitLLVMTarget hands buildLLVM.
+type llvmEmitted struct {
+	tc    *llvm.Toolchain
+	opts  llvm.Options
+	parts []string // model.ll split for parallel compilation
+}
+
+// emitLLVMTarget writes the kernels as an LLVM module for this machine
+// into tmp/model.ll, and splits it into parts to compile in parallel. The
+// toolchain is found first: the module is emitted for its target triple.
+func emitLLVMTarget(b *targetBuild) error {
 	tc, err := llvm.FindToolchain()
 	if err != nil {
 		return err
 	}
-	o := llvm.Options{BuildID: man.BuildID, Triple: tc.Triple, DataLayout: llvm.DataLayout(tc.Triple)}
-	progress("emitting %s", LLVMModule)
-	ll, err := o.Emit(prog)
+	o := llvm.Options{BuildID: b.man.BuildID, Triple: tc.Triple, DataLayout: llvm.DataLayout(tc.Triple)}
+	b.progress("emitting %s", LLVMModule)
+	ll, err := o.Emit(b.prog)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(tmp, LLVMModule), []byte(ll), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(b.dir, LLVMModule), []byte(ll), 0o644); err != nil {
 		return err
 	}
+	b.sources = append(b.sources, emittedSource{LLVMModule, []byte(ll)})
 	// opt and llc are single-threaded: the module is compiled in parts, one
 	// per core, whose objects are linked together.
-	parts, err := o.Split(prog, min(goruntime.NumCPU(), maxParts))
+	parts, err := o.Split(b.prog, min(goruntime.NumCPU(), maxParts))
 	if err != nil {
 		return err
 	}
-	build, err := os.MkdirTemp(tmp, "build")
+	b.state = &llvmEmitted{tc: tc, opts: o, parts: parts}
+	b.files = append(b.files, LLVMModule)
+	return nil
+}
+
+// buildLLVM compiles the parts emitLLVMTarget made with opt -O3 and
+// llc -O3 -mcpu=native into tmp/model.so, and records in the manifest the
+// CPU and features the code may use (llmrun refuses the artifact on a CPU
+// without them) and the tools' versions. layout.json tells runtime/native
+// how to run it.
+func buildLLVM(b *targetBuild) error {
+	e := b.state.(*llvmEmitted)
+	tc, man := e.tc, b.man
+	build, err := os.MkdirTemp(b.dir, "build")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(build)
 	var paths []string
-	for i, part := range parts {
+	for i, part := range e.parts {
 		p := filepath.Join(build, fmt.Sprintf("part%d.ll", i))
 		if err := os.WriteFile(p, []byte(part), 0o644); err != nil {
 			return err
 		}
 		paths = append(paths, p)
 	}
-	if err := tc.BuildContext(ctx, filepath.Join(tmp, LLVMLibrary), paths, progress); err != nil {
+	if err := tc.BuildContext(b.ctx, filepath.Join(b.dir, LLVMLibrary), paths, b.progress); err != nil {
 		return err
 	}
-	lay := o.Layout(prog)
-	lay.GOARCH, lay.MaxSeq, lay.Vocab = goruntime.GOARCH, man.MaxSeq, vocab
-	if err := lay.Write(filepath.Join(tmp, artifact.LayoutName)); err != nil {
+	lay := e.opts.Layout(b.prog)
+	lay.GOARCH, lay.MaxSeq, lay.Vocab = goruntime.GOARCH, man.MaxSeq, b.vocab
+	if err := lay.Write(filepath.Join(b.dir, artifact.LayoutName)); err != nil {
 		return fmt.Errorf("writing %s: %w", artifact.LayoutName, err)
 	}
 	man.Backends.Library = LLVMLibrary
-	describeProgram(man, prog)
 	man.Backends.TargetCPU = tc.HostCPU
 	man.Backends.Features = native.TargetFeatures()
 	man.Backends.Tools = tc.Versions
-	man.Files = append(man.Files, LLVMModule, LLVMLibrary, artifact.LayoutName)
+	b.files = append(b.files, LLVMLibrary, artifact.LayoutName)
 	return nil
 }

@@ -137,16 +137,16 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The artifact's own files, the executable a hand-off would start
-	// among them, are checked before anything of theirs runs.
-	if err := man.CheckContents(dir); err != nil {
-		return nil, err
-	}
 	ld, known := loaders[man.Backend]
 	if known && ld.handOff != nil {
 		if err := ld.handOff(dir, man, opts); err != nil {
 			return nil, err
 		}
+	}
+	// The artifact's own files are checked before anything of theirs is
+	// read or run.
+	if err := man.CheckContents(dir); err != nil {
+		return nil, err
 	}
 	if err := man.CheckModel(false); err != nil {
 		return nil, err

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/llmc-dev/llmc/artifact"
@@ -16,7 +15,7 @@ import (
 // A loader runs the artifacts of one backend.
 type loader struct {
 	// handOff, if not nil, decides before anything of the artifact is
-	// loaded whether this process runs it: it returns an ExternalError
+	// checked or loaded whether this process runs it: it returns an ExternalError
 	// when the artifact's own executable should, or another error when
 	// neither can.
 	handOff func(dir string, man *artifact.Manifest, opts Options) error
@@ -63,10 +62,10 @@ func handOffLinked(dir string, man *artifact.Manifest, opts Options) error {
 		// the executable is not the one llmc built for it.
 		return fmt.Errorf("artifact %s: %s has no compiled program linked in (it is not the executable llmc built for this artifact): compile the artifact again", dir, bin)
 	case lp == nil:
-		// The artifact's own executable runs it, and checks it; hand
-		// over before doing the same work here.
-		if _, err := os.Stat(bin); err != nil {
-			return fmt.Errorf("artifact %s: its executable is missing: %w", dir, err)
+		// The artifact's own executable runs it, and checks the rest;
+		// hand over once it is known to be that executable.
+		if err := man.CheckContents(dir, man.Backends.Binary); err != nil {
+			return err
 		}
 		return &ExternalError{Artifact: dir, Binary: bin}
 	case lp.ID != man.BuildID:

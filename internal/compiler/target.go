@@ -1,0 +1,124 @@
+package compiler
+
+// This file is the target table: the one place in the compiler that knows
+// the backends by name. Everything else reads a *Target's facts, and
+// TestNoBackendNameComparisons keeps backend names out of comparisons in
+// the rest of the module. To add a backend, add an entry here with its
+// facts, its emitter and its toolchain step.
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/llmc-dev/llmc/artifact"
+	"github.com/llmc-dev/llmc/ir"
+	"github.com/llmc-dev/llmc/passes"
+)
+
+// DefaultBackend is the backend of Options.Backend "".
+const DefaultBackend = artifact.BackendInterp
+
+// A Target is a backend llmc compile writes artifacts for: its name (the
+// manifest's backend, which the run side finds its loader by), the facts
+// passes and lowering read, and the steps that make its code.
+type Target struct {
+	Name string
+	Doc  string // one line, for --backend's help
+
+	// Lowers: the backend runs kernel IR, so Compile lowers the optimised
+	// graphs (kir.LowerWith) for it, and the passes lowering needs cannot
+	// be disabled (see RequiredPasses).
+	Lowers bool
+	// StaticKV: the backend's kernels are specialised to constant shapes,
+	// so it needs a static KV cache (--kv static).
+	StaticKV bool
+	// Weights are the weight dtypes besides f32 the backend loads as the
+	// checkpoint stores them (widened as they are read); lowering widens
+	// the others to f32 when the artifact loads.
+	Weights []ir.DType
+	// VectorWidth is the f32 lanes of the backend's vector kernels, 0 for
+	// a backend without any.
+	VectorWidth int
+
+	// emit writes the generated sources into the artifact's temporary
+	// folder; toolchain builds them. Either is nil for a backend that has
+	// nothing to do at that stage.
+	emit      func(b *targetBuild) error
+	toolchain func(b *targetBuild) error
+}
+
+// PassNeed is a pass a target cannot do without, and why.
+type PassNeed struct{ Pass, Why string }
+
+// loweringNeeds are the graph passes kir.LowerWith relies on.
+func loweringNeeds() []PassNeed {
+	return []PassNeed{
+		{"fuse-attention", "lowering has no kernel for unfused attention scores"},
+		{"form-kernels", "lowering takes kernels only, so every computing op must be in one"},
+		{"plan-memory", "lowering places every kernel result at its planned arena offset"},
+	}
+}
+
+// targets is the table, in --backend help order (the default first).
+func targets() []Target {
+	return []Target{
+		{Name: artifact.BackendInterp, Doc: "the runtime interprets the optimised graph IR (no toolchain needed)"},
+		{Name: artifact.BackendGo, Doc: "generated Go kernels (GOEXPERIMENT=simd) built with the Go toolchain into an executable",
+			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16}, VectorWidth: 8,
+			emit: emitGo, toolchain: buildGo},
+		{Name: artifact.BackendLLVM, Doc: "LLVM IR compiled by opt and llc (-mcpu=native) into a shared object llmrun loads",
+			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16}, VectorWidth: 8,
+			emit: emitLLVMTarget, toolchain: buildLLVM},
+	}
+}
+
+// Targets returns the target table.
+func Targets() []Target { return targets() }
+
+// LookupTarget returns the target named name ("" is DefaultBackend).
+func LookupTarget(name string) (*Target, error) {
+	if name == "" {
+		name = DefaultBackend
+	}
+	ts := targets()
+	for i := range ts {
+		if ts[i].Name == name {
+			return &ts[i], nil
+		}
+	}
+	return nil, passes.OptionErrorf("--backend %q is not supported; supported: %s", name, strings.Join(Backends(), ", "))
+}
+
+// Backends lists the names of the code generators llmc compile knows.
+func Backends() []string {
+	var names []string
+	for _, t := range targets() {
+		names = append(names, t.Name)
+	}
+	return names
+}
+
+// BackendHelp describes the backends for --backend's help.
+func BackendHelp() string {
+	var b strings.Builder
+	b.WriteString("code generator:")
+	for _, t := range targets() {
+		fmt.Fprintf(&b, "\n  %s: %s", t.Name, t.Doc)
+	}
+	// The flag package appends the default on a line of its own.
+	b.WriteString("\n")
+	return b.String()
+}
+
+// Loads reports whether the target loads weights of dtype d as stored.
+func (t *Target) Loads(d ir.DType) bool { return d == ir.F32 || slices.Contains(t.Weights, d) }
+
+// RequiredPasses are the graph passes, beyond the pipeline's Required
+// ones, that the target cannot do without.
+func (t *Target) RequiredPasses() []PassNeed {
+	if !t.Lowers {
+		return nil
+	}
+	return loweringNeeds()
+}
