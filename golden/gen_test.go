@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/tools/txtar"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/frontends/hf"
-	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/passes"
 )
@@ -55,10 +55,10 @@ var synthModels = map[string]synthModel{
 
 // Entry points as llmc compile builds them (see internal/compiler).
 var (
-	decode     = caseOptions{KV: passes.Static, MaxSeq: 32, Seq: 1, Entry: compiler.EntryDecode}
-	prefill    = caseOptions{KV: passes.Static, MaxSeq: 32, Seq: 4, Entry: compiler.EntryPrefill}
-	prefillAll = caseOptions{KV: passes.Static, MaxSeq: 32, Seq: 4, Entry: compiler.EntryPrefillAll}
-	dynamic    = caseOptions{KV: passes.Dynamic, Entry: compiler.EntryForward}
+	decode     = caseOptions{KV: passes.Static, MaxSeq: 32, Seq: 1, Entry: artifact.EntryDecode}
+	prefill    = caseOptions{KV: passes.Static, MaxSeq: 32, Seq: 4, Entry: artifact.EntryPrefill}
+	prefillAll = caseOptions{KV: passes.Static, MaxSeq: 32, Seq: 4, Entry: artifact.EntryPrefillAll}
+	dynamic    = caseOptions{KV: passes.Dynamic, Entry: artifact.EntryForward}
 )
 
 // genCase describes one generated golden file.
@@ -107,7 +107,7 @@ var genCases = []genCase{
 		doc: "seq becomes the chunk size 4."},
 	{pass: "specialize-shapes", name: "dynamic", model: "llama", opts: dynamic, doc: dynamicDoc},
 	{pass: "specialize-shapes", name: "no-token-count", model: "llama",
-		opts: caseOptions{KV: passes.Static, MaxSeq: 32, Seq: 0, Entry: compiler.EntryDecode},
+		opts: caseOptions{KV: passes.Static, MaxSeq: 32, Seq: 0, Entry: artifact.EntryDecode},
 		doc:  "An entry point without a token count (seq=0) cannot be specialised."},
 
 	// check-static
@@ -221,11 +221,11 @@ var genCases = []genCase{
 	{pass: "window-kv", name: "gemma2-prefill", model: "gemma2", opts: prefill,
 		doc: "A chunk of 4 writes 4 positions before its queries read: the ring holds 8 + 4 - 1 rows."},
 	{pass: "window-kv", name: "gemma2-max-tokens", model: "gemma2",
-		opts: caseOptions{KV: passes.Static, MaxSeq: 32, MaxTokens: 4, Seq: 1, Entry: compiler.EntryDecode},
+		opts: caseOptions{KV: passes.Static, MaxSeq: 32, MaxTokens: 4, Seq: 1, Entry: artifact.EntryDecode},
 		doc: "Decode in a program whose prefill chunk is 4: entry points share the cache, so decode's ring\n" +
 			"has the same 8 + 4 - 1 rows as prefill's."},
 	{pass: "window-kv", name: "gemma2-small-cache", model: "gemma2",
-		opts: caseOptions{KV: passes.Static, MaxSeq: 8, Seq: 1, Entry: compiler.EntryDecode},
+		opts: caseOptions{KV: passes.Static, MaxSeq: 8, Seq: 1, Entry: artifact.EntryDecode},
 		doc:  "max-seq 8 is no larger than the ring would be: nothing shrinks."},
 	{pass: "window-kv", name: "gemma2-unfused", model: "gemma2", opts: decode, skip: []string{"fuse-attention"},
 		doc: "fuse-attention did not run: attn_scores and attn_values read the caches by absolute row, so no\n" +
@@ -399,7 +399,7 @@ func (c genCase) input() (string, *ir.Graph, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	all := c.opts.Entry == compiler.EntryPrefillAll || c.opts.Entry == compiler.EntryForwardAll
+	all := c.opts.Entry == artifact.EntryPrefillAll || c.opts.Entry == artifact.EntryForwardAll
 	g, err := hf.Build(cfg, hf.BuildOptions{Name: c.opts.Entry, AllLogits: all})
 	if err != nil {
 		return "", nil, err

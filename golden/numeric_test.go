@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/llmc-dev/llmc/internal/artifact"
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/internal/engine"
 	"github.com/llmc-dev/llmc/internal/testshared"
@@ -192,7 +192,7 @@ func TestNumericCheckSeesBadPlan(t *testing.T) {
 	require.NoError(t, err)
 	corrupted := false
 	for _, g := range graphs {
-		if g.Name != compiler.EntryDecode {
+		if g.Name != artifact.EntryDecode {
 			continue
 		}
 		x, q := node(g, "%x"), node(g, "%l0.q.rope")

@@ -15,7 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/llmc-dev/llmc/internal/cli"
+	"github.com/llmc-dev/llmc/internal/cli/llmruncmd"
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/internal/testshared"
 )
@@ -66,7 +66,7 @@ func TestInstalledCompilesGoBackend(t *testing.T) {
 	require.Len(t, unpacked, 1, "the embedded sources were not unpacked into the user cache")
 
 	var stdout, stderr bytes.Buffer
-	code := cli.Llmrun([]string{"generate", out, "--ids", "1,403,407", "--max-new-tokens", "6", "--temperature", "0"}, &stdout, &stderr)
+	code := llmruncmd.Run([]string{"generate", out, "--ids", "1,403,407", "--max-new-tokens", "6", "--temperature", "0"}, &stdout, &stderr)
 	require.Zero(t, code, "llmrun generate: %s", stderr.String())
 	ids := strings.FieldsFunc(stdout.String(), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' })
 	require.GreaterOrEqual(t, len(ids), 6, "want at least the 6 generated ids, got %q", stdout.String())

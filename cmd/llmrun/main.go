@@ -5,7 +5,7 @@ package main
 import (
 	"os"
 
-	"github.com/llmc-dev/llmc/internal/cli"
+	"github.com/llmc-dev/llmc/internal/cli/llmruncmd"
 )
 
-func main() { os.Exit(cli.Llmrun(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(llmruncmd.Run(os.Args[1:], os.Stdout, os.Stderr)) }

@@ -24,8 +24,9 @@ import (
 
 // Paths of the packages generated code imports.
 const (
-	runtimePkg = "github.com/llmc-dev/llmc/runtime"
-	simdPkg    = "simd/archsimd"
+	runtimePkg  = "github.com/llmc-dev/llmc/runtime"
+	artifactPkg = "github.com/llmc-dev/llmc/artifact"
+	simdPkg     = "simd/archsimd"
 )
 
 // Header is the first line of every generated file.
@@ -146,8 +147,8 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 	f.Comment("Linked is what the runtime needs to load and run this program.")
 	f.Var().Id("Linked").Op("=").Qual(runtimePkg, "LinkedProgram").Values(jen.Dict{
 		jen.Id("ID"):      jen.Lit(id),
-		jen.Id("Weights"): jen.Index().Qual(runtimePkg, "LinkedWeight").Values(weights...),
-		jen.Id("States"):  jen.Index().Qual(runtimePkg, "LinkedState").Values(states...),
+		jen.Id("Weights"): jen.Index().Qual(artifactPkg, "Weight").Values(weights...),
+		jen.Id("States"):  jen.Index().Qual(artifactPkg, "State").Values(states...),
 		jen.Id("Entries"): jen.Index().Qual(runtimePkg, "LinkedEntry").Values(entries...),
 		jen.Id("New"):     jen.Id("newRunner"),
 		jen.Id("SIMD"):    jen.Id("simdAvailable"),

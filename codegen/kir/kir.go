@@ -17,6 +17,8 @@ package kir
 import (
 	"fmt"
 	"strings"
+
+	"github.com/llmc-dev/llmc/artifact"
 )
 
 // Type is the type of a kernel IR value.
@@ -330,21 +332,13 @@ type Entry struct {
 }
 
 // WeightRef names a weight by index; derived weights are built by the
-// runtime from checkpoint weights.
-type WeightRef struct {
-	Name   string
-	Rows   int
-	Cols   int // elements per row (1 for vectors)
-	Concat []string
-	BF16   bool // kept in bfloat16 (see Buffer.BF16)
-}
+// runtime from checkpoint weights. It is the artifact contract's weight
+// description (BF16: kept in bfloat16, see Buffer.BF16), which backends
+// hand to the runtime as it is.
+type WeightRef = artifact.Weight
 
 // StateRef is a KV cache state.
-type StateRef struct {
-	Name    string
-	Rows    int
-	RowSize int
-}
+type StateRef = artifact.State
 
 // Program is a whole compiled model.
 type Program struct {

@@ -118,7 +118,7 @@ func compare(t *testing.T, want, got runtime.Decoder, tokens []int, all bool) {
 func linkedOf(p *kir.Program) *runtime.LinkedProgram {
 	lp := &runtime.LinkedProgram{}
 	for _, w := range p.Weights {
-		lp.Weights = append(lp.Weights, runtime.LinkedWeight{Name: w.Name, Rows: w.Rows, Cols: w.Cols, Concat: w.Concat, BF16: w.BF16})
+		lp.Weights = append(lp.Weights, *w)
 	}
 	return lp
 }

@@ -3,7 +3,7 @@
 // float*), for opt and llc to compile into a shared object that
 // runtime/native loads.
 //
-// The module follows runtime/native's ABI (see runtime/native/abi.go):
+// The module follows the native ABI (see artifact/abi.go):
 // every phase of every kernel becomes
 //
 //	void @<kernel>_p<i>(%llmc.ctx* %ctx, i64 %lo, i64 %hi)
@@ -35,8 +35,8 @@ import (
 	"github.com/llir/llvm/ir/types"
 	"github.com/llir/llvm/ir/value"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/codegen/kir"
-	"github.com/llmc-dev/llmc/runtime/native"
 )
 
 // Header is the first line of every generated module.
@@ -67,20 +67,20 @@ func PhaseSymbol(k *kir.Kernel, i int) string { return fmt.Sprintf("%s_p%d", k.N
 
 // Layout describes p to the loader: weights, states, memory and each entry
 // point's phases. The caller fills in MaxSeq, Vocab and GOARCH.
-func (o Options) Layout(p *kir.Program) *native.Layout {
-	l := &native.Layout{ABI: native.ABIVersion, BuildID: o.BuildID, Triple: o.Triple}
+func (o Options) Layout(p *kir.Program) *artifact.Layout {
+	l := &artifact.Layout{ABI: artifact.ABIVersion, BuildID: o.BuildID, Triple: o.Triple}
 	for _, w := range p.Weights {
-		l.Weights = append(l.Weights, native.Weight{Name: w.Name, Rows: w.Rows, Cols: w.Cols, Concat: w.Concat, BF16: w.BF16})
+		l.Weights = append(l.Weights, *w)
 	}
 	for _, s := range p.States {
-		l.States = append(l.States, native.State{Name: s.Name, Rows: s.Rows, RowSize: s.RowSize})
+		l.States = append(l.States, *s)
 	}
 	for _, e := range p.Entries {
 		l.Arena, l.Scratch, l.Tokens = max(l.Arena, e.ArenaLen), max(l.Scratch, e.ScratchLen), max(l.Tokens, e.Seq)
-		le := native.Entry{Name: e.Name, Seq: e.Seq, Plan: native.PlanPrefix + e.Name, OutShape: e.OutShape}
+		le := artifact.LayoutEntry{Name: e.Name, Seq: e.Seq, Plan: artifact.PlanPrefix + e.Name, OutShape: e.OutShape}
 		for _, k := range e.Kernels {
 			for i, ph := range k.Phases {
-				le.Phases = append(le.Phases, native.Phase{Symbol: PhaseSymbol(k, i), Parallel: ph.Parallel})
+				le.Phases = append(le.Phases, artifact.Phase{Symbol: PhaseSymbol(k, i), Parallel: ph.Parallel})
 			}
 		}
 		l.Entries = append(l.Entries, le)
@@ -135,16 +135,16 @@ type gen struct {
 func newGen(o Options) *gen {
 	g := &gen{o: o, m: ir.NewModule(), decls: map[string]*ir.Func{}, tables: map[string]constant.Constant{}}
 	g.m.TargetTriple, g.m.DataLayout = o.Triple, o.DataLayout
-	// The context block of runtime/native's ABI; the field order is the
-	// Ctx* constants'.
-	fields := make([]types.Type, native.CtxWords)
-	fields[native.CtxArena] = fptr
-	fields[native.CtxScratch] = fptr
-	fields[native.CtxTokens] = types.NewPointer(i32)
-	fields[native.CtxPos] = i64
-	fields[native.CtxLen] = i64
-	fields[native.CtxWeights] = types.NewPointer(fptr)
-	fields[native.CtxStates] = types.NewPointer(fptr)
+	// The context block of the native ABI (package artifact); the field
+	// order is the Ctx* constants'.
+	fields := make([]types.Type, artifact.CtxWords)
+	fields[artifact.CtxArena] = fptr
+	fields[artifact.CtxScratch] = fptr
+	fields[artifact.CtxTokens] = types.NewPointer(i32)
+	fields[artifact.CtxPos] = i64
+	fields[artifact.CtxLen] = i64
+	fields[artifact.CtxWeights] = types.NewPointer(fptr)
+	fields[artifact.CtxStates] = types.NewPointer(fptr)
 	g.ctxT = types.NewStruct(fields...)
 	g.m.NewTypeDef("llmc.ctx", g.ctxT)
 	g.ctxPtr = types.NewPointer(g.ctxT)
@@ -152,9 +152,9 @@ func newGen(o Options) *gen {
 }
 
 func (g *gen) module(p *kir.Program) {
-	abi := g.m.NewGlobalDef(native.SymABI, constant.NewInt(i64, native.ABIVersion))
+	abi := g.m.NewGlobalDef(artifact.SymABI, constant.NewInt(i64, artifact.ABIVersion))
 	abi.Immutable = true
-	id := g.m.NewGlobalDef(native.SymBuildID, constant.NewCharArrayFromString(g.o.BuildID+"\x00"))
+	id := g.m.NewGlobalDef(artifact.SymBuildID, constant.NewCharArrayFromString(g.o.BuildID+"\x00"))
 	id.Immutable = true
 	for _, t := range p.Tables {
 		g.table(t)
@@ -329,10 +329,10 @@ func i32Splat(x int64) *constant.Vector {
 	return i32s(x, x, x, x, x, x, x, x)
 }
 
-// plan defines llmc_plan_<entry>: see runtime/native's ABI.
+// plan defines llmc_plan_<entry>: see the native ABI in package artifact.
 func (g *gen) plan(e *kir.Entry) {
 	pl := ir.NewParam("plan", types.NewPointer(i64))
-	f := g.m.NewFunc(native.PlanPrefix+e.Name, types.Void, ir.NewParam("ctx", g.ctxPtr), pl)
+	f := g.m.NewFunc(artifact.PlanPrefix+e.Name, types.Void, ir.NewParam("ctx", g.ctxPtr), pl)
 	f.FuncAttrs = append(f.FuncAttrs, enum.FuncAttrNoUnwind)
 	fb := g.newFunc(f, "plan of entry "+e.Name)
 	slot := 0
@@ -454,16 +454,16 @@ func (fb *fn) loadBuffers(body []kir.Stmt) {
 		b := bufs[n]
 		switch b.Kind {
 		case kir.Arena:
-			fb.bufs[n] = fb.field(native.CtxArena, n)
+			fb.bufs[n] = fb.field(artifact.CtxArena, n)
 		case kir.Scratch:
-			fb.bufs[n] = fb.field(native.CtxScratch, n)
+			fb.bufs[n] = fb.field(artifact.CtxScratch, n)
 		case kir.Tokens:
-			fb.bufs[n] = fb.field(native.CtxTokens, n)
+			fb.bufs[n] = fb.field(artifact.CtxTokens, n)
 		case kir.Weight, kir.State:
 			arr := &weights
-			word, what := native.CtxWeights, "weights"
+			word, what := artifact.CtxWeights, "weights"
 			if b.Kind == kir.State {
-				arr, word, what = &states, native.CtxStates, "states"
+				arr, word, what = &states, artifact.CtxStates, "states"
 			}
 			if *arr == nil {
 				*arr = fb.field(word, what)
@@ -668,9 +668,9 @@ func (fb *fn) expr(e kir.Expr) value.Value {
 		var word int
 		switch e.Name {
 		case "pos":
-			word = native.CtxPos
+			word = artifact.CtxPos
 		case "len":
-			word = native.CtxLen
+			word = artifact.CtxLen
 		default:
 			fail("%s: unknown step input %%%s", fb.what, e.Name)
 		}

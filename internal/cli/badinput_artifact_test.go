@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/codegen/llvm"
-	"github.com/llmc-dev/llmc/internal/artifact"
 )
 
 // compiledArtifact compiles llama-tiny with backend into a fresh folder.

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/llmc-dev/llmc/internal/cli"
+	"github.com/llmc-dev/llmc/internal/cli/llmruncmd"
 	"github.com/llmc-dev/llmc/internal/testshared"
 )
 
@@ -23,7 +24,7 @@ type result struct {
 	stdout, stderr string
 }
 
-// run calls main (cli.Llmrun or cli.Llmc) with args as a shell would and
+// run calls main (llmruncmd.Run or cli.Llmc) with args as a shell would and
 // fails the test, with the stack, if it panics: bad input must come back as
 // an error message and an exit status, never as a crash.
 func run(t *testing.T, main func([]string, io.Writer, io.Writer) int, args ...string) result {
@@ -44,7 +45,7 @@ func run(t *testing.T, main func([]string, io.Writer, io.Writer) int, args ...st
 // llmrun and llmc run the two commands in-process.
 func llmrun(t *testing.T, args ...string) result {
 	t.Helper()
-	return run(t, cli.Llmrun, args...)
+	return run(t, llmruncmd.Run, args...)
 }
 
 func llmc(t *testing.T, args ...string) result {

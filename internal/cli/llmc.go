@@ -1,3 +1,6 @@
+// Package cli implements the llmc command, so that its main stays one line
+// long and tests can run it in-process; llmrun's commands are in
+// llmruncmd, what both share in cmdline.
 package cli
 
 import (
@@ -9,8 +12,9 @@ import (
 	"io/fs"
 	"strings"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/frontends/hf"
-	"github.com/llmc-dev/llmc/internal/artifact"
+	"github.com/llmc-dev/llmc/internal/cli/cmdline"
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/passes"
@@ -26,7 +30,8 @@ func Llmc(args []string, stdout, stderr io.Writer) int {
 // (llmc.Source, which cmd/llmc passes), that compile --backend go builds
 // against when it finds no checkout (see compiler.Options.Source).
 func LlmcWithSource(src fs.FS, args []string, stdout, stderr io.Writer) int {
-	return run("llmc", llmcCommands(src, stdout, stderr), args, stdout, stderr)
+	p := &cmdline.Program{Name: "llmc", Commands: llmcCommands(src, stdout, stderr)}
+	return p.Run(args, stdout, stderr)
 }
 
 // listFlag collects a comma-separated, repeatable flag.
@@ -42,11 +47,11 @@ func (l *listFlag) Set(s string) error {
 	return nil
 }
 
-func llmcCommands(src fs.FS, stdout, stderr io.Writer) []*command {
-	return []*command{
+func llmcCommands(src fs.FS, stdout, stderr io.Writer) []*cmdline.Command {
+	return []*cmdline.Command{
 		{
-			name: "compile", args: "MODEL -o ART [--max-seq N] [--kv static|dynamic] [flags]",
-			summary: `Compile a Hugging Face model folder into an artifact folder ART that llmrun runs.
+			Name: "compile", Args: "MODEL -o ART [--max-seq N] [--kv static|dynamic] [flags]",
+			Summary: `Compile a Hugging Face model folder into an artifact folder ART that llmrun runs.
 
 With a static KV cache (the default) the cache is preallocated to --max-seq
 positions, every shape of a decode step becomes a constant, and the pipeline
@@ -60,13 +65,13 @@ SIGINT (Ctrl-C) or SIGTERM stops the compile and the tools it runs, removes
 the temporary folder and leaves ART as it was (exit status 1); a second one
 ends llmc at once. Temporary folders left by a compile that was killed are
 removed by the next compile to the same ART.`,
-			examples: []string{
+			Examples: []string{
 				"llmc compile ../shared/models/stories260K --max-seq 512 -o /tmp/stories.llmc --stats",
 				"llmc compile ../shared/models/stories260K -o /tmp/s.llmc --print-after=fuse-kernels,lower",
 				"llmc compile ~/models/my-llama --max-seq 2048 --disable-pass=fuse-linears --dump-dir /tmp/dumps -o /tmp/my.llmc",
 				"llmc compile ../shared/models/stories260K -o /tmp/s.llmc --emit dot && dot -Tsvg /tmp/s.llmc/program.dot > s.svg",
 			},
-			flags: func(fs *flag.FlagSet) func([]string) error {
+			Flags: func(fs *flag.FlagSet) func([]string) error {
 				o := compiler.Options{Source: src}
 				var kv, out, backend string
 				var printAfter, disable, emit listFlag
@@ -106,21 +111,21 @@ removed by the next compile to the same ART.`,
 						}
 						return nil
 					}
-					path, err := onePositional(pos, "MODEL")
+					path, err := cmdline.OnePositional(pos, "MODEL")
 					if err != nil {
 						return err
 					}
 					if out == "" {
-						return usagef("-o ART is required: the artifact folder to write")
+						return cmdline.Usagef("-o ART is required: the artifact folder to write")
 					}
 					if err := checkModelFolder(path, "compile"); err != nil {
 						return err
 					}
-					set := setFlags(fs)
-					if err := checkPositive(set, "max-seq", o.MaxSeq, "the model's max_position_embeddings"); err != nil {
+					set := cmdline.SetFlags(fs)
+					if err := cmdline.CheckPositive(set, "max-seq", o.MaxSeq, "the model's max_position_embeddings"); err != nil {
 						return err
 					}
-					if err := checkPositive(set, "prefill-chunk", o.PrefillChunk, fmt.Sprintf("%d tokens", compiler.DefaultPrefillChunk)); err != nil {
+					if err := cmdline.CheckPositive(set, "prefill-chunk", o.PrefillChunk, fmt.Sprintf("%d tokens", compiler.DefaultPrefillChunk)); err != nil {
 						return err
 					}
 					o.KV, o.Backend = passes.KVMode(kv), backend
@@ -131,11 +136,11 @@ removed by the next compile to the same ART.`,
 					for _, e := range emit {
 						set, ok := emits[e]
 						if !ok {
-							return usagef("--emit %q: want dot, kir, llvm or ir", e)
+							return cmdline.Usagef("--emit %q: want dot, kir, llvm or ir", e)
 						}
 						*set = true
 					}
-					if !quiet && isTerminal(stderr) {
+					if !quiet && cmdline.IsTerminal(stderr) {
 						o.Progress = stderr
 					}
 					ctx, stop := interruptible(context.Background())
@@ -146,7 +151,7 @@ removed by the next compile to the same ART.`,
 					}
 					var bad *passes.OptionError
 					if errors.As(err, &bad) {
-						return usagef("%v", err)
+						return cmdline.Usagef("%v", err)
 					}
 					if err != nil {
 						return err
@@ -156,7 +161,7 @@ removed by the next compile to the same ART.`,
 						passes.WriteStats(stdout, res.Reports)
 						compiler.WriteStageStats(stdout, res.Stages)
 					}
-					if !quiet && isTerminal(stderr) {
+					if !quiet && cmdline.IsTerminal(stderr) {
 						fmt.Fprintf(stderr, "llmc: wrote %s (%d entry points, %d kernels)\n", out, len(res.Manifest.Entries), len(res.Manifest.Kernels))
 					}
 					return nil
@@ -164,13 +169,13 @@ removed by the next compile to the same ART.`,
 			},
 		},
 		{
-			name: "ir", args: "MODEL [--all-logits]",
-			summary:  "Print the graph IR of one forward step of a Hugging Face model folder.",
-			examples: []string{"llmc ir ../shared/models/stories260K | less"},
-			flags: func(fs *flag.FlagSet) func([]string) error {
+			Name: "ir", Args: "MODEL [--all-logits]",
+			Summary:  "Print the graph IR of one forward step of a Hugging Face model folder.",
+			Examples: []string{"llmc ir ../shared/models/stories260K | less"},
+			Flags: func(fs *flag.FlagSet) func([]string) error {
 				all := fs.Bool("all-logits", false, "return logits for every new token (as scoring does), not only the last")
 				return func(pos []string) error {
-					path, err := onePositional(pos, "MODEL")
+					path, err := cmdline.OnePositional(pos, "MODEL")
 					if err != nil {
 						return err
 					}
@@ -191,35 +196,35 @@ removed by the next compile to the same ART.`,
 			},
 		},
 		{
-			name: "kv", args: "MODEL --max-seq N [--dtype D]",
-			summary: `Print the KV cache size of a model for N positions, with its breakdown:
+			Name: "kv", Args: "MODEL --max-seq N [--dtype D]",
+			Summary: `Print the KV cache size of a model for N positions, with its breakdown:
   2 (K and V) × layers × KV heads × head dim × positions × bytes per element.
 The textbook formula, positions × layers × attention heads × head dim × bytes,
 counts only one of K and V and ignores grouped-query attention (KV heads fewer
 than attention heads). Layers with a sliding window of W positions need only
 min(N, W) positions; the total accounts for that.`,
-			examples: []string{"llmc kv ../shared/models/stories260K --max-seq 512", "llmc kv ~/models/gemma-2-2b --max-seq 8192 --dtype bf16"},
-			flags: func(fs *flag.FlagSet) func([]string) error {
+			Examples: []string{"llmc kv ../shared/models/stories260K --max-seq 512", "llmc kv ~/models/gemma-2-2b --max-seq 8192 --dtype bf16"},
+			Flags: func(fs *flag.FlagSet) func([]string) error {
 				maxSeq := fs.Int("max-seq", 0, "positions to hold (default: the model's max_position_embeddings)")
 				dtype := fs.String("dtype", "f32", "element type of the cache: f32, f16 or bf16")
 				return func(pos []string) error {
-					path, err := onePositional(pos, "MODEL")
+					path, err := cmdline.OnePositional(pos, "MODEL")
 					if err != nil {
 						return err
 					}
-					if err := checkPositive(setFlags(fs), "max-seq", *maxSeq, "the model's max_position_embeddings"); err != nil {
+					if err := cmdline.CheckPositive(cmdline.SetFlags(fs), "max-seq", *maxSeq, "the model's max_position_embeddings"); err != nil {
 						return err
 					}
 					dt, err := ir.ParseDType(*dtype)
 					if err != nil || !dt.IsFloat() {
-						return usagef("--dtype is %q, want f32, f16 or bf16", *dtype)
+						return cmdline.Usagef("--dtype is %q, want f32, f16 or bf16", *dtype)
 					}
 					cfg, err := hf.ReadConfig(path)
 					if err != nil {
 						return err
 					}
 					n := *maxSeq
-					if !setFlags(fs)["max-seq"] {
+					if !cmdline.SetFlags(fs)["max-seq"] {
 						n = cfg.MaxPositions
 					}
 					_, err = io.WriteString(stdout, KVReport(cfg, n, dt))
@@ -263,34 +268,20 @@ func KVReport(cfg *hf.Config, n int, dt ir.DType) string {
 	total := int(cfg.KVBytes(n, bytes))
 	fmt.Fprintf(&b, "KV cache for %d positions, %s:\n", n, dt)
 	fmt.Fprintf(&b, "  2 (K and V) × %d layers × %d KV heads × %d head dim × %d positions × %d bytes = %s\n",
-		cfg.NumLayers, cfg.NumKVHeads, cfg.HeadDim, n, bytes, humanBytes(2*cfg.NumLayers*cfg.NumKVHeads*cfg.HeadDim*n*bytes))
+		cfg.NumLayers, cfg.NumKVHeads, cfg.HeadDim, n, bytes, cmdline.HumanBytes(2*cfg.NumLayers*cfg.NumKVHeads*cfg.HeadDim*n*bytes))
 	if windowed > 0 {
 		w := min(n, cfg.SlidingWindow)
 		fmt.Fprintf(&b, "  sliding window of %d: %d of the %d layers keep only %d positions:\n", cfg.SlidingWindow, windowed, cfg.NumLayers, w)
 		fmt.Fprintf(&b, "    2 × %d full layers × %d × %d × %d positions × %d bytes\n", full, cfg.NumKVHeads, cfg.HeadDim, n, bytes)
-		fmt.Fprintf(&b, "  + 2 × %d windowed layers × %d × %d × %d positions × %d bytes = %s\n", windowed, cfg.NumKVHeads, cfg.HeadDim, w, bytes, humanBytes(total))
+		fmt.Fprintf(&b, "  + 2 × %d windowed layers × %d × %d × %d positions × %d bytes = %s\n", windowed, cfg.NumKVHeads, cfg.HeadDim, w, bytes, cmdline.HumanBytes(total))
 	}
 	textbook := n * cfg.NumLayers * cfg.NumHeads * cfg.HeadDim * bytes
-	fmt.Fprintf(&b, "total: %s (%d bytes)\n", humanBytes(total), total)
-	fmt.Fprintf(&b, "per position: %s\n", humanBytes(total/max(n, 1)))
-	fmt.Fprintf(&b, "(the textbook positions × layers × attention heads × head dim × bytes = %s counts one of K and V", humanBytes(textbook))
+	fmt.Fprintf(&b, "total: %s (%d bytes)\n", cmdline.HumanBytes(total), total)
+	fmt.Fprintf(&b, "per position: %s\n", cmdline.HumanBytes(total/max(n, 1)))
+	fmt.Fprintf(&b, "(the textbook positions × layers × attention heads × head dim × bytes = %s counts one of K and V", cmdline.HumanBytes(textbook))
 	if cfg.NumKVHeads != cfg.NumHeads {
 		fmt.Fprintf(&b, " and %d attention heads instead of %d KV heads", cfg.NumHeads, cfg.NumKVHeads)
 	}
 	b.WriteString(")\n")
 	return b.String()
-}
-
-func humanBytes(n int) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	f, suffix := float64(n), []string{"KiB", "MiB", "GiB", "TiB"}
-	i := -1
-	for f >= unit && i < len(suffix)-1 {
-		f /= unit
-		i++
-	}
-	return fmt.Sprintf("%.2f %s", f, suffix[i])
 }

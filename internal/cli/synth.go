@@ -9,10 +9,11 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/llmc-dev/llmc/internal/cli/cmdline"
 	"github.com/llmc-dev/llmc/internal/synth"
 )
 
-func synthCommand(stdout, stderr io.Writer) *command {
+func synthCommand(stdout, stderr io.Writer) *cmdline.Command {
 	var shapes strings.Builder
 	tw := tabwriter.NewWriter(&shapes, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  shape\thidden\tMLP\tlayers\theads\tKV heads\tvocab\tpositions\tparameters\n")
@@ -21,9 +22,9 @@ func synthCommand(stdout, stderr io.Writer) *command {
 			s.KVHeads, s.Vocab, s.MaxPositions, humanCount(s.Params()))
 	}
 	tw.Flush()
-	return &command{
-		name: "synth", args: "--shape NAME -o DIR [flags]",
-		summary: `Write a random-weight Hugging Face Llama model folder of a named shape.
+	return &cmdline.Command{
+		Name: "synth", Args: "--shape NAME -o DIR [flags]",
+		Summary: `Write a random-weight Hugging Face Llama model folder of a named shape.
 
 The folder has config.json (LlamaForCausalLM), model.safetensors and
 generation_config.json, so llmrun and llmc take it like a downloaded model.
@@ -35,12 +36,12 @@ that llmrun can generate (meaningless) text with it.
 
 shapes:
 ` + strings.TrimRight(shapes.String(), "\n"),
-		examples: []string{
+		Examples: []string{
 			"llmc synth --shape stories110M -o /tmp/stories110M",
 			"llmc synth --shape tinyllama-1.1b --dtype bf16 -o /tmp/tinyllama --seed 1",
 			"llmc synth --shape stories15M --tokenizer ../shared/tokenizers/smollm2-135m-instruct -o /tmp/smol15M",
 		},
-		flags: func(fs *flag.FlagSet) func([]string) error {
+		Flags: func(fs *flag.FlagSet) func([]string) error {
 			var o synth.Options
 			var shape, out, dtype string
 			var tied, quiet bool
@@ -57,28 +58,28 @@ shapes:
 			fs.BoolVar(&quiet, "quiet", false, "no progress output")
 			return func(pos []string) error {
 				if len(pos) > 0 {
-					return usagef("unexpected arguments: %s (the output folder is -o DIR)", strings.Join(pos, " "))
+					return cmdline.Usagef("unexpected arguments: %s (the output folder is -o DIR)", strings.Join(pos, " "))
 				}
 				if shape == "" {
-					return usagef("--shape is required")
+					return cmdline.Usagef("--shape is required")
 				}
 				s, err := synth.LookupShape(shape)
 				if err != nil {
-					return usagef("--shape: %v", err)
+					return cmdline.Usagef("--shape: %v", err)
 				}
 				if out == "" {
-					return usagef("-o DIR is required: the model folder to write")
+					return cmdline.Usagef("-o DIR is required: the model folder to write")
 				}
 				switch dtype {
 				case "f32", "f16", "bf16":
 				default:
-					return usagef("--dtype is %q, want f32, f16 or bf16", dtype)
+					return cmdline.Usagef("--dtype is %q, want f32, f16 or bf16", dtype)
 				}
-				set := setFlags(fs)
-				if err := checkPositive(set, "vocab", o.Vocab, "the shape's, or the tokenizer's"); err != nil {
+				set := cmdline.SetFlags(fs)
+				if err := cmdline.CheckPositive(set, "vocab", o.Vocab, "the shape's, or the tokenizer's"); err != nil {
 					return err
 				}
-				if err := checkPositive(set, "max-positions", o.MaxPositions, "the shape's"); err != nil {
+				if err := cmdline.CheckPositive(set, "max-positions", o.MaxPositions, "the shape's"); err != nil {
 					return err
 				}
 				if o.Tokenizer != "" {
@@ -92,7 +93,7 @@ shapes:
 					o.Tied = &tied
 				}
 				o.Shape, o.DType = s, synth.DType(dtype)
-				show := !quiet && isTerminal(stderr)
+				show := !quiet && cmdline.IsTerminal(stderr)
 				if show {
 					o.Progress = stderr
 				}
@@ -106,7 +107,7 @@ shapes:
 						tiedNote = "tied"
 					}
 					fmt.Fprintf(stderr, "llmc: wrote %s: %s, %s parameters, %s, %s embeddings, vocabulary %d, %s\n",
-						out, res.Shape.Name, humanCount(res.Params), res.DType, tiedNote, res.Shape.Vocab, humanBytes(int(res.Bytes)))
+						out, res.Shape.Name, humanCount(res.Params), res.DType, tiedNote, res.Shape.Vocab, cmdline.HumanBytes(int(res.Bytes)))
 				}
 				return nil
 			}

@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/llmc-dev/llmc/internal/cli"
+	"github.com/llmc-dev/llmc/internal/cli/llmruncmd"
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/internal/synth"
 	"github.com/llmc-dev/llmc/internal/testshared"
@@ -28,7 +28,7 @@ import (
 func llmrunIn(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
 	return run(t, func(args []string, stdout, stderr io.Writer) int {
-		return cli.LlmrunIO(args, strings.NewReader(stdin), stdout, stderr)
+		return llmruncmd.RunIO(args, strings.NewReader(stdin), stdout, stderr)
 	}, args...)
 }
 

@@ -13,20 +13,11 @@ import (
 	"sort"
 	"time"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/frontends/hf"
-	"github.com/llmc-dev/llmc/internal/artifact"
 	"github.com/llmc-dev/llmc/internal/sysmem"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/passes"
-)
-
-// Entry point names of compiled programs.
-const (
-	EntryDecode     = "decode"      // static: one token, last logits
-	EntryPrefill    = "prefill"     // static: a padded chunk, last real token's logits
-	EntryPrefillAll = "prefill_all" // static: a padded chunk, every token's logits
-	EntryForward    = "forward"     // dynamic: any number of tokens, last logits
-	EntryForwardAll = "forward_all" // dynamic: any number of tokens, all logits
 )
 
 // DefaultPrefillChunk is the prefill entry point's token count when not set.
@@ -159,9 +150,9 @@ func setup(m *hf.Model, modelDir, outDir string, o Options) (*compilation, error
 	c := &compilation{o: o, target: t, model: m, modelDir: modelDir, outDir: outDir,
 		res: &Result{KV: kv}, print: printStages, lower: lower}
 
-	c.specs = []entrySpec{{EntryDecode, 1, false}, {EntryPrefill, o.PrefillChunk, false}, {EntryPrefillAll, o.PrefillChunk, true}}
+	c.specs = []entrySpec{{artifact.EntryDecode, 1, false}, {artifact.EntryPrefill, o.PrefillChunk, false}, {artifact.EntryPrefillAll, o.PrefillChunk, true}}
 	if o.KV == passes.Dynamic {
-		c.specs = []entrySpec{{EntryForward, 0, false}, {EntryForwardAll, 0, true}}
+		c.specs = []entrySpec{{artifact.EntryForward, 0, false}, {artifact.EntryForwardAll, 0, true}}
 	}
 	c.man = &artifact.Manifest{
 		Format: artifact.Format, Version: artifact.Version, Created: time.Now().UTC(),

@@ -10,7 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/llmc-dev/llmc/internal/artifact"
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/internal/testshared"
 	"github.com/llmc-dev/llmc/ir"
@@ -55,9 +55,9 @@ func TestCompileStaticArtifact(t *testing.T) {
 	require.Equal(t, 64, man.MaxSeq)
 	require.Equal(t, 8, man.PrefillChunk)
 	require.Equal(t, []artifact.Entry{
-		{Name: compiler.EntryDecode, Seq: 1, Logits: "last"},
-		{Name: compiler.EntryPrefill, Seq: 8, Logits: "last"},
-		{Name: compiler.EntryPrefillAll, Seq: 8, Logits: "all"},
+		{Name: artifact.EntryDecode, Seq: 1, Logits: "last"},
+		{Name: artifact.EntryPrefill, Seq: 8, Logits: "last"},
+		{Name: artifact.EntryPrefillAll, Seq: 8, Logits: "all"},
 	}, man.Entries)
 	require.Len(t, res.Reports, 3)
 	require.Len(t, man.BufferPlan, 3)
@@ -113,8 +113,8 @@ func TestCompileDynamicArtifact(t *testing.T) {
 	require.Equal(t, 512, man.MaxSeq, "max-seq defaults to max_position_embeddings")
 	require.Zero(t, man.PrefillChunk)
 	require.Equal(t, []artifact.Entry{
-		{Name: compiler.EntryForward, Seq: 0, Logits: "last"},
-		{Name: compiler.EntryForwardAll, Seq: 0, Logits: "all"},
+		{Name: artifact.EntryForward, Seq: 0, Logits: "last"},
+		{Name: artifact.EntryForwardAll, Seq: 0, Logits: "all"},
 	}, man.Entries)
 	require.Empty(t, man.Kernels, "no kernels are formed on a dynamic cache")
 	require.Empty(t, man.Derived)

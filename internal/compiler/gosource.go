@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 
-	"github.com/llmc-dev/llmc/internal/artifact"
+	"github.com/llmc-dev/llmc/artifact"
 )
 
 // EnvSource names an llmc checkout that generated Go code is built

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/codegen/llvm"
 	"github.com/llmc-dev/llmc/runtime/native"
 )
@@ -95,13 +96,13 @@ func buildLLVM(b *targetBuild) error {
 	}
 	lay := e.opts.Layout(b.prog)
 	lay.GOARCH, lay.MaxSeq, lay.Vocab = goruntime.GOARCH, man.MaxSeq, b.vocab
-	if err := lay.Write(filepath.Join(b.dir, native.LayoutName)); err != nil {
-		return fmt.Errorf("writing %s: %w", native.LayoutName, err)
+	if err := lay.Write(filepath.Join(b.dir, artifact.LayoutName)); err != nil {
+		return fmt.Errorf("writing %s: %w", artifact.LayoutName, err)
 	}
 	man.Backends.Library = LLVMLibrary
 	man.Backends.TargetCPU = tc.HostCPU
 	man.Backends.Features = native.TargetFeatures()
 	man.Backends.Tools = tc.Versions
-	b.files = append(b.files, LLVMLibrary, native.LayoutName)
+	b.files = append(b.files, LLVMLibrary, artifact.LayoutName)
 	return nil
 }

@@ -11,8 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/codegen/llvm"
-	"github.com/llmc-dev/llmc/internal/artifact"
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/internal/engine"
 	"github.com/llmc-dev/llmc/internal/testshared"
@@ -49,7 +49,7 @@ func compileLLVM(t *testing.T, model string, o compiler.Options) string {
 	require.Contains(t, man.Backends.Tools, "opt")
 	require.Contains(t, man.Backends.Tools, "llc")
 	require.Contains(t, man.Backends.Tools, "cc")
-	for _, f := range []string{compiler.LLVMModule, compiler.LLVMLibrary, native.LayoutName} {
+	for _, f := range []string{compiler.LLVMModule, compiler.LLVMLibrary, artifact.LayoutName} {
 		require.FileExists(t, filepath.Join(out, f))
 		require.Contains(t, man.Files, f)
 	}

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/codegen/kir"
 	"github.com/llmc-dev/llmc/frontends/hf"
-	"github.com/llmc-dev/llmc/internal/artifact"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/passes"
 )
@@ -242,6 +242,7 @@ func (c *compilation) emit(context.Context) (string, error) {
 		if err := c.target.emit(b); err != nil {
 			return "", err
 		}
+		describeProgram(c.man, c.prog)
 	}
 	if c.o.EmitLLVM && !slices.Contains(b.files, LLVMModule) {
 		if err := emitLLVM(b); err != nil {
@@ -410,4 +411,13 @@ func WriteStageStats(w io.Writer, stats []StageStat) {
 
 func fmtDur(d time.Duration) string {
 	return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000)
+}
+
+// describeProgram records in the manifest the weights a compiled program
+// reads, as it stores them (the run side counts the bytes a step reads
+// from them).
+func describeProgram(man *artifact.Manifest, prog *kir.Program) {
+	for _, w := range prog.Weights {
+		man.ProgramWeights = append(man.ProgramWeights, *w)
+	}
 }

@@ -11,12 +11,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/passes"
 )
 
 // DefaultBackend is the backend of Options.Backend "".
-const DefaultBackend = "interp"
+const DefaultBackend = artifact.BackendInterp
 
 // A Target is a backend llmc compile writes artifacts for: its name (the
 // manifest's backend, which the run side finds its loader by), the facts
@@ -62,11 +63,11 @@ func loweringNeeds() []PassNeed {
 // targets is the table, in --backend help order (the default first).
 func targets() []Target {
 	return []Target{
-		{Name: "interp", Doc: "the runtime interprets the optimised graph IR (no toolchain needed)"},
-		{Name: "go", Doc: "generated Go kernels (GOEXPERIMENT=simd) built with the Go toolchain into an executable",
+		{Name: artifact.BackendInterp, Doc: "the runtime interprets the optimised graph IR (no toolchain needed)"},
+		{Name: artifact.BackendGo, Doc: "generated Go kernels (GOEXPERIMENT=simd) built with the Go toolchain into an executable",
 			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16}, VectorWidth: 8,
 			emit: emitGo, toolchain: buildGo},
-		{Name: "llvm", Doc: "LLVM IR compiled by opt and llc (-mcpu=native) into a shared object llmrun loads",
+		{Name: artifact.BackendLLVM, Doc: "LLVM IR compiled by opt and llc (-mcpu=native) into a shared object llmrun loads",
 			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16}, VectorWidth: 8,
 			emit: emitLLVMTarget, toolchain: buildLLVM},
 	}

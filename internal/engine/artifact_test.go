@@ -10,7 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/llmc-dev/llmc/internal/artifact"
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/internal/testshared"
 	"github.com/llmc-dev/llmc/passes"
@@ -115,4 +115,19 @@ func TestArtifactBadInput(t *testing.T) {
 		require.Error(t, err)
 		require.False(t, errors.Is(err, artifact.ErrVersion))
 	})
+}
+
+// TestLoaders checks that every backend a manifest may record has a
+// loader, and that an artifact of a backend this llmrun has no loader for
+// is refused by name.
+func TestLoaders(t *testing.T) {
+	for _, b := range []string{artifact.BackendInterp, artifact.BackendGo, artifact.BackendLLVM} {
+		ld, ok := loaders[b]
+		require.True(t, ok, b)
+		require.NotNil(t, ld.load, b)
+	}
+	art := compileTo(t, testshared.Path(t, "models", "stories260K"))
+	require.NoError(t, artifact.Edit(art, func(m *artifact.Manifest) { m.Backend = "wasm" }))
+	_, err := Open(art, Options{})
+	require.ErrorContains(t, err, `backend "wasm" is not supported by this llmrun`)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,8 +15,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/llmc-dev/llmc/artifact"
+	"github.com/llmc-dev/llmc/codegen/llvm"
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/internal/testshared"
+	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/passes"
 )
 
@@ -119,4 +123,56 @@ func TestWeightBytes(t *testing.T) {
 		require.Equal(t, want, a.WeightBytes, c.model+" compiled")
 		a.Close()
 	}
+}
+
+// TestWeightBytesStoredBF16 checks that the bytes a decode step reads
+// follow what the compiler recorded of the program's weights: a compiled
+// program keeps bfloat16 weights as stored (2 bytes an element), the
+// interpreter widens them, whatever the backend is called.
+func TestWeightBytesStoredBF16(t *testing.T) {
+	_, err := llvm.FindToolchain()
+	var te *llvm.ToolError
+	if errors.As(err, &te) && !testshared.InCI() {
+		t.Skipf("skipping: %v", err)
+	}
+	require.NoError(t, err)
+	dir := testshared.Path(t, "models", "llama-tiny-bf16")
+	open := func(backend string) *Engine {
+		art := filepath.Join(t.TempDir(), backend)
+		_, err := compiler.Compile(dir, art, compiler.Options{KV: passes.Static, MaxSeq: 32, Backend: backend})
+		require.NoError(t, err)
+		e, err := Open(art, Options{})
+		require.NoError(t, err)
+		t.Cleanup(func() { e.Close() })
+		return e
+	}
+	interp, compiled := open("interp"), open("llvm")
+	require.Empty(t, interp.Manifest.ProgramWeights)
+	require.NotEmpty(t, compiled.Manifest.ProgramWeights)
+	for _, w := range compiled.Manifest.ProgramWeights {
+		require.True(t, w.BF16, w.Name)
+	}
+	require.Equal(t, interp.WeightBytes, 2*compiled.WeightBytes)
+
+	// The fact is the manifest's: a program recorded as keeping nothing
+	// in bfloat16 reads 4 bytes an element.
+	compiled.Manifest.ProgramWeights = nil
+	g := parseDecode(t, compiled)
+	require.Equal(t, interp.WeightBytes, weightBytes(g, storedBF16(compiled.Manifest)))
+}
+
+// parseDecode reads the decode graph of an opened artifact.
+func parseDecode(t *testing.T, e *Engine) *ir.Graph {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join(e.Path, e.Manifest.IR))
+	require.NoError(t, err)
+	graphs, err := ir.ParseModule(string(src))
+	require.NoError(t, err)
+	for _, g := range graphs {
+		if g.Name == artifact.EntryDecode {
+			return g
+		}
+	}
+	t.Fatal("no decode entry point")
+	return nil
 }

@@ -7,20 +7,19 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/frontends/hf"
-	"github.com/llmc-dev/llmc/internal/artifact"
-	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/internal/sysmem"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/runtime"
-	"github.com/llmc-dev/llmc/runtime/native"
 	"github.com/llmc-dev/llmc/runtime/pool"
 )
 
-// Entry points of an eagerly interpreted model.
+// Entry points of an eagerly interpreted model: those of an artifact with
+// a dynamic KV cache.
 const (
-	EntryLast = "forward"     // logits of the last new token
-	EntryAll  = "forward_all" // logits of every new token
+	EntryLast = artifact.EntryForward    // logits of the last new token
+	EntryAll  = artifact.EntryForwardAll // logits of every new token
 )
 
 // Options configure Open.
@@ -132,30 +131,16 @@ func openDebugNaN(dir string, opts Options) (*Engine, error) {
 }
 
 // openArtifact loads a compiled artifact: checks its manifest and model
-// files, reads its optimised IR and runs it.
+// files, reads its optimised IR and runs it with the loader of its backend.
 func openArtifact(dir string, opts Options) (*Engine, error) {
 	man, err := artifact.Read(dir)
 	if err != nil {
 		return nil, err
 	}
-	if man.Backend == "go" {
-		bin := filepath.Join(dir, man.Backends.Binary)
-		switch lp := opts.Linked; {
-		case lp == nil && opts.HandedOff:
-			// Started to run this artifact, but no program is linked in:
-			// the executable is not the one llmc built for it.
-			return nil, fmt.Errorf("artifact %s: %s has no compiled program linked in (it is not the executable llmc built for this artifact): compile the artifact again", dir, bin)
-		case lp == nil:
-			// The artifact's own executable runs it, and checks the rest;
-			// hand over once it is known to be that executable.
-			if err := man.CheckContents(dir, man.Backends.Binary); err != nil {
-				return nil, err
-			}
-			return nil, &ExternalError{Artifact: dir, Binary: bin}
-		case lp.ID != man.BuildID:
-			// An executable never hands off: the program linked in is the
-			// only one it can run.
-			return nil, fmt.Errorf("artifact %s: %s is from build %s, the artifact from build %s: compile the artifact again", dir, bin, lp.ID, man.BuildID)
+	ld, known := loaders[man.Backend]
+	if known && ld.handOff != nil {
+		if err := ld.handOff(dir, man, opts); err != nil {
+			return nil, err
 		}
 	}
 	// The artifact's own files are checked before anything of theirs is
@@ -199,37 +184,20 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 		}
 		return nil, err
 	}
-	var runner runtime.Runner
-	switch man.Backend {
-	case "go":
-		lp := opts.Linked
-		ws, free, err := runtime.LinkedWeights(lp, m)
-		if err != nil {
-			return fail(err)
-		}
-		closers = append(closers, free)
-		runner = lp.New(ws, par)
-	case "llvm":
-		np, err := native.Open(native.Artifact{Dir: dir, Library: man.Backends.Library, BuildID: man.BuildID,
-			CPU: man.Backends.TargetCPU, Features: man.Backends.Features}, m, par)
-		if err != nil {
-			return fail(err)
-		}
-		closers = append(closers, np.Close)
-		runner = np
-	case "interp":
-		prog, err := runtime.NewProgram(graphs, m, par)
-		if err != nil {
-			return fail(err)
-		}
-		runner = prog
-	default:
+	if !known {
 		return fail(fmt.Errorf("artifact %s: backend %q is not supported by this llmrun", dir, man.Backend))
+	}
+	runner, closer, err := ld.load(&loadInput{dir: dir, man: man, graphs: graphs, model: m, par: par, linked: opts.Linked})
+	if err != nil {
+		return fail(err)
+	}
+	if closer != nil {
+		closers = append(closers, closer)
 	}
 	var dec runtime.Decoder
 	if man.KV == "static" {
 		dec, err = runtime.NewStatic(runner, runtime.StaticEntries{
-			Decode: compiler.EntryDecode, Prefill: compiler.EntryPrefill, PrefillAll: compiler.EntryPrefillAll,
+			Decode: artifact.EntryDecode, Prefill: artifact.EntryPrefill, PrefillAll: artifact.EntryPrefillAll,
 			Chunk: man.PrefillChunk, SafeRewind: safeRewind(graphs, man.PrefillChunk),
 		}, cfg.VocabSize, man.MaxSeq)
 	} else {
@@ -237,24 +205,37 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 		if !ok {
 			return fail(fmt.Errorf("artifact %s: a dynamic KV cache needs the interpreter", dir))
 		}
-		dec, err = runtime.NewInterpreted(prog, compiler.EntryForward, compiler.EntryForwardAll, cfg.VocabSize, man.MaxSeq)
+		dec, err = runtime.NewInterpreted(prog, artifact.EntryForward, artifact.EntryForwardAll, cfg.VocabSize, man.MaxSeq)
 	}
 	if err != nil {
 		return fail(err)
 	}
 	var wb int64
 	for _, g := range graphs {
-		if g.Name == compiler.EntryDecode || g.Name == compiler.EntryForward {
-			wb = weightBytes(g, man.Backend == "go" || man.Backend == "llvm") // compiled backends keep BF16 weights
+		if g.Name == artifact.EntryDecode || g.Name == artifact.EntryForward {
+			wb = weightBytes(g, storedBF16(man))
 		}
 	}
 	return &Engine{Path: dir, Kind: "artifact", Config: cfg, Manifest: man, Decoder: dec, WeightBytes: wb, closers: closers}, nil
 }
 
+// storedBF16 names the weights the artifact's compiled program keeps in
+// bfloat16, as the compiler recorded them.
+func storedBF16(man *artifact.Manifest) map[string]bool {
+	bf16 := map[string]bool{}
+	for _, w := range man.ProgramWeights {
+		if w.BF16 {
+			bf16[w.Name] = true
+		}
+	}
+	return bf16
+}
+
 // weightBytes is how many weight bytes one step of g reads: every weight a
 // linear or norm reads in full, one row of an embedding table, at 4 bytes
-// an element (2 for BF16 weights when the backend keeps them so).
-func weightBytes(g *ir.Graph, keepBF16 bool) int64 {
+// an element (2 for BF16 weights the program keeps so, those named in
+// bf16).
+func weightBytes(g *ir.Graph, bf16 map[string]bool) int64 {
 	need := map[*ir.Value]int64{} // bytes read of each weight: the most any use reads
 	g.Walk(func(n *ir.Node) {
 		if n.Op == ir.OpKernel {
@@ -273,7 +254,7 @@ func weightBytes(g *ir.Graph, keepBF16 bool) int64 {
 				elems = int64(shape[len(shape)-1]) // one row per token
 			}
 			size := int64(4) // weights are widened to float32 when loaded
-			if keepBF16 && a.Type.DType == ir.BF16 {
+			if bf16[a.Name] && a.Type.DType == ir.BF16 {
 				size = 2
 			}
 			need[a] = max(need[a], size*elems)
@@ -328,7 +309,7 @@ func openEager(dir string, opts Options, context int) (*Engine, error) {
 		m.Close()
 		return nil, err
 	}
-	return &Engine{Path: dir, Kind: "model folder", Config: m.Config, Decoder: dec, WeightBytes: weightBytes(graphs[0], false),
+	return &Engine{Path: dir, Kind: "model folder", Config: m.Config, Decoder: dec, WeightBytes: weightBytes(graphs[0], nil),
 		closers: []func() error{m.Close, func() error { par.Close(); return nil }}}, nil
 }
 

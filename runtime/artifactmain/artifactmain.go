@@ -6,12 +6,12 @@ package artifactmain
 import (
 	"os"
 
-	"github.com/llmc-dev/llmc/internal/cli"
+	"github.com/llmc-dev/llmc/internal/cli/llmruncmd"
 	"github.com/llmc-dev/llmc/runtime"
 )
 
 // Main runs the llmrun command line with lp linked in and returns the exit
 // status.
 func Main(lp *runtime.LinkedProgram) int {
-	return cli.LlmrunLinked(os.Args[1:], os.Stdout, os.Stderr, lp)
+	return llmruncmd.RunLinked(os.Args[1:], os.Stdout, os.Stderr, lp)
 }

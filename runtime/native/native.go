@@ -3,7 +3,8 @@
 // Package native runs the shared objects that llmc compile --backend llvm
 // builds: it loads one into the process with github.com/ebitengine/purego
 // (dlopen and plain C calls, no cgo) and implements runtime.Runner over
-// its entry points. The ABI it expects is described in abi.go.
+// its entry points. The ABI it expects is described in package artifact
+// (abi.go there), with the layout.json it reads.
 //
 // # Memory
 //
@@ -42,13 +43,18 @@ import (
 
 	"github.com/ebitengine/purego"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/runtime"
 )
+
+// ParallelMinWork is the fewest multiply-adds worth splitting a parallel
+// phase across threads; kir.ParallelMinWork, which the Go backend uses too.
+const ParallelMinWork = 1 << 15
 
 // Artifact says where an LLVM-backend artifact's code is and what CPU it
 // was compiled for (from its manifest).
 type Artifact struct {
-	Dir      string   // the artifact folder, holding LayoutName
+	Dir      string   // the artifact folder, holding artifact.LayoutName
 	Library  string   // the shared object, relative to Dir
 	BuildID  string   // the manifest's build ID, which the layout and library must carry
 	CPU      string   // the CPU it was compiled for, for messages
@@ -57,7 +63,7 @@ type Artifact struct {
 
 // Program is a loaded shared object: a runtime.Runner.
 type Program struct {
-	lay     *Layout
+	lay     *artifact.Layout
 	par     runtime.Parallel
 	lib     uintptr
 	weights []byte // mapping: weights (read-only once filled)
@@ -72,7 +78,7 @@ type Program struct {
 }
 
 type entry struct {
-	e      *Entry
+	e      *artifact.LayoutEntry
 	plan   uintptr
 	phases []phase
 	size   int // output elements
@@ -90,40 +96,22 @@ func Open(a Artifact, ws runtime.WeightSource, par runtime.Parallel) (*Program, 
 	if err := CheckCPU(a.CPU, a.Features); err != nil {
 		return nil, fmt.Errorf("artifact %s: %w", a.Dir, err)
 	}
-	lay, err := ReadLayout(filepath.Join(a.Dir, LayoutName))
+	lay, err := artifact.ReadLayout(filepath.Join(a.Dir, artifact.LayoutName))
 	if err != nil {
 		return nil, fmt.Errorf("artifact %s: %w", a.Dir, err)
 	}
 	if lay.BuildID != a.BuildID {
-		return nil, fmt.Errorf("artifact %s: %s is from build %s, the manifest from build %s: compile the artifact again", a.Dir, LayoutName, lay.BuildID, a.BuildID)
+		return nil, fmt.Errorf("artifact %s: %s is from build %s, the manifest from build %s: compile the artifact again", a.Dir, artifact.LayoutName, lay.BuildID, a.BuildID)
 	}
 	if a.Library == "" {
 		return nil, fmt.Errorf("artifact %s: the manifest names no shared object (backend_info.library)", a.Dir)
 	}
 	p, err := load(filepath.Join(a.Dir, a.Library), lay, par, func(i int, dst []float32) error {
-		w := lay.Weights[i]
-		parts := w.Concat
-		if len(parts) == 0 {
-			parts = []string{w.Name}
-		}
+		w := &lay.Weights[i]
 		if w.BF16 {
-			return fillBF16(w, parts, ws, dst)
+			return runtime.FillWeight(w, ws, nil, unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(dst))), w.Rows*w.Cols))
 		}
-		at := 0
-		for _, name := range parts {
-			data, _, err := ws.Float32(name)
-			if err != nil {
-				return err
-			}
-			if at+len(data) > len(dst) {
-				return fmt.Errorf("weight %s: %s has more elements than the artifact's [%d, %d]: compile the artifact again", w.Name, name, w.Rows, w.Cols)
-			}
-			at += copy(dst[at:], data)
-		}
-		if at != len(dst) {
-			return fmt.Errorf("weight %s has %d elements, the artifact expects [%d, %d]: compile the artifact again", w.Name, at, w.Rows, w.Cols)
-		}
-		return nil
+		return runtime.FillWeight(w, ws, dst, nil)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("artifact %s: %w", a.Dir, err)
@@ -133,7 +121,7 @@ func Open(a Artifact, ws runtime.WeightSource, par runtime.Parallel) (*Program, 
 
 // New loads the shared object lib described by lay, with weights given in
 // lay.Weights' order (stacked already), which it copies.
-func New(lib string, lay *Layout, weights [][]float32, par runtime.Parallel) (*Program, error) {
+func New(lib string, lay *artifact.Layout, weights [][]float32, par runtime.Parallel) (*Program, error) {
 	if len(weights) != len(lay.Weights) {
 		return nil, fmt.Errorf("%d weights given, the program takes %d", len(weights), len(lay.Weights))
 	}
@@ -183,9 +171,9 @@ func addr(mem []byte, off int) uintptr { return uintptr(unsafe.Pointer(&mem[off]
 // shared object, not of the Go heap).
 func ptrAt[T any](a uintptr) *T { return (*T)(*(*unsafe.Pointer)(unsafe.Pointer(&a))) }
 
-func load(lib string, lay *Layout, par runtime.Parallel, fill func(i int, dst []float32) error) (p *Program, err error) {
-	if lay.ABI != ABIVersion {
-		return nil, fmt.Errorf("native ABI version %d, this llmrun loads version %d: compile the artifact again", lay.ABI, ABIVersion)
+func load(lib string, lay *artifact.Layout, par runtime.Parallel, fill func(i int, dst []float32) error) (p *Program, err error) {
+	if lay.ABI != artifact.ABIVersion {
+		return nil, fmt.Errorf("native ABI version %d, this llmrun loads version %d: compile the artifact again", lay.ABI, artifact.ABIVersion)
 	}
 	if lay.GOARCH != "" && lay.GOARCH != goruntime.GOARCH {
 		return nil, fmt.Errorf("the native code is for %s (%s), this machine is %s", lay.GOARCH, lay.Triple, goruntime.GOARCH)
@@ -234,7 +222,7 @@ func load(lib string, lay *Layout, par runtime.Parallel, fill func(i int, dst []
 		nplan = max(nplan, 2*len(e.Phases)+1)
 	}
 	var r region
-	ctxOff := r.take(8 * CtxWords)
+	ctxOff := r.take(8 * artifact.CtxWords)
 	wptrOff := r.take(8 * len(lay.Weights))
 	sptrOff := r.take(8 * len(lay.States))
 	planOff := r.take(8 * nplan)
@@ -249,17 +237,17 @@ func load(lib string, lay *Layout, par runtime.Parallel, fill func(i int, dst []
 		return nil, err
 	}
 	w := p.work
-	p.words = unsafe.Slice((*int64)(unsafe.Pointer(&w[ctxOff])), CtxWords)
+	p.words = unsafe.Slice((*int64)(unsafe.Pointer(&w[ctxOff])), artifact.CtxWords)
 	p.plan = unsafe.Slice((*int64)(unsafe.Pointer(&w[planOff])), nplan)
 	p.planPtr = addr(w, planOff)
 	p.tokens = unsafe.Slice((*int32)(unsafe.Pointer(&w[tokOff])), lay.Tokens)
 	p.arena = floats(w, arenaOff, lay.Arena)
 	p.ctx = addr(w, ctxOff)
-	p.words[CtxArena] = int64(addr(w, arenaOff))
-	p.words[CtxScratch] = int64(addr(w, scratchOff))
-	p.words[CtxTokens] = int64(addr(w, tokOff))
-	p.words[CtxWeights] = int64(addr(w, wptrOff))
-	p.words[CtxStates] = int64(addr(w, sptrOff))
+	p.words[artifact.CtxArena] = int64(addr(w, arenaOff))
+	p.words[artifact.CtxScratch] = int64(addr(w, scratchOff))
+	p.words[artifact.CtxTokens] = int64(addr(w, tokOff))
+	p.words[artifact.CtxWeights] = int64(addr(w, wptrOff))
+	p.words[artifact.CtxStates] = int64(addr(w, sptrOff))
 	wptrs := unsafe.Slice((*int64)(unsafe.Pointer(&w[wptrOff])), len(lay.Weights))
 	for i := range lay.Weights {
 		wptrs[i] = int64(addr(p.weights, woff[i]))
@@ -284,14 +272,14 @@ func load(lib string, lay *Layout, par runtime.Parallel, fill func(i int, dst []
 		}
 		return a, nil
 	}
-	a, err := sym(SymABI)
+	a, err := sym(artifact.SymABI)
 	if err != nil {
 		return nil, err
 	}
-	if v := *ptrAt[int64](a); v != ABIVersion {
-		return nil, fmt.Errorf("%s has native ABI version %d, this llmrun loads version %d: compile the artifact again", abs, v, ABIVersion)
+	if v := *ptrAt[int64](a); v != artifact.ABIVersion {
+		return nil, fmt.Errorf("%s has native ABI version %d, this llmrun loads version %d: compile the artifact again", abs, v, artifact.ABIVersion)
 	}
-	if a, err = sym(SymBuildID); err != nil {
+	if a, err = sym(artifact.SymBuildID); err != nil {
 		return nil, err
 	}
 	if id := cString(a, len(lay.BuildID)+1); id != lay.BuildID {
@@ -358,7 +346,7 @@ func (p *Program) Run(name string, tokens []int32, pos int) ([]float32, []int, e
 	}
 	copy(p.tokens, tokens)
 	clear(p.tokens[n:])
-	p.words[CtxPos], p.words[CtxLen] = int64(pos), int64(n)
+	p.words[artifact.CtxPos], p.words[artifact.CtxLen] = int64(pos), int64(n)
 	purego.SyscallN(e.plan, p.ctx, p.planPtr)
 	for i, ph := range e.phases {
 		if !ph.parallel {
@@ -403,30 +391,4 @@ func (p *Program) Close() error {
 	}
 	p.words, p.plan, p.tokens, p.arena = nil, nil, nil, nil
 	return first
-}
-
-// fillBF16 copies bfloat16 weights as stored into dst, which holds the
-// weight's 2-byte elements (dst is that memory seen as float32 words).
-func fillBF16(w Weight, parts []string, ws runtime.WeightSource, dst []float32) error {
-	src, ok := ws.(runtime.BF16Source)
-	if !ok {
-		return fmt.Errorf("weight %s: the weights cannot be read as bfloat16", w.Name)
-	}
-	n := w.Rows * w.Cols
-	out := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(dst))), n)
-	at := 0
-	for _, name := range parts {
-		data, err := src.BF16(name)
-		if err != nil {
-			return err
-		}
-		if at+len(data) > n {
-			return fmt.Errorf("weight %s: %s has more elements than the artifact's [%d, %d]: compile the artifact again", w.Name, name, w.Rows, w.Cols)
-		}
-		at += copy(out[at:], data)
-	}
-	if at != n {
-		return fmt.Errorf("weight %s has %d elements, the artifact expects [%d, %d]: compile the artifact again", w.Name, at, w.Rows, w.Cols)
-	}
-	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	goruntime "runtime"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/runtime"
 )
 
@@ -24,7 +25,7 @@ func Open(Artifact, runtime.WeightSource, runtime.Parallel) (*Program, error) {
 	return nil, errUnsupported
 }
 
-func New(string, *Layout, [][]float32, runtime.Parallel) (*Program, error) {
+func New(string, *artifact.Layout, [][]float32, runtime.Parallel) (*Program, error) {
 	return nil, errUnsupported
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/codegen/kir"
 	"github.com/llmc-dev/llmc/codegen/llvm"
 	"github.com/llmc-dev/llmc/internal/testshared"
@@ -42,7 +43,7 @@ func lookup() *kir.Program {
 }
 
 // compile builds lookup into a shared object with build ID id.
-func compile(t *testing.T, id string) (string, *native.Layout) {
+func compile(t *testing.T, id string) (string, *artifact.Layout) {
 	t.Helper()
 	tc, err := llvm.FindToolchain()
 	var te *llvm.ToolError
@@ -129,8 +130,8 @@ func TestLoadErrors(t *testing.T) {
 	}
 
 	other = *lay
-	other.Entries = append([]native.Entry(nil), lay.Entries...)
-	other.Entries[0].Phases = []native.Phase{{Symbol: "step_k9_p0"}}
+	other.Entries = append([]artifact.LayoutEntry(nil), lay.Entries...)
+	other.Entries[0].Phases = []artifact.Phase{{Symbol: "step_k9_p0"}}
 	_, err = native.New(so, &other, weights(), nil)
 	require.ErrorContains(t, err, "has no symbol step_k9_p0")
 
@@ -140,13 +141,13 @@ func TestLoadErrors(t *testing.T) {
 
 func TestOpenChecksLayout(t *testing.T) {
 	dir := t.TempDir()
-	lay := &native.Layout{ABI: native.ABIVersion, BuildID: "b1"}
-	require.NoError(t, lay.Write(filepath.Join(dir, native.LayoutName)))
+	lay := &artifact.Layout{ABI: artifact.ABIVersion, BuildID: "b1"}
+	require.NoError(t, lay.Write(filepath.Join(dir, artifact.LayoutName)))
 	_, err := native.Open(native.Artifact{Dir: dir, Library: "m.so", BuildID: "b2"}, nil, nil)
 	require.ErrorContains(t, err, "layout.json is from build b1, the manifest from build b2")
 
 	lay.ABI = 99
-	require.NoError(t, lay.Write(filepath.Join(dir, native.LayoutName)))
+	require.NoError(t, lay.Write(filepath.Join(dir, artifact.LayoutName)))
 	_, err = native.Open(native.Artifact{Dir: dir, Library: "m.so", BuildID: "b1"}, nil, nil)
 	require.ErrorContains(t, err, "native ABI version 99, this llmrun loads version 1")
 }

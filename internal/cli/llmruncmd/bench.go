@@ -1,4 +1,4 @@
-package cli
+package llmruncmd
 
 import (
 	"encoding/json"
@@ -17,6 +17,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/llmc-dev/llmc/internal/cli/cmdline"
 	"github.com/llmc-dev/llmc/internal/engine"
 	"github.com/llmc-dev/llmc/runtime"
 	"github.com/llmc-dev/llmc/runtime/pool"
@@ -32,10 +33,10 @@ type benchFlags struct {
 	stderr            io.Writer // where an artifact's executable writes its errors
 }
 
-func benchCommand(stdout, stderr io.Writer, lp *runtime.LinkedProgram) *command {
-	return &command{
-		name: "bench", args: "MODEL_OR_ART... [--prompt N --gen N --threads T --runs R]",
-		summary: `Measure prefill and decode speed, side by side.
+func benchCommand(stdout, stderr io.Writer, lp *runtime.LinkedProgram) *cmdline.Command {
+	return &cmdline.Command{
+		Name: "bench", Args: "MODEL_OR_ART... [--prompt N --gen N --threads T --runs R]",
+		Summary: `Measure prefill and decode speed, side by side.
 
 Each MODEL_OR_ART (a model folder, run eagerly with a dynamic KV cache, or a
 compiled artifact) prefills a random prompt of --prompt tokens and then decodes
@@ -45,11 +46,11 @@ tokens/s and ms per token (median, min–max over runs), peak RSS, the ratio to 
 first model, and, from a read-bandwidth test on this machine in the same run,
 each model's share of the memory-bandwidth roofline (weight bytes read per token
 × tokens/s ÷ bandwidth).`,
-		examples: []string{
+		Examples: []string{
 			"llmrun bench ../shared/models/stories260K /tmp/stories.llmc --gen 256",
 			"llmrun bench /tmp/m110 /tmp/m110-go.llmc /tmp/m110-llvm.llmc --threads 2 --runs 5 --format json",
 		},
-		flags: func(fs *flag.FlagSet) func([]string) error {
+		Flags: func(fs *flag.FlagSet) func([]string) error {
 			b := &benchFlags{stderr: stderr}
 			fs.IntVar(&b.prompt, "prompt", 32, "prompt tokens to prefill")
 			fs.IntVar(&b.gen, "gen", 128, "tokens to decode")
@@ -82,20 +83,20 @@ type BenchResult struct {
 
 func (b *benchFlags) run(pos []string, stdout, stderr io.Writer) error {
 	if len(pos) == 0 {
-		return usagef("missing MODEL_OR_ART")
+		return cmdline.Usagef("missing MODEL_OR_ART")
 	}
 	switch {
 	case b.prompt < 1:
-		return usagef("--prompt is %d, want >= 1 prompt tokens", b.prompt)
+		return cmdline.Usagef("--prompt is %d, want >= 1 prompt tokens", b.prompt)
 	case b.gen < 2:
-		return usagef("--gen is %d, want >= 2 tokens to decode", b.gen)
+		return cmdline.Usagef("--gen is %d, want >= 2 tokens to decode", b.gen)
 	case b.runs < 1:
-		return usagef("--runs is %d, want >= 1", b.runs)
+		return cmdline.Usagef("--runs is %d, want >= 1", b.runs)
 	case *b.common.threads < 0:
-		return usagef("--threads is %d, want >= 0", *b.common.threads)
+		return cmdline.Usagef("--threads is %d, want >= 0", *b.common.threads)
 	}
 	if b.format != "text" && b.format != "json" {
-		return usagef("--format is %q, want text or json", b.format)
+		return cmdline.Usagef("--format is %q, want text or json", b.format)
 	}
 	if b.cpuprofile != "" {
 		f, err := os.Create(b.cpuprofile)
@@ -162,7 +163,7 @@ func (b *benchFlags) once(path string, threads int) (*BenchResult, error) {
 	defer e.Close()
 	d := e.Decoder
 	if b.prompt+b.gen > d.Context() {
-		return nil, usagef("--prompt %d + --gen %d exceed the %d positions of %s", b.prompt, b.gen, d.Context(), path)
+		return nil, cmdline.Usagef("--prompt %d + --gen %d exceed the %d positions of %s", b.prompt, b.gen, d.Context(), path)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	prompt := make([]int, b.prompt)
@@ -221,7 +222,7 @@ func writeBenchTable(w io.Writer, rs []*BenchResult, bw float64) error {
 		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f (%.1f–%.1f)\t%.3f (%.3f–%.3f)\t%.2fx\t%s\t%s\n",
 			r.Model, r.Kind, median(r.PrefillTokPerS), dec, slices.Min(r.DecodeTokPerS), slices.Max(r.DecodeTokPerS),
 			median(r.MsPerToken), slices.Min(r.MsPerToken), slices.Max(r.MsPerToken), dec/base,
-			humanBytes(int(r.PeakRSSBytes)), roof)
+			cmdline.HumanBytes(int(r.PeakRSSBytes)), roof)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

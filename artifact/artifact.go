@@ -1,6 +1,20 @@
-// Package artifact defines the folder llmc compile writes and llmrun
-// loads: a manifest, the optimised IR and copies of the model's small
-// files (config, tokenizer). Weights stay in the model folder.
+// Package artifact is the contract between llmc, which compiles a model,
+// and what runs the result (llmrun, an artifact's own executable, the
+// shared-object loader): the folder llmc compile writes, what a program
+// compiled into it looks like from outside, and nothing that either side
+// computes. It imports only the standard library, so both sides import it
+// without linking the other.
+//
+//   - The manifest (this file): a manifest, the optimised IR and copies of
+//     the model's small files (config, tokenizer); weights stay in the
+//     model folder.
+//   - Entry points and backends (entry.go): the names of compiled entry
+//     points and of the backends a manifest records.
+//   - Weights and states (weight.go): the one description of a weight a
+//     compiled program reads, used by the kernel IR, the generated Go
+//     program, the native layout and the runtime that gathers weights.
+//   - The native ABI (abi.go, layout.go): the symbols and context block of a
+//     shared object built by the LLVM backend, and its layout.json.
 //
 // What a load checks: the manifest's own checksum (an edited manifest is
 // refused), the size and SHA-256 of every file the artifact holds, and
@@ -52,9 +66,12 @@ type Manifest struct {
 	BufferPlan []EntryPlan   `json:"buffer_plan"`
 	Weights    []string      `json:"weights"`
 	Derived    []DerivedInfo `json:"derived_weights,omitempty"`
-	IR         string        `json:"ir"`
-	Files      []string      `json:"files"` // other files in the artifact, relative
-	Backends   BackendInfo   `json:"backend_info,omitempty"`
+	// ProgramWeights are the weights a compiled program (backends go and
+	// llvm) reads, as it stores them: which it keeps in bfloat16, say.
+	ProgramWeights []Weight    `json:"program_weights,omitempty"`
+	IR             string      `json:"ir"`
+	Files          []string    `json:"files"` // other files in the artifact, relative
+	Backends       BackendInfo `json:"backend_info,omitempty"`
 	// Contents are the size and hash of every file in the artifact but
 	// the manifest, sorted by name.
 	Contents []Content `json:"contents"`

@@ -1,4 +1,7 @@
-package cli
+// Package llmruncmd implements the llmrun command, which runs models (Hugging
+// Face folders and llmc artifacts). It is all an artifact's own executable
+// links of the command line: nothing of the compiler.
+package llmruncmd
 
 import (
 	"bufio"
@@ -14,39 +17,41 @@ import (
 
 	"github.com/llmc-dev/llmc/chattemplate"
 	"github.com/llmc-dev/llmc/frontends/hf"
+	"github.com/llmc-dev/llmc/internal/cli/cmdline"
 	"github.com/llmc-dev/llmc/internal/engine"
 	"github.com/llmc-dev/llmc/runtime"
 	"github.com/llmc-dev/llmc/runtime/sample"
 )
 
-// Llmrun runs the llmrun command with args (without the program name) and
+// Run runs the llmrun command with args (without the program name) and
 // returns its exit status. Commands that read input (chat, the --jsonl
 // forms) read os.Stdin.
-func Llmrun(args []string, stdout, stderr io.Writer) int {
+func Run(args []string, stdout, stderr io.Writer) int {
 	return llmrun(args, os.Stdin, stdout, stderr, nil)
 }
 
-// LlmrunIO is Llmrun reading stdin instead of os.Stdin.
-func LlmrunIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// RunIO is Run reading stdin instead of os.Stdin.
+func RunIO(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return llmrun(args, stdin, stdout, stderr, nil)
 }
 
-// LlmrunLinked is Llmrun in a binary that has a generated program linked in
+// RunLinked is Run in a binary that has a generated program linked in
 // (a Go-backend artifact's executable).
-func LlmrunLinked(args []string, stdout, stderr io.Writer, lp *runtime.LinkedProgram) int {
+func RunLinked(args []string, stdout, stderr io.Writer, lp *runtime.LinkedProgram) int {
 	return llmrun(args, os.Stdin, stdout, stderr, lp)
 }
 
 func llmrun(args []string, stdin io.Reader, stdout, stderr io.Writer, lp *runtime.LinkedProgram) int {
-	return run("llmrun", llmrunCommands(stdin, stdout, stderr, lp), args, stdout, stderr)
+	p := &cmdline.Program{Name: "llmrun", Commands: llmrunCommands(stdin, stdout, stderr, lp), Handle: handOff, Hint: nonFiniteHint}
+	return p.Run(args, stdout, stderr)
 }
 
-func llmrunCommands(stdin io.Reader, stdout, stderr io.Writer, lp *runtime.LinkedProgram) []*command {
-	return []*command{
+func llmrunCommands(stdin io.Reader, stdout, stderr io.Writer, lp *runtime.LinkedProgram) []*cmdline.Command {
+	return []*cmdline.Command{
 		benchCommand(stdout, stderr, lp),
 		{
-			name: "generate", args: "MODEL (--prompt TEXT [--chat] | --ids IDS) [flags]",
-			summary: `Generate text (or tokens) after a prompt.
+			Name: "generate", Args: "MODEL (--prompt TEXT [--chat] | --ids IDS) [flags]",
+			Summary: `Generate text (or tokens) after a prompt.
 
 MODEL is a Hugging Face model folder (config.json and *.safetensors) or an
 llmc artifact. With --prompt, the text is encoded with the model's tokenizer
@@ -61,13 +66,13 @@ end-of-turn token), at a --stop string (which is not printed), or after
 Sampling defaults come from the model's generation_config.json when it has
 one, else greedy. On a terminal, a summary line follows on stderr: prompt
 tokens and prefill speed, generated tokens and decode speed.`,
-			examples: []string{
+			Examples: []string{
 				`llmrun generate ~/models/SmolLM2-135M-Instruct --prompt "What is 2+2?" --chat --temperature 0.7 --max-new-tokens 64`,
 				`llmrun generate ~/models/TinyLlama-1.1B --prompt "Once upon a time" --stop "\n\n" --seed 1`,
 				"llmrun generate ../shared/models/stories260K --ids 1,403,407 --max-new-tokens 200 --temperature 0",
 				"llmrun generate ~/models/my-llama --ids 1,15043 --temperature 0.7 --top-p 0.9 --seed 42 --format json",
 			},
-			flags: func(fs *flag.FlagSet) func([]string) error {
+			Flags: func(fs *flag.FlagSet) func([]string) error {
 				g := &generateFlags{}
 				g.register(fs)
 				g.common.linked = lp
@@ -80,12 +85,12 @@ tokens and prefill speed, generated tokens and decode speed.`,
 		renderChatCommand(stdin, stdout),
 		verifyCommand(stdout),
 		{
-			name: "score", args: "MODEL --ids IDS [--logits FILE]",
-			summary: "Run a whole sequence through the model: mean negative log-likelihood and perplexity.\n\nWith --logits, write the logits after each position to FILE as JSON Lines (one array per position).",
-			examples: []string{
+			Name: "score", Args: "MODEL --ids IDS [--logits FILE]",
+			Summary: "Run a whole sequence through the model: mean negative log-likelihood and perplexity.\n\nWith --logits, write the logits after each position to FILE as JSON Lines (one array per position).",
+			Examples: []string{
 				"llmrun score ../shared/models/stories260K --ids 1,403,407,261,378 --logits /tmp/logits.jsonl",
 			},
-			flags: func(fs *flag.FlagSet) func([]string) error {
+			Flags: func(fs *flag.FlagSet) func([]string) error {
 				ids := fs.String("ids", "", "comma-separated token ids of the sequence (at least 2)")
 				logits := fs.String("logits", "", "write the logits after each position to this JSON Lines file")
 				format := fs.String("format", "text", "output format: text or json")
@@ -120,7 +125,7 @@ func registerCommon(fs *flag.FlagSet) *commonFlags {
 
 func (c *commonFlags) open(path string) (*engine.Engine, error) {
 	if *c.threads < 0 {
-		return nil, usagef("--threads is %d, want >= 0", *c.threads)
+		return nil, cmdline.Usagef("--threads is %d, want >= 0", *c.threads)
 	}
 	e, err := engine.Open(path, engine.Options{Threads: *c.threads, Linked: c.linked, HandedOff: os.Getenv(engine.HandoffEnv) != "", DebugNaN: *c.debugNaN})
 	if err == nil && e.DebugNaNOf != "" && !*c.quiet {
@@ -163,7 +168,7 @@ var samplingFields = map[string]struct{ flag, field string }{
 // generation_config.json, as transformers' generate does. fromFile tells
 // which options came from gen (by sample.Options field name).
 func (g *samplingFlags) samplingOptions(fs *flag.FlagSet, gen *hf.GenerationConfig) (o sample.Options, fromFile map[string]bool) {
-	set := setFlags(fs)
+	set := cmdline.SetFlags(fs)
 	fromFile = map[string]bool{}
 	if gen != nil && gen.DoSample != nil && *gen.DoSample {
 		o.Temperature = 1
@@ -234,7 +239,7 @@ func samplingError(err error, gen *hf.GenerationConfig, fromFile map[string]bool
 	}
 	names, ok := samplingFields[oe.Name]
 	if !ok {
-		return usagef("%v", err)
+		return cmdline.Usagef("%v", err)
 	}
 	if fromFile[oe.Name] && gen != nil {
 		path := gen.Path
@@ -244,7 +249,7 @@ func samplingError(err error, gen *hf.GenerationConfig, fromFile map[string]bool
 		return fmt.Errorf("%s: field %q is %v: %s; fix the file, or override it with %s",
 			path, names.field, oe.Value, oe.Why, names.flag)
 	}
-	return usagef("%s is %v: %s", names.flag, oe.Value, oe.Why)
+	return cmdline.Usagef("%s is %v: %s", names.flag, oe.Value, oe.Why)
 }
 
 // textFlags are the text flags of generate and chat.
@@ -295,24 +300,24 @@ func (g *generateFlags) register(fs *flag.FlagSet) {
 }
 
 func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Writer) error {
-	path, err := onePositional(pos, "MODEL")
+	path, err := cmdline.OnePositional(pos, "MODEL")
 	if err != nil {
 		return err
 	}
 	if g.format != "text" && g.format != "json" {
-		return usagef("--format is %q, want text or json", g.format)
+		return cmdline.Usagef("--format is %q, want text or json", g.format)
 	}
-	set := setFlags(fs)
+	set := cmdline.SetFlags(fs)
 	isText := set["prompt"]
 	switch {
 	case isText && set["ids"]:
-		return usagef("give the prompt as --prompt TEXT or as --ids IDS, not both")
+		return cmdline.Usagef("give the prompt as --prompt TEXT or as --ids IDS, not both")
 	case !isText && g.ids == "" && !set["ids"]:
-		return usagef("--ids is required, or --prompt: the prompt as token ids (--ids 1,403,407) or as text (--prompt \"Once upon a time\")")
+		return cmdline.Usagef("--ids is required, or --prompt: the prompt as token ids (--ids 1,403,407) or as text (--prompt \"Once upon a time\")")
 	case !isText && (g.chat || set["system"] || len(g.text.stops) > 0 || set["tokenizer"]):
-		return usagef("--chat, --system, --stop and --tokenizer work on text: give the prompt with --prompt")
+		return cmdline.Usagef("--chat, --system, --stop and --tokenizer work on text: give the prompt with --prompt")
 	case set["system"] && !g.chat:
-		return usagef("--system needs --chat (the system message goes through the chat template)")
+		return cmdline.Usagef("--system needs --chat (the system message goes through the chat template)")
 	}
 	var prompt []int
 	if isText {
@@ -326,7 +331,7 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 		return err
 	}
 	if g.maxNew < 0 {
-		return usagef("--max-new-tokens is %d, want >= 0", g.maxNew)
+		return cmdline.Usagef("--max-new-tokens is %d, want >= 0", g.maxNew)
 	}
 	if err := g.checkFlags(fs); err != nil {
 		return err
@@ -356,12 +361,12 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 			return err
 		}
 		if len(prompt) == 0 {
-			return usagef("--prompt %q encodes to no tokens", g.prompt)
+			return cmdline.Usagef("--prompt %q encodes to no tokens", g.prompt)
 		}
 	}
 	for i, id := range prompt {
 		if id >= cfg.VocabSize {
-			return usagef("--ids: token id %d (item %d) is outside the vocabulary 0..%d", id, i+1, cfg.VocabSize-1)
+			return cmdline.Usagef("--ids: token id %d (item %d) is outside the vocabulary 0..%d", id, i+1, cfg.VocabSize-1)
 		}
 	}
 	if gen := cfg.Generation; !set["max-new-tokens"] && gen != nil && gen.MaxNewTokens != nil && *gen.MaxNewTokens > 0 {
@@ -370,7 +375,7 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 		g.maxNew = min(*gen.MaxNewTokens, e.Decoder.Context()+1-len(prompt))
 	}
 	if n := len(prompt) + g.maxNew; n > e.Decoder.Context()+1 {
-		return usagef("the prompt (%d tokens) plus --max-new-tokens %d needs %d positions; %s holds %d",
+		return cmdline.Usagef("the prompt (%d tokens) plus --max-new-tokens %d needs %d positions; %s holds %d",
 			len(prompt), g.maxNew, n-1, path, e.Decoder.Context())
 	}
 	sampler, err := g.sampler(fs, cfg.Generation)
@@ -414,7 +419,7 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 		return writeJSON(out, rep)
 	}
 	fmt.Fprintln(out)
-	if !*g.common.quiet && isTerminal(stderr) {
+	if !*g.common.quiet && cmdline.IsTerminal(stderr) {
 		out.Flush()
 		fmt.Fprintf(stderr, "prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | stop: %s\n",
 			res.PromptTokens, res.PrefillTokensPerSecond(), len(res.IDs), res.DecodeTokensPerSecond(), res.StopReason)
@@ -460,22 +465,22 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 func runScore(pos []string, idsFlag, logitsPath, format string, common *commonFlags, stdout io.Writer) error {
-	path, err := onePositional(pos, "MODEL")
+	path, err := cmdline.OnePositional(pos, "MODEL")
 	if err != nil {
 		return err
 	}
 	if format != "text" && format != "json" {
-		return usagef("--format is %q, want text or json", format)
+		return cmdline.Usagef("--format is %q, want text or json", format)
 	}
 	if idsFlag == "" {
-		return usagef("--ids is required")
+		return cmdline.Usagef("--ids is required")
 	}
 	ids, err := parseIDs(idsFlag)
 	if err != nil {
 		return err
 	}
 	if len(ids) < 2 {
-		return usagef("--ids: scoring needs at least 2 tokens, got %d", len(ids))
+		return cmdline.Usagef("--ids: scoring needs at least 2 tokens, got %d", len(ids))
 	}
 	e, err := common.open(path)
 	if err != nil {
@@ -484,11 +489,11 @@ func runScore(pos []string, idsFlag, logitsPath, format string, common *commonFl
 	defer e.Close()
 	for i, id := range ids {
 		if id >= e.Config.VocabSize {
-			return usagef("--ids: token id %d (item %d) is outside the vocabulary 0..%d", id, i+1, e.Config.VocabSize-1)
+			return cmdline.Usagef("--ids: token id %d (item %d) is outside the vocabulary 0..%d", id, i+1, e.Config.VocabSize-1)
 		}
 	}
 	if len(ids) > e.Decoder.Context() {
-		return usagef("--ids has %d tokens; %s holds %d positions", len(ids), path, e.Decoder.Context())
+		return cmdline.Usagef("--ids has %d tokens; %s holds %d positions", len(ids), path, e.Decoder.Context())
 	}
 	s, err := runtime.ScoreSequence(e.Decoder, ids)
 	if err != nil {
@@ -558,14 +563,4 @@ func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return os.Rename(tmp.Name(), path)
-}
-
-// isTerminal reports whether w is a terminal (a character device).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

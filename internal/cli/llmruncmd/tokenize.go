@@ -1,4 +1,4 @@
-package cli
+package llmruncmd
 
 import (
 	"bufio"
@@ -13,14 +13,15 @@ import (
 	"strings"
 
 	"github.com/llmc-dev/llmc/chattemplate"
+	"github.com/llmc-dev/llmc/internal/cli/cmdline"
 )
 
 const dirDoc = "DIR is a model folder, an artifact, or a folder with just the tokenizer files\n(tokenizer.json, tokenizer_config.json and the chat template)."
 
-func tokenizeCommand(stdin io.Reader, stdout io.Writer) *command {
-	return &command{
-		name: "tokenize", args: "DIR (--text TEXT | --jsonl) [flags]",
-		summary: `Encode text to token ids with a model's tokenizer.
+func tokenizeCommand(stdin io.Reader, stdout io.Writer) *cmdline.Command {
+	return &cmdline.Command{
+		Name: "tokenize", Args: "DIR (--text TEXT | --jsonl) [flags]",
+		Summary: `Encode text to token ids with a model's tokenizer.
 
 ` + dirDoc + `
 
@@ -28,23 +29,23 @@ func tokenizeCommand(stdin io.Reader, stdout io.Writer) *command {
 one line per token with its vocabulary entry. --jsonl reads JSON lines
 {"text": "...", "add_special_tokens": true} from stdin (add_special_tokens
 defaults to true, as in transformers) and writes {"ids": [...]} lines.`,
-		examples: []string{
+		Examples: []string{
 			`llmrun tokenize ~/models/SmolLM2-135M-Instruct --text "Hello world"`,
 			`echo '{"text": "Hello world", "add_special_tokens": false}' | llmrun tokenize ../shared/tokenizers/gpt2 --jsonl`,
 		},
-		flags: func(fs *flag.FlagSet) func([]string) error {
+		Flags: func(fs *flag.FlagSet) func([]string) error {
 			text := fs.String("text", "", "the text to encode")
 			jsonl := fs.Bool("jsonl", false, "read JSON lines from stdin, write JSON lines")
 			special := fs.Bool("add-special-tokens", true, "with --text: let the post-processor add its special tokens (such as BOS)")
 			tokens := fs.Bool("tokens", false, "with --text: also print each token")
 			return func(pos []string) error {
-				dir, err := onePositional(pos, "DIR")
+				dir, err := cmdline.OnePositional(pos, "DIR")
 				if err != nil {
 					return err
 				}
-				set := setFlags(fs)
+				set := cmdline.SetFlags(fs)
 				if set["text"] == *jsonl {
-					return usagef("give --text TEXT or --jsonl (exactly one)")
+					return cmdline.Usagef("give --text TEXT or --jsonl (exactly one)")
 				}
 				if set["text"] {
 					if err := checkUTF8("--text", *text); err != nil {
@@ -94,32 +95,32 @@ defaults to true, as in transformers) and writes {"ids": [...]} lines.`,
 	}
 }
 
-func detokenizeCommand(stdin io.Reader, stdout io.Writer) *command {
-	return &command{
-		name: "detokenize", args: "DIR (--ids IDS | --jsonl) [flags]",
-		summary: `Decode token ids to text with a model's tokenizer.
+func detokenizeCommand(stdin io.Reader, stdout io.Writer) *cmdline.Command {
+	return &cmdline.Command{
+		Name: "detokenize", Args: "DIR (--ids IDS | --jsonl) [flags]",
+		Summary: `Decode token ids to text with a model's tokenizer.
 
 ` + dirDoc + `
 
 --ids prints the text. --jsonl reads JSON lines {"ids": [...],
 "skip_special_tokens": false} from stdin and writes {"text": "..."} lines.
 Like the tokenizers library's decode, no clean_up_tokenization_spaces.`,
-		examples: []string{
+		Examples: []string{
 			"llmrun detokenize ~/models/TinyLlama-1.1B --ids 1,15043,3186",
 			`echo '{"ids": [15496, 995]}' | llmrun detokenize ../shared/tokenizers/gpt2 --jsonl`,
 		},
-		flags: func(fs *flag.FlagSet) func([]string) error {
+		Flags: func(fs *flag.FlagSet) func([]string) error {
 			idsFlag := fs.String("ids", "", "comma-separated token ids to decode")
 			jsonl := fs.Bool("jsonl", false, "read JSON lines from stdin, write JSON lines")
 			skip := fs.Bool("skip-special-tokens", false, "with --ids: leave out special tokens")
 			return func(pos []string) error {
-				dir, err := onePositional(pos, "DIR")
+				dir, err := cmdline.OnePositional(pos, "DIR")
 				if err != nil {
 					return err
 				}
-				set := setFlags(fs)
+				set := cmdline.SetFlags(fs)
 				if set["ids"] == *jsonl {
-					return usagef("give --ids IDS or --jsonl (exactly one)")
+					return cmdline.Usagef("give --ids IDS or --jsonl (exactly one)")
 				}
 				var ids []int
 				if set["ids"] {
@@ -151,7 +152,7 @@ Like the tokenizers library's decode, no clean_up_tokenization_spaces.`,
 				}
 				text, err := tok.Decode(ids, *skip)
 				if err != nil {
-					return usagef("--ids: %v", err)
+					return cmdline.Usagef("--ids: %v", err)
 				}
 				_, err = fmt.Fprintln(stdout, text)
 				return err
@@ -160,10 +161,10 @@ Like the tokenizers library's decode, no clean_up_tokenization_spaces.`,
 	}
 }
 
-func renderChatCommand(stdin io.Reader, stdout io.Writer) *command {
-	return &command{
-		name: "render-chat", args: "DIR (--jsonl | --user TEXT [--system S]) [flags]",
-		summary: `Render conversations with a model's chat template and encode them.
+func renderChatCommand(stdin io.Reader, stdout io.Writer) *cmdline.Command {
+	return &cmdline.Command{
+		Name: "render-chat", Args: "DIR (--jsonl | --user TEXT [--system S]) [flags]",
+		Summary: `Render conversations with a model's chat template and encode them.
 
 ` + dirDoc + `
 
@@ -174,23 +175,23 @@ tokens, as transformers' apply_chat_template does; a conversation the
 template refuses (raise_exception) is answered by {"error": "..."} with the
 template's own message, and the next lines are still answered. --user (and --system)
 render one exchange and print the text.`,
-		examples: []string{
+		Examples: []string{
 			`llmrun render-chat ~/models/SmolLM2-135M-Instruct --user "What is 2+2?"`,
 			`echo '{"messages": [{"role": "user", "content": "Hi"}], "add_generation_prompt": true}' | llmrun render-chat ../shared/tokenizers/smollm2-135m-instruct --jsonl`,
 		},
-		flags: func(fs *flag.FlagSet) func([]string) error {
+		Flags: func(fs *flag.FlagSet) func([]string) error {
 			jsonl := fs.Bool("jsonl", false, "read JSON lines from stdin, write JSON lines")
 			user := fs.String("user", "", "a user message to render")
 			system := fs.String("system", "", "with --user: a system message before it")
 			genPrompt := fs.Bool("add-generation-prompt", true, "with --user: end with the header of the assistant's reply")
 			return func(pos []string) error {
-				dir, err := onePositional(pos, "DIR")
+				dir, err := cmdline.OnePositional(pos, "DIR")
 				if err != nil {
 					return err
 				}
-				set := setFlags(fs)
+				set := cmdline.SetFlags(fs)
 				if set["user"] == *jsonl {
-					return usagef("give --user TEXT or --jsonl (exactly one)")
+					return cmdline.Usagef("give --user TEXT or --jsonl (exactly one)")
 				}
 				tok, err := loadTokenizer(dir)
 				if err != nil {

@@ -1,4 +1,4 @@
-package native
+package artifact
 
 import (
 	"encoding/json"
@@ -6,7 +6,7 @@ import (
 	"os"
 )
 
-// LayoutName is the layout file in an LLVM-backend artifact.
+// LayoutName is the layout file in an LLVM-backend artifact: see Layout.
 const LayoutName = "layout.json"
 
 // Layout is what the loader needs to know about a compiled program besides
@@ -19,37 +19,18 @@ type Layout struct {
 	Triple  string `json:"triple,omitempty"`
 	// MaxSeq and Vocab bound pos+len and the token ids a step may take:
 	// the kernels index memory with them unchecked.
-	MaxSeq  int      `json:"max_seq"`
-	Vocab   int      `json:"vocab"`
-	Arena   int      `json:"arena"`   // elements, the largest entry's
-	Scratch int      `json:"scratch"` // elements
-	Tokens  int      `json:"tokens"`  // elements (i32)
-	Weights []Weight `json:"weights"`
-	States  []State  `json:"states"`
-	Entries []Entry  `json:"entries"`
+	MaxSeq  int           `json:"max_seq"`
+	Vocab   int           `json:"vocab"`
+	Arena   int           `json:"arena"`   // elements, the largest entry's
+	Scratch int           `json:"scratch"` // elements
+	Tokens  int           `json:"tokens"`  // elements (i32)
+	Weights []Weight      `json:"weights"`
+	States  []State       `json:"states"`
+	Entries []LayoutEntry `json:"entries"`
 }
 
-// Weight is one weight the kernels read: a checkpoint tensor, or
-// checkpoint tensors stacked by rows (Concat).
-type Weight struct {
-	Name   string   `json:"name"`
-	Rows   int      `json:"rows"`
-	Cols   int      `json:"cols"`
-	Concat []string `json:"concat,omitempty"`
-	// BF16 weights are kept in bfloat16 (2 bytes an element) and widened
-	// by the kernels as they load them.
-	BF16 bool `json:"bf16,omitempty"`
-}
-
-// State is one KV cache state.
-type State struct {
-	Name    string `json:"name"`
-	Rows    int    `json:"rows"`
-	RowSize int    `json:"row_size"`
-}
-
-// Entry is one entry point.
-type Entry struct {
+// LayoutEntry is one entry point of a native program.
+type LayoutEntry struct {
 	Name     string  `json:"name"`
 	Seq      int     `json:"seq"`
 	Plan     string  `json:"plan"` // symbol of its plan function

@@ -1,7 +1,8 @@
-package native
+package artifact
 
-// The ABI between the code codegen/llvm generates and this loader. A
-// shared object built by llmc compile --backend llvm exports:
+// The native ABI between the code codegen/llvm generates and its loader,
+// runtime/native. A shared object built by llmc compile --backend llvm
+// exports:
 //
 //	i64 llmc_abi                          ABIVersion
 //	[N x i8] llmc_build_id                the manifest's build ID, NUL-terminated
@@ -41,7 +42,3 @@ const (
 	SymBuildID = "llmc_build_id"
 	PlanPrefix = "llmc_plan_"
 )
-
-// ParallelMinWork is the fewest multiply-adds worth splitting a parallel
-// phase across threads; kir.ParallelMinWork, which the Go backend uses too.
-const ParallelMinWork = 1 << 15

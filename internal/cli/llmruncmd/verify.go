@@ -1,4 +1,4 @@
-package cli
+package llmruncmd
 
 import (
 	"errors"
@@ -6,27 +6,28 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/llmc-dev/llmc/internal/artifact"
+	"github.com/llmc-dev/llmc/artifact"
+	"github.com/llmc-dev/llmc/internal/cli/cmdline"
 )
 
 // errVerify is returned by verify when something differs; the report
 // already names what.
 var errVerify = errors.New("the artifact does not match what was compiled")
 
-func verifyCommand(stdout io.Writer) *command {
-	return &command{
-		name: "verify", args: "ART",
-		summary: `Check an artifact in full: the manifest's checksum, the SHA-256 of every
+func verifyCommand(stdout io.Writer) *cmdline.Command {
+	return &cmdline.Command{
+		Name: "verify", Args: "ART",
+		Summary: `Check an artifact in full: the manifest's checksum, the SHA-256 of every
 file it holds and of every model file it was compiled from.
 
 Loading an artifact checks its manifest and its own files every time, but
 trusts a model file whose identity (device, inode, size, mtime and ctime)
 is as recorded without reading it. verify reads everything. It prints one
 line per file and exits 1 when any differs.`,
-		examples: []string{"llmrun verify ~/tinyllama.llmc"},
-		flags: func(fs *flag.FlagSet) func([]string) error {
+		Examples: []string{"llmrun verify ~/tinyllama.llmc"},
+		Flags: func(fs *flag.FlagSet) func([]string) error {
 			return func(pos []string) error {
-				dir, err := onePositional(pos, "ART")
+				dir, err := cmdline.OnePositional(pos, "ART")
 				if err != nil {
 					return err
 				}

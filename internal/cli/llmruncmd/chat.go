@@ -1,4 +1,4 @@
-package cli
+package llmruncmd
 
 import (
 	"bufio"
@@ -10,15 +10,16 @@ import (
 	"strings"
 
 	"github.com/llmc-dev/llmc/chattemplate"
+	"github.com/llmc-dev/llmc/internal/cli/cmdline"
 	"github.com/llmc-dev/llmc/internal/engine"
 	"github.com/llmc-dev/llmc/runtime"
 	"github.com/llmc-dev/llmc/runtime/sample"
 )
 
-func chatCommand(stdin io.Reader, stdout, stderr io.Writer, lp *runtime.LinkedProgram) *command {
-	return &command{
-		name: "chat", args: "MODEL [--system S] [flags]",
-		summary: `Chat with a model: one user message per line of stdin, replies streamed to stdout.
+func chatCommand(stdin io.Reader, stdout, stderr io.Writer, lp *runtime.LinkedProgram) *cmdline.Command {
+	return &cmdline.Command{
+		Name: "chat", Args: "MODEL [--system S] [flags]",
+		Summary: `Chat with a model: one user message per line of stdin, replies streamed to stdout.
 
 The conversation goes through the model's chat template every turn, and the
 KV cache is kept across turns: only the tokens after what the cache already
@@ -30,11 +31,11 @@ same --system message), /exit (or end of input) quits.
 Works with piped input too: llmrun chat MODEL < questions.txt. Sampling
 defaults come from generation_config.json, as for generate. On a terminal,
 a summary line follows each reply on stderr (always with --stats).`,
-		examples: []string{
+		Examples: []string{
 			`llmrun chat ~/models/SmolLM2-135M-Instruct --system "You are a terse assistant." --temperature 0.7`,
 			`printf 'Hi!\nWhat is 2+2?\n' | llmrun chat ~/models/Phi-3.5-mini-instruct --max-new-tokens 100 --stats`,
 		},
-		flags: func(fs *flag.FlagSet) func([]string) error {
+		Flags: func(fs *flag.FlagSet) func([]string) error {
 			var sf samplingFlags
 			var tf textFlags
 			sf.register(fs)
@@ -45,15 +46,15 @@ a summary line follows each reply on stderr (always with --stats).`,
 			common := registerCommon(fs)
 			common.linked = lp
 			return func(pos []string) error {
-				path, err := onePositional(pos, "MODEL")
+				path, err := cmdline.OnePositional(pos, "MODEL")
 				if err != nil {
 					return err
 				}
 				if *format != "text" && *format != "json" {
-					return usagef("--format is %q, want text or json", *format)
+					return cmdline.Usagef("--format is %q, want text or json", *format)
 				}
 				if *maxNew <= 0 {
-					return usagef("--max-new-tokens is %d, want > 0", *maxNew)
+					return cmdline.Usagef("--max-new-tokens is %d, want > 0", *maxNew)
 				}
 				if err := tf.check(); err != nil {
 					return err
@@ -76,9 +77,9 @@ a summary line follows each reply on stderr (always with --stats).`,
 				}
 				c := &chatSession{
 					e: e, tm: tm, sampler: sampler, eos: tm.stopIDs(e.Config, true), stops: tf.stops, maxNew: *maxNew,
-					stdout: stdout, stderr: stderr, stats: *stats || (!*common.quiet && isTerminal(stderr)), json: *format == "json",
+					stdout: stdout, stderr: stderr, stats: *stats || (!*common.quiet && cmdline.IsTerminal(stderr)), json: *format == "json",
 				}
-				set := setFlags(fs)
+				set := cmdline.SetFlags(fs)
 				if set["system"] {
 					c.system = &chattemplate.Message{Role: "system", Content: tf.system}
 				}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/llmc-dev/llmc/internal/artifact"
+	"github.com/llmc-dev/llmc/artifact"
 )
 
 // deadPID returns the id of a process that has exited and been reaped.

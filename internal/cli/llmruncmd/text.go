@@ -1,4 +1,4 @@
-package cli
+package llmruncmd
 
 import (
 	"errors"
@@ -11,9 +11,10 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/chattemplate"
 	"github.com/llmc-dev/llmc/frontends/hf"
-	"github.com/llmc-dev/llmc/internal/artifact"
+	"github.com/llmc-dev/llmc/internal/cli/cmdline"
 	"github.com/llmc-dev/llmc/tokenizer"
 )
 
@@ -106,7 +107,7 @@ func openText(modelPath, tokenizerFlag string, cfg *hf.Config, chat bool, hint s
 	if dir == "" {
 		dir = modelPath
 		if _, ok := tokenizerDir(dir); !ok {
-			return nil, usagef("%s has no tokenizer (tokenizer.json): pass --tokenizer DIR with the model's tokenizer files%s", modelPath, hint)
+			return nil, cmdline.Usagef("%s has no tokenizer (tokenizer.json): pass --tokenizer DIR with the model's tokenizer files%s", modelPath, hint)
 		}
 	}
 	tok, err := loadTokenizer(dir)
@@ -142,7 +143,7 @@ func checkUTF8(flagName, s string) error {
 		}
 		off += n
 	}
-	return usagef("%s is not valid UTF-8: ill-formed byte 0x%02x at byte offset %d", flagName, s[off], off)
+	return cmdline.Usagef("%s is not valid UTF-8: ill-formed byte 0x%02x at byte offset %d", flagName, s[off], off)
 }
 
 // encodeChat renders messages with the chat template and encodes the text

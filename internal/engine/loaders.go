@@ -1,0 +1,98 @@
+package engine
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/llmc-dev/llmc/artifact"
+	"github.com/llmc-dev/llmc/frontends/hf"
+	"github.com/llmc-dev/llmc/ir"
+	"github.com/llmc-dev/llmc/runtime"
+	"github.com/llmc-dev/llmc/runtime/native"
+	"github.com/llmc-dev/llmc/runtime/pool"
+)
+
+// A loader runs the artifacts of one backend.
+type loader struct {
+	// handOff, if not nil, decides before anything of the artifact is
+	// checked or loaded whether this process runs it: it returns an ExternalError
+	// when the artifact's own executable should, or another error when
+	// neither can.
+	handOff func(dir string, man *artifact.Manifest, opts Options) error
+	// load makes the artifact's runner; close, if not nil, releases what
+	// the runner holds once it is done.
+	load func(in *loadInput) (r runtime.Runner, close func() error, err error)
+}
+
+// loadInput is what a loader loads from: the checked artifact, its parsed
+// program, the model its weights come from and the worker pool.
+type loadInput struct {
+	dir    string
+	man    *artifact.Manifest
+	graphs []*ir.Graph
+	model  *hf.Model
+	par    *pool.Pool
+	linked *runtime.LinkedProgram // Options.Linked
+}
+
+// loaders are the loaders by the backend a manifest records.
+var loaders = map[string]loader{
+	artifact.BackendInterp: {load: loadInterpreted},
+	artifact.BackendGo:     {handOff: handOffLinked, load: loadLinked},
+	artifact.BackendLLVM:   {load: loadNative},
+}
+
+// loadInterpreted runs the optimised IR with the interpreter.
+func loadInterpreted(in *loadInput) (runtime.Runner, func() error, error) {
+	prog, err := runtime.NewProgram(in.graphs, in.model, in.par)
+	if err != nil {
+		return nil, nil, err
+	}
+	return prog, nil, nil
+}
+
+// handOffLinked lets a Go-backend artifact run only in the executable
+// built for it, which has its program linked in: any other process hands
+// the artifact to that executable, which never hands it off again.
+func handOffLinked(dir string, man *artifact.Manifest, opts Options) error {
+	bin := filepath.Join(dir, man.Backends.Binary)
+	switch lp := opts.Linked; {
+	case lp == nil && opts.HandedOff:
+		// Started to run this artifact, but no program is linked in:
+		// the executable is not the one llmc built for it.
+		return fmt.Errorf("artifact %s: %s has no compiled program linked in (it is not the executable llmc built for this artifact): compile the artifact again", dir, bin)
+	case lp == nil:
+		// The artifact's own executable runs it, and checks the rest;
+		// hand over once it is known to be that executable.
+		if err := man.CheckContents(dir, man.Backends.Binary); err != nil {
+			return err
+		}
+		return &ExternalError{Artifact: dir, Binary: bin}
+	case lp.ID != man.BuildID:
+		// An executable never hands off: the program linked in is the
+		// only one it can run.
+		return fmt.Errorf("artifact %s: %s is from build %s, the artifact from build %s: compile the artifact again", dir, bin, lp.ID, man.BuildID)
+	}
+	return nil
+}
+
+// loadLinked runs the program linked into this executable (handOffLinked
+// has checked that it is the artifact's) over weights gathered from the
+// model.
+func loadLinked(in *loadInput) (runtime.Runner, func() error, error) {
+	ws, free, err := runtime.LinkedWeights(in.linked, in.model)
+	if err != nil {
+		return nil, nil, err
+	}
+	return in.linked.New(ws, in.par), free, nil
+}
+
+// loadNative loads the artifact's shared object.
+func loadNative(in *loadInput) (runtime.Runner, func() error, error) {
+	b := in.man.Backends
+	np, err := native.Open(native.Artifact{Dir: in.dir, Library: b.Library, BuildID: in.man.BuildID, CPU: b.TargetCPU, Features: b.Features}, in.model, in.par)
+	if err != nil {
+		return nil, nil, err
+	}
+	return np, np.Close, nil
+}
