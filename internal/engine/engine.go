@@ -319,7 +319,7 @@ func openEager(dir string, opts Options, context int) (*Engine, error) {
 func safeRewind(graphs []*ir.Graph, chunk int) int {
 	ring := false
 	for _, g := range graphs {
-		g.Walk(func(n *ir.Node) { ring = ring || n.Attrs.Int("ring", 0) > 0 })
+		g.Walk(func(n *ir.Node) { ring = ring || n.Op.Info().HasAttr("ring") && n.IntAttr("ring") > 0 })
 	}
 	if ring {
 		return chunk
