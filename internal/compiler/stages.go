@@ -65,7 +65,7 @@ func stages() []stage {
 			run: (*compilation).graphPasses, print: printGraphs(StageGraphPasses)},
 		{Stage: Stage{StageLower, "lower the optimised graphs to kernel IR, for a backend that runs it, --emit kir or llvm, or --print-after of it", "the kernel IR"},
 			run: (*compilation).lowerKIR, print: printKIR(StageLower)},
-		{Stage: Stage{StageKIRPasses, "run the kernel-IR passes and checks (none yet; kir.Verify will run here)", "the kernel IR"},
+		{Stage: Stage{StageKIRPasses, "run the kernel-IR passes, each followed by kir.Verify (none yet: lowering ends with kir.Verify)", "the kernel IR"},
 			run: (*compilation).kirPasses, print: printKIR(StageKIRPasses)},
 		{Stage: Stage{StageEmit, "generate the backend's sources, and model.ll for --emit llvm", "the generated sources"},
 			inArtifact: true, run: (*compilation).emit, print: printSources},
