@@ -129,6 +129,20 @@ func New(threads int) *Pool {
 }
 
 func newPool(threads int, idleSpin, waitSpin time.Duration) *Pool {
+	s := newState(threads, idleSpin, waitSpin)
+	for i := range s.workers {
+		s.wg.Add(1)
+		go s.work(i+1, 0)
+	}
+	p := &Pool{s: s}
+	if threads > 1 {
+		runtime.AddCleanup(p, func(s *state) { s.shutdown() }, s)
+	}
+	return p
+}
+
+// newState returns the state of a Pool, its workers not yet started.
+func newState(threads int, idleSpin, waitSpin time.Duration) *state {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
@@ -142,14 +156,8 @@ func newPool(threads int, idleSpin, waitSpin time.Duration) *Pool {
 	}
 	for i := range s.workers {
 		s.workers[i].wake = make(chan struct{}, 1)
-		s.wg.Add(1)
-		go s.work(i+1, 0)
 	}
-	p := &Pool{s: s}
-	if threads > 1 {
-		runtime.AddCleanup(p, func(s *state) { s.shutdown() }, s)
-	}
-	return p
+	return s
 }
 
 // Threads returns the number of goroutines a loop can run on, the caller's
@@ -280,22 +288,23 @@ func (s *state) claim(gen uint64) (int, bool) {
 	}
 }
 
-// work is the loop of worker idx (1-based). gen is the generation of the
-// last job word it has seen.
+// work is the loop of worker idx (1-based). It starts by claiming chunks
+// of job gen, which lets a replacement worker carry on with the job its
+// predecessor left.
 func (s *state) work(idx int, gen uint64) {
 	defer s.wg.Done()
 	w := &s.workers[idx-1]
 	for {
-		gen = s.next(w, gen)
-		if s.closed.Load() {
-			return
-		}
 		for {
 			i, ok := s.claim(gen)
 			if !ok {
 				break
 			}
 			s.run(i, idx)
+		}
+		gen = s.next(w, gen)
+		if s.closed.Load() {
+			return
 		}
 	}
 }
