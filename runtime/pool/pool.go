@@ -18,8 +18,8 @@
 // Waiting is bounded spinning, then parking. An idle worker polls the job
 // word for [ParkAfter] (yielding to other goroutines now and then) and then
 // parks on a channel, so an idle pool costs no CPU. The caller, waiting for
-// chunks that workers have claimed and not finished, polls for the much
-// shorter [WaitSpin] and then parks, which hands its processor to whatever
+// chunks that workers have claimed and not finished, polls for [WaitSpin]
+// and then parks, which hands its processor to whatever
 // the scheduler runs next, perhaps the very worker it waits for. Waking a
 // parked goroutine costs a few microseconds.
 //
@@ -37,8 +37,11 @@ import (
 )
 
 // ParkAfter is how long an idle worker polls for a job before it blocks on
-// a channel.
-const ParkAfter = 100 * time.Microsecond
+// a channel. It is short because an idle spinning worker, on a machine
+// with more busy threads than cores, takes time slices from the caller
+// that is preparing the next job; the caller runs the chunks of a worker
+// that is slow to wake.
+const ParkAfter = 20 * time.Microsecond
 
 // WaitSpin is how long the caller of ParallelFor polls for the chunks that
 // workers are still running before it blocks on a channel. It is short:
@@ -74,7 +77,7 @@ const (
 // nested calls are detected and panic rather than deadlock. Close must not
 // overlap a call either. Separate Pools are independent.
 //
-// Idle workers spin for up to [ParkAfter] before they park, so a Pool with
+// Idle workers spin for [ParkAfter] before they park, so a Pool with
 // more threads than GOMAXPROCS, or several busy Pools at once, compete for
 // processors and run short loops slower than a right-sized Pool; they
 // still make progress, because the caller runs the chunks that no worker
