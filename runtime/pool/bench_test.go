@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -93,6 +94,79 @@ func BenchmarkMatVec(b *testing.B) {
 				report(b)
 				for b.Loop() {
 					p.ParallelForGrain(sz.rows, 4, fn)
+				}
+			})
+		}
+	}
+}
+
+// hog keeps an OS thread busy until stop is called: a CPU-bound neighbour
+// of the pool. It locks its goroutine to the thread, so with GOMAXPROCS
+// raised by one per hog it competes with the pool's threads for the
+// machine's cores (the operating system's time slices), not for the Go
+// scheduler's processors.
+func hog() (stop func()) {
+	var quit atomic.Bool
+	var done sync.WaitGroup
+	done.Add(1)
+	go func() {
+		defer done.Done()
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		x := uint64(1)
+		for !quit.Load() {
+			for range 1 << 10 {
+				x = x*6364136223846793005 + 1442695040888963407
+			}
+		}
+		_ = x
+	}()
+	return func() { quit.Store(true); done.Wait() }
+}
+
+// BenchmarkDecodeStep models one decode step of a stories15M-sized model:
+// 24 parallel matrix-vector phases of 768x288 with a little serial work
+// between them, as the interpreter and the compiled programs run it.
+// Compare threads=2 with threads=1 in each setting: in "quiet" the machine
+// is as it is; in "hog" one CPU-bound thread per core but one runs beside
+// the pool (GOMAXPROCS raised to make room for them), so with two threads
+// the pool has more busy threads than free cores. A pool whose waits do not
+// degrade gracefully shows hog/threads=2 far slower than hog/threads=1;
+// the goal is at least 0.8x its speed (ns/op at most 1.25x).
+func BenchmarkDecodeStep(b *testing.B) {
+	const rows, cols, phases = 768, 288, 24
+	w := make([]float32, rows*cols)
+	for i := range w {
+		w[i] = float32(i%7) - 3
+	}
+	x := make([]float32, cols)
+	for i := range x {
+		x[i] = float32(i%5) - 2
+	}
+	y := make([]float32, rows)
+	fn := func(start, end int) { matVec(y, w, x, cols, start, end) }
+	step := func(p *Pool) {
+		for range phases {
+			p.ParallelForGrain(rows, 4, fn)
+			for i := range x { // the serial part: feed the output back
+				x[i] = x[i]*0.5 + y[i]*1e-6
+			}
+		}
+	}
+	for _, setting := range []string{"quiet", "hog"} {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", setting, threads), func(b *testing.B) {
+				if setting == "hog" {
+					hogs := max(1, runtime.NumCPU()-1)
+					defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads + hogs))
+					for range hogs {
+						defer hog()()
+					}
+				}
+				p := New(threads)
+				defer p.Close()
+				for b.Loop() {
+					step(p)
 				}
 			})
 		}

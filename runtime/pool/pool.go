@@ -3,16 +3,25 @@
 // across a few threads.
 //
 // A [Pool] keeps Threads()-1 worker goroutines alive. [Pool.ParallelFor]
-// publishes a job by storing one atomic word (a generation number and the
-// number of chunks), runs the first chunk on the calling goroutine, and waits
-// for a countdown of the other chunks to reach zero. There is no channel
-// operation or allocation per call while the workers are awake.
+// publishes a job by storing one atomic word (a generation number, the
+// number of chunks and how many of them have been claimed), runs the first
+// chunk on the calling goroutine, and waits for a countdown of the other
+// chunks to reach zero. There is no channel operation or allocation per
+// call while the workers are awake.
 //
-// An idle worker first spins on the job word, then yields with
-// runtime.Gosched, and after [ParkAfter] without work parks on a channel, so
-// an idle pool costs no CPU. Waking a parked worker costs a few microseconds,
-// which the first job after a pause pays once. The calling goroutine waits
-// for the workers the same way.
+// Chunks other than the first are claimed, not assigned: a worker claims
+// one by incrementing the job word, and so does the caller once its own
+// chunk is done. A worker that is descheduled by the operating system (the
+// machine is busier than the pool has threads), or slow to wake, therefore
+// never holds up a loop it has not started: the caller runs its chunk.
+//
+// Waiting is bounded spinning, then parking. An idle worker polls the job
+// word for [ParkAfter] (yielding to other goroutines now and then) and then
+// parks on a channel, so an idle pool costs no CPU. The caller, waiting for
+// chunks that workers have claimed and not finished, polls for [WaitSpin]
+// and then parks, which hands its processor to whatever
+// the scheduler runs next, perhaps the very worker it waits for. Waking a
+// parked goroutine costs a few microseconds.
 //
 // A Pool with one thread runs every loop inline on the caller, with no
 // synchronisation at all.
@@ -27,21 +36,38 @@ import (
 	"time"
 )
 
-// ParkAfter is how long an idle worker, or a caller waiting for workers,
-// polls before it blocks on a channel.
-const ParkAfter = 100 * time.Microsecond
+// ParkAfter is how long an idle worker polls for a job before it blocks on
+// a channel. It is short because an idle spinning worker, on a machine
+// with more busy threads than cores, takes time slices from the caller
+// that is preparing the next job; the caller runs the chunks of a worker
+// that is slow to wake.
+const ParkAfter = 20 * time.Microsecond
+
+// WaitSpin is how long the caller of ParallelFor polls for the chunks that
+// workers are still running before it blocks on a channel. It is short:
+// balanced chunks end within a few microseconds of each other, so a longer
+// wait means a worker is not running, and spinning would only keep a
+// processor from it.
+const WaitSpin = 20 * time.Microsecond
 
 // MaxThreads is the largest pool New creates.
 const MaxThreads = 1<<chunkBits - 1
 
 const (
-	// spins is how many times a waiting goroutine polls before it starts
-	// yielding: about a microsecond.
-	spins = 1 << 10
-
-	// The job word is generation<<chunkBits | chunks.
+	// The job word is generation<<genShift | chunks<<chunkBits | claimed.
+	// The generation wraps; a worker compares it only with the last one it
+	// saw, and a parked worker is woken by a token, not by the compare.
 	chunkBits = 16
 	chunkMask = 1<<chunkBits - 1
+	genShift  = 2 * chunkBits
+
+	// A spinning goroutine looks at the clock every pollsPerCheck polls
+	// and calls runtime.Gosched every yieldEvery polls (about a
+	// microsecond), so that goroutines without a processor of their own,
+	// such as a woken worker when the pool has more threads than
+	// GOMAXPROCS, get to run.
+	pollsPerCheck = 64
+	yieldEvery    = 1 << 10
 )
 
 // A Pool runs parallel loops on a fixed set of goroutines.
@@ -51,9 +77,11 @@ const (
 // nested calls are detected and panic rather than deadlock. Close must not
 // overlap a call either. Separate Pools are independent.
 //
-// Workers spin while they wait, so a Pool with more threads than
-// GOMAXPROCS, or several busy Pools at once, compete for processors and run
-// short loops slower than a right-sized Pool.
+// Idle workers spin for [ParkAfter] before they park, so a Pool with
+// more threads than GOMAXPROCS, or several busy Pools at once, compete for
+// processors and run short loops slower than a right-sized Pool; they
+// still make progress, because the caller runs the chunks that no worker
+// has claimed.
 type Pool struct {
 	s *state
 }
@@ -62,16 +90,20 @@ type Pool struct {
 // the program drops can be closed by a cleanup.
 type state struct {
 	// Written by the caller once per job, before the word is published;
-	// read by the workers that take part in the job.
-	word    atomic.Uint64 // generation<<chunkBits | chunks
+	// read by the goroutines that claim a chunk of the job.
+	word    atomic.Uint64 // generation<<genShift | chunks<<chunkBits | claimed
 	fn      func(start, end int)
 	n       int
 	grain   int
 	units   int // ceil(n/grain)
 	threads int
 
-	_       [64]byte // keep the workers' writes off the line they poll
-	pending atomic.Int64
+	// How long idle workers and the waiting caller poll before parking:
+	// ParkAfter and WaitSpin, fields so that tests can vary them.
+	idleSpin, waitSpin time.Duration
+
+	_       [64]byte     // keep the workers' writes off the line they poll
+	pending atomic.Int64 // chunks other than the first not yet done
 	_       [64]byte
 
 	gen      uint64 // owned by the caller while busy
@@ -81,7 +113,7 @@ type state struct {
 	done     chan struct{} // the last worker's wake-up for a parked caller
 	panicked atomic.Pointer[Panic]
 	goexit   atomic.Bool
-	workers  []worker // workers[i] runs chunk i+1
+	workers  []worker
 	wg       sync.WaitGroup
 }
 
@@ -96,17 +128,12 @@ type worker struct {
 // means MaxThreads. Close releases the workers; a Pool that becomes
 // unreachable is closed by a cleanup.
 func New(threads int) *Pool {
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
-	threads = min(threads, MaxThreads)
-	s := &state{
-		threads: threads,
-		done:    make(chan struct{}, 1),
-		workers: make([]worker, threads-1),
-	}
+	return newPool(threads, ParkAfter, WaitSpin)
+}
+
+func newPool(threads int, idleSpin, waitSpin time.Duration) *Pool {
+	s := newState(threads, idleSpin, waitSpin)
 	for i := range s.workers {
-		s.workers[i].wake = make(chan struct{}, 1)
 		s.wg.Add(1)
 		go s.work(i+1, 0)
 	}
@@ -117,6 +144,25 @@ func New(threads int) *Pool {
 	return p
 }
 
+// newState returns the state of a Pool, its workers not yet started.
+func newState(threads int, idleSpin, waitSpin time.Duration) *state {
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	threads = min(threads, MaxThreads)
+	s := &state{
+		threads:  threads,
+		idleSpin: idleSpin,
+		waitSpin: waitSpin,
+		done:     make(chan struct{}, 1),
+		workers:  make([]worker, threads-1),
+	}
+	for i := range s.workers {
+		s.workers[i].wake = make(chan struct{}, 1)
+	}
+	return s
+}
+
 // Threads returns the number of goroutines a loop can run on, the caller's
 // included.
 func (p *Pool) Threads() int { return p.s.threads }
@@ -124,7 +170,8 @@ func (p *Pool) Threads() int { return p.s.threads }
 // ParallelFor calls fn on contiguous chunks [start, end) that together cover
 // [0, n) exactly once, min(n, Threads()) chunks of nearly equal size, and
 // returns when every call has returned. The calling goroutine runs the
-// first chunk. Nothing is called when n <= 0.
+// first chunk, and any other chunk that no worker has started by the time
+// it is done. Nothing is called when n <= 0.
 //
 // When there is a single chunk (n == 1, or a one-thread Pool), fn runs
 // inline on the caller with no synchronisation, and a panic in it
@@ -175,12 +222,21 @@ func (p *Pool) ParallelForGrain(n, grain int, fn func(start, end int)) {
 	s.fn, s.n, s.grain, s.units = fn, n, grain, units
 	s.pending.Store(int64(chunks - 1))
 	s.gen++
-	s.word.Store(s.gen<<chunkBits | uint64(chunks))
+	gen := s.gen << genShift >> genShift
+	// Chunk 0 is the caller's: the word starts with one chunk claimed.
+	s.word.Store(gen<<genShift | uint64(chunks)<<chunkBits | 1)
 	for i := range chunks - 1 {
 		s.workers[i].wakeIfParked()
 	}
 
-	s.run(0, chunks)
+	s.run(0, 0)
+	for {
+		i, ok := s.claim(gen)
+		if !ok {
+			break
+		}
+		s.run(i, 0)
+	}
 	s.waitWorkers()
 	if pv, goexit := s.endJob(); pv != nil {
 		panic(pv)
@@ -208,60 +264,94 @@ func (s *state) shutdown() {
 	}
 	// Only the word changes: a cleanup runs on its own goroutine, so it
 	// must not touch the caller's fields.
-	s.word.Add(1 << chunkBits)
+	s.word.Add(1 << genShift)
 	for i := range s.workers {
 		s.workers[i].wakeIfParked()
 	}
 }
 
-// work is the loop of the worker that runs chunk idx of each job. seen is
-// the last job word it has handled.
-func (s *state) work(idx int, seen uint64) {
-	defer s.wg.Done()
-	w := &s.workers[idx-1]
+// claim takes the next unclaimed chunk of job gen. It reports false when
+// every chunk has been claimed or gen is no longer the current job.
+// Claiming a chunk is what entitles a goroutine to read the job's fields:
+// the caller does not write the next job before every claimed chunk is
+// done.
+func (s *state) claim(gen uint64) (int, bool) {
 	for {
-		seen = s.next(w, seen)
-		if s.closed.Load() {
-			return
+		w := s.word.Load()
+		if w>>genShift != gen {
+			return 0, false
 		}
-		// A worker that takes no part in a job must not read the job's
-		// fields: the caller does not wait for it and may be writing the
-		// next job.
-		if chunks := int(seen & chunkMask); idx < chunks {
-			s.run(idx, chunks)
+		chunks, claimed := int(w>>chunkBits&chunkMask), int(w&chunkMask)
+		if claimed >= chunks {
+			return 0, false
+		}
+		if s.word.CompareAndSwap(w, w+1) {
+			return claimed, true
 		}
 	}
 }
 
-// next waits for a job word other than seen and returns it.
-func (s *state) next(w *worker, seen uint64) uint64 {
-	for range spins {
-		if v := s.word.Load(); v != seen {
-			return v
-		}
-	}
-	start := time.Now()
-	for time.Since(start) < ParkAfter {
-		runtime.Gosched()
-		if v := s.word.Load(); v != seen {
-			return v
-		}
-	}
+// work is the loop of worker idx (1-based). It starts by claiming chunks
+// of job gen, which lets a replacement worker carry on with the job its
+// predecessor left.
+func (s *state) work(idx int, gen uint64) {
+	defer s.wg.Done()
+	w := &s.workers[idx-1]
 	for {
-		w.sleeping.Store(true)
-		if v := s.word.Load(); v != seen {
-			if !w.sleeping.CompareAndSwap(true, false) {
-				<-w.wake // the caller claimed the wake-up: take its token
+		for {
+			i, ok := s.claim(gen)
+			if !ok {
+				break
 			}
-			return v
+			s.run(i, idx)
 		}
-		<-w.wake
-		if v := s.word.Load(); v != seen {
-			return v
+		gen = s.next(w, gen)
+		if s.closed.Load() {
+			return
 		}
-		// A late wake-up for the job this worker has already run: the
-		// caller was descheduled between publishing it and waking us.
 	}
+}
+
+// spin polls ready for about d, yielding to other goroutines now and then,
+// and reports whether ready returned true.
+func spin(d time.Duration, ready func() bool) bool {
+	var start time.Time
+	for i := 1; ; i++ {
+		if ready() {
+			return true
+		}
+		if i%pollsPerCheck != 0 {
+			continue
+		}
+		if start.IsZero() {
+			start = time.Now()
+		} else if time.Since(start) >= d {
+			return false
+		}
+		if i%yieldEvery == 0 {
+			runtime.Gosched()
+		}
+	}
+}
+
+// next waits for a job word of a generation other than gen, or for a
+// wake-up, and returns the generation of the current word.
+func (s *state) next(w *worker, gen uint64) uint64 {
+	if spin(s.idleSpin, func() bool { return s.word.Load()>>genShift != gen }) {
+		return s.word.Load() >> genShift
+	}
+	w.sleeping.Store(true)
+	if v := s.word.Load() >> genShift; v != gen {
+		if !w.sleeping.CompareAndSwap(true, false) {
+			<-w.wake // the caller claimed the wake-up: take its token
+		}
+		return v
+	}
+	<-w.wake
+	// A wake-up may be late, for a job this worker has already seen (the
+	// caller was descheduled between publishing it and waking us): then
+	// claim finds nothing left and the worker comes back here.
+	return s.word.Load() >> genShift
 }
 
 // wakeIfParked wakes w if it is parked or about to park. Its sleeping flag
@@ -273,11 +363,13 @@ func (w *worker) wakeIfParked() {
 	}
 }
 
-// run runs chunk i of chunks. A worker counts the chunk done on the way
+// run runs chunk i of the current job on worker idx, or on the caller
+// when idx is 0. A chunk other than the first is counted done on the way
 // out, whatever fn did. If fn panics, run records the panic and returns. If
 // fn calls runtime.Goexit, run records that and lets it proceed: a worker
-// first starts its replacement, and the caller first waits for the workers.
-func (s *state) run(i, chunks int) {
+// first starts its replacement, and the caller first waits for the
+// workers, who claim whatever chunks it left.
+func (s *state) run(i, idx int) {
 	returned := false
 	defer func() {
 		goexit := false
@@ -289,20 +381,21 @@ func (s *state) run(i, chunks int) {
 				s.goexit.Store(true)
 			}
 		}
-		switch {
-		case i == 0 && goexit:
+		if goexit && idx > 0 {
+			// Read the word before finish lets the next job in.
+			s.wg.Add(1)
+			go s.work(idx, s.word.Load()>>genShift)
+		}
+		if i > 0 {
+			s.finish()
+		}
+		if goexit && idx == 0 {
 			// The caller is exiting: finish the job first.
 			s.waitWorkers()
 			s.endJob()
-		case i > 0:
-			if goexit {
-				// Read the word before finish lets the next job in.
-				s.wg.Add(1)
-				go s.work(i, s.word.Load())
-			}
-			s.finish()
 		}
 	}()
+	chunks := int(s.word.Load() >> chunkBits & chunkMask)
 	start, end := s.bounds(i, chunks)
 	s.fn(start, end)
 	returned = true
@@ -334,17 +427,8 @@ func (s *state) finish() {
 
 // waitWorkers waits until every worker's chunk is done.
 func (s *state) waitWorkers() {
-	for range spins {
-		if s.pending.Load() == 0 {
-			return
-		}
-	}
-	start := time.Now()
-	for time.Since(start) < ParkAfter {
-		runtime.Gosched()
-		if s.pending.Load() == 0 {
-			return
-		}
+	if spin(s.waitSpin, func() bool { return s.pending.Load() == 0 }) {
+		return
 	}
 	for {
 		s.waiting.Store(true)

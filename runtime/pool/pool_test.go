@@ -380,3 +380,101 @@ func TestResultsVisibleToCaller(t *testing.T) {
 		}
 	}
 }
+
+// TestCallerRunsUnclaimedChunks runs loops on pools whose workers never
+// start, like workers the operating system has descheduled: the caller must
+// claim and run every chunk itself, with the usual boundaries.
+func TestCallerRunsUnclaimedChunks(t *testing.T) {
+	for _, tc := range []struct{ threads, n, grain int }{
+		{2, 2, 1}, {2, 100, 1}, {3, 3, 1}, {4, 1000, 8}, {8, 5, 1}, {16, 4096, 64},
+	} {
+		name := fmt.Sprintf("threads=%d n=%d grain=%d", tc.threads, tc.n, tc.grain)
+		p := &Pool{s: newState(tc.threads, ParkAfter, WaitSpin)}
+		for range 3 {
+			calls, visits := collect(p, tc.n, tc.grain)
+			checkChunks(t, name, calls, visits, tc.n, tc.grain, tc.threads)
+		}
+		p.Close()
+	}
+}
+
+// TestParkAndWake runs many short loops, with pauses that let the workers
+// and the caller park, on pools that park at once, never, or in between.
+func TestParkAndWake(t *testing.T) {
+	const never = time.Hour
+	jobs := 2000
+	if testing.Short() {
+		jobs = 200
+	}
+	for _, tc := range []struct {
+		name               string
+		idleSpin, waitSpin time.Duration
+	}{
+		{"park-at-once", 0, 0},
+		{"workers-park-caller-spins", 0, never},
+		{"workers-spin-caller-parks", never, 0},
+		{"short-spins", time.Microsecond, time.Microsecond},
+		{"defaults", ParkAfter, WaitSpin},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, threads := range []int{2, 3, 5} {
+				p := newPool(threads, tc.idleSpin, tc.waitSpin)
+				for job := range jobs {
+					n := 1 + job%(3*threads)
+					var slow int
+					if job%97 == 0 {
+						slow = 1 + job%threads // a chunk the caller waits for
+					}
+					var mu sync.Mutex
+					var calls []chunk
+					visits := make([]int, n)
+					p.ParallelFor(n, func(start, end int) {
+						if start == slow && job%97 == 0 {
+							time.Sleep(50 * time.Microsecond)
+						}
+						for i := start; i < end; i++ {
+							visits[i]++
+						}
+						mu.Lock()
+						calls = append(calls, chunk{start, end})
+						mu.Unlock()
+					})
+					checkChunks(t, fmt.Sprintf("threads=%d job=%d", threads, job), calls, visits, n, 1, threads)
+					if job%101 == 0 {
+						time.Sleep(200 * time.Microsecond) // idle: workers may park
+					}
+				}
+				p.Close()
+			}
+		})
+	}
+}
+
+// TestCloseWhileIdle closes pools whose workers are starting, spinning or
+// parked.
+func TestCloseWhileIdle(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		idleSpin time.Duration
+		jobs     int
+		pause    time.Duration
+	}{
+		{"just-made", ParkAfter, 0, 0},
+		{"spinning", time.Hour, 1, 0},
+		{"parked-at-once", 0, 1, time.Millisecond},
+		{"parked-after-spinning", 10 * time.Microsecond, 3, time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := runtime.NumGoroutine()
+			p := newPool(4, tc.idleSpin, WaitSpin)
+			for range tc.jobs {
+				calls, visits := collect(p, 4, 1)
+				checkChunks(t, tc.name, calls, visits, 4, 1, 4)
+			}
+			time.Sleep(tc.pause)
+			p.Close()
+			waitFor(t, "the workers exit", func() bool { return runtime.NumGoroutine() <= before })
+			mustPanic(t, "ParallelFor after Close", "closed", func() { p.ParallelFor(4, func(int, int) {}) })
+		})
+	}
+}
