@@ -215,7 +215,12 @@ func (c *chatSession) turn(user string) error {
 	if c.json {
 		w = nil
 	}
-	stream := c.tm.newStream(c.eos, c.stops, w, out.Flush)
+	// The reply is decoded on its own: it is the assistant's message
+	// content, without the leading space a SentencePiece decoder strips.
+	stream, err := c.tm.newStream(nil, c.eos, c.stops, w, out.Flush)
+	if err != nil {
+		return err
+	}
 	res, err := runtime.Generate(dec, ids[p:], runtime.GenerateOptions{
 		MaxNewTokens: maxNew, Sampler: c.sampler, EOS: c.eos, OnToken: stream.add, Context: ids[:p],
 	})

@@ -398,7 +398,9 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 		if g.format != "text" {
 			w = nil
 		}
-		stream = tm.newStream(eos, g.text.stops, w, out.Flush)
+		if stream, err = tm.newStream(prompt, eos, g.text.stops, w, out.Flush); err != nil {
+			return err
+		}
 		onToken = stream.add
 	}
 	res, err := runtime.Generate(e.Decoder, prompt, runtime.GenerateOptions{

@@ -190,7 +190,7 @@ func (tm *textModel) stopIDs(cfg *hf.Config, chat bool) []int {
 
 // textStream turns generated ids into text as they arrive and writes it to
 // w: never a partial UTF-8 sequence (the tokenizer's StreamDecoder holds
-// those back), never an EOS token, and nothing from the first stop string
+// those back), never an EOS token or other special token, and nothing from the first stop string
 // on. Text that might be the start of a stop string waits until the next
 // tokens decide.
 type textStream struct {
@@ -205,8 +205,19 @@ type textStream struct {
 	stopped bool            // a stop string was found
 }
 
-func (tm *textModel) newStream(eos []int, stops []string, w io.Writer, flush func() error) *textStream {
-	return &textStream{dec: tm.tok.NewStreamDecoder(false), vocab: tm.tok.VocabSize(), eos: eos, stops: stops, w: w, flush: flush}
+// newStream returns a textStream for the ids generated after prompt. The
+// text is the exact continuation of the prompt's: Decode(prompt) + text ==
+// Decode(prompt + generated), with special tokens left out as transformers'
+// batch_decode(..., skip_special_tokens=True) does. (Decoding the generated
+// ids alone would drop the leading space of the first one with a
+// SentencePiece tokenizer.) A nil prompt decodes the generated ids on their
+// own, as a chat reply is.
+func (tm *textModel) newStream(prompt, eos []int, stops []string, w io.Writer, flush func() error) (*textStream, error) {
+	dec, err := tm.tok.NewContinuationDecoder(prompt, true)
+	if err != nil {
+		return nil, err
+	}
+	return &textStream{dec: dec, vocab: tm.tok.VocabSize(), eos: eos, stops: stops, w: w, flush: flush}, nil
 }
 
 // add decodes the next generated id; stop is set when a stop string

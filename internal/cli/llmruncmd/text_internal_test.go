@@ -1,6 +1,7 @@
 package llmruncmd
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -22,8 +23,15 @@ func (w *writes) Write(p []byte) (int, error) {
 
 func streamAll(t *testing.T, tm *textModel, ids, eos []int, stops []string) (string, writes, bool) {
 	t.Helper()
+	return streamAfter(t, tm, nil, ids, eos, stops)
+}
+
+// streamAfter streams ids generated after prompt.
+func streamAfter(t *testing.T, tm *textModel, prompt, ids, eos []int, stops []string) (string, writes, bool) {
+	t.Helper()
 	var w writes
-	s := tm.newStream(eos, stops, &w, nil)
+	s, err := tm.newStream(prompt, eos, stops, &w, nil)
+	require.NoError(t, err)
 	stopped := false
 	for _, id := range ids {
 		stop, err := s.add(id)
@@ -79,6 +87,48 @@ func TestTextStream(t *testing.T) {
 			d, err := tok.Decode(ids[:3], false)
 			require.NoError(t, err)
 			assert.Equal(t, d, got)
+		})
+	}
+}
+
+// TestTextStreamContinuesThePrompt: the printed text is the exact
+// continuation of the prompt, prompt + text == decode(prompt ids + new
+// ids), also where the first new token starts with a space that a
+// SentencePiece decoder strips at the start of a sequence (the text used
+// to lose it: "…a big dog" + "named Max"); special tokens are left out as
+// batch_decode(..., skip_special_tokens=True) does.
+func TestTextStreamContinuesThePrompt(t *testing.T) {
+	for _, tc := range []struct{ tokenizer, special string }{
+		{"stories260K", "</s>"},                 // SentencePiece, prepended ▁, byte fallback
+		{"tinyllama-1.1b-chat-v1.0", "</s>"},    // Llama 2 vocabulary
+		{"gemma-2b-it", "<end_of_turn>"},        // SentencePiece without the ▁ prefix
+		{"gpt2", "<|endoftext|>"},               // byte-level BPE
+		{"smollm2-135m-instruct", "<|im_end|>"}, // byte-level BPE, special added tokens
+	} {
+		t.Run(tc.tokenizer, func(t *testing.T) {
+			tok, err := tokenizer.Load(testshared.Path(t, "tokenizers", tc.tokenizer))
+			require.NoError(t, err)
+			tm := &textModel{tok: tok}
+			special, ok := tok.ID(tc.special)
+			require.True(t, ok, tc.special)
+			require.True(t, tok.IsSpecial(special))
+			prompt, err := tok.Encode("there was a big dog", true)
+			require.NoError(t, err)
+			for _, next := range []string{" named Max. Ü 😀", ", and\n a cat", " "} {
+				all, err := tok.Encode("there was a big dog"+next, true)
+				require.NoError(t, err)
+				require.Equal(t, prompt, all[:len(prompt)])
+				gen := append(slices.Clone(all[len(prompt):]), special)
+				gen = append(gen, all[len(prompt):]...)
+				want, err := tok.Decode(append(slices.Clone(prompt), gen...), true)
+				require.NoError(t, err)
+				head, err := tok.Decode(prompt, true)
+				require.NoError(t, err)
+				require.Equal(t, "there was a big dog", head)
+				got, _, _ := streamAfter(t, tm, prompt, gen, nil, nil)
+				assert.Equal(t, want, head+got, "next %q", next)
+				assert.Equal(t, next+next, got, "next %q: the special token is not printed", next)
+			}
 		})
 	}
 }
