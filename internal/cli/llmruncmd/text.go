@@ -203,6 +203,7 @@ type textStream struct {
 	pending string          // decoded, not yet written: could start a stop string
 	text    strings.Builder // everything written
 	stopped bool            // a stop string was found
+	stop    string          // the stop string found
 }
 
 // newStream returns a textStream for the ids generated after prompt. The
@@ -238,8 +239,8 @@ func (s *textStream) add(id int) (stop bool, err error) {
 
 func (s *textStream) push(piece string) (bool, error) {
 	s.pending += piece
-	if i := s.stopIndex(); i >= 0 {
-		s.stopped = true
+	if i, stop := s.stopIndex(); i >= 0 {
+		s.stopped, s.stop = true, stop
 		err := s.write(s.pending[:i])
 		s.pending = ""
 		return true, err
@@ -280,15 +281,16 @@ func (s *textStream) write(t string) error {
 	return nil
 }
 
-// stopIndex is where the first stop string starts in pending, or -1.
-func (s *textStream) stopIndex() int {
-	first := -1
+// stopIndex is where the first stop string starts in pending, or -1, and
+// which it is.
+func (s *textStream) stopIndex() (int, string) {
+	first, which := -1, ""
 	for _, stop := range s.stops {
 		if i := strings.Index(s.pending, stop); i >= 0 && (first < 0 || i < first) {
-			first = i
+			first, which = i, stop
 		}
 	}
-	return first
+	return first, which
 }
 
 // holdBack is the length of the longest end of pending that begins some

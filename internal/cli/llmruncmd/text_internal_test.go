@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/llmc-dev/llmc/internal/testshared"
+	"github.com/llmc-dev/llmc/runtime"
 	"github.com/llmc-dev/llmc/tokenizer"
 )
 
@@ -150,4 +151,28 @@ func TestStopEscapes(t *testing.T) {
 	}
 	assert.Equal(t, stopsFlag{"\n\n", "a\tb", `\n`, "x\ry", "plain"}, f)
 	require.Error(t, f.Set(""))
+}
+
+// TestStopWording: the summary line says why a generation stopped.
+func TestStopWording(t *testing.T) {
+	eos := &runtime.Generation{IDs: []int{5, 2}, StopReason: "eos"}
+	str := &runtime.Generation{IDs: []int{5, 6}, StopReason: "stop"}
+	length := &runtime.Generation{IDs: []int{5, 6, 7}, StopReason: "length"}
+	for _, tc := range []struct {
+		res        *runtime.Generation
+		stream     *textStream
+		contextCap bool
+		reason     string
+		want       string
+	}{
+		{eos, nil, false, stopEOS, "eos id 2"},
+		{eos, nil, true, stopEOS, "eos id 2"},
+		{str, &textStream{stop: "\n"}, false, stopString, `stop string "\n"`},
+		{length, nil, false, stopLength, "max tokens (3)"},
+		{length, nil, true, stopContextFull, "context full (512 positions)"},
+	} {
+		s := describeStop(tc.res, tc.stream, tc.contextCap, 512)
+		assert.Equal(t, tc.reason, s.Reason, tc.want)
+		assert.Equal(t, tc.want, s.String())
+	}
 }
