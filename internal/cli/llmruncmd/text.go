@@ -164,8 +164,10 @@ var turnEnds = []string{"<|im_end|>", "<|end|>", "<|eot_id|>", "<|eom_id|>", "<e
 
 // stopIDs are the ids that end a generation: the model's EOS ids
 // (generation_config.json over config.json) and the tokenizer's EOS, and for
-// chat, when generation_config.json names no EOS ids, the tokenizer's
-// turn-ending special tokens.
+// chat the tokenizer's turn-ending special tokens. Those end a reply even
+// where generation_config.json names only the end of text (gemma-2b-it's
+// eos_token_id 1 leaves out <end_of_turn>, after which the model would
+// start another turn itself).
 func (tm *textModel) stopIDs(cfg *hf.Config, chat bool) []int {
 	ids := slices.Clone(cfg.EOS)
 	add := func(id int) {
@@ -177,7 +179,7 @@ func (tm *textModel) stopIDs(cfg *hf.Config, chat bool) []int {
 		if e, ok := tm.tok.EOS(); ok {
 			add(e.ID)
 		}
-		if chat && (cfg.Generation == nil || len(cfg.Generation.EOS) == 0) {
+		if chat {
 			for _, name := range turnEnds {
 				if id, ok := tm.tok.ID(name); ok && tm.tok.IsSpecial(id) {
 					add(id)

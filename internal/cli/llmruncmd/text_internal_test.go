@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/llmc-dev/llmc/frontends/hf"
 	"github.com/llmc-dev/llmc/internal/testshared"
 	"github.com/llmc-dev/llmc/runtime"
 	"github.com/llmc-dev/llmc/tokenizer"
@@ -175,4 +176,31 @@ func TestStopWording(t *testing.T) {
 		assert.Equal(t, tc.reason, s.Reason, tc.want)
 		assert.Equal(t, tc.want, s.String())
 	}
+}
+
+// TestStopIDs: the model's EOS ids (a list where given), the tokenizer's
+// EOS, and with a chat template the turn-ending token, also when
+// generation_config.json names EOS ids without it (Gemma-it).
+func TestStopIDs(t *testing.T) {
+	tok, err := tokenizer.Load(testshared.Path(t, "tokenizers", "gemma-2b-it"))
+	require.NoError(t, err)
+	tm := &textModel{tok: tok}
+	eot, ok := tok.ID("<end_of_turn>")
+	require.True(t, ok)
+	eos, ok := tok.EOS()
+	require.True(t, ok)
+	gen := &hf.GenerationConfig{EOS: []int{1}}
+	for _, tc := range []struct {
+		name string
+		cfg  *hf.Config
+		chat bool
+		want []int
+	}{
+		{"config list", &hf.Config{EOS: []int{1, 5}}, false, []int{1, 5}},
+		{"tokenizer's EOS added", &hf.Config{EOS: []int{7}}, false, []int{7, eos.ID}},
+		{"chat adds the turn end", &hf.Config{EOS: []int{1}, Generation: gen}, true, []int{1, eot}},
+	} {
+		assert.Equal(t, tc.want, tm.stopIDs(tc.cfg, tc.chat), tc.name)
+	}
+	assert.Equal(t, []int{3, 4}, (*textModel)(nil).stopIDs(&hf.Config{EOS: []int{3, 4}}, false), "--ids: no tokenizer")
 }
