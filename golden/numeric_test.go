@@ -154,7 +154,7 @@ func TestCompiledMatchesInterpreter(t *testing.T) {
 				t.Run(vr.name, func(t *testing.T) {
 					out := filepath.Join(t.TempDir(), "artifact")
 					res, err := compiler.Compile(dir, out, compiler.Options{
-						KV: vr.kv, MaxSeq: numMaxSeq, PrefillChunk: numChunk,
+						Backend: "interp", KV: vr.kv, MaxSeq: numMaxSeq, PrefillChunk: numChunk,
 						Passes: passes.Options{Disabled: vr.disabled},
 					})
 					require.NoError(t, err)
@@ -182,7 +182,7 @@ func TestCompiledMatchesInterpreter(t *testing.T) {
 func TestNumericCheckSeesBadPlan(t *testing.T) {
 	dir := testshared.Path(t, "models", "stories260K")
 	out := filepath.Join(t.TempDir(), "artifact")
-	_, err := compiler.Compile(dir, out, compiler.Options{MaxSeq: numMaxSeq, PrefillChunk: numChunk})
+	_, err := compiler.Compile(dir, out, compiler.Options{Backend: "interp", MaxSeq: numMaxSeq, PrefillChunk: numChunk})
 	require.NoError(t, err)
 
 	path := filepath.Join(out, "program.ir")
@@ -253,7 +253,7 @@ func TestCompiledFillsCache(t *testing.T) {
 			want := runTrace(t, eager.Decoder, prompt, steps)
 			for _, disabled := range [][]string{nil, {"fuse-attention"}} {
 				out := filepath.Join(t.TempDir(), "artifact")
-				_, err := compiler.Compile(dir, out, compiler.Options{MaxSeq: maxSeq, PrefillChunk: numChunk,
+				_, err := compiler.Compile(dir, out, compiler.Options{Backend: "interp", MaxSeq: maxSeq, PrefillChunk: numChunk,
 					Passes: passes.Options{Disabled: disabled}})
 				require.NoError(t, err)
 				e, err := engine.Open(out, engine.Options{})
@@ -301,7 +301,7 @@ func TestCompiledRewind(t *testing.T) {
 			next := []int{5 % v, 9 % v, 11 % v}
 			for _, disabled := range [][]string{nil, {"window-kv"}} {
 				out := filepath.Join(t.TempDir(), "artifact")
-				res, err := compiler.Compile(dir, out, compiler.Options{MaxSeq: 64, PrefillChunk: numChunk,
+				res, err := compiler.Compile(dir, out, compiler.Options{Backend: "interp", MaxSeq: 64, PrefillChunk: numChunk,
 					Passes: passes.Options{Disabled: disabled}})
 				require.NoError(t, err)
 				rings := false

@@ -150,7 +150,7 @@ func TestInterruptedCompile(t *testing.T) {
 			}
 
 			if !tc.caught {
-				again := exec.Command(bin, "compile", model, "--max-seq", "64", "-o", out)
+				again := exec.Command(bin, "compile", model, "--backend", "interp", "--max-seq", "64", "-o", out)
 				again.Dir, again.Env = t.TempDir(), env
 				msg, err := again.CombinedOutput()
 				require.NoError(t, err, "%s", msg)

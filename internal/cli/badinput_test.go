@@ -387,9 +387,9 @@ func TestBadArguments(t *testing.T) {
 		{"negative threads", llmrun, []string{"generate", stories, "--ids", "1", "--threads", "-1"}, 2, []string{"--threads is -1"}},
 		{"garbage flag value", llmrun, []string{"generate", stories, "--ids", "1", "--max-new-tokens", "many"}, 2, []string{"max-new-tokens", "many"}},
 		{"logits into a missing folder", llmrun, []string{"score", stories, "--ids", "1,2", "--logits", noLogitsDir}, 1, []string{"writing " + noLogitsDir}},
-		{"compile into an unwritable place", llmc, []string{"compile", tiny, "-o", "/proc/llmc-test.llmc", "--quiet"}, 1, []string{"writing /proc/llmc-test.llmc"}},
-		{"compile over a file", llmc, []string{"compile", tiny, "-o", notDir, "--quiet"}, 1, []string{notDir + " exists and is not an llmc artifact"}},
-		{"compile under a file", llmc, []string{"compile", tiny, "-o", filepath.Join(notDir, "x.llmc"), "--quiet"}, 1, []string{"writing " + filepath.Join(notDir, "x.llmc"), "not a directory"}},
+		{"compile into an unwritable place", llmc, []string{"compile", tiny, "--backend", "interp", "-o", "/proc/llmc-test.llmc", "--quiet"}, 1, []string{"writing /proc/llmc-test.llmc"}},
+		{"compile over a file", llmc, []string{"compile", tiny, "--backend", "interp", "-o", notDir, "--quiet"}, 1, []string{notDir + " exists and is not an llmc artifact"}},
+		{"compile under a file", llmc, []string{"compile", tiny, "--backend", "interp", "-o", filepath.Join(notDir, "x.llmc"), "--quiet"}, 1, []string{"writing " + filepath.Join(notDir, "x.llmc"), "not a directory"}},
 		{"kv negative max-seq", llmc, []string{"kv", stories, "--max-seq", "-1"}, 2, []string{"--max-seq is -1"}},
 		{"kv integer dtype", llmc, []string{"kv", stories, "--dtype", "i32"}, 2, []string{`--dtype is "i32"`}},
 

@@ -44,7 +44,7 @@ func tinyArtifact(t *testing.T, damage ...func(t *testing.T, dir string)) (art, 
 	t.Helper()
 	modelDir = tiny(t)
 	art = filepath.Join(t.TempDir(), "tiny.llmc")
-	requireOK(t, llmc(t, "compile", modelDir, "--max-seq", "32", "-o", art, "--quiet"))
+	requireOK(t, llmc(t, "compile", modelDir, "--backend", "interp", "--max-seq", "32", "-o", art, "--quiet"))
 	for _, d := range damage {
 		d(t, art)
 	}

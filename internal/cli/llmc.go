@@ -80,7 +80,7 @@ removed by the next compile to the same ART.`,
 				fs.IntVar(&o.MaxSeq, "max-seq", 0, fmt.Sprintf("positions of the static KV cache (default: the model's max_position_embeddings, at most %d)", compiler.DefaultMaxSeq))
 				fs.StringVar(&kv, "kv", "static", "KV cache: static (preallocated, specialised and fused) or dynamic")
 				fs.IntVar(&o.PrefillChunk, "prefill-chunk", compiler.DefaultPrefillChunk, "tokens per call of the prefill entry point")
-				fs.StringVar(&backend, "backend", compiler.DefaultBackend, compiler.BackendHelp())
+				fs.StringVar(&backend, "backend", "", compiler.BackendHelp())
 				fs.Var(&printAfter, "print-after", "print the IR after these passes or stages (comma-separated; see --list-passes, --list-stages) to stderr")
 				fs.BoolVar(&o.Passes.PrintAfterAll, "print-after-all", false, "print the IR after every pass, and the kernel IR after lower, to stderr")
 				fs.Var(&disable, "disable-pass", "do not run these passes (comma-separated; required passes cannot be disabled)")
@@ -157,7 +157,7 @@ removed by the next compile to the same ART.`,
 						return err
 					}
 					if stats {
-						fmt.Fprintf(stdout, "%s\n", res.KV)
+						fmt.Fprintf(stdout, "%s\n%s\n", res.Backend, res.KV)
 						passes.WriteStats(stdout, res.Reports)
 						compiler.WriteStageStats(stdout, res.Stages)
 					}

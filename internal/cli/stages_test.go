@@ -16,7 +16,7 @@ var stageNames = []string{"build", "graph-passes", "lower", "kir-passes", "emit"
 // per-pass tables.
 func TestCompileStatsStages(t *testing.T) {
 	t.Parallel()
-	r := llmc(t, "compile", model(t, "stories260K"), "--max-seq", "32", "-o", filepath.Join(t.TempDir(), "s.llmc"), "--stats", "--quiet")
+	r := llmc(t, "compile", model(t, "stories260K"), "--backend", "interp", "--max-seq", "32", "-o", filepath.Join(t.TempDir(), "s.llmc"), "--stats", "--quiet")
 	requireOK(t, r)
 	i := strings.Index(r.stdout, "\nstages\n")
 	require.Positive(t, i, "no stage table in:\n%s", r.stdout)
@@ -30,6 +30,7 @@ func TestCompileStatsStages(t *testing.T) {
 		last = loc[0]
 	}
 	assert.Contains(t, table, "skipped: backend interp runs the graph IR")
+	assert.Contains(t, r.stdout, "backend interp (--backend)\n", "--stats names the backend")
 	assert.Regexp(t, `(?m)^  total +\d+\.\d\dms$`, table)
 }
 
@@ -41,12 +42,12 @@ func TestCompilePrintAfterStage(t *testing.T) {
 	m := model(t, "stories260K")
 	out := func() string { return filepath.Join(t.TempDir(), "s.llmc") }
 
-	r := llmc(t, "compile", m, "--max-seq", "32", "-o", out(), "--quiet", "--print-after", "lower")
+	r := llmc(t, "compile", m, "--backend", "interp", "--max-seq", "32", "-o", out(), "--quiet", "--print-after", "lower")
 	requireOK(t, r)
 	assert.True(t, strings.HasPrefix(r.stderr, "# kernel IR after lower\n"), "stderr starts with:\n%.200s", r.stderr)
 	assert.NotContains(t, r.stderr, "# decode after")
 
-	r = llmc(t, "compile", m, "--max-seq", "32", "-o", out(), "--quiet", "--print-after", "build,dce-late,graph-passes")
+	r = llmc(t, "compile", m, "--backend", "interp", "--max-seq", "32", "-o", out(), "--quiet", "--print-after", "build,dce-late,graph-passes")
 	requireOK(t, r)
 	for _, w := range []string{"# decode after build\n", "# decode after dce-late\n", "# decode after graph-passes\n", "# prefill_all after graph-passes\n"} {
 		assert.Contains(t, r.stderr, w)

@@ -34,9 +34,13 @@ type Options struct {
 	MaxSeq       int // 0: the model's max_position_embeddings, at most DefaultMaxSeq
 	KV           passes.KVMode
 	PrefillChunk int // 0: DefaultPrefillChunk (capped at MaxSeq)
-	// Backend names the target (see Targets): "" is DefaultBackend.
+	// Backend names the target (see Targets); "" takes the fastest this
+	// machine can build (DefaultTarget with Tools).
 	Backend string
-	Passes  passes.Options
+	// Tools tells which targets this machine can build, for Backend "":
+	// nil is HostTools.
+	Tools  Availability
+	Passes passes.Options
 	// PrintAfter names graph passes (passed on to Passes.PrintAfter) and
 	// printing stages (see Stages) after which to print to Passes.Log.
 	// Passes.PrintAfterAll prints after every pass and after lower.
@@ -57,7 +61,11 @@ type Options struct {
 // Result is what Compile did.
 type Result struct {
 	// KV describes the KV cache the artifact allocates, for --stats.
-	KV       string
+	KV string
+	// Backend is the target compiled for and why it was chosen, for
+	// --stats: "backend llvm (the fastest backend this machine can
+	// build)", "backend go (--backend)".
+	Backend  string
 	Manifest *artifact.Manifest
 	Reports  []*passes.Report
 	Graphs   []*ir.Graph
@@ -106,11 +114,24 @@ func setup(m *hf.Model, modelDir, outDir string, o Options) (*compilation, error
 	if o.KV == "" {
 		o.KV = passes.Static
 	}
-	t, err := LookupTarget(o.Backend)
+	var t *Target
+	var err error
+	why := "--backend"
+	if o.Backend == "" {
+		tools := o.Tools
+		if tools == nil {
+			tools = HostTools
+		}
+		t, why, err = DefaultTarget(o.KV, tools)
+	} else {
+		t, err = LookupTarget(o.Backend)
+	}
 	if err != nil {
 		return nil, err
 	}
 	o.Backend = t.Name
+	backend := fmt.Sprintf("backend %s (%s)", t.Name, why)
+	progress(o.Progress, "%s", backend)
 	defaulted := o.MaxSeq == 0
 	if defaulted {
 		o.MaxSeq = min(cfg.MaxPositions, DefaultMaxSeq)
@@ -148,7 +169,7 @@ func setup(m *hf.Model, modelDir, outDir string, o Options) (*compilation, error
 		return nil, err
 	}
 	c := &compilation{o: o, target: t, model: m, modelDir: modelDir, outDir: outDir,
-		res: &Result{KV: kv}, print: printStages, lower: lower}
+		res: &Result{KV: kv, Backend: backend}, print: printStages, lower: lower}
 
 	c.specs = []entrySpec{{artifact.EntryDecode, 1, false}, {artifact.EntryPrefill, o.PrefillChunk, false}, {artifact.EntryPrefillAll, o.PrefillChunk, true}}
 	if o.KV == passes.Dynamic {

@@ -47,7 +47,7 @@ func TestCompileRejectsBadOptions(t *testing.T) {
 func TestCompileStaticArtifact(t *testing.T) {
 	dir := testshared.Path(t, "models", "stories260K")
 	out := filepath.Join(t.TempDir(), "artifact")
-	res, err := compiler.Compile(dir, out, compiler.Options{MaxSeq: 64, PrefillChunk: 8, EmitDot: true})
+	res, err := compiler.Compile(dir, out, compiler.Options{Backend: "interp", MaxSeq: 64, PrefillChunk: 8, EmitDot: true})
 	require.NoError(t, err)
 	man := res.Manifest
 
@@ -106,7 +106,7 @@ func TestCompileStaticArtifact(t *testing.T) {
 func TestCompileDynamicArtifact(t *testing.T) {
 	dir := testshared.Path(t, "models", "stories260K")
 	out := filepath.Join(t.TempDir(), "artifact")
-	res, err := compiler.Compile(dir, out, compiler.Options{KV: passes.Dynamic})
+	res, err := compiler.Compile(dir, out, compiler.Options{Backend: "interp", KV: passes.Dynamic})
 	require.NoError(t, err)
 	man := res.Manifest
 	require.Equal(t, "dynamic", man.KV)
@@ -135,7 +135,7 @@ func TestCompileDynamicArtifact(t *testing.T) {
 // could never be filled.
 func TestCompilePrefillChunkCapped(t *testing.T) {
 	dir := testshared.Path(t, "models", "stories260K")
-	res, err := compiler.Compile(dir, filepath.Join(t.TempDir(), "artifact"), compiler.Options{MaxSeq: 4})
+	res, err := compiler.Compile(dir, filepath.Join(t.TempDir(), "artifact"), compiler.Options{Backend: "interp", MaxSeq: 4})
 	require.NoError(t, err)
 	require.Equal(t, 4, res.Manifest.PrefillChunk)
 	require.Equal(t, 4, res.Manifest.Entries[1].Seq)
@@ -148,7 +148,7 @@ func TestCompileContextCancelled(t *testing.T) {
 	cancel(stop)
 	parent := t.TempDir()
 	out := filepath.Join(parent, "artifact")
-	_, err := compiler.CompileContext(ctx, dir, out, compiler.Options{MaxSeq: 64})
+	_, err := compiler.CompileContext(ctx, dir, out, compiler.Options{Backend: "interp", MaxSeq: 64})
 	require.ErrorIs(t, err, stop)
 	ents, err := os.ReadDir(parent)
 	require.NoError(t, err)

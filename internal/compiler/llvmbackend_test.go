@@ -193,7 +193,7 @@ func TestEmitLLVM(t *testing.T) {
 	dir := testshared.Path(t, "models", "stories260K")
 	out := filepath.Join(t.TempDir(), "artifact")
 	t.Setenv(llvm.EnvLLVMBin, t.TempDir()) // no tools there
-	res, err := compiler.Compile(dir, out, compiler.Options{MaxSeq: 32, PrefillChunk: 4, EmitLLVM: true})
+	res, err := compiler.Compile(dir, out, compiler.Options{Backend: "interp", MaxSeq: 32, PrefillChunk: 4, EmitLLVM: true})
 	require.NoError(t, err)
 	require.Equal(t, "interp", res.Manifest.Backend)
 	require.Contains(t, res.Manifest.Files, compiler.LLVMModule)

@@ -24,9 +24,9 @@ func TestCompiledStories260KMatchesReference(t *testing.T) {
 	}{
 		// The default chunk (16) leaves partial last chunks for the
 		// prompts of 1, 3, 10 and 60 tokens and for prompt+greedy.
-		{"static", compiler.Options{KV: passes.Static}},
-		{"static-chunk-7", compiler.Options{KV: passes.Static, PrefillChunk: 7}},
-		{"dynamic", compiler.Options{KV: passes.Dynamic}},
+		{"static", compiler.Options{Backend: "interp", KV: passes.Static}},
+		{"static-chunk-7", compiler.Options{Backend: "interp", KV: passes.Static, PrefillChunk: 7}},
+		{"dynamic", compiler.Options{Backend: "interp", KV: passes.Dynamic}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "artifact")

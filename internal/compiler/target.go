@@ -8,16 +8,15 @@ package compiler
 
 import (
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 
 	"github.com/llmc-dev/llmc/artifact"
+	"github.com/llmc-dev/llmc/codegen/llvm"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/passes"
 )
-
-// DefaultBackend is the backend of Options.Backend "".
-const DefaultBackend = artifact.BackendInterp
 
 // A Target is a backend llmc compile writes artifacts for: its name (the
 // manifest's backend, which the run side finds its loader by), the facts
@@ -40,6 +39,14 @@ type Target struct {
 	// VectorWidth is the f32 lanes of the backend's vector kernels, 0 for
 	// a backend without any.
 	VectorWidth int
+	// Speed ranks the targets by how fast their artifacts run, higher is
+	// faster: a compile without --backend takes the fastest one this
+	// machine can build (see DefaultTarget).
+	Speed int
+
+	// tools looks for the toolchain the target builds with on this
+	// machine and says what is missing; nil for a target that needs none.
+	tools func() error
 
 	// emit writes the generated sources into the artifact's temporary
 	// folder; toolchain builds them. Either is nil for a backend that has
@@ -60,27 +67,75 @@ func loweringNeeds() []PassNeed {
 	}
 }
 
-// targets is the table, in --backend help order (the default first).
+// targets is the table, in --backend help order (slowest first).
 func targets() []Target {
 	return []Target{
 		{Name: artifact.BackendInterp, Doc: "the runtime interprets the optimised graph IR (no toolchain needed)"},
 		{Name: artifact.BackendGo, Doc: "generated Go kernels (GOEXPERIMENT=simd) built with the Go toolchain into an executable",
-			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16}, VectorWidth: 8,
-			emit: emitGo, toolchain: buildGo},
+			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16}, VectorWidth: 8, Speed: 1,
+			emit: emitGo, toolchain: buildGo, tools: findGo},
 		{Name: artifact.BackendLLVM, Doc: "LLVM IR compiled by opt and llc (-mcpu=native) into a shared object llmrun loads",
-			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16}, VectorWidth: 8,
-			emit: emitLLVMTarget, toolchain: buildLLVM},
+			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16}, VectorWidth: 8, Speed: 2,
+			emit: emitLLVMTarget, toolchain: buildLLVM, tools: findLLVM},
 	}
+}
+
+func findGo() error {
+	if _, err := exec.LookPath("go"); err != nil {
+		return fmt.Errorf("no Go toolchain (go) on PATH")
+	}
+	return nil
+}
+
+func findLLVM() error {
+	_, err := llvm.FindToolchain()
+	return err
+}
+
+// Availability reports whether this machine can build target t: nil, or
+// what is missing.
+type Availability func(t *Target) error
+
+// HostTools is the Availability of this machine: it looks for each
+// target's toolchain (go on PATH; opt, llc and a C compiler).
+func HostTools(t *Target) error {
+	if t.tools == nil {
+		return nil
+	}
+	return t.tools()
+}
+
+// DefaultTarget is the target of a compile without --backend: the fastest
+// one that can hold a kv cache and that avail finds the toolchain of. Why
+// says so, naming what the faster targets lack, for progress and --stats.
+func DefaultTarget(kv passes.KVMode, avail Availability) (t *Target, why string, err error) {
+	ts := targets()
+	slices.SortStableFunc(ts, func(a, b Target) int { return b.Speed - a.Speed })
+	var passed []string
+	for i := range ts {
+		c := &ts[i]
+		if c.StaticKV && kv == passes.Dynamic {
+			passed = append(passed, fmt.Sprintf("%s needs --kv static", c.Name))
+			continue
+		}
+		if err := avail(c); err != nil {
+			passed = append(passed, fmt.Sprintf("%s: %v", c.Name, err))
+			continue
+		}
+		why = "the fastest backend this machine can build"
+		if len(passed) > 0 {
+			why += "; " + strings.Join(passed, "; ")
+		}
+		return c, why, nil
+	}
+	return nil, "", fmt.Errorf("no backend can be built on this machine: %s", strings.Join(passed, "; "))
 }
 
 // Targets returns the target table.
 func Targets() []Target { return targets() }
 
-// LookupTarget returns the target named name ("" is DefaultBackend).
+// LookupTarget returns the target named name.
 func LookupTarget(name string) (*Target, error) {
-	if name == "" {
-		name = DefaultBackend
-	}
 	ts := targets()
 	for i := range ts {
 		if ts[i].Name == name {
@@ -106,8 +161,16 @@ func BackendHelp() string {
 	for _, t := range targets() {
 		fmt.Fprintf(&b, "\n  %s: %s", t.Name, t.Doc)
 	}
-	// The flag package appends the default on a line of its own.
-	b.WriteString("\n")
+	b.WriteString("\n(default: the fastest this machine can build, by speed: ")
+	ts := targets()
+	slices.SortStableFunc(ts, func(a, b Target) int { return b.Speed - a.Speed })
+	for i, t := range ts {
+		if i > 0 {
+			b.WriteString(", else ")
+		}
+		b.WriteString(t.Name)
+	}
+	b.WriteString(")")
 	return b.String()
 }
 

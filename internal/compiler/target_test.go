@@ -1,6 +1,7 @@
 package compiler_test
 
 import (
+	"errors"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -31,7 +32,12 @@ func TestTargetTable(t *testing.T) {
 		names = append(names, tg.Name)
 	}
 	require.Equal(t, names, compiler.Backends())
-	require.Equal(t, compiler.DefaultBackend, names[0], "the default backend comes first in --backend's help")
+	speeds := map[int]string{}
+	for _, tg := range ts {
+		require.NotContains(t, speeds, tg.Speed, "%s and %s rank the same for the default backend", tg.Name, speeds[tg.Speed])
+		speeds[tg.Speed] = tg.Name
+	}
+	require.Contains(t, compiler.BackendHelp(), "(default: the fastest this machine can build, by speed: llvm, else go, else interp)")
 	require.Len(t, slices.Compact(slices.Sorted(slices.Values(names))), len(names), "backend names are unique")
 	pipeline := map[string]passes.Pass{}
 	for _, p := range passes.Pipeline() {
@@ -73,13 +79,70 @@ func TestTargetTable(t *testing.T) {
 		require.NoError(t, err, name)
 		require.Equal(t, want, facts{tg.Lowers, tg.StaticKV, tg.Loads(ir.BF16), tg.VectorWidth}, name)
 	}
-	tg, err := compiler.LookupTarget("")
-	require.NoError(t, err)
-	require.Equal(t, compiler.DefaultBackend, tg.Name)
-	_, err = compiler.LookupTarget("cuda")
+	_, err := compiler.LookupTarget("cuda")
 	var bad *passes.OptionError
 	require.ErrorAs(t, err, &bad)
 	require.ErrorContains(t, err, `--backend "cuda" is not supported; supported: interp, go, llvm`)
+}
+
+// TestDefaultTarget: without --backend, a compile takes the fastest
+// target this machine has the tools for (llvm, else go, else interp), and
+// with --kv dynamic one without a static cache; the reason names what the
+// faster ones lack.
+func TestDefaultTarget(t *testing.T) {
+	missing := func(names ...string) compiler.Availability {
+		return func(tg *compiler.Target) error {
+			if slices.Contains(names, tg.Name) {
+				return errors.New("no " + tg.Name + " toolchain")
+			}
+			return nil
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		kv      passes.KVMode
+		avail   compiler.Availability
+		want    string
+		wantWhy string
+	}{
+		{"all tools", passes.Static, missing(), "llvm", "the fastest backend this machine can build"},
+		{"no llvm", passes.Static, missing("llvm"), "go", "the fastest backend this machine can build; llvm: no llvm toolchain"},
+		{"no llvm, no go", passes.Static, missing("llvm", "go"), "interp", "llvm: no llvm toolchain; go: no go toolchain"},
+		{"no go", passes.Static, missing("go"), "llvm", "the fastest backend this machine can build"},
+		{"dynamic cache", passes.Dynamic, missing(), "interp", "llvm needs --kv static; go needs --kv static"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg, why, err := compiler.DefaultTarget(tc.kv, tc.avail)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, tg.Name)
+			require.Contains(t, why, tc.wantWhy)
+		})
+	}
+	_, _, err := compiler.DefaultTarget(passes.Static, func(*compiler.Target) error { return errors.New("nothing") })
+	require.ErrorContains(t, err, "no backend can be built on this machine")
+
+	// HostTools finds what this machine has: the interpreter needs nothing.
+	interp, err := compiler.LookupTarget("interp")
+	require.NoError(t, err)
+	require.NoError(t, compiler.HostTools(interp))
+}
+
+// TestCompileDefaultBackend: Compile without a backend asks Options.Tools
+// and reports its choice.
+func TestCompileDefaultBackend(t *testing.T) {
+	dir := testshared.Path(t, "models", "stories260K")
+	noToolchains := func(tg *compiler.Target) error {
+		if tg.Lowers {
+			return errors.New("not here")
+		}
+		return nil
+	}
+	var progress strings.Builder
+	res, err := compiler.Compile(dir, filepath.Join(t.TempDir(), "artifact"), compiler.Options{MaxSeq: 16, Tools: noToolchains, Progress: &progress})
+	require.NoError(t, err)
+	require.Equal(t, "interp", res.Manifest.Backend)
+	require.Equal(t, "backend interp (the fastest backend this machine can build; llvm: not here; go: not here)", res.Backend)
+	require.Contains(t, progress.String(), res.Backend)
 }
 
 // TestCompileRefusesDisablingANeededPass: a pass the chosen backend needs
@@ -137,8 +200,9 @@ func TestCompileStages(t *testing.T) {
 		require.NotContains(t, names, p, "stage and pass names are distinct, so --print-after can take either")
 	}
 
-	res, err := compiler.Compile(dir, filepath.Join(t.TempDir(), "artifact"), compiler.Options{MaxSeq: 32})
+	res, err := compiler.Compile(dir, filepath.Join(t.TempDir(), "artifact"), compiler.Options{Backend: "interp", MaxSeq: 32})
 	require.NoError(t, err)
+	require.Equal(t, "backend interp (--backend)", res.Backend)
 	var got []string
 	skipped := map[string]string{}
 	for _, s := range res.Stages {
@@ -170,7 +234,7 @@ func TestCompileStages(t *testing.T) {
 func TestCompilePrintAfterStage(t *testing.T) {
 	dir := testshared.Path(t, "models", "stories260K")
 	var log strings.Builder
-	o := compiler.Options{MaxSeq: 32, EmitLLVM: true, PrintAfter: []string{"build", "cse", "lower", "emit"}}
+	o := compiler.Options{Backend: "interp", MaxSeq: 32, EmitLLVM: true, PrintAfter: []string{"build", "cse", "lower", "emit"}}
 	o.Passes.Log = &log
 	_, err := compiler.Compile(dir, filepath.Join(t.TempDir(), "artifact"), o)
 	require.NoError(t, err)

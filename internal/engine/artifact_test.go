@@ -33,7 +33,7 @@ func copyDir(t *testing.T, src string) string {
 func compileTo(t *testing.T, model string) string {
 	t.Helper()
 	art := filepath.Join(t.TempDir(), "a.llmc")
-	_, err := compiler.Compile(model, art, compiler.Options{KV: passes.Static, MaxSeq: 32, PrefillChunk: 8})
+	_, err := compiler.Compile(model, art, compiler.Options{Backend: "interp", KV: passes.Static, MaxSeq: 32, PrefillChunk: 8})
 	require.NoError(t, err)
 	return art
 }

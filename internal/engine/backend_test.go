@@ -116,7 +116,7 @@ func TestWeightBytes(t *testing.T) {
 		}
 		require.Equal(t, want, e.WeightBytes, c.model+" eager")
 		art := filepath.Join(t.TempDir(), "a")
-		_, err = compiler.Compile(dir, art, compiler.Options{KV: passes.Static, MaxSeq: 32})
+		_, err = compiler.Compile(dir, art, compiler.Options{Backend: "interp", KV: passes.Static, MaxSeq: 32})
 		require.NoError(t, err)
 		a, err := Open(art, Options{})
 		require.NoError(t, err)

@@ -76,7 +76,7 @@ a summary line follows each reply on stderr (always with --stats).`,
 					return err
 				}
 				c := &chatSession{
-					e: e, tm: tm, sampler: sampler, eos: tm.stopIDs(e.Config, true), stops: tf.stops, maxNew: *maxNew,
+					e: e, tm: tm, sampler: sampler, seed: sf.seed, eos: tm.stopIDs(e.Config, true), stops: tf.stops, maxNew: *maxNew,
 					stdout: stdout, stderr: stderr, stats: *stats || (!*common.quiet && cmdline.IsTerminal(stderr)), json: *format == "json",
 				}
 				set := cmdline.SetFlags(fs)
@@ -95,6 +95,7 @@ type chatSession struct {
 	e       *engine.Engine
 	tm      *textModel
 	sampler *sample.Sampler
+	seed    uint64 // the sampler's, reported
 	eos     []int
 	stops   []string
 	maxNew  int
@@ -215,7 +216,12 @@ func (c *chatSession) turn(user string) error {
 	if c.json {
 		w = nil
 	}
-	stream := c.tm.newStream(c.eos, c.stops, w, out.Flush)
+	// The reply is decoded on its own: it is the assistant's message
+	// content, without the leading space a SentencePiece decoder strips.
+	stream, err := c.tm.newStream(nil, c.eos, c.stops, w, out.Flush)
+	if err != nil {
+		return err
+	}
 	res, err := runtime.Generate(dec, ids[p:], runtime.GenerateOptions{
 		MaxNewTokens: maxNew, Sampler: c.sampler, EOS: c.eos, OnToken: stream.add, Context: ids[:p],
 	})
@@ -236,11 +242,12 @@ func (c *chatSession) turn(user string) error {
 	if err != nil {
 		return err
 	}
+	stop := describeStop(res, stream, maxNew < c.maxNew, dec.Context())
 	c.msgs = append(msgs, chattemplate.Message{Role: "assistant", Content: stream.text.String()})
 	c.turns++
 	if c.json {
 		rep := chatTurnReport{Turn: c.turns, Reply: stream.text.String(), ConversationTokens: len(ids), CachedTokens: p,
-			generationReport: generateJSON(res)}
+			generationReport: generateJSON(res, stop, c.seed)}
 		if err := writeJSON(out, rep); err != nil {
 			return err
 		}
@@ -248,9 +255,9 @@ func (c *chatSession) turn(user string) error {
 	}
 	if c.stats {
 		fmt.Fprintf(c.stderr, "turn %d: %d tokens, %d from the cache | prefill %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | stop: %s\n",
-			c.turns, len(ids), p, res.PromptTokens, res.PrefillTokensPerSecond(), len(res.IDs), res.DecodeTokensPerSecond(), res.StopReason)
+			c.turns, len(ids), p, res.PromptTokens, res.PrefillTokensPerSecond(), len(res.IDs), res.DecodeTokensPerSecond(), stop)
 	}
-	if res.StopReason == "length" && maxNew < c.maxNew {
+	if stop.Reason == stopContextFull {
 		return &contextFullError{context: dec.Context(), reply: true}
 	}
 	return nil

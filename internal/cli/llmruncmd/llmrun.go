@@ -5,6 +5,8 @@ package llmruncmd
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -60,12 +62,17 @@ streamed to stdout as it is decoded; with --chat the prompt is a user message
 put through the model's chat template first. With --ids, the prompt is token
 ids and the output is token ids. Generation ends at an EOS token (config.json,
 generation_config.json, the tokenizer's, and with --chat the template's
-end-of-turn token), at a --stop string (which is not printed), or after
---max-new-tokens tokens.
+end-of-turn token) unless --ignore-eos, at a --stop string (which is not
+printed), after --max-new-tokens tokens, or when the context is full. The
+printed text is the exact continuation of the prompt, special tokens left
+out (as transformers' batch_decode(..., skip_special_tokens=True)).
 
 Sampling defaults come from the model's generation_config.json when it has
-one, else greedy. On a terminal, a summary line follows on stderr: prompt
-tokens and prefill speed, generated tokens and decode speed.`,
+one, else greedy. Without --seed each run samples with a new random seed.
+On a terminal, a summary line follows on stderr: prompt tokens and prefill
+speed, generated tokens and decode speed, why it stopped (eos id N, stop
+string, max tokens, context full) and the seed (--seed repeats the run);
+--format json reports them as stop_reason, eos_id, stop_string and seed.`,
 			Examples: []string{
 				`llmrun generate ~/models/SmolLM2-135M-Instruct --prompt "What is 2+2?" --chat --temperature 0.7 --max-new-tokens 64`,
 				`llmrun generate ~/models/TinyLlama-1.1B --prompt "Once upon a time" --stop "\n\n" --seed 1`,
@@ -150,7 +157,24 @@ func (g *samplingFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&g.topP, "top-p", 1, "nucleus sampling: keep the smallest set with this much probability (default: generation_config.json)")
 	fs.Float64Var(&g.minP, "min-p", 0, "keep tokens at least this fraction as likely as the best (default: generation_config.json)")
 	fs.Float64Var(&g.repPenalty, "repetition-penalty", 1, "penalise tokens already seen; 1 is off (default: generation_config.json)")
-	fs.Uint64Var(&g.seed, "seed", 0, "random seed for sampling")
+	fs.Uint64Var(&g.seed, "seed", 0, "random seed for sampling (default: a new random seed each run, reported so that the run can be repeated)")
+}
+
+// resolveSeed sets the seed of a run without --seed to a random one, as
+// transformers and llama.cpp sample differently on each run, and returns
+// the seed the run uses.
+func (g *samplingFlags) resolveSeed(fs *flag.FlagSet) (uint64, error) {
+	if cmdline.SetFlags(fs)["seed"] {
+		return g.seed, nil
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0, fmt.Errorf("choosing a random seed: %w (pass --seed)", err)
+	}
+	// Below 2^53, so that the seed reads back exactly from JSON in any
+	// language.
+	g.seed = binary.LittleEndian.Uint64(b[:]) >> 11
+	return g.seed, nil
 }
 
 // samplingFields names each sample.Options field as a flag and as a
@@ -218,6 +242,9 @@ func (g *samplingFlags) checkFlags(fs *flag.FlagSet) error {
 // (temperature 0): it validates every option and applies the repetition
 // penalty before the argmax, as transformers does.
 func (g *samplingFlags) sampler(fs *flag.FlagSet, gen *hf.GenerationConfig) (*sample.Sampler, error) {
+	if _, err := g.resolveSeed(fs); err != nil {
+		return nil, err
+	}
 	o, fromFile := g.samplingOptions(fs, gen)
 	s, err := sample.New(o)
 	if err != nil {
@@ -278,11 +305,12 @@ func (t *textFlags) check() error {
 }
 
 type generateFlags struct {
-	ids    string
-	prompt string
-	chat   bool
-	maxNew int
-	format string
+	ids       string
+	prompt    string
+	chat      bool
+	maxNew    int
+	ignoreEOS bool
+	format    string
 	samplingFlags
 	text   textFlags
 	common *commonFlags
@@ -292,7 +320,8 @@ func (g *generateFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.prompt, "prompt", "", "the prompt as text (needs a tokenizer)")
 	fs.BoolVar(&g.chat, "chat", false, "put --prompt through the model's chat template as a user message")
 	fs.StringVar(&g.ids, "ids", "", "the prompt as comma-separated token ids")
-	fs.IntVar(&g.maxNew, "max-new-tokens", 64, "the most tokens to generate (default: generation_config.json's max_new_tokens, else 64)")
+	fs.IntVar(&g.maxNew, "max-new-tokens", 64, "the most tokens to generate (default: generation_config.json's max_new_tokens, else 64; at most what the context holds)")
+	fs.BoolVar(&g.ignoreEOS, "ignore-eos", false, "do not stop at the model's EOS tokens: generate --max-new-tokens tokens (unless a --stop string ends the text)")
 	g.samplingFlags.register(fs)
 	g.text.register(fs)
 	fs.StringVar(&g.format, "format", "text", "output format: text (the text, or with --ids the ids, as they are generated) or json")
@@ -370,9 +399,15 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 		}
 	}
 	if gen := cfg.Generation; !set["max-new-tokens"] && gen != nil && gen.MaxNewTokens != nil && *gen.MaxNewTokens > 0 {
-		// generation_config.json's default, as transformers uses it, but
-		// never past the context.
-		g.maxNew = min(*gen.MaxNewTokens, e.Decoder.Context()+1-len(prompt))
+		// generation_config.json's default, as transformers uses it.
+		g.maxNew = *gen.MaxNewTokens
+	}
+	// A default never runs past the context: the generation then stops
+	// there, and says so. An explicit --max-new-tokens that does not fit
+	// is refused.
+	contextCap := false
+	if room := e.Decoder.Context() + 1 - len(prompt); !set["max-new-tokens"] && room >= 1 && g.maxNew > room {
+		g.maxNew, contextCap = room, true
 	}
 	if n := len(prompt) + g.maxNew; n > e.Decoder.Context()+1 {
 		return cmdline.Usagef("the prompt (%d tokens) plus --max-new-tokens %d needs %d positions; %s holds %d",
@@ -385,6 +420,9 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
 	eos := tm.stopIDs(cfg, g.chat)
+	if g.ignoreEOS {
+		eos = nil
+	}
 	var stream *textStream
 	onToken := func(id int) (bool, error) {
 		if g.format != "text" {
@@ -398,7 +436,9 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 		if g.format != "text" {
 			w = nil
 		}
-		stream = tm.newStream(eos, g.text.stops, w, out.Flush)
+		if stream, err = tm.newStream(prompt, eos, g.text.stops, w, out.Flush); err != nil {
+			return err
+		}
 		onToken = stream.add
 	}
 	res, err := runtime.Generate(e.Decoder, prompt, runtime.GenerateOptions{
@@ -410,8 +450,9 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
+	stop := describeStop(res, stream, contextCap, e.Decoder.Context())
 	if g.format == "json" {
-		rep := generateJSON(res)
+		rep := generateJSON(res, stop, g.seed)
 		if stream != nil {
 			text := stream.text.String()
 			rep.Text = &text
@@ -421,10 +462,58 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 	fmt.Fprintln(out)
 	if !*g.common.quiet && cmdline.IsTerminal(stderr) {
 		out.Flush()
-		fmt.Fprintf(stderr, "prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | stop: %s\n",
-			res.PromptTokens, res.PrefillTokensPerSecond(), len(res.IDs), res.DecodeTokensPerSecond(), res.StopReason)
+		fmt.Fprintf(stderr, "prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | stop: %s | seed %d\n",
+			res.PromptTokens, res.PrefillTokensPerSecond(), len(res.IDs), res.DecodeTokensPerSecond(), stop, g.seed)
 	}
 	return nil
+}
+
+// Stop reasons, as --format json's stop_reason says them.
+const (
+	stopEOS         = "eos"          // the model generated one of its EOS ids
+	stopString      = "stop"         // the text reached a --stop string
+	stopLength      = "length"       // --max-new-tokens tokens
+	stopContextFull = "context_full" // the context holds no more positions
+)
+
+// stopInfo is why a generation ended.
+type stopInfo struct {
+	Reason  string
+	EOSID   *int    // with stopEOS
+	Stop    *string // with stopString
+	MaxNew  int     // with stopLength
+	Context int     // with stopContextFull
+}
+
+// describeStop says why res ended: contextCap tells that the token limit
+// was the room left in the context (of context positions), not a number
+// the user chose.
+func describeStop(res *runtime.Generation, stream *textStream, contextCap bool, context int) stopInfo {
+	switch {
+	case res.StopReason == "eos" && len(res.IDs) > 0:
+		id := res.IDs[len(res.IDs)-1]
+		return stopInfo{Reason: stopEOS, EOSID: &id}
+	case res.StopReason == "stop" && stream != nil && stream.stop != "":
+		s := stream.stop
+		return stopInfo{Reason: stopString, Stop: &s}
+	case contextCap && len(res.IDs) > 0:
+		return stopInfo{Reason: stopContextFull, Context: context}
+	}
+	return stopInfo{Reason: stopLength, MaxNew: len(res.IDs)}
+}
+
+// String is the summary line's wording: "eos id 2", "stop string "\n"",
+// "max tokens (64)", "context full (512 positions)".
+func (s stopInfo) String() string {
+	switch {
+	case s.EOSID != nil:
+		return fmt.Sprintf("eos id %d", *s.EOSID)
+	case s.Stop != nil:
+		return fmt.Sprintf("stop string %q", *s.Stop)
+	case s.Reason == stopContextFull:
+		return fmt.Sprintf("context full (%d positions)", s.Context)
+	}
+	return fmt.Sprintf("max tokens (%d)", s.MaxNew)
 }
 
 type generationReport struct {
@@ -432,20 +521,24 @@ type generationReport struct {
 	IDs               []int   `json:"ids"`
 	PromptTokens      int     `json:"prompt_tokens"`
 	GeneratedTokens   int     `json:"generated_tokens"`
-	StopReason        string  `json:"stop_reason"`
+	StopReason        string  `json:"stop_reason"`           // eos, stop, length or context_full
+	EOSID             *int    `json:"eos_id,omitempty"`      // the EOS id that ended it
+	StopString        *string `json:"stop_string,omitempty"` // the --stop string that ended it
+	Seed              uint64  `json:"seed"`                  // the sampling seed: --seed repeats the run
 	PrefillMS         float64 `json:"prefill_ms"`
 	DecodeMS          float64 `json:"decode_ms"`
 	PrefillTokensPerS float64 `json:"prefill_tokens_per_second"`
 	DecodeTokensPerS  float64 `json:"decode_tokens_per_second"`
 }
 
-func generateJSON(res *runtime.Generation) generationReport {
+func generateJSON(res *runtime.Generation, stop stopInfo, seed uint64) generationReport {
 	ids := res.IDs
 	if ids == nil {
 		ids = []int{}
 	}
 	return generationReport{
-		IDs: ids, PromptTokens: res.PromptTokens, GeneratedTokens: len(res.IDs), StopReason: res.StopReason,
+		IDs: ids, PromptTokens: res.PromptTokens, GeneratedTokens: len(res.IDs),
+		StopReason: stop.Reason, EOSID: stop.EOSID, StopString: stop.Stop, Seed: seed,
 		PrefillMS: ms(res.PrefillTime.Seconds()), DecodeMS: ms(res.DecodeTime.Seconds()),
 		PrefillTokensPerS: round3(res.PrefillTokensPerSecond()), DecodeTokensPerS: round3(res.DecodeTokensPerSecond()),
 	}

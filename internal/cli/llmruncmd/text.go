@@ -164,8 +164,10 @@ var turnEnds = []string{"<|im_end|>", "<|end|>", "<|eot_id|>", "<|eom_id|>", "<e
 
 // stopIDs are the ids that end a generation: the model's EOS ids
 // (generation_config.json over config.json) and the tokenizer's EOS, and for
-// chat, when generation_config.json names no EOS ids, the tokenizer's
-// turn-ending special tokens.
+// chat the tokenizer's turn-ending special tokens. Those end a reply even
+// where generation_config.json names only the end of text (gemma-2b-it's
+// eos_token_id 1 leaves out <end_of_turn>, after which the model would
+// start another turn itself).
 func (tm *textModel) stopIDs(cfg *hf.Config, chat bool) []int {
 	ids := slices.Clone(cfg.EOS)
 	add := func(id int) {
@@ -177,7 +179,7 @@ func (tm *textModel) stopIDs(cfg *hf.Config, chat bool) []int {
 		if e, ok := tm.tok.EOS(); ok {
 			add(e.ID)
 		}
-		if chat && (cfg.Generation == nil || len(cfg.Generation.EOS) == 0) {
+		if chat {
 			for _, name := range turnEnds {
 				if id, ok := tm.tok.ID(name); ok && tm.tok.IsSpecial(id) {
 					add(id)
@@ -190,7 +192,7 @@ func (tm *textModel) stopIDs(cfg *hf.Config, chat bool) []int {
 
 // textStream turns generated ids into text as they arrive and writes it to
 // w: never a partial UTF-8 sequence (the tokenizer's StreamDecoder holds
-// those back), never an EOS token, and nothing from the first stop string
+// those back), never an EOS token or other special token, and nothing from the first stop string
 // on. Text that might be the start of a stop string waits until the next
 // tokens decide.
 type textStream struct {
@@ -203,10 +205,22 @@ type textStream struct {
 	pending string          // decoded, not yet written: could start a stop string
 	text    strings.Builder // everything written
 	stopped bool            // a stop string was found
+	stop    string          // the stop string found
 }
 
-func (tm *textModel) newStream(eos []int, stops []string, w io.Writer, flush func() error) *textStream {
-	return &textStream{dec: tm.tok.NewStreamDecoder(false), vocab: tm.tok.VocabSize(), eos: eos, stops: stops, w: w, flush: flush}
+// newStream returns a textStream for the ids generated after prompt. The
+// text is the exact continuation of the prompt's: Decode(prompt) + text ==
+// Decode(prompt + generated), with special tokens left out as transformers'
+// batch_decode(..., skip_special_tokens=True) does. (Decoding the generated
+// ids alone would drop the leading space of the first one with a
+// SentencePiece tokenizer.) A nil prompt decodes the generated ids on their
+// own, as a chat reply is.
+func (tm *textModel) newStream(prompt, eos []int, stops []string, w io.Writer, flush func() error) (*textStream, error) {
+	dec, err := tm.tok.NewContinuationDecoder(prompt, true)
+	if err != nil {
+		return nil, err
+	}
+	return &textStream{dec: dec, vocab: tm.tok.VocabSize(), eos: eos, stops: stops, w: w, flush: flush}, nil
 }
 
 // add decodes the next generated id; stop is set when a stop string
@@ -227,8 +241,8 @@ func (s *textStream) add(id int) (stop bool, err error) {
 
 func (s *textStream) push(piece string) (bool, error) {
 	s.pending += piece
-	if i := s.stopIndex(); i >= 0 {
-		s.stopped = true
+	if i, stop := s.stopIndex(); i >= 0 {
+		s.stopped, s.stop = true, stop
 		err := s.write(s.pending[:i])
 		s.pending = ""
 		return true, err
@@ -269,15 +283,16 @@ func (s *textStream) write(t string) error {
 	return nil
 }
 
-// stopIndex is where the first stop string starts in pending, or -1.
-func (s *textStream) stopIndex() int {
-	first := -1
+// stopIndex is where the first stop string starts in pending, or -1, and
+// which it is.
+func (s *textStream) stopIndex() (int, string) {
+	first, which := -1, ""
 	for _, stop := range s.stops {
 		if i := strings.Index(s.pending, stop); i >= 0 && (first < 0 || i < first) {
-			first = i
+			first, which = i, stop
 		}
 	}
-	return first
+	return first, which
 }
 
 // holdBack is the length of the longest end of pending that begins some

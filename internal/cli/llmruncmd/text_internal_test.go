@@ -1,6 +1,7 @@
 package llmruncmd
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -8,7 +9,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/llmc-dev/llmc/frontends/hf"
 	"github.com/llmc-dev/llmc/internal/testshared"
+	"github.com/llmc-dev/llmc/runtime"
 	"github.com/llmc-dev/llmc/tokenizer"
 )
 
@@ -22,8 +25,15 @@ func (w *writes) Write(p []byte) (int, error) {
 
 func streamAll(t *testing.T, tm *textModel, ids, eos []int, stops []string) (string, writes, bool) {
 	t.Helper()
+	return streamAfter(t, tm, nil, ids, eos, stops)
+}
+
+// streamAfter streams ids generated after prompt.
+func streamAfter(t *testing.T, tm *textModel, prompt, ids, eos []int, stops []string) (string, writes, bool) {
+	t.Helper()
 	var w writes
-	s := tm.newStream(eos, stops, &w, nil)
+	s, err := tm.newStream(prompt, eos, stops, &w, nil)
+	require.NoError(t, err)
 	stopped := false
 	for _, id := range ids {
 		stop, err := s.add(id)
@@ -83,6 +93,48 @@ func TestTextStream(t *testing.T) {
 	}
 }
 
+// TestTextStreamContinuesThePrompt: the printed text is the exact
+// continuation of the prompt, prompt + text == decode(prompt ids + new
+// ids), also where the first new token starts with a space that a
+// SentencePiece decoder strips at the start of a sequence (the text used
+// to lose it: "…a big dog" + "named Max"); special tokens are left out as
+// batch_decode(..., skip_special_tokens=True) does.
+func TestTextStreamContinuesThePrompt(t *testing.T) {
+	for _, tc := range []struct{ tokenizer, special string }{
+		{"stories260K", "</s>"},                 // SentencePiece, prepended ▁, byte fallback
+		{"tinyllama-1.1b-chat-v1.0", "</s>"},    // Llama 2 vocabulary
+		{"gemma-2b-it", "<end_of_turn>"},        // SentencePiece without the ▁ prefix
+		{"gpt2", "<|endoftext|>"},               // byte-level BPE
+		{"smollm2-135m-instruct", "<|im_end|>"}, // byte-level BPE, special added tokens
+	} {
+		t.Run(tc.tokenizer, func(t *testing.T) {
+			tok, err := tokenizer.Load(testshared.Path(t, "tokenizers", tc.tokenizer))
+			require.NoError(t, err)
+			tm := &textModel{tok: tok}
+			special, ok := tok.ID(tc.special)
+			require.True(t, ok, tc.special)
+			require.True(t, tok.IsSpecial(special))
+			prompt, err := tok.Encode("there was a big dog", true)
+			require.NoError(t, err)
+			for _, next := range []string{" named Max. Ü 😀", ", and\n a cat", " "} {
+				all, err := tok.Encode("there was a big dog"+next, true)
+				require.NoError(t, err)
+				require.Equal(t, prompt, all[:len(prompt)])
+				gen := append(slices.Clone(all[len(prompt):]), special)
+				gen = append(gen, all[len(prompt):]...)
+				want, err := tok.Decode(append(slices.Clone(prompt), gen...), true)
+				require.NoError(t, err)
+				head, err := tok.Decode(prompt, true)
+				require.NoError(t, err)
+				require.Equal(t, "there was a big dog", head)
+				got, _, _ := streamAfter(t, tm, prompt, gen, nil, nil)
+				assert.Equal(t, want, head+got, "next %q", next)
+				assert.Equal(t, next+next, got, "next %q: the special token is not printed", next)
+			}
+		})
+	}
+}
+
 func TestCheckUTF8(t *testing.T) {
 	require.NoError(t, checkUTF8("--prompt", "héllo"))
 	err := checkUTF8("--prompt", "ab\xffcd")
@@ -100,4 +152,55 @@ func TestStopEscapes(t *testing.T) {
 	}
 	assert.Equal(t, stopsFlag{"\n\n", "a\tb", `\n`, "x\ry", "plain"}, f)
 	require.Error(t, f.Set(""))
+}
+
+// TestStopWording: the summary line says why a generation stopped.
+func TestStopWording(t *testing.T) {
+	eos := &runtime.Generation{IDs: []int{5, 2}, StopReason: "eos"}
+	str := &runtime.Generation{IDs: []int{5, 6}, StopReason: "stop"}
+	length := &runtime.Generation{IDs: []int{5, 6, 7}, StopReason: "length"}
+	for _, tc := range []struct {
+		res        *runtime.Generation
+		stream     *textStream
+		contextCap bool
+		reason     string
+		want       string
+	}{
+		{eos, nil, false, stopEOS, "eos id 2"},
+		{eos, nil, true, stopEOS, "eos id 2"},
+		{str, &textStream{stop: "\n"}, false, stopString, `stop string "\n"`},
+		{length, nil, false, stopLength, "max tokens (3)"},
+		{length, nil, true, stopContextFull, "context full (512 positions)"},
+	} {
+		s := describeStop(tc.res, tc.stream, tc.contextCap, 512)
+		assert.Equal(t, tc.reason, s.Reason, tc.want)
+		assert.Equal(t, tc.want, s.String())
+	}
+}
+
+// TestStopIDs: the model's EOS ids (a list where given), the tokenizer's
+// EOS, and with a chat template the turn-ending token, also when
+// generation_config.json names EOS ids without it (Gemma-it).
+func TestStopIDs(t *testing.T) {
+	tok, err := tokenizer.Load(testshared.Path(t, "tokenizers", "gemma-2b-it"))
+	require.NoError(t, err)
+	tm := &textModel{tok: tok}
+	eot, ok := tok.ID("<end_of_turn>")
+	require.True(t, ok)
+	eos, ok := tok.EOS()
+	require.True(t, ok)
+	gen := &hf.GenerationConfig{EOS: []int{1}}
+	for _, tc := range []struct {
+		name string
+		cfg  *hf.Config
+		chat bool
+		want []int
+	}{
+		{"config list", &hf.Config{EOS: []int{1, 5}}, false, []int{1, 5}},
+		{"tokenizer's EOS added", &hf.Config{EOS: []int{7}}, false, []int{7, eos.ID}},
+		{"chat adds the turn end", &hf.Config{EOS: []int{1}, Generation: gen}, true, []int{1, eot}},
+	} {
+		assert.Equal(t, tc.want, tm.stopIDs(tc.cfg, tc.chat), tc.name)
+	}
+	assert.Equal(t, []int{3, 4}, (*textModel)(nil).stopIDs(&hf.Config{EOS: []int{3, 4}}, false), "--ids: no tokenizer")
 }
