@@ -62,7 +62,7 @@ var publishedShapes = []published{
 	{shape: "llama-3.2-1b", arch: "LlamaForCausalLM", family: hf.Llama, hidden: 2048, ffn: 8192, layers: 16, heads: 32, kvHeads: 8,
 		headDim: 64, vocab: 128256, maxPos: 131072, eps: 1e-5, theta: 500000,
 		scaling: &hf.RopeScaling{Type: "llama3", Factor: 32, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositions: 8192},
-		act: "silu", tied: true, bos: []int{128000}, eos: []int{128001}, attnScale: 1.0 / 8, dtype: "bfloat16", params: 1.236e9,
+		act:     "silu", tied: true, bos: []int{128000}, eos: []int{128001}, attnScale: 1.0 / 8, dtype: "bfloat16", params: 1.236e9,
 		fixture: "llama-tiny"},
 	{shape: "qwen2.5-0.5b", arch: "Qwen2ForCausalLM", family: hf.Qwen2, hidden: 896, ffn: 4864, layers: 24, heads: 14, kvHeads: 2,
 		headDim: 64, vocab: 151936, maxPos: 32768, eps: 1e-6, theta: 1000000, act: "silu", tied: true, qkvBias: true,
