@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -14,31 +15,67 @@ import (
 )
 
 func synthCommand(stdout, stderr io.Writer) *cmdline.Command {
+	// The shapes' tokenizers are folders of ../shared/tokenizers, the
+	// project's test assets; the help names them as paths when they are
+	// there.
+	shared := filepath.Join("..", "shared", "tokenizers")
+	_, err := os.Stat(shared)
+	haveShared := err == nil
 	var shapes strings.Builder
 	tw := tabwriter.NewWriter(&shapes, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "  shape\thidden\tMLP\tlayers\theads\tKV heads\tvocab\tpositions\tparameters\n")
+	fmt.Fprintf(tw, "  shape\tarchitecture\thidden\tMLP\tlayers\theads\tKV heads\thead dim\tvocab\tpositions\tparameters\tdtype\ttokenizer\n")
 	for _, s := range synth.Shapes() {
-		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", s.Name, s.Hidden, s.Intermediate, s.Layers, s.Heads,
-			s.KVHeads, s.Vocab, s.MaxPositions, humanCount(s.Params()))
+		arch := s.Arch
+		if arch == "" {
+			arch = synth.LlamaArch
+		}
+		dtype := string(s.DType)
+		if dtype == "" {
+			dtype = "f32"
+		}
+		tok := "-"
+		if s.Tokenizer != "" {
+			tok = s.Tokenizer
+			if p := filepath.Join(shared, s.Tokenizer); haveShared && exists(p) {
+				tok = p
+			}
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", s.Name, strings.TrimSuffix(arch, "ForCausalLM"),
+			s.Hidden, s.Intermediate, s.Layers, s.Heads, s.KVHeads, s.HeadDim(), s.Vocab, s.MaxPositions, humanCount(s.Params()), dtype, tok)
 	}
 	tw.Flush()
+	tokNote := `The tokenizer column names the model's tokenizer as a folder of
+../shared/tokenizers (the project's test assets, not here); pass such a
+folder with --tokenizer.`
+	if haveShared {
+		tokNote = `The tokenizer column is the model's tokenizer in ../shared/tokenizers:
+pass it with --tokenizer to generate text (it is not copied otherwise).`
+	}
 	return &cmdline.Command{
 		Name: "synth", Args: "--shape NAME -o DIR [flags]",
-		Summary: `Write a random-weight Hugging Face Llama model folder of a named shape.
+		Summary: `Write a random-weight Hugging Face model folder of a named shape.
 
-The folder has config.json (LlamaForCausalLM), model.safetensors and
+The folder has config.json (the published model's values, for its
+architecture), model.safetensors (its tensor names and shapes) and
 generation_config.json, so llmrun and llmc take it like a downloaded model.
-Weights are N(0, 0.02²), norms 1; the same seed gives the same bytes. They
-are generated and written chunk by chunk, so memory stays small for any size,
-and the folder appears only when complete. With --tokenizer, the tokenizer's
-files are copied in and set the vocabulary size and the BOS and EOS ids, so
-that llmrun can generate (meaningless) text with it.
+Weights are N(0, σ²) with σ the config's initializer_range; norms make a
+scale of 1 (Gemma stores the scale as 1 + w, so its norm weights are 0). The
+same seed gives the same bytes. They are generated on all cores and written
+as they are made, so memory stays small for any size, a multi-GB model takes
+seconds (progress on a terminal), and the folder appears only when
+complete. With --tokenizer, the tokenizer's files are copied in and set the
+BOS and EOS ids (with its turn ends in generation_config.json) and, unless
+the shape's vocabulary holds it, the vocabulary size, so that llmrun can
+generate (meaningless) text with it.
 
-shapes:
-` + strings.TrimRight(shapes.String(), "\n"),
+shapes (dtype: the published checkpoint's, the default of --dtype):
+` + strings.TrimRight(shapes.String(), "\n") + `
+
+` + tokNote,
 		Examples: []string{
 			"llmc synth --shape stories110M -o /tmp/stories110M",
-			"llmc synth --shape tinyllama-1.1b --dtype bf16 -o /tmp/tinyllama --seed 1",
+			"llmc synth --shape gemma-2b --tokenizer ../shared/tokenizers/gemma-2b-it -o /tmp/gemma-2b",
+			"llmc synth --shape tinyllama-1.1b --dtype f32 -o /tmp/tinyllama --seed 1",
 			"llmc synth --shape stories15M --tokenizer ../shared/tokenizers/smollm2-135m-instruct -o /tmp/smol15M",
 		},
 		Flags: func(fs *flag.FlagSet) func([]string) error {
@@ -48,10 +85,10 @@ shapes:
 			fs.StringVar(&shape, "shape", "", "the model shape (see above)")
 			fs.StringVar(&out, "o", "", "output model folder (must not exist or be empty, unless --force)")
 			fs.Uint64Var(&o.Seed, "seed", 0, "random seed of the weights")
-			fs.StringVar(&dtype, "dtype", "f32", "weight type: f32, f16 or bf16")
+			fs.StringVar(&dtype, "dtype", "", "weight type: f32, f16 or bf16 (default: the shape's, as published)")
 			fs.IntVar(&o.Vocab, "vocab", 0, "vocabulary size (default: the shape's, or the tokenizer's)")
 			fs.IntVar(&o.MaxPositions, "max-positions", 0, "max_position_embeddings (default: the shape's)")
-			fs.BoolVar(&tied, "tied", false, "tie the output layer to the embeddings (default: the shape's: the stories models are tied, tinyllama-1.1b is not)")
+			fs.BoolVar(&tied, "tied", false, "tie the output layer to the embeddings (default: the shape's: tinyllama-1.1b is untied, the others tied)")
 			fs.StringVar(&o.Tokenizer, "tokenizer", "", "copy this folder's tokenizer.json, tokenizer_config.json and chat template into the model")
 			fs.BoolVar(&o.NoGenerationConfig, "no-generation-config", false, "do not write generation_config.json")
 			fs.BoolVar(&o.Replace, "force", false, "replace DIR if it exists")
@@ -71,7 +108,7 @@ shapes:
 					return cmdline.Usagef("-o DIR is required: the model folder to write")
 				}
 				switch dtype {
-				case "f32", "f16", "bf16":
+				case "", "f32", "f16", "bf16":
 				default:
 					return cmdline.Usagef("--dtype is %q, want f32, f16 or bf16", dtype)
 				}
@@ -126,4 +163,9 @@ func humanCount(n int64) string {
 		return fmt.Sprintf("%.0fK", float64(n)/1e3)
 	}
 	return fmt.Sprint(n)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -1,14 +1,20 @@
-// Package synth writes random-weight Hugging Face Llama model folders of
-// named shapes: config.json as transformers writes it for LlamaForCausalLM,
-// model.safetensors with the tensor names and shapes LlamaForCausalLM uses,
-// generation_config.json and, optionally, a tokenizer's files.
+// Package synth writes random-weight Hugging Face model folders of named
+// shapes: the llama2.c models' and real configurations of the Llama,
+// Gemma, Gemma2 and Qwen2 families (shapes.go), each with config.json as
+// transformers writes it for the published model, model.safetensors with
+// the tensor names and shapes of its architecture, generation_config.json
+// and, optionally, a tokenizer's files.
 //
 // Speed does not depend on the weights' values, so these folders stand in
-// for real checkpoints in benchmarks; with a tokenizer whose vocabulary sets
+// for real checkpoints in benchmarks; with a tokenizer whose vocabulary fits
 // the model's, they exercise the text path end to end (the text is noise).
 //
-// Weights are drawn from N(0, 0.02²) (transformers' initializer_range),
-// norm weights are 1. They are generated in chunks, each from its own
+// Weights are drawn from N(0, σ²) with σ the shape's initializer_range
+// (0.02 unless the published config says otherwise), through a table of
+// 65,536 quantiles of the normal distribution indexed by 16 random bits, so
+// that a multi-GB model is made at memory speed. Norm weights make a scale
+// of 1: they are 1, or 0 in the Gemma families, which store the scale as an
+// offset from 1. The weights are generated in chunks, each from its own
 // generator seeded by (seed, tensor, chunk), on all cores, and written as
 // they are made: memory stays at a few chunks whatever the model's size,
 // and the output depends only on the seed. The folder is written under a
@@ -25,7 +31,7 @@ import (
 	"hash/fnv"
 	"io"
 	"math"
-	"math/rand/v2"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -38,91 +44,6 @@ import (
 	"github.com/llmc-dev/llmc/frontends/safetensors"
 	"github.com/llmc-dev/llmc/tokenizer"
 )
-
-// Shape is a model architecture of the Llama family.
-type Shape struct {
-	Name         string
-	Doc          string // where the shape comes from
-	Hidden       int    // hidden_size (dim)
-	Intermediate int    // intermediate_size (the MLP's hidden dim)
-	Layers       int
-	Heads        int
-	KVHeads      int
-	Vocab        int
-	MaxPositions int
-	Tied         bool // tie_word_embeddings
-	RMSNormEps   float64
-	RopeTheta    float64
-}
-
-var shapes = []Shape{
-	{Name: "stories260K", Doc: "llama2.c's stories260K (the shared test model's shape)",
-		Hidden: 64, Intermediate: 172, Layers: 5, Heads: 8, KVHeads: 4, Vocab: 512, MaxPositions: 512, Tied: true},
-	// llama2.c's models share the classifier with the embeddings.
-	{Name: "stories15M", Doc: "llama2.c's stories15M",
-		Hidden: 288, Intermediate: 768, Layers: 6, Heads: 6, KVHeads: 6, Vocab: 32000, MaxPositions: 1024, Tied: true},
-	{Name: "stories42M", Doc: "llama2.c's stories42M",
-		Hidden: 512, Intermediate: 1376, Layers: 8, Heads: 8, KVHeads: 8, Vocab: 32000, MaxPositions: 1024, Tied: true},
-	{Name: "stories110M", Doc: "llama2.c's stories110M",
-		Hidden: 768, Intermediate: 2048, Layers: 12, Heads: 12, KVHeads: 12, Vocab: 32000, MaxPositions: 1024, Tied: true},
-	{Name: "tinyllama-1.1b", Doc: "TinyLlama-1.1B (grouped-query attention, 4 KV heads)",
-		Hidden: 2048, Intermediate: 5632, Layers: 22, Heads: 32, KVHeads: 4, Vocab: 32000, MaxPositions: 2048},
-}
-
-func init() {
-	for i := range shapes {
-		shapes[i].RMSNormEps = 1e-5
-		shapes[i].RopeTheta = 10000
-	}
-}
-
-// Shapes lists the named shapes, smallest first.
-func Shapes() []Shape { return slices.Clone(shapes) }
-
-// LookupShape returns the shape called name.
-func LookupShape(name string) (Shape, error) {
-	var names []string
-	for _, s := range shapes {
-		if s.Name == name {
-			return s, nil
-		}
-		names = append(names, s.Name)
-	}
-	return Shape{}, fmt.Errorf("unknown shape %q; known: %s", name, strings.Join(names, ", "))
-}
-
-// Params is the number of parameters of s.
-func (s Shape) Params() int64 {
-	h, in, kv := int64(s.Hidden), int64(s.Intermediate), int64(s.KVHeads*s.HeadDim())
-	perLayer := h*h*2 + 2*kv*h + 3*h*in + 2*h
-	n := int64(s.Layers)*perLayer + int64(s.Vocab)*h + h
-	if !s.Tied {
-		n += int64(s.Vocab) * h
-	}
-	return n
-}
-
-// HeadDim is hidden / heads.
-func (s Shape) HeadDim() int { return s.Hidden / s.Heads }
-
-func (s Shape) check() error {
-	for _, f := range []struct {
-		name string
-		v    int
-	}{{"hidden size", s.Hidden}, {"intermediate size", s.Intermediate}, {"layers", s.Layers}, {"heads", s.Heads},
-		{"KV heads", s.KVHeads}, {"vocabulary", s.Vocab}, {"positions", s.MaxPositions}} {
-		if f.v <= 0 {
-			return fmt.Errorf("shape %s: %s is %d, want a positive number", s.Name, f.name, f.v)
-		}
-	}
-	if s.Hidden%s.Heads != 0 || s.HeadDim()%2 != 0 {
-		return fmt.Errorf("shape %s: hidden size %d over %d heads is not an even head dim", s.Name, s.Hidden, s.Heads)
-	}
-	if s.Heads%s.KVHeads != 0 {
-		return fmt.Errorf("shape %s: %d KV heads do not divide %d heads", s.Name, s.KVHeads, s.Heads)
-	}
-	return nil
-}
 
 // DType is the element type of the weights: "f32", "f16" or "bf16".
 type DType string
@@ -143,9 +64,11 @@ func (d DType) safetensors() (safetensors.DType, string, error) {
 type Options struct {
 	Shape Shape
 	Seed  uint64
-	DType DType // "" is f32
+	DType DType // "" is the shape's (the published checkpoint's), else f32
 	// Vocab overrides the shape's vocabulary size (0 keeps it). A
-	// tokenizer sets it to the tokenizer's size instead.
+	// tokenizer sets it to the tokenizer's size instead, unless the shape
+	// is a published model's whose vocabulary holds the tokenizer's (Qwen2.5
+	// pads its 151,665 tokens to 151,936 rows).
 	Vocab int
 	// MaxPositions overrides max_position_embeddings (0 keeps it).
 	MaxPositions int
@@ -153,10 +76,15 @@ type Options struct {
 	Tied *bool
 	// Tokenizer is a folder with tokenizer.json (and tokenizer_config.json,
 	// chat_template.jinja, special_tokens_map.json) to copy into the model.
-	// The vocabulary size and the BOS and EOS ids then come from it.
+	// The BOS and EOS ids then come from it, and the vocabulary size too
+	// (see Vocab).
 	Tokenizer string
 	// NoGenerationConfig leaves out generation_config.json.
 	NoGenerationConfig bool
+	// ConfigOnly writes the folder without model.safetensors: the config
+	// files (and tokenizer) of a shape, to check them without writing
+	// gigabytes of weights.
+	ConfigOnly bool
 	// Replace an existing folder at the destination.
 	Replace bool
 	// Progress, when set, receives a progress line (rewritten with \r).
@@ -170,8 +98,10 @@ type Result struct {
 	DType  DType
 	Params int64
 	Bytes  int64 // size of model.safetensors
-	BOS    []int
-	EOS    []int
+	// BOS and EOS are generation_config.json's ids: config.json's, and with
+	// a tokenizer its turn-end tokens after its EOS.
+	BOS []int
+	EOS []int
 }
 
 // tokenizerFiles are copied from Options.Tokenizer when present.
@@ -203,13 +133,22 @@ func Write(dir string, o Options) (*Result, error) {
 	if s.RopeTheta == 0 {
 		s.RopeTheta = 10000
 	}
-	dt, torchDType, err := o.DType.safetensors()
+	dtype := o.DType
+	if dtype == "" {
+		dtype = s.DType
+	}
+	if dtype == "" {
+		dtype = "f32"
+	}
+	dt, torchDType, err := dtype.safetensors()
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Dir: dir, DType: o.DType}
-	if res.DType == "" {
-		res.DType = "f32"
+	res := &Result{Dir: dir, DType: dtype}
+	// config.json's ids: the shape's, or the tokenizer's where it has them.
+	bos, eos := s.BOS, s.EOS
+	if bos == nil && eos == nil {
+		bos, eos = []int{min(1, s.Vocab-1)}, []int{min(2, s.Vocab-1)}
 	}
 	var tok *tokenizer.Tokenizer
 	if o.Tokenizer != "" {
@@ -219,25 +158,34 @@ func Write(dir string, o Options) (*Result, error) {
 		if o.Vocab > 0 && o.Vocab < tok.VocabSize() {
 			return nil, fmt.Errorf("vocabulary %d is smaller than the tokenizer's %d tokens", o.Vocab, tok.VocabSize())
 		}
-		if o.Vocab == 0 {
+		if o.Vocab == 0 && (s.Model == "" || s.Vocab < tok.VocabSize()) {
 			s.Vocab = tok.VocabSize()
 		}
+		if s.Model == "" {
+			bos, eos = nil, nil // llama2.c's models have no ids of their own
+		}
 		if b, ok := tok.BOS(); ok {
-			res.BOS = []int{b.ID}
+			bos = []int{b.ID}
 		}
 		if e, ok := tok.EOS(); ok {
-			res.EOS = []int{e.ID}
+			eos = []int{e.ID}
 		}
+	}
+	res.BOS, res.EOS = bos, slices.Clone(eos)
+	if tok != nil {
 		for _, name := range turnEnds {
 			if id, ok := tok.ID(name); ok && tok.IsSpecial(id) && !slices.Contains(res.EOS, id) {
 				res.EOS = append(res.EOS, id)
 			}
 		}
-	} else {
-		res.BOS, res.EOS = []int{min(1, s.Vocab-1)}, []int{min(2, s.Vocab-1)}
 	}
 	if err := s.check(); err != nil {
 		return nil, err
+	}
+	for _, id := range slices.Concat(bos, eos) {
+		if id < 0 || id >= s.Vocab {
+			return nil, fmt.Errorf("shape %s: special token id %d is outside the vocabulary of %d tokens", s.Name, id, s.Vocab)
+		}
 	}
 	res.Shape, res.Params = s, s.Params()
 
@@ -252,7 +200,7 @@ func Write(dir string, o Options) (*Result, error) {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(tmp, "config.json"), configJSON(s, torchDType, res.BOS, res.EOS), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, "config.json"), configJSON(s, torchDType, bos, eos), 0o644); err != nil {
 		return nil, err
 	}
 	if !o.NoGenerationConfig {
@@ -274,8 +222,10 @@ func Write(dir string, o Options) (*Result, error) {
 			}
 		}
 	}
-	if res.Bytes, err = writeWeights(filepath.Join(tmp, "model.safetensors"), Tensors(s), dt, o.Seed, o.Progress); err != nil {
-		return nil, err
+	if !o.ConfigOnly {
+		if res.Bytes, err = writeWeights(filepath.Join(tmp, "model.safetensors"), Tensors(s), dt, s.initRange(), o.Seed, o.Progress); err != nil {
+			return nil, err
+		}
 	}
 	if err := install(tmp, dir); err != nil {
 		return nil, err
@@ -320,82 +270,6 @@ func install(tmp, dir string) error {
 		return os.RemoveAll(old)
 	}
 	return os.Rename(tmp, dir)
-}
-
-// Tensor is one weight of a LlamaForCausalLM checkpoint.
-type Tensor struct {
-	Name  string
-	Shape []int
-	Ones  bool // a norm weight: all 1
-}
-
-// Tensors lists the weights of s with their transformers names, sorted by
-// name as safetensors' Python writer lays them out.
-func Tensors(s Shape) []Tensor {
-	h, hd := s.Hidden, s.HeadDim()
-	ts := []Tensor{
-		{Name: "model.embed_tokens.weight", Shape: []int{s.Vocab, h}},
-		{Name: "model.norm.weight", Shape: []int{h}, Ones: true},
-	}
-	if !s.Tied {
-		ts = append(ts, Tensor{Name: "lm_head.weight", Shape: []int{s.Vocab, h}})
-	}
-	for l := range s.Layers {
-		p := fmt.Sprintf("model.layers.%d.", l)
-		ts = append(ts,
-			Tensor{Name: p + "input_layernorm.weight", Shape: []int{h}, Ones: true},
-			Tensor{Name: p + "self_attn.q_proj.weight", Shape: []int{s.Heads * hd, h}},
-			Tensor{Name: p + "self_attn.k_proj.weight", Shape: []int{s.KVHeads * hd, h}},
-			Tensor{Name: p + "self_attn.v_proj.weight", Shape: []int{s.KVHeads * hd, h}},
-			Tensor{Name: p + "self_attn.o_proj.weight", Shape: []int{h, s.Heads * hd}},
-			Tensor{Name: p + "post_attention_layernorm.weight", Shape: []int{h}, Ones: true},
-			Tensor{Name: p + "mlp.gate_proj.weight", Shape: []int{s.Intermediate, h}},
-			Tensor{Name: p + "mlp.up_proj.weight", Shape: []int{s.Intermediate, h}},
-			Tensor{Name: p + "mlp.down_proj.weight", Shape: []int{h, s.Intermediate}},
-		)
-	}
-	slices.SortFunc(ts, func(a, b Tensor) int { return strings.Compare(a.Name, b.Name) })
-	return ts
-}
-
-func (t Tensor) elems() int64 {
-	n := int64(1)
-	for _, d := range t.Shape {
-		n *= int64(d)
-	}
-	return n
-}
-
-// configJSON is config.json as transformers (4.4x) writes a LlamaConfig:
-// every field, keys sorted, two-space indent, Python float syntax.
-func configJSON(s Shape, torchDType string, bos, eos []int) []byte {
-	fields := map[string]string{
-		"architectures":           "[\n    \"LlamaForCausalLM\"\n  ]",
-		"attention_bias":          "false",
-		"attention_dropout":       "0.0",
-		"bos_token_id":            idsJSON(bos, "  "),
-		"eos_token_id":            idsJSON(eos, "  "),
-		"head_dim":                strconv.Itoa(s.HeadDim()),
-		"hidden_act":              `"silu"`,
-		"hidden_size":             strconv.Itoa(s.Hidden),
-		"initializer_range":       pyFloat(initStd),
-		"intermediate_size":       strconv.Itoa(s.Intermediate),
-		"max_position_embeddings": strconv.Itoa(s.MaxPositions),
-		"mlp_bias":                "false",
-		"model_type":              `"llama"`,
-		"num_attention_heads":     strconv.Itoa(s.Heads),
-		"num_hidden_layers":       strconv.Itoa(s.Layers),
-		"num_key_value_heads":     strconv.Itoa(s.KVHeads),
-		"pretraining_tp":          "1",
-		"rms_norm_eps":            pyFloat(s.RMSNormEps),
-		"rope_scaling":            "null",
-		"rope_theta":              pyFloat(s.RopeTheta),
-		"tie_word_embeddings":     strconv.FormatBool(s.Tied),
-		"torch_dtype":             strconv.Quote(torchDType),
-		"use_cache":               "true",
-		"vocab_size":              strconv.Itoa(s.Vocab),
-	}
-	return objectJSON(fields)
 }
 
 // generationConfigJSON is generation_config.json as transformers derives
@@ -476,7 +350,7 @@ const chunkElems = 1 << 20
 
 // writeWeights writes the safetensors file at path, streaming: header
 // first, then every tensor chunk by chunk as the workers make them.
-func writeWeights(path string, ts []Tensor, dt safetensors.DType, seed uint64, progress io.Writer) (int64, error) {
+func writeWeights(path string, ts []Tensor, dt safetensors.DType, std float64, seed uint64, progress io.Writer) (int64, error) {
 	header, dataBytes, err := safetensorsHeader(ts, dt)
 	if err != nil {
 		return 0, err
@@ -493,7 +367,7 @@ func writeWeights(path string, ts []Tensor, dt safetensors.DType, seed uint64, p
 	bw.Write(header)
 
 	p := newProgress(progress, filepath.Base(path), dataBytes)
-	err = generate(ts, dt, seed, func(b []byte) error {
+	err = generate(ts, newEncoder(dt, std), seed, func(b []byte) error {
 		if _, err := bw.Write(b); err != nil {
 			return err
 		}
@@ -550,19 +424,18 @@ type job struct {
 
 // generate makes the data of ts, chunk by chunk in parallel, and hands the
 // chunks to write in file order.
-func generate(ts []Tensor, dt safetensors.DType, seed uint64, write func([]byte) error) error {
+func generate(ts []Tensor, enc *encoder, seed uint64, write func([]byte) error) error {
 	workers := runtime.GOMAXPROCS(0)
 	inFlight := make(chan *job, 2*workers) // bounds memory: chunks made but not written
 	jobs := make(chan *job)
-	pool := sync.Pool{New: func() any { b := make([]byte, 0, chunkElems*4); return &b }}
+	pool := sync.Pool{New: func() any { b := make([]byte, chunkElems*enc.size); return &b }}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			f32 := make([]float32, chunkElems)
 			for j := range jobs {
 				bp := pool.Get().(*[]byte)
-				j.out <- fill((*bp)[:0], f32[:j.n], j, dt, seed)
+				j.out <- enc.fill((*bp)[:j.n*enc.size], j, seed)
 			}
 		})
 	}
@@ -601,48 +474,126 @@ func generate(ts []Tensor, dt safetensors.DType, seed uint64, write func([]byte)
 	return err
 }
 
-// fill appends the bytes of chunk j to b.
-func fill(b []byte, f []float32, j *job, dt safetensors.DType, seed uint64) []byte {
-	if j.t.Ones {
-		for i := range f {
-			f[i] = 1
-		}
+// encoder makes chunks of one weight dtype: random ones from a table of
+// normal quantiles, constant ones by repeating a value.
+type encoder struct {
+	dt   safetensors.DType
+	size int // bytes an element
+	// t16 or t32 map 16 random bits i to Φ⁻¹((i+½)/65536)·σ, encoded:
+	// symmetric, so the mean is 0, and the standard deviation is σ to
+	// within 0.1% (the tails stop at 4.3σ).
+	t16 []uint16
+	t32 []uint32
+}
+
+func newEncoder(dt safetensors.DType, std float64) *encoder {
+	e := &encoder{dt: dt, size: dt.Size()}
+	if e.size == 2 {
+		e.t16 = make([]uint16, 1<<16)
 	} else {
-		h := fnv.New64a()
-		h.Write([]byte(j.t.Name))
-		r := rand.New(rand.NewPCG(seed, h.Sum64()^uint64(j.chunk)*0x9e3779b97f4a7c15))
-		for i := range f {
-			f[i] = float32(r.NormFloat64() * initStd)
+		e.t32 = make([]uint32, 1<<16)
+	}
+	for i := range 1 << 16 {
+		p := (float64(i) + 0.5) / (1 << 16)
+		v := float32(math.Sqrt2 * math.Erfinv(2*p-1) * std)
+		if e.size == 2 {
+			e.t16[i] = e.bits16(v)
+		} else {
+			e.t32[i] = math.Float32bits(v)
 		}
 	}
-	switch dt {
-	case safetensors.F16:
-		for _, v := range f {
-			b = binary.LittleEndian.AppendUint16(b, safetensors.Float32ToF16(v))
+	return e
+}
+
+func (e *encoder) bits16(v float32) uint16 {
+	if e.dt == safetensors.F16 {
+		return safetensors.Float32ToF16(v)
+	}
+	return safetensors.Float32ToBF16(v)
+}
+
+// fill writes the bytes of chunk j into b (len(b) is j.n elements).
+func (e *encoder) fill(b []byte, j *job, seed uint64) []byte {
+	if j.t.Const {
+		switch e.size {
+		case 2:
+			v := e.bits16(j.t.Value)
+			for i := 0; i < len(b); i += 2 {
+				binary.LittleEndian.PutUint16(b[i:], v)
+			}
+		default:
+			v := math.Float32bits(j.t.Value)
+			for i := 0; i < len(b); i += 4 {
+				binary.LittleEndian.PutUint32(b[i:], v)
+			}
 		}
-	case safetensors.BF16:
-		for _, v := range f {
-			b = binary.LittleEndian.AppendUint16(b, safetensors.Float32ToBF16(v))
+		return b
+	}
+	h := fnv.New64a()
+	h.Write([]byte(j.t.Name))
+	r := splitmix(seed ^ splitmix(h.Sum64()^uint64(j.chunk)*0x9e3779b97f4a7c15))
+	n := j.n
+	// Four elements a random word.
+	switch e.size {
+	case 2:
+		t := e.t16
+		i := 0
+		for ; i+4 <= n; i += 4 {
+			w := wyrand(&r)
+			o := b[2*i : 2*i+8]
+			binary.LittleEndian.PutUint16(o[0:], t[uint16(w)])
+			binary.LittleEndian.PutUint16(o[2:], t[uint16(w>>16)])
+			binary.LittleEndian.PutUint16(o[4:], t[uint16(w>>32)])
+			binary.LittleEndian.PutUint16(o[6:], t[uint16(w>>48)])
+		}
+		for w := wyrand(&r); i < n; i, w = i+1, w>>16 {
+			binary.LittleEndian.PutUint16(b[2*i:], t[uint16(w)])
 		}
 	default:
-		for _, v := range f {
-			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+		t := e.t32
+		i := 0
+		for ; i+4 <= n; i += 4 {
+			w := wyrand(&r)
+			o := b[4*i : 4*i+16]
+			binary.LittleEndian.PutUint32(o[0:], t[uint16(w)])
+			binary.LittleEndian.PutUint32(o[4:], t[uint16(w>>16)])
+			binary.LittleEndian.PutUint32(o[8:], t[uint16(w>>32)])
+			binary.LittleEndian.PutUint32(o[12:], t[uint16(w>>48)])
+		}
+		for w := wyrand(&r); i < n; i, w = i+1, w>>16 {
+			binary.LittleEndian.PutUint32(b[4*i:], t[uint16(w)])
 		}
 	}
 	return b
 }
 
-// progress prints "writing model.safetensors: 1.20 GiB of 4.10 GiB (29%)" at most a few
-// times a second.
+// wyrand is Wang Yi's wyrand generator: a 64-bit word a call, a counter
+// mixed by one 128-bit multiply.
+func wyrand(state *uint64) uint64 {
+	*state += 0xa0761d6478bd642f
+	hi, lo := bits.Mul64(*state, *state^0xe7037ed1a0b428db)
+	return hi ^ lo
+}
+
+// splitmix is SplitMix64's finaliser, which spreads a seed's bits.
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// progress prints "writing model.safetensors: 1.20 GiB of 4.10 GiB (29%),
+// 810 MiB/s, 4s left" at most five times a second.
 type progress struct {
 	w             io.Writer
 	name          string
 	written, size int64
-	last          time.Time
+	start, last   time.Time
 }
 
 func newProgress(w io.Writer, name string, size int64) *progress {
-	return &progress{w: w, name: name, size: size}
+	return &progress{w: w, name: name, size: size, start: time.Now()}
 }
 
 func (p *progress) add(n int64) {
@@ -655,7 +606,15 @@ func (p *progress) add(n int64) {
 }
 
 func (p *progress) print() {
-	fmt.Fprintf(p.w, "\rwriting %s: %s of %s (%d%%)   ", p.name, gb(p.written), gb(p.size), p.written*100/max(p.size, 1))
+	el := time.Since(p.start).Seconds()
+	rate := float64(p.written) / max(el, 1e-3)
+	line := fmt.Sprintf("writing %s: %s of %s (%d%%), %s/s", p.name, gb(p.written), gb(p.size), p.written*100/max(p.size, 1), gb(int64(rate)))
+	if left := p.size - p.written; left > 0 && el > 0.5 {
+		line += fmt.Sprintf(", %.0fs left", float64(left)/rate)
+	} else if left <= 0 {
+		line += fmt.Sprintf(" in %.1fs", el)
+	}
+	fmt.Fprintf(p.w, "\r%-78s", line)
 }
 
 func (p *progress) done() {
