@@ -10,10 +10,12 @@
 //
 // which loads the buffer pointers and step inputs it uses from %ctx, then
 // runs its loop nest; a parallel phase runs its outer loop over
-// [lo, hi), so the loader can split it across threads. An entry point's
-// schedule is a function @llmc_plan_<entry> that evaluates the trip counts
-// and work estimates of its parallel phases and the output offset for the
-// step's pos and len; the loader calls the phases in order.
+// [lo, hi). An entry point's schedule is a function @llmc_plan_<entry>
+// that evaluates the trip counts and work estimates of its parallel phases
+// and the output offset for the step's pos and len, and its step function
+// @llmc_step_<entry> runs the plan and then the phases in order, splitting
+// the parallel ones across a team of native threads (step.go), so that the
+// loader makes one call per step.
 //
 // Kernel IR maps to LLVM one to one: ints are i64, f32x8 is <8 x float>,
 // FMA is llvm.fma, loops are basic blocks over allocas named after the
