@@ -7,13 +7,33 @@ package artifact
 //	i64 llmc_abi                          ABIVersion
 //	[N x i8] llmc_build_id                the manifest's build ID, NUL-terminated
 //	void llmc_plan_<entry>(ctx*, i64* plan)
+//	void llmc_step_<entry>(ctx*, i64* plan) one whole step of the entry point
+//	team* llmc_threads_start(i64 n)       a team of n threads, the caller's included
+//	void llmc_threads_stop(team*)         ends and frees a team
 //	void <phase>(ctx*, i64 lo, i64 hi)    one per phase of every kernel
 //
 // ctx points to CtxWords 8-byte words (see the Ctx constants): pointers to
 // the arena, scratch, token and plan memory and to arrays of weight and
-// state pointers, and the step's scalar inputs pos and len. A phase reads
-// ctx but never writes it; a parallel phase runs its outer loop for
-// lo <= i < hi, a serial phase ignores lo and hi (the loader passes 0, 1).
+// state pointers, the step's scalar inputs pos and len, and the thread team
+// (or 0). A phase reads ctx but never writes it; a parallel phase runs its
+// outer loop for lo <= i < hi, a serial phase ignores lo and hi.
+//
+// llmc_step_<entry> is the one call a loader makes per step: it calls the
+// plan function into plan, then every phase of every kernel in order. With
+// a team in ctx, the team's threads run the step together: each parallel
+// phase with at least two iterations and kir.ParallelMinWork (2^15
+// multiply-adds) of work is split into one contiguous range per thread
+// (units of the phase's grain, shared out as evenly as possible, the first
+// ones taking one more), the other phases run on the calling thread, and
+// the threads meet at a barrier wherever a split phase begins or ends, and
+// before the call returns. A step in which no phase is split runs on the
+// calling thread alone.
+//
+// llmc_threads_start creates n-1 threads (signals blocked, so that the
+// host's signal handlers run on its own threads only) that wait for steps:
+// they spin briefly, yield, then sleep on a condition variable, so an idle
+// team costs no CPU. It returns 0 if memory or a thread could not be had.
+// A team serves one step at a time, and must not be stopped during one.
 //
 // llmc_plan_<entry> evaluates, for the ctx's pos and len, what the loader
 // needs to schedule the entry point: for phase i (in Layout order)
@@ -21,8 +41,15 @@ package artifact
 // estimate (multiply-adds; 1 and 0 for serial phases), and plan[2P] is the
 // output's element offset in the arena.
 
-// ABIVersion changes whenever the contract above does.
-const ABIVersion = 1
+// ABIVersion changes whenever the contract above does. Version 1 had no
+// step or thread functions: its loader called every phase itself.
+// MinABIVersion is the oldest version a loader still runs (version 1's
+// shared objects, phase by phase from Go, so that a benchmark can set them
+// beside current ones).
+const (
+	ABIVersion    = 2
+	MinABIVersion = 1
+)
 
 // Words of the context block.
 const (
@@ -33,6 +60,7 @@ const (
 	CtxLen            // i64: real tokens in this step
 	CtxWeights        // float**: Layout.Weights' data, in order
 	CtxStates         // float**: Layout.States' data, in order
+	CtxTeam           // team*: from llmc_threads_start, or 0 to run on the caller alone (ABI 2)
 	CtxWords
 )
 
@@ -41,4 +69,8 @@ const (
 	SymABI     = "llmc_abi"
 	SymBuildID = "llmc_build_id"
 	PlanPrefix = "llmc_plan_"
+	StepPrefix = "llmc_step_"
+
+	SymThreadsStart = "llmc_threads_start"
+	SymThreadsStop  = "llmc_threads_stop"
 )

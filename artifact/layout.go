@@ -33,7 +33,8 @@ type Layout struct {
 type LayoutEntry struct {
 	Name     string  `json:"name"`
 	Seq      int     `json:"seq"`
-	Plan     string  `json:"plan"` // symbol of its plan function
+	Plan     string  `json:"plan"`           // symbol of its plan function
+	Step     string  `json:"step,omitempty"` // symbol of its step function (ABI 2)
 	OutShape []int   `json:"out_shape"`
 	Phases   []Phase `json:"phases"`
 }
@@ -54,8 +55,8 @@ func ReadLayout(path string) (*Layout, error) {
 	if err := json.Unmarshal(data, &l); err != nil {
 		return nil, fmt.Errorf("%s: invalid JSON: %w", path, err)
 	}
-	if l.ABI != ABIVersion {
-		return nil, fmt.Errorf("%s: native ABI version %d, this llmrun loads version %d: compile the artifact again with this llmc", path, l.ABI, ABIVersion)
+	if l.ABI < MinABIVersion || l.ABI > ABIVersion {
+		return nil, fmt.Errorf("%s: native ABI version %d, this llmrun loads versions %d to %d: compile the artifact again with this llmc", path, l.ABI, MinABIVersion, ABIVersion)
 	}
 	return &l, nil
 }

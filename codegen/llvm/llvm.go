@@ -10,10 +10,12 @@
 //
 // which loads the buffer pointers and step inputs it uses from %ctx, then
 // runs its loop nest; a parallel phase runs its outer loop over
-// [lo, hi), so the loader can split it across threads. An entry point's
-// schedule is a function @llmc_plan_<entry> that evaluates the trip counts
-// and work estimates of its parallel phases and the output offset for the
-// step's pos and len; the loader calls the phases in order.
+// [lo, hi). An entry point's schedule is a function @llmc_plan_<entry>
+// that evaluates the trip counts and work estimates of its parallel phases
+// and the output offset for the step's pos and len, and its step function
+// @llmc_step_<entry> runs the plan and then the phases in order, splitting
+// the parallel ones across a team of native threads (step.go), so that the
+// loader makes one call per step.
 //
 // Kernel IR maps to LLVM one to one: ints are i64, f32x8 is <8 x float>,
 // FMA is llvm.fma, loops are basic blocks over allocas named after the
@@ -77,7 +79,7 @@ func (o Options) Layout(p *kir.Program) *artifact.Layout {
 	}
 	for _, e := range p.Entries {
 		l.Arena, l.Scratch, l.Tokens = max(l.Arena, e.ArenaLen), max(l.Scratch, e.ScratchLen), max(l.Tokens, e.Seq)
-		le := artifact.LayoutEntry{Name: e.Name, Seq: e.Seq, Plan: artifact.PlanPrefix + e.Name, OutShape: e.OutShape}
+		le := artifact.LayoutEntry{Name: e.Name, Seq: e.Seq, Plan: artifact.PlanPrefix + e.Name, Step: StepSymbol(e), OutShape: e.OutShape}
 		for _, k := range e.Kernels {
 			for i, ph := range k.Phases {
 				le.Phases = append(le.Phases, artifact.Phase{Symbol: PhaseSymbol(k, i), Parallel: ph.Parallel})
@@ -130,6 +132,7 @@ type gen struct {
 	hmax8  *ir.Func
 	hsums8 *ir.Func
 	exp8   *ir.Func
+	team   *team
 }
 
 func newGen(o Options) *gen {
@@ -137,6 +140,10 @@ func newGen(o Options) *gen {
 	g.m.TargetTriple, g.m.DataLayout = o.Triple, o.DataLayout
 	// The context block of the native ABI (package artifact); the field
 	// order is the Ctx* constants'.
+	g.ctxT = types.NewStruct()
+	g.m.NewTypeDef("llmc.ctx", g.ctxT)
+	g.ctxPtr = types.NewPointer(g.ctxT)
+	g.teamTypes()
 	fields := make([]types.Type, artifact.CtxWords)
 	fields[artifact.CtxArena] = fptr
 	fields[artifact.CtxScratch] = fptr
@@ -145,9 +152,8 @@ func newGen(o Options) *gen {
 	fields[artifact.CtxLen] = i64
 	fields[artifact.CtxWeights] = types.NewPointer(fptr)
 	fields[artifact.CtxStates] = types.NewPointer(fptr)
-	g.ctxT = types.NewStruct(fields...)
-	g.m.NewTypeDef("llmc.ctx", g.ctxT)
-	g.ctxPtr = types.NewPointer(g.ctxT)
+	fields[artifact.CtxTeam] = g.team.ptr
+	g.ctxT.Fields = fields
 	return g
 }
 
@@ -160,9 +166,12 @@ func (g *gen) module(p *kir.Program) {
 		g.table(t)
 	}
 	g.helpers()
+	g.teamRuntime()
 	seen := map[string]bool{}
 	for _, e := range p.Entries {
-		g.plan(e)
+		plan := g.plan(e)
+		var fs []*ir.Func
+		var phs []*kir.Phase
 		for _, k := range e.Kernels {
 			for i, ph := range k.Phases {
 				name := PhaseSymbol(k, i)
@@ -170,9 +179,10 @@ func (g *gen) module(p *kir.Program) {
 					fail("two phases are named %s: kernel names must be unique in a program", name)
 				}
 				seen[name] = true
-				g.phase(name, k, ph)
+				fs, phs = append(fs, g.phase(name, k, ph)), append(phs, ph)
 			}
 		}
+		g.step(e, plan, fs, phs)
 	}
 }
 
@@ -330,7 +340,7 @@ func i32Splat(x int64) *constant.Vector {
 }
 
 // plan defines llmc_plan_<entry>: see the native ABI in package artifact.
-func (g *gen) plan(e *kir.Entry) {
+func (g *gen) plan(e *kir.Entry) *ir.Func {
 	pl := ir.NewParam("plan", types.NewPointer(i64))
 	f := g.m.NewFunc(artifact.PlanPrefix+e.Name, types.Void, ir.NewParam("ctx", g.ctxPtr), pl)
 	f.FuncAttrs = append(f.FuncAttrs, enum.FuncAttrNoUnwind)
@@ -358,10 +368,11 @@ func (g *gen) plan(e *kir.Entry) {
 	put(fb.intExpr(e.OutOffset))
 	fb.cur.NewRet(nil)
 	fb.finish()
+	return f
 }
 
 // phase defines one phase function.
-func (g *gen) phase(name string, k *kir.Kernel, ph *kir.Phase) {
+func (g *gen) phase(name string, k *kir.Kernel, ph *kir.Phase) *ir.Func {
 	lo, hi := ir.NewParam("lo", i64), ir.NewParam("hi", i64)
 	f := g.m.NewFunc(name, types.Void, ir.NewParam("ctx", g.ctxPtr), lo, hi)
 	f.FuncAttrs = append(f.FuncAttrs, enum.FuncAttrNoUnwind)
@@ -377,6 +388,7 @@ func (g *gen) phase(name string, k *kir.Kernel, ph *kir.Phase) {
 	}
 	fb.cur.NewRet(nil)
 	fb.finish()
+	return f
 }
 
 // fn builds one function.

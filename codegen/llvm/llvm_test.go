@@ -235,5 +235,5 @@ func TestSplit(t *testing.T) {
 
 	one, err := llvm.Options{}.Split(caseProgram(t, "ops"), 10)
 	require.NoError(t, err)
-	require.Len(t, one, 3, "no more parts than functions (a plan and two phases)")
+	require.Len(t, one, 7, "no more parts than functions (a plan, two phases, a body, a step, threads start and stop)")
 }

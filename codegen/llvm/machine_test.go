@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/codegen/kir"
 	"github.com/llmc-dev/llmc/codegen/llvm"
 	"github.com/llmc-dev/llmc/internal/testshared"
@@ -34,6 +35,13 @@ func toolchain(t *testing.T) *llvm.Toolchain {
 // build compiles p into a shared object and loads it.
 func build(t *testing.T, tc *llvm.Toolchain, p *kir.Program, weights [][]float32, threads int, maxSeq, vocab int) *native.Program {
 	t.Helper()
+	so, lay := compileSO(t, tc, p, maxSeq, vocab)
+	return load(t, so, lay, weights, threads)
+}
+
+// compileSO compiles p into a shared object, returning it and its layout.
+func compileSO(t *testing.T, tc *llvm.Toolchain, p *kir.Program, maxSeq, vocab int) (string, *artifact.Layout) {
+	t.Helper()
 	o := llvm.Options{BuildID: "test", Triple: tc.Triple, DataLayout: llvm.DataLayout(tc.Triple)}
 	// Three parts: linking split modules is what llmc compile does.
 	parts, err := o.Split(p, 3)
@@ -50,10 +58,17 @@ func build(t *testing.T, tc *llvm.Toolchain, p *kir.Program, weights [][]float32
 	require.NoError(t, tc.Build(so, paths, nil))
 	lay := o.Layout(p)
 	lay.MaxSeq, lay.Vocab, lay.GOARCH = maxSeq, vocab, goruntime.GOARCH
+	return so, lay
+}
+
+// load loads a shared object to run on threads threads.
+func load(t *testing.T, so string, lay *artifact.Layout, weights [][]float32, threads int) *native.Program {
+	t.Helper()
 	par := pool.New(threads)
 	t.Cleanup(par.Close)
 	prog, err := native.New(so, lay, weights, par)
 	require.NoError(t, err)
+	require.Equal(t, threads, prog.Threads())
 	t.Cleanup(func() { require.NoError(t, prog.Close()) })
 	return prog
 }
@@ -82,48 +97,60 @@ func TestMatchesMachine(t *testing.T) {
 			t.Parallel()
 			p, cfg := tinyProgram(t, model, maxSeq, chunk)
 			ws := randomWeights(p, 7)
-			// Two threads: llama-wide's matmuls run on the pool, the
-			// others' inline.
-			prog := build(t, tc, p, ws, 2, maxSeq, cfg.VocabSize)
-			m := kir.NewMachine(p, ws)
-			r := rand.New(rand.NewPCG(3, 4))
-			tokens := func(n int) []int32 {
-				out := make([]int32, n)
-				for i := range out {
-					out[i] = int32(r.IntN(cfg.VocabSize))
-				}
-				return out
-			}
-			type step struct {
-				entry string
-				n     int
-			}
-			steps := []step{{"prefill", 3}, {"prefill", 4}}
-			for range 16 {
-				steps = append(steps, step{"decode", 1})
-			}
-			pos := 0
-			for si, s := range steps {
-				toks := tokens(s.n)
-				seq := chunk
-				if s.entry == "decode" {
-					seq = 1
-				}
-				padded := make([]int32, seq)
-				copy(padded, toks)
-				want, err := m.Run(s.entry, padded, pos, s.n)
-				require.NoError(t, err)
-				got, shape, err := prog.Run(s.entry, toks, pos)
-				require.NoError(t, err)
-				require.Len(t, got, len(want))
-				rows := shape[0]
-				if rows > 1 {
-					rows = s.n // padding rows of a chunk are not compared
-				}
-				closeTo(t, want[:rows*shape[1]], got[:rows*shape[1]], "step %d (%s of %d tokens at %d)", si, s.entry, s.n, pos)
-				pos += s.n
+			so, lay := compileSO(t, tc, p, maxSeq, cfg.VocabSize)
+			// One thread, and two: llama-wide's matmuls are split across
+			// the team, the others' run on the caller.
+			for _, threads := range []int{1, 2} {
+				t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
+					matchesMachine(t, p, ws, load(t, so, lay, ws, threads), cfg.VocabSize, chunk)
+				})
 			}
 		})
+	}
+}
+
+// matchesMachine runs partial and full prefill chunks, then decode steps
+// past the sliding window's ring, natively and in kir.Machine, and
+// compares the outputs.
+func matchesMachine(t *testing.T, p *kir.Program, ws [][]float32, prog *native.Program, vocab, chunk int) {
+	t.Helper()
+	m := kir.NewMachine(p, ws)
+	r := rand.New(rand.NewPCG(3, 4))
+	tokens := func(n int) []int32 {
+		out := make([]int32, n)
+		for i := range out {
+			out[i] = int32(r.IntN(vocab))
+		}
+		return out
+	}
+	type step struct {
+		entry string
+		n     int
+	}
+	steps := []step{{"prefill", 3}, {"prefill", 4}}
+	for range 16 {
+		steps = append(steps, step{"decode", 1})
+	}
+	pos := 0
+	for si, s := range steps {
+		toks := tokens(s.n)
+		seq := chunk
+		if s.entry == "decode" {
+			seq = 1
+		}
+		padded := make([]int32, seq)
+		copy(padded, toks)
+		want, err := m.Run(s.entry, padded, pos, s.n)
+		require.NoError(t, err)
+		got, shape, err := prog.Run(s.entry, toks, pos)
+		require.NoError(t, err)
+		require.Len(t, got, len(want))
+		rows := shape[0]
+		if rows > 1 {
+			rows = s.n // padding rows of a chunk are not compared
+		}
+		closeTo(t, want[:rows*shape[1]], got[:rows*shape[1]], "step %d (%s of %d tokens at %d)", si, s.entry, s.n, pos)
+		pos += s.n
 	}
 }
 
@@ -158,5 +185,31 @@ func TestOpsMatchMachine(t *testing.T) {
 		got, _, err := prog.Run("step", step.tokens, step.pos)
 		require.NoError(t, err)
 		closeTo(t, want, got, "step at %d", step.pos)
+	}
+}
+
+// TestStepMatchesMachine runs the golden step program on teams of one to
+// three threads: its split phases (one of grain 2, two in a row) read what
+// other threads wrote, so a missing barrier or a wrong range shows.
+func TestStepMatchesMachine(t *testing.T) {
+	tc := toolchain(t)
+	p := caseProgram(t, "step")
+	so, lay := compileSO(t, tc, p, 8, 8)
+	m := kir.NewMachine(p, nil)
+	for _, threads := range []int{1, 2, 3} {
+		t.Run(fmt.Sprintf("threads=%d", threads), func(t *testing.T) {
+			prog := load(t, so, lay, nil, threads)
+			for rep := range 50 {
+				for n := 1; n <= 4; n++ {
+					toks := make([]int32, n)
+					padded := make([]int32, 4)
+					want, err := m.Run("step", padded, 0, n)
+					require.NoError(t, err)
+					got, _, err := prog.Run("step", toks, 0)
+					require.NoError(t, err)
+					closeTo(t, want, got, "repetition %d, %d tokens", rep, n)
+				}
+			}
+		})
 	}
 }

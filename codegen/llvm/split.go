@@ -5,6 +5,7 @@ import (
 
 	"github.com/llir/llvm/ir"
 	"github.com/llir/llvm/ir/enum"
+	"github.com/llir/llvm/ir/value"
 
 	"github.com/llmc-dev/llmc/codegen/kir"
 )
@@ -13,7 +14,9 @@ import (
 // module does, so that opt and llc can compile them in parallel: the phase
 // and plan functions are dealt out by size (instructions), and every part
 // carries the type, tables, helpers and declarations its functions may
-// refer to; the first also carries the ABI globals. Linking the parts'
+// refer to, and a declaration of each function it calls that another part
+// defines (a step function calls its plan and phases); the first also
+// carries the ABI globals. Linking the parts'
 // objects gives the same shared object as the whole module's.
 func (o Options) Split(p *kir.Program, n int) ([]string, error) {
 	m, err := o.Module(p)
@@ -61,9 +64,49 @@ func (o Options) Split(p *kir.Program, n int) ([]string, error) {
 		parts[k].Funcs = append(parts[k].Funcs, f)
 		load[k] += size(f)
 	}
+	for _, pm := range parts {
+		declareOthers(pm)
+	}
 	out := make([]string, n)
 	for i, pm := range parts {
 		out[i] = Header + "\n" + pm.String()
 	}
 	return out, nil
+}
+
+// declareOthers adds to pm a declaration of every function its functions
+// use but it does not define.
+func declareOthers(pm *ir.Module) {
+	have := map[*ir.Func]bool{}
+	for _, f := range pm.Funcs {
+		have[f] = true
+	}
+	var decls []*ir.Func
+	use := func(v value.Value) {
+		f, ok := v.(*ir.Func)
+		if !ok || have[f] {
+			return
+		}
+		have[f] = true
+		var ps []*ir.Param
+		for _, p := range f.Params {
+			ps = append(ps, ir.NewParam(p.Name(), p.Typ))
+		}
+		d := ir.NewFunc(f.Name(), f.Sig.RetType, ps...)
+		d.Sig.Variadic, d.Visibility, d.FuncAttrs = f.Sig.Variadic, f.Visibility, f.FuncAttrs
+		decls = append(decls, d)
+	}
+	type user interface{ Operands() []*value.Value }
+	for _, f := range pm.Funcs {
+		for _, b := range f.Blocks {
+			for _, inst := range b.Insts {
+				if u, ok := inst.(user); ok {
+					for _, op := range u.Operands() {
+						use(*op)
+					}
+				}
+			}
+		}
+	}
+	pm.Funcs = append(decls, pm.Funcs...)
 }

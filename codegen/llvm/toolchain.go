@@ -186,8 +186,8 @@ func firstLine(s string) string {
 // Build compiles the modules in files lls (the parts of one program, see
 // Options.Split) into the shared object so, for the host CPU: opt -O3 and
 // llc -O3 -mcpu=native turn each into an object file, several at once, and
-// the C compiler links them with libm. Intermediate files go next to so
-// and are removed.
+// the C compiler links them with libm and libpthread (the step functions'
+// threads). Intermediate files go next to so and are removed.
 func (t *Toolchain) Build(so string, lls []string, progress func(string, ...any)) error {
 	return t.BuildContext(context.Background(), so, lls, progress)
 }
@@ -230,7 +230,7 @@ func (t *Toolchain) BuildContext(ctx context.Context, so string, lls []string, p
 		return err
 	}
 	progress("linking %s with %s", filepath.Base(so), filepath.Base(t.CC))
-	return run(ctx, t.CC, append([]string{"-shared", "-o", so}, append(objs, "-lm")...)...)
+	return run(ctx, t.CC, append([]string{"-shared", "-o", so}, append(objs, "-lm", "-lpthread")...)...)
 }
 
 func run(ctx context.Context, name string, args ...string) error {

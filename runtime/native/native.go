@@ -6,6 +6,17 @@
 // its entry points. The ABI it expects is described in package artifact
 // (abi.go there), with the layout.json it reads.
 //
+// # Threads
+//
+// A step is one call into the shared object (llmc_step_<entry>), which runs
+// every kernel itself on a team of native threads that llmc_threads_start
+// made when the Program was opened: as many as the runtime.Parallel's
+// Threads(), the caller's thread included. Nothing inside a step crosses
+// back into Go, so the Go scheduler and purego's call transitions cost once
+// per step, not once per kernel. Shared objects of native ABI version 1,
+// which have no step function, are still run phase by phase from Go on the
+// runtime.Parallel, so that a benchmark can set them beside current ones.
+//
 // # Memory
 //
 // The kernels keep raw pointers to the weights, the activation arena,
@@ -30,7 +41,7 @@
 // the WeightSource after Open returns: the checkpoint may be closed.
 //
 // Run and Close must not overlap: like the Go backend's programs, a
-// Program runs one step at a time.
+// Program runs one step at a time. Close stops the team's threads.
 package native
 
 import (
@@ -48,7 +59,8 @@ import (
 )
 
 // ParallelMinWork is the fewest multiply-adds worth splitting a parallel
-// phase across threads; kir.ParallelMinWork, which the Go backend uses too.
+// phase across threads; kir.ParallelMinWork, which the Go backend and the
+// step functions use too. Only the phase-by-phase path (ABI 1) reads it.
 const ParallelMinWork = 1 << 15
 
 // Artifact says where an LLVM-backend artifact's code is and what CPU it
@@ -75,11 +87,15 @@ type Program struct {
 	tokens  []int32
 	arena   []float32
 	entries map[string]*entry
+	threads int     // the team's threads, the caller's included
+	team    uintptr // from llmc_threads_start, 0 for one thread
+	stop    uintptr // llmc_threads_stop
 }
 
 type entry struct {
 	e      *artifact.LayoutEntry
 	plan   uintptr
+	step   uintptr // llmc_step_<entry>; 0 in ABI 1, which runs phases
 	phases []phase
 	size   int // output elements
 }
@@ -172,13 +188,17 @@ func addr(mem []byte, off int) uintptr { return uintptr(unsafe.Pointer(&mem[off]
 func ptrAt[T any](a uintptr) *T { return (*T)(*(*unsafe.Pointer)(unsafe.Pointer(&a))) }
 
 func load(lib string, lay *artifact.Layout, par runtime.Parallel, fill func(i int, dst []float32) error) (p *Program, err error) {
-	if lay.ABI != artifact.ABIVersion {
-		return nil, fmt.Errorf("native ABI version %d, this llmrun loads version %d: compile the artifact again", lay.ABI, artifact.ABIVersion)
+	if lay.ABI < artifact.MinABIVersion || lay.ABI > artifact.ABIVersion {
+		return nil, fmt.Errorf("native ABI version %d, this llmrun loads versions %d to %d: compile the artifact again", lay.ABI, artifact.MinABIVersion, artifact.ABIVersion)
+	}
+	threads, err := teamSize(par)
+	if err != nil {
+		return nil, err
 	}
 	if lay.GOARCH != "" && lay.GOARCH != goruntime.GOARCH {
 		return nil, fmt.Errorf("the native code is for %s (%s), this machine is %s", lay.GOARCH, lay.Triple, goruntime.GOARCH)
 	}
-	p = &Program{lay: lay, par: par, entries: map[string]*entry{}}
+	p = &Program{lay: lay, par: par, entries: map[string]*entry{}, threads: threads}
 	prog := p // the returns below set p to nil
 	defer func() {
 		if err != nil {
@@ -276,8 +296,8 @@ func load(lib string, lay *artifact.Layout, par runtime.Parallel, fill func(i in
 	if err != nil {
 		return nil, err
 	}
-	if v := *ptrAt[int64](a); v != artifact.ABIVersion {
-		return nil, fmt.Errorf("%s has native ABI version %d, this llmrun loads version %d: compile the artifact again", abs, v, artifact.ABIVersion)
+	if v := *ptrAt[int64](a); v != int64(lay.ABI) {
+		return nil, fmt.Errorf("%s has native ABI version %d, its %s version %d: compile the artifact again", abs, v, artifact.LayoutName, lay.ABI)
 	}
 	if a, err = sym(artifact.SymBuildID); err != nil {
 		return nil, err
@@ -294,6 +314,14 @@ func load(lib string, lay *artifact.Layout, par runtime.Parallel, fill func(i in
 		if pe.plan, err = sym(e.Plan); err != nil {
 			return nil, err
 		}
+		if lay.ABI >= 2 {
+			if e.Step == "" {
+				return nil, fmt.Errorf("%s names no step function for entry point %s", artifact.LayoutName, e.Name)
+			}
+			if pe.step, err = sym(e.Step); err != nil {
+				return nil, err
+			}
+		}
 		for _, ph := range e.Phases {
 			fn, err := sym(ph.Symbol)
 			if err != nil {
@@ -306,8 +334,41 @@ func load(lib string, lay *artifact.Layout, par runtime.Parallel, fill func(i in
 		}
 		p.entries[e.Name] = pe
 	}
+	if lay.ABI >= 2 {
+		start, err := sym(artifact.SymThreadsStart)
+		if err != nil {
+			return nil, err
+		}
+		if p.stop, err = sym(artifact.SymThreadsStop); err != nil {
+			return nil, err
+		}
+		if threads > 1 {
+			team, _, _ := purego.SyscallN(start, uintptr(threads))
+			if team == 0 {
+				return nil, fmt.Errorf("%s could not start %d threads (out of memory or threads)", abs, threads)
+			}
+			p.team = team
+			p.words[artifact.CtxTeam] = int64(team)
+		}
+	}
 	return p, nil
 }
+
+// teamSize is how many threads a step runs on: par's Threads(), or 1
+// without a par.
+func teamSize(par runtime.Parallel) (int, error) {
+	if par == nil {
+		return 1, nil
+	}
+	t, ok := par.(interface{ Threads() int })
+	if !ok {
+		return 0, fmt.Errorf("native code starts its own threads, as many as the runtime.Parallel's Threads(), which %T does not have", par)
+	}
+	return max(1, t.Threads()), nil
+}
+
+// Threads is how many threads a step runs on, the caller's included.
+func (p *Program) Threads() int { return p.threads }
 
 // cString reads a NUL-terminated string of at most limit bytes at a.
 func cString(a uintptr, limit int) string {
@@ -347,6 +408,23 @@ func (p *Program) Run(name string, tokens []int32, pos int) ([]float32, []int, e
 	copy(p.tokens, tokens)
 	clear(p.tokens[n:])
 	p.words[artifact.CtxPos], p.words[artifact.CtxLen] = int64(pos), int64(n)
+	if e.step != 0 {
+		purego.SyscallN(e.step, p.ctx, p.planPtr)
+	} else {
+		p.runPhases(e)
+	}
+	off := int(p.plan[2*len(e.phases)])
+	if off < 0 || off+e.size > len(p.arena) {
+		return nil, nil, fmt.Errorf("entry point %s: output at %d+%d is outside the arena of %d", name, off, e.size, len(p.arena))
+	}
+	out := make([]float32, e.size)
+	copy(out, p.arena[off:off+e.size])
+	return out, slices.Clone(e.e.OutShape), nil
+}
+
+// runPhases runs a step of ABI 1: the plan, then each phase, the parallel
+// ones split across the runtime.Parallel.
+func (p *Program) runPhases(e *entry) {
 	purego.SyscallN(e.plan, p.ctx, p.planPtr)
 	for i, ph := range e.phases {
 		if !ph.parallel {
@@ -362,19 +440,17 @@ func (p *Program) Run(name string, tokens []int32, pos int) ([]float32, []int, e
 		}
 		p.par.ParallelFor(cnt, ph.chunk)
 	}
-	off := int(p.plan[2*len(e.phases)])
-	if off < 0 || off+e.size > len(p.arena) {
-		return nil, nil, fmt.Errorf("entry point %s: output at %d+%d is outside the arena of %d", name, off, e.size, len(p.arena))
-	}
-	out := make([]float32, e.size)
-	copy(out, p.arena[off:off+e.size])
-	return out, slices.Clone(e.e.OutShape), nil
 }
 
 // Close unloads the shared object and unmaps the program's memory. The
 // Program must not be running.
 func (p *Program) Close() error {
 	var first error
+	if p.team != 0 {
+		purego.SyscallN(p.stop, p.team)
+		p.team = 0
+		p.words[artifact.CtxTeam] = 0
+	}
 	if p.lib != 0 {
 		if err := purego.Dlclose(p.lib); err != nil {
 			first = err

@@ -149,5 +149,5 @@ func TestOpenChecksLayout(t *testing.T) {
 	lay.ABI = 99
 	require.NoError(t, lay.Write(filepath.Join(dir, artifact.LayoutName)))
 	_, err = native.Open(native.Artifact{Dir: dir, Library: "m.so", BuildID: "b1"}, nil, nil)
-	require.ErrorContains(t, err, "native ABI version 99, this llmrun loads version 1")
+	require.ErrorContains(t, err, "native ABI version 99, this llmrun loads versions 1 to 2")
 }
