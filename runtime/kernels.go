@@ -38,9 +38,16 @@ func (serial) ParallelFor(n int, fn func(start, end int)) {
 	}
 }
 
-// dot is the inner product of two equally long vectors, with four
-// accumulators so the loop is not one long dependency chain.
-func dot(a, b []float32) float32 {
+// dot is the inner product of two equally long vectors: dotScalar, or
+// on a CPU with AVX2 or AVX-512 (built with GOEXPERIMENT=simd) a vector
+// kernel of dot_simd.go, as EagerISA says.
+func dot(a, b []float32) float32 { return dotKernel(a, b) }
+
+var dotKernel = dotScalar
+
+// dotScalar is the portable inner product, with four accumulators so the
+// loop is not one long dependency chain.
+func dotScalar(a, b []float32) float32 {
 	n := len(a)
 	b = b[:n]
 	var s0, s1, s2, s3 float32

@@ -21,6 +21,8 @@ type LinkedProgram struct {
 	New func(weights *Weights, par Parallel) Runner
 	// SIMD reports whether the vector kernels run on this CPU.
 	SIMD func() bool
+	// ISA names the instruction set the kernels run with (runtime.PickISA).
+	ISA func() string
 }
 
 // Weights are a linked program's weights by index: F32[i] or, for a

@@ -6,7 +6,40 @@
 // emulates f32x8 lane by lane. The vector version, in a file built only
 // with GOEXPERIMENT=simd on amd64, maps f32x8 to simd/archsimd.Float32x8
 // (VFMADD, VMOVUPS, broadcasts); it is selected at run time when the CPU
-// has AVX2 and FMA, so an artifact still runs on an older CPU.
+// has AVX2 and FMA and LLMC_ISA does not ask for less (runtime.PickISA), so
+// an artifact still runs on an older CPU.
+//
+// # No AVX-SSE transitions
+//
+// Go compiles scalar float code (float32 arithmetic, conversions, math.Exp,
+// a float32 load or store, zeroing a float register) to legacy SSE
+// encodings: MOVSS, ADDSS, MULSS, MOVD, PXOR, XORPS, CVTSS2SD ... not their
+// VEX forms (golang/go#80835). On Intel CPUs a legacy SSE instruction
+// executed while the upper halves of the YMM/ZMM registers hold data from
+// 256-bit code pays either a state transition of tens of cycles (before
+// Skylake) or a false dependency on the whole register on every such
+// instruction (Skylake and later); AMD Zen pays nothing, which hides it.
+// The rule the vector file keeps, so that no legacy SSE instruction runs
+// with dirty upper halves:
+//
+//   - A phase with vector code computes its scalar float values in vector
+//     registers too ("uniform" vectors: every lane holds the value; see
+//     uexpr): scalar loads are VBROADCASTSS, arithmetic is VADDPS and
+//     friends on the splat, exp is exp8, sqrt VSQRTPS, a comparison VCMPPS
+//     and VMOVMSKPS, a scalar store goes through a general register, and a
+//     reduction (hsum8, hmax8) stays a vector. Only integer code runs on
+//     scalar registers.
+//   - What has no vector form (tanh, sin, cos) runs in scalar8, which
+//     executes VZEROUPPER (archsimd.ClearAVXUpperBits) before its scalar
+//     code.
+//   - Every vector phase ends with VZEROUPPER, so the scalar Go that runs
+//     after it (the runtime, the pool, the next scalar phase) starts clean.
+//   - A phase without vector code is printed as plain scalar Go; it never
+//     dirties the upper halves.
+//
+// internal/engine's TestNoAVXSSETransitions disassembles a built artifact
+// and fails when a legacy SSE instruction follows 256-bit code in a kernel
+// without a VZEROUPPER between them.
 package golang
 
 import (
@@ -152,6 +185,7 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 		jen.Id("Entries"): jen.Index().Qual(runtimePkg, "LinkedEntry").Values(entries...),
 		jen.Id("New"):     jen.Id("newRunner"),
 		jen.Id("SIMD"):    jen.Id("simdAvailable"),
+		jen.Id("ISA"):     jen.Id("isa"),
 	})
 
 	arena, scratch, tok := 0, 0, 0
@@ -307,6 +341,7 @@ func (g *gen) noSIMDFile(pkg string) *jen.File {
 	f.HeaderComment("//go:build !(goexperiment.simd && amd64)")
 	f.Func().Params(jen.Id("p").Op("*").Id("Program")).Id("useSIMD").Params().Block()
 	f.Func().Id("simdAvailable").Params().Bool().Block(jen.Return(jen.False()))
+	f.Func().Id("isa").Params().String().Block(jen.Return(jen.Qual(runtimePkg, "ISAScalar")))
 	return f
 }
 
@@ -321,14 +356,19 @@ func (g *gen) kernelFile(pkg string, simd bool) *jen.File {
 		for _, ph := range g.phases {
 			swaps = append(swaps, jen.Id("p").Dot("ph").Index(jen.Lit(ph.index)).Op("=").Id("p").Dot(ph.name+suffix))
 		}
-		f.Comment("useSIMD switches every phase to its AVX2 version when the CPU has AVX2 and FMA,")
-		f.Comment("unless LLMC_NO_SIMD is set (to run the portable path, in tests).")
+		f.Comment("useSIMD switches every phase to its AVX2 version when isa chose AVX2.")
 		f.Func().Params(jen.Id("p").Op("*").Id("Program")).Id("useSIMD").Params().Block(
-			jen.If(jen.Op("!").Id("simdAvailable").Call().Op("||").Qual("os", "Getenv").Call(jen.Lit("LLMC_NO_SIMD")).Op("!=").Lit("")).Block(jen.Return()),
+			jen.If(jen.Id("isa").Call().Op("!=").Qual(runtimePkg, "ISAAVX2")).Block(jen.Return()),
 			jen.Block(swaps...),
 		)
 		f.Func().Id("simdAvailable").Params().Bool().Block(
 			jen.Return(jen.Qual(simdPkg, "X86").Dot("AVX2").Call().Op("&&").Qual(simdPkg, "X86").Dot("FMA").Call()),
+		)
+		f.Comment("isa is the instruction set the kernels run with: AVX2 when the CPU has AVX2 and FMA,")
+		f.Comment("unless LLMC_ISA (or LLMC_NO_SIMD) asks for the portable kernels.")
+		f.Func().Id("isa").Params().String().Block(
+			jen.If(jen.Id("simdAvailable").Call()).Block(jen.Return(jen.Qual(runtimePkg, "PickISA").Call(jen.Qual(runtimePkg, "ISAAVX2")))),
+			jen.Return(jen.Qual(runtimePkg, "ISAScalar")),
 		)
 		f.Add(jen.Id(simdHelpers))
 	} else {
@@ -383,7 +423,12 @@ func (g *gen) emulationHelpers(f *jen.File) {
 }
 
 // phaseBody declares the buffers the phase touches, then its statements.
+//
+// In the vector file (simd) a phase without vector code is printed as
+// scalar Go; one with vector code keeps its scalar floats in vector
+// registers and ends with VZEROUPPER (see the package comment).
 func (g *gen) phaseBody(ph *kir.Phase, simd bool) []jen.Code {
+	simd = simd && hasVectors(ph.Body)
 	bufs := map[string]*kir.Buffer{}
 	vecBufs := map[string]bool{}
 	params := map[string]bool{}
@@ -446,7 +491,18 @@ func (g *gen) phaseBody(ph *kir.Phase, simd bool) []jen.Code {
 	} else {
 		out = append(out, g.stmts(ph.Body, simd)...)
 	}
+	if simd {
+		out = append(out, jen.Comment("VZEROUPPER: the scalar code after this phase starts clean."),
+			jen.Qual(simdPkg, "ClearAVXUpperBits").Call())
+	}
 	return out
+}
+
+// hasVectors reports whether ss computes on eight lanes anywhere.
+func hasVectors(ss []kir.Stmt) bool {
+	vec := false
+	kir.Walk(ss, func(e kir.Expr) { vec = vec || e.Type() == kir.F32x8 }, nil)
+	return vec
 }
 
 func (g *gen) stmts(ss []kir.Stmt, simd bool) []jen.Code {
@@ -465,10 +521,16 @@ func (g *gen) stmts(ss []kir.Stmt, simd bool) []jen.Code {
 				} else {
 					out = append(out, jen.Id("store8").Call(jen.Id(s.Buf.Name), idx, g.expr(s.Val, simd)))
 				}
+			} else if simd && s.Val.Type() == kir.F32 {
+				out = append(out, jen.Id("storef").Call(jen.Id(s.Buf.Name), idx, g.expr(s.Val, simd)))
 			} else {
 				out = append(out, jen.Id(s.Buf.Name).Index(idx).Op("=").Add(g.expr(s.Val, simd)))
 			}
 		case *kir.IfGreater:
+			if simd && s.X.Type() == kir.F32 {
+				out = append(out, jen.If(jen.Id("gt8").Call(g.expr(s.X, simd), g.expr(s.Y, simd))).Block(g.stmts(s.Then, simd)...))
+				break
+			}
 			out = append(out, jen.If(g.expr(s.X, simd).Op(">").Add(g.expr(s.Y, simd))).Block(g.stmts(s.Then, simd)...))
 		case *kir.For:
 			v := jen.Id(s.Var.Name)
@@ -503,6 +565,9 @@ var simdBin = map[kir.BinOp]string{kir.Add: "Add", kir.Sub: "Sub", kir.Mul: "Mul
 var emuBin = map[kir.BinOp]string{kir.Add: "add8", kir.Sub: "sub8", kir.Mul: "mul8", kir.Div: "div8", kir.Max: "max8"}
 
 func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
+	if simd && e.Type() == kir.F32 {
+		return g.uexpr(e)
+	}
 	switch e := e.(type) {
 	case kir.IntConst:
 		return jen.Lit(e.N)
@@ -583,7 +648,7 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 		return jen.Id("selgt").Call(g.expr(e.X, simd), g.expr(e.Y, simd), g.expr(e.A, simd), g.expr(e.B, simd))
 	case *kir.Broadcast:
 		if simd {
-			return jen.Qual(simdPkg, "BroadcastFloat32x8").Call(g.expr(e.X, simd))
+			return g.uexpr(e.X) // already in every lane
 		}
 		return jen.Id("splat8").Call(g.expr(e.X, simd))
 	case *kir.HSum:
@@ -611,15 +676,98 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 	panic(emitError{fmt.Errorf("unknown expression %T (%v)", e, e)})
 }
 
+// uexpr prints a scalar float expression of a vector phase as a uniform
+// archsimd.Float32x8 (the value in every lane), so that it compiles to VEX
+// instructions only: see the package comment.
+func (g *gen) uexpr(e kir.Expr) *jen.Statement {
+	bcast := func(x jen.Code) *jen.Statement { return jen.Qual(simdPkg, "BroadcastFloat32x8").Call(x) }
+	switch e := e.(type) {
+	case kir.F32Const:
+		if e.F == 0 && !math.Signbit(float64(e.F)) {
+			return jen.Qual(simdPkg, "Float32x8").Values() // VPXOR, not PXOR
+		}
+		return bcast(f32Lit(e.F))
+	case *kir.Var:
+		return jen.Id(e.Name)
+	case *kir.Load:
+		idx := g.expr(e.Index, true)
+		if e.Buf.BF16 {
+			return jen.Id("bf16u").Call(jen.Id(e.Buf.Name).Index(idx))
+		}
+		return bcast(jen.Id(e.Buf.Name).Index(idx))
+	case *kir.Bin:
+		return g.uexpr(e.A).Dot(simdBin[e.Op]).Call(g.uexpr(e.B))
+	case *kir.FMA:
+		return g.uexpr(e.A).Dot("MulAdd").Call(g.uexpr(e.B), g.uexpr(e.C))
+	case *kir.Call:
+		arg := g.uexpr(e.Arg)
+		switch e.Fn {
+		case kir.Exp:
+			return jen.Id("exp8").Call(arg)
+		case kir.Sqrt:
+			return arg.Dot("Sqrt").Call()
+		case kir.Tanh, kir.Cos, kir.Sin:
+			fn := map[kir.MathFn]string{kir.Tanh: "Tanh", kir.Cos: "Cos", kir.Sin: "Sin"}[e.Fn]
+			return jen.Id("scalar8").Call(arg, jen.Qual("math", fn))
+		}
+		panic(emitError{fmt.Errorf("unknown function %s", e.Fn)})
+	case *kir.Select:
+		return jen.Id("selgt8").Call(g.uexpr(e.X), g.uexpr(e.Y), g.uexpr(e.A), g.uexpr(e.B))
+	case *kir.HSum:
+		return jen.Id("hsum8").Call(g.expr(e.X, true))
+	case *kir.HMax:
+		return jen.Id("hmax8").Call(g.expr(e.X, true))
+	case *kir.ToF32:
+		return jen.Qual(simdPkg, "BroadcastInt32x8").Call(jen.Int32().Call(g.expr(e.X, true))).Dot("ConvertToFloat32").Call()
+	}
+	panic(emitError{fmt.Errorf("unknown scalar float expression %T (%v)", e, e)})
+}
+
 // simdHelpers are the vector helpers of the AVX2 file: a horizontal max,
 // and e^x on eight lanes by the same reduction and polynomial as
 // runtime.Expf (NaN stays NaN there too).
 const simdHelpers = `
-// hsum8 adds the lanes pairwise: (lo + hi), then two horizontal adds.
-func hsum8(v archsimd.Float32x8) float32 {
-	s := v.GetLo().Add(v.GetHi())
-	s = s.AddPairs(s)
-	return s.AddPairs(s).GetElem(0)
+// hsum8 adds the lanes pairwise, (lo + hi) then two horizontal adds, and
+// returns the sum in every lane: the reduction stays in a vector register.
+func hsum8(v archsimd.Float32x8) archsimd.Float32x8 {
+	s := v.Add(v.Select128FromPair(1, 0, v))
+	s = s.AddPairsGrouped(s)
+	return s.AddPairsGrouped(s)
+}
+
+// hmax8 returns the largest lane in every lane.
+func hmax8(v archsimd.Float32x8) archsimd.Float32x8 {
+	m := v.Max(v.Select128FromPair(1, 0, v))
+	m = m.Max(m.SelectFromPairGrouped(2, 3, 0, 1, m))
+	return m.Max(m.SelectFromPairGrouped(1, 0, 3, 2, m))
+}
+
+// gt8 is x > y for uniform vectors (VCMPPS, VMOVMSKPS).
+func gt8(x, y archsimd.Float32x8) bool { return x.Greater(y).ToBits()&1 != 0 }
+
+// selgt8 is a if x > y, else b, for uniform vectors.
+func selgt8(x, y, a, b archsimd.Float32x8) archsimd.Float32x8 { return a.Merge(b, x.Greater(y)) }
+
+// storef stores lane 0 of v at s[i] through a general register (VMOVD),
+// not a legacy MOVSS.
+func storef(s []float32, i int, v archsimd.Float32x8) {
+	*(*int32)(unsafe.Pointer(&s[i])) = v.AsInt32x8().GetLo().GetElem(0)
+}
+
+// bf16u widens a bfloat16 into every lane.
+func bf16u(h uint16) archsimd.Float32x8 {
+	return archsimd.BroadcastUint32x8(uint32(h) << 16).AsFloat32x8()
+}
+
+// scalar8 applies a float64 function that has no vector form to lane 0 of
+// x, after VZEROUPPER: math.Tanh and friends are legacy SSE code.
+// x leaves through memory because VZEROUPPER is ordered only against
+// memory operations.
+func scalar8(x archsimd.Float32x8, f func(float64) float64) archsimd.Float32x8 {
+	var v [8]float32
+	x.Store(&v)
+	archsimd.ClearAVXUpperBits()
+	return archsimd.BroadcastFloat32x8(float32(f(float64(v[0]))))
 }
 
 // loadbf8 loads eight bfloat16s and widens them to float32.
@@ -633,12 +781,6 @@ func hsums8(v0, v1, v2, v3, v4, v5, v6, v7 archsimd.Float32x8) archsimd.Float32x
 	u0 := v0.AddPairsGrouped(v1).AddPairsGrouped(v2.AddPairsGrouped(v3))
 	u1 := v4.AddPairsGrouped(v5).AddPairsGrouped(v6.AddPairsGrouped(v7))
 	return u0.Select128FromPair(0, 2, u1).Add(u0.Select128FromPair(1, 3, u1))
-}
-
-func hmax8(v archsimd.Float32x8) float32 {
-	m := v.GetLo().Max(v.GetHi())
-	m = m.Max(m.SelectFromPair(2, 3, 0, 1, m))
-	return m.Max(m.SelectFromPair(1, 0, 3, 2, m)).GetElem(0)
 }
 
 func exp8(in archsimd.Float32x8) archsimd.Float32x8 {

@@ -21,6 +21,7 @@ import (
 	"github.com/llmc-dev/llmc/internal/testshared"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/passes"
+	"github.com/llmc-dev/llmc/runtime"
 )
 
 // TestGoBackendMatchesReference compiles every shared model with the Go
@@ -43,25 +44,44 @@ func TestGoBackendMatchesReference(t *testing.T) {
 			})
 			require.NoError(t, err)
 			bin := filepath.Join(art, compiler.GoBinary)
-			// The portable kernels (lane-emulated vectors) must agree too;
-			// on an AVX2 machine they run only when asked.
-			if m == "stories260K" || m == "gemma2-tiny" {
-				t.Setenv("LLMC_NO_SIMD", "1")
-				c := ref.Cases[0]
-				seq := append(append([]int(nil), c.Prompt...), c.Greedy...)[:40]
-				rows := scoreWithBinary(t, bin, art, seq)
-				testshared.CheckRows(t, c, rows, "portable kernels")
-				os.Unsetenv("LLMC_NO_SIMD")
-			}
-			for ci, c := range ref.Cases {
-				seq := append(append([]int(nil), c.Prompt...), c.Greedy...)
-				if len(seq) > 96 {
-					seq = seq[:96]
-				}
-				testshared.CheckRows(t, c, scoreWithBinary(t, bin, art, seq), fmt.Sprintf("case %d", ci))
+			// Every instruction set the generated code has kernels for
+			// (LLMC_ISA caps the choice; the Go backend's vector kernels are
+			// AVX2, its portable ones lane-emulated vectors) must agree.
+			for _, isa := range []string{runtime.ISAAVX2, runtime.ISAScalar} {
+				t.Run(isa, func(t *testing.T) {
+					t.Setenv(runtime.ISAEnv, isa)
+					if got := binaryISA(t, bin, art); got != isa {
+						t.Skipf("LLMC_ISA=%s runs the %s kernels on this CPU", isa, got)
+					}
+					for ci, c := range ref.Cases {
+						seq := append(append([]int(nil), c.Prompt...), c.Greedy...)
+						if len(seq) > 96 {
+							seq = seq[:96]
+						}
+						testshared.CheckRows(t, c, scoreWithBinary(t, bin, art, seq), fmt.Sprintf("case %d", ci))
+					}
+				})
 			}
 		})
 	}
+}
+
+// binaryISA asks an artifact's executable which kernels it runs with under
+// the current environment: the isa of a short llmrun bench.
+func binaryISA(t *testing.T, bin, art string) string {
+	t.Helper()
+	cmd := exec.Command(bin, "bench", art, "--format", "json", "--runs", "1", "--prompt", "1", "--gen", "2", "--no-bandwidth")
+	cmd.Env = append(os.Environ(), HandoffEnv+"=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, stderr.String())
+	var rs []struct {
+		ISA string `json:"isa"`
+	}
+	require.NoError(t, json.Unmarshal(out, &rs), string(out))
+	require.Len(t, rs, 1)
+	return rs[0].ISA
 }
 
 // scoreWithBinary runs "BIN score ART --ids ... --logits FILE" and reads

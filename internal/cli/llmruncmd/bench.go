@@ -69,6 +69,7 @@ each model's share of the memory-bandwidth roofline (weight bytes read per token
 type BenchResult struct {
 	Model          string    `json:"model"`
 	Kind           string    `json:"kind"`
+	ISA            string    `json:"isa,omitempty"` // the kernels' instruction set (runtime.PickISA), when known
 	Threads        int       `json:"threads"`
 	PromptTokens   int       `json:"prompt_tokens"`
 	GenTokens      int       `json:"gen_tokens"`
@@ -183,8 +184,12 @@ func (b *benchFlags) once(path string, threads int) (*BenchResult, error) {
 		PeakRSSBytes: peakRSS(), WeightBytes: e.WeightBytes}
 	if e.Manifest != nil {
 		r.Kind = "artifact (" + e.Manifest.Backend + ")"
+		if lp := b.common.linked; lp != nil && lp.ISA != nil {
+			r.ISA = lp.ISA()
+		}
 	} else {
 		r.Kind = "eager (dynamic cache)"
+		r.ISA = runtime.EagerISA()
 	}
 	for i := 1; i < len(stamps); i++ {
 		r.MsPerToken = append(r.MsPerToken, float64(stamps[i].Sub(stamps[i-1]).Microseconds())/1000)
@@ -219,8 +224,12 @@ func writeBenchTable(w io.Writer, rs []*BenchResult, bw float64) error {
 		if r.RooflineShare > 0 {
 			roof = fmt.Sprintf("%.0f%%", 100*r.RooflineShare)
 		}
+		kind := r.Kind
+		if r.ISA != "" {
+			kind += ", " + r.ISA
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f (%.1f–%.1f)\t%.3f (%.3f–%.3f)\t%.2fx\t%s\t%s\n",
-			r.Model, r.Kind, median(r.PrefillTokPerS), dec, slices.Min(r.DecodeTokPerS), slices.Max(r.DecodeTokPerS),
+			r.Model, kind, median(r.PrefillTokPerS), dec, slices.Min(r.DecodeTokPerS), slices.Max(r.DecodeTokPerS),
 			median(r.MsPerToken), slices.Min(r.MsPerToken), slices.Max(r.MsPerToken), dec/base,
 			cmdline.HumanBytes(int(r.PeakRSSBytes)), roof)
 	}

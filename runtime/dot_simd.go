@@ -1,0 +1,125 @@
+//go:build goexperiment.simd && amd64
+
+package runtime
+
+import (
+	"simd/archsimd"
+	"unsafe"
+)
+
+// The interpreter's vector kernels. They follow the rule of the Go
+// backend's generated kernels (codegen/golang): Go compiles scalar float
+// code to legacy SSE encodings (MOVSS, ADDSS, MOVD, PXOR ...), and on Intel
+// CPUs a legacy SSE instruction executed while the upper halves of the
+// YMM/ZMM registers are dirty from 256- or 512-bit code costs a state
+// transition or a false dependency on every instruction. So the sums stay
+// in vector registers until the last reduction, VZEROUPPER
+// (archsimd.ClearAVXUpperBits) runs before the scalar tail and before
+// returning, and no scalar float math runs between vector instructions.
+// internal/engine's TestNoAVXSSETransitions checks the compiled code.
+
+func init() {
+	if archsimd.X86.AVX2() && archsimd.X86.FMA() {
+		eagerKernels[ISAAVX2] = dot256
+	}
+	if archsimd.X86.AVX512() {
+		eagerKernels[ISAAVX512] = dot512
+	}
+}
+
+// dot256 is dot on AVX2: the vector kernel over the multiple of eight,
+// then the scalar tail.
+func dot256(a, b []float32) float32 {
+	n := len(a)
+	b = b[:n]
+	i := n &^ 7
+	var s float32
+	if i > 0 {
+		s = dot256Body(a[:i], b[:i])
+	}
+	for ; i < n; i++ {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+// dot512 is dot on AVX-512, like dot256 with sixteen lanes.
+func dot512(a, b []float32) float32 {
+	n := len(a)
+	b = b[:n]
+	i := n &^ 15
+	var s float32
+	if i > 0 {
+		s = dot512Body(a[:i], b[:i])
+	}
+	for ; i < n; i++ {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+// dot256Body is the inner product of a and b, len(a) a multiple of 8, with
+// four accumulators of eight lanes. Its sum leaves through memory:
+// VZEROUPPER is ordered only against memory operations, so the compiler
+// would otherwise be free to move the vector reduction after it. Kept out of
+// line so that no scalar code is laid out among its vector code.
+//
+//go:noinline
+func dot256Body(a, b []float32) float32 {
+	n := len(a)
+	pa, pb := unsafe.Pointer(unsafe.SliceData(a)), unsafe.Pointer(unsafe.SliceData(b[:n]))
+	ld := func(p unsafe.Pointer, i int) archsimd.Float32x8 {
+		return archsimd.LoadFloat32x8((*[8]float32)(unsafe.Add(p, 4*i)))
+	}
+	var acc0, acc1, acc2, acc3 archsimd.Float32x8
+	i := 0
+	for ; i+32 <= n; i += 32 {
+		acc0 = ld(pa, i).MulAdd(ld(pb, i), acc0)
+		acc1 = ld(pa, i+8).MulAdd(ld(pb, i+8), acc1)
+		acc2 = ld(pa, i+16).MulAdd(ld(pb, i+16), acc2)
+		acc3 = ld(pa, i+24).MulAdd(ld(pb, i+24), acc3)
+	}
+	for ; i < n; i += 8 {
+		acc0 = ld(pa, i).MulAdd(ld(pb, i), acc0)
+	}
+	t := acc0.Add(acc1).Add(acc2.Add(acc3))
+	h := t.GetLo().Add(t.GetHi())
+	h = h.AddPairs(h)
+	h = h.AddPairs(h)
+	var out [4]float32
+	h.Store(&out)
+	archsimd.ClearAVXUpperBits()
+	return out[0]
+}
+
+// dot512Body is dot256Body with four accumulators of sixteen lanes, len(a)
+// a multiple of 16.
+//
+//go:noinline
+func dot512Body(a, b []float32) float32 {
+	n := len(a)
+	pa, pb := unsafe.Pointer(unsafe.SliceData(a)), unsafe.Pointer(unsafe.SliceData(b[:n]))
+	ld := func(p unsafe.Pointer, i int) archsimd.Float32x16 {
+		return archsimd.LoadFloat32x16((*[16]float32)(unsafe.Add(p, 4*i)))
+	}
+	var acc0, acc1, acc2, acc3 archsimd.Float32x16
+	i := 0
+	for ; i+64 <= n; i += 64 {
+		acc0 = ld(pa, i).MulAdd(ld(pb, i), acc0)
+		acc1 = ld(pa, i+16).MulAdd(ld(pb, i+16), acc1)
+		acc2 = ld(pa, i+32).MulAdd(ld(pb, i+32), acc2)
+		acc3 = ld(pa, i+48).MulAdd(ld(pb, i+48), acc3)
+	}
+	for ; i < n; i += 16 {
+		acc0 = ld(pa, i).MulAdd(ld(pb, i), acc0)
+	}
+	t := acc0.Add(acc1).Add(acc2.Add(acc3))
+	u := t.GetLo().Add(t.GetHi())
+	h := u.GetLo().Add(u.GetHi())
+	h = h.AddPairs(h)
+	h = h.AddPairs(h)
+	var out [4]float32
+	h.Store(&out)
+	archsimd.ClearAVXUpperBits()
+	return out[0]
+}

@@ -1,0 +1,89 @@
+package runtime
+
+import (
+	"os"
+	"strings"
+	"sync"
+)
+
+// Instruction sets a kernel can be specialised for, best first. The Go
+// backend's generated kernels and the interpreter's hand-written ones pick
+// the best one the CPU has (kernels built with GOEXPERIMENT=simd on amd64;
+// otherwise only the portable code exists), unless LLMC_ISA caps it:
+//
+//	LLMC_ISA=avx512|avx2|scalar
+//
+// forces that instruction set or a lower one, so that every path can be
+// tested and benchmarked on one machine. LLMC_NO_SIMD=1, the older switch,
+// means LLMC_ISA=scalar.
+const (
+	ISAAVX512 = "avx512" // 512-bit vectors: AVX-512 F, CD, BW, DQ and VL
+	ISAAVX2   = "avx2"   // 256-bit vectors: AVX2 and FMA
+	ISAScalar = "scalar" // portable Go, no vector instructions
+)
+
+// ISAEnv is the environment variable that caps the instruction set.
+const ISAEnv = "LLMC_ISA"
+
+var isaRank = map[string]int{ISAScalar: 0, ISAAVX2: 1, ISAAVX512: 2}
+
+var isaCap = sync.OnceValue(func() int {
+	if os.Getenv("LLMC_NO_SIMD") != "" {
+		return 0
+	}
+	if r, ok := isaRank[strings.ToLower(strings.TrimSpace(os.Getenv(ISAEnv)))]; ok {
+		return r
+	}
+	return isaRank[ISAAVX512]
+})
+
+// PickISA returns the best of the instruction sets a kernel set was built
+// for and the CPU has (any order) that LLMC_ISA allows, or ISAScalar.
+// An unknown LLMC_ISA value caps nothing.
+func PickISA(have ...string) string {
+	best := ISAScalar
+	for _, h := range have {
+		if r, ok := isaRank[h]; ok && r <= isaCap() && r > isaRank[best] {
+			best = h
+		}
+	}
+	return best
+}
+
+// eagerKernels are the interpreter's kernel sets by instruction set: the
+// portable one, and those of dot_simd.go that this CPU runs.
+var eagerKernels = map[string]func(a, b []float32) float32{ISAScalar: dotScalar}
+
+var eagerISA = ISAScalar
+
+// init runs after dot_simd.go's, which registers the vector kernels (a
+// package's files initialise in file name order).
+func init() {
+	have := make([]string, 0, len(eagerKernels))
+	for isa := range eagerKernels {
+		have = append(have, isa)
+	}
+	useEagerISA(PickISA(have...))
+}
+
+func useEagerISA(isa string) {
+	eagerISA, dotKernel = isa, eagerKernels[isa]
+}
+
+// EagerISA is the instruction set of the interpreter's kernels in this
+// process: the best one built in (GOEXPERIMENT=simd on amd64) that the CPU
+// has and LLMC_ISA allows.
+func EagerISA() string { return eagerISA }
+
+// ForceEagerISA switches the interpreter's kernels to isa, for tests and
+// benchmarks that compare them in one process, and returns the previous
+// one. It reports false, changing nothing, when this binary or CPU has no
+// kernels for isa. Not safe while a program runs.
+func ForceEagerISA(isa string) (previous string, ok bool) {
+	previous = eagerISA
+	if _, ok := eagerKernels[isa]; !ok {
+		return previous, false
+	}
+	useEagerISA(isa)
+	return previous, true
+}

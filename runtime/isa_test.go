@@ -1,0 +1,42 @@
+package runtime
+
+import (
+	"math"
+	"testing"
+)
+
+// TestDotKernels checks every interpreter dot kernel this binary and CPU
+// have against the portable one, at lengths around each vector width.
+func TestDotKernels(t *testing.T) {
+	a, b := make([]float32, 300), make([]float32, 300)
+	for i := range a {
+		a[i], b[i] = float32(math.Sin(float64(i))), float32(math.Cos(float64(3*i)))
+	}
+	for isa, dot := range eagerKernels {
+		for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 288, 300} {
+			want, got := dotScalar(a[:n], b[:n]), dot(a[:n], b[:n])
+			if math.Abs(float64(got-want)) > 1e-4 {
+				t.Errorf("%s dot of %d: %v, want %v", isa, n, got, want)
+			}
+		}
+	}
+}
+
+func TestPickISA(t *testing.T) {
+	if isaCap() != isaRank[ISAAVX512] {
+		t.Skip("LLMC_ISA or LLMC_NO_SIMD is set")
+	}
+	for _, c := range []struct {
+		have []string
+		want string
+	}{
+		{nil, ISAScalar},
+		{[]string{ISAAVX2}, ISAAVX2},
+		{[]string{ISAAVX2, ISAAVX512}, ISAAVX512},
+		{[]string{"sve", ISAScalar}, ISAScalar},
+	} {
+		if got := PickISA(c.have...); got != c.want {
+			t.Errorf("PickISA(%q) = %s, want %s", c.have, got, c.want)
+		}
+	}
+}
