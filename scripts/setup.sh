@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what llmc's tests and LLVM backend need on a Debian machine:
-# the LLVM 14 tools (opt, llc) and a C compiler to link shared objects.
+# the LLVM 14 tools (opt, llc), a C compiler to link shared objects and
+# binutils (objdump) for the instruction-level tests.
 # Go modules come from the module proxy on first build.
 set -euo pipefail
 
@@ -24,6 +25,8 @@ have_llvm_tool() {
 need=()
 if ! have_llvm_tool opt || ! have_llvm_tool llc; then need+=(llvm-14); fi
 command -v "${CC:-cc}" >/dev/null 2>&1 || need+=(gcc)
+# GNU objdump reads the Go backend's kernels in the AVX-SSE transition test.
+command -v objdump >/dev/null 2>&1 || need+=(binutils)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -46,7 +46,10 @@ func TestNoAVXSSETransitions(t *testing.T) {
 	}
 	objdump, err := exec.LookPath("objdump")
 	if err != nil {
-		t.Skip("GNU objdump not installed")
+		if testshared.InCI() {
+			t.Fatal("GNU objdump (binutils) is missing: scripts/setup.sh installs it")
+		}
+		t.Skip("GNU objdump (binutils) not installed")
 	}
 	// stories260K (F32), a bfloat16 model and gemma2 (tanh soft-capping,
 	// which has no vector form) cover every kind of scalar code.
