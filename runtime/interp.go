@@ -93,7 +93,34 @@ func NewProgram(graphs []*ir.Graph, ws WeightSource, par Parallel) (*Program, er
 		}
 		p.entries[g.Name] = e
 	}
+	p.dropParts(graphs, ws)
 	return p, nil
+}
+
+// dropParts forgets the weights that only make up stacked ones (their
+// parts, which no op reads), so that a stacked weight is not held twice;
+// their memory in ws is released (see Releaser).
+func (p *Program) dropParts(graphs []*ir.Graph, ws WeightSource) {
+	read := map[string]bool{}
+	for _, g := range graphs {
+		g.Walk(func(n *ir.Node) {
+			for _, a := range n.Args {
+				if a.Kind == ir.KindWeight {
+					read[a.Name] = true
+				}
+			}
+		})
+	}
+	r, _ := ws.(Releaser)
+	for name := range p.weights {
+		if read[name] {
+			continue
+		}
+		delete(p.weights, name)
+		if r != nil {
+			r.Release(name)
+		}
+	}
 }
 
 func (p *Program) prepare(g *ir.Graph, ws WeightSource) (*entry, error) {
@@ -119,7 +146,11 @@ func (p *Program) prepare(g *ir.Graph, ws WeightSource) (*entry, error) {
 		}
 		if w.Derive != nil {
 			// concat: the arguments' rows, stacked.
-			var data []float32
+			n := 0
+			for _, a := range w.Derive.Args {
+				n += len(p.weights[a.Name])
+			}
+			data := make([]float32, 0, n)
 			for _, a := range w.Derive.Args {
 				data = append(data, p.weights[a.Name]...)
 			}

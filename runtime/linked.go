@@ -44,13 +44,23 @@ type LinkedEntry struct {
 	Seq  int
 }
 
-// LinkedWeights gathers a linked program's weights from ws into huge-page
-// memory (see AllocFloats), stacking derived ones; weights marked BF16 are
-// kept as stored, which needs ws to be a BF16Source. Call free when the
-// program is done with them.
+// LinkedWeights gathers a linked program's weights from ws, stacking
+// derived ones; weights marked BF16 are kept as stored, which needs ws to
+// be a BF16Source. A weight that is one checkpoint tensor stored as the
+// program keeps it is used in place when ws is a ViewSource (see
+// WeightInPlace): it stays in ws's memory, the page cache, and ws must stay
+// open while the weights are used. The others are copied into huge-page
+// memory (see AllocFloats), and the tensors they were copied from are
+// released (see FillWeight). Call free when the program is done with them.
 func LinkedWeights(lp *LinkedProgram, ws WeightSource) (weights *Weights, free func() error, err error) {
+	f32v, bf16v, inPlace := InPlace(lp.Weights, ws, 0)
+	weights = &Weights{F32: f32v, BF16: bf16v}
 	f32s, halves := 0, 0
-	for _, w := range lp.Weights {
+	for i := range lp.Weights {
+		w := &lp.Weights[i]
+		if inPlace[i] {
+			continue
+		}
 		if w.BF16 {
 			halves += w.Rows * w.Cols
 		} else {
@@ -68,9 +78,11 @@ func LinkedWeights(lp *LinkedProgram, ws WeightSource) (weights *Weights, free f
 		}
 	}()
 	half := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(mem[f32s:]))), halves)
-	weights = &Weights{F32: make([][]float32, len(lp.Weights)), BF16: make([][]uint16, len(lp.Weights))}
 	foff, hoff := 0, 0
 	for i := range lp.Weights {
+		if inPlace[i] {
+			continue
+		}
 		w := &lp.Weights[i]
 		n := w.Rows * w.Cols
 		if w.BF16 {
@@ -82,30 +94,153 @@ func LinkedWeights(lp *LinkedProgram, ws WeightSource) (weights *Weights, free f
 			return nil, nil, err
 		}
 	}
+	PopulateInPlace(lp.Weights, inPlace, func(i int) unsafe.Pointer {
+		if lp.Weights[i].BF16 {
+			return unsafe.Pointer(unsafe.SliceData(weights.BF16[i]))
+		}
+		return unsafe.Pointer(unsafe.SliceData(weights.F32[i]))
+	})
 	return weights, release, nil
+}
+
+// A ViewSource hands out checkpoint tensors in place: views of its own
+// memory (a mapped file, which the page cache backs) rather than copies.
+// The views stay valid until the source is closed and must not be written.
+type ViewSource interface {
+	// Float32View returns an F32 tensor's elements in place, and how many
+	// bytes after them may be read too; ok is false when the tensor is
+	// stored otherwise or cannot be viewed (misaligned).
+	Float32View(name string) (v []float32, slack int, ok bool)
+	// BF16View is Float32View for a BF16 tensor's raw elements.
+	BF16View(name string) (v []uint16, slack int, ok bool)
+}
+
+// A Releaser is a WeightSource whose tensors' memory can leave the
+// process's resident set once they are copied (FillWeight): the mapped
+// file's pages, which stay in the page cache.
+type Releaser interface {
+	// Release says that the tensor's memory will not be read for now:
+	// only advice, reading it again brings it back.
+	Release(name string)
+}
+
+// CopyWeights hides ws's views (see ViewSource), so that every weight is
+// gathered by copy, into huge-page memory, and its mapped original
+// released: a page cache in small pages streams slower than huge pages.
+func CopyWeights(ws WeightSource) WeightSource { return copySource{ws} }
+
+type copySource struct{ WeightSource }
+
+func (c copySource) BF16(name string) ([]uint16, error) {
+	b, ok := c.WeightSource.(BF16Source)
+	if !ok {
+		return nil, fmt.Errorf("weight %s: the weights cannot be read as bfloat16", name)
+	}
+	return b.BF16(name)
+}
+
+func (c copySource) Release(name string) {
+	if r, ok := c.WeightSource.(Releaser); ok {
+		r.Release(name)
+	}
+}
+
+// InPlace decides which of ws are used in place from src (ViewWeight,
+// with slack bytes readable after each), returning their elements there:
+// every weight that can be when src shows its views, and, even when
+// CopyWeights hides them, the parts of stacked weights. A program lists
+// those parts, but its kernels read the stacked copy: a view costs
+// nothing until it is read, a copy would hold the part twice.
+func InPlace(ws []artifact.Weight, src WeightSource, slack int) (f32 [][]float32, bf16 [][]uint16, in []bool) {
+	f32, bf16, in = make([][]float32, len(ws)), make([][]uint16, len(ws)), make([]bool, len(ws))
+	parts := map[string]bool{}
+	for i := range ws {
+		for _, name := range ws[i].Concat {
+			parts[name] = true
+		}
+	}
+	for i := range ws {
+		s := src
+		if c, ok := src.(copySource); ok && parts[ws[i].Name] {
+			s = c.WeightSource
+		}
+		f32[i], bf16[i], in[i] = ViewWeight(&ws[i], s, slack)
+	}
+	return f32, bf16, in
+}
+
+// ViewWeight reports whether weight w can be used in place in ws, and if
+// so returns its elements there, in f32 or, for a BF16 weight, bf16: w
+// must be one checkpoint tensor (not stacked) stored as the program keeps
+// it (F32, or BF16 for a BF16 weight) and viewable, with at least slack
+// bytes readable after it, and ws a ViewSource. Otherwise the weight is
+// gathered with FillWeight, a copy.
+func ViewWeight(w *artifact.Weight, ws WeightSource, slack int) (f32 []float32, bf16 []uint16, ok bool) {
+	vs, ok := ws.(ViewSource)
+	if !ok || len(w.Concat) > 0 {
+		return nil, nil, false
+	}
+	n := w.Rows * w.Cols
+	if w.BF16 {
+		v, after, ok := vs.BF16View(w.Name)
+		if !ok || len(v) != n || after < slack {
+			return nil, nil, false
+		}
+		return nil, v[:n:n], true
+	}
+	v, after, ok := vs.Float32View(w.Name)
+	if !ok || len(v) != n || after < slack {
+		return nil, nil, false
+	}
+	return v[:n:n], nil, true
+}
+
+// PopulateInPlace maps the weights used in place (inPlace[i], elements at
+// data(i)) into the page tables now (see Populate), except parts of
+// stacked weights: a program lists them, but its kernels read the stacked
+// copy, and FillWeight released them.
+func PopulateInPlace(ws []artifact.Weight, inPlace []bool, data func(i int) unsafe.Pointer) {
+	parts := map[string]bool{}
+	for i := range ws {
+		for _, name := range ws[i].Concat {
+			parts[name] = true
+		}
+	}
+	for i := range ws {
+		if inPlace[i] && !parts[ws[i].Name] {
+			Populate(data(i), ws[i].Rows*ws[i].Cols*ws[i].ElemBytes())
+		}
+	}
 }
 
 // FillWeight gathers weight w from ws, stacking its parts by rows: into
 // f32, of w.Rows × w.Cols elements, or, for a weight kept in bfloat16,
 // into bf16 as stored, which needs ws to be a BF16Source. Every compiled
-// program's weights are read by it, whatever memory holds them.
+// program's weights are read by it, whatever memory holds them. When ws is
+// a Releaser, each part is released once copied, so that the copy and
+// the mapped original are not both resident (release is only advice:
+// memory read again comes back from the page cache).
 func FillWeight(w *artifact.Weight, ws WeightSource, f32 []float32, bf16 []uint16) error {
+	release := func(string) {}
+	if r, ok := ws.(Releaser); ok {
+		release = r.Release
+	}
 	if !w.BF16 {
 		return fillParts(w, f32, func(name string) ([]float32, error) {
 			data, _, err := ws.Float32(name)
 			return data, err
-		})
+		}, release)
 	}
 	src, ok := ws.(BF16Source)
 	if !ok {
 		return fmt.Errorf("weight %s: the weights cannot be read as bfloat16", w.Name)
 	}
-	return fillParts(w, bf16, src.BF16)
+	return fillParts(w, bf16, src.BF16, release)
 }
 
 // fillParts copies w's parts, as read returns them, one after another into
-// dst, which must hold exactly w's elements.
-func fillParts[T float32 | uint16](w *artifact.Weight, dst []T, read func(name string) ([]T, error)) error {
+// dst, which must hold exactly w's elements, and then releases each.
+func fillParts[T float32 | uint16](w *artifact.Weight, dst []T, read func(name string) ([]T, error), release func(name string)) error {
 	n := w.Rows * w.Cols
 	dst = dst[:n]
 	at := 0
@@ -118,6 +253,7 @@ func fillParts[T float32 | uint16](w *artifact.Weight, dst []T, read func(name s
 			return fmt.Errorf("weight %s: %s has more elements than the artifact's [%d, %d]: compile the artifact again", w.Name, name, w.Rows, w.Cols)
 		}
 		at += copy(dst[at:], data)
+		release(name)
 	}
 	if at != n {
 		return fmt.Errorf("weight %s has %d elements, the artifact expects [%d, %d]: compile the artifact again", w.Name, at, w.Rows, w.Cols)

@@ -118,7 +118,8 @@ func (m *Model) shapeHint(name string, found []int) string {
 }
 
 // Float32 implements runtime.WeightSource: F32 tensors are returned as a
-// view of the mapping when aligned, others are converted.
+// view of the mapping when aligned, others are converted, after which the
+// mapped pages they were converted from are released (see Release).
 func (m *Model) Float32(name string) ([]float32, []int, error) {
 	t, ok := m.Tensors.Tensor(name)
 	if !ok {
@@ -131,7 +132,36 @@ func (m *Model) Float32(name string) ([]float32, []int, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: tensor %s: %w", m.Dir, name, err)
 	}
+	t.Release()
 	return f, t.Shape, nil
+}
+
+// Float32View implements runtime.ViewSource: an F32 tensor in place.
+func (m *Model) Float32View(name string) ([]float32, int, bool) {
+	t, ok := m.Tensors.Tensor(name)
+	if !ok {
+		return nil, 0, false
+	}
+	v, ok := t.Float32View()
+	return v, t.Slack(), ok
+}
+
+// BF16View implements runtime.ViewSource: a BF16 tensor in place.
+func (m *Model) BF16View(name string) ([]uint16, int, bool) {
+	t, ok := m.Tensors.Tensor(name)
+	if !ok {
+		return nil, 0, false
+	}
+	v, ok := t.BF16View()
+	return v, t.Slack(), ok
+}
+
+// Release implements runtime.Releaser: the tensor's mapped pages leave
+// the process's resident memory (they stay in the page cache).
+func (m *Model) Release(name string) {
+	if t, ok := m.Tensors.Tensor(name); ok {
+		t.Release()
+	}
 }
 
 func sameInts(a, b []int) bool {
@@ -146,7 +176,8 @@ func sameInts(a, b []int) bool {
 	return true
 }
 
-// BF16 implements runtime.BF16Source: a BF16 tensor's elements as stored.
+// BF16 implements runtime.BF16Source: a BF16 tensor's elements as stored,
+// in place when the mapping allows (see BF16View), else copied.
 func (m *Model) BF16(name string) ([]uint16, error) {
 	t, ok := m.Tensors.Tensor(name)
 	if !ok {
@@ -154,6 +185,9 @@ func (m *Model) BF16(name string) ([]uint16, error) {
 	}
 	if t.DType.String() != "BF16" {
 		return nil, fmt.Errorf("%s: tensor %s is %s, not BF16", m.Dir, name, t.DType)
+	}
+	if v, ok := t.BF16View(); ok {
+		return v, nil
 	}
 	out := make([]uint16, len(t.Data)/2)
 	for i := range out {

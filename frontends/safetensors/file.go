@@ -134,6 +134,7 @@ func parse(name string, data []byte) (*File, error) {
 			return nil, &FormatError{File: name, Tensor: e.name, Err: err}
 		}
 		t.Data = section[t.begin:t.end:t.end]
+		t.slack = len(section) - t.end
 		t.FileOffset = int64(headerEnd) + int64(t.begin)
 		f.tensors = append(f.tensors, t)
 		f.byName[t.Name] = t

@@ -7,10 +7,13 @@ import (
 	"math"
 	"os"
 	"syscall"
+	"unsafe"
 )
 
 // mapFile maps the file at path read-only and returns its bytes and a
-// function that unmaps them.
+// function that unmaps them. The mapping is advised to be backed by huge
+// pages where the page cache has them (see adviseHuge): a model's weights
+// are read in place from it, a decode step streaming them all.
 func mapFile(path string) ([]byte, func() error, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -36,5 +39,22 @@ func mapFile(path string) ([]byte, func() error, error) {
 	if err != nil {
 		return nil, nil, &os.PathError{Op: "mmap", Path: path, Err: err}
 	}
+	adviseHuge(data)
 	return data, func() error { return syscall.Munmap(data) }, nil
+}
+
+// pageSize is the size of the pages releasePages drops.
+var pageSize = uintptr(os.Getpagesize())
+
+// releasePages drops the whole pages inside b from the process's resident
+// set (MADV_DONTNEED on a shared read-only file mapping: the page cache
+// keeps them, and a later read faults them back in). Only advice.
+func releasePages(b []byte) {
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	lo := (start + pageSize - 1) &^ (pageSize - 1)
+	hi := (start + uintptr(len(b))) &^ (pageSize - 1)
+	if hi <= lo {
+		return
+	}
+	_ = syscall.Madvise(b[lo-start:hi-start], syscall.MADV_DONTNEED)
 }

@@ -24,6 +24,7 @@ type Tensor struct {
 	FileOffset int64
 
 	begin, end int // data_offsets, relative to the data section
+	slack      int // bytes of the file after Data (readable in place)
 }
 
 // NumElements returns the number of elements, the product of Shape.
@@ -156,6 +157,47 @@ func (t *Tensor) Float32View() ([]float32, bool) {
 		return nil, false
 	}
 	return unsafe.Slice((*float32)(unsafe.Pointer(p)), n), true
+}
+
+// BF16View returns the elements of a BF16 tensor as stored (the raw
+// bfloat16 bits) as a []uint16 that aliases Data, without copying, like
+// Float32View: it reports false unless the dtype is BF16, the platform is
+// little-endian and Data is 2-byte aligned.
+func (t *Tensor) BF16View() ([]uint16, bool) {
+	if t.DType != BF16 || !littleEndian || t.checkData() != nil {
+		return nil, false
+	}
+	n := t.NumElements()
+	if n == 0 {
+		return []uint16{}, true
+	}
+	p := unsafe.SliceData(t.Data)
+	if uintptr(unsafe.Pointer(p))%2 != 0 {
+		return nil, false
+	}
+	return unsafe.Slice((*uint16)(unsafe.Pointer(p)), n), true
+}
+
+// Slack is how many bytes of the file follow Data in memory: code that
+// reads a view a little past its end (a vector load at the last element)
+// stays inside the file if it reads at most Slack bytes past it.
+func (t *Tensor) Slack() int {
+	if t.Data == nil {
+		return 0
+	}
+	return t.slack
+}
+
+// Release says that Data's memory will not be read for a while (its
+// elements were converted or copied elsewhere): the whole pages it
+// covers are dropped from this process's resident memory. They stay in
+// the page cache, and Data stays valid: reading it again faults them back
+// in from the file. A tensor that shares a page with another keeps that
+// page. It is only advice, and does nothing where the file is not mapped.
+func (t *Tensor) Release() {
+	if len(t.Data) > 0 {
+		releasePages(t.Data)
+	}
 }
 
 // errClosed reports use of a tensor after its File was closed.

@@ -23,22 +23,28 @@
 // scratch memory, the token buffer and the KV cache states for as long as
 // the Program lives, and read and write them from C while Go code runs
 // concurrently. None of that memory may be moved or freed by the Go
-// runtime, so none of it is Go-allocated: a Program maps two anonymous
-// regions with syscall.Mmap, which the garbage collector neither scans,
-// moves nor frees,
+// runtime, so none of it is Go-allocated. A weight that is one checkpoint
+// tensor stored as the kernels read it (F32, or BF16 for a weight kept in
+// bfloat16) is read in place from the WeightSource's memory when it is a
+// runtime.ViewSource: the memory-mapped safetensors file, which the page
+// cache backs, so that it is neither copied nor resident twice. The rest
+// is in two anonymous regions a Program maps with syscall.Mmap, which the
+// garbage collector neither scans, moves nor frees,
 //
-//   - weights: every weight the kernels read, as float32 (checkpoint
-//     tensors copied in, derived weights stacked), made read-only once
-//     filled;
+//   - weights: every other weight the kernels read (stacked derived
+//     weights, tensors converted or misaligned in the file), copied in
+//     and made read-only once filled; the checkpoint tensors copied are
+//     released from the process's resident memory (runtime.FillWeight);
 //   - work: the context block the kernels receive, the arrays of weight
 //     and state pointers it points to, the plan buffer, the tokens, the
 //     arena, scratch and every KV cache state,
 //
 // and keeps them mapped until Close, which unmaps them after closing the
 // shared object. The only values passed to C are uintptrs into these
-// regions and integers; Go slices over the regions are used only by Go
-// code (to write tokens and read the output). A Program does not depend on
-// the WeightSource after Open returns: the checkpoint may be closed.
+// regions and the source's mapping, and integers; Go slices over the
+// regions are used only by Go code (to write tokens and read the output).
+// The WeightSource must stay open until Close when it is a ViewSource;
+// other sources may be closed once Open returns.
 //
 // Run and Close must not overlap: like the Go backend's programs, a
 // Program runs one step at a time. Close stops the team's threads.
@@ -78,8 +84,10 @@ type Program struct {
 	lay     *artifact.Layout
 	par     runtime.Parallel
 	lib     uintptr
-	weights []byte // mapping: weights (read-only once filled)
-	work    []byte // mapping: ctx, pointer arrays, plan, tokens, arena, scratch, states
+	weights []byte    // mapping: the weights not used in place (read-only once filled)
+	inPlace []bool    // by weight: read in place from the WeightSource's memory
+	wptrs   []uintptr // by weight: where the kernels read it
+	work    []byte    // mapping: ctx, pointer arrays, plan, tokens, arena, scratch, states
 	ctx     uintptr
 	words   []int64 // the context block
 	plan    []int64
@@ -122,7 +130,17 @@ func Open(a Artifact, ws runtime.WeightSource, par runtime.Parallel) (*Program, 
 	if a.Library == "" {
 		return nil, fmt.Errorf("artifact %s: the manifest names no shared object (backend_info.library)", a.Dir)
 	}
-	p, err := load(filepath.Join(a.Dir, a.Library), lay, par, func(i int, dst []float32) error {
+	f32, bf16, in := runtime.InPlace(lay.Weights, ws, pad*4)
+	p, err := load(filepath.Join(a.Dir, a.Library), lay, par, func(i int) uintptr {
+		w := &lay.Weights[i]
+		switch {
+		case !in[i] || w.Rows*w.Cols == 0:
+			return 0
+		case w.BF16:
+			return uintptr(unsafe.Pointer(unsafe.SliceData(bf16[i])))
+		}
+		return uintptr(unsafe.Pointer(unsafe.SliceData(f32[i])))
+	}, func(i int, dst []float32) error {
 		w := &lay.Weights[i]
 		if w.BF16 {
 			return runtime.FillWeight(w, ws, nil, unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(dst))), w.Rows*w.Cols))
@@ -132,6 +150,9 @@ func Open(a Artifact, ws runtime.WeightSource, par runtime.Parallel) (*Program, 
 	if err != nil {
 		return nil, fmt.Errorf("artifact %s: %w", a.Dir, err)
 	}
+	runtime.PopulateInPlace(lay.Weights, p.inPlace, func(i int) unsafe.Pointer {
+		return *(*unsafe.Pointer)(unsafe.Pointer(&p.wptrs[i]))
+	})
 	return p, nil
 }
 
@@ -141,7 +162,7 @@ func New(lib string, lay *artifact.Layout, weights [][]float32, par runtime.Para
 	if len(weights) != len(lay.Weights) {
 		return nil, fmt.Errorf("%d weights given, the program takes %d", len(weights), len(lay.Weights))
 	}
-	return load(lib, lay, par, func(i int, dst []float32) error {
+	return load(lib, lay, par, nil, func(i int, dst []float32) error {
 		if len(weights[i]) != len(dst) {
 			w := lay.Weights[i]
 			return fmt.Errorf("weight %s has %d elements, want [%d, %d]", w.Name, len(weights[i]), w.Rows, w.Cols)
@@ -187,7 +208,10 @@ func addr(mem []byte, off int) uintptr { return uintptr(unsafe.Pointer(&mem[off]
 // shared object, not of the Go heap).
 func ptrAt[T any](a uintptr) *T { return (*T)(*(*unsafe.Pointer)(unsafe.Pointer(&a))) }
 
-func load(lib string, lay *artifact.Layout, par runtime.Parallel, fill func(i int, dst []float32) error) (p *Program, err error) {
+// load loads lib with weight i in place at view(i), when view is not nil
+// and that is not 0, or else copied by fill into the program's weight
+// mapping.
+func load(lib string, lay *artifact.Layout, par runtime.Parallel, view func(i int) uintptr, fill func(i int, dst []float32) error) (p *Program, err error) {
 	if lay.ABI < artifact.MinABIVersion || lay.ABI > artifact.ABIVersion {
 		return nil, fmt.Errorf("native ABI version %d, this llmrun loads versions %d to %d: compile the artifact again", lay.ABI, artifact.MinABIVersion, artifact.ABIVersion)
 	}
@@ -206,24 +230,33 @@ func load(lib string, lay *artifact.Layout, par runtime.Parallel, fill func(i in
 		}
 	}()
 
-	// Weights, read-only once filled.
+	// Weights: in place where they can be, the rest copied into a
+	// mapping that is read-only once filled.
 	var wr region
 	woff := make([]int, len(lay.Weights))
+	wptr := make([]uintptr, len(lay.Weights))
+	p.wptrs = wptr
+	p.inPlace = make([]bool, len(lay.Weights))
 	for i, w := range lay.Weights {
 		if w.Rows < 0 || w.Cols < 0 {
 			return nil, fmt.Errorf("weight %s has shape [%d, %d]", w.Name, w.Rows, w.Cols)
 		}
-		size := 4
-		if w.BF16 {
-			size = 2
+		if view != nil {
+			if wptr[i] = view(i); wptr[i] != 0 {
+				p.inPlace[i] = true
+				continue
+			}
 		}
-		woff[i] = wr.take(size * (w.Rows*w.Cols + pad))
+		woff[i] = wr.take(w.ElemBytes() * (w.Rows*w.Cols + pad))
 	}
 	if p.weights, err = mapAnon(wr.size); err != nil {
 		return nil, err
 	}
 	adviseHugePages(p.weights)
 	for i, w := range lay.Weights {
+		if p.inPlace[i] {
+			continue
+		}
 		n := w.Rows * w.Cols
 		if w.BF16 {
 			n = (n + 1) / 2 // the fill function sees the bytes as float32 words
@@ -231,6 +264,7 @@ func load(lib string, lay *artifact.Layout, par runtime.Parallel, fill func(i in
 		if err := fill(i, floats(p.weights, woff[i], n)); err != nil {
 			return nil, err
 		}
+		wptr[i] = addr(p.weights, woff[i])
 	}
 	if err := syscall.Mprotect(p.weights, syscall.PROT_READ); err != nil {
 		return nil, fmt.Errorf("protecting the weights: %w", err)
@@ -270,7 +304,7 @@ func load(lib string, lay *artifact.Layout, par runtime.Parallel, fill func(i in
 	p.words[artifact.CtxStates] = int64(addr(w, sptrOff))
 	wptrs := unsafe.Slice((*int64)(unsafe.Pointer(&w[wptrOff])), len(lay.Weights))
 	for i := range lay.Weights {
-		wptrs[i] = int64(addr(p.weights, woff[i]))
+		wptrs[i] = int64(wptr[i])
 	}
 	sptrs := unsafe.Slice((*int64)(unsafe.Pointer(&w[sptrOff])), len(lay.States))
 	for i := range lay.States {
