@@ -31,8 +31,11 @@ type loadInput struct {
 	man    *artifact.Manifest
 	graphs []*ir.Graph
 	model  *hf.Model
-	par    *pool.Pool
-	linked *runtime.LinkedProgram // Options.Linked
+	// weights is the model as a compiled program's weights are gathered
+	// from it (see Options.WeightsInPlace).
+	weights runtime.WeightSource
+	par     *pool.Pool
+	linked  *runtime.LinkedProgram // Options.Linked
 }
 
 // loaders are the loaders by the backend a manifest records.
@@ -80,7 +83,7 @@ func handOffLinked(dir string, man *artifact.Manifest, opts Options) error {
 // has checked that it is the artifact's) over weights gathered from the
 // model.
 func loadLinked(in *loadInput) (runtime.Runner, func() error, error) {
-	ws, free, err := runtime.LinkedWeights(in.linked, in.model)
+	ws, free, err := runtime.LinkedWeights(in.linked, in.weights)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -90,7 +93,7 @@ func loadLinked(in *loadInput) (runtime.Runner, func() error, error) {
 // loadNative loads the artifact's shared object.
 func loadNative(in *loadInput) (runtime.Runner, func() error, error) {
 	b := in.man.Backends
-	np, err := native.Open(native.Artifact{Dir: in.dir, Library: b.Library, BuildID: in.man.BuildID, CPU: b.TargetCPU, Features: b.Features}, in.model, in.par)
+	np, err := native.Open(native.Artifact{Dir: in.dir, Library: b.Library, BuildID: in.man.BuildID, CPU: b.TargetCPU, Features: b.Features}, in.weights, in.par)
 	if err != nil {
 		return nil, nil, err
 	}
