@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/llmc-dev/llmc/artifact"
@@ -71,7 +72,7 @@ func stages() []stage {
 			inArtifact: true, run: (*compilation).emit, print: printSources},
 		{Stage: Stage{StageToolchain, "build the generated sources with the backend's tools (go build; opt, llc, cc)", ""},
 			inArtifact: true, run: (*compilation).toolchain},
-		{Stage: Stage{StageWrite, "hash the model files, write the IR, the --emit files and the manifest, and rename the folder to ART", ""},
+		{Stage: Stage{StageWrite, "take the model files' hashes (computed in the background since the first stage), write the IR, the --emit files and the manifest, and rename the folder to ART", ""},
 			inArtifact: true, run: (*compilation).write},
 	}
 }
@@ -106,6 +107,47 @@ type compilation struct {
 	prog             *kir.Program
 	tb               *targetBuild
 	extraFiles       []string // --emit files that follow the backend's in the manifest
+	// hashes waits for the model files' descriptions (hashModel), hashed
+	// while the other stages run, and returns them.
+	hashes func() ([]artifact.File, error)
+}
+
+// hashModel describes the model's files (sizes, times, SHA-256) in the
+// background and delivers them once: hashing a multi-GB checkpoint reads
+// it at disk or page-cache speed on one core, which the single-threaded
+// stages (build to emit) leave free, so write does not wait for it after
+// the toolchain. The file is read, not mapped: it occupies the page
+// cache, not the compiler's memory.
+func (c *compilation) hashModel(ctx context.Context, abs string) func() ([]artifact.File, error) {
+	type result struct {
+		files []artifact.File
+		err   error
+	}
+	done := make(chan result, 1)
+	paths := c.model.Tensors.Files()
+	go func() {
+		var r result
+		for _, f := range paths {
+			name, err := filepath.Rel(abs, mustAbs(f))
+			if err == nil {
+				err = ctx.Err()
+			}
+			var d artifact.File
+			if err == nil {
+				d, err = artifact.DescribeFile(abs, name, nil)
+			}
+			if err != nil {
+				r.err = err
+				break
+			}
+			r.files = append(r.files, d)
+		}
+		done <- r
+	}()
+	return sync.OnceValues(func() ([]artifact.File, error) {
+		r := <-done
+		return r.files, r.err
+	})
 }
 
 // targetBuild is what a target's emit and toolchain steps work on.
@@ -133,6 +175,16 @@ type emittedSource struct {
 // run runs the stages in order, timing each; the inArtifact ones run
 // inside artifact.WriteDir, so that a failure leaves outDir as it was.
 func (c *compilation) run(ctx context.Context) error {
+	abs, err := filepath.Abs(c.modelDir)
+	if err != nil {
+		return err
+	}
+	hctx, stop := context.WithCancel(ctx)
+	c.hashes = c.hashModel(hctx, abs)
+	defer func() {
+		stop()
+		c.hashes() // the hashing goroutine has ended when run returns
+	}()
 	table := stages()
 	i := 0
 	for ; i < len(table) && !table[i].inArtifact; i++ {
@@ -141,7 +193,7 @@ func (c *compilation) run(ctx context.Context) error {
 		}
 	}
 	var last time.Time
-	err := artifact.WriteDir(c.outDir, func(tmp string) error {
+	err = artifact.WriteDir(c.outDir, func(tmp string) error {
 		c.tb = &targetBuild{ctx: ctx, dir: tmp, prog: c.prog, man: c.man, vocab: c.model.Config.VocabSize, source: c.o.Source,
 			progress: func(f string, a ...any) { progress(c.o.Progress, f, a...) }}
 		for ; i < len(table); i++ {
@@ -272,20 +324,9 @@ func (c *compilation) write(ctx context.Context) (string, error) {
 		return "", err
 	}
 	man.Model = artifact.Model{Dir: abs, Architecture: c.model.Config.Architecture}
-	for _, f := range c.model.Tensors.Files() {
-		name, err := filepath.Rel(abs, mustAbs(f))
-		if err != nil {
-			return "", err
-		}
-		if err := ctx.Err(); err != nil {
-			return "", err
-		}
-		progress(c.o.Progress, "hashing %s", name)
-		d, err := artifact.DescribeFile(abs, name, nil)
-		if err != nil {
-			return "", err
-		}
-		man.Model.Files = append(man.Model.Files, d)
+	progress(c.o.Progress, "waiting for the model files' hashes (started with the first stage)")
+	if man.Model.Files, err = c.hashes(); err != nil {
+		return "", err
 	}
 
 	if err := os.WriteFile(filepath.Join(tmp, artifact.IRName), []byte(ir.PrintModule(c.res.Graphs)), 0o644); err != nil {
