@@ -31,6 +31,9 @@ type loadInput struct {
 	man    *artifact.Manifest
 	graphs []*ir.Graph
 	model  *hf.Model
+	// ws is where the weights come from: the model, with the tensors the
+	// artifact stores itself (weights.bin) read from there.
+	ws     runtime.WeightSource
 	par    *pool.Pool
 	linked *runtime.LinkedProgram // Options.Linked
 }
@@ -44,7 +47,7 @@ var loaders = map[string]loader{
 
 // loadInterpreted runs the optimised IR with the interpreter.
 func loadInterpreted(in *loadInput) (runtime.Runner, func() error, error) {
-	prog, err := runtime.NewProgram(in.graphs, in.model, in.par)
+	prog, err := runtime.NewProgram(in.graphs, in.ws, in.par)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -80,7 +83,7 @@ func handOffLinked(dir string, man *artifact.Manifest, opts Options) error {
 // has checked that it is the artifact's) over weights gathered from the
 // model.
 func loadLinked(in *loadInput) (runtime.Runner, func() error, error) {
-	ws, free, err := runtime.LinkedWeights(in.linked, in.model)
+	ws, free, err := runtime.LinkedWeights(in.linked, in.ws)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -90,7 +93,7 @@ func loadLinked(in *loadInput) (runtime.Runner, func() error, error) {
 // loadNative loads the artifact's shared object.
 func loadNative(in *loadInput) (runtime.Runner, func() error, error) {
 	b := in.man.Backends
-	np, err := native.Open(native.Artifact{Dir: in.dir, Library: b.Library, BuildID: in.man.BuildID, CPU: b.TargetCPU, Features: b.Features}, in.model, in.par)
+	np, err := native.Open(native.Artifact{Dir: in.dir, Library: b.Library, BuildID: in.man.BuildID, CPU: b.TargetCPU, Features: b.Features}, in.ws, in.par)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -124,6 +124,9 @@ func Open(a Artifact, ws runtime.WeightSource, par runtime.Parallel) (*Program, 
 	}
 	p, err := load(filepath.Join(a.Dir, a.Library), lay, par, func(i int, dst []float32) error {
 		w := &lay.Weights[i]
+		if w.Fmt().Blocked() {
+			return runtime.FillBlocks(w, ws, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst)))
+		}
 		if w.BF16 {
 			return runtime.FillWeight(w, ws, nil, unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(dst))), w.Rows*w.Cols))
 		}
@@ -213,6 +216,10 @@ func load(lib string, lay *artifact.Layout, par runtime.Parallel, fill func(i in
 		if w.Rows < 0 || w.Cols < 0 {
 			return nil, fmt.Errorf("weight %s has shape [%d, %d]", w.Name, w.Rows, w.Cols)
 		}
+		if w.Fmt().Blocked() {
+			woff[i] = wr.take(w.Bytes() + 4*pad)
+			continue
+		}
 		size := 4
 		if w.BF16 {
 			size = 2
@@ -227,6 +234,9 @@ func load(lib string, lay *artifact.Layout, par runtime.Parallel, fill func(i in
 		n := w.Rows * w.Cols
 		if w.BF16 {
 			n = (n + 1) / 2 // the fill function sees the bytes as float32 words
+		}
+		if w.Fmt().Blocked() {
+			n = (w.Bytes() + 3) / 4
 		}
 		if err := fill(i, floats(p.weights, woff[i], n)); err != nil {
 			return nil, err
