@@ -452,7 +452,10 @@ func (fb *fn) field(i int, name string) value.Value {
 func (fb *fn) loadBuffers(body []kir.Stmt) {
 	bufs := map[string]*kir.Buffer{}
 	kir.Walk(body, func(e kir.Expr) {
-		if l, ok := e.(*kir.Load); ok {
+		switch l := e.(type) {
+		case *kir.Load:
+			bufs[l.Buf.Name] = l.Buf
+		case *kir.LoadQ:
 			bufs[l.Buf.Name] = l.Buf
 		}
 	}, func(st *kir.Store) { bufs[st.Buf.Name] = st.Buf })
