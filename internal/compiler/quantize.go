@@ -108,6 +108,9 @@ func classify(graphs []*ir.Graph) map[string]string {
 func (c *compilation) quantize(ctx context.Context) (string, error) {
 	f := c.weights
 	if !f.Blocked() {
+		if c.o.Weights.Format == "" {
+			return "no --weights q8_0: weights as the checkpoint stores them", nil
+		}
 		return fmt.Sprintf("--weights %s is not a block format", f), nil
 	}
 	class := classify(c.res.Graphs)
