@@ -7,19 +7,20 @@ import "embed"
 // sourceFiles are the files Source returns.
 //
 //go:embed go.mod go.sum
-//go:embed artifact/abi.go artifact/artifact.go artifact/entry.go artifact/identity_linux.go artifact/identity_other.go artifact/layout.go artifact/pid_other.go artifact/pid_unix.go artifact/weight.go
+//go:embed artifact/abi.go artifact/artifact.go artifact/entry.go artifact/identity_linux.go artifact/identity_other.go artifact/layout.go artifact/pid_other.go artifact/pid_unix.go artifact/stored.go artifact/weight.go
 //go:embed chattemplate/ast.go chattemplate/doc.go chattemplate/eval.go chattemplate/filters.go chattemplate/format.go chattemplate/globals.go chattemplate/lex.go chattemplate/methods.go chattemplate/parse.go chattemplate/template.go chattemplate/tests.go chattemplate/value.go
 //go:embed frontends/hf/build.go frontends/hf/config.go frontends/hf/model.go
 //go:embed frontends/safetensors/advise_linux.go frontends/safetensors/advise_other.go frontends/safetensors/convert.go frontends/safetensors/doc.go frontends/safetensors/dtype.go frontends/safetensors/errors.go frontends/safetensors/file.go frontends/safetensors/mmap_other.go frontends/safetensors/mmap_unix.go frontends/safetensors/set.go frontends/safetensors/tensor.go frontends/safetensors/write.go
 //go:embed internal/cli/cmdline/cmdline.go
 //go:embed internal/cli/llmruncmd/bench.go internal/cli/llmruncmd/chat.go internal/cli/llmruncmd/external.go internal/cli/llmruncmd/llmrun.go internal/cli/llmruncmd/text.go internal/cli/llmruncmd/tokenize.go internal/cli/llmruncmd/verify.go
-//go:embed internal/engine/engine.go internal/engine/loaders.go
+//go:embed internal/engine/engine.go internal/engine/loaders.go internal/engine/stored.go
 //go:embed internal/sysmem/sysmem.go
 //go:embed ir/attrs.go ir/graph.go ir/ops.go ir/parse.go ir/print.go ir/rewrite.go ir/semantics.go ir/types.go ir/verify.go
-//go:embed runtime/dot_simd.go runtime/expf.go runtime/finite.go runtime/generate.go runtime/hugemem_linux.go runtime/hugemem_other.go runtime/interp.go runtime/isa.go runtime/kernels.go runtime/linked.go runtime/populate_linux.go runtime/populate_other.go runtime/static.go
+//go:embed runtime/blocks.go runtime/dot_simd.go runtime/expf.go runtime/finite.go runtime/generate.go runtime/hugemem_linux.go runtime/hugemem_other.go runtime/interp.go runtime/isa.go runtime/kernels.go runtime/linked.go runtime/populate_linux.go runtime/populate_other.go runtime/static.go
 //go:embed runtime/artifactmain/artifactmain.go
 //go:embed runtime/native/cpu.go runtime/native/mem_linux.go runtime/native/mem_other.go runtime/native/native.go runtime/native/native_other.go
 //go:embed runtime/pool/pool.go
 //go:embed runtime/sample/exp.go runtime/sample/filter.go runtime/sample/math.go runtime/sample/sample.go
 //go:embed tokenizer/added.go tokenizer/bpe.go tokenizer/bytes.go tokenizer/chars.go tokenizer/decoder.go tokenizer/doc.go tokenizer/load.go tokenizer/normalizer.go tokenizer/pattern.go tokenizer/post.go tokenizer/split.go tokenizer/stream.go tokenizer/tokenizer.go
+//go:embed wformat/wformat.go
 var sourceFiles embed.FS

@@ -68,10 +68,14 @@ type Manifest struct {
 	Derived    []DerivedInfo `json:"derived_weights,omitempty"`
 	// ProgramWeights are the weights a compiled program (backends go and
 	// llvm) reads, as it stores them: which it keeps in bfloat16, say.
-	ProgramWeights []Weight    `json:"program_weights,omitempty"`
-	IR             string      `json:"ir"`
-	Files          []string    `json:"files"` // other files in the artifact, relative
-	Backends       BackendInfo `json:"backend_info,omitempty"`
+	ProgramWeights []Weight `json:"program_weights,omitempty"`
+	// StoredWeights index the checkpoint tensors the artifact stores
+	// itself, transformed (quantized), in StoredWeightsName; the run side
+	// reads those from there instead of the model folder.
+	StoredWeights []StoredTensor `json:"stored_weights,omitempty"`
+	IR            string         `json:"ir"`
+	Files         []string       `json:"files"` // other files in the artifact, relative
+	Backends      BackendInfo    `json:"backend_info,omitempty"`
 	// Contents are the size and hash of every file in the artifact but
 	// the manifest, sorted by name.
 	Contents []Content `json:"contents"`
@@ -162,7 +166,7 @@ func IsArtifact(dir string) bool {
 // ownFiles are files that only an artifact holds (its program, emitted
 // extras, executable, generated source, shared object), whatever its
 // backend; a model folder has none of them.
-var ownFiles = []string{IRName, "program.kir", "program.dot", "bin/llmc-model", "gosrc", "model.so", "model.ll"}
+var ownFiles = []string{IRName, StoredWeightsName, "program.kir", "program.dot", "bin/llmc-model", "gosrc", "model.so", "model.ll"}
 
 // OwnFile returns a file of dir that only an llmc artifact has, to tell an
 // artifact that lost its manifest from a model folder.

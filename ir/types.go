@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // DType is the element type of a tensor.
@@ -15,10 +17,40 @@ const (
 	F16
 	BF16
 	I32
+	// Q8_0 is a weight stored in llama.cpp's Q8_0 blocks (wformat.Q8_0):
+	// the quantize stage types linear weights so, and only weights are.
+	Q8_0
 )
 
-var dtypeNames = [...]string{Invalid: "invalid", F32: "f32", F16: "f16", BF16: "bf16", I32: "i32"}
-var dtypeSizes = [...]int{Invalid: 0, F32: 4, F16: 2, BF16: 2, I32: 4}
+var dtypeNames = [...]string{Invalid: "invalid", F32: "f32", F16: "f16", BF16: "bf16", I32: "i32", Q8_0: "q8_0"}
+var dtypeSizes = [...]int{Invalid: 0, F32: 4, F16: 2, BF16: 2, I32: 4, Q8_0: 0}
+
+// dtypeFormats are the weight formats of the dtypes a weight can have.
+var dtypeFormats = map[DType]wformat.Format{F32: wformat.F32, F16: wformat.F16, BF16: wformat.BF16, Q8_0: wformat.Q8_0}
+
+// Format is the weight format of a weight of dtype d (false for a dtype
+// no weight is stored in).
+func (d DType) Format() (wformat.Format, bool) {
+	f, ok := dtypeFormats[d]
+	return f, ok
+}
+
+// IsBlocked reports whether d is a block format (wformat.Format.Blocked):
+// its elements cannot be addressed one by one.
+func (d DType) IsBlocked() bool {
+	f, ok := d.Format()
+	return ok && f.Blocked()
+}
+
+// WeightDType is the dtype of weights stored in format f.
+func WeightDType(f wformat.Format) DType {
+	for d, g := range dtypeFormats {
+		if g == f {
+			return d
+		}
+	}
+	return Invalid
+}
 
 func (d DType) String() string {
 	if int(d) < len(dtypeNames) {
@@ -27,7 +59,8 @@ func (d DType) String() string {
 	return fmt.Sprintf("dtype(%d)", d)
 }
 
-// Size is the number of bytes of one element.
+// Size is the number of bytes of one element (0 for block formats: see
+// Format).
 func (d DType) Size() int {
 	if int(d) < len(dtypeSizes) {
 		return dtypeSizes[d]
@@ -45,7 +78,7 @@ func ParseDType(s string) (DType, error) {
 			return DType(i), nil
 		}
 	}
-	return Invalid, fmt.Errorf("unknown dtype %q (want one of f32, f16, bf16, i32)", s)
+	return Invalid, fmt.Errorf("unknown dtype %q (want one of f32, f16, bf16, i32, q8_0)", s)
 }
 
 // Dim is one dimension of a shape: a constant, or a named symbol whose value

@@ -5,6 +5,7 @@ import (
 	"unsafe"
 
 	"github.com/llmc-dev/llmc/artifact"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // LinkedProgram describes a compiled program linked into the running
@@ -139,6 +140,14 @@ func (c copySource) BF16(name string) ([]uint16, error) {
 	return b.BF16(name)
 }
 
+func (c copySource) Blocks(name string) ([]byte, wformat.Format, error) {
+	b, ok := c.WeightSource.(BlockSource)
+	if !ok {
+		return nil, 0, fmt.Errorf("weight %s: the weights hold no block-format tensors", name)
+	}
+	return b.Blocks(name)
+}
+
 func (c copySource) Release(name string) {
 	if r, ok := c.WeightSource.(Releaser); ok {
 		r.Release(name)
@@ -177,7 +186,9 @@ func InPlace(ws []artifact.Weight, src WeightSource, slack int) (f32 [][]float32
 // gathered with FillWeight, a copy.
 func ViewWeight(w *artifact.Weight, ws WeightSource, slack int) (f32 []float32, bf16 []uint16, ok bool) {
 	vs, ok := ws.(ViewSource)
-	if !ok || len(w.Concat) > 0 {
+	if !ok || len(w.Concat) > 0 || w.Fmt().Blocked() {
+		// Stacked weights are built, block formats come from the
+		// artifact's own file: neither is the checkpoint's bytes.
 		return nil, nil, false
 	}
 	n := w.Rows * w.Cols

@@ -460,7 +460,7 @@ func (g *gen) phaseBody(ph *kir.Phase, simd bool) []jen.Code {
 			src = jen.Id("p").Dot("scratch")
 		case kir.Weight:
 			src = jen.Id("p").Dot("w").Index(jen.Lit(b.Index))
-			if b.BF16 {
+			if b.IsBF16() {
 				src = jen.Id("p").Dot("wh").Index(jen.Lit(b.Index))
 			}
 		case kir.State:
@@ -582,11 +582,11 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 		switch {
 		case e.Buf.Kind == kir.Tokens:
 			return jen.Int().Call(jen.Id(e.Buf.Name).Index(idx))
-		case e.Buf.BF16 && !e.Vec:
+		case e.Buf.IsBF16() && !e.Vec:
 			return jen.Id("bf16f").Call(jen.Id(e.Buf.Name).Index(idx))
-		case e.Buf.BF16 && simd:
+		case e.Buf.IsBF16() && simd:
 			return jen.Id("loadbf8").Call(jen.Id(e.Buf.Name+"_p"), idx)
-		case e.Buf.BF16:
+		case e.Buf.IsBF16():
 			return jen.Id("load8bf").Call(jen.Id(e.Buf.Name), idx)
 		case !e.Vec:
 			return jen.Id(e.Buf.Name).Index(idx)
@@ -691,7 +691,7 @@ func (g *gen) uexpr(e kir.Expr) *jen.Statement {
 		return jen.Id(e.Name)
 	case *kir.Load:
 		idx := g.expr(e.Index, true)
-		if e.Buf.BF16 {
+		if e.Buf.IsBF16() {
 			return jen.Id("bf16u").Call(jen.Id(e.Buf.Name).Index(idx))
 		}
 		return bcast(jen.Id(e.Buf.Name).Index(idx))

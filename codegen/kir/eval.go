@@ -3,6 +3,8 @@ package kir
 import (
 	"fmt"
 	"math"
+
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // Machine evaluates a Program directly, statement by statement. It is slow;
@@ -11,6 +13,9 @@ import (
 type Machine struct {
 	P       *Program
 	Weights [][]float32 // by WeightRef index
+	// Blocks are the bytes of block-format weights, by WeightRef index
+	// (nil for the others).
+	Blocks  [][]byte
 	States  [][]float32 // by StateRef index
 	arena   []float32
 	scratch []float32
@@ -167,6 +172,13 @@ func (f *frame) f32(e Expr) float32 {
 		return f.f32s[e]
 	case *Load:
 		return f.buf(e.Buf)[f.int(e.Index)]
+	case *LoadQ:
+		b := f.m.Blocks[e.Buf.Index]
+		i := f.int(e.Off)
+		if e.Part == QF16 {
+			return wformat.F16ToF32(uint16(b[i]) | uint16(b[i+1])<<8)
+		}
+		return float32(int8(b[i]))
 	case *Bin:
 		return binF(e.Op, f.f32(e.A), f.f32(e.B))
 	case *FMA:
@@ -201,6 +213,12 @@ func (f *frame) vec(e Expr) [8]float32 {
 	case *Load:
 		i := f.int(e.Index)
 		copy(out[:], f.buf(e.Buf)[i:i+8])
+	case *LoadQ:
+		b := f.m.Blocks[e.Buf.Index]
+		i := f.int(e.Off)
+		for j := range out {
+			out[j] = float32(int8(b[i+j]))
+		}
 	case *Broadcast:
 		x := f.f32(e.X)
 		for i := range out {

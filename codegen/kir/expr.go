@@ -111,6 +111,15 @@ func Fn(f MathFn, x Expr) Expr { return &Call{Fn: f, Arg: x} }
 func Ld(b *Buffer, i Expr) Expr  { return &Load{Buf: b, Index: i} }
 func Ld8(b *Buffer, i Expr) Expr { return &Load{Buf: b, Index: i, Vec: true} }
 
+// LdI8 is the int8 quant at byte off of a block-format weight, as f32.
+func LdI8(b *Buffer, off Expr) Expr { return &LoadQ{Buf: b, Off: off, Part: QInt8} }
+
+// LdI8x8 is the eight int8 quants at byte off.., as f32x8.
+func LdI8x8(b *Buffer, off Expr) Expr { return &LoadQ{Buf: b, Off: off, Part: QInt8, Vec: true} }
+
+// LdF16 is the float16 scale at byte off, as f32.
+func LdF16(b *Buffer, off Expr) Expr { return &LoadQ{Buf: b, Off: off, Part: QF16} }
+
 // IRem is a % b on non-negative ints.
 func IRem(a, b Expr) Expr {
 	ca, oka := a.(IntConst)

@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/llmc-dev/llmc/artifact"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // Type is the type of a kernel IR value.
@@ -60,18 +61,24 @@ func (k BufKind) String() string {
 	return fmt.Sprintf("BufKind(%d)", uint8(k))
 }
 
-// Buffer is a flat array of float32 (i32 for Tokens).
+// Buffer is a flat array of float32 (i32 for Tokens), or a weight in
+// another format.
 type Buffer struct {
 	Name string
 	Kind BufKind
-	// BF16 marks a weight kept in bfloat16: loads widen each element to
-	// f32 (exactly: a bfloat16 is the top half of a float32's bits), so
-	// the step streams half the bytes.
-	BF16  bool
-	Index int       // weight, state or table number
-	Len   int       // elements
-	Data  []float32 // the contents of a Table
+	// Format is how a weight's elements are stored (f32 for every other
+	// buffer). Loads of a bf16 weight widen each element to f32 (exactly:
+	// a bfloat16 is the top half of a float32's bits), so the step streams
+	// half the bytes. A block-format weight (Format.Blocked) is bytes,
+	// read only by LoadQ at byte offsets; Len is then its bytes.
+	Format wformat.Format
+	Index  int       // weight, state or table number
+	Len    int       // elements (bytes of a block-format weight)
+	Data   []float32 // the contents of a Table
 }
+
+// IsBF16 reports whether b is a weight kept in bfloat16.
+func (b *Buffer) IsBF16() bool { return b.Format == wformat.BF16 }
 
 func (b *Buffer) String() string { return b.Name }
 
@@ -191,6 +198,38 @@ type HMax struct{ X Expr }
 // added as ((x0+x1)+(x2+x3))+((x4+x5)+(x6+x7)): eight dot products
 // finished at once (a transpose by horizontal adds).
 type HSums struct{ Xs [8]Expr }
+
+// QPart is what a LoadQ reads from a block of a block-format weight.
+type QPart uint8
+
+const (
+	// QInt8 is an int8 quant (eight consecutive ones for a vector load).
+	QInt8 QPart = iota
+	// QF16 is a float16 scale.
+	QF16
+)
+
+// LoadQ reads part of a block-format weight at byte offset Off, widened
+// to f32 (Vec: eight int8 quants at Off.. widened to f32x8). Lowering
+// writes dequantisation with it as scale × quant multiplies, so a backend
+// only prints loads and conversions.
+type LoadQ struct {
+	Buf  *Buffer
+	Off  Expr
+	Part QPart
+	Vec  bool
+}
+
+func (l *LoadQ) Type() Type { return vecType(l.Vec) }
+func (l *LoadQ) String() string {
+	switch {
+	case l.Part == QF16:
+		return fmt.Sprintf("loadf16 %s[%s]", l.Buf, l.Off)
+	case l.Vec:
+		return fmt.Sprintf("load8i8 %s[%s]", l.Buf, l.Off)
+	}
+	return fmt.Sprintf("loadi8 %s[%s]", l.Buf, l.Off)
+}
 
 // ToF32 converts an int to f32.
 type ToF32 struct{ X Expr }
@@ -333,7 +372,7 @@ type Entry struct {
 
 // WeightRef names a weight by index; derived weights are built by the
 // runtime from checkpoint weights. It is the artifact contract's weight
-// description (BF16: kept in bfloat16, see Buffer.BF16), which backends
+// description (its Fmt: see Buffer.Format), which backends
 // hand to the runtime as it is.
 type WeightRef = artifact.Weight
 

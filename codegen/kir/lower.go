@@ -192,6 +192,9 @@ func (l *lowerer) weight(w *ir.Value) int {
 	}
 	shape := constShape(w.Type)
 	ref := &WeightRef{Name: w.Name, Rows: shape[0], Cols: 1, BF16: l.opts.KeepBF16 && w.Type.DType == ir.BF16}
+	if f, ok := w.Type.DType.Format(); ok && f.Blocked() {
+		ref.Format = f // stored so by the artifact: there is nothing to widen
+	}
 	if len(shape) == 2 {
 		ref.Cols = shape[1]
 	}
@@ -210,7 +213,12 @@ func (l *lowerer) valueView(v *ir.Value) (view, error) {
 	case ir.KindWeight:
 		i := l.weight(v)
 		shape := constShape(v.Type)
-		return contiguous(&Buffer{Name: fmt.Sprintf("w_%d", i), Kind: Weight, Index: i, Len: prod(shape), BF16: l.prog.Weights[i].BF16}, I(0), shape), nil
+		ref := l.prog.Weights[i]
+		b := &Buffer{Name: fmt.Sprintf("w_%d", i), Kind: Weight, Index: i, Len: prod(shape), Format: ref.Fmt()}
+		if b.Format.Blocked() {
+			b.Len = ref.Bytes()
+		}
+		return contiguous(b, I(0), shape), nil
 	case ir.KindState:
 		i := l.states[v.Name]
 		shape := constShape(v.Type)
@@ -412,6 +420,9 @@ func (l *lowerer) copy(dst, src view) {
 }
 
 func (l *lowerer) embedding(out, w view) error {
+	if w.buf.Format.Blocked() {
+		return l.embeddingBlocks(out, w)
+	}
 	rows, dim := out.shape[0], out.shape[1]
 	s := l.newVar("s", Int)
 	id := l.newVar("id", Int)
@@ -548,6 +559,9 @@ func (l *lowerer) linear(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, don
 			return err
 		}
 		bias = &b
+	}
+	if w.buf.Format.Blocked() {
+		return l.linearBlocks(x, w, out, extra, bias)
 	}
 	// Short rows: eight output columns at a time, one accumulator each
 	// (eight independent chains), finished by one transposing add and

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // ParseError is a syntax error of the text form, at a 1-based line and
@@ -233,13 +235,16 @@ func (p *parser) weight() {
 		p.failf("weight #%d out of order: want #%d", n, len(p.prog.Weights))
 	}
 	w := &WeightRef{Name: p.word()}
-	switch dt := p.ident(); dt {
-	case "f32":
-	case "bf16":
-		w.BF16 = true
-	default:
+	dt := p.ident()
+	f, err := wformat.Parse(dt)
+	switch {
+	case err != nil || f == wformat.F16:
 		p.pos -= len(dt)
 		p.failf("unknown weight type %q", dt)
+	case f == wformat.BF16:
+		w.BF16 = true
+	case f.Blocked():
+		w.Format = f
 	}
 	p.expect("[")
 	w.Rows = p.int()
@@ -322,7 +327,12 @@ func (p *parser) buffer() {
 		p.expect("#")
 		b.Index = p.int()
 	}
-	b.BF16 = p.keyword("bf16")
+	for _, f := range wformat.Formats() {
+		if f != wformat.F32 && f != wformat.F16 && p.keyword(f.String()) {
+			b.Format = f
+			break
+		}
+	}
 	p.expect("[")
 	b.Len = p.int()
 	p.expect("]")
@@ -641,6 +651,14 @@ func (p *parser) expr() Expr {
 	if name == "NaNf" {
 		return F32Const{F: float32(math.NaN())}
 	}
+	if q, ok := loadQNames[name]; ok && p.peekIdent() != "" {
+		b := p.buf()
+		p.expect("[")
+		off := p.expr()
+		p.expect("]")
+		q.Buf, q.Off = b, off
+		return &q
+	}
 	if name == "load8" && p.peekIdent() != "" {
 		b := p.buf()
 		p.expect("[")
@@ -661,6 +679,11 @@ func (p *parser) expr() Expr {
 	}
 	p.pos = at
 	return p.varRef()
+}
+
+// loadQNames are LoadQ's printed forms (see LoadQ.String).
+var loadQNames = map[string]LoadQ{
+	"loadi8": {Part: QInt8}, "load8i8": {Part: QInt8, Vec: true}, "loadf16": {Part: QF16},
 }
 
 // args reads n comma-separated expressions and the closing parenthesis.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // Print renders p as text that Parse reads back: Print(Parse(Print(p)))
@@ -27,10 +29,7 @@ import (
 func Print(p *Program) string {
 	var b strings.Builder
 	for i, w := range p.Weights {
-		dt := "f32"
-		if w.BF16 {
-			dt = "bf16"
-		}
+		dt := w.Fmt().String()
 		fmt.Fprintf(&b, "weight #%d %s %s[%d, %d]", i, word(w.Name), dt, w.Rows, w.Cols)
 		if len(w.Concat) > 0 {
 			names := make([]string, len(w.Concat))
@@ -89,8 +88,8 @@ func bufferDecl(b *Buffer) string {
 	if b.Kind == Weight || b.Kind == State || b.Kind == Table {
 		s += fmt.Sprintf(" #%d", b.Index)
 	}
-	if b.BF16 {
-		s += " bf16"
+	if b.Format != wformat.F32 {
+		s += " " + b.Format.String()
 	}
 	return s + fmt.Sprintf(" [%d]", b.Len)
 }
@@ -108,6 +107,9 @@ func usedBuffers(p *Program) []*Buffer {
 	}
 	expr := func(e Expr) {
 		if l, ok := e.(*Load); ok {
+			add(l.Buf)
+		}
+		if l, ok := e.(*LoadQ); ok {
 			add(l.Buf)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"go/token"
 	"strings"
+
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // Verify checks that p is a well-formed kernel IR program, the contract
@@ -99,7 +101,7 @@ var reserved = map[string]bool{}
 func init() {
 	for _, n := range strings.Fields(`var store store8 for if in step load8 NaNf serial parallel work grain
 		p lo hi int float32 float64 max min len copy clear append make math unsafe archsimd
-		expf selgt bf16f load8bf loadbf8 hsum8 hsum8g hmax8 hmax8g hsums8 hsums8g exp8 exp8g
+		expf selgt bf16f load8bf loadbf8 loadi8 load8i8 loadf16 f16f hsum8 hsum8g hmax8 hmax8g hsums8 hsums8g exp8 exp8g
 		add8 sub8 mul8 div8 max8 fma8 splat8 v8`) {
 		reserved[n] = true
 	}
@@ -134,8 +136,8 @@ func (v *verifier) program() {
 			v.errorf("table %s is table %d but has number %d", t.Name, i, t.Index)
 		case t.Len != len(t.Data):
 			v.errorf("table %s has length %d but %d values", t.Name, t.Len, len(t.Data))
-		case t.BF16:
-			v.errorf("table %s is marked bf16: only weights are", t.Name)
+		case t.Format != wformat.F32:
+			v.errorf("table %s is marked %s: only weights are", t.Name, t.Format)
 		}
 		if v.tables[t.Name] != nil {
 			v.errorf("two tables are named %s", t.Name)
@@ -504,8 +506,8 @@ func (v *verifier) buffer(b *Buffer) {
 	if !isIdent(b.Name) {
 		v.errorf("buffer name %q is not an identifier", b.Name)
 	}
-	if b.BF16 && b.Kind != Weight {
-		v.errorf("%s buffer %s is marked bf16: only weights are", b.Kind, b.Name)
+	if b.Format != wformat.F32 && b.Kind != Weight {
+		v.errorf("%s buffer %s is marked %s: only weights are", b.Kind, b.Name, b.Format)
 	}
 	switch b.Kind {
 	case Arena, Scratch, Tokens:
@@ -519,11 +521,16 @@ func (v *verifier) buffer(b *Buffer) {
 			return
 		}
 		w := v.p.Weights[b.Index]
-		if b.Len != w.Rows*w.Cols {
-			v.errorf("buffer %s has %d elements but weight #%d %s [%d, %d] has %d", b.Name, b.Len, b.Index, w.Name, w.Rows, w.Cols, w.Rows*w.Cols)
+		if b.Format != w.Fmt() {
+			v.errorf("buffer %s is %s but weight #%d %s is %s", b.Name, b.Format, b.Index, w.Name, w.Fmt())
 		}
-		if b.BF16 != w.BF16 {
-			v.errorf("buffer %s and weight #%d %s disagree on bf16", b.Name, b.Index, w.Name)
+		switch {
+		case !b.Format.Valid() || b.Format == wformat.F16:
+			v.errorf("buffer %s: weights are not stored as %s", b.Name, b.Format)
+		case b.Format.Blocked() && b.Len != w.Bytes():
+			v.errorf("buffer %s has %d bytes but weight #%d %s, %s [%d, %d], has %d", b.Name, b.Len, b.Index, w.Name, b.Format, w.Rows, w.Cols, w.Bytes())
+		case !b.Format.Blocked() && b.Len != w.Rows*w.Cols:
+			v.errorf("buffer %s has %d elements but weight #%d %s [%d, %d] has %d", b.Name, b.Len, b.Index, w.Name, w.Rows, w.Cols, w.Rows*w.Cols)
 		}
 	case State:
 		if b.Index < 0 || b.Index >= len(v.p.States) || v.p.States[b.Index] == nil {
@@ -585,6 +592,10 @@ func (v *verifier) typ(e Expr) Type {
 			return bad
 		}
 		v.buffer(e.Buf)
+		if e.Buf.Format.Blocked() {
+			v.errorf("element load from %s weight %s: its blocks are read by loadi8, load8i8 and loadf16", e.Buf.Format, e.Buf.Name)
+			return bad
+		}
 		if t := v.typ(e.Index); t != Int && t != bad {
 			v.errorf("index %s is %s, not int", exprString(e.Index), t)
 		}
@@ -598,6 +609,36 @@ func (v *verifier) typ(e Expr) Type {
 		}
 		if e.Index != nil {
 			v.bounds(e.Buf, e.Index, width, "load")
+		}
+		return e.Type()
+	case *LoadQ:
+		if e == nil || e.Buf == nil {
+			v.errorf("load from a nil buffer")
+			return bad
+		}
+		v.buffer(e.Buf)
+		if !e.Buf.Format.Blocked() {
+			v.errorf("%s reads %s buffer %s: only block-format weights hold quants and scales", exprString(e), e.Buf.Format, e.Buf.Name)
+			return bad
+		}
+		if t := v.typ(e.Off); t != Int && t != bad {
+			v.errorf("offset %s is %s, not int", exprString(e.Off), t)
+		}
+		width := 1
+		switch {
+		case e.Part == QF16 && e.Vec:
+			v.errorf("%s: scales load one at a time", exprString(e))
+			return bad
+		case e.Part == QF16:
+			width = 2
+		case e.Part == QInt8 && e.Vec:
+			width = 8
+		case e.Part != QInt8:
+			v.errorf("%s: unknown part %d", exprString(e), e.Part)
+			return bad
+		}
+		if e.Off != nil {
+			v.bounds(e.Buf, e.Off, width, "load")
 		}
 		return e.Type()
 	case *Bin:

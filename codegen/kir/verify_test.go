@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/llmc-dev/llmc/codegen/kir"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // validProgram parses testdata/valid.kir, a small program that uses every
@@ -156,7 +157,7 @@ func TestVerifyErrors(t *testing.T) {
 		// Buffers.
 		{"weight buffer length", func(x *parts) { x.w.Len = 63 }, "buffer w_0 has 63 elements but weight #0 w [4, 16] has 64"},
 		{"weight buffer number", func(x *parts) { x.w.Index = 3 }, "buffer w_0 is weight #3 of 1"},
-		{"weight buffer bf16", func(x *parts) { x.w.BF16 = true }, "buffer w_0 and weight #0 w disagree on bf16"},
+		{"weight buffer bf16", func(x *parts) { x.w.Format = wformat.BF16 }, "buffer w_0 is bf16 but weight #0 w is f32"},
 		{"state buffer length", func(x *parts) { x.st.Len = 8 }, "buffer st_0 has 8 elements but state #0 st [8 × 4] has 32"},
 		{"state buffer number", func(x *parts) { x.st.Index = 1 }, "buffer st_0 is state #1 of 1"},
 		{"table not in the program", func(x *parts) { x.p.Tables = nil }, "table tab_0 is not in the program's tables"},
@@ -164,7 +165,7 @@ func TestVerifyErrors(t *testing.T) {
 		{"one name two buffers", func(x *parts) {
 			x.after(store(&kir.Buffer{Name: "scratch", Kind: kir.Arena, Len: 4}, kir.I(0), kir.F(0)))
 		}, `buffer scratch is declared as "scratch scratch [16]" and as "scratch arena [4]"`},
-		{"bf16 scratch", func(x *parts) { x.scratch.BF16 = true }, "scratch buffer scratch is marked bf16: only weights are"},
+		{"bf16 scratch", func(x *parts) { x.scratch.Format = wformat.BF16 }, "scratch buffer scratch is marked bf16: only weights are"},
 		{"buffer name", func(x *parts) { x.scratch.Name = "scratch-1" }, `buffer name "scratch-1" is not an identifier`},
 		{"buffer kind", func(x *parts) { x.scratch.Kind = 9 }, "buffer scratch has unknown kind BufKind(9)"},
 		{"store to weight", func(x *parts) { x.after(store(x.w, kir.I(0), kir.F(0))) }, "store to weight buffer w_0, which is read-only"},
@@ -173,7 +174,7 @@ func TestVerifyErrors(t *testing.T) {
 		{"table number", func(x *parts) { x.tab.Index = 2 }, "table tab_0 is table 0 but has number 2"},
 		{"table length", func(x *parts) { x.tab.Data = x.tab.Data[:3] }, "table tab_0 has length 4 but 3 values"},
 		{"table kind", func(x *parts) { x.p.Tables = append(x.p.Tables, &kir.Buffer{Name: "t2", Kind: kir.Arena, Index: 1}) }, "table t2 has kind arena"},
-		{"table bf16", func(x *parts) { x.tab.BF16 = true }, "table tab_0 is marked bf16"},
+		{"table bf16", func(x *parts) { x.tab.Format = wformat.BF16 }, "table tab_0 is marked bf16"},
 		{"two tables one name", func(x *parts) {
 			x.p.Tables = append(x.p.Tables, &kir.Buffer{Name: "tab_0", Kind: kir.Table, Index: 1})
 		}, "two tables are named tab_0"},

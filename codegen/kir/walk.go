@@ -38,6 +38,8 @@ func WalkExpr(e Expr, f func(Expr)) {
 	switch e := e.(type) {
 	case *Load:
 		WalkExpr(e.Index, f)
+	case *LoadQ:
+		WalkExpr(e.Off, f)
 	case *Bin:
 		WalkExpr(e.A, f)
 		WalkExpr(e.B, f)

@@ -452,7 +452,10 @@ func (fb *fn) field(i int, name string) value.Value {
 func (fb *fn) loadBuffers(body []kir.Stmt) {
 	bufs := map[string]*kir.Buffer{}
 	kir.Walk(body, func(e kir.Expr) {
-		if l, ok := e.(*kir.Load); ok {
+		switch l := e.(type) {
+		case *kir.Load:
+			bufs[l.Buf.Name] = l.Buf
+		case *kir.LoadQ:
 			bufs[l.Buf.Name] = l.Buf
 		}
 	}, func(st *kir.Store) { bufs[st.Buf.Name] = st.Buf })
@@ -485,7 +488,12 @@ func (fb *fn) loadBuffers(body []kir.Stmt) {
 			ptr.SetName(fb.unique(n + ".addr"))
 			ld := fb.entry.NewLoad(fptr, ptr)
 			ld.Align = 8
-			if b.BF16 {
+			if b.Format.Blocked() {
+				// A block-format weight: the same slot, read as bytes.
+				fb.bufs[n] = fb.named(fb.entry.NewBitCast(ld, types.NewPointer(types.I8)), n)
+				break
+			}
+			if b.IsBF16() {
 				// A bfloat16 weight: the same slot, read as i16s.
 				fb.bufs[n] = fb.named(fb.entry.NewBitCast(ld, types.NewPointer(types.I16)), n)
 				break
@@ -638,8 +646,10 @@ func (fb *fn) elemPtr(b *kir.Buffer, index kir.Expr) value.Value {
 	switch {
 	case b.Kind == kir.Tokens:
 		elem = i32
-	case b.BF16:
+	case b.IsBF16():
 		elem = types.I16
+	case b.Format.Blocked():
+		elem = types.I8
 	}
 	gep := fb.cur.NewGetElementPtr(elem, base, fb.intExpr(index))
 	gep.InBounds = true
@@ -699,7 +709,7 @@ func (fb *fn) expr(e kir.Expr) value.Value {
 			ld := fb.cur.NewLoad(i32, ptr)
 			ld.Align = 4
 			return fb.cur.NewSExt(ld, i64)
-		case e.Buf.BF16 && e.Vec:
+		case e.Buf.IsBF16() && e.Vec:
 			// Eight bfloat16s widen to float32 by moving their bits to
 			// the top half.
 			h8 := types.NewVector(8, types.I16)
@@ -709,7 +719,7 @@ func (fb *fn) expr(e kir.Expr) value.Value {
 			wide := fb.cur.NewZExt(ld, i8x32)
 			sh := fb.cur.NewShl(wide, constant.NewVector(i8x32, splatInts(16)...))
 			return fb.cur.NewBitCast(sh, v8)
-		case e.Buf.BF16:
+		case e.Buf.IsBF16():
 			ld := fb.cur.NewLoad(types.I16, ptr)
 			ld.Align = 2
 			sh := fb.cur.NewShl(fb.cur.NewZExt(ld, types.I32), constant.NewInt(types.I32, 16))
@@ -722,6 +732,26 @@ func (fb *fn) expr(e kir.Expr) value.Value {
 			ld := fb.cur.NewLoad(f32, ptr)
 			ld.Align = 4
 			return ld
+		}
+	case *kir.LoadQ:
+		// Block-format weights are bytes: quants widen from int8, scales
+		// from float16 (F16C's vcvtph2ps where the CPU has it); blocks are
+		// 34 bytes, so nothing is aligned beyond a byte.
+		ptr := fb.elemPtr(e.Buf, e.Off)
+		switch {
+		case e.Part == kir.QF16:
+			ld := fb.cur.NewLoad(types.Half, fb.cur.NewBitCast(ptr, types.NewPointer(types.Half)))
+			ld.Align = 1
+			return fb.cur.NewFPExt(ld, f32)
+		case e.Vec:
+			q8 := types.NewVector(8, types.I8)
+			ld := fb.cur.NewLoad(q8, fb.cur.NewBitCast(ptr, types.NewPointer(q8)))
+			ld.Align = 1
+			return fb.cur.NewSIToFP(ld, v8)
+		default:
+			ld := fb.cur.NewLoad(types.I8, ptr)
+			ld.Align = 1
+			return fb.cur.NewSIToFP(ld, f32)
 		}
 	case *kir.Bin:
 		x, y := fb.expr(e.A), fb.expr(e.B)

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var stageNames = []string{"build", "graph-passes", "lower", "kir-passes", "emit", "toolchain", "write"}
+var stageNames = []string{"build", "graph-passes", "quantize", "lower", "kir-passes", "emit", "toolchain", "write"}
 
 // TestCompileStatsStages: --stats prints the stage times after the
 // per-pass tables.
@@ -58,7 +58,7 @@ func TestCompilePrintAfterStage(t *testing.T) {
 	assert.Equal(t, 2, r.code, r.stderr)
 	assert.Contains(t, r.stderr, `--print-after: no pass or stage named "regalloc"`)
 	assert.Contains(t, r.stderr, "passes: static-kv, specialize-shapes")
-	assert.Contains(t, r.stderr, "stages: build, graph-passes, lower, kir-passes, emit")
+	assert.Contains(t, r.stderr, "stages: build, graph-passes, quantize, lower, kir-passes, emit")
 
 	r = llmc(t, "compile", m, "-o", out(), "--print-after", "write")
 	assert.Equal(t, 2, r.code, r.stderr)

@@ -18,6 +18,7 @@ import (
 	"github.com/llmc-dev/llmc/internal/sysmem"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/passes"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // DefaultPrefillChunk is the prefill entry point's token count when not set.
@@ -56,6 +57,8 @@ type Options struct {
 	// backend builds generated code against when neither $LLMC_SOURCE nor
 	// the checkout this binary was built from is there. Nil: no fallback.
 	Source fs.FS
+	// Weights choose the format weights are stored in (--weights).
+	Weights WeightOptions
 }
 
 // Result is what Compile did.
@@ -71,6 +74,8 @@ type Result struct {
 	Graphs   []*ir.Graph
 	// Stages are the compile stages in order, with their times.
 	Stages []StageStat
+	// Quant is what the quantize stage did per tensor class (--stats).
+	Quant []QuantStat
 }
 
 // Compile compiles the model in modelDir into an artifact folder outDir.
@@ -168,7 +173,11 @@ func setup(m *hf.Model, modelDir, outDir string, o Options) (*compilation, error
 	if err := passes.CheckOptions(&o.Passes); err != nil {
 		return nil, err
 	}
-	c := &compilation{o: o, target: t, model: m, modelDir: modelDir, outDir: outDir,
+	wf, err := weightFormat(o.Weights.Format, t)
+	if err != nil {
+		return nil, err
+	}
+	c := &compilation{o: o, target: t, model: m, modelDir: modelDir, outDir: outDir, weights: wf,
 		res: &Result{KV: kv, Backend: backend}, print: printStages, lower: lower}
 
 	c.specs = []entrySpec{{artifact.EntryDecode, 1, false}, {artifact.EntryPrefill, o.PrefillChunk, false}, {artifact.EntryPrefillAll, o.PrefillChunk, true}}
@@ -191,6 +200,22 @@ func setup(m *hf.Model, modelDir, outDir string, o Options) (*compilation, error
 		return nil, passes.OptionErrorf("--backend %s needs a static KV cache (--kv static): generated kernels are specialised to constant shapes", t.Name)
 	}
 	return c, nil
+}
+
+// weightFormat resolves --weights for target t: f32, bf16 (as stored) or a
+// block format the target loads.
+func weightFormat(name string, t *Target) (wformat.Format, error) {
+	if name == "" {
+		return wformat.BF16, nil
+	}
+	f, err := wformat.Parse(name)
+	if err != nil || f == wformat.F16 {
+		return 0, passes.OptionErrorf("--weights %q: want f32, bf16 or q8_0", name)
+	}
+	if f.Blocked() && !t.Loads(ir.WeightDType(f)) {
+		return 0, passes.OptionErrorf("--weights %s: backend %s does not load %s weights yet (backends that do: %s)", f, t.Name, f, loadersOf(ir.WeightDType(f)))
+	}
+	return f, nil
 }
 
 // copiedFiles are the model's small files an artifact carries, so that it

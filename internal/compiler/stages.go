@@ -17,12 +17,14 @@ import (
 	"github.com/llmc-dev/llmc/frontends/hf"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/passes"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // Names of the compile stages, in order (see Stages).
 const (
 	StageBuild       = "build"
 	StageGraphPasses = "graph-passes"
+	StageQuantize    = "quantize"
 	StageLower       = "lower"
 	StageKIRPasses   = "kir-passes"
 	StageEmit        = "emit"
@@ -64,6 +66,8 @@ func stages() []stage {
 			run: (*compilation).buildGraphs, print: printGraphs(StageBuild)},
 		{Stage: Stage{StageGraphPasses, "run the pass pipeline (see --list-passes) on each entry point, verifying after every pass", "each entry point's optimised graph IR"},
 			run: (*compilation).graphPasses, print: printGraphs(StageGraphPasses)},
+		{Stage: Stage{StageQuantize, "with --weights q8_0, retype the weights the policy picks to the block format (ir.Verify after) and quantize their tensors for the artifact's weights.bin", "each entry point's graph IR with quantized weights"},
+			run: (*compilation).quantize, print: printGraphs(StageQuantize)},
 		{Stage: Stage{StageLower, "lower the optimised graphs to kernel IR, for a backend that runs it, --emit kir or llvm, or --print-after of it", "the kernel IR"},
 			run: (*compilation).lowerKIR, print: printKIR(StageLower)},
 		{Stage: Stage{StageKIRPasses, "run the kernel-IR passes, each followed by kir.Verify (none yet: lowering ends with kir.Verify)", "the kernel IR"},
@@ -106,7 +110,9 @@ type compilation struct {
 	lower            bool            // whether the lower stage runs
 	prog             *kir.Program
 	tb               *targetBuild
-	extraFiles       []string // --emit files that follow the backend's in the manifest
+	weights          wformat.Format // --weights, resolved
+	stored           []storedTensor // quantized tensors for weights.bin
+	extraFiles       []string       // --emit files that follow the backend's in the manifest
 	// hashes waits for the model files' descriptions (hashModel), hashed
 	// while the other stages run, and returns them.
 	hashes func() ([]artifact.File, error)
@@ -270,7 +276,8 @@ func (c *compilation) lowerKIR(context.Context) (string, error) {
 	if !c.lower {
 		return fmt.Sprintf("backend %s runs the graph IR", c.target.Name), nil
 	}
-	prog, err := kir.LowerWith(c.res.Graphs, kir.Options{MaxSeq: c.o.MaxSeq, KeepBF16: c.target.Loads(ir.BF16)})
+	keep := c.target.Loads(ir.BF16) && c.weights != wformat.F32
+	prog, err := kir.LowerWith(c.res.Graphs, kir.Options{MaxSeq: c.o.MaxSeq, KeepBF16: keep})
 	if err != nil {
 		return "", err
 	}
@@ -344,6 +351,18 @@ func (c *compilation) write(ctx context.Context) (string, error) {
 			return "", err
 		}
 		man.Files = append(man.Files, name)
+	}
+	if len(c.stored) > 0 {
+		progress(c.o.Progress, "writing %s", artifact.StoredWeightsName)
+		descs := make([]artifact.StoredTensor, len(c.stored))
+		data := make([][]byte, len(c.stored))
+		for i, s := range c.stored {
+			descs[i], data[i] = s.desc, s.data
+		}
+		if man.StoredWeights, err = artifact.WriteStoredWeights(tmp, descs, data); err != nil {
+			return "", err
+		}
+		man.Files = append(man.Files, artifact.StoredWeightsName)
 	}
 	if c.o.EmitKIR {
 		if err := os.WriteFile(filepath.Join(tmp, "program.kir"), []byte(kir.Print(c.prog)), 0o644); err != nil {

@@ -70,12 +70,15 @@ func loweringNeeds() []PassNeed {
 // targets is the table, in --backend help order (slowest first).
 func targets() []Target {
 	return []Target{
-		{Name: artifact.BackendInterp, Doc: "the runtime interprets the optimised graph IR (no toolchain needed)"},
+		{Name: artifact.BackendInterp, Doc: "the runtime interprets the optimised graph IR (no toolchain needed)",
+			// q8_0: dequantised to float32 when the artifact loads, the
+			// reference compiled Q8_0 kernels are tested against.
+			Weights: []ir.DType{ir.Q8_0}},
 		{Name: artifact.BackendGo, Doc: "generated Go kernels (GOEXPERIMENT=simd) built with the Go toolchain into an executable",
 			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16}, VectorWidth: 8, Speed: 1,
 			emit: emitGo, toolchain: buildGo, tools: findGo},
 		{Name: artifact.BackendLLVM, Doc: "LLVM IR compiled by opt and llc (-mcpu=native) into a shared object llmrun loads",
-			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16}, VectorWidth: 8, Speed: 2,
+			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0}, VectorWidth: 8, Speed: 2,
 			emit: emitLLVMTarget, toolchain: buildLLVM, tools: findLLVM},
 	}
 }
@@ -129,6 +132,17 @@ func DefaultTarget(kv passes.KVMode, avail Availability) (t *Target, why string,
 		return c, why, nil
 	}
 	return nil, "", fmt.Errorf("no backend can be built on this machine: %s", strings.Join(passed, "; "))
+}
+
+// loadersOf names the targets that load weights of dtype d.
+func loadersOf(d ir.DType) string {
+	var names []string
+	for _, t := range targets() {
+		if t.Loads(d) {
+			names = append(names, t.Name)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // Targets returns the target table.

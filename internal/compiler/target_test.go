@@ -195,7 +195,7 @@ func TestCompileStages(t *testing.T) {
 		require.NotEmpty(t, s.Doc, s.Name)
 		names = append(names, s.Name)
 	}
-	require.Equal(t, []string{"build", "graph-passes", "lower", "kir-passes", "emit", "toolchain", "write"}, names)
+	require.Equal(t, []string{"build", "graph-passes", "quantize", "lower", "kir-passes", "emit", "toolchain", "write"}, names)
 	for _, p := range passes.PassNames() {
 		require.NotContains(t, names, p, "stage and pass names are distinct, so --print-after can take either")
 	}
@@ -216,7 +216,7 @@ func TestCompileStages(t *testing.T) {
 		}
 	}
 	require.Equal(t, map[string]string{
-		"build": "", "graph-passes": "", "lower": "backend interp runs the graph IR", "kir-passes": "no kernel IR",
+		"build": "", "graph-passes": "", "quantize": "no --weights q8_0: weights as the checkpoint stores them", "lower": "backend interp runs the graph IR", "kir-passes": "no kernel IR",
 		"emit": "backend interp generates no code", "toolchain": "backend interp builds nothing", "write": "",
 	}, skipped)
 
@@ -248,7 +248,7 @@ func TestCompilePrintAfterStage(t *testing.T) {
 
 	for _, tc := range []struct{ name, want string }{
 		{"regalloc", `--print-after: no pass or stage named "regalloc"; passes: static-kv, `},
-		{"toolchain", "--print-after: stage toolchain prints nothing; stages that print: build, graph-passes, lower, kir-passes, emit"},
+		{"toolchain", "--print-after: stage toolchain prints nothing; stages that print: build, graph-passes, quantize, lower, kir-passes, emit"},
 	} {
 		o := compiler.Options{MaxSeq: 32, PrintAfter: []string{tc.name}}
 		_, err := compiler.Compile(dir, filepath.Join(t.TempDir(), "artifact"), o)
@@ -256,7 +256,7 @@ func TestCompilePrintAfterStage(t *testing.T) {
 		require.ErrorAs(t, err, &bad)
 		require.ErrorContains(t, err, tc.want)
 		if tc.name == "regalloc" {
-			require.ErrorContains(t, err, "; stages: build, graph-passes, lower, kir-passes, emit")
+			require.ErrorContains(t, err, "; stages: build, graph-passes, quantize, lower, kir-passes, emit")
 		}
 	}
 }

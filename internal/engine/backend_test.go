@@ -178,7 +178,9 @@ func TestWeightBytesStoredBF16(t *testing.T) {
 	// in bfloat16 reads 4 bytes an element.
 	compiled.Manifest.ProgramWeights = nil
 	g := parseDecode(t, compiled)
-	require.Equal(t, interp.WeightBytes, weightBytes(g, storedBF16(compiled.Manifest)))
+	wb, wf := weightBytes(g, programFormats(compiled.Manifest))
+	require.Equal(t, interp.WeightBytes, wb)
+	require.Equal(t, "f32", wf)
 }
 
 // parseDecode reads the decode graph of an opened artifact.

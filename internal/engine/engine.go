@@ -13,6 +13,7 @@ import (
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/runtime"
 	"github.com/llmc-dev/llmc/runtime/pool"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // Entry points of an eagerly interpreted model: those of an artifact with
@@ -76,8 +77,11 @@ type Engine struct {
 	Manifest *artifact.Manifest
 	// WeightBytes is how many bytes of weights one decode step reads.
 	WeightBytes int64
-	Config      *hf.Config
-	Decoder     runtime.Decoder
+	// WeightFormat names the formats those weights are read in, most
+	// bytes first: "f32", "bf16+f32", "q8_0+f32".
+	WeightFormat string
+	Config       *hf.Config
+	Decoder      runtime.Decoder
 	// DebugNaNOf is the artifact whose model folder Path is, when
 	// Options.DebugNaN ran that folder eagerly in the artifact's place.
 	DebugNaNOf string
@@ -187,8 +191,22 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 			return nil, err
 		}
 	}
+	st, err := artifact.OpenStoredWeights(dir, man)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	if err := checkStored(st, graphs); err != nil {
+		st.Close()
+		m.Close()
+		return nil, fmt.Errorf("artifact %s: %w", dir, err)
+	}
+	var ws runtime.WeightSource = m
+	if st != nil {
+		ws = storedSource{Model: m, st: st}
+	}
 	par := pool.New(opts.Threads)
-	closers := []func() error{m.Close, func() error { par.Close(); return nil }}
+	closers := []func() error{m.Close, st.Close, func() error { par.Close(); return nil }}
 	fail := func(err error) (*Engine, error) {
 		for _, c := range closers {
 			c()
@@ -198,11 +216,11 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 	if !known {
 		return fail(fmt.Errorf("artifact %s: backend %q is not supported by this llmrun", dir, man.Backend))
 	}
-	var ws runtime.WeightSource = m
+	gathered := ws
 	if !opts.WeightsInPlace {
-		ws = runtime.CopyWeights(m)
+		gathered = runtime.CopyWeights(ws)
 	}
-	runner, closer, err := ld.load(&loadInput{dir: dir, man: man, graphs: graphs, model: m, weights: ws, par: par, linked: opts.Linked})
+	runner, closer, err := ld.load(&loadInput{dir: dir, man: man, graphs: graphs, model: m, source: ws, weights: gathered, par: par, linked: opts.Linked})
 	if err != nil {
 		return fail(err)
 	}
@@ -227,32 +245,33 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 		return fail(err)
 	}
 	var wb int64
+	var wf string
 	for _, g := range graphs {
 		if g.Name == artifact.EntryDecode || g.Name == artifact.EntryForward {
-			wb = weightBytes(g, storedBF16(man))
+			wb, wf = weightBytes(g, programFormats(man))
 		}
 	}
-	return &Engine{Path: dir, Kind: "artifact", Config: cfg, Manifest: man, Decoder: dec, WeightBytes: wb, closers: closers}, nil
+	return &Engine{Path: dir, Kind: "artifact", Config: cfg, Manifest: man, Decoder: dec, WeightBytes: wb, WeightFormat: wf, closers: closers}, nil
 }
 
-// storedBF16 names the weights the artifact's compiled program keeps in
-// bfloat16, as the compiler recorded them.
-func storedBF16(man *artifact.Manifest) map[string]bool {
-	bf16 := map[string]bool{}
+// programFormats are the formats the artifact's compiled program keeps
+// its weights in, as the compiler recorded them (nil for the
+// interpreter, which widens every weight to float32).
+func programFormats(man *artifact.Manifest) map[string]wformat.Format {
+	fs := map[string]wformat.Format{}
 	for _, w := range man.ProgramWeights {
-		if w.BF16 {
-			bf16[w.Name] = true
-		}
+		fs[w.Name] = w.Fmt()
 	}
-	return bf16
+	return fs
 }
 
-// weightBytes is how many weight bytes one step of g reads: every weight a
-// linear or norm reads in full, one row of an embedding table, at 4 bytes
-// an element (2 for BF16 weights the program keeps so, those named in
-// bf16).
-func weightBytes(g *ir.Graph, bf16 map[string]bool) int64 {
+// weightBytes is how many weight bytes one step of g reads, and in which
+// formats: every weight a linear or norm reads in full, one row of an
+// embedding table, as the program stores it (formats, by weight name:
+// bf16 or a block format the compiled program keeps; float32 otherwise).
+func weightBytes(g *ir.Graph, formats map[string]wformat.Format) (int64, string) {
 	need := map[*ir.Value]int64{} // bytes read of each weight: the most any use reads
+	format := map[*ir.Value]wformat.Format{}
 	g.Walk(func(n *ir.Node) {
 		if n.Op == ir.OpKernel {
 			return // its body's ops are visited too
@@ -262,25 +281,28 @@ func weightBytes(g *ir.Graph, bf16 map[string]bool) int64 {
 				continue
 			}
 			shape, _ := a.Type.Shape.Eval(nil)
-			elems := int64(1)
-			for _, d := range shape {
-				elems *= int64(d)
+			rows, cols := int64(1), int64(shape[len(shape)-1])
+			for _, d := range shape[:len(shape)-1] {
+				rows *= int64(d)
 			}
 			if n.Op == ir.OpEmbedding && i == 0 {
-				elems = int64(shape[len(shape)-1]) // one row per token
+				rows = 1 // one row per token
 			}
-			size := int64(4) // weights are widened to float32 when loaded
-			if bf16[a.Name] && a.Type.DType == ir.BF16 {
-				size = 2
+			f := wformat.F32 // weights are widened to float32 when loaded
+			if pf, ok := formats[a.Name]; ok {
+				f = pf
 			}
-			need[a] = max(need[a], size*elems)
+			format[a] = f
+			need[a] = max(need[a], rows*int64(f.RowBytes(int(cols))))
 		}
 	})
 	var total int64
-	for _, b := range need {
+	by := map[wformat.Format]int64{}
+	for v, b := range need {
 		total += b
+		by[format[v]] += b
 	}
-	return total
+	return total, weightFormats(by)
 }
 
 // EagerGraphs builds the two entry points of an interpreted model.
@@ -325,7 +347,8 @@ func openEager(dir string, opts Options, context int) (*Engine, error) {
 		m.Close()
 		return nil, err
 	}
-	return &Engine{Path: dir, Kind: "model folder", Config: m.Config, Decoder: dec, WeightBytes: weightBytes(graphs[0], nil),
+	wb, wf := weightBytes(graphs[0], nil)
+	return &Engine{Path: dir, Kind: "model folder", Config: m.Config, Decoder: dec, WeightBytes: wb, WeightFormat: wf,
 		closers: []func() error{m.Close, func() error { par.Close(); return nil }}}, nil
 }
 

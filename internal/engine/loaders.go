@@ -31,9 +31,11 @@ type loadInput struct {
 	man    *artifact.Manifest
 	graphs []*ir.Graph
 	model  *hf.Model
-	// weights is the model as a compiled program's weights are gathered
-	// from it (see Options.WeightsInPlace).
-	weights runtime.WeightSource
+	// source is the model, with the tensors the artifact stores itself
+	// (weights.bin) read from there; weights is source as a compiled
+	// program's weights are gathered from it, copied or in place (see
+	// Options.WeightsInPlace).
+	source, weights runtime.WeightSource
 	par     *pool.Pool
 	linked  *runtime.LinkedProgram // Options.Linked
 }
@@ -47,7 +49,7 @@ var loaders = map[string]loader{
 
 // loadInterpreted runs the optimised IR with the interpreter.
 func loadInterpreted(in *loadInput) (runtime.Runner, func() error, error) {
-	prog, err := runtime.NewProgram(in.graphs, in.model, in.par)
+	prog, err := runtime.NewProgram(in.graphs, in.source, in.par)
 	if err != nil {
 		return nil, nil, err
 	}

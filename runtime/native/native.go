@@ -142,6 +142,9 @@ func Open(a Artifact, ws runtime.WeightSource, par runtime.Parallel) (*Program, 
 		return uintptr(unsafe.Pointer(unsafe.SliceData(f32[i])))
 	}, func(i int, dst []float32) error {
 		w := &lay.Weights[i]
+		if w.Fmt().Blocked() {
+			return runtime.FillBlocks(w, ws, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst)))
+		}
 		if w.BF16 {
 			return runtime.FillWeight(w, ws, nil, unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(dst))), w.Rows*w.Cols))
 		}
@@ -247,6 +250,10 @@ func load(lib string, lay *artifact.Layout, par runtime.Parallel, view func(i in
 				continue
 			}
 		}
+		if w.Fmt().Blocked() {
+			woff[i] = wr.take(w.Bytes() + 4*pad)
+			continue
+		}
 		woff[i] = wr.take(w.ElemBytes() * (w.Rows*w.Cols + pad))
 	}
 	if p.weights, err = mapAnon(wr.size); err != nil {
@@ -260,6 +267,9 @@ func load(lib string, lay *artifact.Layout, par runtime.Parallel, view func(i in
 		n := w.Rows * w.Cols
 		if w.BF16 {
 			n = (n + 1) / 2 // the fill function sees the bytes as float32 words
+		}
+		if w.Fmt().Blocked() {
+			n = (w.Bytes() + 3) / 4
 		}
 		if err := fill(i, floats(p.weights, woff[i], n)); err != nil {
 			return nil, err

@@ -78,6 +78,7 @@ type BenchResult struct {
 	MsPerToken     []float64 `json:"ms_per_token"` // every decode step of every run
 	PeakRSSBytes   int64     `json:"peak_rss_bytes"`
 	WeightBytes    int64     `json:"weight_bytes_per_token"`
+	WeightFormat   string    `json:"weight_format,omitempty"` // formats the weights are read in, most bytes first: "q8_0+f32"
 	BandwidthGBps  float64   `json:"read_bandwidth_gb_per_s,omitempty"`
 	RooflineShare  float64   `json:"roofline_share,omitempty"`
 }
@@ -181,7 +182,7 @@ func (b *benchFlags) once(path string, threads int) (*BenchResult, error) {
 	}
 	r := &BenchResult{Model: path, Kind: e.Kind, Threads: threads, PromptTokens: b.prompt, GenTokens: b.gen,
 		PrefillTokPerS: []float64{res.PrefillTokensPerSecond()}, DecodeTokPerS: []float64{res.DecodeTokensPerSecond()},
-		PeakRSSBytes: peakRSS(), WeightBytes: e.WeightBytes}
+		PeakRSSBytes: peakRSS(), WeightBytes: e.WeightBytes, WeightFormat: e.WeightFormat}
 	if e.Manifest != nil {
 		r.Kind = "artifact (" + e.Manifest.Backend + ")"
 		if lp := b.common.linked; lp != nil && lp.ISA != nil {
@@ -216,7 +217,7 @@ func (b *benchFlags) external(bin, path string, threads int) (*BenchResult, erro
 
 func writeBenchTable(w io.Writer, rs []*BenchResult, bw float64) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "model\tkind\tprefill tok/s\tdecode tok/s (min–max)\tms/token median (min–max)\tvs first\tpeak RSS\troofline\n")
+	fmt.Fprintf(tw, "model\tkind\tweights\tbytes/token\tprefill tok/s\tdecode tok/s (min–max)\tms/token median (min–max)\tvs first\tpeak RSS\troofline\n")
 	base := median(rs[0].DecodeTokPerS)
 	for _, r := range rs {
 		dec := median(r.DecodeTokPerS)
@@ -228,8 +229,12 @@ func writeBenchTable(w io.Writer, rs []*BenchResult, bw float64) error {
 		if r.ISA != "" {
 			kind += ", " + r.ISA
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f (%.1f–%.1f)\t%.3f (%.3f–%.3f)\t%.2fx\t%s\t%s\n",
-			r.Model, kind, median(r.PrefillTokPerS), dec, slices.Min(r.DecodeTokPerS), slices.Max(r.DecodeTokPerS),
+		wf := r.WeightFormat
+		if wf == "" {
+			wf = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%.1f (%.1f–%.1f)\t%.3f (%.3f–%.3f)\t%.2fx\t%s\t%s\n",
+			r.Model, kind, wf, cmdline.HumanBytes(int(r.WeightBytes)), median(r.PrefillTokPerS), dec, slices.Min(r.DecodeTokPerS), slices.Max(r.DecodeTokPerS),
 			median(r.MsPerToken), slices.Min(r.MsPerToken), slices.Max(r.MsPerToken), dec/base,
 			cmdline.HumanBytes(int(r.PeakRSSBytes)), roof)
 	}

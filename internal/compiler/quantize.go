@@ -1,0 +1,217 @@
+package compiler
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/llmc-dev/llmc/artifact"
+	"github.com/llmc-dev/llmc/ir"
+	"github.com/llmc-dev/llmc/wformat"
+)
+
+// WeightOptions choose the format weights are stored in (--weights).
+type WeightOptions struct {
+	// Format: f32 widens every weight to float32 when the artifact loads;
+	// bf16 keeps bfloat16 checkpoint tensors as they are (the default
+	// for a backend that loads them; f32 checkpoints are not narrowed);
+	// a block format (q8_0) quantizes by the policy below. "" is bf16
+	// where the backend loads it, else f32.
+	Format string
+	// KeepEmbeddings keeps the token embedding table in float32 (as
+	// stored) instead of quantizing it. By default it is quantized, as
+	// llama.cpp's Q8_0 does with token_embd; a model that ties its output
+	// projection to the table (stories*) then reads the quantized table
+	// for its logits too.
+	KeepEmbeddings bool
+	// KeepOutput keeps an untied output projection (lm_head) in float32.
+	KeepOutput bool
+}
+
+// Tensor classes of the quantize stage's statistics and policy.
+const (
+	ClassLinear    = "linear"
+	ClassEmbedding = "embedding"
+	ClassOutput    = "output"
+	ClassNorm      = "norm"
+)
+
+// QuantStat is what the quantize stage did to one class of tensors.
+type QuantStat struct {
+	Class     string
+	Tensors   int
+	Quantized int
+	Before    int64 // bytes as the checkpoint stores them
+	After     int64 // bytes as the artifact stores them
+}
+
+// storedTensor is a quantized checkpoint tensor the write stage stores.
+type storedTensor struct {
+	desc artifact.StoredTensor
+	data []byte
+}
+
+// classify names the class of every checkpoint weight the graphs read:
+// what reads it (a linear, the embedding lookup, a norm), the output
+// projection being the linear that makes the logits.
+func classify(graphs []*ir.Graph) map[string]string {
+	class := map[string]string{}
+	set := func(w *ir.Value, c string) {
+		names := []string{w.Name}
+		if w.Derive != nil {
+			names = names[:0]
+			for _, a := range w.Derive.Args {
+				names = append(names, a.Name)
+			}
+		}
+		for _, n := range names {
+			// The embedding table's class wins over its use as a tied
+			// output projection: it is one tensor.
+			if old := class[n]; old == ClassEmbedding || old == ClassOutput && c == ClassLinear {
+				continue
+			}
+			class[n] = c
+		}
+	}
+	for _, g := range graphs {
+		logits := map[*ir.Value]bool{}
+		for _, o := range g.Outputs {
+			logits[o] = true
+		}
+		g.Walk(func(n *ir.Node) {
+			for i, a := range n.Args {
+				if a.Kind != ir.KindWeight {
+					continue
+				}
+				switch {
+				case n.Op == ir.OpEmbedding && i == 0:
+					set(a, ClassEmbedding)
+				case n.Op == ir.OpLinear && i == 1 && logits[n.Result]:
+					set(a, ClassOutput)
+				case n.Op == ir.OpLinear && i == 1:
+					set(a, ClassLinear)
+				default:
+					set(a, ClassNorm) // norm gains, biases: small, kept
+				}
+			}
+		})
+	}
+	return class
+}
+
+// quantize is the quantize stage: with --weights q8_0 it retypes the
+// weights the policy picks (linear weights; the embedding table and the
+// output projection unless kept) to the block format in every entry
+// point's graph, verifying each, and quantizes their checkpoint tensors
+// for the write stage to store in the artifact.
+func (c *compilation) quantize(ctx context.Context) (string, error) {
+	f := c.weights
+	if !f.Blocked() {
+		if c.o.Weights.Format == "" {
+			return "no --weights q8_0: weights as the checkpoint stores them", nil
+		}
+		return fmt.Sprintf("--weights %s is not a block format", f), nil
+	}
+	class := classify(c.res.Graphs)
+	dt := ir.WeightDType(f)
+	pick := func(name string) bool {
+		switch class[name] {
+		case ClassLinear:
+			return true
+		case ClassEmbedding:
+			return !c.o.Weights.KeepEmbeddings
+		case ClassOutput:
+			return !c.o.Weights.KeepOutput
+		}
+		return false
+	}
+	shapes := map[string][]int{}
+	for _, g := range c.res.Graphs {
+		for _, w := range g.Weights {
+			if w.Derive == nil {
+				shapes[w.Name], _ = w.Type.Shape.Eval(nil)
+				if pick(w.Name) && len(shapes[w.Name]) == 2 {
+					w.Type.DType = dt
+				}
+			}
+		}
+		// A stacked weight is typed as its parts, which were retyped above.
+		for _, w := range g.Weights {
+			if w.Derive != nil {
+				t, err := w.Derive.Type()
+				if err != nil {
+					return "", fmt.Errorf("quantize: %s: %w", w.Name, err)
+				}
+				w.Type = t
+			}
+		}
+		if err := ir.Verify(g); err != nil {
+			return "", fmt.Errorf("quantize left %s invalid: %w", g.Name, err)
+		}
+	}
+	names := make([]string, 0, len(shapes))
+	for n := range shapes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	stats := map[string]*QuantStat{}
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		cl := class[name]
+		if cl == "" {
+			continue
+		}
+		st := stats[cl]
+		if st == nil {
+			st = &QuantStat{Class: cl}
+			stats[cl] = st
+		}
+		shape := shapes[name]
+		elems := int64(1)
+		for _, d := range shape {
+			elems *= int64(d)
+		}
+		before := elems * int64(c.model.WeightDType(name).Size())
+		st.Tensors++
+		st.Before += before
+		if !pick(name) || len(shape) != 2 {
+			st.After += before
+			continue
+		}
+		data, _, err := c.model.Float32(name)
+		if err != nil {
+			return "", err
+		}
+		q, err := wformat.Quantize(f, shape[0], shape[1], data)
+		if err != nil {
+			return "", fmt.Errorf("quantizing %s: %w", name, err)
+		}
+		st.Quantized++
+		st.After += int64(len(q))
+		c.stored = append(c.stored, storedTensor{desc: artifact.StoredTensor{Name: name, Format: f, Rows: shape[0], Cols: shape[1]}, data: q})
+	}
+	for _, cl := range []string{ClassLinear, ClassEmbedding, ClassOutput, ClassNorm} {
+		if st := stats[cl]; st != nil {
+			c.res.Quant = append(c.res.Quant, *st)
+		}
+	}
+	return "", nil
+}
+
+// WriteQuantStats prints the quantize stage's bytes per tensor class.
+func WriteQuantStats(w io.Writer, format string, stats []QuantStat) {
+	if len(stats) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "quantize (--weights %s)\n", format)
+	fmt.Fprintf(w, "  %-10s %7s %9s %14s %14s %7s\n", "class", "tensors", "quantized", "bytes before", "bytes after", "ratio")
+	var b, a int64
+	for _, s := range stats {
+		fmt.Fprintf(w, "  %-10s %7d %9d %14d %14d %6.2fx\n", s.Class, s.Tensors, s.Quantized, s.Before, s.After, float64(s.Before)/float64(max(s.After, 1)))
+		b, a = b+s.Before, a+s.After
+	}
+	fmt.Fprintf(w, "  %-10s %7s %9s %14d %14d %6.2fx\n", "total", "", "", b, a, float64(b)/float64(max(a, 1)))
+}

@@ -1,0 +1,80 @@
+package compiler
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/llmc-dev/llmc/artifact"
+	"github.com/llmc-dev/llmc/internal/testshared"
+	"github.com/llmc-dev/llmc/ir"
+	"github.com/llmc-dev/llmc/passes"
+	"github.com/llmc-dev/llmc/wformat"
+)
+
+// TestWeightsFlag: --weights takes f32, bf16 and the block formats the
+// backend loads, and names the backends that do when it does not.
+func TestWeightsFlag(t *testing.T) {
+	goT, err := LookupTarget(artifact.BackendGo)
+	require.NoError(t, err)
+	llvmT, err := LookupTarget(artifact.BackendLLVM)
+	require.NoError(t, err)
+	_, err = weightFormat("q8_0", goT)
+	require.ErrorContains(t, err, "backend go does not load q8_0 weights yet (backends that do: interp, llvm)")
+	f, err := weightFormat("q8_0", llvmT)
+	require.NoError(t, err)
+	require.Equal(t, wformat.Q8_0, f)
+	_, err = weightFormat("f16", llvmT)
+	require.ErrorContains(t, err, "want f32, bf16 or q8_0")
+	f, err = weightFormat("", goT)
+	require.NoError(t, err)
+	require.Equal(t, wformat.BF16, f)
+}
+
+// TestQuantizeStage: stories260K (tied embeddings, 172-wide FFN rows)
+// quantizes its linear weights and embedding table, padded, keeps norms
+// in f32, types the graphs' weights q8_0 (verified), and stores every
+// quantized tensor in weights.bin; --keep-embeddings keeps the table.
+func TestQuantizeStage(t *testing.T) {
+	dir := testshared.Path(t, "models", "stories260K")
+	for _, keep := range []bool{false, true} {
+		art := filepath.Join(t.TempDir(), "a")
+		res, err := Compile(dir, art, Options{KV: passes.Static, MaxSeq: 64, Backend: artifact.BackendInterp,
+			Weights: WeightOptions{Format: "q8_0", KeepEmbeddings: keep}})
+		require.NoError(t, err)
+		by := map[string]QuantStat{}
+		for _, s := range res.Quant {
+			by[s.Class] = s
+		}
+		require.Equal(t, by[ClassLinear].Tensors, by[ClassLinear].Quantized)
+		require.Zero(t, by[ClassNorm].Quantized)
+		require.Equal(t, by[ClassNorm].Before, by[ClassNorm].After)
+		// 5 layers: q, k, v, o of 64-wide rows; gate and up 64-wide; down
+		// 172-wide, padded to 192.
+		require.Equal(t, int64(5*(64+32+32+64+172+172)*wformat.Q8_0.RowBytes(64)+5*64*wformat.Q8_0.RowBytes(172)), by[ClassLinear].After)
+		emb := by[ClassEmbedding]
+		stored := map[string]artifact.StoredTensor{}
+		for _, s := range res.Manifest.StoredWeights {
+			stored[s.Name] = s
+			require.Zero(t, s.Offset%artifact.StoredAlign)
+		}
+		_, embStored := stored["model.embed_tokens.weight"]
+		require.Equal(t, !keep, embStored)
+		if keep {
+			require.Zero(t, emb.Quantized)
+		} else {
+			require.Equal(t, int64(512*wformat.Q8_0.RowBytes(64)), emb.After)
+		}
+		require.Contains(t, res.Manifest.Files, artifact.StoredWeightsName)
+		for _, g := range res.Graphs {
+			require.NoError(t, ir.Verify(g))
+			for _, w := range g.Weights {
+				_, isStored := stored[w.Name]
+				if w.Derive == nil {
+					require.Equal(t, isStored, w.Type.DType == ir.Q8_0, w.Name)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,89 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/llmc-dev/llmc/artifact"
+	"github.com/llmc-dev/llmc/frontends/hf"
+	"github.com/llmc-dev/llmc/ir"
+	"github.com/llmc-dev/llmc/wformat"
+)
+
+// storedSource reads the tensors an artifact stores itself (quantized, in
+// weights.bin) from there and the rest (norms, and whatever the policy
+// kept in float) from the model folder: compiled programs take the stored
+// bytes as they are (runtime.BlockSource), the interpreter takes them
+// dequantised to float32, the reference the compiled kernels must match.
+type storedSource struct {
+	*hf.Model
+	st *artifact.StoredWeights
+}
+
+// Float32 implements runtime.WeightSource.
+func (s storedSource) Float32(name string) ([]float32, []int, error) {
+	t, data, ok := s.st.Tensor(name)
+	if !ok {
+		return s.Model.Float32(name)
+	}
+	f, err := wformat.Dequantize(t.Format, t.Rows, t.Cols, data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("stored weight %s: %w", name, err)
+	}
+	return f, []int{t.Rows, t.Cols}, nil
+}
+
+// Blocks implements runtime.BlockSource.
+func (s storedSource) Blocks(name string) ([]byte, wformat.Format, error) {
+	t, data, ok := s.st.Tensor(name)
+	if !ok {
+		return nil, 0, fmt.Errorf("weight %s is not stored in the artifact's %s: compile the artifact again", name, artifact.StoredWeightsName)
+	}
+	return data, t.Format, nil
+}
+
+// checkStored checks that every weight a graph types in a block format is
+// stored in the artifact in that format and shape.
+func checkStored(st *artifact.StoredWeights, graphs []*ir.Graph) error {
+	for _, g := range graphs {
+		for _, w := range g.Weights {
+			f, ok := w.Type.DType.Format()
+			if !ok || !f.Blocked() || w.Derive != nil {
+				continue
+			}
+			var t artifact.StoredTensor
+			if st != nil {
+				t, _, ok = st.Tensor(w.Name)
+			}
+			shape, _ := w.Type.Shape.Eval(nil)
+			if !ok || t.Format != f || len(shape) != 2 || t.Rows != shape[0] || t.Cols != shape[1] {
+				return fmt.Errorf("the program reads %s as %s%v, which the artifact's %s does not hold: compile the artifact again", w.Name, f, shape, artifact.StoredWeightsName)
+			}
+		}
+	}
+	return nil
+}
+
+// weightFormats names the formats of the weights a step reads, most
+// bytes first ("q8_0+f32").
+func weightFormats(by map[wformat.Format]int64) string {
+	fs := make([]wformat.Format, 0, len(by))
+	for f := range by {
+		fs = append(fs, f)
+	}
+	slices.SortFunc(fs, func(a, b wformat.Format) int {
+		if by[a] != by[b] {
+			if by[a] > by[b] {
+				return -1
+			}
+			return 1
+		}
+		return int(a) - int(b)
+	})
+	names := make([]string, len(fs))
+	for i, f := range fs {
+		names[i] = f.String()
+	}
+	return strings.Join(names, "+")
+}

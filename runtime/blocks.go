@@ -1,0 +1,48 @@
+package runtime
+
+import (
+	"fmt"
+
+	"github.com/llmc-dev/llmc/artifact"
+	"github.com/llmc-dev/llmc/wformat"
+)
+
+// BlockSource is a WeightSource that also hands out tensors stored in a
+// block format (an artifact's weights.bin) as stored: each row's blocks,
+// padded.
+type BlockSource interface {
+	Blocks(name string) ([]byte, wformat.Format, error)
+}
+
+// FillBlocks gathers block-format weight w (w.Fmt().Blocked()) from ws
+// into dst, which holds exactly w.Bytes(): its parts' bytes one after
+// another, since every row is its own blocks.
+func FillBlocks(w *artifact.Weight, ws WeightSource, dst []byte) error {
+	f := w.Fmt()
+	src, ok := ws.(BlockSource)
+	if !ok {
+		return fmt.Errorf("weight %s: the weights cannot be read as %s (is the artifact's %s missing?)", w.Name, f, artifact.StoredWeightsName)
+	}
+	n := w.Bytes()
+	if len(dst) < n {
+		return fmt.Errorf("weight %s: %d bytes of memory for %d", w.Name, len(dst), n)
+	}
+	at := 0
+	for _, name := range w.Parts() {
+		data, g, err := src.Blocks(name)
+		if err != nil {
+			return err
+		}
+		if g != f {
+			return fmt.Errorf("weight %s: %s is stored as %s, the program reads %s: compile the artifact again", w.Name, name, g, f)
+		}
+		if at+len(data) > n {
+			return fmt.Errorf("weight %s: %s has more bytes than the artifact's %s [%d, %d]: compile the artifact again", w.Name, name, f, w.Rows, w.Cols)
+		}
+		at += copy(dst[at:], data)
+	}
+	if at != n {
+		return fmt.Errorf("weight %s has %d bytes, the artifact expects %d (%s [%d, %d]): compile the artifact again", w.Name, at, n, f, w.Rows, w.Cols)
+	}
+	return nil
+}

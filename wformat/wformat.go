@@ -1,0 +1,248 @@
+// Package wformat describes the formats weights are stored in: plain
+// element types (f32, f16, bf16) and block formats, where a block of
+// BlockElems weights shares a scale and takes BlockBytes bytes. It is the
+// one description the graph IR (ir.DType), the kernel IR's buffers and the
+// artifact (artifact.Weight, the stored weights file) read, and it holds
+// the reference quantisation and dequantisation of each block format.
+//
+// A row of a weight matrix is quantised on its own: its length is padded
+// with zeros to a whole number of blocks (stories260K's 172-wide rows take
+// six blocks of 32), so rows stay independent and a matrix stacked from
+// several tensors by rows (a fused QKV) is the stacked bytes of its parts.
+package wformat
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// Format is how a weight's elements are stored.
+type Format uint8
+
+const (
+	F32 Format = iota
+	F16
+	BF16
+	// Q8_0 is llama.cpp's Q8_0 block: a float16 scale d, then 32 int8
+	// quants q; weight j of the block is d·q[j]. 34 bytes for 32 weights.
+	Q8_0
+	numFormats
+)
+
+type info struct {
+	name       string
+	blockElems int
+	blockBytes int
+}
+
+var formats = [numFormats]info{
+	F32:  {"f32", 1, 4},
+	F16:  {"f16", 1, 2},
+	BF16: {"bf16", 1, 2},
+	Q8_0: {"q8_0", 32, 34},
+}
+
+// Offsets inside a Q8_0 block.
+const (
+	Q8_0Scale  = 0 // the float16 scale
+	Q8_0Quants = 2 // the 32 int8 quants
+)
+
+// Formats lists the formats in order.
+func Formats() []Format {
+	out := make([]Format, numFormats)
+	for i := range out {
+		out[i] = Format(i)
+	}
+	return out
+}
+
+// Valid reports whether f is one of the formats above.
+func (f Format) Valid() bool { return f < numFormats }
+
+func (f Format) String() string {
+	if f.Valid() {
+		return formats[f].name
+	}
+	return fmt.Sprintf("format(%d)", uint8(f))
+}
+
+// BlockElems is the number of weights of one block (1 for element types).
+func (f Format) BlockElems() int { return formats[f].blockElems }
+
+// BlockBytes is the size in bytes of one block.
+func (f Format) BlockBytes() int { return formats[f].blockBytes }
+
+// Blocked reports whether f is a block format (its weights share scales).
+func (f Format) Blocked() bool { return formats[f].blockElems > 1 }
+
+// Blocks is the number of blocks a row of cols weights takes (padded).
+func (f Format) Blocks(cols int) int {
+	e := f.BlockElems()
+	return (cols + e - 1) / e
+}
+
+// RowBytes is the size of a stored row of cols weights, padding included.
+func (f Format) RowBytes(cols int) int { return f.Blocks(cols) * f.BlockBytes() }
+
+// Bytes is the stored size of a rows × cols matrix.
+func (f Format) Bytes(rows, cols int) int { return rows * f.RowBytes(cols) }
+
+// Parse returns the format of a name ("f32", "q8_0", ...).
+func Parse(s string) (Format, error) {
+	for i, in := range formats {
+		if in.name == s {
+			return Format(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown weight format %q (want one of %s)", s, strings.Join(names(), ", "))
+}
+
+func names() []string {
+	var out []string
+	for _, in := range formats {
+		out = append(out, in.name)
+	}
+	return out
+}
+
+// MarshalText writes the name, so JSON holds "q8_0".
+func (f Format) MarshalText() ([]byte, error) {
+	if !f.Valid() {
+		return nil, fmt.Errorf("invalid weight format %d", uint8(f))
+	}
+	return []byte(f.String()), nil
+}
+
+// UnmarshalText reads a name.
+func (f *Format) UnmarshalText(b []byte) error {
+	g, err := Parse(string(b))
+	if err != nil {
+		return err
+	}
+	*f = g
+	return nil
+}
+
+// Quantize stores a rows × cols matrix of float32 (row-major) in block
+// format f, each row padded with zeros to whole blocks.
+func Quantize(f Format, rows, cols int, data []float32) ([]byte, error) {
+	if len(data) != rows*cols {
+		return nil, fmt.Errorf("quantizing [%d, %d]: %d elements", rows, cols, len(data))
+	}
+	if f != Q8_0 {
+		return nil, fmt.Errorf("quantizing to %s: not a block format llmc quantizes to", f)
+	}
+	rb := f.RowBytes(cols)
+	out := make([]byte, rows*rb)
+	for r := range rows {
+		quantizeQ8_0Row(out[r*rb:(r+1)*rb], data[r*cols:(r+1)*cols])
+	}
+	return out, nil
+}
+
+// quantizeQ8_0Row is llama.cpp's quantize_row_q8_0_ref: d = max|x|/127,
+// q = round(x/d) (halves away from zero), d stored as float16.
+func quantizeQ8_0Row(dst []byte, row []float32) {
+	for b := 0; b*32 < len(row); b++ {
+		blk := dst[b*34 : (b+1)*34]
+		x := row[b*32 : min(len(row), (b+1)*32)]
+		amax := float32(0)
+		for _, v := range x {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		d := amax / 127
+		id := float32(0)
+		if d != 0 {
+			id = 1 / d
+		}
+		h := F32ToF16(d)
+		blk[0], blk[1] = byte(h), byte(h>>8)
+		for j, v := range x {
+			blk[Q8_0Quants+j] = byte(int8(math.Round(float64(v * id))))
+		}
+	}
+}
+
+// Dequantize widens a rows × cols matrix stored in block format f back to
+// float32, dropping the padding.
+func Dequantize(f Format, rows, cols int, data []byte) ([]float32, error) {
+	if f != Q8_0 {
+		return nil, fmt.Errorf("dequantizing %s: not a block format", f)
+	}
+	rb := f.RowBytes(cols)
+	if len(data) != rows*rb {
+		return nil, fmt.Errorf("dequantizing %s [%d, %d]: %d bytes, want %d", f, rows, cols, len(data), rows*rb)
+	}
+	out := make([]float32, rows*cols)
+	for r := range rows {
+		src := data[r*rb:]
+		for c := range cols {
+			blk := src[c/32*34:]
+			d := F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
+			out[r*cols+c] = d * float32(int8(blk[Q8_0Quants+c%32]))
+		}
+	}
+	return out, nil
+}
+
+// F16ToF32 widens an IEEE half-precision bit pattern (exactly).
+func F16ToF32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	man := uint32(h) & 0x3ff
+	switch {
+	case exp == 0x1f: // Inf, NaN
+		return math.Float32frombits(sign | 0xff<<23 | man<<13)
+	case exp != 0:
+		return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
+	case man == 0:
+		return math.Float32frombits(sign)
+	}
+	// subnormal: normalise
+	e := uint32(113)
+	for man&0x400 == 0 {
+		man <<= 1
+		e--
+	}
+	return math.Float32frombits(sign | e<<23 | (man&0x3ff)<<13)
+}
+
+// F32ToF16 narrows to half precision, rounding to nearest even.
+func F32ToF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int(b>>23) & 0xff
+	man := b & 0x7fffff
+	if exp == 0xff {
+		if man != 0 {
+			return sign | 0x7e00
+		}
+		return sign | 0x7c00
+	}
+	e := exp - 127 + 15
+	if e >= 0x1f {
+		return sign | 0x7c00
+	}
+	if e <= 0 {
+		if e < -10 {
+			return sign
+		}
+		man |= 0x800000
+		shift := uint32(14 - e)
+		half := uint32(1) << (shift - 1)
+		r := man >> shift
+		rem := man & (1<<shift - 1)
+		if rem > half || rem == half && r&1 == 1 {
+			r++
+		}
+		return sign | uint16(r)
+	}
+	r := uint32(e)<<10 | man>>13
+	rem := man & 0x1fff
+	if rem > 0x1000 || rem == 0x1000 && r&1 == 1 {
+		r++ // may carry into the exponent, which is right (up to Inf)
+	}
+	return sign | uint16(r)
+}
