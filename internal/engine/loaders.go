@@ -36,8 +36,8 @@ type loadInput struct {
 	// program's weights are gathered from it, copied or in place (see
 	// Options.WeightsInPlace).
 	source, weights runtime.WeightSource
-	par     *pool.Pool
-	linked  *runtime.LinkedProgram // Options.Linked
+	par             *pool.Pool
+	linked          *runtime.LinkedProgram // Options.Linked
 }
 
 // loaders are the loaders by the backend a manifest records.
