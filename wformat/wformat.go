@@ -189,60 +189,72 @@ func Dequantize(f Format, rows, cols int, data []byte) ([]float32, error) {
 
 // F16ToF32 widens an IEEE half-precision bit pattern (exactly).
 func F16ToF32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
+	sign := uint32(h&0x8000) << 16
 	exp := uint32(h>>10) & 0x1f
-	man := uint32(h) & 0x3ff
+	mant := uint32(h) & 0x3ff
 	switch {
-	case exp == 0x1f: // Inf, NaN
-		return math.Float32frombits(sign | 0xff<<23 | man<<13)
-	case exp != 0:
-		return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
-	case man == 0:
+	case exp == 0x1f: // inf or NaN; keep the payload
+		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
+	case exp != 0: // normal
+		return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+	case mant == 0: // signed zero
 		return math.Float32frombits(sign)
 	}
-	// subnormal: normalise
-	e := uint32(113)
-	for man&0x400 == 0 {
-		man <<= 1
+	// Subnormal: mant * 2^-24. Shift the leading one into the implicit bit
+	// position, lowering the exponent once per shift.
+	e := uint32(127 - 15 + 1)
+	for mant&0x400 == 0 {
+		mant <<= 1
 		e--
 	}
-	return math.Float32frombits(sign | e<<23 | (man&0x3ff)<<13)
+	return math.Float32frombits(sign | e<<23 | (mant&0x3ff)<<13)
 }
 
 // F32ToF16 narrows to half precision, rounding to nearest even.
 func F32ToF16(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int(b>>23) & 0xff
-	man := b & 0x7fffff
+	bits := math.Float32bits(f)
+	sign := uint16(bits>>16) & 0x8000
+	exp := int(bits>>23) & 0xff
+	mant := bits & 0x7fffff
+
 	if exp == 0xff {
-		if man != 0 {
-			return sign | 0x7e00
+		if mant == 0 {
+			return sign | 0x7c00
 		}
-		return sign | 0x7c00
+		return sign | 0x7e00 | uint16(mant>>13)
 	}
-	e := exp - 127 + 15
-	if e >= 0x1f {
+	e := exp - 127 + 15 // binary16 biased exponent
+	switch {
+	case e >= 0x1f:
 		return sign | 0x7c00
-	}
-	if e <= 0 {
+	case e <= 0:
 		if e < -10 {
+			// |f| < 2^-25, at most half the smallest subnormal: rounds to
+			// zero (exactly half is a tie, and zero is even).
 			return sign
 		}
-		man |= 0x800000
-		shift := uint32(14 - e)
-		half := uint32(1) << (shift - 1)
-		r := man >> shift
-		rem := man & (1<<shift - 1)
-		if rem > half || rem == half && r&1 == 1 {
-			r++
-		}
-		return sign | uint16(r)
+		// The result is the subnormal m * 2^-24 with m = full >> shift.
+		full := mant | 0x800000
+		shift := uint(14 - e)
+		return sign | uint16(roundShift(full, shift))
 	}
-	r := uint32(e)<<10 | man>>13
-	rem := man & 0x1fff
+	// Normal. A carry from rounding moves into the exponent, and from the
+	// largest exponent into the infinity encoding, as it should.
+	r := uint32(e)<<10 | mant>>13
+	rem := mant & 0x1fff
 	if rem > 0x1000 || rem == 0x1000 && r&1 == 1 {
-		r++ // may carry into the exponent, which is right (up to Inf)
+		r++
 	}
 	return sign | uint16(r)
+}
+
+// roundShift returns x >> shift rounded to nearest, ties to even.
+func roundShift(x uint32, shift uint) uint32 {
+	r := x >> shift
+	rem := x & (1<<shift - 1)
+	half := uint32(1) << (shift - 1)
+	if rem > half || rem == half && r&1 == 1 {
+		r++
+	}
+	return r
 }

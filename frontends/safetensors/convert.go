@@ -1,6 +1,10 @@
 package safetensors
 
-import "math"
+import (
+	"math"
+
+	"github.com/llmc-dev/llmc/wformat"
+)
 
 // BF16ToFloat32 widens a bfloat16 bit pattern to float32. The conversion is
 // exact: bfloat16 is the upper half of a float32.
@@ -25,79 +29,13 @@ func Float32ToBF16(f float32) uint16 {
 // F16ToFloat32 widens an IEEE 754 binary16 bit pattern to float32. The
 // conversion is exact for every input, including subnormals, infinities and
 // NaN payloads.
-func F16ToFloat32(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // inf or NaN; keep the payload
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case exp != 0: // normal
-		return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
-	case mant == 0: // signed zero
-		return math.Float32frombits(sign)
-	}
-	// Subnormal: mant * 2^-24. Shift the leading one into the implicit bit
-	// position, lowering the exponent once per shift.
-	e := uint32(127 - 15 + 1)
-	for mant&0x400 == 0 {
-		mant <<= 1
-		e--
-	}
-	return math.Float32frombits(sign | e<<23 | (mant&0x3ff)<<13)
-}
+func F16ToFloat32(h uint16) float32 { return wformat.F16ToF32(h) }
 
 // Float32ToF16 returns the IEEE 754 binary16 bit pattern nearest to f,
 // rounding ties to even. Values beyond the binary16 range become infinities,
 // values too small for its subnormals become signed zeros, and a NaN stays a
 // NaN (made quiet, keeping its sign and upper payload bits).
-func Float32ToF16(f float32) uint16 {
-	bits := math.Float32bits(f)
-	sign := uint16(bits>>16) & 0x8000
-	exp := int(bits>>23) & 0xff
-	mant := bits & 0x7fffff
-
-	if exp == 0xff {
-		if mant == 0 {
-			return sign | 0x7c00
-		}
-		return sign | 0x7e00 | uint16(mant>>13)
-	}
-	e := exp - 127 + 15 // binary16 biased exponent
-	switch {
-	case e >= 0x1f:
-		return sign | 0x7c00
-	case e <= 0:
-		if e < -10 {
-			// |f| < 2^-25, at most half the smallest subnormal: rounds to
-			// zero (exactly half is a tie, and zero is even).
-			return sign
-		}
-		// The result is the subnormal m * 2^-24 with m = full >> shift.
-		full := mant | 0x800000
-		shift := uint(14 - e)
-		return sign | uint16(roundShift(full, shift))
-	}
-	// Normal. A carry from rounding moves into the exponent, and from the
-	// largest exponent into the infinity encoding, as it should.
-	r := uint32(e)<<10 | mant>>13
-	rem := mant & 0x1fff
-	if rem > 0x1000 || rem == 0x1000 && r&1 == 1 {
-		r++
-	}
-	return sign | uint16(r)
-}
-
-// roundShift returns x >> shift rounded to nearest, ties to even.
-func roundShift(x uint32, shift uint) uint32 {
-	r := x >> shift
-	rem := x & (1<<shift - 1)
-	half := uint32(1) << (shift - 1)
-	if rem > half || rem == half && r&1 == 1 {
-		r++
-	}
-	return r
-}
+func Float32ToF16(f float32) uint16 { return wformat.F32ToF16(f) }
 
 // F8E5M2ToFloat32 widens an F8_E5M2 bit pattern to float32. E5M2 is the upper
 // byte of a binary16, so the conversion is exact.
