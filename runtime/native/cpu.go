@@ -96,3 +96,32 @@ func CheckCPU(cpu string, features []string) error {
 	}
 	return nil
 }
+
+// HostModel names this machine's CPU as Linux's /proc/cpuinfo does
+// ("model name"; on arm64, the implementer and part numbers), with its
+// logical CPU count, or says it is unknown.
+func HostModel() string {
+	n := goruntime.NumCPU()
+	data, err := os.ReadFile(cpuinfo)
+	if err == nil {
+		var impl, part string
+		for _, line := range strings.Split(string(data), "\n") {
+			key, val, ok := strings.Cut(line, ":")
+			if !ok {
+				continue
+			}
+			switch strings.TrimSpace(key) {
+			case "model name":
+				return fmt.Sprintf("%s, %d logical CPUs", strings.TrimSpace(val), n)
+			case "CPU implementer":
+				impl = strings.TrimSpace(val)
+			case "CPU part":
+				part = strings.TrimSpace(val)
+			}
+		}
+		if impl != "" {
+			return fmt.Sprintf("implementer %s part %s, %d logical CPUs", impl, part, n)
+		}
+	}
+	return fmt.Sprintf("unknown CPU (%s/%s), %d logical CPUs", goruntime.GOOS, goruntime.GOARCH, n)
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/llmc-dev/llmc/internal/cli/cmdline"
 	"github.com/llmc-dev/llmc/internal/engine"
 	"github.com/llmc-dev/llmc/runtime"
+	"github.com/llmc-dev/llmc/runtime/native"
 	"github.com/llmc-dev/llmc/runtime/pool"
 )
 
@@ -70,6 +71,7 @@ type BenchResult struct {
 	Model          string    `json:"model"`
 	Kind           string    `json:"kind"`
 	ISA            string    `json:"isa,omitempty"` // the kernels' instruction set (runtime.PickISA), when known
+	CPU            string    `json:"cpu"`           // the machine's CPU model (native.HostModel)
 	Threads        int       `json:"threads"`
 	PromptTokens   int       `json:"prompt_tokens"`
 	GenTokens      int       `json:"gen_tokens"`
@@ -180,7 +182,7 @@ func (b *benchFlags) once(path string, threads int) (*BenchResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &BenchResult{Model: path, Kind: e.Kind, Threads: threads, PromptTokens: b.prompt, GenTokens: b.gen,
+	r := &BenchResult{Model: path, CPU: native.HostModel(), Kind: e.Kind, Threads: threads, PromptTokens: b.prompt, GenTokens: b.gen,
 		PrefillTokPerS: []float64{res.PrefillTokensPerSecond()}, DecodeTokPerS: []float64{res.DecodeTokensPerSecond()},
 		PeakRSSBytes: peakRSS(), WeightBytes: e.WeightBytes, WeightFormat: e.WeightFormat}
 	if e.Manifest != nil {
@@ -245,6 +247,7 @@ func writeBenchTable(w io.Writer, rs []*BenchResult, bw float64) error {
 		fmt.Fprintf(w, "read bandwidth: %.2f GB/s (%d threads); roofline = weight bytes per token × decode tok/s ÷ bandwidth\n", bw, rs[0].Threads)
 	}
 	fmt.Fprintf(w, "prompt %d tokens, %d decoded, %d runs each, %d threads\n", rs[0].PromptTokens, rs[0].GenTokens, len(rs[0].DecodeTokPerS), rs[0].Threads)
+	fmt.Fprintf(w, "cpu: %s\n", native.HostModel())
 	return nil
 }
 
