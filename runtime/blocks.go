@@ -7,6 +7,11 @@ import (
 	"github.com/llmc-dev/llmc/wformat"
 )
 
+// BlockSlack is how many bytes after a block-format weight a compiled
+// program may read: the Go backend's vector kernels load a row's last
+// eight int8 quants with a 16-byte load.
+const BlockSlack = 16
+
 // BlockSource is a WeightSource that also hands out tensors stored in a
 // block format (an artifact's weights.bin) as stored: each row's blocks,
 // padded.

@@ -27,10 +27,13 @@ type LinkedProgram struct {
 }
 
 // Weights are a linked program's weights by index: F32[i] or, for a
-// weight kept in bfloat16, BF16[i].
+// weight kept in bfloat16, BF16[i], or, for one in a block format
+// (Q8_0), Blocks[i]: its bytes as the artifact stores them, with
+// BlockSlack more readable after them.
 type Weights struct {
-	F32  [][]float32
-	BF16 [][]uint16
+	F32    [][]float32
+	BF16   [][]uint16
+	Blocks [][]byte
 }
 
 // BF16Source is a WeightSource that can also hand out a bfloat16 tensor's
@@ -47,7 +50,8 @@ type LinkedEntry struct {
 
 // LinkedWeights gathers a linked program's weights from ws, stacking
 // derived ones; weights marked BF16 are kept as stored, which needs ws to
-// be a BF16Source. A weight that is one checkpoint tensor stored as the
+// be a BF16Source, and block-format ones as the artifact stores them
+// (FillBlocks), which needs a BlockSource. A weight that is one checkpoint tensor stored as the
 // program keeps it is used in place when ws is a ViewSource (see
 // WeightInPlace): it stays in ws's memory, the page cache, and ws must stay
 // open while the weights are used. The others are copied into huge-page
@@ -55,20 +59,22 @@ type LinkedEntry struct {
 // released (see FillWeight). Call free when the program is done with them.
 func LinkedWeights(lp *LinkedProgram, ws WeightSource) (weights *Weights, free func() error, err error) {
 	f32v, bf16v, inPlace := InPlace(lp.Weights, ws, 0)
-	weights = &Weights{F32: f32v, BF16: bf16v}
-	f32s, halves := 0, 0
+	weights = &Weights{F32: f32v, BF16: bf16v, Blocks: make([][]byte, len(lp.Weights))}
+	f32s, halves, bytes := 0, 0, 0
 	for i := range lp.Weights {
 		w := &lp.Weights[i]
-		if inPlace[i] {
-			continue
-		}
-		if w.BF16 {
+		switch {
+		case inPlace[i]:
+		case w.Fmt().Blocked():
+			bytes += w.Bytes() + BlockSlack
+		case w.BF16:
 			halves += w.Rows * w.Cols
-		} else {
+		default:
 			f32s += w.Rows * w.Cols
 		}
 	}
-	mem, release, err := AllocFloats(f32s + (halves+1)/2)
+	hwords := (halves + 1) / 2
+	mem, release, err := AllocFloats(f32s + hwords + (bytes+3)/4)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -79,13 +85,22 @@ func LinkedWeights(lp *LinkedProgram, ws WeightSource) (weights *Weights, free f
 		}
 	}()
 	half := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(mem[f32s:]))), halves)
-	foff, hoff := 0, 0
+	blocks := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(mem[f32s+hwords:]))), bytes)
+	foff, hoff, boff := 0, 0, 0
 	for i := range lp.Weights {
 		if inPlace[i] {
 			continue
 		}
 		w := &lp.Weights[i]
 		n := w.Rows * w.Cols
+		if w.Fmt().Blocked() {
+			n = w.Bytes()
+			weights.Blocks[i], boff = blocks[boff:boff+n:boff+n+BlockSlack], boff+n+BlockSlack
+			if err := FillBlocks(w, ws, weights.Blocks[i]); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
 		if w.BF16 {
 			weights.BF16[i], hoff = half[hoff:hoff+n:hoff+n], hoff+n
 		} else {

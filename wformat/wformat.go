@@ -14,6 +14,7 @@ package wformat
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"strings"
 )
 
@@ -188,26 +189,27 @@ func Dequantize(f Format, rows, cols int, data []byte) ([]float32, error) {
 }
 
 // F16ToF32 widens an IEEE half-precision bit pattern (exactly).
-func F16ToF32(h uint16) float32 {
+func F16ToF32(h uint16) float32 { return math.Float32frombits(F16Bits(h)) }
+
+// F16Bits is F16ToF32 as float32 bits, in integer arithmetic only: the Go
+// backend's vector kernels widen scales with it in a general register
+// (no legacy-SSE float code; see codegen/golang), and it inlines.
+func F16Bits(h uint16) uint32 {
 	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
+	em := uint32(h) & 0x7fff   // exponent and mantissa
+	r := em<<13 + (127-15)<<23 // a normal number: the exponent rebiased
 	switch {
-	case exp == 0x1f: // inf or NaN; keep the payload
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case exp != 0: // normal
-		return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
-	case mant == 0: // signed zero
-		return math.Float32frombits(sign)
+	case em >= 0x7c00: // inf or NaN (the payload kept): exponent 255
+		r += (127 - 15) << 23
+	case em < 0x400: // zero or subnormal, em * 2^-24
+		r = 0
+		if em != 0 {
+			// The leading one, at bit 31-n, becomes the implicit bit.
+			n := uint32(bits.LeadingZeros32(em))
+			r = (127-24+31-n)<<23 | em<<(n-8)&0x7fffff
+		}
 	}
-	// Subnormal: mant * 2^-24. Shift the leading one into the implicit bit
-	// position, lowering the exponent once per shift.
-	e := uint32(127 - 15 + 1)
-	for mant&0x400 == 0 {
-		mant <<= 1
-		e--
-	}
-	return math.Float32frombits(sign | e<<23 | (mant&0x3ff)<<13)
+	return sign | r
 }
 
 // F32ToF16 narrows to half precision, rounding to nearest even.

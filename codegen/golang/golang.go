@@ -53,12 +53,18 @@ import (
 	"github.com/dave/jennifer/jen"
 
 	"github.com/llmc-dev/llmc/codegen/kir"
+	"github.com/llmc-dev/llmc/wformat"
 )
+
+// blockFormats name the wformat constants of the block formats the
+// generated code reads.
+var blockFormats = map[wformat.Format]string{wformat.Q8_0: "Q8_0"}
 
 // Paths of the packages generated code imports.
 const (
 	runtimePkg  = "github.com/llmc-dev/llmc/runtime"
 	artifactPkg = "github.com/llmc-dev/llmc/artifact"
+	wformatPkg  = "github.com/llmc-dev/llmc/wformat"
 	simdPkg     = "simd/archsimd"
 )
 
@@ -146,6 +152,7 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 	f.Type().Id("Program").Struct(
 		jen.Id("w").Index().Index().Float32(),
 		jen.Id("wh").Index().Index().Uint16(), // weights kept in bfloat16
+		jen.Id("wq").Index().Index().Byte(),   // weights in a block format (Q8_0)
 		jen.Id("s").Index().Index().Float32(),
 		jen.Id("arena").Index().Float32(),
 		jen.Id("scratch").Index().Float32(),
@@ -167,9 +174,17 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 			}
 			concat = jen.Index().String().Values(names...)
 		}
-		weights = append(weights, jen.Values(jen.Dict{
+		d := jen.Dict{
 			jen.Id("Name"): jen.Lit(w.Name), jen.Id("Rows"): jen.Lit(w.Rows), jen.Id("Cols"): jen.Lit(w.Cols), jen.Id("Concat"): concat, jen.Id("BF16"): jen.Lit(w.BF16),
-		}))
+		}
+		if w.Format.Blocked() {
+			name, ok := blockFormats[w.Format]
+			if !ok {
+				panic(emitError{fmt.Errorf("weight %s: no loads of %s weights", w.Name, w.Format)})
+			}
+			d[jen.Id("Format")] = jen.Qual(wformatPkg, name)
+		}
+		weights = append(weights, jen.Values(d))
 	}
 	for _, s := range g.p.States {
 		states = append(states, jen.Values(jen.Dict{jen.Id("Name"): jen.Lit(s.Name), jen.Id("Rows"): jen.Lit(s.Rows), jen.Id("RowSize"): jen.Lit(s.RowSize)}))
@@ -204,6 +219,7 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 		jen.Id("p").Op(":=").Op("&").Id("Program").Values(jen.Dict{
 			jen.Id("w"):       jen.Id("w").Dot("F32"),
 			jen.Id("wh"):      jen.Id("w").Dot("BF16"),
+			jen.Id("wq"):      jen.Id("w").Dot("Blocks"),
 			jen.Id("arena"):   jen.Make(jen.Index().Float32(), jen.Lit(arena+8)),
 			jen.Id("scratch"): jen.Make(jen.Index().Float32(), jen.Lit(scratch+8)),
 			jen.Id("tok"):     jen.Make(jen.Index().Int32(), jen.Lit(tok)),
@@ -437,6 +453,9 @@ func (g *gen) phaseBody(ph *kir.Phase, simd bool) []jen.Code {
 		case *kir.Load:
 			bufs[e.Buf.Name] = e.Buf
 			vecBufs[e.Buf.Name] = vecBufs[e.Buf.Name] || e.Vec
+		case *kir.LoadQ:
+			bufs[e.Buf.Name] = e.Buf
+			vecBufs[e.Buf.Name] = vecBufs[e.Buf.Name] || e.Vec
 		case kir.Param:
 			params[e.Name] = true
 		}
@@ -460,8 +479,11 @@ func (g *gen) phaseBody(ph *kir.Phase, simd bool) []jen.Code {
 			src = jen.Id("p").Dot("scratch")
 		case kir.Weight:
 			src = jen.Id("p").Dot("w").Index(jen.Lit(b.Index))
-			if b.IsBF16() {
+			switch {
+			case b.IsBF16():
 				src = jen.Id("p").Dot("wh").Index(jen.Lit(b.Index))
+			case b.Format.Blocked():
+				src = jen.Id("p").Dot("wq").Index(jen.Lit(b.Index))
 			}
 		case kir.State:
 			src = jen.Id("p").Dot("s").Index(jen.Lit(b.Index))
@@ -544,6 +566,12 @@ func (g *gen) stmts(ss []kir.Stmt, simd bool) []jen.Code {
 	return out
 }
 
+// f16Bits is the float16 at byte off of a block-format weight, widened to
+// float32 bits in integer arithmetic (wformat.F16Bits, which inlines).
+func f16Bits(buf string, off *jen.Statement) *jen.Statement {
+	return jen.Qual(wformatPkg, "F16Bits").Call(jen.Qual("encoding/binary", "LittleEndian").Dot("Uint16").Call(jen.Id(buf).Index(off.Op(":"))))
+}
+
 // vecPtr addresses eight floats at element idx of a buffer, unchecked.
 func vecPtr(buf string, idx *jen.Statement) *jen.Statement {
 	return jen.Parens(jen.Op("*").Index(jen.Lit(8)).Float32()).Call(
@@ -594,6 +622,18 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 			return jen.Qual(simdPkg, "LoadFloat32x8").Call(vecPtr(e.Buf.Name, idx))
 		default:
 			return jen.Id("load8").Call(jen.Id(e.Buf.Name), idx)
+		}
+	case *kir.LoadQ:
+		off := g.expr(e.Off, simd)
+		switch {
+		case e.Part == kir.QF16:
+			return jen.Qual("math", "Float32frombits").Call(f16Bits(e.Buf.Name, off))
+		case !e.Vec:
+			return jen.Float32().Call(jen.Int8().Call(jen.Id(e.Buf.Name).Index(off)))
+		case simd:
+			return jen.Id("load8i8").Call(jen.Id(e.Buf.Name+"_p"), off)
+		default:
+			return jen.Id("load8i8g").Call(jen.Id(e.Buf.Name), off)
 		}
 	case *kir.Bin:
 		a, b := g.expr(e.A, simd), g.expr(e.B, simd)
@@ -695,6 +735,14 @@ func (g *gen) uexpr(e kir.Expr) *jen.Statement {
 			return jen.Id("bf16u").Call(jen.Id(e.Buf.Name).Index(idx))
 		}
 		return bcast(jen.Id(e.Buf.Name).Index(idx))
+	case *kir.LoadQ:
+		// Widened in general registers, then broadcast (VMOVD,
+		// VPBROADCASTD): no CVTSI2SS, no F16C (archsimd has no vcvtph2ps).
+		off := g.expr(e.Off, true)
+		if e.Part == kir.QF16 {
+			return jen.Qual(simdPkg, "BroadcastUint32x8").Call(f16Bits(e.Buf.Name, off)).Dot("AsFloat32x8").Call()
+		}
+		return jen.Qual(simdPkg, "BroadcastInt32x8").Call(jen.Int32().Call(jen.Int8().Call(jen.Id(e.Buf.Name).Index(off)))).Dot("ConvertToFloat32").Call()
 	case *kir.Bin:
 		return g.uexpr(e.A).Dot(simdBin[e.Op]).Call(g.uexpr(e.B))
 	case *kir.FMA:
@@ -770,6 +818,13 @@ func scalar8(x archsimd.Float32x8, f func(float64) float64) archsimd.Float32x8 {
 	return archsimd.BroadcastFloat32x8(float32(f(float64(v[0]))))
 }
 
+// load8i8 loads eight int8 quants at byte i and widens them to float32
+// (VPMOVSXBD, VCVTDQ2PS). The load is 16 bytes: a block weight has
+// runtime.BlockSlack bytes readable after it.
+func load8i8(p unsafe.Pointer, i int) archsimd.Float32x8 {
+	return archsimd.LoadInt8x16((*[16]int8)(unsafe.Add(p, i))).ExtendLo8ToInt32().ConvertToFloat32()
+}
+
 // loadbf8 loads eight bfloat16s and widens them to float32.
 func loadbf8(p unsafe.Pointer, i int) archsimd.Float32x8 {
 	return archsimd.LoadUint16x8((*[8]uint16)(unsafe.Add(p, 2*i))).ExtendToUint32().ShiftAllLeft(16).AsFloat32x8()
@@ -816,6 +871,13 @@ func hsums8g(vs ...v8) (r v8) {
 func load8bf(s []uint16, i int) (r v8) {
 	for j := range r {
 		r[j] = bf16f(s[i+j])
+	}
+	return
+}
+
+func load8i8g(s []byte, i int) (r v8) {
+	for j, q := range s[i : i+8] {
+		r[j] = float32(int8(q))
 	}
 	return
 }

@@ -14,17 +14,21 @@ import (
 )
 
 // TestWeightsFlag: --weights takes f32, bf16 and the block formats the
-// backend loads, and names the backends that do when it does not.
+// backend loads (q8_0: every lowering backend, go and llvm).
 func TestWeightsFlag(t *testing.T) {
 	goT, err := LookupTarget(artifact.BackendGo)
 	require.NoError(t, err)
 	llvmT, err := LookupTarget(artifact.BackendLLVM)
 	require.NoError(t, err)
-	_, err = weightFormat("q8_0", goT)
-	require.ErrorContains(t, err, "backend go does not load q8_0 weights yet (backends that do: interp, llvm)")
-	f, err := weightFormat("q8_0", llvmT)
+	for _, tg := range []*Target{goT, llvmT} {
+		f, err := weightFormat("q8_0", tg)
+		require.NoError(t, err, tg.Name)
+		require.Equal(t, wformat.Q8_0, f, tg.Name)
+	}
+	require.Equal(t, "interp, go, llvm", loadersOf(ir.Q8_0))
+	f, err := weightFormat("f32", goT)
 	require.NoError(t, err)
-	require.Equal(t, wformat.Q8_0, f)
+	require.Equal(t, wformat.F32, f)
 	_, err = weightFormat("f16", llvmT)
 	require.ErrorContains(t, err, "want f32, bf16 or q8_0")
 	f, err = weightFormat("", goT)

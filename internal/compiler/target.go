@@ -75,7 +75,7 @@ func targets() []Target {
 			// reference compiled Q8_0 kernels are tested against.
 			Weights: []ir.DType{ir.Q8_0}},
 		{Name: artifact.BackendGo, Doc: "generated Go kernels (GOEXPERIMENT=simd) built with the Go toolchain into an executable",
-			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16}, VectorWidth: 8, Speed: 1,
+			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0}, VectorWidth: 8, Speed: 1,
 			emit: emitGo, toolchain: buildGo, tools: findGo},
 		{Name: artifact.BackendLLVM, Doc: "LLVM IR compiled by opt and llc (-mcpu=native) into a shared object llmrun loads",
 			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0}, VectorWidth: 8, Speed: 2,

@@ -51,13 +51,22 @@ func TestNoAVXSSETransitions(t *testing.T) {
 		}
 		t.Skip("GNU objdump (binutils) not installed")
 	}
-	// stories260K (F32), a bfloat16 model and gemma2 (tanh soft-capping,
-	// which has no vector form) cover every kind of scalar code.
-	for _, m := range []string{"stories260K", "llama-tiny-bf16", "gemma2-tiny"} {
-		t.Run(m, func(t *testing.T) {
-			art := filepath.Join(t.TempDir(), m+".llmc")
+	// stories260K (F32, and Q8_0: int8 and float16 loads), a bfloat16
+	// model and gemma2 (tanh soft-capping, which has no vector form) cover
+	// every kind of scalar code.
+	for _, c := range []struct{ model, weights string }{
+		{"stories260K", ""}, {"stories260K", "q8_0"}, {"llama-tiny-bf16", ""}, {"gemma2-tiny", ""},
+	} {
+		m := c.model
+		name := m
+		if c.weights != "" {
+			name += "-" + c.weights
+		}
+		t.Run(name, func(t *testing.T) {
+			art := filepath.Join(t.TempDir(), name+".llmc")
 			_, err := compiler.Compile(testshared.Path(t, "models", m), art, compiler.Options{
 				KV: passes.Static, MaxSeq: 64, PrefillChunk: 8, Backend: "go",
+				Weights: compiler.WeightOptions{Format: c.weights},
 			})
 			require.NoError(t, err)
 			bin := filepath.Join(art, compiler.GoBinary)

@@ -2,11 +2,15 @@ package engine
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -165,4 +169,80 @@ func TestQ8_0CompiledMatchesInterpreter(t *testing.T) {
 	require.Equal(t, "q8_0+f32", comp.WeightFormat)
 	f32 := compileOpen(t, "stories260K", "llvm", "f32")
 	require.Less(t, comp.WeightBytes*3, f32.WeightBytes, "q8_0 reads under a third of f32's bytes a token")
+}
+
+// TestQ8_0GoMatchesInterpreter: the Go backend's Q8_0 kernels, vector
+// (AVX2) and portable, give the interpreter's Q8_0 logits for whole
+// sequences (the matrix-matrix kernels, through the artifact's own
+// executable's score), and its greedy continuation token by token (the
+// matrix-vector decode kernels).
+func TestQ8_0GoMatchesInterpreter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds an executable")
+	}
+	seqs := textSeqs(t)
+	interp := compileOpen(t, "stories260K", "interp", "q8_0")
+	art := filepath.Join(t.TempDir(), "go-q8_0")
+	_, err := compiler.Compile(testshared.Path(t, "models", "stories260K"), art, compiler.Options{
+		KV: passes.Static, MaxSeq: 512, PrefillChunk: 16, Backend: "go", Weights: compiler.WeightOptions{Format: "q8_0"}})
+	require.NoError(t, err)
+	man, err := artifact.Read(art)
+	require.NoError(t, err)
+	for _, w := range man.ProgramWeights {
+		if w.Rows > 1 && w.Cols > 1 {
+			require.Equal(t, "q8_0", w.Fmt().String(), w.Name)
+		}
+	}
+	bin := filepath.Join(art, compiler.GoBinary)
+	const tol = 2e-3
+	li, _, _ := scoreAll(t, interp, seqs[:2])
+	// The interpreter's greedy continuation of a prompt, a step at a time.
+	prompt, gen := seqs[0][:8], 40
+	require.NoError(t, interp.Decoder.Rewind(0))
+	logits, err := interp.Decoder.Forward(prompt, false)
+	require.NoError(t, err)
+	var want []int
+	for range gen {
+		want = append(want, argmax(logits))
+		logits, err = interp.Decoder.Forward(want[len(want)-1:], false)
+		require.NoError(t, err)
+	}
+	for _, isa := range []string{runtime.ISAAVX2, runtime.ISAScalar} {
+		t.Run(isa, func(t *testing.T) {
+			t.Setenv(runtime.ISAEnv, isa)
+			if got := binaryISA(t, bin, art); got != isa {
+				t.Skipf("LLMC_ISA=%s runs the %s kernels on this CPU", isa, got)
+			}
+			for i, s := range seqs[:2] {
+				lc := scoreWithBinary(t, bin, art, s)
+				for p := range li[i] {
+					for v := range li[i][p] {
+						require.InDelta(t, li[i][p][v], lc[p][v], tol, "text %d position %d logit %d", i, p, v)
+					}
+				}
+			}
+			require.Equal(t, want, generateWithBinary(t, bin, art, prompt, gen), "greedy continuation")
+		})
+	}
+}
+
+// generateWithBinary runs "BIN generate ART --ids ... --temperature 0"
+// for n tokens and returns the generated ids.
+func generateWithBinary(t *testing.T, bin, art string, ids []int, n int) []int {
+	t.Helper()
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.Itoa(id)
+	}
+	cmd := exec.Command(bin, "generate", art, "--ids", strings.Join(parts, ","), "--max-new-tokens", strconv.Itoa(n),
+		"--temperature", "0", "--ignore-eos", "--format", "json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, stderr.String())
+	var r struct {
+		IDs []int `json:"ids"`
+	}
+	require.NoError(t, json.Unmarshal(out, &r), string(out))
+	return r.IDs
 }
