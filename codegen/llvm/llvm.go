@@ -168,9 +168,11 @@ func (g *gen) module(p *kir.Program) {
 	g.helpers()
 	g.teamRuntime()
 	seen := map[string]bool{}
+	bodies := map[string]*ir.Func{} // a phase's text without its name → its one definition
 	for _, e := range p.Entries {
 		plan := g.plan(e)
 		var fs []*ir.Func
+		var names []string
 		var phs []*kir.Phase
 		for _, k := range e.Kernels {
 			for i, ph := range k.Phases {
@@ -179,11 +181,40 @@ func (g *gen) module(p *kir.Program) {
 					fail("two phases are named %s: kernel names must be unique in a program", name)
 				}
 				seen[name] = true
-				fs, phs = append(fs, g.phase(name, k, ph)), append(phs, ph)
+				fs, phs = append(fs, g.dedupe(g.phase(name, k, ph), bodies)), append(phs, ph)
+				names = append(names, name)
 			}
 		}
-		g.step(e, plan, fs, phs)
+		g.step(e, plan, fs, names, phs)
 	}
+}
+
+// dedupe returns the phase function f, or, when an earlier phase's
+// definition is the same text but for its name (every layer's kernels are
+// the same code with other offsets), that one: f's definition is then
+// taken out of the module and its name made an alias of the earlier
+// function, so that opt and llc compile each body once while the loader
+// still finds every phase symbol of the layout.
+func (g *gen) dedupe(f *ir.Func, bodies map[string]*ir.Func) *ir.Func {
+	name := f.Name()
+	f.SetName("llmc.phase")
+	key := f.LLString()
+	f.SetName(name)
+	kept, ok := bodies[key]
+	if !ok {
+		bodies[key] = f
+		return f
+	}
+	// f is one of the last functions (after it, at most the declarations
+	// its body added).
+	for i := len(g.m.Funcs) - 1; ; i-- {
+		if g.m.Funcs[i] == f {
+			g.m.Funcs = append(g.m.Funcs[:i], g.m.Funcs[i+1:]...)
+			break
+		}
+	}
+	g.m.NewAlias(name, kept)
+	return kept
 }
 
 func (g *gen) table(t *kir.Buffer) {
