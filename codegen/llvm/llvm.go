@@ -181,7 +181,7 @@ func (g *gen) module(p *kir.Program) {
 					fail("two phases are named %s: kernel names must be unique in a program", name)
 				}
 				seen[name] = true
-				fs, phs = append(fs, g.dedupe(g.phase(name, k, ph), bodies)), append(phs, ph)
+				fs, phs = append(fs, g.phase(name, k, ph, bodies)), append(phs, ph)
 				names = append(names, name)
 			}
 		}
@@ -189,15 +189,15 @@ func (g *gen) module(p *kir.Program) {
 	}
 }
 
-// dedupe returns the phase function f, or, when an earlier phase's
+// dedupe returns the function f, or, when an earlier function's
 // definition is the same text but for its name (every layer's kernels are
-// the same code with other offsets), that one: f's definition is then
-// taken out of the module and its name made an alias of the earlier
-// function, so that opt and llc compile each body once while the loader
-// still finds every phase symbol of the layout.
-func (g *gen) dedupe(f *ir.Func, bodies map[string]*ir.Func) *ir.Func {
+// the same code), that one: f's definition is then taken out of the
+// module, and with alias its name made an alias of the earlier function,
+// so that opt and llc compile each body once while the loader still finds
+// every phase symbol of the layout.
+func (g *gen) dedupe(f *ir.Func, bodies map[string]*ir.Func, alias bool) *ir.Func {
 	name := f.Name()
-	f.SetName("llmc.phase")
+	f.SetName("llmc.dedupe")
 	key := f.LLString()
 	f.SetName(name)
 	kept, ok := bodies[key]
@@ -213,7 +213,9 @@ func (g *gen) dedupe(f *ir.Func, bodies map[string]*ir.Func) *ir.Func {
 			break
 		}
 	}
-	g.m.NewAlias(name, kept)
+	if alias {
+		g.m.NewAlias(name, kept)
+	}
 	return kept
 }
 
@@ -402,24 +404,73 @@ func (g *gen) plan(e *kir.Entry) *ir.Func {
 	return f
 }
 
-// phase defines one phase function.
-func (g *gen) phase(name string, k *kir.Kernel, ph *kir.Phase) *ir.Func {
-	lo, hi := ir.NewParam("lo", i64), ir.NewParam("hi", i64)
-	f := g.m.NewFunc(name, types.Void, ir.NewParam("ctx", g.ctxPtr), lo, hi)
+// phase defines the phase function name. A phase that reads weights or
+// states is a wrapper that calls a hidden body, @llmc.phase.<name>(ctx,
+// lo, hi, slot...), with the slots of its weights and states (in kind and
+// slot order) as constants: every layer's kernels are then the same body,
+// which dedupe keeps once.
+func (g *gen) phase(name string, k *kir.Kernel, ph *kir.Phase, bodies map[string]*ir.Func) *ir.Func {
+	what := fmt.Sprintf("phase %s of kernel %s (%s)", name, k.Value, k.Kind)
+	bufs := phaseBuffers(ph.Body)
+	var slots []*kir.Buffer
+	for _, b := range bufs {
+		if b.Kind == kir.Weight || b.Kind == kir.State {
+			slots = append(slots, b)
+		}
+	}
+	sort.SliceStable(slots, func(i, j int) bool {
+		if slots[i].Kind != slots[j].Kind {
+			return slots[i].Kind < slots[j].Kind
+		}
+		return slots[i].Index < slots[j].Index
+	})
+	params := []*ir.Param{ir.NewParam("ctx", g.ctxPtr), ir.NewParam("lo", i64), ir.NewParam("hi", i64)}
+	slotParams := map[*kir.Buffer]value.Value{}
+	for i, b := range slots {
+		prefix := "w"
+		if b.Kind == kir.State {
+			prefix = "st"
+		}
+		p := ir.NewParam(fmt.Sprintf("%s%d.slot", prefix, i), i64)
+		params = append(params, p)
+		slotParams[b] = p
+	}
+	fname := name
+	if len(slots) > 0 {
+		fname = "llmc.phase." + name
+	}
+	f := g.m.NewFunc(fname, types.Void, params...)
 	f.FuncAttrs = append(f.FuncAttrs, enum.FuncAttrNoUnwind)
-	fb := g.newFunc(f, fmt.Sprintf("phase %s of kernel %s (%s)", name, k.Value, k.Kind))
-	fb.loadBuffers(ph.Body)
+	fb := g.newFunc(f, what)
+	fb.loadBuffers(bufs, slotParams)
 	if ph.Parallel {
 		if ph.Var == nil || ph.Var.T != kir.Int {
 			fail("%s: a parallel phase needs an int loop variable", fb.what)
 		}
-		fb.loop(ph.Var, lo, hi, 1, ph.Body)
+		fb.loop(ph.Var, params[1], params[2], 1, ph.Body)
 	} else {
 		fb.stmts(ph.Body)
 	}
 	fb.cur.NewRet(nil)
 	fb.finish()
-	return f
+	if len(slots) == 0 {
+		return g.dedupe(f, bodies, true)
+	}
+	// Hidden, not internal, so that Split deals it to one part like the
+	// phases.
+	f.Visibility = enum.VisibilityHidden
+	body := g.dedupe(f, bodies, false)
+	ctx, lo, hi := ir.NewParam("ctx", g.ctxPtr), ir.NewParam("lo", i64), ir.NewParam("hi", i64)
+	w := g.m.NewFunc(name, types.Void, ctx, lo, hi)
+	w.FuncAttrs = append(w.FuncAttrs, enum.FuncAttrNoUnwind)
+	entry := w.NewBlock("entry")
+	args := []value.Value{ctx, lo, hi}
+	for _, b := range slots {
+		args = append(args, i64c(int64(b.Index)))
+	}
+	entry.NewCall(body, args...)
+	entry.NewRet(nil)
+	return g.dedupe(w, bodies, true)
 }
 
 // fn builds one function.
@@ -478,9 +529,8 @@ func (fb *fn) field(i int, name string) value.Value {
 	return fb.named(ld, name)
 }
 
-// loadBuffers loads the pointers of the buffers a phase touches, in name
-// order, at the top of the function.
-func (fb *fn) loadBuffers(body []kir.Stmt) {
+// phaseBuffers returns the buffers a phase touches, in name order.
+func phaseBuffers(body []kir.Stmt) []*kir.Buffer {
 	bufs := map[string]*kir.Buffer{}
 	kir.Walk(body, func(e kir.Expr) {
 		switch l := e.(type) {
@@ -495,9 +545,21 @@ func (fb *fn) loadBuffers(body []kir.Stmt) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	out := make([]*kir.Buffer, len(names))
+	for i, n := range names {
+		out[i] = bufs[n]
+	}
+	return out
+}
+
+// loadBuffers loads the pointers of bufs at the top of the function. A
+// weight or state in slots is at the slot that parameter holds, and its
+// pointer is named after the parameter, not the buffer, so that the same
+// kernel of every layer prints alike.
+func (fb *fn) loadBuffers(bufs []*kir.Buffer, slots map[*kir.Buffer]value.Value) {
 	var weights, states value.Value
-	for _, n := range names {
-		b := bufs[n]
+	for _, b := range bufs {
+		n := b.Name
 		switch b.Kind {
 		case kir.Arena:
 			fb.bufs[n] = fb.field(artifact.CtxArena, n)
@@ -514,22 +576,27 @@ func (fb *fn) loadBuffers(body []kir.Stmt) {
 			if *arr == nil {
 				*arr = fb.field(word, what)
 			}
-			ptr := fb.entry.NewGetElementPtr(fptr, *arr, constant.NewInt(i64, int64(b.Index)))
+			var index value.Value = constant.NewInt(i64, int64(b.Index))
+			vname := n
+			if p, ok := slots[b]; ok {
+				index, vname = p, strings.TrimSuffix(p.(*ir.Param).Name(), ".slot")
+			}
+			ptr := fb.entry.NewGetElementPtr(fptr, *arr, index)
 			ptr.InBounds = true
-			ptr.SetName(fb.unique(n + ".addr"))
+			ptr.SetName(fb.unique(vname + ".addr"))
 			ld := fb.entry.NewLoad(fptr, ptr)
 			ld.Align = 8
 			if b.Format.Blocked() {
 				// A block-format weight: the same slot, read as bytes.
-				fb.bufs[n] = fb.named(fb.entry.NewBitCast(ld, types.NewPointer(types.I8)), n)
+				fb.bufs[n] = fb.named(fb.entry.NewBitCast(ld, types.NewPointer(types.I8)), vname)
 				break
 			}
 			if b.IsBF16() {
 				// A bfloat16 weight: the same slot, read as i16s.
-				fb.bufs[n] = fb.named(fb.entry.NewBitCast(ld, types.NewPointer(types.I16)), n)
+				fb.bufs[n] = fb.named(fb.entry.NewBitCast(ld, types.NewPointer(types.I16)), vname)
 				break
 			}
-			fb.bufs[n] = fb.named(ld, n)
+			fb.bufs[n] = fb.named(ld, vname)
 		case kir.Table:
 			t, ok := fb.g.tables[n]
 			if !ok {

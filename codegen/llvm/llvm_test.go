@@ -236,7 +236,7 @@ func TestSplit(t *testing.T) {
 
 	one, err := llvm.Options{}.Split(caseProgram(t, "ops"), 10)
 	require.NoError(t, err)
-	require.Len(t, one, 7, "no more parts than functions (a plan, two phases, a body, a step, threads start and stop)")
+	require.Len(t, one, 9, "no more parts than functions (a plan, two phases and the bodies they call, a body, a step, threads start and stop)")
 }
 
 // TestDedupe checks that the phases of a two-layer model whose bodies are
