@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/llir/llvm/ir"
@@ -221,16 +222,50 @@ func (g *gen) dedupe(f *ir.Func, bodies map[string]*ir.Func, alias bool) *ir.Fun
 
 func (g *gen) table(t *kir.Buffer) {
 	at := types.NewArray(uint64(len(t.Data)), f32)
-	elems := make([]constant.Constant, len(t.Data))
-	for i, x := range t.Data {
-		elems[i] = f32Const(x)
-	}
-	gl := g.m.NewGlobalDef(t.Name, constant.NewArray(at, elems...))
-	gl.Immutable, gl.Linkage, gl.UnnamedAddr = true, enum.LinkagePrivate, enum.UnnamedAddrUnnamedAddr
+	// Hidden, not private: Split defines the tables in one part only, and
+	// the others refer to them.
+	gl := g.m.NewGlobalDef(t.Name, &tableConst{typ: at, text: tableText(t.Data)})
+	gl.Immutable, gl.Visibility, gl.UnnamedAddr = true, enum.VisibilityHidden, enum.UnnamedAddrUnnamedAddr
 	gl.Align = 16
 	gep := constant.NewGetElementPtr(at, gl, constant.NewInt(i64, 0), constant.NewInt(i64, 0))
 	gep.InBounds = true
 	g.tables[t.Name] = gep
+}
+
+// tableConst is a table's initializer, printed once: llir prints a float
+// constant through math/big, which for the rope tables of a large model
+// (millions of elements) took seconds, and once per module printed.
+type tableConst struct {
+	typ  *types.ArrayType
+	text string
+}
+
+func (c *tableConst) Type() types.Type { return c.typ }
+func (c *tableConst) Ident() string    { return c.text }
+func (c *tableConst) String() string   { return c.typ.String() + " " + c.text }
+func (c *tableConst) IsConstant()      {}
+
+// tableText prints xs as llir prints a constant array of them: a float in
+// decimal where its shortest decimal form is its exact value, otherwise
+// the hexadecimal form of its double.
+func tableText(xs []float32) string {
+	buf := make([]byte, 0, len(xs)*26+2)
+	buf = append(buf, '[')
+	for i, x := range xs {
+		if i > 0 {
+			buf = append(buf, ", "...)
+		}
+		d := float64(x)
+		if y, err := strconv.ParseFloat(strconv.FormatFloat(d, 'e', -1, 32), 64); err != nil || y == d || math.IsInf(d, 0) || math.IsNaN(d) {
+			// Perhaps exact in decimal, or not finite: llir decides, and
+			// prints it.
+			buf = append(buf, "float "...)
+			buf = append(buf, f32Const(x).Ident()...)
+			continue
+		}
+		buf = fmt.Appendf(buf, "float 0x%X", math.Float64bits(d)&^0x1FFFFFFF)
+	}
+	return string(append(buf, ']'))
 }
 
 // declare returns the declaration of an external function or intrinsic.

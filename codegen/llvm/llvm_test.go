@@ -196,7 +196,7 @@ func TestLayout(t *testing.T) {
 
 // TestSplit checks that the parts of a split module re-parse and together
 // define every function of the whole module once, with the ABI globals
-// in the first part only.
+// and the tables in the first part only.
 func TestSplit(t *testing.T) {
 	p, _ := tinyProgram(t, "gemma2", 32, 4)
 	whole, err := llvm.Emit(p)
@@ -207,6 +207,7 @@ func TestSplit(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, parts, 3)
 	defined := map[string]int{}
+	tables := 0 // declared in parts after the first
 	for i, part := range parts {
 		m, err := asm.ParseString("part.ll", part)
 		require.NoError(t, err, "part %d", i)
@@ -224,6 +225,12 @@ func TestSplit(t *testing.T) {
 			require.Contains(t, globals, "llmc_build_id")
 		} else {
 			require.NotContains(t, globals, "llmc_abi")
+			for _, g := range m.Globals {
+				if strings.HasPrefix(g.Name(), "rope") {
+					require.Nil(t, g.Init, "part %d: table %s is defined in the first part only", i, g.Name())
+					tables++
+				}
+			}
 		}
 	}
 	want := map[string]int{}
@@ -233,6 +240,7 @@ func TestSplit(t *testing.T) {
 		}
 	}
 	require.Equal(t, want, defined)
+	require.NotZero(t, tables)
 
 	one, err := llvm.Options{}.Split(caseProgram(t, "ops"), 10)
 	require.NoError(t, err)

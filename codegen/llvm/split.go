@@ -63,8 +63,14 @@ func split(m *ir.Module, n int) ([]string, error) {
 		pm := ir.NewModule()
 		pm.TargetTriple, pm.DataLayout, pm.TypeDefs = m.TargetTriple, m.DataLayout, m.TypeDefs
 		for _, g := range m.Globals {
-			if i == 0 || g.Linkage == enum.LinkagePrivate {
+			switch {
+			case i == 0 || g.Linkage == enum.LinkagePrivate:
 				pm.Globals = append(pm.Globals, g)
+			case g.Visibility == enum.VisibilityHidden:
+				// A table: defined in the first part.
+				d := ir.NewGlobal(g.Name(), g.ContentType)
+				d.Linkage, d.Immutable, d.Visibility, d.UnnamedAddr, d.Align = enum.LinkageExternal, true, g.Visibility, g.UnnamedAddr, g.Align
+				pm.Globals = append(pm.Globals, d)
 			}
 		}
 		pm.Funcs = append(pm.Funcs, shared...)
