@@ -17,6 +17,13 @@
 // the parallel ones across a team of native threads (step.go), so that the
 // loader makes one call per step.
 //
+// Each distinct body is printed once, so that opt and llc compile it once
+// (every layer's kernels are the same code): a phase that reads weights or
+// states calls a hidden @llmc.phase.<kernel>_p<i>(ctx, lo, hi, slot...)
+// with their slots as constants, a phase whose definition is the same as
+// an earlier one's but for its name is an alias of that one, and tables are
+// defined in the first part of a split module only.
+//
 // Kernel IR maps to LLVM one to one: ints are i64, f32x8 is <8 x float>,
 // FMA is llvm.fma, loops are basic blocks over allocas named after the
 // kernel IR's variables (opt's mem2reg turns them into registers), HSum and
