@@ -17,6 +17,13 @@
 // the parallel ones across a team of native threads (step.go), so that the
 // loader makes one call per step.
 //
+// Each distinct body is printed once, so that opt and llc compile it once
+// (every layer's kernels are the same code): a phase that reads weights or
+// states calls a hidden @llmc.phase.<kernel>_p<i>(ctx, lo, hi, slot...)
+// with their slots as constants, a phase whose definition is the same as
+// an earlier one's but for its name is an alias of that one, and tables are
+// defined in the first part of a split module only.
+//
 // Kernel IR maps to LLVM one to one: ints are i64, f32x8 is <8 x float>,
 // FMA is llvm.fma, loops are basic blocks over allocas named after the
 // kernel IR's variables (opt's mem2reg turns them into registers), HSum and
@@ -29,6 +36,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/llir/llvm/ir"
@@ -168,9 +176,11 @@ func (g *gen) module(p *kir.Program) {
 	g.helpers()
 	g.teamRuntime()
 	seen := map[string]bool{}
+	bodies := map[string]*ir.Func{} // a phase's text without its name → its one definition
 	for _, e := range p.Entries {
 		plan := g.plan(e)
 		var fs []*ir.Func
+		var names []string
 		var phs []*kir.Phase
 		for _, k := range e.Kernels {
 			for i, ph := range k.Phases {
@@ -179,25 +189,90 @@ func (g *gen) module(p *kir.Program) {
 					fail("two phases are named %s: kernel names must be unique in a program", name)
 				}
 				seen[name] = true
-				fs, phs = append(fs, g.phase(name, k, ph)), append(phs, ph)
+				fs, phs = append(fs, g.phase(name, k, ph, bodies)), append(phs, ph)
+				names = append(names, name)
 			}
 		}
-		g.step(e, plan, fs, phs)
+		g.step(e, plan, fs, names, phs)
 	}
+}
+
+// dedupe returns the function f, or, when an earlier function's
+// definition is the same text but for its name (every layer's kernels are
+// the same code), that one: f's definition is then taken out of the
+// module, and with alias its name made an alias of the earlier function,
+// so that opt and llc compile each body once while the loader still finds
+// every phase symbol of the layout.
+func (g *gen) dedupe(f *ir.Func, bodies map[string]*ir.Func, alias bool) *ir.Func {
+	name := f.Name()
+	f.SetName("llmc.dedupe")
+	key := f.LLString()
+	f.SetName(name)
+	kept, ok := bodies[key]
+	if !ok {
+		bodies[key] = f
+		return f
+	}
+	// f is one of the last functions (after it, at most the declarations
+	// its body added).
+	for i := len(g.m.Funcs) - 1; ; i-- {
+		if g.m.Funcs[i] == f {
+			g.m.Funcs = append(g.m.Funcs[:i], g.m.Funcs[i+1:]...)
+			break
+		}
+	}
+	if alias {
+		g.m.NewAlias(name, kept)
+	}
+	return kept
 }
 
 func (g *gen) table(t *kir.Buffer) {
 	at := types.NewArray(uint64(len(t.Data)), f32)
-	elems := make([]constant.Constant, len(t.Data))
-	for i, x := range t.Data {
-		elems[i] = f32Const(x)
-	}
-	gl := g.m.NewGlobalDef(t.Name, constant.NewArray(at, elems...))
-	gl.Immutable, gl.Linkage, gl.UnnamedAddr = true, enum.LinkagePrivate, enum.UnnamedAddrUnnamedAddr
+	// Hidden, not private: Split defines the tables in one part only, and
+	// the others refer to them.
+	gl := g.m.NewGlobalDef(t.Name, &tableConst{typ: at, text: tableText(t.Data)})
+	gl.Immutable, gl.Visibility, gl.UnnamedAddr = true, enum.VisibilityHidden, enum.UnnamedAddrUnnamedAddr
 	gl.Align = 16
 	gep := constant.NewGetElementPtr(at, gl, constant.NewInt(i64, 0), constant.NewInt(i64, 0))
 	gep.InBounds = true
 	g.tables[t.Name] = gep
+}
+
+// tableConst is a table's initializer, printed once: llir prints a float
+// constant through math/big, which for the rope tables of a large model
+// (millions of elements) took seconds, and once per module printed.
+type tableConst struct {
+	typ  *types.ArrayType
+	text string
+}
+
+func (c *tableConst) Type() types.Type { return c.typ }
+func (c *tableConst) Ident() string    { return c.text }
+func (c *tableConst) String() string   { return c.typ.String() + " " + c.text }
+func (c *tableConst) IsConstant()      {}
+
+// tableText prints xs as llir prints a constant array of them: a float in
+// decimal where its shortest decimal form is its exact value, otherwise
+// the hexadecimal form of its double.
+func tableText(xs []float32) string {
+	buf := make([]byte, 0, len(xs)*26+2)
+	buf = append(buf, '[')
+	for i, x := range xs {
+		if i > 0 {
+			buf = append(buf, ", "...)
+		}
+		d := float64(x)
+		if y, err := strconv.ParseFloat(strconv.FormatFloat(d, 'e', -1, 32), 64); err != nil || y == d || math.IsInf(d, 0) || math.IsNaN(d) {
+			// Perhaps exact in decimal, or not finite: llir decides, and
+			// prints it.
+			buf = append(buf, "float "...)
+			buf = append(buf, f32Const(x).Ident()...)
+			continue
+		}
+		buf = fmt.Appendf(buf, "float 0x%X", math.Float64bits(d)&^0x1FFFFFFF)
+	}
+	return string(append(buf, ']'))
 }
 
 // declare returns the declaration of an external function or intrinsic.
@@ -371,24 +446,73 @@ func (g *gen) plan(e *kir.Entry) *ir.Func {
 	return f
 }
 
-// phase defines one phase function.
-func (g *gen) phase(name string, k *kir.Kernel, ph *kir.Phase) *ir.Func {
-	lo, hi := ir.NewParam("lo", i64), ir.NewParam("hi", i64)
-	f := g.m.NewFunc(name, types.Void, ir.NewParam("ctx", g.ctxPtr), lo, hi)
+// phase defines the phase function name. A phase that reads weights or
+// states is a wrapper that calls a hidden body, @llmc.phase.<name>(ctx,
+// lo, hi, slot...), with the slots of its weights and states (in kind and
+// slot order) as constants: every layer's kernels are then the same body,
+// which dedupe keeps once.
+func (g *gen) phase(name string, k *kir.Kernel, ph *kir.Phase, bodies map[string]*ir.Func) *ir.Func {
+	what := fmt.Sprintf("phase %s of kernel %s (%s)", name, k.Value, k.Kind)
+	bufs := phaseBuffers(ph.Body)
+	var slots []*kir.Buffer
+	for _, b := range bufs {
+		if b.Kind == kir.Weight || b.Kind == kir.State {
+			slots = append(slots, b)
+		}
+	}
+	sort.SliceStable(slots, func(i, j int) bool {
+		if slots[i].Kind != slots[j].Kind {
+			return slots[i].Kind < slots[j].Kind
+		}
+		return slots[i].Index < slots[j].Index
+	})
+	params := []*ir.Param{ir.NewParam("ctx", g.ctxPtr), ir.NewParam("lo", i64), ir.NewParam("hi", i64)}
+	slotParams := map[*kir.Buffer]value.Value{}
+	for i, b := range slots {
+		prefix := "w"
+		if b.Kind == kir.State {
+			prefix = "st"
+		}
+		p := ir.NewParam(fmt.Sprintf("%s%d.slot", prefix, i), i64)
+		params = append(params, p)
+		slotParams[b] = p
+	}
+	fname := name
+	if len(slots) > 0 {
+		fname = "llmc.phase." + name
+	}
+	f := g.m.NewFunc(fname, types.Void, params...)
 	f.FuncAttrs = append(f.FuncAttrs, enum.FuncAttrNoUnwind)
-	fb := g.newFunc(f, fmt.Sprintf("phase %s of kernel %s (%s)", name, k.Value, k.Kind))
-	fb.loadBuffers(ph.Body)
+	fb := g.newFunc(f, what)
+	fb.loadBuffers(bufs, slotParams)
 	if ph.Parallel {
 		if ph.Var == nil || ph.Var.T != kir.Int {
 			fail("%s: a parallel phase needs an int loop variable", fb.what)
 		}
-		fb.loop(ph.Var, lo, hi, 1, ph.Body)
+		fb.loop(ph.Var, params[1], params[2], 1, ph.Body)
 	} else {
 		fb.stmts(ph.Body)
 	}
 	fb.cur.NewRet(nil)
 	fb.finish()
-	return f
+	if len(slots) == 0 {
+		return g.dedupe(f, bodies, true)
+	}
+	// Hidden, not internal, so that Split deals it to one part like the
+	// phases.
+	f.Visibility = enum.VisibilityHidden
+	body := g.dedupe(f, bodies, false)
+	ctx, lo, hi := ir.NewParam("ctx", g.ctxPtr), ir.NewParam("lo", i64), ir.NewParam("hi", i64)
+	w := g.m.NewFunc(name, types.Void, ctx, lo, hi)
+	w.FuncAttrs = append(w.FuncAttrs, enum.FuncAttrNoUnwind)
+	entry := w.NewBlock("entry")
+	args := []value.Value{ctx, lo, hi}
+	for _, b := range slots {
+		args = append(args, i64c(int64(b.Index)))
+	}
+	entry.NewCall(body, args...)
+	entry.NewRet(nil)
+	return g.dedupe(w, bodies, true)
 }
 
 // fn builds one function.
@@ -447,9 +571,8 @@ func (fb *fn) field(i int, name string) value.Value {
 	return fb.named(ld, name)
 }
 
-// loadBuffers loads the pointers of the buffers a phase touches, in name
-// order, at the top of the function.
-func (fb *fn) loadBuffers(body []kir.Stmt) {
+// phaseBuffers returns the buffers a phase touches, in name order.
+func phaseBuffers(body []kir.Stmt) []*kir.Buffer {
 	bufs := map[string]*kir.Buffer{}
 	kir.Walk(body, func(e kir.Expr) {
 		switch l := e.(type) {
@@ -464,9 +587,21 @@ func (fb *fn) loadBuffers(body []kir.Stmt) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	out := make([]*kir.Buffer, len(names))
+	for i, n := range names {
+		out[i] = bufs[n]
+	}
+	return out
+}
+
+// loadBuffers loads the pointers of bufs at the top of the function. A
+// weight or state in slots is at the slot that parameter holds, and its
+// pointer is named after the parameter, not the buffer, so that the same
+// kernel of every layer prints alike.
+func (fb *fn) loadBuffers(bufs []*kir.Buffer, slots map[*kir.Buffer]value.Value) {
 	var weights, states value.Value
-	for _, n := range names {
-		b := bufs[n]
+	for _, b := range bufs {
+		n := b.Name
 		switch b.Kind {
 		case kir.Arena:
 			fb.bufs[n] = fb.field(artifact.CtxArena, n)
@@ -483,22 +618,27 @@ func (fb *fn) loadBuffers(body []kir.Stmt) {
 			if *arr == nil {
 				*arr = fb.field(word, what)
 			}
-			ptr := fb.entry.NewGetElementPtr(fptr, *arr, constant.NewInt(i64, int64(b.Index)))
+			var index value.Value = constant.NewInt(i64, int64(b.Index))
+			vname := n
+			if p, ok := slots[b]; ok {
+				index, vname = p, strings.TrimSuffix(p.(*ir.Param).Name(), ".slot")
+			}
+			ptr := fb.entry.NewGetElementPtr(fptr, *arr, index)
 			ptr.InBounds = true
-			ptr.SetName(fb.unique(n + ".addr"))
+			ptr.SetName(fb.unique(vname + ".addr"))
 			ld := fb.entry.NewLoad(fptr, ptr)
 			ld.Align = 8
 			if b.Format.Blocked() {
 				// A block-format weight: the same slot, read as bytes.
-				fb.bufs[n] = fb.named(fb.entry.NewBitCast(ld, types.NewPointer(types.I8)), n)
+				fb.bufs[n] = fb.named(fb.entry.NewBitCast(ld, types.NewPointer(types.I8)), vname)
 				break
 			}
 			if b.IsBF16() {
 				// A bfloat16 weight: the same slot, read as i16s.
-				fb.bufs[n] = fb.named(fb.entry.NewBitCast(ld, types.NewPointer(types.I16)), n)
+				fb.bufs[n] = fb.named(fb.entry.NewBitCast(ld, types.NewPointer(types.I16)), vname)
 				break
 			}
-			fb.bufs[n] = fb.named(ld, n)
+			fb.bufs[n] = fb.named(ld, vname)
 		case kir.Table:
 			t, ok := fb.g.tables[n]
 			if !ok {

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/llir/llvm/asm"
+	"github.com/llir/llvm/ir"
+	"github.com/llir/llvm/ir/enum"
 	"github.com/pmezard/go-difflib/difflib"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/tools/txtar"
@@ -195,7 +197,7 @@ func TestLayout(t *testing.T) {
 
 // TestSplit checks that the parts of a split module re-parse and together
 // define every function of the whole module once, with the ABI globals
-// in the first part only.
+// and the tables in the first part only.
 func TestSplit(t *testing.T) {
 	p, _ := tinyProgram(t, "gemma2", 32, 4)
 	whole, err := llvm.Emit(p)
@@ -206,6 +208,7 @@ func TestSplit(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, parts, 3)
 	defined := map[string]int{}
+	tables := 0 // declared in parts after the first
 	for i, part := range parts {
 		m, err := asm.ParseString("part.ll", part)
 		require.NoError(t, err, "part %d", i)
@@ -223,6 +226,12 @@ func TestSplit(t *testing.T) {
 			require.Contains(t, globals, "llmc_build_id")
 		} else {
 			require.NotContains(t, globals, "llmc_abi")
+			for _, g := range m.Globals {
+				if g.Visibility == enum.VisibilityHidden { // a table
+					require.Nil(t, g.Init, "part %d: table %s is defined in the first part only", i, g.Name())
+					tables++
+				}
+			}
 		}
 	}
 	want := map[string]int{}
@@ -232,8 +241,57 @@ func TestSplit(t *testing.T) {
 		}
 	}
 	require.Equal(t, want, defined)
+	require.NotZero(t, tables)
 
 	one, err := llvm.Options{}.Split(caseProgram(t, "ops"), 10)
 	require.NoError(t, err)
-	require.Len(t, one, 7, "no more parts than functions (a plan, two phases, a body, a step, threads start and stop)")
+	require.Len(t, one, 9, "no more parts than functions (a plan, two phases and the bodies they call, a body, a step, threads start and stop)")
+}
+
+// TestDedupe checks that the phases of a two-layer model whose bodies are
+// the same text (every layer's kernels but for their names) are defined
+// once: each other phase symbol of the layout is an alias of the one
+// definition, in the same part of a split module.
+func TestDedupe(t *testing.T) {
+	p, _ := tinyProgram(t, "qwen2", 32, 4)
+	ll, err := llvm.Emit(p)
+	require.NoError(t, err)
+	m, err := asm.ParseString("model.ll", ll)
+	require.NoError(t, err)
+	defs := map[string]string{} // phase → its definition's text without the name
+	bodies := map[string]string{}
+	for _, f := range m.Funcs {
+		if len(f.Blocks) == 0 || strings.HasPrefix(f.Name(), "llmc") {
+			continue
+		}
+		name := f.Name()
+		f.SetName("x")
+		body := f.LLString()
+		require.NotContains(t, bodies, body, "%s and %s have one body", name, bodies[body])
+		bodies[body], defs[name] = name, body
+	}
+	aliases := map[string]string{}
+	for _, a := range m.Aliases {
+		f, ok := a.Aliasee.(*ir.Func)
+		require.True(t, ok, "alias %s", a.Name())
+		aliases[a.Name()] = f.Name()
+	}
+	require.NotEmpty(t, aliases, "the layers' kernels share bodies")
+	for _, e := range (llvm.Options{}).Layout(p).Entries {
+		for _, ph := range e.Phases {
+			_, def := defs[ph.Symbol]
+			_, alias := aliases[ph.Symbol]
+			require.True(t, def != alias, "phase %s: defined %v, alias %v", ph.Symbol, def, alias)
+		}
+	}
+	parts, err := llvm.Options{}.Split(p, 3)
+	require.NoError(t, err)
+	for i, part := range parts {
+		pm, err := asm.ParseString("part.ll", part)
+		require.NoError(t, err, "part %d", i)
+		for _, a := range pm.Aliases {
+			f := a.Aliasee.(*ir.Func)
+			require.NotEmpty(t, f.Blocks, "part %d: alias %s of %s, defined elsewhere", i, a.Name(), f.Name())
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package llvm
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/llir/llvm/ir"
@@ -19,10 +20,25 @@ import (
 // carries the ABI globals. Linking the parts'
 // objects gives the same shared object as the whole module's.
 func (o Options) Split(p *kir.Program, n int) ([]string, error) {
+	_, parts, err := o.EmitSplit(p, n)
+	return parts, err
+}
+
+// EmitSplit returns both Emit's module and Split's parts of it, building
+// the module once.
+func (o Options) EmitSplit(p *kir.Program, n int) (whole string, parts []string, err error) {
 	m, err := o.Module(p)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
+	parts, err = split(m, n)
+	if err != nil {
+		return "", nil, err
+	}
+	return Header + "\n" + m.String(), parts, nil
+}
+
+func split(m *ir.Module, n int) ([]string, error) {
 	var shared, work []*ir.Func
 	for _, f := range m.Funcs {
 		if len(f.Blocks) == 0 || f.Linkage == enum.LinkageInternal {
@@ -47,13 +63,20 @@ func (o Options) Split(p *kir.Program, n int) ([]string, error) {
 		pm := ir.NewModule()
 		pm.TargetTriple, pm.DataLayout, pm.TypeDefs = m.TargetTriple, m.DataLayout, m.TypeDefs
 		for _, g := range m.Globals {
-			if i == 0 || g.Linkage == enum.LinkagePrivate {
+			switch {
+			case i == 0 || g.Linkage == enum.LinkagePrivate:
 				pm.Globals = append(pm.Globals, g)
+			case g.Visibility == enum.VisibilityHidden:
+				// A table: defined in the first part.
+				d := ir.NewGlobal(g.Name(), g.ContentType)
+				d.Linkage, d.Immutable, d.Visibility, d.UnnamedAddr, d.Align = enum.LinkageExternal, true, g.Visibility, g.UnnamedAddr, g.Align
+				pm.Globals = append(pm.Globals, d)
 			}
 		}
 		pm.Funcs = append(pm.Funcs, shared...)
 		parts[i] = pm
 	}
+	part := map[*ir.Func]*ir.Module{}
 	for _, f := range work {
 		k := 0
 		for i := range load {
@@ -62,7 +85,17 @@ func (o Options) Split(p *kir.Program, n int) ([]string, error) {
 			}
 		}
 		parts[k].Funcs = append(parts[k].Funcs, f)
+		part[f] = parts[k]
 		load[k] += size(f)
+	}
+	// An alias (a phase whose body another phase's definition is) goes
+	// with the function it names.
+	for _, a := range m.Aliases {
+		f, ok := a.Aliasee.(*ir.Func)
+		if !ok || part[f] == nil {
+			return nil, fmt.Errorf("llvm: alias %s names no function of the module", a.Name())
+		}
+		part[f].Aliases = append(part[f].Aliases, a)
 	}
 	for _, pm := range parts {
 		declareOthers(pm)

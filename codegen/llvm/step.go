@@ -412,8 +412,10 @@ func BodySymbol(e *kir.Entry) string { return "llmc.body." + e.Name }
 func StepSymbol(e *kir.Entry) string { return artifact.StepPrefix + e.Name }
 
 // step defines an entry point's body and step functions; phases are the
-// phase functions in order, plan its plan function.
-func (g *gen) step(e *kir.Entry, plan *ir.Func, phases []*ir.Func, infos []*kir.Phase) {
+// functions to call for its phases in order (a phase's own, or the one
+// whose body it shares: see dedupe), names the phases' symbols, plan its
+// plan function.
+func (g *gen) step(e *kir.Entry, plan *ir.Func, phases []*ir.Func, names []string, infos []*kir.Phase) {
 	t := g.team
 	planT := types.NewPointer(i64)
 
@@ -430,7 +432,7 @@ func (g *gen) step(e *kir.Entry, plan *ir.Func, phases []*ir.Func, infos []*kir.
 	many.SetName("many")
 	var prevSplit value.Value // nil: thread 0 alone ran the previous phase
 	for i, ph := range infos {
-		name := phases[i].Name()
+		name := names[i]
 		var cnt, split value.Value
 		if ph.Parallel {
 			cnt, split = splitsAt(b, pl, i, many)

@@ -51,7 +51,9 @@ func emitLLVMTarget(b *targetBuild) error {
 	}
 	o := llvm.Options{BuildID: b.man.BuildID, Triple: tc.Triple, DataLayout: llvm.DataLayout(tc.Triple)}
 	b.progress("emitting %s", LLVMModule)
-	ll, err := o.Emit(b.prog)
+	// opt and llc are single-threaded: the module is compiled in parts, one
+	// per core, whose objects are linked together.
+	ll, parts, err := o.EmitSplit(b.prog, min(goruntime.NumCPU(), maxParts))
 	if err != nil {
 		return err
 	}
@@ -59,12 +61,6 @@ func emitLLVMTarget(b *targetBuild) error {
 		return err
 	}
 	b.sources = append(b.sources, emittedSource{LLVMModule, []byte(ll)})
-	// opt and llc are single-threaded: the module is compiled in parts, one
-	// per core, whose objects are linked together.
-	parts, err := o.Split(b.prog, min(goruntime.NumCPU(), maxParts))
-	if err != nil {
-		return err
-	}
 	b.state = &llvmEmitted{tc: tc, opts: o, parts: parts}
 	b.files = append(b.files, LLVMModule)
 	return nil
