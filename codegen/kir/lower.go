@@ -610,7 +610,17 @@ func (l *lowerer) linear(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, don
 	}
 	acc := l.newVar("y", F32)
 	stmts := l.dot(acc, x.buf, x.at(row, I(0)), w.buf, w.at(col, I(0)), in)
-	val := Expr(acc)
+	l.outputColumnPhase(stmts, acc, out, extra, bias, row, col, sv, rows, outN, in)
+	return nil
+}
+
+// outputColumnPhase ends a linear kernel that computes output column col
+// of token row into y with stmts: it adds the bias and the residual
+// (extra), stores the result, runs it for every token of the chunk (sv,
+// when rows > 1) and appends it as a phase parallel over the outN
+// columns.
+func (l *lowerer) outputColumnPhase(stmts []Stmt, y *Var, out view, extra, bias *view, row Expr, col, sv *Var, rows, outN, in int) {
+	val := Expr(y)
 	if bias != nil {
 		val = FAdd(val, Ld(bias.buf, bias.at(col)))
 	}
@@ -623,7 +633,6 @@ func (l *lowerer) linear(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, don
 		stmts = []Stmt{&For{Var: sv, Lo: I(0), Hi: I(rows), Step: 1, Body: stmts}}
 	}
 	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: col, N: I(outN), Work: I(outN * in * rows), Grain: 1, Body: stmts})
-	return nil
 }
 
 // rope rotates pairs (i, i+d/2) of each head by (pos+s)·θ_i, with the

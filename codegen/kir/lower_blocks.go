@@ -91,18 +91,7 @@ func (l *lowerer) linearBlocks(x, w, out view, extra, bias *view) error {
 		}
 		stmts = append(stmts, &Assign{Var: y, Val: &FMA{A: LdF16(w.buf, IAdd(base, I(wformat.Q8_0Scale))), B: t, C: y}})
 	}
-	val := Expr(y)
-	if bias != nil {
-		val = FAdd(val, Ld(bias.buf, bias.at(col)))
-	}
-	if extra != nil {
-		val = FAdd(Ld(extra.buf, extra.at(row, col)), val)
-	}
-	stmts = append(stmts, &Store{Buf: out.buf, Index: out.at(row, col), Val: val})
-	if rows > 1 {
-		stmts = []Stmt{&For{Var: sv, Lo: I(0), Hi: I(rows), Step: 1, Body: stmts}}
-	}
-	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: col, N: I(outN), Work: I(outN * in * rows), Grain: 1, Body: stmts})
+	l.outputColumnPhase(stmts, y, out, extra, bias, row, col, sv, rows, outN, in)
 	return nil
 }
 
