@@ -284,15 +284,22 @@ func (m *Manifest) CheckContents(dir string, names ...string) error {
 		if len(names) > 0 && !slices.Contains(names, c.Name) {
 			continue
 		}
-		path := filepath.Join(dir, filepath.FromSlash(c.Name))
-		sum, size, err := hashFile(path)
-		if err != nil {
-			return fmt.Errorf("artifact %s: %w: compile the artifact again", dir, err)
+		if err := checkContent(dir, c); err != nil {
+			return err
 		}
-		if size != c.Size || sum != c.SHA256 {
-			return fmt.Errorf("artifact %s: %s changed since it was compiled (%d bytes, sha256 %.12s…; was %d bytes, %.12s…): compile the artifact again",
-				dir, c.Name, size, sum, c.Size, c.SHA256)
-		}
+	}
+	return nil
+}
+
+// checkContent verifies one file of the artifact in dir.
+func checkContent(dir string, c Content) error {
+	sum, size, err := hashFile(filepath.Join(dir, filepath.FromSlash(c.Name)))
+	if err != nil {
+		return fmt.Errorf("artifact %s: %w: compile the artifact again", dir, err)
+	}
+	if size != c.Size || sum != c.SHA256 {
+		return fmt.Errorf("artifact %s: %s changed since it was compiled (%d bytes, sha256 %.12s…; was %d bytes, %.12s…): compile the artifact again",
+			dir, c.Name, size, sum, c.Size, c.SHA256)
 	}
 	return nil
 }
@@ -419,9 +426,7 @@ func Verify(dir string) ([]Check, error) {
 	}
 	checks := []Check{{What: filepath.Join(dir, ManifestName)}}
 	for _, c := range m.Contents {
-		one := *m
-		one.Contents = []Content{c}
-		checks = append(checks, Check{What: filepath.Join(dir, filepath.FromSlash(c.Name)), Err: one.CheckContents(dir)})
+		checks = append(checks, Check{What: filepath.Join(dir, filepath.FromSlash(c.Name)), Err: checkContent(dir, c)})
 	}
 	for _, f := range m.Model.Files {
 		checks = append(checks, Check{What: filepath.Join(m.Model.Dir, f.Name), Err: m.checkModelFile(f, true)})
