@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/llmc-dev/llmc/internal/sysmem"
 )
 
 // UsageError marks errors caused by how the command was called; they exit
@@ -203,16 +205,4 @@ func IsTerminal(w io.Writer) bool {
 }
 
 // HumanBytes formats n bytes in binary units (KiB, MiB, ...).
-func HumanBytes(n int) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	f, suffix := float64(n), []string{"KiB", "MiB", "GiB", "TiB"}
-	i := -1
-	for f >= unit && i < len(suffix)-1 {
-		f /= unit
-		i++
-	}
-	return fmt.Sprintf("%.2f %s", f, suffix[i])
-}
+func HumanBytes(n int) string { return sysmem.Human(int64(n)) }
