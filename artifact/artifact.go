@@ -261,7 +261,7 @@ func (m *Manifest) Seal(dir string) error {
 	if m.Checksum, err = m.checksum(); err != nil {
 		return err
 	}
-	return WriteJSON(filepath.Join(dir, ManifestName), m)
+	return writeJSON(filepath.Join(dir, ManifestName), m)
 }
 
 // Edit applies edit to the manifest of the artifact in dir and seals it
@@ -478,8 +478,8 @@ func WriteDir(dir string, fill func(tmp string) error) (err error) {
 	return os.Rename(tmp, dir)
 }
 
-// WriteJSON writes v as indented JSON to path.
-func WriteJSON(path string, v any) error {
+// writeJSON writes v as indented JSON to path.
+func writeJSON(path string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
