@@ -246,3 +246,9 @@ func ScoreSequence(d Decoder, ids []int) (*Score, error) {
 	s.Perplexity = math.Exp(s.NLL)
 	return s, nil
 }
+
+// Fork returns a decoder over the same program with an empty cache of its
+// own (Program.Fork): another sequence over the same weights.
+func (d *Interpreted) Fork() *Interpreted {
+	return &Interpreted{prog: d.prog.Fork(), last: d.last, all: d.all, vocab: d.vocab, context: d.context}
+}

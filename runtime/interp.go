@@ -512,3 +512,22 @@ func equalInts(a, b []int) bool {
 	}
 	return true
 }
+
+// Fork returns a program over the same weights and entry points with
+// empty states of its own: another sequence's KV cache. The two share
+// their scratch buffers and worker pool, so they must not run at the same
+// time.
+func (p *Program) Fork() *Program {
+	q := *p
+	q.states = make(map[string]*stateBuf, len(p.states))
+	for name, s := range p.states {
+		c := *s
+		c.rows = 0
+		c.data = nil
+		if c.static {
+			c.data = make([]float32, len(s.data))
+		}
+		q.states[name] = &c
+	}
+	return &q
+}

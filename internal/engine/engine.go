@@ -86,6 +86,30 @@ type Engine struct {
 	// Options.DebugNaN ran that folder eagerly in the artifact's place.
 	DebugNaNOf string
 	closers    []func() error
+	// fork makes another decoder over the same weights with an empty
+	// cache of its own, for Slots; nil when the backend cannot.
+	fork func() (runtime.Decoder, error)
+}
+
+// Slots returns n independent sequences over the model, each with its own
+// KV cache (a server's slots); the first is the Engine's Decoder. They run
+// one after another (runtime.SequentialSlots).
+func (e *Engine) Slots(n int) (runtime.Slots, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("%d slots, want at least 1", n)
+	}
+	ds := []runtime.Decoder{e.Decoder}
+	for len(ds) < n {
+		if e.fork == nil {
+			return nil, fmt.Errorf("%s %s runs one sequence at a time, not %d", e.Kind, e.Path, n)
+		}
+		d, err := e.fork()
+		if err != nil {
+			return nil, fmt.Errorf("slot %d: %w", len(ds), err)
+		}
+		ds = append(ds, d)
+	}
+	return runtime.SequentialSlots(ds)
 }
 
 // Close releases the model's files.
@@ -220,29 +244,44 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 	if !opts.WeightsInPlace {
 		gathered = runtime.CopyWeights(ws)
 	}
-	runner, closer, err := ld.load(&loadInput{dir: dir, man: man, graphs: graphs, model: m, source: ws, weights: gathered, par: par, linked: opts.Linked})
+	ld2, err := ld.load(&loadInput{dir: dir, man: man, graphs: graphs, model: m, source: ws, weights: gathered, par: par, linked: opts.Linked})
 	if err != nil {
 		return fail(err)
 	}
-	if closer != nil {
+	if ld2.close != nil {
 		// First: the runner may read weights in place from the model.
-		closers = append([]func() error{closer}, closers...)
+		closers = append([]func() error{ld2.close}, closers...)
 	}
-	var dec runtime.Decoder
-	if man.KV == "static" {
-		dec, err = runtime.NewStatic(runner, runtime.StaticEntries{
-			Decode: artifact.EntryDecode, Prefill: artifact.EntryPrefill, PrefillAll: artifact.EntryPrefillAll,
-			Chunk: man.PrefillChunk, SafeRewind: safeRewind(graphs, man.PrefillChunk),
-		}, cfg.VocabSize, man.MaxSeq)
-	} else {
+	decoder := func(runner runtime.Runner) (runtime.Decoder, error) {
+		if man.KV == "static" {
+			return runtime.NewStatic(runner, runtime.StaticEntries{
+				Decode: artifact.EntryDecode, Prefill: artifact.EntryPrefill, PrefillAll: artifact.EntryPrefillAll,
+				Chunk: man.PrefillChunk, SafeRewind: safeRewind(graphs, man.PrefillChunk),
+			}, cfg.VocabSize, man.MaxSeq)
+		}
 		prog, ok := runner.(*runtime.Program)
 		if !ok {
-			return fail(fmt.Errorf("artifact %s: a dynamic KV cache needs the interpreter", dir))
+			return nil, fmt.Errorf("artifact %s: a dynamic KV cache needs the interpreter", dir)
 		}
-		dec, err = runtime.NewInterpreted(prog, artifact.EntryForward, artifact.EntryForwardAll, cfg.VocabSize, man.MaxSeq)
+		return runtime.NewInterpreted(prog, artifact.EntryForward, artifact.EntryForwardAll, cfg.VocabSize, man.MaxSeq)
 	}
+	dec, err := decoder(ld2.runner)
 	if err != nil {
 		return fail(err)
+	}
+	eng := &Engine{Path: dir, Kind: "artifact", Config: cfg, Manifest: man, Decoder: dec}
+	if ld2.fork != nil {
+		eng.fork = func() (runtime.Decoder, error) {
+			r, closer, err := ld2.fork()
+			if err != nil {
+				return nil, err
+			}
+			if closer != nil {
+				// Before the first runner's: forks share its weights.
+				eng.closers = append([]func() error{closer}, eng.closers...)
+			}
+			return decoder(r)
+		}
 	}
 	var wb int64
 	var wf string
@@ -251,7 +290,8 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 			wb, wf = weightBytes(g, programFormats(man))
 		}
 	}
-	return &Engine{Path: dir, Kind: "artifact", Config: cfg, Manifest: man, Decoder: dec, WeightBytes: wb, WeightFormat: wf, closers: closers}, nil
+	eng.WeightBytes, eng.WeightFormat, eng.closers = wb, wf, closers
+	return eng, nil
 }
 
 // programFormats are the formats the artifact's compiled program keeps
@@ -349,7 +389,8 @@ func openEager(dir string, opts Options, context int) (*Engine, error) {
 	}
 	wb, wf := weightBytes(graphs[0], nil)
 	return &Engine{Path: dir, Kind: "model folder", Config: m.Config, Decoder: dec, WeightBytes: wb, WeightFormat: wf,
-		closers: []func() error{m.Close, func() error { par.Close(); return nil }}}, nil
+		closers: []func() error{m.Close, func() error { par.Close(); return nil }},
+		fork:    func() (runtime.Decoder, error) { return dec.Fork(), nil }}, nil
 }
 
 // safeRewind is how far back a static decoder may rewind without

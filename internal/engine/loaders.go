@@ -19,9 +19,18 @@ type loader struct {
 	// when the artifact's own executable should, or another error when
 	// neither can.
 	handOff func(dir string, man *artifact.Manifest, opts Options) error
-	// load makes the artifact's runner; close, if not nil, releases what
-	// the runner holds once it is done.
-	load func(in *loadInput) (r runtime.Runner, close func() error, err error)
+	// load makes the artifact's runner.
+	load func(in *loadInput) (*loaded, error)
+}
+
+// loaded is what a loader made: the runner; close, if not nil, releases
+// what the runner holds once it is done; fork, if not nil, makes another
+// runner over the same weights with states (a KV cache) of its own, and
+// what releases it.
+type loaded struct {
+	runner runtime.Runner
+	close  func() error
+	fork   func() (runtime.Runner, func() error, error)
 }
 
 // loadInput is what a loader loads from: the checked artifact, its parsed
@@ -48,12 +57,13 @@ var loaders = map[string]loader{
 }
 
 // loadInterpreted runs the optimised IR with the interpreter.
-func loadInterpreted(in *loadInput) (runtime.Runner, func() error, error) {
+func loadInterpreted(in *loadInput) (*loaded, error) {
 	prog, err := runtime.NewProgram(in.graphs, in.source, in.par)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return prog, nil, nil
+	fork := func() (runtime.Runner, func() error, error) { return prog.Fork(), nil, nil }
+	return &loaded{runner: prog, fork: fork}, nil
 }
 
 // handOffLinked lets a Go-backend artifact run only in the executable
@@ -84,20 +94,21 @@ func handOffLinked(dir string, man *artifact.Manifest, opts Options) error {
 // loadLinked runs the program linked into this executable (handOffLinked
 // has checked that it is the artifact's) over weights gathered from the
 // model.
-func loadLinked(in *loadInput) (runtime.Runner, func() error, error) {
+func loadLinked(in *loadInput) (*loaded, error) {
 	ws, free, err := runtime.LinkedWeights(in.linked, in.weights)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return in.linked.New(ws, in.par), free, nil
+	fork := func() (runtime.Runner, func() error, error) { return in.linked.New(ws, in.par), nil, nil }
+	return &loaded{runner: in.linked.New(ws, in.par), close: free, fork: fork}, nil
 }
 
 // loadNative loads the artifact's shared object.
-func loadNative(in *loadInput) (runtime.Runner, func() error, error) {
+func loadNative(in *loadInput) (*loaded, error) {
 	b := in.man.Backends
 	np, err := native.Open(native.Artifact{Dir: in.dir, Library: b.Library, BuildID: in.man.BuildID, CPU: b.TargetCPU, Features: b.Features}, in.weights, in.par)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return np, np.Close, nil
+	return &loaded{runner: np, close: np.Close}, nil
 }
