@@ -15,7 +15,9 @@ package artifact
 // ctx points to CtxWords 8-byte words (see the Ctx constants): pointers to
 // the arena, scratch, token and plan memory and to arrays of weight and
 // state pointers, the step's scalar inputs pos and len, and the thread team
-// (or 0). A phase reads ctx but never writes it; a parallel phase runs its
+// (or 0). The token memory holds the step's rows (RowFields): token ids,
+// positions and slots; pos is the largest position of a row, which only
+// the plan's work estimates read. A phase reads ctx but never writes it; a parallel phase runs its
 // outer loop for lo <= i < hi, a serial phase ignores lo and hi.
 //
 // llmc_step_<entry> is the one call a loader makes per step: it calls the
@@ -42,12 +44,14 @@ package artifact
 // output's element offset in the arena.
 
 // ABIVersion changes whenever the contract above does. Version 1 had no
-// step or thread functions: its loader called every phase itself.
+// step or thread functions: its loader called every phase itself. Before
+// version 3 the token memory held token ids only, and row i sat at
+// position pos+i of the one sequence.
 // MinABIVersion is the oldest version a loader still runs (version 1's
 // shared objects, phase by phase from Go, so that a benchmark can set them
 // beside current ones).
 const (
-	ABIVersion    = 2
+	ABIVersion    = 3
 	MinABIVersion = 1
 )
 
@@ -55,8 +59,8 @@ const (
 const (
 	CtxArena   = iota // float*
 	CtxScratch        // float*
-	CtxTokens         // i32*: the step's tokens, zero-padded to the entry's Seq
-	CtxPos            // i64: positions already in the KV cache
+	CtxTokens         // i32*: the step's rows (RowFields × the entry's Seq)
+	CtxPos            // i64: the largest row position (before ABI 3: positions already cached)
 	CtxLen            // i64: real tokens in this step
 	CtxWeights        // float**: Layout.Weights' data, in order
 	CtxStates         // float**: Layout.States' data, in order

@@ -57,7 +57,11 @@ type Manifest struct {
 	KV           string    `json:"kv"` // "static" or "dynamic"
 	MaxSeq       int       `json:"max_seq"`
 	PrefillChunk int       `json:"prefill_chunk,omitempty"`
-	Backend      string    `json:"backend"`
+	// Slots is how many sequences the static KV cache holds, each with
+	// MaxSeq positions of its own (0 or 1: one); with more than one, the
+	// EntryDecodeBatch entry point steps them together.
+	Slots   int    `json:"slots,omitempty"`
+	Backend string `json:"backend"`
 	// BuildID identifies this compilation; generated code carries it, so
 	// a binary from another compilation is refused.
 	BuildID    string        `json:"build_id"`

@@ -19,11 +19,13 @@ type Layout struct {
 	Triple  string `json:"triple,omitempty"`
 	// MaxSeq and Vocab bound pos+len and the token ids a step may take:
 	// the kernels index memory with them unchecked.
-	MaxSeq  int           `json:"max_seq"`
-	Vocab   int           `json:"vocab"`
+	MaxSeq int `json:"max_seq"`
+	Vocab  int `json:"vocab"`
+	// Slots is how many sequences the states hold (0 before ABI 3: one).
+	Slots   int           `json:"slots,omitempty"`
 	Arena   int           `json:"arena"`   // elements, the largest entry's
 	Scratch int           `json:"scratch"` // elements
-	Tokens  int           `json:"tokens"`  // elements (i32)
+	Tokens  int           `json:"tokens"`  // elements (i32): RowFields × the largest Seq (ABI 3)
 	Weights []Weight      `json:"weights"`
 	States  []State       `json:"states"`
 	Entries []LayoutEntry `json:"entries"`

@@ -123,7 +123,10 @@ func windowKV(c *Context, g *ir.Graph) error {
 	if !c.requireConst(g) {
 		return nil
 	}
-	tokens := max(c.Opts.MaxTokens, c.Entry.Seq, 1)
+	tokens := max(c.Opts.MaxTokens, 1)
+	if !c.Entry.Batch {
+		tokens = max(tokens, c.Entry.Seq)
+	}
 	users := map[*ir.Value][]*ir.Node{}
 	g.Walk(func(n *ir.Node) {
 		for _, a := range n.Args {

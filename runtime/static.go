@@ -1,6 +1,10 @@
 package runtime
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/llmc-dev/llmc/artifact"
+)
 
 // Runner runs a program's entry points. The interpreter (Program) and the
 // compiled backends implement it.
@@ -8,6 +12,18 @@ type Runner interface {
 	// Run executes entry point name on tokens at positions pos, pos+1, ...
 	// and returns its output and the output's shape.
 	Run(name string, tokens []int32, pos int) ([]float32, []int, error)
+}
+
+// A RowRunner is a Runner whose step's rows each have their own position
+// and slot (artifact.FillRows): a compiled program, whose states may hold
+// several sequences.
+type RowRunner interface {
+	Runner
+	// RunRows executes entry point name on tokens, token i at
+	// positions[i] in slot slots[i] (nil: slot 0).
+	RunRows(name string, tokens, positions, slots []int32) ([]float32, []int, error)
+	// Slots is how many sequences the states hold.
+	Slots() int
 }
 
 // StaticEntries names the entry points of a program compiled for a static
@@ -21,6 +37,10 @@ type StaticEntries struct {
 	// recomputing: sliding-window layers keep their keys in a ring, and
 	// going back further would need keys the ring has overwritten.
 	SafeRewind int
+	// DecodeBatch, if set, steps up to BatchRows slots at once: one token
+	// each, every row's logits.
+	DecodeBatch string
+	BatchRows   int
 }
 
 // Static is a Decoder over a program compiled for a static KV cache of
@@ -28,6 +48,8 @@ type StaticEntries struct {
 // longer inputs in chunks through the prefill entry points.
 type Static struct {
 	r       Runner
+	rows    RowRunner // r, when it is one
+	slot    int32     // the sequence of rows' states this decoder uses
 	e       StaticEntries
 	vocab   int
 	context int
@@ -40,7 +62,31 @@ func NewStatic(r Runner, e StaticEntries, vocab, context int) (*Static, error) {
 	if e.Chunk <= 0 {
 		return nil, fmt.Errorf("prefill chunk is %d, want > 0", e.Chunk)
 	}
-	return &Static{r: r, e: e, vocab: vocab, context: context}, nil
+	d := &Static{r: r, e: e, vocab: vocab, context: context}
+	d.rows, _ = r.(RowRunner)
+	return d, nil
+}
+
+// run runs entry on ids at the decoder's next positions in its slot.
+func (d *Static) run(entry string, ids []int32) ([]float32, error) {
+	var out []float32
+	var err error
+	switch {
+	case d.rows != nil:
+		var slots []int32
+		if d.slot != 0 {
+			slots = make([]int32, len(ids))
+			for i := range slots {
+				slots[i] = d.slot
+			}
+		}
+		out, _, err = d.rows.RunRows(entry, ids, artifact.Consecutive(d.pos, len(ids)), slots)
+	case d.slot != 0:
+		err = fmt.Errorf("runner %T holds one sequence, not slot %d", d.r, d.slot)
+	default:
+		out, _, err = d.r.Run(entry, ids, d.pos)
+	}
+	return out, err
 }
 
 func (d *Static) VocabSize() int { return d.vocab }
@@ -75,7 +121,7 @@ func (d *Static) Forward(tokens []int, all bool) ([]float32, error) {
 	}
 	d.history = append(d.history, tokens...)
 	if len(ids) == 1 && !all {
-		out, _, err := d.r.Run(d.e.Decode, ids, d.pos)
+		out, err := d.run(d.e.Decode, ids)
 		if err != nil {
 			d.history = d.history[:d.pos]
 			return nil, err
@@ -91,7 +137,7 @@ func (d *Static) Forward(tokens []int, all bool) ([]float32, error) {
 	var last []float32
 	for start := 0; start < len(ids); start += d.e.Chunk {
 		chunk := ids[start:min(start+d.e.Chunk, len(ids))]
-		out, _, err := d.r.Run(entry, chunk, d.pos)
+		out, err := d.run(entry, chunk)
 		if err != nil {
 			d.history = d.history[:d.pos]
 			return nil, err
@@ -107,4 +153,93 @@ func (d *Static) Forward(tokens []int, all bool) ([]float32, error) {
 		return rows, nil
 	}
 	return last, nil
+}
+
+// NewStaticSlots returns a slot for each sequence r's states hold. Step
+// runs e.DecodeBatch, one call for up to e.BatchRows slots, when e names
+// one; otherwise each slot's decode step in turn.
+func NewStaticSlots(r RowRunner, e StaticEntries, vocab, context int) (*StaticSlots, error) {
+	if e.DecodeBatch != "" && e.BatchRows < 1 {
+		return nil, fmt.Errorf("batched entry point %s has %d rows", e.DecodeBatch, e.BatchRows)
+	}
+	s := &StaticSlots{r: r, e: e}
+	for i := range r.Slots() {
+		d, err := NewStatic(r, e, vocab, context)
+		if err != nil {
+			return nil, err
+		}
+		d.slot = int32(i)
+		s.ds = append(s.ds, d)
+	}
+	return s, nil
+}
+
+// StaticSlots are the sequences of one program's states (NewStaticSlots).
+type StaticSlots struct {
+	r  RowRunner
+	e  StaticEntries
+	ds []*Static
+}
+
+// First returns the first n slots.
+func (s *StaticSlots) First(n int) (*StaticSlots, error) {
+	if n < 1 || n > len(s.ds) {
+		return nil, fmt.Errorf("%d slots: the program holds 1 to %d sequences", n, len(s.ds))
+	}
+	return &StaticSlots{r: s.r, e: s.e, ds: s.ds[:n]}, nil
+}
+
+func (s *StaticSlots) Len() int           { return len(s.ds) }
+func (s *StaticSlots) Slot(i int) Decoder { return s.ds[i] }
+func (s *StaticSlots) Batched() bool      { return s.e.DecodeBatch != "" }
+
+func (s *StaticSlots) Step(slots, tokens []int) ([]float32, error) {
+	if err := checkStep(len(s.ds), slots, tokens); err != nil {
+		return nil, err
+	}
+	if !s.Batched() || len(slots) == 1 {
+		return sequential(s.decoders()).Step(slots, tokens)
+	}
+	var out []float32
+	for lo := 0; lo < len(slots); lo += s.e.BatchRows {
+		hi := min(lo+s.e.BatchRows, len(slots))
+		rows, err := s.step(slots[lo:hi], tokens[lo:hi])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+	}
+	return out, nil
+}
+
+// step runs one call of the batched entry point.
+func (s *StaticSlots) step(slots, tokens []int) ([]float32, error) {
+	n := len(slots)
+	ids, pos, sl := make([]int32, n), make([]int32, n), make([]int32, n)
+	for j, i := range slots {
+		d := s.ds[i]
+		checked, err := checkTokens(tokens[j:j+1], d.vocab, d.pos, d.context)
+		if err != nil {
+			return nil, fmt.Errorf("slot %d: %w", i, err)
+		}
+		ids[j], pos[j], sl[j] = checked[0], int32(d.pos), int32(i)
+	}
+	out, _, err := s.r.RunRows(s.e.DecodeBatch, ids, pos, sl)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range slots {
+		d := s.ds[i]
+		d.history = append(d.history, tokens[j])
+		d.pos++
+	}
+	return out[:n*s.ds[0].vocab], nil
+}
+
+func (s *StaticSlots) decoders() []Decoder {
+	ds := make([]Decoder, len(s.ds))
+	for i, d := range s.ds {
+		ds[i] = d
+	}
+	return ds
 }

@@ -46,6 +46,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"github.com/llmc-dev/llmc/artifact"
 	"go/format"
 	"math"
 	"sort"
@@ -205,7 +206,7 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 
 	arena, scratch, tok := 0, 0, 0
 	for _, e := range g.p.Entries {
-		arena, scratch, tok = max(arena, e.ArenaLen), max(scratch, e.ScratchLen), max(tok, e.Seq)
+		arena, scratch, tok = max(arena, e.ArenaLen), max(scratch, e.ScratchLen), max(tok, artifact.RowFields*e.Seq)
 	}
 	var stateAllocs []jen.Code
 	for _, st := range g.p.States {
@@ -231,14 +232,15 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 		jen.Return(jen.Id("p")),
 	)
 
-	// Run dispatches to the entry points.
+	// RunRows dispatches to the entry points.
 	var cases []jen.Code
 	for _, e := range g.p.Entries {
 		cases = append(cases, jen.Case(jen.Lit(e.Name)).Block(
 			jen.If(jen.Id("n").Op(">").Lit(e.Seq)).Block(
 				jen.Return(jen.Nil(), jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit(fmt.Sprintf("entry point %s takes at most %d tokens, got %%d", e.Name, e.Seq)), jen.Id("n"))),
 			),
-			jen.Id("p").Dot("load").Call(jen.Id("tokens"), jen.Id("pos")),
+			jen.Id("p").Dot("load").Call(jen.Lit(e.Seq), jen.Id("tokens"), jen.Id("positions"), jen.Id("slots")),
+			jen.List(jen.Id("p_len"), jen.Id("p_pos")).Op("=").List(jen.Id("p").Dot("len"), jen.Id("p").Dot("pos")),
 			jen.Id("p").Dot("run_"+e.Name).Call(),
 			jen.Id("off").Op(":=").Add(g.expr(e.OutOffset, false)),
 			jen.Return(jen.Append(jen.Index().Float32().Values(), jen.Id("p").Dot("arena").Index(jen.Id("off").Op(":").Id("off").Op("+").Lit(prod(e.OutShape))).Op("...")),
@@ -246,18 +248,29 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 		))
 	}
 	cases = append(cases, jen.Default().Block(jen.Return(jen.Nil(), jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit("no entry point %q"), jen.Id("entry")))))
-	f.Comment("Run executes an entry point on tokens at positions pos, pos+1, ...")
+	f.Comment("Run executes an entry point on tokens at positions pos, pos+1, ... of slot 0.")
 	f.Func().Params(jen.Id("p").Op("*").Id("Program")).Id("Run").Params(jen.Id("entry").String(), jen.Id("tokens").Index().Int32(), jen.Id("pos").Int()).
 		Params(jen.Index().Float32(), jen.Index().Int(), jen.Error()).Block(
+		jen.Return(jen.Id("p").Dot("RunRows").Call(jen.Id("entry"), jen.Id("tokens"),
+			jen.Qual(artifactPkg, "Consecutive").Call(jen.Id("pos"), jen.Len(jen.Id("tokens"))), jen.Nil())),
+	)
+	f.Comment("RunRows executes an entry point on tokens, each at its own position in its own slot (nil: slot 0).")
+	f.Func().Params(jen.Id("p").Op("*").Id("Program")).Id("RunRows").Params(jen.Id("entry").String(), jen.List(jen.Id("tokens"), jen.Id("positions"), jen.Id("slots")).Index().Int32()).
+		Params(jen.Index().Float32(), jen.Index().Int(), jen.Error()).Block(
 		jen.Id("n").Op(":=").Len(jen.Id("tokens")),
-		jen.List(jen.Id("p_len"), jen.Id("p_pos")).Op(":=").List(jen.Id("n"), jen.Id("pos")),
+		jen.If(jen.Id("n").Op("==").Lit(0).Op("||").Len(jen.Id("positions")).Op("!=").Id("n").Op("||").Id("slots").Op("!=").Nil().Op("&&").Len(jen.Id("slots")).Op("!=").Id("n")).Block(
+			jen.Return(jen.Nil(), jen.Nil(), jen.Qual("fmt", "Errorf").Call(jen.Lit("entry point %s: %d tokens, %d positions, %d slots"), jen.Id("entry"), jen.Id("n"), jen.Len(jen.Id("positions")), jen.Len(jen.Id("slots")))),
+		),
+		jen.Var().List(jen.Id("p_len"), jen.Id("p_pos")).Int(),
 		jen.List(jen.Id("_"), jen.Id("_")).Op("=").List(jen.Id("p_len"), jen.Id("p_pos")),
 		jen.Switch(jen.Id("entry")).Block(cases...),
 	)
-	f.Func().Params(jen.Id("p").Op("*").Id("Program")).Id("load").Params(jen.Id("tokens").Index().Int32(), jen.Id("pos").Int()).Block(
-		jen.Id("n").Op(":=").Copy(jen.Id("p").Dot("tok"), jen.Id("tokens")),
-		jen.Clear(jen.Id("p").Dot("tok").Index(jen.Id("n").Op(":"))),
-		jen.List(jen.Id("p").Dot("pos"), jen.Id("p").Dot("len")).Op("=").List(jen.Id("pos"), jen.Id("n")),
+	f.Comment("Slots is how many sequences the KV cache states hold.")
+	f.Func().Params(jen.Id("p").Op("*").Id("Program")).Id("Slots").Params().Int().Block(jen.Return(jen.Lit(max(1, g.p.Slots))))
+	f.Comment("load writes a step's rows for an entry point of seq rows; pos is the largest position.")
+	f.Func().Params(jen.Id("p").Op("*").Id("Program")).Id("load").Params(jen.Id("seq").Int(), jen.List(jen.Id("tokens"), jen.Id("positions"), jen.Id("slots")).Index().Int32()).Block(
+		jen.Qual(artifactPkg, "FillRows").Call(jen.Id("p").Dot("tok"), jen.Id("seq"), jen.Id("tokens"), jen.Id("positions"), jen.Id("slots")),
+		jen.List(jen.Id("p").Dot("pos"), jen.Id("p").Dot("len")).Op("=").List(jen.Int().Call(jen.Qual("slices", "Max").Call(jen.Id("positions"))), jen.Len(jen.Id("tokens"))),
 	)
 	// parallel runs a phase on the pool when it has enough work.
 	f.Func().Params(jen.Id("p").Op("*").Id("Program")).Id("parallel").Params(jen.Id("n"), jen.Id("work").Int(), jen.Id("fn").Func().Params(jen.Int(), jen.Int())).Block(

@@ -2,6 +2,7 @@ package kir
 
 import (
 	"fmt"
+	"github.com/llmc-dev/llmc/artifact"
 	"math"
 
 	"github.com/llmc-dev/llmc/wformat"
@@ -43,18 +44,40 @@ type frame struct {
 	vecs   map[*Var][8]float32
 }
 
-// Run executes entry name and returns a copy of its output.
+// Run executes entry name on the first n of tokens at positions pos,
+// pos+1, ... of slot 0, and returns a copy of its output.
 func (m *Machine) Run(name string, tokens []int32, pos, n int) ([]float32, error) {
-	var e *Entry
+	e, err := m.entry(name)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]int32, artifact.RowFields*e.Seq)
+	if n > 0 {
+		ids := make([]int32, n)
+		copy(ids, tokens)
+		artifact.FillRows(rows, e.Seq, ids, artifact.Consecutive(pos, n), nil)
+	}
+	return m.RunRows(name, rows, pos+n-1, n)
+}
+
+func (m *Machine) entry(name string) (*Entry, error) {
 	for _, x := range m.P.Entries {
 		if x.Name == name {
-			e = x
+			return x, nil
 		}
 	}
-	if e == nil {
-		return nil, fmt.Errorf("no entry %q", name)
+	return nil, fmt.Errorf("no entry %q", name)
+}
+
+// RunRows executes entry name on a step's rows (artifact.FillRows), n of
+// them real, maxPos the largest position, and returns a copy of its
+// output.
+func (m *Machine) RunRows(name string, rows []int32, maxPos, n int) ([]float32, error) {
+	e, err := m.entry(name)
+	if err != nil {
+		return nil, err
 	}
-	f := &frame{m: m, tokens: tokens, params: map[string]int{"pos": pos, "len": n},
+	f := &frame{m: m, tokens: rows, params: map[string]int{"pos": maxPos, "len": n},
 		ints: map[*Var]int{}, f32s: map[*Var]float32{}, vecs: map[*Var][8]float32{}}
 	for _, k := range e.Kernels {
 		for _, ph := range k.Phases {

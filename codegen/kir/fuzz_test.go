@@ -62,7 +62,10 @@ func TestParseErrors(t *testing.T) {
 		return strings.Join(ls, "\n")
 	}
 	for _, c := range []struct{ src, want string }{
-		{"bogus", "kir: 1:1: expected weight, state, table, buffer or entry, found \"bogus\""},
+		{"bogus", "kir: 1:1: expected slots, weight, state, table, buffer or entry, found \"bogus\""},
+		{"slots 1", "kir: 1:8: slots 1: a program of one sequence has no slots line"},
+		{"slots 2\nslots 2", "kir: 2:1: slots must come first, once"},
+		{"weight #0 w f32[1, 1]\nslots 2", "kir: 2:1: slots must come first, once"},
 		{"weight #1 w f32[1, 1]", "kir: 1:9: weight #1 out of order: want #0"},
 		{"  weight #0 w f32[1, 1]", "1:3: unexpected indentation"},
 		{"weight #0 w f16[1, 1]", "1:13: unknown weight type \"f16\""},

@@ -48,7 +48,7 @@ const (
 	Scratch                // kernel-local intermediates, reused by every kernel
 	Weight                 // a weight, read-only
 	State                  // a KV cache, kept across steps
-	Tokens                 // the step's token ids (i32)
+	Tokens                 // the step's rows: token ids, positions, slots (i32, artifact.RowFields)
 	Table                  // a constant table baked into the code
 )
 
@@ -100,8 +100,9 @@ type Var struct {
 	T    Type
 }
 
-// Param is a scalar input of the step: "pos" (cached positions) or "len"
-// (real tokens in a padded chunk).
+// Param is a scalar input of the step: "pos" (the largest position of a
+// row, for work estimates; each row's own position is in the tokens
+// buffer, see artifact.RowFields) or "len" (real rows in a padded step).
 type Param struct{ Name string }
 
 // Load reads one element (Vec false) or eight consecutive elements.
@@ -385,6 +386,9 @@ type Program struct {
 	Weights []*WeightRef
 	States  []*StateRef
 	Tables  []*Buffer
+	// Slots is how many sequences the states hold (0 or 1: one): each
+	// state's Rows are Slots equal parts, one per sequence.
+	Slots int
 }
 
 func (*HSums) Type() Type { return F32x8 }

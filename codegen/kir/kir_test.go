@@ -3,10 +3,12 @@ package kir_test
 import (
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/codegen/kir"
 	"github.com/llmc-dev/llmc/frontends/hf"
 	"github.com/llmc-dev/llmc/internal/engine"
@@ -20,8 +22,23 @@ import (
 // slices: any index the lowering gets wrong panics here, where the
 // backends' unchecked vector loads would read or write out of bounds.
 type machineRunner struct {
-	m   *kir.Machine
-	seq map[string]int
+	m     *kir.Machine
+	seq   map[string]int
+	slots int
+}
+
+func (r *machineRunner) Slots() int { return max(1, r.slots) }
+
+func (r *machineRunner) RunRows(name string, tokens, positions, slots []int32) (out []float32, shape []int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s at positions %v of slots %v: %v", name, positions, slots, p)
+		}
+	}()
+	rows := make([]int32, artifact.RowFields*r.seq[name])
+	artifact.FillRows(rows, r.seq[name], tokens, positions, slots)
+	out, err = r.m.RunRows(name, rows, int(slices.Max(positions)), len(tokens))
+	return out, nil, err
 }
 
 func (r *machineRunner) Run(name string, tokens []int32, pos int) (out []float32, shape []int, err error) {
@@ -121,4 +138,87 @@ func linkedOf(p *kir.Program) *runtime.LinkedProgram {
 		lp.Weights = append(lp.Weights, *w)
 	}
 	return lp
+}
+
+// TestLoweringSlots lowers programs whose caches hold three sequences and
+// runs them on kir.Machine: prompts of different lengths prefilled into
+// each slot, then decode_batch steps of every slot, and of two, each row at
+// its own position, against an eager decoder per sequence. Gemma 2 has
+// sliding-window layers, whose caches are rings per slot.
+func TestLoweringSlots(t *testing.T) {
+	const maxSeq, chunk, slots = 40, 4, 3
+	for _, model := range []string{"stories260K", "gemma2-tiny"} {
+		t.Run(model, func(t *testing.T) {
+			dir := testshared.Path(t, "models", model)
+			m, err := hf.Open(dir)
+			require.NoError(t, err)
+			defer m.Close()
+			var graphs []*ir.Graph
+			for _, e := range []struct {
+				name       string
+				seq        int
+				all, batch bool
+			}{{"decode", 1, false, false}, {"prefill", chunk, false, false}, {"prefill_all", chunk, true, false}, {"decode_batch", slots, true, true}} {
+				g, err := m.Build(hf.BuildOptions{Name: e.name, AllLogits: e.all})
+				require.NoError(t, err)
+				_, err = passes.Run(&passes.Entry{Name: e.name, Graph: g, Seq: e.seq, Batch: e.batch},
+					&passes.Options{KV: passes.Static, MaxSeq: maxSeq, MaxTokens: chunk})
+				require.NoError(t, err)
+				graphs = append(graphs, g)
+			}
+			prog, err := kir.LowerWith(graphs, kir.Options{MaxSeq: maxSeq, Slots: slots})
+			require.NoError(t, err)
+			require.Equal(t, slots, prog.Slots)
+			_, err = kir.Parse(kir.Print(prog))
+			require.NoError(t, err)
+			ws, free, err := runtime.LinkedWeights(linkedOf(prog), m)
+			require.NoError(t, err)
+			defer free()
+			r := &machineRunner{m: kir.NewMachine(prog, ws.F32), slots: slots,
+				seq: map[string]int{"decode": 1, "prefill": chunk, "prefill_all": chunk, "decode_batch": slots}}
+			all, err := runtime.NewStaticSlots(r, runtime.StaticEntries{Decode: "decode", Prefill: "prefill", PrefillAll: "prefill_all",
+				Chunk: chunk, DecodeBatch: "decode_batch", BatchRows: slots}, m.Config.VocabSize, maxSeq)
+			require.NoError(t, err)
+			require.Equal(t, slots, all.Len())
+
+			v := m.Config.VocabSize
+			eager := make([]runtime.Decoder, slots)
+			for i := range eager {
+				e, err := engine.Open(dir, engine.Options{})
+				require.NoError(t, err)
+				defer e.Close()
+				eager[i] = e.Decoder
+			}
+			for i := range slots {
+				prompt := make([]int, 3+5*i) // 3, 8 and 13 tokens
+				for j := range prompt {
+					prompt[j] = (j*31 + 7*i + 1) % v
+				}
+				compare(t, eager[i], all.Slot(i), prompt, false)
+			}
+			for step := range 20 {
+				ids := []int{0, 1, 2}
+				if step%3 == 2 {
+					ids = []int{2, 0} // some slots sit out a step
+				}
+				tokens := make([]int, len(ids))
+				for j, i := range ids {
+					tokens[j] = (step*13 + i*5 + 3) % v
+				}
+				got, err := all.Step(ids, tokens)
+				require.NoError(t, err)
+				require.Len(t, got, len(ids)*v)
+				for j, i := range ids {
+					want, err := eager[i].Forward(tokens[j:j+1], false)
+					require.NoError(t, err)
+					worst := 0.0
+					for k := range want {
+						worst = math.Max(worst, math.Abs(float64(want[k]-got[j*v+k])))
+					}
+					require.Less(t, worst, 1e-4, "step %d, slot %d at position %d", step, i, all.Slot(i).Pos())
+					require.Equal(t, eager[i].Pos(), all.Slot(i).Pos())
+				}
+			}
+		})
+	}
 }

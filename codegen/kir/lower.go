@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/ir"
 )
 
@@ -25,11 +26,19 @@ type Options struct {
 	// KeepBF16 keeps weights that the checkpoint stores in bfloat16 in
 	// bfloat16, widened as they are loaded, for backends that can.
 	KeepBF16 bool
+	// Slots is how many sequences each KV cache state holds (0 means 1):
+	// a state of R rows per slot gets Slots·R rows, and each row of a
+	// step reads and writes the rows of its own slot (artifact.RowSlots).
+	Slots int
 }
 
 // LowerWith is Lower with options.
 func LowerWith(graphs []*ir.Graph, o Options) (*Program, error) {
-	l := &lowerer{prog: &Program{}, weights: map[string]int{}, states: map[string]int{}, opts: o, tables: map[string]*Buffer{}}
+	prog := &Program{}
+	if o.Slots > 1 {
+		prog.Slots = o.Slots
+	}
+	l := &lowerer{prog: prog, weights: map[string]int{}, states: map[string]int{}, opts: o, tables: map[string]*Buffer{}}
 	l.arena = &Buffer{Name: "arena", Kind: Arena}
 	l.scratch = &Buffer{Name: "scratch", Kind: Scratch}
 	l.tokens = &Buffer{Name: "tokens", Kind: Tokens}
@@ -134,7 +143,7 @@ func (l *lowerer) entry(g *ir.Graph) error {
 	}
 	seq := tok.Type.Shape[0].N
 	l.e = &Entry{Name: g.Name, Seq: seq}
-	l.tokens.Len = max(l.tokens.Len, seq)
+	l.tokens.Len = max(l.tokens.Len, artifact.RowFields*seq)
 	l.views = map[*ir.Value]view{}
 	l.pos = Param{Name: "pos"}
 	l.length = I(seq)
@@ -149,7 +158,7 @@ func (l *lowerer) entry(g *ir.Graph) error {
 		if _, ok := l.states[s.Name]; !ok {
 			l.states[s.Name] = len(l.prog.States)
 			rows := s.Type.Shape[0].N
-			l.prog.States = append(l.prog.States, &StateRef{Name: s.Name, Rows: rows, RowSize: s.Type.Shape[1].N * s.Type.Shape[2].N})
+			l.prog.States = append(l.prog.States, &StateRef{Name: s.Name, Rows: rows * l.slots(), RowSize: s.Type.Shape[1].N * s.Type.Shape[2].N})
 		}
 	}
 	for i, n := range g.Nodes {
@@ -222,13 +231,30 @@ func (l *lowerer) valueView(v *ir.Value) (view, error) {
 	case ir.KindState:
 		i := l.states[v.Name]
 		shape := constShape(v.Type)
-		return contiguous(&Buffer{Name: fmt.Sprintf("st_%d", i), Kind: State, Index: i, Len: prod(shape)}, I(0), shape), nil
+		return contiguous(&Buffer{Name: fmt.Sprintf("st_%d", i), Kind: State, Index: i, Len: prod(shape) * l.slots()}, I(0), shape), nil
 	}
 	vw, ok := l.views[v]
 	if !ok {
 		return view{}, fmt.Errorf("%s has no storage", v.Ref())
 	}
 	return vw, nil
+}
+
+// slots is how many sequences the states hold.
+func (l *lowerer) slots() int { return max(1, l.opts.Slots) }
+
+// rowPos is the position of row s of the step (artifact.RowPositions).
+func (l *lowerer) rowPos(s Expr) Expr {
+	return Ld(l.tokens, IAdd(I(artifact.RowPositions*l.e.Seq), s))
+}
+
+// slotRow is the first row of row s's slot in a state view c, whose
+// first dim is the rows of one slot: 0 when the states hold one sequence.
+func (l *lowerer) slotRow(c view, s Expr) Expr {
+	if l.slots() == 1 {
+		return I(0)
+	}
+	return IMul(Ld(l.tokens, IAdd(I(artifact.RowSlots*l.e.Seq), s)), I(c.shape[0]))
 }
 
 func prod(xs []int) int {
@@ -635,7 +661,8 @@ func (l *lowerer) outputColumnPhase(stmts []Stmt, y *Var, out view, extra, bias 
 	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: col, N: I(outN), Work: I(outN * in * rows), Grain: 1, Body: stmts})
 }
 
-// rope rotates pairs (i, i+d/2) of each head by (pos+s)·θ_i, with the
+// rope rotates pairs (i, i+d/2) of each head of row s by p_s·θ_i, p_s the
+// row's position, with the
 // angles' cosines and sines computed once per position into scratch.
 func (l *lowerer) rope(n *ir.Node, out, x view) error {
 	seq, heads, dim := x.shape[0], x.shape[1], x.shape[2]
@@ -658,7 +685,7 @@ func (l *lowerer) rope(n *ir.Node, out, x view) error {
 		ang := l.newVar("ang", F32)
 		l.serial(&For{Var: s, Lo: I(0), Hi: I(seq), Step: 1, Body: []Stmt{
 			&For{Var: i, Lo: I(0), Hi: I(half), Step: 1, Body: []Stmt{
-				&Decl{Var: ang, Init: FMul(&ToF32{X: IAdd(l.pos, s)}, Ld(table, i))},
+				&Decl{Var: ang, Init: FMul(&ToF32{X: l.rowPos(s)}, Ld(table, i))},
 				&Store{Buf: cs.buf, Index: cs.at(s, i), Val: Fn(Cos, ang)},
 				&Store{Buf: sn.buf, Index: sn.at(s, i), Val: Fn(Sin, ang)},
 			}},
@@ -668,7 +695,7 @@ func (l *lowerer) rope(n *ir.Node, out, x view) error {
 	x1, x2 := l.newVar("x", F32), l.newVar("x", F32)
 	row := Expr(s2)
 	if m := l.opts.MaxSeq; m > 0 {
-		row = IMin(IAdd(l.pos, s2), I(m-1))
+		row = IMin(l.rowPos(s2), I(m-1))
 	}
 	c, sv := Ld(cs.buf, cs.at(row, j)), Ld(sn.buf, sn.at(row, j))
 	l.serial(&For{Var: s2, Lo: I(0), Hi: I(seq), Step: 1, Body: []Stmt{
@@ -708,14 +735,16 @@ func (l *lowerer) ropeTables(inv []float32, m int) (*Buffer, *Buffer) {
 	return c, sn
 }
 
-// kvWrite copies the real rows of x into the cache at pos.
+// kvWrite copies each real row of x into its slot's cache at its
+// position.
 func (l *lowerer) kvWrite(cache, x view, ring int) error {
 	seq, heads, dim := x.shape[0], x.shape[1], x.shape[2]
 	s, h := l.newVar("s", Int), l.newVar("h", Int)
-	row := IAdd(l.pos, s)
+	row := l.rowPos(s)
 	if ring > 0 {
 		row = IRem(row, I(ring))
 	}
+	row = IAdd(l.slotRow(cache, s), row)
 	inner := l.rowCopy(cache.buf, cache.at(row, h, I(0)), x.buf, x.at(s, h, I(0)), dim)
 	if x.strides[2] != 1 {
 		return fmt.Errorf("kv_write needs rows contiguous in the head dim")
@@ -759,7 +788,14 @@ func (l *lowerer) attention(n *ir.Node) error {
 		&Decl{Var: s, Init: IDiv(it, I(heads))},
 		&Decl{Var: h, Init: ISub(it, IMul(IDiv(it, I(heads)), I(heads)))},
 		&Decl{Var: kh, Init: IDiv(h, I(group))},
-		&Decl{Var: p, Init: IAdd(l.pos, s)},
+		&Decl{Var: p, Init: l.rowPos(s)},
+	}
+	// base is the first cache row of the query's slot.
+	base := l.slotRow(kc, s)
+	if _, ok := base.(IntConst); !ok {
+		bv := l.newVar("base", Int)
+		body = append(body, &Decl{Var: bv, Init: base})
+		base = bv
 	}
 	loInit := Expr(I(0))
 	if window > 0 {
@@ -791,7 +827,7 @@ func (l *lowerer) attention(n *ir.Node) error {
 	if ring > 0 {
 		key = IRem(key, I(ring))
 	}
-	score := l.dot(sc, q.buf, qOff, kc.buf, kc.at(key, kh, I(0)), dim)
+	score := l.dot(sc, q.buf, qOff, kc.buf, kc.at(IAdd(base, key), kh, I(0)), dim)
 	score = append(score, &Assign{Var: sc, Val: FMul(sc, F(scale))})
 	if softcap != 0 {
 		score = append(score, &Assign{Var: sc, Val: FMul(F(softcap), Fn(Tanh, FDiv(sc, F(softcap))))})
@@ -807,7 +843,7 @@ func (l *lowerer) attention(n *ir.Node) error {
 		if ring > 0 {
 			vRow = IRem(vRow, I(ring))
 		}
-		vOff := vc.at(vRow, kh, I(0))
+		vOff := vc.at(IAdd(base, vRow), kh, I(0))
 		weigh := []Stmt{&Decl{Var: w, Init: Ld(blk.buf, IAdd(bOff, t2))}}
 		for i, acc := range accs {
 			if vec {
@@ -855,7 +891,7 @@ func (l *lowerer) attention(n *ir.Node) error {
 				row = IRem(row, I(ring))
 			}
 			acc := l.newVar("d", F32x8)
-			kOff := kc.at(row, kh, I(0))
+			kOff := kc.at(IAdd(base, row), kh, I(0))
 			stmts = append(stmts, &Decl{Var: acc, Init: FMul(Ld8(q.buf, qOff), Ld8(kc.buf, kOff))})
 			for c := 8; c < dim; c += 8 {
 				stmts = append(stmts, &Assign{Var: acc, Val: &FMA{A: Ld8(q.buf, IAdd(qOff, I(c))), B: Ld8(kc.buf, IAdd(kOff, I(c))), C: acc}})
@@ -873,7 +909,7 @@ func (l *lowerer) attention(n *ir.Node) error {
 		if ring > 0 {
 			key = IRem(key, I(ring))
 		}
-		score = l.dot(sc, q.buf, qOff, kc.buf, kc.at(key, kh, I(0)), dim)
+		score = l.dot(sc, q.buf, qOff, kc.buf, kc.at(IAdd(base, key), kh, I(0)), dim)
 		score = append(score, &Assign{Var: sc, Val: FMul(sc, F(scale))})
 		score = append(score, &Store{Buf: blk.buf, Index: IAdd(bOff, t), Val: sc})
 	}

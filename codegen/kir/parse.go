@@ -80,6 +80,14 @@ func (p *parser) program() {
 			p.failf("unexpected indentation")
 		}
 		switch kw := p.ident(); kw {
+		case "slots":
+			if len(p.prog.Weights)+len(p.prog.States)+len(p.prog.Entries) > 0 || p.prog.Slots != 0 {
+				p.pos = 0
+				p.failf("slots must come first, once")
+			}
+			if p.prog.Slots = p.int(); p.prog.Slots < 2 {
+				p.failf("slots %d: a program of one sequence has no slots line", p.prog.Slots)
+			}
 		case "weight":
 			p.weight()
 		case "state":
@@ -95,7 +103,7 @@ func (p *parser) program() {
 			continue
 		default:
 			p.pos = 0
-			p.failf("expected weight, state, table, buffer or entry, found %q", kw)
+			p.failf("expected slots, weight, state, table, buffer or entry, found %q", kw)
 		}
 		p.end()
 		p.ln++

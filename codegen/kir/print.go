@@ -13,6 +13,7 @@ import (
 // states, tables with their contents, every buffer the kernels touch,
 // and each entry's kernels, phases and statements.
 //
+//	slots 4                                    (when more than one)
 //	weight #0 model.embed_tokens.weight f32[32, 16]
 //	state #0 k.0 [16 × 8]
 //	table invfreq_0 [4] = {1, 0.1, 0.01, 0.001}
@@ -28,6 +29,9 @@ import (
 // Names that are not plain words are quoted as Go strings.
 func Print(p *Program) string {
 	var b strings.Builder
+	if p.Slots > 1 {
+		fmt.Fprintf(&b, "slots %d\n", p.Slots)
+	}
 	for i, w := range p.Weights {
 		dt := w.Fmt().String()
 		fmt.Fprintf(&b, "weight #%d %s %s[%d, %d]", i, word(w.Name), dt, w.Rows, w.Cols)

@@ -3,6 +3,7 @@ package kir
 import (
 	"errors"
 	"fmt"
+	"github.com/llmc-dev/llmc/artifact"
 	"go/token"
 	"strings"
 
@@ -117,12 +118,17 @@ func (v *verifier) program() {
 			v.errorf("weight #%d %s has shape [%d, %d]", i, w.Name, w.Rows, w.Cols)
 		}
 	}
+	if p.Slots < 0 {
+		v.errorf("program has %d slots", p.Slots)
+	}
 	for i, s := range p.States {
 		switch {
 		case s == nil:
 			v.errorf("state #%d is nil", i)
 		case s.Rows < 1 || s.RowSize < 1:
 			v.errorf("state #%d %s has shape [%d × %d]", i, s.Name, s.Rows, s.RowSize)
+		case p.Slots > 1 && s.Rows%p.Slots != 0:
+			v.errorf("state #%d %s has %d rows, not a multiple of the program's %d slots", i, s.Name, s.Rows, p.Slots)
 		}
 	}
 	for i, t := range p.Tables {
@@ -154,7 +160,7 @@ func (v *verifier) program() {
 			v.errorf("nil entry")
 			continue
 		}
-		v.arena, v.scratch, v.tokens = max(v.arena, e.ArenaLen), max(v.scratch, e.ScratchLen), max(v.tokens, e.Seq)
+		v.arena, v.scratch, v.tokens = max(v.arena, e.ArenaLen), max(v.scratch, e.ScratchLen), max(v.tokens, artifact.RowFields*e.Seq)
 	}
 	for _, e := range p.Entries {
 		if e == nil {

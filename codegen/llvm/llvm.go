@@ -86,7 +86,7 @@ func (o Options) Layout(p *kir.Program) *artifact.Layout {
 		l.States = append(l.States, *s)
 	}
 	for _, e := range p.Entries {
-		l.Arena, l.Scratch, l.Tokens = max(l.Arena, e.ArenaLen), max(l.Scratch, e.ScratchLen), max(l.Tokens, e.Seq)
+		l.Arena, l.Scratch, l.Tokens = max(l.Arena, e.ArenaLen), max(l.Scratch, e.ScratchLen), max(l.Tokens, artifact.RowFields*e.Seq)
 		le := artifact.LayoutEntry{Name: e.Name, Seq: e.Seq, Plan: artifact.PlanPrefix + e.Name, Step: StepSymbol(e), OutShape: e.OutShape}
 		for _, k := range e.Kernels {
 			for i, ph := range k.Phases {

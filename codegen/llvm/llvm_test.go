@@ -2,6 +2,7 @@ package llvm_test
 
 import (
 	"flag"
+	"github.com/llmc-dev/llmc/artifact"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -184,7 +185,7 @@ func TestLayout(t *testing.T) {
 	require.Equal(t, "abc", l.BuildID)
 	require.Equal(t, 40, l.Arena)
 	require.Equal(t, 16, l.Scratch)
-	require.Equal(t, 2, l.Tokens)
+	require.Equal(t, artifact.RowFields*2, l.Tokens) // tokens, positions and slots of 2 rows
 	require.Len(t, l.Entries, 1)
 	require.Equal(t, "llmc_plan_step", l.Entries[0].Plan)
 	require.Equal(t, []int{6, 4}, l.Entries[0].OutShape)

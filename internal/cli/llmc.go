@@ -70,6 +70,7 @@ removed by the next compile to the same ART.`,
 				"llmc compile ../shared/models/stories260K -o /tmp/s.llmc --print-after=fuse-kernels,lower",
 				"llmc compile ~/models/my-llama --max-seq 2048 --disable-pass=fuse-linears --dump-dir /tmp/dumps -o /tmp/my.llmc",
 				"llmc compile ../shared/models/stories260K -o /tmp/s.llmc --emit dot && dot -Tsvg /tmp/s.llmc/program.dot > s.svg",
+				"llmc compile ../shared/models/stories260K --slots 4 -o /tmp/s4.llmc && llmrun serve /tmp/s4.llmc --slots 4",
 			},
 			Flags: func(fs *flag.FlagSet) func([]string) error {
 				o := compiler.Options{Source: src}
@@ -80,6 +81,7 @@ removed by the next compile to the same ART.`,
 				fs.IntVar(&o.MaxSeq, "max-seq", 0, fmt.Sprintf("positions of the static KV cache (default: the model's max_position_embeddings, at most %d)", compiler.DefaultMaxSeq))
 				fs.StringVar(&kv, "kv", "static", "KV cache: static (preallocated, specialised and fused) or dynamic")
 				fs.IntVar(&o.PrefillChunk, "prefill-chunk", compiler.DefaultPrefillChunk, "tokens per call of the prefill entry point")
+				fs.IntVar(&o.Slots, "slots", 1, "sequences the static KV cache holds, each with --max-seq positions; with more than one, a decode_batch entry point steps them together, reading each weight once (for llmrun serve --slots)")
 				fs.StringVar(&backend, "backend", "", compiler.BackendHelp())
 				fs.Var(&printAfter, "print-after", "print the IR after these passes or stages (comma-separated; see --list-passes, --list-stages) to stderr")
 				fs.BoolVar(&o.Passes.PrintAfterAll, "print-after-all", false, "print the IR after every pass, and the kernel IR after lower, to stderr")
@@ -129,6 +131,9 @@ removed by the next compile to the same ART.`,
 						return err
 					}
 					if err := cmdline.CheckPositive(set, "prefill-chunk", o.PrefillChunk, fmt.Sprintf("%d tokens", compiler.DefaultPrefillChunk)); err != nil {
+						return err
+					}
+					if err := cmdline.CheckPositive(set, "slots", o.Slots, "one sequence"); err != nil {
 						return err
 					}
 					o.KV, o.Backend = passes.KVMode(kv), backend

@@ -30,11 +30,18 @@ const DefaultPrefillChunk = 16
 // 131072); 4096 is llama.cpp's default context too.
 const DefaultMaxSeq = 4096
 
+// MaxSlots bounds --slots: the batched entry point's rows.
+const MaxSlots = 256
+
 // Options configure a compilation.
 type Options struct {
 	MaxSeq       int // 0: the model's max_position_embeddings, at most DefaultMaxSeq
 	KV           passes.KVMode
 	PrefillChunk int // 0: DefaultPrefillChunk (capped at MaxSeq)
+	// Slots is how many sequences the static KV cache holds, each with
+	// MaxSeq positions (0 means 1); with more than one, the program gets
+	// an entry point that steps them all at once (a server's slots).
+	Slots int
 	// Backend names the target (see Targets); "" takes the fastest this
 	// machine can build (DefaultTarget with Tools).
 	Backend string
@@ -144,7 +151,14 @@ func setup(m *hf.Model, modelDir, outDir string, o Options) (*compilation, error
 	if o.MaxSeq < 0 || o.MaxSeq > cfg.MaxPositions {
 		return nil, passes.OptionErrorf("--max-seq %d is outside 1..%d (the model's max_position_embeddings in %s)", o.MaxSeq, cfg.MaxPositions, cfg.Path)
 	}
-	kv, err := planKV(cfg, o.KV, o.MaxSeq, defaulted)
+	if o.Slots < 0 || o.Slots > MaxSlots {
+		return nil, passes.OptionErrorf("--slots %d is outside 1..%d", o.Slots, MaxSlots)
+	}
+	o.Slots = max(o.Slots, 1)
+	if o.Slots > 1 && (o.KV != passes.Static || !t.Lowers) {
+		return nil, passes.OptionErrorf("--slots %d needs a static KV cache and a backend that compiles kernels (go or llvm): backend %s with a %s cache runs one sequence per program", o.Slots, t.Name, o.KV)
+	}
+	kv, err := planKV(cfg, o.KV, o.MaxSeq, o.Slots, defaulted)
 	if err != nil {
 		return nil, err
 	}
@@ -180,9 +194,13 @@ func setup(m *hf.Model, modelDir, outDir string, o Options) (*compilation, error
 	c := &compilation{o: o, target: t, model: m, modelDir: modelDir, outDir: outDir, weights: wf,
 		res: &Result{KV: kv, Backend: backend}, print: printStages, lower: lower}
 
-	c.specs = []entrySpec{{artifact.EntryDecode, 1, false}, {artifact.EntryPrefill, o.PrefillChunk, false}, {artifact.EntryPrefillAll, o.PrefillChunk, true}}
+	c.specs = []entrySpec{{name: artifact.EntryDecode, seq: 1}, {name: artifact.EntryPrefill, seq: o.PrefillChunk},
+		{name: artifact.EntryPrefillAll, seq: o.PrefillChunk, all: true}}
+	if o.Slots > 1 {
+		c.specs = append(c.specs, entrySpec{name: artifact.EntryDecodeBatch, seq: o.Slots, all: true, batch: true})
+	}
 	if o.KV == passes.Dynamic {
-		c.specs = []entrySpec{{artifact.EntryForward, 0, false}, {artifact.EntryForwardAll, 0, true}}
+		c.specs = []entrySpec{{name: artifact.EntryForward}, {name: artifact.EntryForwardAll, all: true}}
 	}
 	c.man = &artifact.Manifest{
 		Format: artifact.Format, Version: artifact.Version, Created: time.Now().UTC(),
@@ -190,6 +208,9 @@ func setup(m *hf.Model, modelDir, outDir string, o Options) (*compilation, error
 	}
 	if o.KV == passes.Static {
 		c.man.PrefillChunk = o.PrefillChunk
+	}
+	if o.Slots > 1 {
+		c.man.Slots = o.Slots
 	}
 	var id [8]byte
 	if _, err := rand.Read(id[:]); err != nil {
@@ -294,12 +315,15 @@ func mustAbs(p string) string {
 // planKV describes the KV cache of a compilation and refuses one that does
 // not fit in this machine's memory: a static cache is allocated in full
 // when the artifact loads.
-func planKV(cfg *hf.Config, kv passes.KVMode, maxSeq int, defaulted bool) (string, error) {
+func planKV(cfg *hf.Config, kv passes.KVMode, maxSeq, slots int, defaulted bool) (string, error) {
 	if kv != passes.Static {
 		return fmt.Sprintf("dynamic KV cache: grows with the sequence, up to %d positions", maxSeq), nil
 	}
-	bytes := cfg.KVBytes(maxSeq, 4)
+	bytes := cfg.KVBytes(maxSeq, 4) * int64(slots)
 	desc := fmt.Sprintf("static KV cache: %d positions, %s", maxSeq, sysmem.Human(bytes))
+	if slots > 1 {
+		desc = fmt.Sprintf("static KV cache: %d slots of %d positions, %s", slots, maxSeq, sysmem.Human(bytes))
+	}
 	if defaulted && maxSeq < cfg.MaxPositions {
 		desc += fmt.Sprintf(" (default; the model allows %d: --max-seq N to change)", cfg.MaxPositions)
 	}

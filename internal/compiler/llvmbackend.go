@@ -91,7 +91,7 @@ func buildLLVM(b *targetBuild) error {
 		return err
 	}
 	lay := e.opts.Layout(b.prog)
-	lay.GOARCH, lay.MaxSeq, lay.Vocab = goruntime.GOARCH, man.MaxSeq, b.vocab
+	lay.GOARCH, lay.MaxSeq, lay.Vocab, lay.Slots = goruntime.GOARCH, man.MaxSeq, b.vocab, max(1, man.Slots)
 	if err := lay.Write(filepath.Join(b.dir, artifact.LayoutName)); err != nil {
 		return fmt.Errorf("writing %s: %w", artifact.LayoutName, err)
 	}

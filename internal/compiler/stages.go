@@ -92,9 +92,10 @@ func Stages() []Stage {
 
 // entrySpec is one entry point to build.
 type entrySpec struct {
-	name string
-	seq  int
-	all  bool
+	name  string
+	seq   int
+	all   bool
+	batch bool // each row another sequence's (passes.Entry.Batch)
 }
 
 // compilation is the state the stages share.
@@ -262,7 +263,7 @@ func (c *compilation) graphPasses(ctx context.Context) (string, error) {
 		}
 		g := c.res.Graphs[i]
 		progress(c.o.Progress, "optimising %s", s.name)
-		rep, err := passes.Run(&passes.Entry{Name: s.name, Graph: g, Seq: s.seq}, &c.o.Passes)
+		rep, err := passes.Run(&passes.Entry{Name: s.name, Graph: g, Seq: s.seq, Batch: s.batch}, &c.o.Passes)
 		if err != nil {
 			return "", err
 		}
@@ -277,7 +278,7 @@ func (c *compilation) lowerKIR(context.Context) (string, error) {
 		return fmt.Sprintf("backend %s runs the graph IR", c.target.Name), nil
 	}
 	keep := c.target.Loads(ir.BF16) && c.weights != wformat.F32
-	prog, err := kir.LowerWith(c.res.Graphs, kir.Options{MaxSeq: c.o.MaxSeq, KeepBF16: keep})
+	prog, err := kir.LowerWith(c.res.Graphs, kir.Options{MaxSeq: c.o.MaxSeq, KeepBF16: keep, Slots: c.o.Slots})
 	if err != nil {
 		return "", err
 	}

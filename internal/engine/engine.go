@@ -89,14 +89,25 @@ type Engine struct {
 	// fork makes another decoder over the same weights with an empty
 	// cache of its own, for Slots; nil when the backend cannot.
 	fork func() (runtime.Decoder, error)
+	// slots are the sequences of a program compiled with --slots > 1;
+	// Decoder is the first.
+	slots *runtime.StaticSlots
 }
 
 // Slots returns n independent sequences over the model, each with its own
-// KV cache (a server's slots); the first is the Engine's Decoder. They run
-// one after another (runtime.SequentialSlots).
+// KV cache (a server's slots); the first is the Engine's Decoder. An
+// artifact compiled with --slots N holds up to N, whose decode steps run
+// together (one batched call); otherwise they run one after another
+// (runtime.SequentialSlots) on forks of the program.
 func (e *Engine) Slots(n int) (runtime.Slots, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("%d slots, want at least 1", n)
+	}
+	if e.slots != nil {
+		if n > e.slots.Len() {
+			return nil, fmt.Errorf("artifact %s holds %d sequences, not %d: compile it again with --slots %d", e.Path, e.slots.Len(), n, n)
+		}
+		return e.slots.First(n)
 	}
 	ds := []runtime.Decoder{e.Decoder}
 	for len(ds) < n {
@@ -252,12 +263,13 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 		// First: the runner may read weights in place from the model.
 		closers = append([]func() error{ld2.close}, closers...)
 	}
+	entries := runtime.StaticEntries{
+		Decode: artifact.EntryDecode, Prefill: artifact.EntryPrefill, PrefillAll: artifact.EntryPrefillAll,
+		Chunk: man.PrefillChunk, SafeRewind: safeRewind(graphs, man.PrefillChunk),
+	}
 	decoder := func(runner runtime.Runner) (runtime.Decoder, error) {
 		if man.KV == "static" {
-			return runtime.NewStatic(runner, runtime.StaticEntries{
-				Decode: artifact.EntryDecode, Prefill: artifact.EntryPrefill, PrefillAll: artifact.EntryPrefillAll,
-				Chunk: man.PrefillChunk, SafeRewind: safeRewind(graphs, man.PrefillChunk),
-			}, cfg.VocabSize, man.MaxSeq)
+			return runtime.NewStatic(runner, entries, cfg.VocabSize, man.MaxSeq)
 		}
 		prog, ok := runner.(*runtime.Program)
 		if !ok {
@@ -265,12 +277,21 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 		}
 		return runtime.NewInterpreted(prog, artifact.EntryForward, artifact.EntryForwardAll, cfg.VocabSize, man.MaxSeq)
 	}
-	dec, err := decoder(ld2.runner)
-	if err != nil {
+	eng := &Engine{Path: dir, Kind: "artifact", Config: cfg, Manifest: man}
+	if rr, ok := ld2.runner.(runtime.RowRunner); ok && man.Slots > 1 {
+		if rr.Slots() != man.Slots {
+			return fail(fmt.Errorf("artifact %s: its program holds %d sequences, its manifest says %d: compile the artifact again", dir, rr.Slots(), man.Slots))
+		}
+		entries.DecodeBatch, entries.BatchRows = artifact.EntryDecodeBatch, man.Slots
+		eng.slots, err = runtime.NewStaticSlots(rr, entries, cfg.VocabSize, man.MaxSeq)
+		if err != nil {
+			return fail(err)
+		}
+		eng.Decoder = eng.slots.Slot(0)
+	} else if eng.Decoder, err = decoder(ld2.runner); err != nil {
 		return fail(err)
 	}
-	eng := &Engine{Path: dir, Kind: "artifact", Config: cfg, Manifest: man, Decoder: dec}
-	if ld2.fork != nil {
+	if ld2.fork != nil && eng.slots == nil {
 		eng.fork = func() (runtime.Decoder, error) {
 			r, closer, err := ld2.fork()
 			if err != nil {
@@ -414,7 +435,7 @@ func checkMemory(dir string, man *artifact.Manifest, cfg *hf.Config) error {
 	if man.KV != "static" {
 		return nil
 	}
-	need := cfg.KVBytes(man.MaxSeq, 4)
+	need := cfg.KVBytes(man.MaxSeq, 4) * int64(max(1, man.Slots))
 	for _, p := range man.BufferPlan {
 		need += int64(p.ArenaBytes)
 	}

@@ -1,11 +1,17 @@
 package engine
 
 import (
+	"errors"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/llmc-dev/llmc/codegen/llvm"
+	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/internal/testshared"
+	"github.com/llmc-dev/llmc/passes"
 	"github.com/llmc-dev/llmc/runtime"
 	"github.com/llmc-dev/llmc/runtime/sample"
 )
@@ -40,6 +46,9 @@ func TestSlotsAreIndependent(t *testing.T) {
 			return e
 		},
 		"interp": func(t *testing.T) *Engine { return compileOpen(t, "stories260K", "interp", "f32") },
+		// One program whose cache holds three sequences, stepped by
+		// decode_batch in one call.
+		"llvm-slots": func(t *testing.T) *Engine { return compileOpenSlots(t, "stories260K", "llvm", 3) },
 	}
 	for name, openFn := range open {
 		t.Run(name, func(t *testing.T) {
@@ -47,6 +56,7 @@ func TestSlotsAreIndependent(t *testing.T) {
 			slots, err := e.Slots(len(prompts))
 			require.NoError(t, err)
 			require.Equal(t, len(prompts), slots.Len())
+			require.Equal(t, strings.HasSuffix(name, "-slots"), slots.Batched())
 			vocab := e.Config.VocabSize
 			got := make([][]int, len(prompts))
 			next := make([]int, len(prompts))
@@ -81,4 +91,23 @@ func TestSlotsAreIndependent(t *testing.T) {
 			require.ErrorContains(t, err, "slot 5 is outside 0..2")
 		})
 	}
+}
+
+func compileOpenSlots(t *testing.T, model, backend string, slots int) *Engine {
+	t.Helper()
+	if backend == "llvm" {
+		_, err := llvm.FindToolchain()
+		if _, ok := errors.AsType[*llvm.ToolError](err); ok && !testshared.InCI() {
+			t.Skipf("skipping: %v", err)
+		}
+		require.NoError(t, err)
+	}
+	art := filepath.Join(t.TempDir(), "slots.llmc")
+	_, err := compiler.Compile(testshared.Path(t, "models", model), art, compiler.Options{
+		KV: passes.Static, MaxSeq: 64, PrefillChunk: 4, Backend: backend, Slots: slots})
+	require.NoError(t, err)
+	e, err := Open(art, Options{Threads: 2})
+	require.NoError(t, err)
+	t.Cleanup(func() { e.Close() })
+	return e
 }

@@ -428,7 +428,17 @@ func cString(a uintptr, limit int) string {
 }
 
 // Run executes entry point name on tokens at positions pos, pos+1, ...
+// of slot 0.
 func (p *Program) Run(name string, tokens []int32, pos int) ([]float32, []int, error) {
+	return p.RunRows(name, tokens, artifact.Consecutive(pos, len(tokens)), nil)
+}
+
+// Slots is how many sequences the program's KV cache holds.
+func (p *Program) Slots() int { return max(1, p.lay.Slots) }
+
+// RunRows executes entry point name on tokens, token i at positions[i] in
+// slot slots[i] (nil: every row in slot 0).
+func (p *Program) RunRows(name string, tokens, positions, slots []int32) ([]float32, []int, error) {
 	if p.lib == 0 {
 		return nil, nil, fmt.Errorf("native program is closed")
 	}
@@ -440,18 +450,35 @@ func (p *Program) Run(name string, tokens []int32, pos int) ([]float32, []int, e
 	if n == 0 || n > e.e.Seq {
 		return nil, nil, fmt.Errorf("entry point %s takes 1 to %d tokens, got %d", name, e.e.Seq, n)
 	}
-	// The kernels index the cache and the embeddings unchecked.
-	if pos < 0 || (p.lay.MaxSeq > 0 && pos+n > p.lay.MaxSeq) {
-		return nil, nil, fmt.Errorf("positions %d..%d are outside the KV cache's %d", pos, pos+n-1, p.lay.MaxSeq)
+	if len(positions) != n || (slots != nil && len(slots) != n) {
+		return nil, nil, fmt.Errorf("entry point %s: %d tokens, %d positions, %d slots", name, n, len(positions), len(slots))
 	}
+	// The kernels index the cache and the embeddings unchecked.
 	for i, t := range tokens {
 		if t < 0 || (p.lay.Vocab > 0 && int(t) >= p.lay.Vocab) {
 			return nil, nil, fmt.Errorf("token %d (at %d) is outside the vocabulary of %d", t, i, p.lay.Vocab)
 		}
+		if pos := positions[i]; pos < 0 || (p.lay.MaxSeq > 0 && int(pos) >= p.lay.MaxSeq) {
+			return nil, nil, fmt.Errorf("position %d (at %d) is outside the KV cache's %d", pos, i, p.lay.MaxSeq)
+		}
+		if slots != nil && (slots[i] < 0 || int(slots[i]) >= p.Slots()) {
+			return nil, nil, fmt.Errorf("slot %d (at %d) is outside the program's %d", slots[i], i, p.Slots())
+		}
 	}
-	copy(p.tokens, tokens)
-	clear(p.tokens[n:])
-	p.words[artifact.CtxPos], p.words[artifact.CtxLen] = int64(pos), int64(n)
+	if p.lay.ABI < 3 {
+		// Token ids only, at consecutive positions of slot 0.
+		for i := range positions {
+			if positions[i] != positions[0]+int32(i) || (slots != nil && slots[i] != 0) {
+				return nil, nil, fmt.Errorf("native ABI version %d runs one sequence at consecutive positions: compile the artifact again", p.lay.ABI)
+			}
+		}
+		copy(p.tokens, tokens)
+		clear(p.tokens[n:])
+		p.words[artifact.CtxPos], p.words[artifact.CtxLen] = int64(positions[0]), int64(n)
+	} else {
+		artifact.FillRows(p.tokens, e.e.Seq, tokens, positions, slots)
+		p.words[artifact.CtxPos], p.words[artifact.CtxLen] = int64(slices.Max(positions)), int64(n)
+	}
 	if e.step != 0 {
 		purego.SyscallN(e.step, p.ctx, p.planPtr)
 	} else {

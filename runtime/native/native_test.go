@@ -2,6 +2,7 @@ package native_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -17,15 +18,17 @@ import (
 	"github.com/llmc-dev/llmc/runtime/pool"
 )
 
-// lookup is a program with one entry point: out[i] = w[tok·4 + i] · (pos+1)
-// + state[i], which it then stores in state, for the 4 i of the last token.
+// lookup is a program with one entry point: out[i] = w[tok·4 + i] · (p+1)
+// + state[i], which it then stores in state, for the 4 i of the last token
+// and p its position (read from the step's rows, artifact.RowPositions).
 func lookup() *kir.Program {
 	w := &kir.Buffer{Name: "w_0", Kind: kir.Weight, Index: 0, Len: 32}
 	st := &kir.Buffer{Name: "st_0", Kind: kir.State, Index: 0, Len: 4}
 	arena := &kir.Buffer{Name: "arena", Kind: kir.Arena, Len: 8}
-	tok := &kir.Buffer{Name: "tokens", Kind: kir.Tokens, Len: 2}
+	tok := &kir.Buffer{Name: "tokens", Kind: kir.Tokens, Len: artifact.RowFields * 2}
 	i, id := &kir.Var{Name: "i1", T: kir.Int}, &kir.Var{Name: "id2", T: kir.Int}
-	length, pos := kir.Param{Name: "len"}, kir.Param{Name: "pos"}
+	length := kir.Param{Name: "len"}
+	pos := kir.Ld(tok, kir.IAdd(kir.I(artifact.RowPositions*2), kir.ISub(length, kir.I(1))))
 	val := kir.FAdd(kir.FMul(kir.Ld(w, kir.IAdd(kir.IMul(id, kir.I(4)), i)), &kir.ToF32{X: kir.IAdd(pos, kir.I(1))}), kir.Ld(st, i))
 	body := []kir.Stmt{
 		&kir.Decl{Var: id, Init: kir.Ld(tok, kir.ISub(length, kir.I(1)))},
@@ -78,14 +81,20 @@ func TestRun(t *testing.T) {
 	defer par.Close()
 	p, err := native.New(so, lay, weights(), par)
 	require.NoError(t, err)
-	out, shape, err := p.Run("step", []int32{5, 3}, 0) // token 3 at positions 0, 1
+	out, shape, err := p.Run("step", []int32{5, 3}, 0) // token 3 at position 1: ×2
 	require.NoError(t, err)
 	require.Equal(t, []int{1, 4}, shape)
-	require.Equal(t, []float32{12, 13, 14, 15}, out)
+	require.Equal(t, []float32{24, 26, 28, 30}, out)
 	goruntime.GC()                             // nothing the kernels hold is Go memory
 	out, _, err = p.Run("step", []int32{2}, 2) // ×3, plus the state
 	require.NoError(t, err)
-	require.Equal(t, []float32{12 + 24, 13 + 27, 14 + 30, 15 + 33}, out)
+	require.Equal(t, []float32{24 + 24, 26 + 27, 28 + 30, 30 + 33}, out)
+	require.NoError(t, p.Close())
+	p, err = native.New(so, lay, weights(), par)
+	require.NoError(t, err)
+	out, _, err = p.RunRows("step", []int32{5, 3}, []int32{1, 0}, []int32{0, 0}) // token 3 at position 0: ×1
+	require.NoError(t, err)
+	require.Equal(t, []float32{12, 13, 14, 15}, out)
 
 	for _, tc := range []struct {
 		entry  string
@@ -96,14 +105,18 @@ func TestRun(t *testing.T) {
 		{"nope", []int32{1}, 0, `no entry point "nope"`},
 		{"step", []int32{1, 2, 3}, 0, "entry point step takes 1 to 2 tokens, got 3"},
 		{"step", nil, 0, "entry point step takes 1 to 2 tokens, got 0"},
-		{"step", []int32{1, 2}, 2, "positions 2..3 are outside the KV cache's 3"},
-		{"step", []int32{1}, -1, "positions -1..-1 are outside the KV cache's 3"},
+		{"step", []int32{1, 2}, 2, "position 3 (at 1) is outside the KV cache's 3"},
+		{"step", []int32{1}, -1, "position -1 (at 0) is outside the KV cache's 3"},
 		{"step", []int32{8}, 0, "token 8 (at 0) is outside the vocabulary of 8"},
 		{"step", []int32{-1}, 0, "token -1 (at 0) is outside the vocabulary of 8"},
 	} {
 		_, _, err := p.Run(tc.entry, tc.tokens, tc.pos)
 		require.EqualError(t, err, tc.want)
 	}
+	_, _, err = p.RunRows("step", []int32{1}, []int32{0}, []int32{1})
+	require.EqualError(t, err, "slot 1 (at 0) is outside the program's 1")
+	_, _, err = p.RunRows("step", []int32{1, 2}, []int32{0}, nil)
+	require.EqualError(t, err, "entry point step: 2 tokens, 1 positions, 0 slots")
 	require.NoError(t, p.Close())
 	require.NoError(t, p.Close(), "Close twice")
 	_, _, err = p.Run("step", []int32{1}, 0)
@@ -149,5 +162,5 @@ func TestOpenChecksLayout(t *testing.T) {
 	lay.ABI = 99
 	require.NoError(t, lay.Write(filepath.Join(dir, artifact.LayoutName)))
 	_, err = native.Open(native.Artifact{Dir: dir, Library: "m.so", BuildID: "b1"}, nil, nil)
-	require.ErrorContains(t, err, "native ABI version 99, this llmrun loads versions 1 to 2")
+	require.ErrorContains(t, err, fmt.Sprintf("native ABI version 99, this llmrun loads versions 1 to %d", artifact.ABIVersion))
 }

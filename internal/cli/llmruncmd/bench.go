@@ -22,11 +22,13 @@ import (
 	"github.com/llmc-dev/llmc/runtime"
 	"github.com/llmc-dev/llmc/runtime/native"
 	"github.com/llmc-dev/llmc/runtime/pool"
+	"github.com/llmc-dev/llmc/runtime/sample"
 )
 
 // benchFlags are llmrun bench's settings.
 type benchFlags struct {
 	prompt, gen, runs int
+	batch             int // sequences decoded side by side (Engine.Slots)
 	format            string
 	noBandwidth       bool
 	cpuprofile        string
@@ -46,16 +48,24 @@ interleaved so machine noise hits them alike. It reports prefill tokens/s, decod
 tokens/s and ms per token (median, min–max over runs), peak RSS, the ratio to the
 first model, and, from a read-bandwidth test on this machine in the same run,
 each model's share of the memory-bandwidth roofline (weight bytes read per token
-× tokens/s ÷ bandwidth).`,
+× tokens/s ÷ bandwidth).
+
+With --batch B, each run prefills B random prompts into B slots (sequences with
+caches of their own) and decodes them side by side: decode tokens/s is then the
+aggregate of the B sequences, and ms/token the time of a step of all of them. An
+artifact compiled with --slots B steps them in one call that reads each weight
+once; other models step them one after another.`,
 		Examples: []string{
 			"llmrun bench ../shared/models/stories260K /tmp/stories.llmc --gen 256",
 			"llmrun bench /tmp/m110 /tmp/m110-go.llmc /tmp/m110-llvm.llmc --threads 2 --runs 5 --format json",
+			"llmc compile /tmp/m110 --slots 4 -o /tmp/m110-s4.llmc && llmrun bench /tmp/m110-s4.llmc --batch 4",
 		},
 		Flags: func(fs *flag.FlagSet) func([]string) error {
 			b := &benchFlags{stderr: stderr}
 			fs.IntVar(&b.prompt, "prompt", 32, "prompt tokens to prefill")
 			fs.IntVar(&b.gen, "gen", 128, "tokens to decode")
 			fs.IntVar(&b.runs, "runs", 3, "runs per model")
+			fs.IntVar(&b.batch, "batch", 1, "sequences to decode side by side (an artifact compiled with --slots B batches them)")
 			fs.StringVar(&b.format, "format", "text", "output: text or json")
 			fs.BoolVar(&b.noBandwidth, "no-bandwidth", false, "skip the memory bandwidth test")
 			fs.StringVar(&b.cpuprofile, "cpuprofile", "", "write a CPU profile of the runs to this file")
@@ -75,6 +85,8 @@ type BenchResult struct {
 	Threads        int       `json:"threads"`
 	PromptTokens   int       `json:"prompt_tokens"`
 	GenTokens      int       `json:"gen_tokens"`
+	Batch          int       `json:"batch,omitempty"`   // sequences decoded side by side (--batch)
+	Batched        bool      `json:"batched,omitempty"` // in one call per step`
 	PrefillTokPerS []float64 `json:"prefill_tokens_per_second"`
 	DecodeTokPerS  []float64 `json:"decode_tokens_per_second"`
 	MsPerToken     []float64 `json:"ms_per_token"` // every decode step of every run
@@ -96,6 +108,8 @@ func (b *benchFlags) run(pos []string, stdout, stderr io.Writer) error {
 		return cmdline.Usagef("--gen is %d, want >= 2 tokens to decode", b.gen)
 	case b.runs < 1:
 		return cmdline.Usagef("--runs is %d, want >= 1", b.runs)
+	case b.batch < 1:
+		return cmdline.Usagef("--batch is %d, want >= 1 sequences", b.batch)
 	case *b.common.threads < 0:
 		return cmdline.Usagef("--threads is %d, want >= 0", *b.common.threads)
 	}
@@ -165,6 +179,9 @@ func (b *benchFlags) once(path string, threads int) (*BenchResult, error) {
 		return nil, err
 	}
 	defer e.Close()
+	if b.batch > 1 {
+		return b.onceBatch(e, path, threads)
+	}
 	d := e.Decoder
 	if b.prompt+b.gen > d.Context() {
 		return nil, cmdline.Usagef("--prompt %d + --gen %d exceed the %d positions of %s", b.prompt, b.gen, d.Context(), path)
@@ -182,8 +199,17 @@ func (b *benchFlags) once(path string, threads int) (*BenchResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	r := b.result(e, path, threads)
+	r.PrefillTokPerS, r.DecodeTokPerS = []float64{res.PrefillTokensPerSecond()}, []float64{res.DecodeTokensPerSecond()}
+	for i := 1; i < len(stamps); i++ {
+		r.MsPerToken = append(r.MsPerToken, float64(stamps[i].Sub(stamps[i-1]).Microseconds())/1000)
+	}
+	return r, nil
+}
+
+// result is the part of a BenchResult that describes the model.
+func (b *benchFlags) result(e *engine.Engine, path string, threads int) *BenchResult {
 	r := &BenchResult{Model: path, CPU: native.HostModel(), Kind: e.Kind, Threads: threads, PromptTokens: b.prompt, GenTokens: b.gen,
-		PrefillTokPerS: []float64{res.PrefillTokensPerSecond()}, DecodeTokPerS: []float64{res.DecodeTokensPerSecond()},
 		PeakRSSBytes: peakRSS(), WeightBytes: e.WeightBytes, WeightFormat: e.WeightFormat}
 	if e.Manifest != nil {
 		r.Kind = "artifact (" + e.Manifest.Backend + ")"
@@ -194,16 +220,65 @@ func (b *benchFlags) once(path string, threads int) (*BenchResult, error) {
 		r.Kind = "eager (dynamic cache)"
 		r.ISA = runtime.EagerISA()
 	}
-	for i := 1; i < len(stamps); i++ {
-		r.MsPerToken = append(r.MsPerToken, float64(stamps[i].Sub(stamps[i-1]).Microseconds())/1000)
+	return r
+}
+
+// onceBatch prefills b.batch random prompts into as many slots, then
+// decodes them side by side, greedily, b.gen steps.
+func (b *benchFlags) onceBatch(e *engine.Engine, path string, threads int) (*BenchResult, error) {
+	slots, err := e.Slots(b.batch)
+	if err != nil {
+		return nil, err
 	}
+	if b.prompt+b.gen > slots.Slot(0).Context() {
+		return nil, cmdline.Usagef("--prompt %d + --gen %d exceed the %d positions of %s", b.prompt, b.gen, slots.Slot(0).Context(), path)
+	}
+	vocab := slots.Slot(0).VocabSize()
+	rng := rand.New(rand.NewPCG(1, 2))
+	ids, next := make([]int, b.batch), make([]int, b.batch)
+	start := time.Now()
+	for i := range ids {
+		d := slots.Slot(i)
+		if err := d.Rewind(0); err != nil {
+			return nil, err
+		}
+		prompt := make([]int, b.prompt)
+		for j := range prompt {
+			prompt[j] = rng.IntN(vocab)
+		}
+		logits, err := d.Forward(prompt, false)
+		if err != nil {
+			return nil, fmt.Errorf("slot %d: prefill: %w", i, err)
+		}
+		ids[i], next[i] = i, sample.Argmax(logits)
+	}
+	prefill := time.Since(start)
+	r := b.result(e, path, threads)
+	r.Batch, r.Batched = b.batch, slots.Batched()
+	r.PrefillTokPerS = []float64{float64(b.batch*b.prompt) / prefill.Seconds()}
+	start = time.Now()
+	last := start
+	for step := 1; step < b.gen; step++ {
+		logits, err := slots.Step(ids, next)
+		if err != nil {
+			return nil, fmt.Errorf("decode step %d: %w", step, err)
+		}
+		for j := range ids {
+			next[j] = sample.Argmax(logits[j*vocab : (j+1)*vocab])
+		}
+		now := time.Now()
+		r.MsPerToken = append(r.MsPerToken, float64(now.Sub(last).Microseconds())/1000)
+		last = now
+	}
+	r.DecodeTokPerS = []float64{float64(b.batch*(b.gen-1)) / time.Since(start).Seconds()}
+	r.PeakRSSBytes = peakRSS()
 	return r, nil
 }
 
 // external runs the artifact's executable for one run and reads its JSON.
 func (b *benchFlags) external(bin, path string, threads int) (*BenchResult, error) {
 	cmd := exec.Command(bin, "bench", path, "--format", "json", "--runs", "1", "--no-bandwidth",
-		"--prompt", strconv.Itoa(b.prompt), "--gen", strconv.Itoa(b.gen), "--threads", strconv.Itoa(threads))
+		"--prompt", strconv.Itoa(b.prompt), "--gen", strconv.Itoa(b.gen), "--threads", strconv.Itoa(threads), "--batch", strconv.Itoa(b.batch))
 	cmd.Stderr = b.stderr
 	cmd.Env = append(os.Environ(), engine.HandoffEnv+"=1")
 	out, err := cmd.Output()
@@ -230,6 +305,13 @@ func writeBenchTable(w io.Writer, rs []*BenchResult, bw float64) error {
 		kind := r.Kind
 		if r.ISA != "" {
 			kind += ", " + r.ISA
+		}
+		if r.Batch > 1 {
+			how := "one call per step"
+			if !r.Batched {
+				how = "one after another"
+			}
+			kind += fmt.Sprintf(", %d sequences %s", r.Batch, how)
 		}
 		wf := r.WeightFormat
 		if wf == "" {
