@@ -15,6 +15,7 @@ func blockProgram(t *testing.T, rows, in, out int) *Program {
 	ref := &WeightRef{Name: "w", Rows: out, Cols: in, Format: wformat.Q8_0}
 	l := &lowerer{prog: &Program{Weights: []*WeightRef{ref}}, arena: &Buffer{Name: "arena", Kind: Arena}}
 	l.e = &Entry{Name: "step", Seq: rows, ArenaLen: rows*in + rows*out}
+	l.length = I(rows) // every row real
 	l.arena.Len = l.e.ArenaLen
 	l.k = &Kernel{Name: "step_k0_matmul", Kind: "matmul"}
 	w := contiguous(&Buffer{Name: "w_0", Kind: Weight, Len: ref.Bytes(), Format: wformat.Q8_0}, I(0), []int{out, in})

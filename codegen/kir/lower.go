@@ -630,6 +630,10 @@ func (l *lowerer) linear(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, don
 	}
 	col := l.newVar("n", Int)
 	sv := l.newVar("s", Int)
+	if t := rowTile(rows); t > 1 && in%8 == 0 {
+		l.linearTiled(x, w, out, extra, bias, col, sv, t, rows, outN, in)
+		return nil
+	}
 	var row Expr = sv
 	if rows == 1 {
 		row = I(0)
@@ -640,12 +644,83 @@ func (l *lowerer) linear(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, don
 	return nil
 }
 
-// outputColumnPhase ends a linear kernel that computes output column col
-// of token row into y with stmts: it adds the bias and the residual
-// (extra), stores the result, runs it for every token of the chunk (sv,
-// when rows > 1) and appends it as a phase parallel over the outN
-// columns.
-func (l *lowerer) outputColumnPhase(stmts []Stmt, y *Var, out view, extra, bias *view, row Expr, col, sv *Var, rows, outN, in int) {
+// rowTile is how many token rows a linear kernel computes together: the
+// largest of 4, 3 and 2 that divides rows (1 for none).
+func rowTile(rows int) int {
+	for _, t := range []int{4, 3, 2} {
+		if rows%t == 0 {
+			return t
+		}
+	}
+	return 1
+}
+
+// linearTiled lowers a linear of several token rows with long weight rows
+// (in a multiple of 8) as tiles of t rows: per output column, each vector
+// of the weight row is loaded once and multiplied into the t rows'
+// accumulators (two per row, so 2t independent chains), so a step of B
+// sequences or a prefill chunk streams each weight once and loads it from
+// cache once per t rows instead of once per row. Tiles past the step's
+// real rows are skipped.
+func (l *lowerer) linearTiled(x, w, out view, extra, bias *view, col, sv *Var, t, rows, outN, in int) {
+	ys := make([]*Var, t)
+	xOff := make([]Expr, t)
+	for i := range ys {
+		ys[i] = l.newVar("y", F32)
+		xOff[i] = x.at(IAdd(sv, I(i)), I(0))
+	}
+	stmts := l.dotRows(ys, x.buf, xOff, w.buf, w.at(col, I(0)), in)
+	for i, y := range ys {
+		stmts = append(stmts, l.columnStore(y, out, extra, bias, IAdd(sv, I(i)), col)...)
+	}
+	real := IMin(I(rows), l.length)
+	stmts = []Stmt{&For{Var: sv, Lo: I(0), Hi: real, Step: t, Body: stmts}}
+	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: col, N: I(outN), Work: IMul(I(outN*in), real), Grain: 1, Body: stmts})
+}
+
+// dotRows sets ys[i] to the dot product of n elements of a at aOffs[i]
+// with n elements of b at bOff (n a multiple of 8), loading each vector of
+// b once for all the rows.
+func (l *lowerer) dotRows(ys []*Var, a *Buffer, aOffs []Expr, b *Buffer, bOff Expr, n int) []Stmt {
+	var out []Stmt
+	accs := make([][2]*Var, len(ys))
+	for i := range accs {
+		for j := range accs[i] {
+			accs[i][j] = l.newVar("acc", F32x8)
+			out = append(out, &Decl{Var: accs[i][j], Init: &Broadcast{X: F(0)}})
+		}
+	}
+	step := func(k Expr, halves int) []Stmt {
+		var body []Stmt
+		ws := make([]*Var, halves)
+		for j := range ws {
+			ws[j] = l.newVar("wv", F32x8)
+			body = append(body, &Decl{Var: ws[j], Init: Ld8(b, IAdd(IAdd(bOff, k), I(8*j)))})
+		}
+		for i := range ys {
+			for j, wv := range ws {
+				acc := accs[i][j]
+				body = append(body, &Assign{Var: acc, Val: &FMA{A: Ld8(a, IAdd(IAdd(aOffs[i], k), I(8*j))), B: wv, C: acc}})
+			}
+		}
+		return body
+	}
+	if n16 := n / 16 * 16; n16 > 0 {
+		k := l.newVar("k", Int)
+		out = append(out, &For{Var: k, Lo: I(0), Hi: I(n16), Step: 16, Body: step(k, 2)})
+	}
+	if n%16 != 0 {
+		out = append(out, step(I(n/16*16), 1)...)
+	}
+	for i, y := range ys {
+		out = append(out, &Decl{Var: y, Init: &HSum{X: FAdd(accs[i][0], accs[i][1])}})
+	}
+	return out
+}
+
+// columnStore stores y, output column col of token row, with the bias
+// and the residual (extra) added.
+func (l *lowerer) columnStore(y *Var, out view, extra, bias *view, row, col Expr) []Stmt {
 	val := Expr(y)
 	if bias != nil {
 		val = FAdd(val, Ld(bias.buf, bias.at(col)))
@@ -653,12 +728,25 @@ func (l *lowerer) outputColumnPhase(stmts []Stmt, y *Var, out view, extra, bias 
 	if extra != nil {
 		val = FAdd(Ld(extra.buf, extra.at(row, col)), val)
 	}
-	stmts = append(stmts, &Store{Buf: out.buf, Index: out.at(row, col), Val: val})
+	return []Stmt{&Store{Buf: out.buf, Index: out.at(row, col), Val: val}}
+}
+
+// outputColumnPhase ends a linear kernel that computes output column col
+// of token row into y with stmts: it adds the bias and the residual
+// (extra), stores the result, runs it for every token of the chunk (sv,
+// when rows > 1) and appends it as a phase parallel over the outN
+// columns.
+func (l *lowerer) outputColumnPhase(stmts []Stmt, y *Var, out view, extra, bias *view, row Expr, col, sv *Var, rows, outN, in int) {
+	stmts = append(stmts, l.columnStore(y, out, extra, bias, row, col)...)
+	work := Expr(I(outN * in))
 	if rows > 1 {
-		// The weight row stays in L1 while every token of the chunk reads it.
-		stmts = []Stmt{&For{Var: sv, Lo: I(0), Hi: I(rows), Step: 1, Body: stmts}}
+		// The weight row stays in L1 while every real token of the chunk
+		// reads it.
+		real := IMin(I(rows), l.length)
+		stmts = []Stmt{&For{Var: sv, Lo: I(0), Hi: real, Step: 1, Body: stmts}}
+		work = IMul(work, real)
 	}
-	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: col, N: I(outN), Work: I(outN * in * rows), Grain: 1, Body: stmts})
+	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: col, N: I(outN), Work: work, Grain: 1, Body: stmts})
 }
 
 // rope rotates pairs (i, i+d/2) of each head of row s by p_s·θ_i, p_s the
