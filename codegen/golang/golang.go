@@ -857,18 +857,30 @@ func load8i8(p unsafe.Pointer, i int) archsimd.Float32x8 {
 }
 
 // load8u4lo loads the low nibbles of eight bytes at byte i and widens
-// them to float32 (VPMOVZXBD, then VPSLLD/VPSRLD by 28 to keep the low
-// four bits without a mask constant, VCVTDQ2PS). The load is 16 bytes: a
-// block weight has runtime.BlockSlack bytes readable after it.
+// them to float32: VPMOVZXBD, VPAND with a mask in memory, VCVTDQ2PS. The
+// load is 16 bytes: a block weight has runtime.BlockSlack bytes readable
+// after it. No shift: archsimd's shifts take their count in a vector
+// register, which the Go compiler fills with a legacy-SSE MOVQ.
 func load8u4lo(p unsafe.Pointer, i int) archsimd.Float32x8 {
-	return archsimd.LoadUint8x16((*[16]uint8)(unsafe.Add(p, i))).ExtendLo8ToUint32().ShiftAllLeft(28).ShiftAllRight(28).AsInt32x8().ConvertToFloat32()
+	q := archsimd.LoadUint8x16((*[16]uint8)(unsafe.Add(p, i))).ExtendLo8ToUint32()
+	return q.And(archsimd.LoadUint32x8(&nibbleMasks[0])).AsInt32x8().ConvertToFloat32()
 }
 
 // load8u4hi loads the high nibbles of eight bytes at byte i, widened to
-// float32 (VPMOVZXBD, VPSRLD by 4, VCVTDQ2PS).
+// float32: the masked high nibble (16·q, exact in float32) times 1/16.
 func load8u4hi(p unsafe.Pointer, i int) archsimd.Float32x8 {
-	return archsimd.LoadUint8x16((*[16]uint8)(unsafe.Add(p, i))).ExtendLo8ToUint32().ShiftAllRight(4).AsInt32x8().ConvertToFloat32()
+	q := archsimd.LoadUint8x16((*[16]uint8)(unsafe.Add(p, i))).ExtendLo8ToUint32()
+	hi := q.And(archsimd.LoadUint32x8(&nibbleMasks[1])).AsInt32x8().ConvertToFloat32()
+	return hi.Mul(archsimd.LoadFloat32x8(&sixteenths))
 }
+
+// nibbleMasks are the low and high nibble of each of eight lanes.
+var nibbleMasks = [2][8]uint32{
+	{0xf, 0xf, 0xf, 0xf, 0xf, 0xf, 0xf, 0xf},
+	{0xf0, 0xf0, 0xf0, 0xf0, 0xf0, 0xf0, 0xf0, 0xf0},
+}
+
+var sixteenths = [8]float32{1.0 / 16, 1.0 / 16, 1.0 / 16, 1.0 / 16, 1.0 / 16, 1.0 / 16, 1.0 / 16, 1.0 / 16}
 
 // loadbf8 loads eight bfloat16s and widens them to float32.
 func loadbf8(p unsafe.Pointer, i int) archsimd.Float32x8 {
