@@ -20,13 +20,15 @@ const (
 	// Q8_0 is a weight stored in llama.cpp's Q8_0 blocks (wformat.Q8_0):
 	// the quantize stage types linear weights so, and only weights are.
 	Q8_0
+	// Q4_0 is a weight stored in llama.cpp's Q4_0 blocks (wformat.Q4_0).
+	Q4_0
 )
 
-var dtypeNames = [...]string{Invalid: "invalid", F32: "f32", F16: "f16", BF16: "bf16", I32: "i32", Q8_0: "q8_0"}
-var dtypeSizes = [...]int{Invalid: 0, F32: 4, F16: 2, BF16: 2, I32: 4, Q8_0: 0}
+var dtypeNames = [...]string{Invalid: "invalid", F32: "f32", F16: "f16", BF16: "bf16", I32: "i32", Q8_0: "q8_0", Q4_0: "q4_0"}
+var dtypeSizes = [...]int{Invalid: 0, F32: 4, F16: 2, BF16: 2, I32: 4, Q8_0: 0, Q4_0: 0}
 
 // dtypeFormats are the weight formats of the dtypes a weight can have.
-var dtypeFormats = map[DType]wformat.Format{F32: wformat.F32, F16: wformat.F16, BF16: wformat.BF16, Q8_0: wformat.Q8_0}
+var dtypeFormats = map[DType]wformat.Format{F32: wformat.F32, F16: wformat.F16, BF16: wformat.BF16, Q8_0: wformat.Q8_0, Q4_0: wformat.Q4_0}
 
 // Format is the weight format of a weight of dtype d (false for a dtype
 // no weight is stored in).
@@ -78,7 +80,7 @@ func ParseDType(s string) (DType, error) {
 			return DType(i), nil
 		}
 	}
-	return Invalid, fmt.Errorf("unknown dtype %q (want one of f32, f16, bf16, i32, q8_0)", s)
+	return Invalid, fmt.Errorf("unknown dtype %q (want one of f32, f16, bf16, i32, q8_0, q4_0)", s)
 }
 
 // Dim is one dimension of a shape: a constant, or a named symbol whose value

@@ -28,6 +28,11 @@ const (
 	// Q8_0 is llama.cpp's Q8_0 block: a float16 scale d, then 32 int8
 	// quants q; weight j of the block is d·q[j]. 34 bytes for 32 weights.
 	Q8_0
+	// Q4_0 is llama.cpp's Q4_0 block: a float16 scale d, then 16 bytes of
+	// unsigned 4-bit quants q; weight j < 16 of the block is in the low
+	// nibble of byte j, weight j+16 in its high nibble, and weight j is
+	// d·(q[j] - 8). 18 bytes for 32 weights.
+	Q4_0
 	numFormats
 )
 
@@ -42,6 +47,7 @@ var formats = [numFormats]info{
 	F16:  {"f16", 1, 2},
 	BF16: {"bf16", 1, 2},
 	Q8_0: {"q8_0", 32, 34},
+	Q4_0: {"q4_0", 32, 18},
 }
 
 // Offsets inside a Q8_0 block.
@@ -49,6 +55,19 @@ const (
 	Q8_0Scale  = 0 // the float16 scale
 	Q8_0Quants = 2 // the 32 int8 quants
 )
+
+// Offsets and facts of a Q4_0 block.
+const (
+	Q4_0Scale  = 0 // the float16 scale
+	Q4_0Quants = 2 // 16 bytes: weight j in the low nibble of byte j%16 if j < 16, else the high
+	Q4_0Zero   = 8 // the quant of a zero weight: weight = d·(q - 8)
+)
+
+// Q4_0Nibble returns the byte (within the quants) and the shift (0: the
+// low nibble, 4: the high) of weight j of a Q4_0 block.
+func Q4_0Nibble(j int) (byteOff int, shift uint) {
+	return j % 16, uint(j/16) * 4
+}
 
 // Formats lists the formats in order.
 func Formats() []Format {
@@ -132,13 +151,19 @@ func Quantize(f Format, rows, cols int, data []float32) ([]byte, error) {
 	if len(data) != rows*cols {
 		return nil, fmt.Errorf("quantizing [%d, %d]: %d elements", rows, cols, len(data))
 	}
-	if f != Q8_0 {
+	var row func(dst []byte, row []float32)
+	switch f {
+	case Q8_0:
+		row = quantizeQ8_0Row
+	case Q4_0:
+		row = quantizeQ4_0Row
+	default:
 		return nil, fmt.Errorf("quantizing to %s: not a block format llmc quantizes to", f)
 	}
 	rb := f.RowBytes(cols)
 	out := make([]byte, rows*rb)
 	for r := range rows {
-		quantizeQ8_0Row(out[r*rb:(r+1)*rb], data[r*cols:(r+1)*cols])
+		row(out[r*rb:(r+1)*rb], data[r*cols:(r+1)*cols])
 	}
 	return out, nil
 }
@@ -166,23 +191,67 @@ func quantizeQ8_0Row(dst []byte, row []float32) {
 	}
 }
 
+// quantizeQ4_0Row quantizes a row to Q4_0 blocks: the scale comes from
+// the block's element of largest magnitude m (its sign kept), d = m/-8,
+// so that m itself is quant 0; every weight x is then the nearest of
+// d·(q-8) for q in 0..15 (q = trunc(x/d + 8.5), at most 15), which is
+// llama.cpp's quantize_row_q4_0_ref rule. d is stored as float16; the
+// quants are computed from the float32 d, as llama.cpp does.
+func quantizeQ4_0Row(dst []byte, row []float32) {
+	for b := 0; b*32 < len(row); b++ {
+		blk := dst[b*18 : (b+1)*18]
+		x := row[b*32 : min(len(row), (b+1)*32)]
+		m, amax := float32(0), float32(0)
+		for _, v := range x {
+			if a := float32(math.Abs(float64(v))); a > amax {
+				m, amax = v, a
+			}
+		}
+		d := m / -8
+		id := float32(0)
+		if d != 0 {
+			id = 1 / d
+		}
+		h := F32ToF16(d)
+		blk[0], blk[1] = byte(h), byte(h>>8)
+		q := blk[Q4_0Quants:]
+		for j := range 16 {
+			q[j] = Q4_0Zero | Q4_0Zero<<4 // padding is weight 0
+		}
+		for j, v := range x {
+			n := min(15, int(v*id+8.5)) // x*id is in [-8, 8]: no negative truncation
+			off, sh := Q4_0Nibble(j)
+			q[off] = q[off]&^(0xf<<sh) | byte(n)<<sh
+		}
+	}
+}
+
 // Dequantize widens a rows × cols matrix stored in block format f back to
 // float32, dropping the padding.
 func Dequantize(f Format, rows, cols int, data []byte) ([]float32, error) {
-	if f != Q8_0 {
+	if !f.Blocked() {
 		return nil, fmt.Errorf("dequantizing %s: not a block format", f)
 	}
 	rb := f.RowBytes(cols)
 	if len(data) != rows*rb {
 		return nil, fmt.Errorf("dequantizing %s [%d, %d]: %d bytes, want %d", f, rows, cols, len(data), rows*rb)
 	}
+	be, bb := f.BlockElems(), f.BlockBytes()
 	out := make([]float32, rows*cols)
 	for r := range rows {
 		src := data[r*rb:]
 		for c := range cols {
-			blk := src[c/32*34:]
-			d := F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
-			out[r*cols+c] = d * float32(int8(blk[Q8_0Quants+c%32]))
+			blk := src[c/be*bb:]
+			j := c % be
+			switch f {
+			case Q8_0:
+				d := F16ToF32(uint16(blk[Q8_0Scale]) | uint16(blk[Q8_0Scale+1])<<8)
+				out[r*cols+c] = d * float32(int8(blk[Q8_0Quants+j]))
+			case Q4_0:
+				d := F16ToF32(uint16(blk[Q4_0Scale]) | uint16(blk[Q4_0Scale+1])<<8)
+				off, sh := Q4_0Nibble(j)
+				out[r*cols+c] = d * float32(int(blk[Q4_0Quants+off]>>sh&0xf)-Q4_0Zero)
+			}
 		}
 	}
 	return out, nil

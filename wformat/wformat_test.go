@@ -12,6 +12,9 @@ func TestBlockFacts(t *testing.T) {
 	if got := Q8_0.RowBytes(172); got != 6*34 {
 		t.Fatalf("a 172-wide row takes %d bytes, want six blocks (204)", got)
 	}
+	if Q4_0.BlockElems() != 32 || Q4_0.BlockBytes() != 18 || !Q4_0.Blocked() || Q4_0.RowBytes(172) != 6*18 {
+		t.Fatal("Q4_0 is 32 weights in 18 bytes, 172-wide rows six blocks")
+	}
 	for _, f := range Formats() {
 		g, err := Parse(f.String())
 		if err != nil || g != f {
@@ -72,4 +75,116 @@ func TestQ8_0RoundTrip(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestQ4_0Layout builds a block whose weights are exact multiples of a
+// scale and checks its bytes against llama.cpp's layout, written out here
+// on its own: the float16 scale d = max/-8 (the largest magnitude is
+// -4, so d = 0.5), then byte k = q[k] | q[k+16]<<4; and that Dequantize
+// gives the weights back exactly.
+func TestQ4_0Layout(t *testing.T) {
+	var q [32]int
+	x := make([]float32, 32)
+	for j := range q {
+		q[j] = (j*7 + 3 + j/16*5) % 16 // the high nibbles differ from the low
+		if j == 5 {
+			q[j] = 0 // -4, the largest magnitude: it sets d
+		}
+		if q[j] == 0 && j != 5 {
+			q[j] = 1
+		}
+		x[j] = 0.5 * float32(q[j]-8)
+	}
+	got, err := Quantize(Q4_0, 1, 32, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{0x00, 0x38} // float16 0.5, little-endian
+	for k := range 16 {
+		want = append(want, byte(q[k]|q[k+16]<<4))
+	}
+	if string(got) != string(want) {
+		t.Fatalf("block bytes\n got % x\nwant % x", got, want)
+	}
+	back, err := Dequantize(Q4_0, 1, 32, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := range x {
+		if back[j] != x[j] {
+			t.Fatalf("weight %d: %g, want %g", j, back[j], x[j])
+		}
+	}
+}
+
+// TestQ4_0RoundTrip checks Q4_0's error bound on a 172-wide row (five
+// whole blocks and a 12-weight tail): half a step of the block's scale,
+// a whole step for a weight of the opposite sign to the largest one at
+// nearly its magnitude (quant 16 is clamped to 15); a block of zeros
+// stays zeros; padding weights are quant 8 (weight 0).
+func TestQ4_0RoundTrip(t *testing.T) {
+	rows, cols := 4, 172
+	data := make([]float32, rows*cols)
+	for i := range data {
+		data[i] = float32(math.Sin(float64(i)*0.37)) * float32(1+i%7)
+	}
+	for c := 32; c < 64; c++ {
+		data[3*cols+c] = 0
+	}
+	q, err := Quantize(Q4_0, rows, cols, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb := 6 * 18
+	if len(q) != rows*rb {
+		t.Fatalf("%d bytes, want %d", len(q), rows*rb)
+	}
+	back, err := Dequantize(Q4_0, rows, cols, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := range rows {
+		for b := 0; b*32 < cols; b++ {
+			amax := 0.0
+			for c := b * 32; c < min(cols, b*32+32); c++ {
+				amax = max(amax, math.Abs(float64(data[r*cols+c])))
+			}
+			step := amax / 8
+			for c := b * 32; c < min(cols, b*32+32); c++ {
+				x, y := float64(data[r*cols+c]), float64(back[r*cols+c])
+				bound := step*0.5 + amax*1e-3
+				if x != 0 && math.Abs(x) > 7.5*step && !sameSignAsMax(data[r*cols+b*32:r*cols+min(cols, b*32+32)], x) {
+					bound = step + amax*1e-3
+				}
+				if math.Abs(x-y) > bound {
+					t.Fatalf("row %d col %d: %g back as %g (step %g)", r, c, x, y, step)
+				}
+			}
+		}
+		for j := 172 % 32; j < 32; j++ {
+			if n := q[r*rb+5*18+2+j%16] >> (j / 16 * 4) & 0xf; n != 8 {
+				t.Fatalf("row %d: padding weight %d has quant %d, want 8", r, j, n)
+			}
+		}
+	}
+	for c := 32; c < 64; c++ {
+		if back[3*cols+c] != 0 {
+			t.Fatalf("a block of zeros comes back as %g at %d", back[3*cols+c], c)
+		}
+	}
+	if _, err := Dequantize(Q4_0, rows, cols, q[1:]); err == nil {
+		t.Fatal("Dequantize takes a short buffer")
+	}
+}
+
+// sameSignAsMax reports whether x has the sign of the element of largest
+// magnitude of blk (the one that sets the scale).
+func sameSignAsMax(blk []float32, x float64) bool {
+	m := float32(0)
+	for _, v := range blk {
+		if math.Abs(float64(v)) > math.Abs(float64(m)) {
+			m = v
+		}
+	}
+	return (m < 0) == (x < 0)
 }

@@ -59,7 +59,7 @@ import (
 
 // blockFormats name the wformat constants of the block formats the
 // generated code reads.
-var blockFormats = map[wformat.Format]string{wformat.Q8_0: "Q8_0"}
+var blockFormats = map[wformat.Format]string{wformat.Q8_0: "Q8_0", wformat.Q4_0: "Q4_0"}
 
 // Paths of the packages generated code imports.
 const (
@@ -153,7 +153,7 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 	f.Type().Id("Program").Struct(
 		jen.Id("w").Index().Index().Float32(),
 		jen.Id("wh").Index().Index().Uint16(), // weights kept in bfloat16
-		jen.Id("wq").Index().Index().Byte(),   // weights in a block format (Q8_0)
+		jen.Id("wq").Index().Index().Byte(),   // weights in a block format (Q8_0, Q4_0)
 		jen.Id("s").Index().Index().Float32(),
 		jen.Id("arena").Index().Float32(),
 		jen.Id("scratch").Index().Float32(),
@@ -585,6 +585,24 @@ func f16Bits(buf string, off *jen.Statement) *jen.Statement {
 	return jen.Qual(wformatPkg, "F16Bits").Call(jen.Qual("encoding/binary", "LittleEndian").Dot("Uint16").Call(jen.Id(buf).Index(off.Op(":"))))
 }
 
+// quantLoads are the helpers that load eight quants of each part (the
+// vector file's; the generic file's end in g).
+var quantLoads = map[kir.QPart]string{kir.QInt8: "load8i8", kir.QU4Lo: "load8u4lo", kir.QU4Hi: "load8u4hi"}
+
+// quantInt is the quant part p of byte b as an integer expression: int8,
+// or a nibble masked or shifted out (integer code, in general registers).
+func quantInt(p kir.QPart, b *jen.Statement) *jen.Statement {
+	switch p {
+	case kir.QInt8:
+		return jen.Int8().Call(b)
+	case kir.QU4Lo:
+		return jen.Parens(b.Op("&").Lit(0xf))
+	case kir.QU4Hi:
+		return jen.Parens(b.Op(">>").Lit(4))
+	}
+	panic(emitError{fmt.Errorf("no loads of quant part %d", p)})
+}
+
 // vecPtr addresses eight floats at element idx of a buffer, unchecked.
 func vecPtr(buf string, idx *jen.Statement) *jen.Statement {
 	return jen.Parens(jen.Op("*").Index(jen.Lit(8)).Float32()).Call(
@@ -642,11 +660,11 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 		case e.Part == kir.QF16:
 			return jen.Qual("math", "Float32frombits").Call(f16Bits(e.Buf.Name, off))
 		case !e.Vec:
-			return jen.Float32().Call(jen.Int8().Call(jen.Id(e.Buf.Name).Index(off)))
+			return jen.Float32().Call(quantInt(e.Part, jen.Id(e.Buf.Name).Index(off)))
 		case simd:
-			return jen.Id("load8i8").Call(jen.Id(e.Buf.Name+"_p"), off)
+			return jen.Id(quantLoads[e.Part]).Call(jen.Id(e.Buf.Name+"_p"), off)
 		default:
-			return jen.Id("load8i8g").Call(jen.Id(e.Buf.Name), off)
+			return jen.Id(quantLoads[e.Part]+"g").Call(jen.Id(e.Buf.Name), off)
 		}
 	case *kir.Bin:
 		a, b := g.expr(e.A, simd), g.expr(e.B, simd)
@@ -755,7 +773,7 @@ func (g *gen) uexpr(e kir.Expr) *jen.Statement {
 		if e.Part == kir.QF16 {
 			return jen.Qual(simdPkg, "BroadcastUint32x8").Call(f16Bits(e.Buf.Name, off)).Dot("AsFloat32x8").Call()
 		}
-		return jen.Qual(simdPkg, "BroadcastInt32x8").Call(jen.Int32().Call(jen.Int8().Call(jen.Id(e.Buf.Name).Index(off)))).Dot("ConvertToFloat32").Call()
+		return jen.Qual(simdPkg, "BroadcastInt32x8").Call(jen.Int32().Call(quantInt(e.Part, jen.Id(e.Buf.Name).Index(off)))).Dot("ConvertToFloat32").Call()
 	case *kir.Bin:
 		return g.uexpr(e.A).Dot(simdBin[e.Op]).Call(g.uexpr(e.B))
 	case *kir.FMA:
@@ -838,6 +856,32 @@ func load8i8(p unsafe.Pointer, i int) archsimd.Float32x8 {
 	return archsimd.LoadInt8x16((*[16]int8)(unsafe.Add(p, i))).ExtendLo8ToInt32().ConvertToFloat32()
 }
 
+// load8u4lo loads the low nibbles of eight bytes at byte i and widens
+// them to float32: VPMOVZXBD, VPAND with a mask in memory, VCVTDQ2PS. The
+// load is 16 bytes: a block weight has runtime.BlockSlack bytes readable
+// after it. No shift: archsimd's shifts take their count in a vector
+// register, which the Go compiler fills with a legacy-SSE MOVQ.
+func load8u4lo(p unsafe.Pointer, i int) archsimd.Float32x8 {
+	q := archsimd.LoadUint8x16((*[16]uint8)(unsafe.Add(p, i))).ExtendLo8ToUint32()
+	return q.And(archsimd.LoadUint32x8(&nibbleMasks[0])).AsInt32x8().ConvertToFloat32()
+}
+
+// load8u4hi loads the high nibbles of eight bytes at byte i, widened to
+// float32: the masked high nibble (16·q, exact in float32) times 1/16.
+func load8u4hi(p unsafe.Pointer, i int) archsimd.Float32x8 {
+	q := archsimd.LoadUint8x16((*[16]uint8)(unsafe.Add(p, i))).ExtendLo8ToUint32()
+	hi := q.And(archsimd.LoadUint32x8(&nibbleMasks[1])).AsInt32x8().ConvertToFloat32()
+	return hi.Mul(archsimd.LoadFloat32x8(&sixteenths))
+}
+
+// nibbleMasks are the low and high nibble of each of eight lanes.
+var nibbleMasks = [2][8]uint32{
+	{0xf, 0xf, 0xf, 0xf, 0xf, 0xf, 0xf, 0xf},
+	{0xf0, 0xf0, 0xf0, 0xf0, 0xf0, 0xf0, 0xf0, 0xf0},
+}
+
+var sixteenths = [8]float32{1.0 / 16, 1.0 / 16, 1.0 / 16, 1.0 / 16, 1.0 / 16, 1.0 / 16, 1.0 / 16, 1.0 / 16}
+
 // loadbf8 loads eight bfloat16s and widens them to float32.
 func loadbf8(p unsafe.Pointer, i int) archsimd.Float32x8 {
 	return archsimd.LoadUint16x8((*[8]uint16)(unsafe.Add(p, 2*i))).ExtendToUint32().ShiftAllLeft(16).AsFloat32x8()
@@ -891,6 +935,20 @@ func load8bf(s []uint16, i int) (r v8) {
 func load8i8g(s []byte, i int) (r v8) {
 	for j, q := range s[i : i+8] {
 		r[j] = float32(int8(q))
+	}
+	return
+}
+
+func load8u4log(s []byte, i int) (r v8) {
+	for j, q := range s[i : i+8] {
+		r[j] = float32(q & 0xf)
+	}
+	return
+}
+
+func load8u4hig(s []byte, i int) (r v8) {
+	for j, q := range s[i : i+8] {
+		r[j] = float32(q >> 4)
 	}
 	return
 }

@@ -201,7 +201,7 @@ func (f *frame) f32(e Expr) float32 {
 		if e.Part == QF16 {
 			return wformat.F16ToF32(uint16(b[i]) | uint16(b[i+1])<<8)
 		}
-		return float32(int8(b[i]))
+		return quantF32(e.Part, b[i])
 	case *Bin:
 		return binF(e.Op, f.f32(e.A), f.f32(e.B))
 	case *FMA:
@@ -240,7 +240,7 @@ func (f *frame) vec(e Expr) [8]float32 {
 		b := f.m.Blocks[e.Buf.Index]
 		i := f.int(e.Off)
 		for j := range out {
-			out[j] = float32(int8(b[i+j]))
+			out[j] = quantF32(e.Part, b[i+j])
 		}
 	case *Broadcast:
 		x := f.f32(e.X)
@@ -313,4 +313,17 @@ func CallF64(fn MathFn, x float64) float64 {
 		return math.Sin(x)
 	}
 	panic("unknown function " + fn.String())
+}
+
+// quantF32 is the quant part p of byte x, as f32.
+func quantF32(p QPart, x byte) float32 {
+	switch p {
+	case QInt8:
+		return float32(int8(x))
+	case QU4Lo:
+		return float32(x & 0xf)
+	case QU4Hi:
+		return float32(x >> 4)
+	}
+	panic(fmt.Sprintf("no quant part %d", p))
 }

@@ -12,12 +12,15 @@ import (
 
 // FuzzParse: Parse never panics, and a program that parses and verifies
 // prints as text that parses back to the same print. The seeds are
-// printed programs: testdata/valid.kir and the programs of the shared
+// printed programs: testdata/valid.kir, a Q4_0 linear (its nibble loads)
+// in testdata/q4_0-linear.kir, and the programs of the shared
 // models (when ../shared is there).
 func FuzzParse(f *testing.F) {
-	src, err := os.ReadFile("testdata/valid.kir")
-	require.NoError(f, err)
-	f.Add(string(src))
+	for _, name := range []string{"valid.kir", "q4_0-linear.kir"} {
+		src, err := os.ReadFile("testdata/" + name)
+		require.NoError(f, err)
+		f.Add(string(src))
+	}
 	for _, model := range []string{"stories260K", "gemma2-tiny"} {
 		if _, err := os.Stat("../../../shared/models/" + model); err != nil {
 			continue

@@ -208,12 +208,41 @@ const (
 	QInt8 QPart = iota
 	// QF16 is a float16 scale.
 	QF16
+	// QU4Lo is the low four bits of a byte, unsigned (0..15): a 4-bit
+	// quant (Q4_0's weights 0..15 of a block); eight consecutive bytes'
+	// for a vector load. The byte is loaded and masked (x & 15).
+	QU4Lo
+	// QU4Hi is the high four bits of a byte (x >> 4): Q4_0's weights
+	// 16..31.
+	QU4Hi
+	numQParts
 )
 
+// qPartNames are the printed forms of LoadQ by part: scalar, vector
+// ("" where the part has no vector load).
+var qPartNames = [numQParts][2]string{
+	QInt8: {"loadi8", "load8i8"},
+	QF16:  {"loadf16", ""},
+	QU4Lo: {"loadu4lo", "load8u4lo"},
+	QU4Hi: {"loadu4hi", "load8u4hi"},
+}
+
+// qPartBytes is how many bytes a scalar load of each part reads; a vector
+// load reads eight times as many.
+var qPartBytes = [numQParts]int{QInt8: 1, QF16: 2, QU4Lo: 1, QU4Hi: 1}
+
+// QParts are the parts of each block format's blocks that LoadQ reads
+// (kir.Verify refuses the others: an int8 quant of a Q4_0 block is
+// meaningless).
+var QParts = map[wformat.Format][]QPart{
+	wformat.Q8_0: {QF16, QInt8},
+	wformat.Q4_0: {QF16, QU4Lo, QU4Hi},
+}
+
 // LoadQ reads part of a block-format weight at byte offset Off, widened
-// to f32 (Vec: eight int8 quants at Off.. widened to f32x8). Lowering
-// writes dequantisation with it as scale × quant multiplies, so a backend
-// only prints loads and conversions.
+// to f32 (Vec: the parts of eight consecutive bytes, widened to f32x8).
+// Lowering writes dequantisation with it as scale × (quant - zero)
+// arithmetic, so a backend only prints loads, masks and conversions.
 type LoadQ struct {
 	Buf  *Buffer
 	Off  Expr
@@ -223,13 +252,14 @@ type LoadQ struct {
 
 func (l *LoadQ) Type() Type { return vecType(l.Vec) }
 func (l *LoadQ) String() string {
-	switch {
-	case l.Part == QF16:
-		return fmt.Sprintf("loadf16 %s[%s]", l.Buf, l.Off)
-	case l.Vec:
-		return fmt.Sprintf("load8i8 %s[%s]", l.Buf, l.Off)
+	name := fmt.Sprintf("loadq(%d)", l.Part)
+	if l.Part < numQParts {
+		name = qPartNames[l.Part][0]
+		if l.Vec {
+			name = qPartNames[l.Part][1]
+		}
 	}
-	return fmt.Sprintf("loadi8 %s[%s]", l.Buf, l.Off)
+	return fmt.Sprintf("%s %s[%s]", name, l.Buf, l.Off)
 }
 
 // ToF32 converts an int to f32.

@@ -690,9 +690,17 @@ func (p *parser) expr() Expr {
 }
 
 // loadQNames are LoadQ's printed forms (see LoadQ.String).
-var loadQNames = map[string]LoadQ{
-	"loadi8": {Part: QInt8}, "load8i8": {Part: QInt8, Vec: true}, "loadf16": {Part: QF16},
-}
+var loadQNames = func() map[string]LoadQ {
+	m := map[string]LoadQ{}
+	for p, names := range qPartNames {
+		for v, n := range names {
+			if n != "" {
+				m[n] = LoadQ{Part: QPart(p), Vec: v == 1}
+			}
+		}
+	}
+	return m
+}()
 
 // args reads n comma-separated expressions and the closing parenthesis.
 func (p *parser) args(n int) []Expr {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/llmc-dev/llmc/artifact"
 	"go/token"
+	"slices"
 	"strings"
 
 	"github.com/llmc-dev/llmc/wformat"
@@ -630,18 +631,21 @@ func (v *verifier) typ(e Expr) Type {
 		if t := v.typ(e.Off); t != Int && t != bad {
 			v.errorf("offset %s is %s, not int", exprString(e.Off), t)
 		}
-		width := 1
-		switch {
-		case e.Part == QF16 && e.Vec:
-			v.errorf("%s: scales load one at a time", exprString(e))
-			return bad
-		case e.Part == QF16:
-			width = 2
-		case e.Part == QInt8 && e.Vec:
-			width = 8
-		case e.Part != QInt8:
+		if e.Part >= numQParts {
 			v.errorf("%s: unknown part %d", exprString(e), e.Part)
 			return bad
+		}
+		if !slices.Contains(QParts[e.Buf.Format], e.Part) {
+			v.errorf("%s: a %s block holds no %s", exprString(e), e.Buf.Format, qPartNames[e.Part][0][len("load"):])
+			return bad
+		}
+		width := qPartBytes[e.Part]
+		if e.Vec {
+			if qPartNames[e.Part][1] == "" {
+				v.errorf("%s: scales load one at a time", exprString(e))
+				return bad
+			}
+			width *= 8
 		}
 		if e.Off != nil {
 			v.bounds(e.Buf, e.Off, width, "load")

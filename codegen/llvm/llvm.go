@@ -874,25 +874,40 @@ func (fb *fn) expr(e kir.Expr) value.Value {
 			return ld
 		}
 	case *kir.LoadQ:
-		// Block-format weights are bytes: quants widen from int8, scales
-		// from float16 (F16C's vcvtph2ps where the CPU has it); blocks are
-		// 34 bytes, so nothing is aligned beyond a byte.
+		// Block-format weights are bytes: int8 quants widen signed, 4-bit
+		// ones are a byte masked (low nibble) or shifted right (high)
+		// widened unsigned, scales widen from float16 (F16C's vcvtph2ps
+		// where the CPU has it); blocks are 34 or 18 bytes, so nothing is
+		// aligned beyond a byte.
 		ptr := fb.elemPtr(e.Buf, e.Off)
-		switch {
-		case e.Part == kir.QF16:
+		if e.Part == kir.QF16 {
 			ld := fb.cur.NewLoad(types.Half, fb.cur.NewBitCast(ptr, types.NewPointer(types.Half)))
 			ld.Align = 1
 			return fb.cur.NewFPExt(ld, f32)
-		case e.Vec:
-			q8 := types.NewVector(8, types.I8)
-			ld := fb.cur.NewLoad(q8, fb.cur.NewBitCast(ptr, types.NewPointer(q8)))
-			ld.Align = 1
-			return fb.cur.NewSIToFP(ld, v8)
-		default:
-			ld := fb.cur.NewLoad(types.I8, ptr)
-			ld.Align = 1
-			return fb.cur.NewSIToFP(ld, f32)
 		}
+		var bt, ft types.Type = types.I8, f32
+		if e.Vec {
+			bt, ft = types.NewVector(8, types.I8), v8
+			ptr = fb.cur.NewBitCast(ptr, types.NewPointer(bt))
+		}
+		ld := fb.cur.NewLoad(bt, ptr)
+		ld.Align = 1
+		byteConst := func(n int64) constant.Constant {
+			c := constant.NewInt(types.I8, n)
+			if !e.Vec {
+				return c
+			}
+			return constant.NewVector(bt.(*types.VectorType), c, c, c, c, c, c, c, c)
+		}
+		switch e.Part {
+		case kir.QInt8:
+			return fb.cur.NewSIToFP(ld, ft)
+		case kir.QU4Lo:
+			return fb.cur.NewUIToFP(fb.cur.NewAnd(ld, byteConst(0xf)), ft)
+		case kir.QU4Hi:
+			return fb.cur.NewUIToFP(fb.cur.NewLShr(ld, byteConst(4)), ft)
+		}
+		fail("%s: %s: unknown quant part", fb.what, e)
 	case *kir.Bin:
 		x, y := fb.expr(e.A), fb.expr(e.B)
 		if !x.Type().Equal(y.Type()) {

@@ -92,9 +92,9 @@ removed by the next compile to the same ART.`,
 				fs.BoolVar(&listStages, "list-stages", false, "list the compile stages in order and exit")
 				fs.Var(&emit, "emit", "extra outputs (comma-separated): dot (Graphviz graph of the optimised program, kernels as clusters), kir (kernel IR as program.kir), llvm (LLVM IR as model.ll)")
 				fs.BoolVar(&quiet, "quiet", false, "no progress output")
-				fs.StringVar(&o.Weights.Format, "weights", "", "weight format: f32 (widen all), bf16 (keep bfloat16 checkpoint tensors; the default where the backend loads them) or q8_0 (llama.cpp's 8-bit blocks of 32: linear weights, the embedding table and the output projection; norms stay f32)")
-				fs.BoolVar(&o.Weights.KeepEmbeddings, "keep-embeddings", false, "with --weights q8_0, keep the token embedding table (and an output projection tied to it) in f32")
-				fs.BoolVar(&o.Weights.KeepOutput, "keep-output", false, "with --weights q8_0, keep an untied output projection (lm_head) in f32")
+				fs.StringVar(&o.Weights.Format, "weights", "", "weight format: f32 (widen all), bf16 (keep bfloat16 checkpoint tensors; the default where the backend loads them) q8_0 or q4_0 (llama.cpp's 8-bit or 4-bit blocks of 32: linear weights, the embedding table and the output projection; norms stay f32)")
+				fs.BoolVar(&o.Weights.KeepEmbeddings, "keep-embeddings", false, "with --weights q8_0 or q4_0, keep the token embedding table (and an output projection tied to it) in f32")
+				fs.BoolVar(&o.Weights.KeepOutput, "keep-output", false, "with --weights q8_0 or q4_0, keep an untied output projection (lm_head) in f32")
 				return func(pos []string) error {
 					if list {
 						for _, p := range passes.Pipeline() {

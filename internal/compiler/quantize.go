@@ -16,12 +16,12 @@ type WeightOptions struct {
 	// Format: f32 widens every weight to float32 when the artifact loads;
 	// bf16 keeps bfloat16 checkpoint tensors as they are (the default
 	// for a backend that loads them; f32 checkpoints are not narrowed);
-	// a block format (q8_0) quantizes by the policy below. "" is bf16
+	// a block format (q8_0, q4_0) quantizes by the policy below. "" is bf16
 	// where the backend loads it, else f32.
 	Format string
 	// KeepEmbeddings keeps the token embedding table in float32 (as
 	// stored) instead of quantizing it. By default it is quantized, as
-	// llama.cpp's Q8_0 does with token_embd; a model that ties its output
+	// llama.cpp's Q8_0 does with token_embd (its Q4_0 mixture too); a model that ties its output
 	// projection to the table (stories*) then reads the quantized table
 	// for its logits too.
 	KeepEmbeddings bool
@@ -100,7 +100,8 @@ func classify(graphs []*ir.Graph) map[string]string {
 	return class
 }
 
-// quantize is the quantize stage: with --weights q8_0 it retypes the
+// quantize is the quantize stage: with a block format (--weights q8_0,
+// q4_0) it retypes the
 // weights the policy picks (linear weights; the embedding table and the
 // output projection unless kept) to the block format in every entry
 // point's graph, verifying each, and quantizes their checkpoint tensors
@@ -109,7 +110,7 @@ func (c *compilation) quantize(ctx context.Context) (string, error) {
 	f := c.weights
 	if !f.Blocked() {
 		if c.o.Weights.Format == "" {
-			return "no --weights q8_0: weights as the checkpoint stores them", nil
+			return "no --weights q8_0 or q4_0: weights as the checkpoint stores them", nil
 		}
 		return fmt.Sprintf("--weights %s is not a block format", f), nil
 	}

@@ -14,23 +14,25 @@ import (
 )
 
 // TestWeightsFlag: --weights takes f32, bf16 and the block formats the
-// backend loads (q8_0: every lowering backend, go and llvm).
+// backend loads (q8_0, q4_0: every backend).
 func TestWeightsFlag(t *testing.T) {
 	goT, err := LookupTarget(artifact.BackendGo)
 	require.NoError(t, err)
 	llvmT, err := LookupTarget(artifact.BackendLLVM)
 	require.NoError(t, err)
-	for _, tg := range []*Target{goT, llvmT} {
-		f, err := weightFormat("q8_0", tg)
-		require.NoError(t, err, tg.Name)
-		require.Equal(t, wformat.Q8_0, f, tg.Name)
+	for _, bf := range []wformat.Format{wformat.Q8_0, wformat.Q4_0} {
+		for _, tg := range []*Target{goT, llvmT} {
+			f, err := weightFormat(bf.String(), tg)
+			require.NoError(t, err, tg.Name)
+			require.Equal(t, bf, f, tg.Name)
+		}
+		require.Equal(t, "interp, go, llvm", loadersOf(ir.WeightDType(bf)))
 	}
-	require.Equal(t, "interp, go, llvm", loadersOf(ir.Q8_0))
 	f, err := weightFormat("f32", goT)
 	require.NoError(t, err)
 	require.Equal(t, wformat.F32, f)
 	_, err = weightFormat("f16", llvmT)
-	require.ErrorContains(t, err, "want f32, bf16 or q8_0")
+	require.ErrorContains(t, err, "want f32, bf16, q8_0 or q4_0")
 	f, err = weightFormat("", goT)
 	require.NoError(t, err)
 	require.Equal(t, wformat.BF16, f)
@@ -38,14 +40,19 @@ func TestWeightsFlag(t *testing.T) {
 
 // TestQuantizeStage: stories260K (tied embeddings, 172-wide FFN rows)
 // quantizes its linear weights and embedding table, padded, keeps norms
-// in f32, types the graphs' weights q8_0 (verified), and stores every
-// quantized tensor in weights.bin; --keep-embeddings keeps the table.
+// in f32, types the graphs' weights in the block format (verified), and
+// stores every quantized tensor in weights.bin; --keep-embeddings keeps
+// the table. For q8_0 and q4_0.
 func TestQuantizeStage(t *testing.T) {
 	dir := testshared.Path(t, "models", "stories260K")
-	for _, keep := range []bool{false, true} {
+	for _, c := range []struct {
+		f    wformat.Format
+		keep bool
+	}{{wformat.Q8_0, false}, {wformat.Q8_0, true}, {wformat.Q4_0, false}, {wformat.Q4_0, true}} {
+		f, keep := c.f, c.keep
 		art := filepath.Join(t.TempDir(), "a")
 		res, err := Compile(dir, art, Options{KV: passes.Static, MaxSeq: 64, Backend: artifact.BackendInterp,
-			Weights: WeightOptions{Format: "q8_0", KeepEmbeddings: keep}})
+			Weights: WeightOptions{Format: f.String(), KeepEmbeddings: keep}})
 		require.NoError(t, err)
 		by := map[string]QuantStat{}
 		for _, s := range res.Quant {
@@ -56,7 +63,7 @@ func TestQuantizeStage(t *testing.T) {
 		require.Equal(t, by[ClassNorm].Before, by[ClassNorm].After)
 		// 5 layers: q, k, v, o of 64-wide rows; gate and up 64-wide; down
 		// 172-wide, padded to 192.
-		require.Equal(t, int64(5*(64+32+32+64+172+172)*wformat.Q8_0.RowBytes(64)+5*64*wformat.Q8_0.RowBytes(172)), by[ClassLinear].After)
+		require.Equal(t, int64(5*(64+32+32+64+172+172)*f.RowBytes(64)+5*64*f.RowBytes(172)), by[ClassLinear].After)
 		emb := by[ClassEmbedding]
 		stored := map[string]artifact.StoredTensor{}
 		for _, s := range res.Manifest.StoredWeights {
@@ -68,15 +75,18 @@ func TestQuantizeStage(t *testing.T) {
 		if keep {
 			require.Zero(t, emb.Quantized)
 		} else {
-			require.Equal(t, int64(512*wformat.Q8_0.RowBytes(64)), emb.After)
+			require.Equal(t, int64(512*f.RowBytes(64)), emb.After)
 		}
 		require.Contains(t, res.Manifest.Files, artifact.StoredWeightsName)
+		for _, s := range stored {
+			require.Equal(t, f, s.Format, s.Name)
+		}
 		for _, g := range res.Graphs {
 			require.NoError(t, ir.Verify(g))
 			for _, w := range g.Weights {
 				_, isStored := stored[w.Name]
 				if w.Derive == nil {
-					require.Equal(t, isStored, w.Type.DType == ir.Q8_0, w.Name)
+					require.Equal(t, isStored, w.Type.DType == ir.WeightDType(f), w.Name)
 				}
 			}
 		}

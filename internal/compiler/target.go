@@ -71,14 +71,14 @@ func loweringNeeds() []PassNeed {
 func targets() []Target {
 	return []Target{
 		{Name: artifact.BackendInterp, Doc: "the runtime interprets the optimised graph IR (no toolchain needed)",
-			// q8_0: dequantised to float32 when the artifact loads, the
-			// reference compiled Q8_0 kernels are tested against.
-			Weights: []ir.DType{ir.Q8_0}},
+			// q8_0, q4_0: dequantised to float32 when the artifact loads,
+			// the reference compiled block-format kernels are tested against.
+			Weights: []ir.DType{ir.Q8_0, ir.Q4_0}},
 		{Name: artifact.BackendGo, Doc: "generated Go kernels (GOEXPERIMENT=simd) built with the Go toolchain into an executable",
-			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0}, VectorWidth: 8, Speed: 1,
+			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0}, VectorWidth: 8, Speed: 1,
 			emit: emitGo, toolchain: buildGo, tools: findGo},
 		{Name: artifact.BackendLLVM, Doc: "LLVM IR compiled by opt and llc (-mcpu=native) into a shared object llmrun loads",
-			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0}, VectorWidth: 8, Speed: 2,
+			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0}, VectorWidth: 8, Speed: 2,
 			emit: emitLLVMTarget, toolchain: buildLLVM, tools: findLLVM},
 	}
 }

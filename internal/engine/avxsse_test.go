@@ -55,7 +55,7 @@ func TestNoAVXSSETransitions(t *testing.T) {
 	// model and gemma2 (tanh soft-capping, which has no vector form) cover
 	// every kind of scalar code.
 	for _, c := range []struct{ model, weights string }{
-		{"stories260K", ""}, {"stories260K", "q8_0"}, {"llama-tiny-bf16", ""}, {"gemma2-tiny", ""},
+		{"stories260K", ""}, {"stories260K", "q8_0"}, {"stories260K", "q4_0"}, {"llama-tiny-bf16", ""}, {"gemma2-tiny", ""},
 	} {
 		m := c.model
 		name := m

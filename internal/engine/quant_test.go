@@ -21,14 +21,28 @@ import (
 	"github.com/llmc-dev/llmc/internal/testshared"
 	"github.com/llmc-dev/llmc/passes"
 	"github.com/llmc-dev/llmc/runtime"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
-// q8NLLBound is how much worse (relative) Q8_0's mean NLL over the
-// stories260K reference texts may be than f32's. Measured: +0.15%
-// (0.63348 -> 0.63441 nats over 1120 tokens); the bound leaves room for
-// rounding, not for a bug, which costs far more (a wrong scale or block
-// offset turns the text to noise).
-const q8NLLBound = 0.005
+// blockBounds are how much worse (relative) each block format's mean NLL
+// over the stories260K reference texts may be than f32's, and the least
+// share of positions whose argmax agrees with f32's. Measured (1120
+// tokens): q8_0 +0.15% (0.63348 -> 0.63441 nats), 99.3% agreement; q4_0
+// +20.45% (0.76303 nats), 81.6% agreement: far past the +8% issue 14
+// guessed, and not a bug (wformat's tests bound every weight's error by
+// half a step; with the embedding table kept in f32 it is still +18%):
+// stories260K's 64-wide layers have no redundancy for 16 levels a block
+// to hide in. The bounds leave room for rounding, not for a bug, which
+// costs far more (a wrong scale, nibble or block offset turns the text to
+// noise).
+var blockBounds = []struct {
+	format string
+	nll    float64
+	agree  float64
+}{
+	{"q8_0", 0.005, 0.95},
+	{"q4_0", 0.23, 0.78},
+}
 
 // textSeqs are the reference texts of stories260K as token ids: prompt
 // and greedy continuation of each line of stories260K_text.jsonl.
@@ -89,43 +103,54 @@ func argmax(xs []float32) int {
 	return best
 }
 
-// TestQ8_0Quality measures Q8_0 against f32 on the genuine stories260K
-// checkpoint over its reference texts (teacher forcing): mean NLL and
-// perplexity, the largest logit difference and how often the argmax
-// agrees; it fails when Q8_0's NLL is more than q8NLLBound worse. The
-// interpreter runs both: its Q8_0 is the dequantised weights in float32,
-// the reference of the compiled kernels.
-func TestQ8_0Quality(t *testing.T) {
+// TestBlockQuality measures each block format against f32 on the genuine
+// stories260K checkpoint over its reference texts (teacher forcing): mean
+// NLL and perplexity, the largest logit difference and how often the
+// argmax agrees; it fails when a format's NLL is more than its bound
+// worse, or the argmax agrees less often than its bound. The interpreter
+// runs all of them: its block formats are the dequantised weights in
+// float32, the reference of the compiled kernels.
+func TestBlockQuality(t *testing.T) {
 	seqs := textSeqs(t)
 	f32 := compileOpen(t, "stories260K", "interp", "f32")
-	q8 := compileOpen(t, "stories260K", "interp", "q8_0")
-	require.NotEmpty(t, q8.Manifest.StoredWeights)
-	require.Contains(t, q8.Manifest.Files, artifact.StoredWeightsName)
 	lf, nf, n := scoreAll(t, f32, seqs)
-	lq, nq, _ := scoreAll(t, q8, seqs)
-	maxDiff, agree, total := 0.0, 0, 0
-	for i := range lf {
-		for p := range lf[i] {
-			for v := range lf[i][p] {
-				maxDiff = max(maxDiff, math.Abs(float64(lf[i][p][v]-lq[i][p][v])))
+	mf := nf / float64(n)
+	t.Logf("stories260K, %d texts, %d tokens: f32 NLL %.5f (ppl %.4f)", len(seqs), n, mf, math.Exp(mf))
+	for _, b := range blockBounds {
+		t.Run(b.format, func(t *testing.T) {
+			q := compileOpen(t, "stories260K", "interp", b.format)
+			require.NotEmpty(t, q.Manifest.StoredWeights)
+			require.Contains(t, q.Manifest.Files, artifact.StoredWeightsName)
+			for _, st := range q.Manifest.StoredWeights {
+				require.Equal(t, b.format, st.Format.String(), st.Name)
 			}
-			if argmax(lf[i][p]) == argmax(lq[i][p]) {
-				agree++
+			lq, nq, _ := scoreAll(t, q, seqs)
+			maxDiff, agree, total := 0.0, 0, 0
+			for i := range lf {
+				for p := range lf[i] {
+					for v := range lf[i][p] {
+						maxDiff = max(maxDiff, math.Abs(float64(lf[i][p][v]-lq[i][p][v])))
+					}
+					if argmax(lf[i][p]) == argmax(lq[i][p]) {
+						agree++
+					}
+					total++
+				}
 			}
-			total++
-		}
+			mq := nq / float64(n)
+			t.Logf("%s NLL %.5f (ppl %.4f, %+.2f%%); max |Δlogit| %.4f; greedy agreement %d/%d (%.1f%%)",
+				b.format, mq, math.Exp(mq), 100*(mq/mf-1), maxDiff, agree, total, 100*float64(agree)/float64(total))
+			require.LessOrEqual(t, mq, mf*(1+b.nll), "%s's NLL is more than %.1f%% worse than f32's", b.format, 100*b.nll)
+			require.Greater(t, float64(agree)/float64(total), b.agree, "greedy agreement")
+		})
 	}
-	mf, mq := nf/float64(n), nq/float64(n)
-	t.Logf("stories260K, %d texts, %d tokens: f32 NLL %.5f (ppl %.4f), q8_0 NLL %.5f (ppl %.4f, %+.2f%%); max |Δlogit| %.4f; greedy agreement %d/%d (%.1f%%)",
-		len(seqs), n, mf, math.Exp(mf), mq, math.Exp(mq), 100*(mq/mf-1), maxDiff, agree, total, 100*float64(agree)/float64(total))
-	require.LessOrEqual(t, mq, mf*(1+q8NLLBound), "Q8_0's NLL is more than %.0f%% worse than f32's", 100*q8NLLBound)
-	require.Greater(t, float64(agree)/float64(total), 0.95, "greedy agreement")
 }
 
-// TestQ8_0CompiledMatchesInterpreter: the LLVM backend's Q8_0 kernels
-// (dequantising matrix-vector for decode, matrix-matrix for prefill) give
-// the interpreter's Q8_0 logits, prefill and decode, to float rounding.
-func TestQ8_0CompiledMatchesInterpreter(t *testing.T) {
+// TestBlockCompiledMatchesInterpreter: the LLVM backend's block-format
+// kernels (dequantising matrix-vector for decode, matrix-matrix for
+// prefill) give the interpreter's logits of the same format, prefill and
+// decode, to float rounding.
+func TestBlockCompiledMatchesInterpreter(t *testing.T) {
 	_, err := llvm.FindToolchain()
 	var te *llvm.ToolError
 	if errors.As(err, &te) && !testshared.InCI() {
@@ -133,95 +158,108 @@ func TestQ8_0CompiledMatchesInterpreter(t *testing.T) {
 	}
 	require.NoError(t, err)
 	seqs := textSeqs(t)
-	interp := compileOpen(t, "stories260K", "interp", "q8_0")
-	comp := compileOpen(t, "stories260K", "llvm", "q8_0")
-	for _, w := range comp.Manifest.ProgramWeights {
-		if w.Rows > 1 && w.Cols > 1 {
-			require.Equal(t, "q8_0", w.Fmt().String(), w.Name)
-		}
-	}
-	const tol = 2e-3
-	// Prefill (all logits: the matrix-matrix kernels).
-	li, _, _ := scoreAll(t, interp, seqs[:2])
-	lc, _, _ := scoreAll(t, comp, seqs[:2])
-	for i := range li {
-		for p := range li[i] {
-			for v := range li[i][p] {
-				require.InDelta(t, li[i][p][v], lc[i][p][v], tol, "text %d position %d logit %d", i, p, v)
-			}
-		}
-	}
-	// Decode, one token a step (the matrix-vector kernels).
-	s := seqs[0][:40]
-	for _, e := range []*Engine{interp, comp} {
-		require.NoError(t, e.Decoder.Rewind(0))
-	}
-	for k := range s {
-		a, err := interp.Decoder.Forward(s[k:k+1], false)
-		require.NoError(t, err)
-		b, err := comp.Decoder.Forward(s[k:k+1], false)
-		require.NoError(t, err)
-		require.Equal(t, len(a), len(b))
-		for v := range a {
-			require.InDelta(t, a[v], b[v], tol, "step %d logit %d", k, v)
-		}
-	}
-	require.Equal(t, "q8_0+f32", comp.WeightFormat)
 	f32 := compileOpen(t, "stories260K", "llvm", "f32")
-	require.Less(t, comp.WeightBytes*3, f32.WeightBytes, "q8_0 reads under a third of f32's bytes a token")
+	for _, b := range blockBounds {
+		t.Run(b.format, func(t *testing.T) {
+			interp := compileOpen(t, "stories260K", "interp", b.format)
+			comp := compileOpen(t, "stories260K", "llvm", b.format)
+			for _, w := range comp.Manifest.ProgramWeights {
+				if w.Rows > 1 && w.Cols > 1 {
+					require.Equal(t, b.format, w.Fmt().String(), w.Name)
+				}
+			}
+			const tol = 2e-3
+			// Prefill (all logits: the matrix-matrix kernels).
+			li, _, _ := scoreAll(t, interp, seqs[:2])
+			lc, _, _ := scoreAll(t, comp, seqs[:2])
+			for i := range li {
+				for p := range li[i] {
+					for v := range li[i][p] {
+						require.InDelta(t, li[i][p][v], lc[i][p][v], tol, "text %d position %d logit %d", i, p, v)
+					}
+				}
+			}
+			// Decode, one token a step (the matrix-vector kernels).
+			s := seqs[0][:40]
+			for _, e := range []*Engine{interp, comp} {
+				require.NoError(t, e.Decoder.Rewind(0))
+			}
+			for k := range s {
+				a, err := interp.Decoder.Forward(s[k:k+1], false)
+				require.NoError(t, err)
+				c, err := comp.Decoder.Forward(s[k:k+1], false)
+				require.NoError(t, err)
+				require.Equal(t, len(a), len(c))
+				for v := range a {
+					require.InDelta(t, a[v], c[v], tol, "step %d logit %d", k, v)
+				}
+			}
+			require.Equal(t, b.format+"+f32", comp.WeightFormat)
+			f, err := wformat.Parse(b.format)
+			require.NoError(t, err)
+			// Bytes a token: f32's over the format's, at most 4/f.BlockBytes
+			// of it per weight; the norms stay f32.
+			ratio := float64(f.BlockElems()*4) / float64(f.BlockBytes())
+			require.Less(t, float64(comp.WeightBytes)*ratio*0.9, float64(f32.WeightBytes), "%s reads about 1/%.1f of f32's bytes a token", b.format, ratio)
+		})
+	}
 }
 
-// TestQ8_0GoMatchesInterpreter: the Go backend's Q8_0 kernels, vector
-// (AVX2) and portable, give the interpreter's Q8_0 logits for whole
-// sequences (the matrix-matrix kernels, through the artifact's own
-// executable's score), and its greedy continuation token by token (the
-// matrix-vector decode kernels).
-func TestQ8_0GoMatchesInterpreter(t *testing.T) {
+// TestBlockGoMatchesInterpreter: the Go backend's block-format kernels,
+// vector (AVX2) and portable, give the interpreter's logits of the same
+// format for whole sequences (the matrix-matrix kernels, through the
+// artifact's own executable's score), and its greedy continuation token
+// by token (the matrix-vector decode kernels).
+func TestBlockGoMatchesInterpreter(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds an executable")
 	}
 	seqs := textSeqs(t)
-	interp := compileOpen(t, "stories260K", "interp", "q8_0")
-	art := filepath.Join(t.TempDir(), "go-q8_0")
-	_, err := compiler.Compile(testshared.Path(t, "models", "stories260K"), art, compiler.Options{
-		KV: passes.Static, MaxSeq: 512, PrefillChunk: 16, Backend: "go", Weights: compiler.WeightOptions{Format: "q8_0"}})
-	require.NoError(t, err)
-	man, err := artifact.Read(art)
-	require.NoError(t, err)
-	for _, w := range man.ProgramWeights {
-		if w.Rows > 1 && w.Cols > 1 {
-			require.Equal(t, "q8_0", w.Fmt().String(), w.Name)
-		}
-	}
-	bin := filepath.Join(art, compiler.GoBinary)
-	const tol = 2e-3
-	li, _, _ := scoreAll(t, interp, seqs[:2])
-	// The interpreter's greedy continuation of a prompt, a step at a time.
-	prompt, gen := seqs[0][:8], 40
-	require.NoError(t, interp.Decoder.Rewind(0))
-	logits, err := interp.Decoder.Forward(prompt, false)
-	require.NoError(t, err)
-	var want []int
-	for range gen {
-		want = append(want, argmax(logits))
-		logits, err = interp.Decoder.Forward(want[len(want)-1:], false)
-		require.NoError(t, err)
-	}
-	for _, isa := range []string{runtime.ISAAVX2, runtime.ISAScalar} {
-		t.Run(isa, func(t *testing.T) {
-			t.Setenv(runtime.ISAEnv, isa)
-			if got := binaryISA(t, bin, art); got != isa {
-				t.Skipf("LLMC_ISA=%s runs the %s kernels on this CPU", isa, got)
-			}
-			for i, s := range seqs[:2] {
-				lc := scoreWithBinary(t, bin, art, s)
-				for p := range li[i] {
-					for v := range li[i][p] {
-						require.InDelta(t, li[i][p][v], lc[p][v], tol, "text %d position %d logit %d", i, p, v)
-					}
+	for _, b := range blockBounds {
+		t.Run(b.format, func(t *testing.T) {
+			interp := compileOpen(t, "stories260K", "interp", b.format)
+			art := filepath.Join(t.TempDir(), "go-"+b.format)
+			_, err := compiler.Compile(testshared.Path(t, "models", "stories260K"), art, compiler.Options{
+				KV: passes.Static, MaxSeq: 512, PrefillChunk: 16, Backend: "go", Weights: compiler.WeightOptions{Format: b.format}})
+			require.NoError(t, err)
+			man, err := artifact.Read(art)
+			require.NoError(t, err)
+			for _, w := range man.ProgramWeights {
+				if w.Rows > 1 && w.Cols > 1 {
+					require.Equal(t, b.format, w.Fmt().String(), w.Name)
 				}
 			}
-			require.Equal(t, want, generateWithBinary(t, bin, art, prompt, gen), "greedy continuation")
+			bin := filepath.Join(art, compiler.GoBinary)
+			const tol = 2e-3
+			li, _, _ := scoreAll(t, interp, seqs[:2])
+			// The interpreter's greedy continuation of a prompt, a step at a time.
+			prompt, gen := seqs[0][:8], 40
+			require.NoError(t, interp.Decoder.Rewind(0))
+			logits, err := interp.Decoder.Forward(prompt, false)
+			require.NoError(t, err)
+			var want []int
+			for range gen {
+				want = append(want, argmax(logits))
+				logits, err = interp.Decoder.Forward(want[len(want)-1:], false)
+				require.NoError(t, err)
+			}
+			for _, isa := range []string{runtime.ISAAVX2, runtime.ISAScalar} {
+				t.Run(isa, func(t *testing.T) {
+					t.Setenv(runtime.ISAEnv, isa)
+					if got := binaryISA(t, bin, art); got != isa {
+						t.Skipf("LLMC_ISA=%s runs the %s kernels on this CPU", isa, got)
+					}
+					for i, s := range seqs[:2] {
+						lc := scoreWithBinary(t, bin, art, s)
+						for p := range li[i] {
+							for v := range li[i][p] {
+								require.InDelta(t, li[i][p][v], lc[p][v], tol, "text %d position %d logit %d", i, p, v)
+							}
+						}
+					}
+					require.Equal(t, want, generateWithBinary(t, bin, art, prompt, gen), "greedy continuation")
+				})
+			}
 		})
 	}
 }
