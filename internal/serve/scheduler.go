@@ -95,10 +95,10 @@ func (j *job) end(finish string, err error) {
 
 // result is the outcome of an ended job.
 type result struct {
-	finish           string
-	err              error
+	finish            string
+	err               error
 	promptTokens, ids int
-	cached           int
+	cached            int
 }
 
 func (j *job) result() result {

@@ -257,4 +257,3 @@ type textStreamAdapter struct{ s *textStream }
 
 func (a textStreamAdapter) Add(id int) (bool, error) { return a.s.add(id) }
 func (a textStreamAdapter) Finish() error            { return a.s.finish() }
-
