@@ -124,7 +124,9 @@ func decodeBody(r io.Reader, v any) *apiError {
 	if err := json.Unmarshal(data, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			return invalid(te.Field, "field %q is a JSON %s, want %s", te.Field, te.Value, jsonKind(te.Type.String()))
+			// Fields of the embedded struct are named by their path.
+			field := strings.ReplaceAll(te.Field, "samplingFields.", "")
+			return invalid(field, "field %q is a JSON %s, want %s", field, te.Value, jsonKind(te.Type.String()))
 		}
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
