@@ -75,6 +75,7 @@ type samplingFields struct {
 	N                *int            `json:"n"`
 	PresencePenalty  *float64        `json:"presence_penalty"`
 	FrequencyPenalty *float64        `json:"frequency_penalty"`
+	IgnoreEOS        bool            `json:"ignore_eos"` // llama.cpp's extension, for benchmarks
 }
 
 type streamOptions struct {

@@ -315,6 +315,7 @@ type request struct {
 	maxNew      int
 	stream      bool
 	usage       bool // stream_options.include_usage
+	ignoreEOS   bool
 	model       string
 	promptParam string
 }
@@ -464,6 +465,7 @@ func (s *Server) finishRequest(pr *request, f *samplingFields, l *loaded) *apiEr
 	}
 	pr.opts = o
 	pr.stream = f.Stream
+	pr.ignoreEOS = f.IgnoreEOS
 	pr.usage = f.StreamOptions != nil && f.StreamOptions.IncludeUsage
 
 	n, ctx := len(pr.prompt), l.context
@@ -505,6 +507,9 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, l *loaded, pr *requ
 		return
 	}
 	eos := l.m.Text.EOS(pr.chat)
+	if pr.ignoreEOS {
+		eos = nil
+	}
 	j := newJob(ctx, pr.prompt, pr.maxNew, sampler, eos, func(emit func(string)) (Stream, error) {
 		return l.m.Text.NewStream(pr.streamAfter, eos, pr.stops, emit)
 	})

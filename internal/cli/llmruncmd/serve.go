@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -257,3 +259,73 @@ type textStreamAdapter struct{ s *textStream }
 
 func (a textStreamAdapter) Add(id int) (bool, error) { return a.s.add(id) }
 func (a textStreamAdapter) Finish() error            { return a.s.finish() }
+
+func loadgenCommand(stdout io.Writer) *cmdline.Command {
+	return &cmdline.Command{
+		Name: "loadgen", Args: "--url URL [--clients 1,2,4,8] [--requests R] [--max-tokens N] [flags]",
+		Summary: `Load a server that speaks the OpenAI API (llmrun serve, llama.cpp's
+llama-server, ...) and measure it.
+
+At each concurrency level of --clients, that many clients send --requests
+streamed requests between them (each client sends its next request when
+the last one ended). For each level: the completion tokens of all requests
+over the level's wall time (aggregate decode tok/s), time to first token
+(from sending to the first text chunk) and the time between two text
+chunks of a request (per-token latency), p50 and p99. With --ignore-eos
+every request generates --max-tokens tokens (llama.cpp's ignore_eos,
+which llmrun serve takes too).`,
+		Examples: []string{
+			"llmrun loadgen --url http://127.0.0.1:8080 --clients 1,2,4,8 --requests 32 --max-tokens 64 --ignore-eos",
+			"llmrun loadgen --url http://127.0.0.1:8080 --chat --prompt 'Tell me a story.' --format json",
+		},
+		Flags: func(fs *flag.FlagSet) func([]string) error {
+			var o serve.LoadOptions
+			clients := fs.String("clients", "1,2,4,8", "comma-separated concurrency levels")
+			format := fs.String("format", "text", "output: text or json")
+			fs.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "the server")
+			fs.StringVar(&o.APIKey, "api-key", "", "send Authorization: Bearer KEY (default $"+apiKeyEnv+")")
+			fs.StringVar(&o.Model, "model", "", "the model to ask for (default: the first GET /v1/models lists)")
+			fs.IntVar(&o.Requests, "requests", 32, "requests per concurrency level")
+			fs.IntVar(&o.MaxTokens, "max-tokens", 64, "max_tokens of each request")
+			fs.StringVar(&o.Prompt, "prompt", "Once upon a time", "the prompt (the user message with --chat)")
+			fs.BoolVar(&o.Chat, "chat", false, "send chat completions instead of completions")
+			fs.BoolVar(&o.IgnoreEOS, "ignore-eos", false, "ask for max_tokens tokens every time (ignore_eos)")
+			fs.Float64Var(&o.Temperature, "temperature", 0, "temperature of each request")
+			fs.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "give up on a request after this long")
+			return func(pos []string) error {
+				if len(pos) > 0 {
+					return cmdline.Usagef("unexpected argument %q: loadgen takes flags only", pos[0])
+				}
+				if *format != "text" && *format != "json" {
+					return cmdline.Usagef("--format is %q, want text or json", *format)
+				}
+				for i, f := range strings.Split(*clients, ",") {
+					n, err := strconv.Atoi(strings.TrimSpace(f))
+					if err != nil || n < 1 {
+						return cmdline.Usagef("--clients: item %d is %q, want a positive integer", i+1, f)
+					}
+					o.Clients = append(o.Clients, n)
+				}
+				switch {
+				case o.Requests < 1:
+					return cmdline.Usagef("--requests is %d, want >= 1", o.Requests)
+				case o.MaxTokens < 1:
+					return cmdline.Usagef("--max-tokens is %d, want >= 1", o.MaxTokens)
+				}
+				if !cmdline.SetFlags(fs)["api-key"] {
+					o.APIKey = os.Getenv(apiKeyEnv)
+				}
+				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				levels, err := serve.Load(ctx, o)
+				if err != nil {
+					return err
+				}
+				if *format == "json" {
+					return writeJSON(stdout, levels)
+				}
+				return serve.WriteLoadTable(stdout, levels)
+			}
+		},
+	}
+}
