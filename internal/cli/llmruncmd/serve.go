@@ -66,19 +66,7 @@ Authorization: Bearer KEY.`,
 			`curl -s localhost:8080/v1/completions -d '{"model": "stories260K", "prompt": "Once upon a time", "max_tokens": 32}'`,
 		},
 		Flags: func(fs *flag.FlagSet) func([]string) error {
-			f := &serveFlags{}
-			fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "address to listen on (HOST:PORT; port 0 picks a free one)")
-			fs.IntVar(&f.slots, "slots", 4, "sequences decoded side by side, each with its own KV cache (default 4, or 1 where the model runs one at a time)")
-			fs.StringVar(&f.apiKey, "api-key", "", "require this key as Authorization: Bearer KEY on /v1 requests (default $"+apiKeyEnv+")")
-			fs.StringVar(&f.name, "model-name", "", "the model id requests name (default: the base name of MODEL_OR_ART)")
-			fs.StringVar(&f.tokenizer, "tokenizer", "", "folder with the tokenizer files (tokenizer.json, tokenizer_config.json, chat template) when MODEL has none")
-			fs.IntVar(&f.queue, "queue", 64, "requests that may wait for a slot; more get 429")
-			fs.IntVar(&f.maxTokens, "max-tokens", 0, "tokens a request without max_tokens may generate (0: generation_config.json's max_new_tokens, else up to the context)")
-			fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "end a request not finished in this long, queueing included (0: never)")
-			fs.DurationVar(&f.idle, "idle-timeout", 2*time.Minute, "close a keep-alive connection idle this long")
-			fs.DurationVar(&f.grace, "shutdown-timeout", 30*time.Second, "on SIGTERM or Ctrl-C, how long in-flight requests may run before they are cancelled")
-			f.common = registerCommon(fs)
-			f.common.linked = lp
+			f := registerServe(fs, lp)
 			return func(pos []string) error {
 				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 				defer stop()
@@ -86,6 +74,23 @@ Authorization: Bearer KEY.`,
 			}
 		},
 	}
+}
+
+func registerServe(fs *flag.FlagSet, lp *runtime.LinkedProgram) *serveFlags {
+	f := &serveFlags{}
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "address to listen on (HOST:PORT; port 0 picks a free one)")
+	fs.IntVar(&f.slots, "slots", 4, "sequences decoded side by side, each with its own KV cache (default 4, or 1 where the model runs one at a time)")
+	fs.StringVar(&f.apiKey, "api-key", "", "require this key as Authorization: Bearer KEY on /v1 requests (default $"+apiKeyEnv+")")
+	fs.StringVar(&f.name, "model-name", "", "the model id requests name (default: the base name of MODEL_OR_ART)")
+	fs.StringVar(&f.tokenizer, "tokenizer", "", "folder with the tokenizer files (tokenizer.json, tokenizer_config.json, chat template) when MODEL has none")
+	fs.IntVar(&f.queue, "queue", 64, "requests that may wait for a slot; more get 429")
+	fs.IntVar(&f.maxTokens, "max-tokens", 0, "tokens a request without max_tokens may generate (0: generation_config.json's max_new_tokens, else up to the context)")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "end a request not finished in this long, queueing included (0: never)")
+	fs.DurationVar(&f.idle, "idle-timeout", 2*time.Minute, "close a keep-alive connection idle this long")
+	fs.DurationVar(&f.grace, "shutdown-timeout", 30*time.Second, "on SIGTERM or Ctrl-C, how long in-flight requests may run before they are cancelled")
+	f.common = registerCommon(fs)
+	f.common.linked = lp
+	return f
 }
 
 // run serves until ctx is done (a signal), then shuts down. listening, if
