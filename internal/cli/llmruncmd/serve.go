@@ -212,8 +212,12 @@ func (f *serveFlags) load(path, name string, set map[string]bool, logf func(stri
 	if slots.Batched() {
 		batched = "decode steps are batched (the weights read once for all slots)"
 	}
-	logf("%s %s: %d slots × %d positions, %s %s per slot (%s in all); %s",
-		kind, path, n, ctx, cache, sysmem.Human(kv), sysmem.Human(kv*int64(n)), batched)
+	plural := "s"
+	if n == 1 {
+		plural = ""
+	}
+	logf("%s %s: %d slot%s × %d positions, %s %s per slot (%s in all); %s",
+		kind, path, n, plural, ctx, cache, sysmem.Human(kv), sysmem.Human(kv*int64(n)), batched)
 
 	defaults, _ := (&samplingFlags{}).samplingOptions(flag.NewFlagSet("defaults", flag.ContinueOnError), cfg.Generation)
 	maxTokens := f.maxTokens
