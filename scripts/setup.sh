@@ -35,3 +35,12 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 go mod download
+
+# The openai npm client that internal/cli/llmruncmd's TestServeOpenAIClient
+# drives llmrun serve with, at the version package-lock.json pins (node 20
+# and npm; the test skips without them, and fails under CI=true).
+client="$(dirname "$0")/../internal/serve/testdata/client"
+if command -v npm >/dev/null 2>&1 && [ ! -d "$client/node_modules/openai" ]; then
+  echo "setup: npm ci in $client" >&2
+  (cd "$client" && npm ci --no-audit --no-fund --loglevel=error)
+fi

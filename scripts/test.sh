@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 go vet ./...
 go test -count=1 "$@" ./...
-# The worker pool, the runtime that drives it and the engine that opens
-# models for it, under the race detector (-short skips the slow compiles).
-go test -race -short -count=1 ./runtime/... ./internal/engine
+# The worker pool, the runtime that drives it, the engine that opens
+# models for it and the server's scheduler, under the race detector
+# (-short skips the slow compiles).
+go test -race -short -count=1 ./runtime/... ./internal/engine ./internal/serve
 scripts/fuzz.sh 3s

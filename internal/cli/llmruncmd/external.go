@@ -7,8 +7,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/llmc-dev/llmc/internal/cli/cmdline"
 	"github.com/llmc-dev/llmc/internal/engine"
@@ -26,12 +28,33 @@ func handOff(err error, args []string, stdout, stderr io.Writer) (int, bool) {
 }
 
 // runExternal runs an artifact's own executable with the same arguments,
-// passing the terminal through, and returns its exit status.
+// passing the terminal through, and returns its exit status. SIGINT and
+// SIGTERM are passed on to it, so that llmrun serve in the artifact's
+// executable shuts down gracefully when llmrun is told to stop.
 func runExternal(bin string, args []string, stdout, stderr io.Writer) int {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
 	cmd.Env = append(os.Environ(), engine.HandoffEnv+"=1")
-	err := childExit(bin, cmd.Run())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	err := cmd.Start()
+	if err == nil {
+		done := make(chan struct{})
+		go func() {
+			for {
+				select {
+				case s := <-sigs:
+					cmd.Process.Signal(s)
+				case <-done:
+					return
+				}
+			}
+		}()
+		err = cmd.Wait()
+		close(done)
+	}
+	err = childExit(bin, err)
 	var exit *cmdline.ExitError
 	if errors.As(err, &exit) {
 		return exit.Code

@@ -87,6 +87,8 @@ string, max tokens, context full) and the seed (--seed repeats the run);
 			},
 		},
 		chatCommand(stdin, stdout, stderr, lp),
+		serveCommand(stdout, stderr, lp),
+		loadgenCommand(stdout),
 		tokenizeCommand(stdin, stdout),
 		detokenizeCommand(stdin, stdout),
 		renderChatCommand(stdin, stdout),
