@@ -12,8 +12,9 @@ import "embed"
 //go:embed frontends/hf/build.go frontends/hf/config.go frontends/hf/model.go
 //go:embed frontends/safetensors/advise_linux.go frontends/safetensors/advise_other.go frontends/safetensors/convert.go frontends/safetensors/doc.go frontends/safetensors/dtype.go frontends/safetensors/errors.go frontends/safetensors/file.go frontends/safetensors/mmap_other.go frontends/safetensors/mmap_unix.go frontends/safetensors/set.go frontends/safetensors/tensor.go frontends/safetensors/write.go
 //go:embed internal/cli/cmdline/cmdline.go
-//go:embed internal/cli/llmruncmd/bench.go internal/cli/llmruncmd/chat.go internal/cli/llmruncmd/external.go internal/cli/llmruncmd/llmrun.go internal/cli/llmruncmd/text.go internal/cli/llmruncmd/tokenize.go internal/cli/llmruncmd/verify.go
+//go:embed internal/cli/llmruncmd/bench.go internal/cli/llmruncmd/chat.go internal/cli/llmruncmd/external.go internal/cli/llmruncmd/llmrun.go internal/cli/llmruncmd/serve.go internal/cli/llmruncmd/text.go internal/cli/llmruncmd/tokenize.go internal/cli/llmruncmd/verify.go
 //go:embed internal/engine/engine.go internal/engine/loaders.go internal/engine/stored.go
+//go:embed internal/serve/api.go internal/serve/loadgen.go internal/serve/metrics.go internal/serve/model.go internal/serve/scheduler.go internal/serve/server.go internal/serve/sse.go
 //go:embed internal/sysmem/sysmem.go
 //go:embed ir/attrs.go ir/graph.go ir/ops.go ir/parse.go ir/print.go ir/rewrite.go ir/semantics.go ir/types.go ir/verify.go
 //go:embed runtime/blocks.go runtime/dot_simd.go runtime/expf.go runtime/finite.go runtime/generate.go runtime/hugemem_linux.go runtime/hugemem_other.go runtime/interp.go runtime/isa.go runtime/kernels.go runtime/linked.go runtime/populate_linux.go runtime/populate_other.go runtime/slots.go runtime/static.go
