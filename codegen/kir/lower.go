@@ -660,8 +660,8 @@ func rowTile(rows int) int {
 // of the weight row is loaded once and multiplied into the t rows'
 // accumulators (two per row, so 2t independent chains), so a step of B
 // sequences or a prefill chunk streams each weight once and loads it from
-// cache once per t rows instead of once per row. Tiles past the step's
-// real rows are skipped.
+// cache once per t rows instead of once per row. Only the step's real
+// rows are computed: whole tiles of them, then the rest one by one.
 func (l *lowerer) linearTiled(x, w, out view, extra, bias *view, col, sv *Var, t, rows, outN, in int) {
 	ys := make([]*Var, t)
 	xOff := make([]Expr, t)
@@ -673,8 +673,17 @@ func (l *lowerer) linearTiled(x, w, out view, extra, bias *view, col, sv *Var, t
 	for i, y := range ys {
 		stmts = append(stmts, l.columnStore(y, out, extra, bias, IAdd(sv, I(i)), col)...)
 	}
+	// Whole tiles of real rows, then the rest one row at a time, so that a
+	// step of fewer rows than the entry point's computes no padding.
 	real := IMin(I(rows), l.length)
-	stmts = []Stmt{&For{Var: sv, Lo: I(0), Hi: real, Step: t, Body: stmts}}
+	tiles := IMul(IDiv(real, I(t)), I(t))
+	s1, y1 := l.newVar("s", Int), l.newVar("y", F32)
+	rest := l.dot(y1, x.buf, x.at(s1, I(0)), w.buf, w.at(col, I(0)), in)
+	rest = append(rest, l.columnStore(y1, out, extra, bias, s1, col)...)
+	stmts = []Stmt{
+		&For{Var: sv, Lo: I(0), Hi: tiles, Step: t, Body: stmts},
+		&For{Var: s1, Lo: tiles, Hi: real, Step: 1, Body: rest},
+	}
 	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: col, N: I(outN), Work: IMul(I(outN*in), real), Grain: 1, Body: stmts})
 }
 
