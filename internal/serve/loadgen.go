@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -197,6 +198,11 @@ func oneRequest(ctx context.Context, o LoadOptions) timing {
 		return timing{err: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
+	// As the openai clients do: a POST with an idempotency key is one
+	// net/http may send again on a new connection when the server closed
+	// the kept-alive one it first tried (llama-server closes idle ones),
+	// instead of failing the request.
+	req.Header.Set("Idempotency-Key", fmt.Sprintf("llmrun-loadgen-%d-%d", time.Now().UnixNano(), rand.Uint64()))
 	if o.APIKey != "" {
 		req.Header.Set("Authorization", "Bearer "+o.APIKey)
 	}
