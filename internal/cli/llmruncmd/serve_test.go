@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,8 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmc-dev/llmc/codegen/llvm"
+	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/internal/synth"
 	"github.com/llmc-dev/llmc/internal/testshared"
+	"github.com/llmc-dev/llmc/passes"
 )
 
 // startServe runs llmrun serve with args (MODEL and flags; the address is
@@ -143,10 +147,32 @@ func (c serveCase) generateArgs(model string, maxTokens int) []string {
 
 // TestServeLoad sends 40 requests over 8 concurrent clients to 4 slots:
 // each response must be what llmrun generate gives for its prompt alone.
+// It runs on the model folder (slots one after another, on forks of the
+// program) and on an LLVM artifact compiled with --slots 4, whose slots
+// decode together in one batched call per step.
 func TestServeLoad(t *testing.T) {
-	model := testshared.Path(t, "models", "stories260K")
+	folder := testshared.Path(t, "models", "stories260K")
+	t.Run("eager", func(t *testing.T) { serveLoad(t, folder) })
+	t.Run("llvm-slots", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("compiles an artifact")
+		}
+		_, err := llvm.FindToolchain()
+		if _, ok := errors.AsType[*llvm.ToolError](err); ok && !testshared.InCI() {
+			t.Skipf("skipping: %v", err)
+		}
+		art := filepath.Join(t.TempDir(), "stories260K")
+		_, err = compiler.Compile(folder, art, compiler.Options{Backend: "llvm", KV: passes.Static, MaxSeq: 128, PrefillChunk: 8, Slots: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		serveLoad(t, art)
+	})
+}
+
+func serveLoad(t *testing.T, model string) {
 	const maxTokens, clients, requests = 24, 8, 40
-	url := startServe(t, model, "--slots", "4", "--queue", "64")
+	url := startServe(t, model, "--slots", "4", "--queue", "64", "--model-name", "stories260K")
 	prompts := []string{"Once upon a time", "Once upon a time, there was", "The little dog", "Lily and Ben went to the park", "One day"}
 	var cases []serveCase
 	for i, p := range prompts {
