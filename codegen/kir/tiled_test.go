@@ -31,15 +31,19 @@ func tiledProgram(t *testing.T, rows, in, out int) *Program {
 }
 
 // TestLinearTiled runs the tiled matrix-matrix lowering on Machine
-// against x·wᵀ + r, for tiles of 2, 3 and 4 rows, weight rows with and
+// against x·wᵀ + r, for tiles of 2, 3 and 4 rows by one or two columns,
+// weight rows with and
 // without a half-vector tail, and steps with fewer real rows than the
 // entry point's (a partial chunk or batch), whose padding rows hold NaN
 // that no real row may read.
 func TestLinearTiled(t *testing.T) {
-	for _, c := range []struct{ rows, real, in int }{
-		{4, 4, 64}, {4, 3, 72}, {6, 4, 520}, {3, 3, 16}, {2, 1, 24}, {8, 5, 776},
+	for _, c := range []struct{ rows, real, in, out int }{
+		{4, 4, 64, 7}, {4, 3, 72, 7}, {6, 4, 520, 7}, {3, 3, 16, 7}, {2, 1, 24, 7}, {8, 5, 776, 7},
+		// More than 8 rows and an even number of output columns: tiles of
+		// two columns.
+		{12, 12, 64, 8}, {12, 7, 72, 6}, {16, 13, 520, 10}, {16, 16, 776, 4}, {10, 1, 24, 2},
 	} {
-		const out = 7
+		out := c.out
 		p := tiledProgram(t, c.rows, c.in, out)
 		back, err := Parse(Print(p))
 		if err != nil {
