@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -65,19 +66,7 @@ func TestLoweringAgainstInterpreter(t *testing.T) {
 			m, err := hf.Open(dir)
 			require.NoError(t, err)
 			defer m.Close()
-			var graphs []*ir.Graph
-			for _, e := range []struct {
-				name string
-				seq  int
-				all  bool
-			}{{"decode", 1, false}, {"prefill", chunk, false}, {"prefill_all", chunk, true}} {
-				g, err := m.Build(hf.BuildOptions{Name: e.name, AllLogits: e.all})
-				require.NoError(t, err)
-				_, err = passes.Run(&passes.Entry{Name: e.name, Graph: g, Seq: e.seq},
-					&passes.Options{KV: passes.Static, MaxSeq: maxSeq, MaxTokens: chunk})
-				require.NoError(t, err)
-				graphs = append(graphs, g)
-			}
+			graphs := optimised(t, m, maxSeq, chunk, []passes.Entry{{Name: "decode", Seq: 1}, {Name: "prefill", Seq: chunk}, {Name: "prefill_all", Seq: chunk}})
 			prog, err := kir.LowerWith(graphs, kir.Options{MaxSeq: maxSeq, KeepBF16: true})
 			require.NoError(t, err)
 			ws, free, err := runtime.LinkedWeights(linkedOf(prog), m)
@@ -118,6 +107,23 @@ func TestLoweringAgainstInterpreter(t *testing.T) {
 	}
 }
 
+// optimised builds m's graph for each entry (every row's logits for the
+// names ending in _all or _batch) and runs the static-cache pipeline on it.
+func optimised(t *testing.T, m *hf.Model, maxSeq, chunk int, entries []passes.Entry) []*ir.Graph {
+	t.Helper()
+	var graphs []*ir.Graph
+	for _, e := range entries {
+		all := strings.HasSuffix(e.Name, "_all") || strings.HasSuffix(e.Name, "_batch")
+		g, err := m.Build(hf.BuildOptions{Name: e.Name, AllLogits: all})
+		require.NoError(t, err)
+		e.Graph = g
+		_, err = passes.Run(&e, &passes.Options{KV: passes.Static, MaxSeq: maxSeq, MaxTokens: chunk})
+		require.NoError(t, err)
+		graphs = append(graphs, g)
+	}
+	return graphs
+}
+
 func compare(t *testing.T, want, got runtime.Decoder, tokens []int, all bool) {
 	t.Helper()
 	w, err := want.Forward(tokens, all)
@@ -153,19 +159,8 @@ func TestLoweringSlots(t *testing.T) {
 			m, err := hf.Open(dir)
 			require.NoError(t, err)
 			defer m.Close()
-			var graphs []*ir.Graph
-			for _, e := range []struct {
-				name       string
-				seq        int
-				all, batch bool
-			}{{"decode", 1, false, false}, {"prefill", chunk, false, false}, {"prefill_all", chunk, true, false}, {"decode_batch", slots, true, true}} {
-				g, err := m.Build(hf.BuildOptions{Name: e.name, AllLogits: e.all})
-				require.NoError(t, err)
-				_, err = passes.Run(&passes.Entry{Name: e.name, Graph: g, Seq: e.seq, Batch: e.batch},
-					&passes.Options{KV: passes.Static, MaxSeq: maxSeq, MaxTokens: chunk})
-				require.NoError(t, err)
-				graphs = append(graphs, g)
-			}
+			graphs := optimised(t, m, maxSeq, chunk, []passes.Entry{{Name: "decode", Seq: 1}, {Name: "prefill", Seq: chunk},
+				{Name: "prefill_all", Seq: chunk}, {Name: "decode_batch", Seq: slots, Batch: true}})
 			prog, err := kir.LowerWith(graphs, kir.Options{MaxSeq: maxSeq, Slots: slots})
 			require.NoError(t, err)
 			require.Equal(t, slots, prog.Slots)
