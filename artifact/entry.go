@@ -6,10 +6,11 @@ const (
 	EntryDecode     = "decode"      // static: one token, last logits
 	EntryPrefill    = "prefill"     // static: a padded chunk, last real token's logits
 	EntryPrefillAll = "prefill_all" // static: a padded chunk, every token's logits
-	// EntryDecodeBatch is one decode step for up to Slots sequences at
-	// once (compiled with --slots > 1): row i is the next token of the
-	// sequence in slot Slots[i], at its own position, and gets its own
-	// logits; every weight is read once for all the rows.
+	// EntryDecodeBatch is one step for several sequences at once
+	// (compiled with --slots > 1, with a row per slot): row i is a token
+	// of the sequence in slot Slots[i], at its own position, and gets its
+	// own logits; every weight is read once for all the rows. Rows of one
+	// sequence (at most a prefill chunk of them) run as a prefill does.
 	EntryDecodeBatch = "decode_batch"
 	EntryForward     = "forward"     // dynamic: any number of tokens, last logits
 	EntryForwardAll  = "forward_all" // dynamic: any number of tokens, all logits

@@ -37,8 +37,9 @@ type StaticEntries struct {
 	// recomputing: sliding-window layers keep their keys in a ring, and
 	// going back further would need keys the ring has overwritten.
 	SafeRewind int
-	// DecodeBatch, if set, steps up to BatchRows slots at once: one token
-	// each, every row's logits.
+	// DecodeBatch, if set, runs up to BatchRows tokens of several slots
+	// at once, each row at its own position in its own slot, and returns
+	// every row's logits.
 	DecodeBatch string
 	BatchRows   int
 }
@@ -156,7 +157,7 @@ func (d *Static) Forward(tokens []int, all bool) ([]float32, error) {
 }
 
 // NewStaticSlots returns a slot for each sequence r's states hold. Step
-// runs e.DecodeBatch, one call for up to e.BatchRows slots, when e names
+// runs e.DecodeBatch, one call for up to e.BatchRows tokens, when e names
 // one; otherwise each slot's decode step in turn.
 func NewStaticSlots(r RowRunner, e StaticEntries, vocab, context int) (*StaticSlots, error) {
 	if e.DecodeBatch != "" && e.BatchRows < 1 {
@@ -193,53 +194,102 @@ func (s *StaticSlots) Len() int           { return len(s.ds) }
 func (s *StaticSlots) Slot(i int) Decoder { return s.ds[i] }
 func (s *StaticSlots) Batched() bool      { return s.e.DecodeBatch != "" }
 
+// Rows is the batched entry point's rows, MaxRun the prefill chunk: a
+// ring cache holds a window and one chunk of each sequence.
+func (s *StaticSlots) Rows() int {
+	if !s.Batched() {
+		return 0
+	}
+	return s.e.BatchRows
+}
+
+func (s *StaticSlots) MaxRun() int {
+	if !s.Batched() {
+		return 0
+	}
+	return min(s.e.BatchRows, s.e.Chunk)
+}
+
 func (s *StaticSlots) Step(slots, tokens []int) ([]float32, error) {
 	if err := checkStep(len(s.ds), slots, tokens); err != nil {
 		return nil, err
 	}
-	if !s.Batched() || len(slots) == 1 {
-		return sequential(s.decoders()).Step(slots, tokens)
+	return s.StepRuns(singleRuns(slots, tokens))
+}
+
+// StepRuns packs the runs into as few calls of the batched entry point as
+// their tokens need (a run longer than MaxRun, or a single one-token run,
+// goes through its slot's own decoder).
+func (s *StaticSlots) StepRuns(runs []Run) ([]float32, error) {
+	if err := checkRuns(len(s.ds), runs); err != nil {
+		return nil, err
 	}
-	var out []float32
-	for lo := 0; lo < len(slots); lo += s.e.BatchRows {
-		hi := min(lo+s.e.BatchRows, len(slots))
-		rows, err := s.step(slots[lo:hi], tokens[lo:hi])
-		if err != nil {
-			return nil, err
+	vocab := s.ds[0].vocab
+	out := make([]float32, len(runs)*vocab)
+	var batch []int // indices of runs for the next call
+	rows := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
 		}
-		out = append(out, rows...)
+		if err := s.call(runs, batch, rows, out); err != nil {
+			return err
+		}
+		batch, rows = batch[:0], 0
+		return nil
+	}
+	for k, r := range runs {
+		n := len(r.Tokens)
+		if !s.Batched() || n > s.MaxRun() || (len(runs) == 1 && n == 1) {
+			logits, err := s.ds[r.Slot].Forward(r.Tokens, false)
+			if err != nil {
+				return nil, fmt.Errorf("slot %d: %w", r.Slot, err)
+			}
+			copy(out[k*vocab:], logits)
+			continue
+		}
+		if rows+n > s.e.BatchRows {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+		batch, rows = append(batch, k), rows+n
+	}
+	if err := flush(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// step runs one call of the batched entry point.
-func (s *StaticSlots) step(slots, tokens []int) ([]float32, error) {
-	n := len(slots)
-	ids, pos, sl := make([]int32, n), make([]int32, n), make([]int32, n)
-	for j, i := range slots {
-		d := s.ds[i]
-		checked, err := checkTokens(tokens[j:j+1], d.vocab, d.pos, d.context)
+// call runs the runs batch (indices into runs, rows tokens in all) in one
+// call of the batched entry point, and writes each one's last logits to
+// out[k·vocab:].
+func (s *StaticSlots) call(runs []Run, batch []int, rows int, out []float32) error {
+	vocab := s.ds[0].vocab
+	ids, pos, sl := make([]int32, 0, rows), make([]int32, 0, rows), make([]int32, 0, rows)
+	for _, k := range batch {
+		r := runs[k]
+		d := s.ds[r.Slot]
+		checked, err := checkTokens(r.Tokens, d.vocab, d.pos, d.context)
 		if err != nil {
-			return nil, fmt.Errorf("slot %d: %w", i, err)
+			return fmt.Errorf("slot %d: %w", r.Slot, err)
 		}
-		ids[j], pos[j], sl[j] = checked[0], int32(d.pos), int32(i)
+		for i, id := range checked {
+			ids, pos, sl = append(ids, id), append(pos, int32(d.pos+i)), append(sl, int32(r.Slot))
+		}
 	}
-	out, _, err := s.r.RunRows(s.e.DecodeBatch, ids, pos, sl)
+	logits, _, err := s.r.RunRows(s.e.DecodeBatch, ids, pos, sl)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	for j, i := range slots {
-		d := s.ds[i]
-		d.history = append(d.history, tokens[j])
-		d.pos++
+	row := 0
+	for _, k := range batch {
+		r := runs[k]
+		d := s.ds[r.Slot]
+		row += len(r.Tokens)
+		copy(out[k*vocab:(k+1)*vocab], logits[(row-1)*vocab:row*vocab])
+		d.history = append(d.history, r.Tokens...)
+		d.pos += len(r.Tokens)
 	}
-	return out[:n*s.ds[0].vocab], nil
-}
-
-func (s *StaticSlots) decoders() []Decoder {
-	ds := make([]Decoder, len(s.ds))
-	for i, d := range s.ds {
-		ds[i] = d
-	}
-	return ds
+	return nil
 }

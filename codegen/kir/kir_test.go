@@ -149,7 +149,8 @@ func linkedOf(p *kir.Program) *runtime.LinkedProgram {
 // TestLoweringSlots lowers programs whose caches hold three sequences and
 // runs them on kir.Machine: prompts of different lengths prefilled into
 // each slot, then decode_batch steps of every slot, and of two, each row at
-// its own position, against an eager decoder per sequence. Gemma 2 has
+// its own position, some steps carrying a piece of a prefill for one slot,
+// against an eager decoder per sequence. Gemma 2 has
 // sliding-window layers, whose caches are rings per slot.
 func TestLoweringSlots(t *testing.T) {
 	const maxSeq, chunk, slots = 40, 4, 3
@@ -160,7 +161,7 @@ func TestLoweringSlots(t *testing.T) {
 			require.NoError(t, err)
 			defer m.Close()
 			graphs := optimised(t, m, maxSeq, chunk, []passes.Entry{{Name: "decode", Seq: 1}, {Name: "prefill", Seq: chunk},
-				{Name: "prefill_all", Seq: chunk}, {Name: "decode_batch", Seq: slots, Batch: true}})
+				{Name: "prefill_all", Seq: chunk}, {Name: "decode_batch", Seq: slots + chunk, Batch: true}})
 			prog, err := kir.LowerWith(graphs, kir.Options{MaxSeq: maxSeq, Slots: slots})
 			require.NoError(t, err)
 			require.Equal(t, slots, prog.Slots)
@@ -170,9 +171,9 @@ func TestLoweringSlots(t *testing.T) {
 			require.NoError(t, err)
 			defer free()
 			r := &machineRunner{m: kir.NewMachine(prog, ws.F32), slots: slots,
-				seq: map[string]int{"decode": 1, "prefill": chunk, "prefill_all": chunk, "decode_batch": slots}}
+				seq: map[string]int{"decode": 1, "prefill": chunk, "prefill_all": chunk, "decode_batch": slots + chunk}}
 			all, err := runtime.NewStaticSlots(r, runtime.StaticEntries{Decode: "decode", Prefill: "prefill", PrefillAll: "prefill_all",
-				Chunk: chunk, DecodeBatch: "decode_batch", BatchRows: slots}, m.Config.VocabSize, maxSeq)
+				Chunk: chunk, DecodeBatch: "decode_batch", BatchRows: slots + chunk}, m.Config.VocabSize, maxSeq)
 			require.NoError(t, err)
 			require.Equal(t, slots, all.Len())
 
@@ -196,15 +197,22 @@ func TestLoweringSlots(t *testing.T) {
 				if step%3 == 2 {
 					ids = []int{2, 0} // some slots sit out a step
 				}
-				tokens := make([]int, len(ids))
+				runs := make([]runtime.Run, len(ids))
 				for j, i := range ids {
-					tokens[j] = (step*13 + i*5 + 3) % v
+					n := 1
+					if step%4 == 1 && j == 1 {
+						n = chunk - 1 // a piece of a prefill rides along
+					}
+					for k := range n {
+						runs[j].Tokens = append(runs[j].Tokens, (step*13+i*5+3+k)%v)
+					}
+					runs[j].Slot = i
 				}
-				got, err := all.Step(ids, tokens)
+				got, err := all.StepRuns(runs)
 				require.NoError(t, err)
 				require.Len(t, got, len(ids)*v)
 				for j, i := range ids {
-					want, err := eager[i].Forward(tokens[j:j+1], false)
+					want, err := eager[i].Forward(runs[j].Tokens, false)
 					require.NoError(t, err)
 					worst := 0.0
 					for k := range want {

@@ -67,8 +67,8 @@ func (d *fakeDecoder) Forward(tokens []int, all bool) ([]float32, error) {
 }
 
 // fakeSlots are slots over fake decoders. gate, when set, must deliver a
-// value before each Step, and delay makes each Step take that long;
-// inUse catches concurrent calls; widest is the most slots one Step ran.
+// value before each step, and delay makes each step take that long;
+// inUse catches concurrent calls; widest is the most slots one step ran.
 type fakeSlots struct {
 	t      testing.TB
 	ds     []*fakeDecoder
@@ -90,8 +90,18 @@ func newFakeSlots(t testing.TB, n, context int) *fakeSlots {
 func (s *fakeSlots) Len() int                   { return len(s.ds) }
 func (s *fakeSlots) Slot(i int) runtime.Decoder { return s.ds[i] }
 func (s *fakeSlots) Batched() bool              { return false }
+func (s *fakeSlots) Rows() int                  { return 0 }
+func (s *fakeSlots) MaxRun() int                { return 0 }
 
 func (s *fakeSlots) Step(slots, tokens []int) ([]float32, error) {
+	runs := make([]runtime.Run, len(slots))
+	for j, i := range slots {
+		runs[j] = runtime.Run{Slot: i, Tokens: tokens[j : j+1]}
+	}
+	return s.StepRuns(runs)
+}
+
+func (s *fakeSlots) StepRuns(runs []runtime.Run) ([]float32, error) {
 	if s.gate != nil {
 		<-s.gate
 	}
@@ -100,13 +110,13 @@ func (s *fakeSlots) Step(slots, tokens []int) ([]float32, error) {
 	}
 	defer s.inUse.Store(false)
 	s.steps.Add(1)
-	if int64(len(slots)) > s.widest.Load() {
-		s.widest.Store(int64(len(slots)))
+	if int64(len(runs)) > s.widest.Load() {
+		s.widest.Store(int64(len(runs)))
 	}
 	time.Sleep(s.delay)
 	var out []float32
-	for j, i := range slots {
-		row, err := s.ds[i].Forward(tokens[j:j+1], false)
+	for _, r := range runs {
+		row, err := s.ds[r.Slot].Forward(r.Tokens, false)
 		if err != nil {
 			return nil, err
 		}
