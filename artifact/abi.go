@@ -16,7 +16,10 @@ package artifact
 // the arena, scratch, token and plan memory and to arrays of weight and
 // state pointers, the step's scalar inputs pos and len, and the thread team
 // (or 0). The token memory holds the step's rows (RowFields): token ids,
-// positions and slots; pos is the largest position of a row, which only
+// positions, slots and outputs (the outputs only where the layout's Tokens
+// has room for them: a loader fills them for every entry point, and only
+// one whose logits are "runs" reads them, so older layouts without them
+// still load); pos is the largest position of a row, which only
 // the plan's work estimates read. A phase reads ctx but never writes it; a parallel phase runs its
 // outer loop for lo <= i < hi, a serial phase ignores lo and hi.
 //

@@ -129,7 +129,7 @@ type File struct {
 type Entry struct {
 	Name   string `json:"name"`
 	Seq    int    `json:"seq"`    // tokens per call; 0 for any number (dynamic cache)
-	Logits string `json:"logits"` // "last" or "all"
+	Logits string `json:"logits"` // "last", "all", or "runs": the last row of each run of one sequence (EntryPrefillBatch)
 }
 
 // Kernel lists one kernel of an entry point.

@@ -12,8 +12,14 @@ const (
 	// own logits; every weight is read once for all the rows. Rows of one
 	// sequence (at most a prefill chunk of them) run as a prefill does.
 	EntryDecodeBatch = "decode_batch"
-	EntryForward     = "forward"     // dynamic: any number of tokens, last logits
-	EntryForwardAll  = "forward_all" // dynamic: any number of tokens, all logits
+	// EntryPrefillBatch is a batched step with a prefill chunk's rows
+	// more than EntryDecodeBatch (Slots + PrefillChunk), for steps that
+	// carry a piece of some slot's prompt beside the others' decode
+	// steps; it returns only the logits after the last row of each run
+	// of one slot's rows (RowOutputs), at most Slots of them.
+	EntryPrefillBatch = "prefill_batch"
+	EntryForward      = "forward"     // dynamic: any number of tokens, last logits
+	EntryForwardAll   = "forward_all" // dynamic: any number of tokens, all logits
 )
 
 // Backends a manifest records (Manifest.Backend): what ran the optimised
@@ -34,12 +40,16 @@ const (
 // RowFields arrays of Seq int32s, the token ids, then each row's position,
 // then each row's slot, the sequence whose KV cache the row reads and
 // writes (slot s holds cache rows [s·R, (s+1)·R) of every state of R rows
-// per slot). Rows past the step's length are padding: their tokens are
-// 0 and their position and slot those of the last real row.
+// per slot), then the outputs: the index of the last row of each run of
+// consecutive rows in one slot, in order (the rows whose logits a batched
+// step returns). Rows past the step's length are padding: their tokens
+// are 0 and their position and slot those of the last real row, and
+// outputs past the runs repeat the last.
 const (
 	RowTokens = iota
 	RowPositions
 	RowSlots
+	RowOutputs
 	RowFields
 )
 
@@ -60,6 +70,16 @@ func FillRows(dst []int32, seq int, tokens, positions, slots []int32) {
 	}
 	for i := n; i < seq; i++ {
 		pos[i], sl[i] = pos[n-1], sl[n-1]
+	}
+	outs := dst[RowOutputs*seq:][:seq]
+	k := 0
+	for i := range n {
+		if i == n-1 || sl[i+1] != sl[i] {
+			outs[k], k = int32(i), k+1
+		}
+	}
+	for ; k < seq; k++ {
+		outs[k] = int32(n - 1)
 	}
 }
 

@@ -35,6 +35,7 @@ func TestAttrDefaults(t *testing.T) {
 		{ir.OpAttention, "softcap", 0.0, 50.0},
 		{ir.OpAttention, "ring", 0, 24},
 		{ir.OpKernel, "offset", -1, 64},
+		{ir.OpLast, "runs", 0, 4},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {

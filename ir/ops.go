@@ -23,7 +23,7 @@ const (
 	OpAdd           // elementwise sum
 	OpScale         // x * factor
 	OpSoftcap       // cap * tanh(x / cap)
-	OpLast          // the last row of a [seq, n] tensor, as [1, n]
+	OpLast          // the last row of a [seq, n] tensor, as [1, n] (or of each run of rows, runs > 0)
 	OpKVAppend      // append rows to a growing (dynamic) cache
 	OpKVWrite       // write rows into a preallocated (static) cache at pos
 	OpAttention     // causal attention of q over a cache prefix, with GQA
@@ -185,7 +185,12 @@ func init() {
 			Attrs: []AttrSpec{req("factor", AttrFloat)}},
 		OpSoftcap: {Name: "softcap", Args: []ArgKind{ArgTensor}, Elementwise: true, Epilogue: true, Infer: inferUnary,
 			Attrs: []AttrSpec{req("cap", AttrFloat)}},
-		OpLast:     {Name: "last", Args: []ArgKind{ArgTensor, ArgTensor}, Optional: 1, Infer: inferLast},
+		// runs > 0 (a batched step, artifact.EntryDecodeBatch): the last
+		// row of each of up to runs runs of rows of one sequence, as
+		// [runs, n]; which rows those are is the step's input
+		// (artifact.RowOutputs), so only compiled code computes it.
+		OpLast: {Name: "last", Args: []ArgKind{ArgTensor, ArgTensor}, Optional: 1, Infer: inferLast,
+			Attrs: []AttrSpec{opt("runs", 0)}},
 		OpKVAppend: {Name: "kv_append", Args: []ArgKind{ArgState, ArgTensor}, Effect: true, Infer: inferKVAppend},
 		// ring > 0: the cache holds its rows in a ring of that many rows
 		// (set by the static-kv pass for windowed caches).
@@ -430,6 +435,12 @@ func inferLast(n *Node) (Type, error) {
 		if err := scalarI32(n.Args[1]); err != nil {
 			return Type{}, err
 		}
+	}
+	if k := n.IntAttr("runs"); k > 0 {
+		if len(n.Args) == 2 {
+			return Type{}, fmt.Errorf("the last rows of %d runs take no length", k)
+		}
+		return T(x.Type.DType, C(k), x.Type.Shape[1]), nil
 	}
 	return T(x.Type.DType, C(1), x.Type.Shape[1]), nil
 }

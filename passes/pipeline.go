@@ -36,8 +36,8 @@ type Entry struct {
 	// Seq is the number of tokens the entry point takes per call once
 	// shapes are specialised (1 for decode, the chunk size for prefill).
 	Seq int
-	// Batch says that each row is the next token of another sequence
-	// (artifact.EntryDecodeBatch): a call writes one position of each.
+	// Batch says that the rows belong to several sequences
+	// (artifact.EntryDecodeBatch), at most MaxTokens of any one.
 	Batch bool
 }
 

@@ -48,7 +48,7 @@ func staticKV(c *Context, g *ir.Graph) error {
 				n.Args = append(n.Args, length)
 			}
 			c.Changed(1)
-		case n.Op == ir.OpLast && length != nil && len(n.Args) == 1:
+		case n.Op == ir.OpLast && length != nil && len(n.Args) == 1 && n.IntAttr("runs") == 0:
 			n.Args = append(n.Args, length)
 			c.Changed(1)
 		}

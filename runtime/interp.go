@@ -396,6 +396,9 @@ func (r *run) node(n *ir.Node) error {
 	case ir.OpSoftcap:
 		softcap(out.f, arg(0).f, n.FloatAttr("cap"))
 	case ir.OpLast:
+		if n.IntAttr("runs") > 0 {
+			return fmt.Errorf("%s: the last rows of a batched step's runs are compiled code's (the interpreter runs one sequence per step)", n.LongString())
+		}
 		x := arg(0)
 		cols, row := x.shape[1], x.shape[0]-1
 		if len(n.Args) == 2 {

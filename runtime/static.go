@@ -42,6 +42,11 @@ type StaticEntries struct {
 	// every row's logits.
 	DecodeBatch string
 	BatchRows   int
+	// PrefillBatch, if set, runs up to PrefillBatchRows tokens of several
+	// slots at once and returns the logits after each slot's last row
+	// (artifact.EntryPrefillBatch): for steps longer than DecodeBatch's.
+	PrefillBatch     string
+	PrefillBatchRows int
 }
 
 // Static is a Decoder over a program compiled for a static KV cache of
@@ -163,6 +168,9 @@ func NewStaticSlots(r RowRunner, e StaticEntries, vocab, context int) (*StaticSl
 	if e.DecodeBatch != "" && e.BatchRows < 1 {
 		return nil, fmt.Errorf("batched entry point %s has %d rows", e.DecodeBatch, e.BatchRows)
 	}
+	if e.PrefillBatch != "" && (e.DecodeBatch == "" || e.PrefillBatchRows <= e.BatchRows) {
+		return nil, fmt.Errorf("batched entry point %s has %d rows, want more than %s's %d", e.PrefillBatch, e.PrefillBatchRows, e.DecodeBatch, e.BatchRows)
+	}
 	s := &StaticSlots{r: r, e: e}
 	for i := range r.Slots() {
 		d, err := NewStatic(r, e, vocab, context)
@@ -194,11 +202,15 @@ func (s *StaticSlots) Len() int           { return len(s.ds) }
 func (s *StaticSlots) Slot(i int) Decoder { return s.ds[i] }
 func (s *StaticSlots) Batched() bool      { return s.e.DecodeBatch != "" }
 
-// Rows is the batched entry point's rows, MaxRun the prefill chunk: a
-// ring cache holds a window and one chunk of each sequence.
+// Rows is the most tokens one batched call takes, MaxRun the most of one
+// slot's: a prefill chunk, since a ring cache holds a window and one
+// chunk of each sequence.
 func (s *StaticSlots) Rows() int {
-	if !s.Batched() {
+	switch {
+	case !s.Batched():
 		return 0
+	case s.e.PrefillBatch != "":
+		return s.e.PrefillBatchRows
 	}
 	return s.e.BatchRows
 }
@@ -207,7 +219,7 @@ func (s *StaticSlots) MaxRun() int {
 	if !s.Batched() {
 		return 0
 	}
-	return min(s.e.BatchRows, s.e.Chunk)
+	return min(s.Rows(), s.e.Chunk)
 }
 
 func (s *StaticSlots) Step(slots, tokens []int) ([]float32, error) {
@@ -248,7 +260,7 @@ func (s *StaticSlots) StepRuns(runs []Run) ([]float32, error) {
 			copy(out[k*vocab:], logits)
 			continue
 		}
-		if rows+n > s.e.BatchRows {
+		if rows+n > s.Rows() {
 			if err := flush(); err != nil {
 				return nil, err
 			}
@@ -278,16 +290,30 @@ func (s *StaticSlots) call(runs []Run, batch []int, rows int, out []float32) err
 			ids, pos, sl = append(ids, id), append(pos, int32(d.pos+i)), append(sl, int32(r.Slot))
 		}
 	}
-	logits, _, err := s.r.RunRows(s.e.DecodeBatch, ids, pos, sl)
+	// The short entry point returns every row's logits, the long one
+	// those after each run's last row (artifact.RowOutputs).
+	entry, perRun := s.e.DecodeBatch, false
+	if rows > s.e.BatchRows {
+		entry, perRun = s.e.PrefillBatch, true
+	}
+	logits, _, err := s.r.RunRows(entry, ids, pos, sl)
 	if err != nil {
 		return err
 	}
+	if want := len(batch) * vocab; len(logits) < want || (!perRun && len(logits) < rows*vocab) {
+		return fmt.Errorf("%s returned %d logits for %d runs of %d rows", entry, len(logits), len(batch), rows)
+	}
 	row := 0
-	for _, k := range batch {
+	for o, k := range batch {
 		r := runs[k]
 		d := s.ds[r.Slot]
 		row += len(r.Tokens)
-		copy(out[k*vocab:(k+1)*vocab], logits[(row-1)*vocab:row*vocab])
+		out := out[k*vocab : (k+1)*vocab]
+		if perRun {
+			copy(out, logits[o*vocab:(o+1)*vocab])
+		} else {
+			copy(out, logits[(row-1)*vocab:row*vocab])
+		}
 		d.history = append(d.history, r.Tokens...)
 		d.pos += len(r.Tokens)
 	}

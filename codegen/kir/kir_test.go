@@ -66,7 +66,7 @@ func TestLoweringAgainstInterpreter(t *testing.T) {
 			m, err := hf.Open(dir)
 			require.NoError(t, err)
 			defer m.Close()
-			graphs := optimised(t, m, maxSeq, chunk, []passes.Entry{{Name: "decode", Seq: 1}, {Name: "prefill", Seq: chunk}, {Name: "prefill_all", Seq: chunk}})
+			graphs := optimised(t, m, maxSeq, chunk, 0, []passes.Entry{{Name: "decode", Seq: 1}, {Name: "prefill", Seq: chunk}, {Name: "prefill_all", Seq: chunk}})
 			prog, err := kir.LowerWith(graphs, kir.Options{MaxSeq: maxSeq, KeepBF16: true})
 			require.NoError(t, err)
 			ws, free, err := runtime.LinkedWeights(linkedOf(prog), m)
@@ -108,13 +108,17 @@ func TestLoweringAgainstInterpreter(t *testing.T) {
 }
 
 // optimised builds m's graph for each entry (every row's logits for the
-// names ending in _all or _batch) and runs the static-cache pipeline on it.
-func optimised(t *testing.T, m *hf.Model, maxSeq, chunk int, entries []passes.Entry) []*ir.Graph {
+// names ending in _all and for decode_batch, each run's last for
+// prefill_batch) and runs the static-cache pipeline on it.
+func optimised(t *testing.T, m *hf.Model, maxSeq, chunk, runs int, entries []passes.Entry) []*ir.Graph {
 	t.Helper()
 	var graphs []*ir.Graph
 	for _, e := range entries {
-		all := strings.HasSuffix(e.Name, "_all") || strings.HasSuffix(e.Name, "_batch")
-		g, err := m.Build(hf.BuildOptions{Name: e.Name, AllLogits: all})
+		o := hf.BuildOptions{Name: e.Name, AllLogits: strings.HasSuffix(e.Name, "_all") || e.Name == artifact.EntryDecodeBatch}
+		if e.Name == artifact.EntryPrefillBatch {
+			o.Runs = runs
+		}
+		g, err := m.Build(o)
 		require.NoError(t, err)
 		e.Graph = g
 		_, err = passes.Run(&e, &passes.Options{KV: passes.Static, MaxSeq: maxSeq, MaxTokens: chunk})
@@ -148,8 +152,9 @@ func linkedOf(p *kir.Program) *runtime.LinkedProgram {
 
 // TestLoweringSlots lowers programs whose caches hold three sequences and
 // runs them on kir.Machine: prompts of different lengths prefilled into
-// each slot, then decode_batch steps of every slot, and of two, each row at
-// its own position, some steps carrying a piece of a prefill for one slot,
+// each slot, then batched steps of every slot, and of two, each row at its
+// own position, some steps carrying a piece of a prefill for one slot
+// (through decode_batch when the rows fit, prefill_batch when not),
 // against an eager decoder per sequence. Gemma 2 has
 // sliding-window layers, whose caches are rings per slot.
 func TestLoweringSlots(t *testing.T) {
@@ -160,8 +165,9 @@ func TestLoweringSlots(t *testing.T) {
 			m, err := hf.Open(dir)
 			require.NoError(t, err)
 			defer m.Close()
-			graphs := optimised(t, m, maxSeq, chunk, []passes.Entry{{Name: "decode", Seq: 1}, {Name: "prefill", Seq: chunk},
-				{Name: "prefill_all", Seq: chunk}, {Name: "decode_batch", Seq: slots + chunk, Batch: true}})
+			graphs := optimised(t, m, maxSeq, chunk, slots, []passes.Entry{{Name: "decode", Seq: 1}, {Name: "prefill", Seq: chunk},
+				{Name: "prefill_all", Seq: chunk}, {Name: "decode_batch", Seq: slots, Batch: true},
+				{Name: "prefill_batch", Seq: slots + chunk, Batch: true}})
 			prog, err := kir.LowerWith(graphs, kir.Options{MaxSeq: maxSeq, Slots: slots})
 			require.NoError(t, err)
 			require.Equal(t, slots, prog.Slots)
@@ -171,9 +177,10 @@ func TestLoweringSlots(t *testing.T) {
 			require.NoError(t, err)
 			defer free()
 			r := &machineRunner{m: kir.NewMachine(prog, ws.F32), slots: slots,
-				seq: map[string]int{"decode": 1, "prefill": chunk, "prefill_all": chunk, "decode_batch": slots + chunk}}
+				seq: map[string]int{"decode": 1, "prefill": chunk, "prefill_all": chunk, "decode_batch": slots, "prefill_batch": slots + chunk}}
 			all, err := runtime.NewStaticSlots(r, runtime.StaticEntries{Decode: "decode", Prefill: "prefill", PrefillAll: "prefill_all",
-				Chunk: chunk, DecodeBatch: "decode_batch", BatchRows: slots + chunk}, m.Config.VocabSize, maxSeq)
+				Chunk: chunk, DecodeBatch: "decode_batch", BatchRows: slots, PrefillBatch: "prefill_batch", PrefillBatchRows: slots + chunk},
+				m.Config.VocabSize, maxSeq)
 			require.NoError(t, err)
 			require.Equal(t, slots, all.Len())
 
@@ -201,7 +208,9 @@ func TestLoweringSlots(t *testing.T) {
 				for j, i := range ids {
 					n := 1
 					if step%4 == 1 && j == 1 {
-						n = chunk - 1 // a piece of a prefill rides along
+						// A piece of a prefill rides along: 5 rows (prefill_batch)
+						// beside two others, 3 (decode_batch) beside one.
+						n = chunk - 1 - (slots - len(ids))
 					}
 					for k := range n {
 						runs[j].Tokens = append(runs[j].Tokens, (step*13+i*5+3+k)%v)

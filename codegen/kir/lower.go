@@ -248,6 +248,22 @@ func (l *lowerer) rowPos(s Expr) Expr {
 	return Ld(l.tokens, IAdd(I(artifact.RowPositions*l.e.Seq), s))
 }
 
+// lastOfRuns copies the last row of each of the step's first k runs
+// (artifact.RowOutputs) into out's rows.
+func (l *lowerer) lastOfRuns(out, x view, k int) error {
+	if x.strides[1] != 1 || out.strides[1] != 1 {
+		return fmt.Errorf("last of runs needs row-contiguous tensors")
+	}
+	o, row, c := l.newVar("o", Int), l.newVar("r", Int), l.newVar("c", Int)
+	l.serial(&For{Var: o, Lo: I(0), Hi: I(k), Step: 1, Body: []Stmt{
+		&Decl{Var: row, Init: IMin(Ld(l.tokens, IAdd(I(artifact.RowOutputs*l.e.Seq), o)), I(x.shape[0]-1))},
+		&For{Var: c, Lo: I(0), Hi: I(x.shape[1]), Step: 1, Body: []Stmt{
+			&Store{Buf: out.buf, Index: out.at(o, c), Val: Ld(x.buf, x.at(row, c))},
+		}},
+	}})
+	return nil
+}
+
 // slotRow is the first row of row s's slot in a state view c, whose
 // first dim is the rows of one slot: 0 when the states hold one sequence.
 func (l *lowerer) slotRow(c view, s Expr) Expr {
@@ -396,6 +412,9 @@ func (l *lowerer) op(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, done ma
 		x, err := arg(0)
 		if err != nil {
 			return err
+		}
+		if k := n.IntAttr("runs"); k > 0 {
+			return l.lastOfRuns(l.views[n.Result], x, k)
 		}
 		row := ISub(I(x.shape[0]), I(1))
 		if len(n.Args) == 2 {

@@ -14,6 +14,10 @@ type BuildOptions struct {
 	// ([seq, vocab], for scoring); otherwise only for the last one
 	// ([1, vocab], for generation).
 	AllLogits bool
+	// Runs, when > 0, makes the graph return the logits of the last row
+	// of each of up to Runs runs of rows ([Runs, vocab]): a batched step
+	// of several sequences, some of them prefilling.
+	Runs int
 	// WeightDType gives each weight's dtype in the checkpoint; nil means f32.
 	WeightDType func(name string) ir.DType
 }
@@ -193,7 +197,10 @@ func (b *builder) build() error {
 		}
 		x = b.emit(ir.OpAdd, n+"out", nil, x, d)
 	}
-	if !b.opts.AllLogits {
+	switch {
+	case b.opts.Runs > 0:
+		x = b.emit(ir.OpLast, "last", ir.Attrs{"runs": b.opts.Runs}, x)
+	case !b.opts.AllLogits:
 		x = b.emit(ir.OpLast, "last", nil, x)
 	}
 	x = b.norm("final_norm", x, "model.norm.weight")

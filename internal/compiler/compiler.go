@@ -197,7 +197,12 @@ func setup(m *hf.Model, modelDir, outDir string, o Options) (*compilation, error
 	c.specs = []entrySpec{{name: artifact.EntryDecode, seq: 1}, {name: artifact.EntryPrefill, seq: o.PrefillChunk},
 		{name: artifact.EntryPrefillAll, seq: o.PrefillChunk, all: true}}
 	if o.Slots > 1 {
-		c.specs = append(c.specs, entrySpec{name: artifact.EntryDecodeBatch, seq: o.Slots, all: true, batch: true})
+		// A decode step of every slot, and a longer one that also carries
+		// a piece of another slot's prefill: a step computes all its
+		// rows, so pure decode steps keep to the short one.
+		c.specs = append(c.specs,
+			entrySpec{name: artifact.EntryDecodeBatch, seq: o.Slots, all: true, batch: true},
+			entrySpec{name: artifact.EntryPrefillBatch, seq: o.Slots + o.PrefillChunk, batch: true, runs: o.Slots})
 	}
 	if o.KV == passes.Dynamic {
 		c.specs = []entrySpec{{name: artifact.EntryForward}, {name: artifact.EntryForwardAll, all: true}}

@@ -95,7 +95,8 @@ type entrySpec struct {
 	name  string
 	seq   int
 	all   bool
-	batch bool // each row another sequence's (passes.Entry.Batch)
+	batch bool // rows of several sequences (passes.Entry.Batch)
+	runs  int  // logits of the last row of each of this many runs (hf.BuildOptions.Runs)
 }
 
 // compilation is the state the stages share.
@@ -242,13 +243,16 @@ func (c *compilation) buildGraphs(ctx context.Context) (string, error) {
 		if err := ctx.Err(); err != nil {
 			return "", err
 		}
-		g, err := c.model.Build(hf.BuildOptions{Name: s.name, AllLogits: s.all})
+		g, err := c.model.Build(hf.BuildOptions{Name: s.name, AllLogits: s.all, Runs: s.runs})
 		if err != nil {
 			return "", err
 		}
 		c.res.Graphs = append(c.res.Graphs, g)
 		logits := "last"
-		if s.all {
+		switch {
+		case s.runs > 0:
+			logits = "runs"
+		case s.all:
 			logits = "all"
 		}
 		c.man.Entries = append(c.man.Entries, artifact.Entry{Name: s.name, Seq: s.seq, Logits: logits})

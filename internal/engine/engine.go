@@ -283,6 +283,11 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 			return fail(fmt.Errorf("artifact %s: its program holds %d sequences, its manifest says %d: compile the artifact again", dir, rr.Slots(), man.Slots))
 		}
 		entries.DecodeBatch, entries.BatchRows = artifact.EntryDecodeBatch, man.Slots
+		for _, me := range man.Entries {
+			if me.Name == artifact.EntryPrefillBatch {
+				entries.PrefillBatch, entries.PrefillBatchRows = me.Name, me.Seq
+			}
+		}
 		eng.slots, err = runtime.NewStaticSlots(rr, entries, cfg.VocabSize, man.MaxSeq)
 		if err != nil {
 			return fail(err)

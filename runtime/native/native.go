@@ -476,7 +476,15 @@ func (p *Program) RunRows(name string, tokens, positions, slots []int32) ([]floa
 		clear(p.tokens[n:])
 		p.words[artifact.CtxPos], p.words[artifact.CtxLen] = int64(positions[0]), int64(n)
 	} else {
-		artifact.FillRows(p.tokens, e.e.Seq, tokens, positions, slots)
+		if rows := artifact.RowFields * e.e.Seq; len(p.tokens) < rows {
+			// Before the outputs field (a layout of ABI 3 has no room
+			// for it; none of its entry points reads it).
+			buf := make([]int32, rows)
+			artifact.FillRows(buf, e.e.Seq, tokens, positions, slots)
+			copy(p.tokens, buf[:artifact.RowOutputs*e.e.Seq])
+		} else {
+			artifact.FillRows(p.tokens, e.e.Seq, tokens, positions, slots)
+		}
 		p.words[artifact.CtxPos], p.words[artifact.CtxLen] = int64(slices.Max(positions)), int64(n)
 	}
 	if e.step != 0 {
