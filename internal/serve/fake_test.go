@@ -77,6 +77,11 @@ type fakeSlots struct {
 	inUse  atomic.Bool
 	steps  atomic.Int64
 	widest atomic.Int64
+	// rows and maxRun make it a batched program (Slots.Rows, MaxRun):
+	// prefills then ride along with decode steps; mixed counts the runs
+	// of more than one token it was given.
+	rows, maxRun int
+	mixed        atomic.Int64
 }
 
 func newFakeSlots(t testing.TB, n, context int) *fakeSlots {
@@ -89,9 +94,9 @@ func newFakeSlots(t testing.TB, n, context int) *fakeSlots {
 
 func (s *fakeSlots) Len() int                   { return len(s.ds) }
 func (s *fakeSlots) Slot(i int) runtime.Decoder { return s.ds[i] }
-func (s *fakeSlots) Batched() bool              { return false }
-func (s *fakeSlots) Rows() int                  { return 0 }
-func (s *fakeSlots) MaxRun() int                { return 0 }
+func (s *fakeSlots) Batched() bool              { return s.rows > 0 }
+func (s *fakeSlots) Rows() int                  { return s.rows }
+func (s *fakeSlots) MaxRun() int                { return s.maxRun }
 
 func (s *fakeSlots) Step(slots, tokens []int) ([]float32, error) {
 	runs := make([]runtime.Run, len(slots))
@@ -112,6 +117,19 @@ func (s *fakeSlots) StepRuns(runs []runtime.Run) ([]float32, error) {
 	s.steps.Add(1)
 	if int64(len(runs)) > s.widest.Load() {
 		s.widest.Store(int64(len(runs)))
+	}
+	rows := 0
+	for _, r := range runs {
+		rows += len(r.Tokens)
+		if len(r.Tokens) > 1 {
+			s.mixed.Add(1)
+			if len(r.Tokens) > s.maxRun {
+				s.t.Errorf("a run of %d tokens, MaxRun is %d", len(r.Tokens), s.maxRun)
+			}
+		}
+	}
+	if s.rows > 0 && rows > s.rows {
+		s.t.Errorf("a step of %d rows, Rows is %d", rows, s.rows)
 	}
 	time.Sleep(s.delay)
 	var out []float32

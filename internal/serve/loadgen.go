@@ -29,6 +29,10 @@ type LoadOptions struct {
 	MaxTokens int
 	Prompt    string
 	Chat      bool // /v1/chat/completions with Prompt as the user message
+	// Unique starts each request's prompt with its level and number, so
+	// that no request finds another's prompt in a server's prefix cache
+	// (which would skip its prefill).
+	Unique bool
 	// IgnoreEOS asks for MaxTokens tokens every time (llama.cpp's
 	// ignore_eos, which llmrun serve takes too).
 	IgnoreEOS   bool
@@ -131,7 +135,11 @@ func loadLevel(ctx context.Context, o LoadOptions, clients int) (LoadLevel, erro
 				if k >= o.Requests || ctx.Err() != nil {
 					return
 				}
-				results[k] = oneRequest(ctx, o)
+				ro := o
+				if o.Unique {
+					ro.Prompt = fmt.Sprintf("%d.%d. %s", clients, k, o.Prompt)
+				}
+				results[k] = oneRequest(ctx, ro)
 			}
 		}()
 	}

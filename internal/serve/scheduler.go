@@ -109,9 +109,12 @@ func (j *job) result() result {
 
 // slotState is what the scheduler knows of a slot.
 type slotState struct {
-	cached  []int // the ids in its cache, positions 0..len-1
-	job     *job  // nil when free
-	next    int   // the token to feed at the next step
+	cached []int // the ids in its cache, positions 0..len-1
+	job    *job  // nil when free
+	next   int   // the token to feed at the next step
+	// pending is the rest of the prompt still to prefill: with a batched
+	// program it goes in pieces, along with the other slots' decode steps.
+	pending []int
 	history []int // prompt and generated ids: what the repetition penalty sees
 	last    time.Time
 }
@@ -269,6 +272,14 @@ func (s *scheduler) admit(j *job) {
 	j.mu.Unlock()
 	s.metrics.admitted(keep, len(j.prompt)-keep, time.Since(j.queued))
 	s.metrics.busy.Store(int64(s.busy()))
+	if s.slots.Rows() > s.slots.Len() && s.slots.MaxRun() > 1 {
+		// A program with rows to spare beyond a decode step of each slot:
+		// the next steps prefill the prompt, a piece at a time, in the
+		// same calls as the other slots' decode steps, so the weights are
+		// read once for both and decoding does not wait for the prompt.
+		st.pending = j.prompt[keep:]
+		return
+	}
 	logits, err := d.Forward(j.prompt[keep:], false)
 	if err != nil {
 		s.fail(i, fmt.Errorf("prefill of %d prompt tokens at position %d: %w", len(j.prompt)-keep, keep, err))
@@ -288,34 +299,57 @@ func (s *scheduler) dropCancelled() {
 	}
 }
 
-// step runs one decode step for every decoding slot.
+// step runs one decode step for every decoding slot and, with a batched
+// program, the next pieces of the slots still prefilling, as many of
+// their tokens as the step's rows leave room for.
 func (s *scheduler) step() {
-	var slots, tokens []int
+	var runs []runtime.Run
+	decoding := 0
 	for i := range s.state {
-		if s.state[i].job != nil {
-			slots, tokens = append(slots, i), append(tokens, s.state[i].next)
+		if st := &s.state[i]; st.job != nil && st.pending == nil {
+			runs = append(runs, runtime.Run{Slot: i, Tokens: []int{st.next}})
+			decoding++
 		}
 	}
-	if len(slots) == 0 {
+	room := s.slots.Rows() - decoding
+	for i := range s.state {
+		st := &s.state[i]
+		if st.job == nil || st.pending == nil || room <= 0 {
+			continue
+		}
+		n := min(len(st.pending), s.slots.MaxRun(), room)
+		runs = append(runs, runtime.Run{Slot: i, Tokens: st.pending[:n]})
+		room -= n
+	}
+	if len(runs) == 0 {
 		return
 	}
 	start := time.Now()
-	logits, err := s.slots.Step(slots, tokens)
-	s.metrics.stepped(len(slots), time.Since(start))
-	if err == nil && len(logits) != len(slots)*s.vocab {
-		err = fmt.Errorf("a decode step of %d slots returned %d logits, want %d", len(slots), len(logits), len(slots)*s.vocab)
+	logits, err := s.slots.StepRuns(runs)
+	s.metrics.stepped(decoding, time.Since(start))
+	if err == nil && len(logits) != len(runs)*s.vocab {
+		err = fmt.Errorf("a step of %d slots returned %d logits, want %d", len(runs), len(logits), len(runs)*s.vocab)
 	}
 	if err != nil {
-		for _, i := range slots {
-			s.fail(i, fmt.Errorf("decode step: %w", err))
+		for _, r := range runs {
+			s.fail(r.Slot, fmt.Errorf("decode step: %w", err))
 		}
 		return
 	}
-	for k, i := range slots {
+	for k, r := range runs {
+		i := r.Slot
 		st := &s.state[i]
-		st.cached = append(st.cached, tokens[k])
+		st.cached = append(st.cached, r.Tokens...)
 		j := st.job
-		s.accept(i, logits[k*s.vocab:(k+1)*s.vocab], len(j.prompt)+j.ids-1, tokens[k], fmt.Sprintf("decode step %d", j.ids))
+		row := logits[k*s.vocab : (k+1)*s.vocab]
+		if st.pending == nil {
+			s.accept(i, row, len(j.prompt)+j.ids-1, r.Tokens[0], fmt.Sprintf("decode step %d", j.ids))
+			continue
+		}
+		if st.pending = st.pending[len(r.Tokens):]; len(st.pending) == 0 {
+			st.pending = nil
+			s.accept(i, row, len(j.prompt)-1, j.prompt[len(j.prompt)-1], "prefill")
+		}
 	}
 }
 
@@ -376,7 +410,7 @@ func (s *scheduler) release(i int, finish string, err error) {
 		finish = ""
 	}
 	s.metrics.finished(j.ids)
-	st.job = nil
+	st.job, st.pending = nil, nil
 	if d := s.slots.Slot(i); len(st.cached) != d.Pos() {
 		s.reset(i)
 	}
@@ -388,7 +422,7 @@ func (s *scheduler) release(i int, finish string, err error) {
 // cache may hold a half-run step.
 func (s *scheduler) fail(i int, err error) {
 	j := s.state[i].job
-	s.state[i].job = nil
+	s.state[i].job, s.state[i].pending = nil, nil
 	s.reset(i)
 	s.metrics.busy.Store(int64(s.busy()))
 	j.end("", err)

@@ -26,7 +26,12 @@ const fakeName = "fake"
 // start serves a fake model with n slots of context positions.
 func start(t *testing.T, n, context int, cfg Config, text Text) (*Server, *fakeSlots, string) {
 	t.Helper()
-	slots := newFakeSlots(t, n, context)
+	return startSlots(t, newFakeSlots(t, n, context), cfg, text)
+}
+
+// startSlots serves slots.
+func startSlots(t *testing.T, slots *fakeSlots, cfg Config, text Text) (*Server, *fakeSlots, string) {
+	t.Helper()
 	srv := New(cfg)
 	if err := srv.SetModel(&Model{Name: fakeName, Slots: slots, Text: text}); err != nil {
 		t.Fatal(err)
@@ -448,11 +453,23 @@ func TestGenerationMatchesGenerate(t *testing.T) {
 }
 
 // TestConcurrentMatchesAlone sends many requests at once over fewer
-// slots, sharing prefixes: each must give what it gives alone.
+// slots, sharing prefixes: each must give what it gives alone. The slots
+// run one after another, or as a batched program whose steps carry
+// pieces of prefills along with the decode steps.
 func TestConcurrentMatchesAlone(t *testing.T) {
+	for _, batched := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batched=%v", batched), func(t *testing.T) { concurrentMatchesAlone(t, batched) })
+	}
+}
+
+func concurrentMatchesAlone(t *testing.T, batched bool) {
 	const ctx, clients, perClient = 80, 6, 5
-	srv, slots, url := start(t, 3, ctx, Config{QueueSize: clients}, fakeText{})
+	slots := newFakeSlots(t, 3, ctx)
+	if batched {
+		slots.rows, slots.maxRun = 5, 2
+	}
 	slots.delay = time.Millisecond // so that requests overlap
+	srv, _, url := startSlots(t, slots, Config{QueueSize: clients}, fakeText{})
 	type want struct {
 		text, finish string
 		tokens       int
@@ -478,6 +495,9 @@ func TestConcurrentMatchesAlone(t *testing.T) {
 	wg.Wait()
 	if slots.widest.Load() < 2 {
 		t.Errorf("no decode step ran more than %d slots: the requests did not overlap", slots.widest.Load())
+	}
+	if batched && slots.mixed.Load() == 0 {
+		t.Error("no step carried a piece of a prefill")
 	}
 	var b strings.Builder
 	srv.metrics.write(&b)

@@ -297,6 +297,7 @@ which llmrun serve takes too).`,
 			fs.IntVar(&o.Requests, "requests", 32, "requests per concurrency level")
 			fs.IntVar(&o.MaxTokens, "max-tokens", 64, "max_tokens of each request")
 			fs.StringVar(&o.Prompt, "prompt", "Once upon a time", "the prompt (the user message with --chat)")
+			fs.BoolVar(&o.Unique, "unique", false, "start each prompt with the request's level and number, so that no server's prefix cache skips a prefill")
 			fs.BoolVar(&o.Chat, "chat", false, "send chat completions instead of completions")
 			fs.BoolVar(&o.IgnoreEOS, "ignore-eos", false, "ask for max_tokens tokens every time (ignore_eos)")
 			fs.Float64Var(&o.Temperature, "temperature", 0, "temperature of each request")
