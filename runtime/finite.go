@@ -213,7 +213,14 @@ func (r *run) inputNonFinite(a *ir.Value) string {
 	case ir.KindWeight:
 		what, ok := r.p.weightNonFinite[a.Name]
 		if !ok {
-			if c := countNonFinite(r.p.weights[a.Name]); c.any() {
+			f := r.p.weights[a.Name]
+			if h := r.p.halves[a.Name]; h != nil {
+				f = make([]float32, len(h))
+				for i, v := range h {
+					f[i] = bf16(v)
+				}
+			}
+			if c := countNonFinite(f); c.any() {
 				shape, _ := a.Type.Shape.Eval(nil)
 				what = fmt.Sprintf("%s, the first at %v", c, unravel(c.first, shape))
 			}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/llmc-dev/llmc/ir"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // WeightSource supplies weights by tensor name, converted to float32.
@@ -32,6 +33,12 @@ const (
 type Program struct {
 	entries map[string]*entry
 	weights map[string][]float32
+	// halves are the weights kept in bfloat16 (their bits), as a BF16
+	// checkpoint stores them: the matrices of linear and embedding ops,
+	// the only ones with bfloat16 kernels, which widen them as they read.
+	halves map[string][]uint16
+	// wide names the weights some other op reads: they are float32.
+	wide map[string]bool
 	states  map[string]*stateBuf
 	par     Parallel
 	// debugNaN checks every op's result (SetDebugNaN); weightNonFinite
@@ -42,6 +49,7 @@ type Program struct {
 
 type tensor struct {
 	f     []float32
+	h     []uint16 // a bfloat16 weight's bits instead of f (Program.halves)
 	shape []int
 }
 
@@ -78,12 +86,22 @@ func NewProgram(graphs []*ir.Graph, ws WeightSource, par Parallel) (*Program, er
 	if par == nil {
 		par = serial{}
 	}
-	p := &Program{entries: map[string]*entry{}, weights: map[string][]float32{}, states: map[string]*stateBuf{}, par: par,
-		weightNonFinite: map[string]string{}}
+	p := &Program{entries: map[string]*entry{}, weights: map[string][]float32{}, halves: map[string][]uint16{},
+		wide: map[string]bool{}, states: map[string]*stateBuf{}, par: par, weightNonFinite: map[string]string{}}
 	for _, g := range graphs {
 		if err := ir.Verify(g); err != nil {
 			return nil, err
 		}
+		g.Walk(func(n *ir.Node) {
+			for i, a := range n.Args {
+				matrix := (n.Op == ir.OpLinear && i == 1) || (n.Op == ir.OpEmbedding && i == 0)
+				if a.Kind == ir.KindWeight && !matrix {
+					p.wide[a.Name] = true
+				}
+			}
+		})
+	}
+	for _, g := range graphs {
 		if _, dup := p.entries[g.Name]; dup {
 			return nil, fmt.Errorf("two entry points are named %s", g.Name)
 		}
@@ -112,11 +130,19 @@ func (p *Program) dropParts(graphs []*ir.Graph, ws WeightSource) {
 		})
 	}
 	r, _ := ws.(Releaser)
+	var names []string
 	for name := range p.weights {
+		names = append(names, name)
+	}
+	for name := range p.halves {
+		names = append(names, name)
+	}
+	for _, name := range names {
 		if read[name] {
 			continue
 		}
 		delete(p.weights, name)
+		delete(p.halves, name)
 		if r != nil {
 			r.Release(name)
 		}
@@ -141,31 +167,9 @@ func (p *Program) prepare(g *ir.Graph, ws WeightSource) (*entry, error) {
 		return nil, fmt.Errorf("entry points need inputs %%%s and %%%s", InputTokens, InputPos)
 	}
 	for _, w := range g.Weights {
-		if _, ok := p.weights[w.Name]; ok {
-			continue
-		}
-		if w.Derive != nil {
-			// concat: the arguments' rows, stacked.
-			n := 0
-			for _, a := range w.Derive.Args {
-				n += len(p.weights[a.Name])
-			}
-			data := make([]float32, 0, n)
-			for _, a := range w.Derive.Args {
-				data = append(data, p.weights[a.Name]...)
-			}
-			p.weights[w.Name] = data
-			continue
-		}
-		data, shape, err := ws.Float32(w.Name)
-		if err != nil {
+		if err := p.loadWeight(w, ws); err != nil {
 			return nil, err
 		}
-		want, _ := w.Type.Shape.Eval(nil)
-		if !equalInts(shape, want) {
-			return nil, fmt.Errorf("weight %s has shape %v, the graph wants %v", w.Name, shape, want)
-		}
-		p.weights[w.Name] = data
 	}
 	for _, s := range g.States {
 		sh := s.Type.Shape
@@ -214,6 +218,79 @@ func (p *Program) prepare(g *ir.Graph, ws WeightSource) (*entry, error) {
 	e.vals = make([]tensor, len(e.slot))
 	e.bufs = make([][]float32, len(e.slot))
 	return e, nil
+}
+
+// loadWeight loads weight w (once for all entry points): in bfloat16 when
+// ws has it so and only linear and embedding ops read it, otherwise as
+// float32. A stacked weight (Derive) is its parts' rows, which are loaded
+// before it.
+func (p *Program) loadWeight(w *ir.Value, ws WeightSource) error {
+	if _, ok := p.weights[w.Name]; ok {
+		return nil
+	}
+	if _, ok := p.halves[w.Name]; ok {
+		return nil
+	}
+	want, _ := w.Type.Shape.Eval(nil)
+	if w.Derive != nil {
+		// concat: the arguments' rows, stacked; in bfloat16 if all of
+		// them are, otherwise widened.
+		n, halves := 0, !p.wide[w.Name]
+		for _, a := range w.Derive.Args {
+			n += len(p.weights[a.Name]) + len(p.halves[a.Name])
+			if p.halves[a.Name] == nil {
+				halves = false
+			}
+		}
+		if halves {
+			data := make([]uint16, 0, n)
+			for _, a := range w.Derive.Args {
+				data = append(data, p.halves[a.Name]...)
+			}
+			p.halves[w.Name] = data
+			return nil
+		}
+		data := make([]float32, 0, n)
+		for _, a := range w.Derive.Args {
+			data = append(data, p.weights[a.Name]...)
+			for _, h := range p.halves[a.Name] {
+				data = append(data, bf16(h))
+			}
+		}
+		p.weights[w.Name] = data
+		return nil
+	}
+	f, _ := w.Type.DType.Format()
+	if src, ok := ws.(BF16Source); ok && !p.wide[w.Name] && !f.Blocked() {
+		// An error here says only that the tensor is not stored in
+		// bfloat16: Float32 below reports anything else.
+		if h, err := src.BF16(w.Name); err == nil {
+			if len(h) != product(want) {
+				return fmt.Errorf("weight %s has %d elements, the graph wants %v", w.Name, len(h), want)
+			}
+			p.halves[w.Name] = h
+			return nil
+		}
+	}
+	data, shape, err := ws.Float32(w.Name)
+	if err != nil {
+		return err
+	}
+	if !equalInts(shape, want) {
+		return fmt.Errorf("weight %s has shape %v, the graph wants %v", w.Name, shape, want)
+	}
+	p.weights[w.Name] = data
+	return nil
+}
+
+// WeightFormats are the formats of the weights the program keeps other
+// than in float32, by name: the bfloat16 ones.
+func (p *Program) WeightFormats() map[string]wformat.Format {
+	fs := make(map[string]wformat.Format, len(p.halves))
+	for name := range p.halves {
+		fs[name] = wformat.BF16
+	}
+	return fs
 }
 
 // Entry reports whether the program has an entry point of that name.
@@ -279,7 +356,7 @@ func (r *run) value(v *ir.Value) tensor {
 	switch v.Kind {
 	case ir.KindWeight:
 		shape, _ := v.Type.Shape.Eval(nil)
-		return tensor{f: r.p.weights[v.Name], shape: shape}
+		return tensor{f: r.p.weights[v.Name], h: r.p.halves[v.Name], shape: shape}
 	case ir.KindNode:
 		return r.e.vals[r.e.slot[v]]
 	}
@@ -368,6 +445,9 @@ func (r *run) node(n *ir.Node) error {
 	switch n.Op {
 	case ir.OpEmbedding:
 		w := arg(0)
+		if w.h != nil {
+			return embeddingBF16(out.f, w.h, r.tokensOf(n.Args[1]), w.shape[0], w.shape[1])
+		}
 		return embedding(out.f, w.f, r.tokensOf(n.Args[1]), w.shape[0], w.shape[1])
 	case ir.OpRMSNorm:
 		x := arg(0)
@@ -379,7 +459,11 @@ func (r *run) node(n *ir.Node) error {
 		if len(n.Args) == 3 {
 			bias = arg(2).f
 		}
-		linear(r.p.par, out.f, x.f, w.f, bias, x.shape[0], x.shape[1], w.shape[0])
+		if w.h != nil {
+			linearBF16(r.p.par, out.f, x.f, w.h, bias, x.shape[0], x.shape[1], w.shape[0])
+		} else {
+			linear(r.p.par, out.f, x.f, w.f, bias, x.shape[0], x.shape[1], w.shape[0])
+		}
 	case ir.OpRoPE:
 		x := arg(0)
 		rope(out.f, x.f, r.e.prep[n], x.shape[0], x.shape[1], x.shape[2], r.pos)

@@ -52,7 +52,14 @@ func PickISA(have ...string) string {
 
 // eagerKernels are the interpreter's kernel sets by instruction set: the
 // portable one, and those of dot_simd.go that this CPU runs.
-var eagerKernels = map[string]func(a, b []float32) float32{ISAScalar: dotScalar}
+var eagerKernels = map[string]eagerKernelSet{ISAScalar: {dot: dotScalar, dotBF16: dotBF16Scalar}}
+
+// eagerKernelSet is one instruction set's kernels: dot of two float32
+// vectors, and dotBF16 of a float32 vector with bfloat16 weights.
+type eagerKernelSet struct {
+	dot     func(a, b []float32) float32
+	dotBF16 func(x []float32, w []uint16) float32
+}
 
 var eagerISA = ISAScalar
 
@@ -67,7 +74,7 @@ func init() {
 }
 
 func useEagerISA(isa string) {
-	eagerISA, dotKernel = isa, eagerKernels[isa]
+	eagerISA, dotKernel, dotBF16Kernel = isa, eagerKernels[isa].dot, eagerKernels[isa].dotBF16
 }
 
 // EagerISA is the instruction set of the interpreter's kernels in this

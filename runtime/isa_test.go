@@ -6,17 +6,31 @@ import (
 )
 
 // TestDotKernels checks every interpreter dot kernel this binary and CPU
-// have against the portable one, at lengths around each vector width.
+// have against the portable one, at lengths around each vector width: dot
+// of float32 vectors, and of float32 by bfloat16 weights.
 func TestDotKernels(t *testing.T) {
 	a, b := make([]float32, 300), make([]float32, 300)
 	for i := range a {
 		a[i], b[i] = float32(math.Sin(float64(i))), float32(math.Cos(float64(3*i)))
 	}
-	for isa, dot := range eagerKernels {
+	// b's elements rounded to bfloat16 (the high half of their bits), as
+	// bits and widened back.
+	h, hw := make([]uint16, len(b)), make([]float32, len(b))
+	for i, v := range b {
+		h[i] = uint16(math.Float32bits(v) >> 16)
+		hw[i] = math.Float32frombits(uint32(h[i]) << 16)
+	}
+	for isa, k := range eagerKernels {
 		for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 288, 300} {
-			want, got := dotScalar(a[:n], b[:n]), dot(a[:n], b[:n])
+			want, got := dotScalar(a[:n], b[:n]), k.dot(a[:n], b[:n])
 			if math.Abs(float64(got-want)) > 1e-4 {
 				t.Errorf("%s dot of %d: %v, want %v", isa, n, got, want)
+			}
+			// Against dot of the widened weights: a kernel that read the
+			// bits wrong (unshifted, sign-extended, the other half) is far off.
+			want, got = dotScalar(a[:n], hw[:n]), k.dotBF16(a[:n], h[:n])
+			if math.Abs(float64(got-want)) > 1e-4 {
+				t.Errorf("%s dotBF16 of %d: %v, want %v", isa, n, got, want)
 			}
 		}
 	}

@@ -45,6 +45,34 @@ func dot(a, b []float32) float32 { return dotKernel(a, b) }
 
 var dotKernel = dotScalar
 
+// dotBF16 is dot of x with bfloat16 weights w (their bits), widened as
+// they are read: dotBF16Scalar or a vector kernel, as EagerISA says.
+func dotBF16(x []float32, w []uint16) float32 { return dotBF16Kernel(x, w) }
+
+var dotBF16Kernel = dotBF16Scalar
+
+// bf16 widens bfloat16 bits to the float32 they stand for (exactly).
+func bf16(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+
+// dotBF16Scalar is dotScalar over widened weights, summed in the same
+// order, so a BF16 weight gives what the same weight widened to F32 does.
+func dotBF16Scalar(x []float32, w []uint16) float32 {
+	n := len(x)
+	w = w[:n]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		s0 += x[i] * bf16(w[i])
+		s1 += x[i+1] * bf16(w[i+1])
+		s2 += x[i+2] * bf16(w[i+2])
+		s3 += x[i+3] * bf16(w[i+3])
+	}
+	for ; i < n; i++ {
+		s0 += x[i] * bf16(w[i])
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
 // dotScalar is the portable inner product, with four accumulators so the
 // loop is not one long dependency chain.
 func dotScalar(a, b []float32) float32 {
@@ -71,6 +99,20 @@ func embedding(out, table []float32, ids []int32, vocab, dim int) error {
 			return fmt.Errorf("token id %d is outside the vocabulary (0..%d)", id, vocab-1)
 		}
 		copy(out[s*dim:(s+1)*dim], table[int(id)*dim:(int(id)+1)*dim])
+	}
+	return nil
+}
+
+// embeddingBF16 is embedding of a bfloat16 table, widened as gathered.
+func embeddingBF16(out []float32, table []uint16, ids []int32, vocab, dim int) error {
+	for s, id := range ids {
+		if id < 0 || int(id) >= vocab {
+			return fmt.Errorf("token id %d is outside the vocabulary (0..%d)", id, vocab-1)
+		}
+		row, o := table[int(id)*dim:(int(id)+1)*dim], out[s*dim:(s+1)*dim]
+		for i, h := range row {
+			o[i] = bf16(h)
+		}
 	}
 	return nil
 }
@@ -109,6 +151,23 @@ func linear(par Parallel, out, x, w, bias []float32, rows, in, outDim int) {
 			}
 			for s := 0; s < rows; s++ {
 				out[s*outDim+n] = dot(x[s*in:(s+1)*in], wr) + b
+			}
+		}
+	})
+}
+
+// linearBF16 is linear with bfloat16 weights w [outDim, in]: half the
+// bytes read per token, each widened in registers.
+func linearBF16(par Parallel, out, x []float32, w []uint16, bias []float32, rows, in, outDim int) {
+	parallelFor(par, outDim, outDim*in*rows, func(start, end int) {
+		for n := start; n < end; n++ {
+			wr := w[n*in : (n+1)*in]
+			var b float32
+			if bias != nil {
+				b = bias[n]
+			}
+			for s := 0; s < rows; s++ {
+				out[s*outDim+n] = dotBF16(x[s*in:(s+1)*in], wr) + b
 			}
 		}
 	})

@@ -148,7 +148,8 @@ func TestWeightBytes(t *testing.T) {
 // TestWeightBytesStoredBF16 checks that the bytes a decode step reads
 // follow what the compiler recorded of the program's weights: a compiled
 // program keeps bfloat16 weights as stored (2 bytes an element), the
-// interpreter widens them, whatever the backend is called.
+// interpreter widens them for its fused kernels, whatever the backend is
+// called; the eager path keeps its matrices in bfloat16.
 func TestWeightBytesStoredBF16(t *testing.T) {
 	_, err := llvm.FindToolchain()
 	var te *llvm.ToolError
@@ -173,6 +174,23 @@ func TestWeightBytesStoredBF16(t *testing.T) {
 		require.True(t, w.BF16, w.Name)
 	}
 	require.Equal(t, interp.WeightBytes, 2*compiled.WeightBytes)
+
+	// Eagerly, the matrices (linear and embedding weights) stay in
+	// bfloat16 too, and the logits are those of the widened weights.
+	eager, err := Open(dir, Options{})
+	require.NoError(t, err)
+	defer eager.Close()
+	require.True(t, strings.HasPrefix(eager.WeightFormat, "bf16"), eager.WeightFormat)
+	require.Less(t, eager.WeightBytes, interp.WeightBytes*6/10)
+	ids := []int{1, 5, 9, 2, 7}
+	want, err := interp.Decoder.Forward(ids, true)
+	require.NoError(t, err)
+	got, err := eager.Decoder.Forward(ids, true)
+	require.NoError(t, err)
+	require.Len(t, got, len(want))
+	for i := range want {
+		require.InDelta(t, want[i], got[i], 1e-4, "logit %d", i)
+	}
 
 	// The fact is the manifest's: a program recorded as keeping nothing
 	// in bfloat16 reads 4 bytes an element.

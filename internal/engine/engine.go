@@ -311,9 +311,13 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 	}
 	var wb int64
 	var wf string
+	formats := programFormats(man)
+	if p, ok := ld2.runner.(*runtime.Program); ok {
+		formats = p.WeightFormats()
+	}
 	for _, g := range graphs {
 		if g.Name == artifact.EntryDecode || g.Name == artifact.EntryForward {
-			wb, wf = weightBytes(g, programFormats(man))
+			wb, wf = weightBytes(g, formats)
 		}
 	}
 	eng.WeightBytes, eng.WeightFormat, eng.closers = wb, wf, closers
@@ -322,7 +326,7 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 
 // programFormats are the formats the artifact's compiled program keeps
 // its weights in, as the compiler recorded them (nil for the
-// interpreter, which widens every weight to float32).
+// interpreter, which says itself: runtime.Program.WeightFormats).
 func programFormats(man *artifact.Manifest) map[string]wformat.Format {
 	fs := map[string]wformat.Format{}
 	for _, w := range man.ProgramWeights {
@@ -354,7 +358,7 @@ func weightBytes(g *ir.Graph, formats map[string]wformat.Format) (int64, string)
 			if n.Op == ir.OpEmbedding && i == 0 {
 				rows = 1 // one row per token
 			}
-			f := wformat.F32 // weights are widened to float32 when loaded
+			f := wformat.F32 // weights not in formats are float32 when loaded
 			if pf, ok := formats[a.Name]; ok {
 				f = pf
 			}
@@ -413,7 +417,7 @@ func openEager(dir string, opts Options, context int) (*Engine, error) {
 		m.Close()
 		return nil, err
 	}
-	wb, wf := weightBytes(graphs[0], nil)
+	wb, wf := weightBytes(graphs[0], prog.WeightFormats())
 	return &Engine{Path: dir, Kind: "model folder", Config: m.Config, Decoder: dec, WeightBytes: wb, WeightFormat: wf,
 		closers: []func() error{m.Close, func() error { par.Close(); return nil }},
 		fork:    func() (runtime.Decoder, error) { return dec.Fork(), nil }}, nil

@@ -34,6 +34,15 @@ func (s storedSource) Float32(name string) ([]float32, []int, error) {
 	return f, []int{t.Rows, t.Cols}, nil
 }
 
+// BF16 implements runtime.BF16Source for the tensors the artifact does not
+// store (a stored one is not the checkpoint's bfloat16).
+func (s storedSource) BF16(name string) ([]uint16, error) {
+	if t, _, ok := s.st.Tensor(name); ok {
+		return nil, fmt.Errorf("weight %s is stored in the artifact as %s", name, t.Format)
+	}
+	return s.Model.BF16(name)
+}
+
 // Blocks implements runtime.BlockSource.
 func (s storedSource) Blocks(name string) ([]byte, wformat.Format, error) {
 	t, data, ok := s.st.Tensor(name)
