@@ -9,9 +9,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -45,8 +47,11 @@ Each MODEL_OR_ART (a model folder, run eagerly with a dynamic KV cache, or a
 compiled artifact) prefills a random prompt of --prompt tokens and then decodes
 --gen tokens greedily (EOS ignored), --runs times; runs of different models are
 interleaved so machine noise hits them alike. It reports prefill tokens/s, decode
-tokens/s and ms per token (median, min–max over runs), peak RSS, the ratio to the
-first model, and, from a read-bandwidth test on this machine in the same run,
+tokens/s and ms per token (median, min–max over runs), the start-up time to the
+first token (from opening the model or artifact to its first generated token, with
+the page cache warm after the first run), peak RSS (each model's own, where Linux
+lets the peak be reset between runs), the ratio to the first model,
+and, from a read-bandwidth test on this machine in the same run,
 each model's share of the memory-bandwidth roofline (weight bytes read per token
 × tokens/s ÷ bandwidth).
 
@@ -90,11 +95,16 @@ type BenchResult struct {
 	PrefillTokPerS []float64 `json:"prefill_tokens_per_second"`
 	DecodeTokPerS  []float64 `json:"decode_tokens_per_second"`
 	MsPerToken     []float64 `json:"ms_per_token"` // every decode step of every run
-	PeakRSSBytes   int64     `json:"peak_rss_bytes"`
-	WeightBytes    int64     `json:"weight_bytes_per_token"`
-	WeightFormat   string    `json:"weight_format,omitempty"` // formats the weights are read in, most bytes first: "q8_0+f32"
-	BandwidthGBps  float64   `json:"read_bandwidth_gb_per_s,omitempty"`
-	RooflineShare  float64   `json:"roofline_share,omitempty"`
+	// FirstToken is, per run, the seconds from opening the model (its
+	// weights mapped or read, the program loaded) to the first generated
+	// token: what a user waits for at start-up, the page cache warm
+	// after the first run.
+	FirstToken    []float64 `json:"start_to_first_token_seconds,omitempty"`
+	PeakRSSBytes  int64     `json:"peak_rss_bytes"`
+	WeightBytes   int64     `json:"weight_bytes_per_token"`
+	WeightFormat  string    `json:"weight_format,omitempty"` // formats the weights are read in, most bytes first: "q8_0+f32"
+	BandwidthGBps float64   `json:"read_bandwidth_gb_per_s,omitempty"`
+	RooflineShare float64   `json:"roofline_share,omitempty"`
 }
 
 func (b *benchFlags) run(pos []string, stdout, stderr io.Writer) error {
@@ -145,6 +155,7 @@ func (b *benchFlags) run(pos []string, stdout, stderr io.Writer) error {
 				acc.PrefillTokPerS = append(acc.PrefillTokPerS, r.PrefillTokPerS...)
 				acc.DecodeTokPerS = append(acc.DecodeTokPerS, r.DecodeTokPerS...)
 				acc.MsPerToken = append(acc.MsPerToken, r.MsPerToken...)
+				acc.FirstToken = append(acc.FirstToken, r.FirstToken...)
 				acc.PeakRSSBytes = max(acc.PeakRSSBytes, r.PeakRSSBytes)
 			}
 		}
@@ -170,6 +181,9 @@ func (b *benchFlags) run(pos []string, stdout, stderr io.Writer) error {
 // once benchmarks one model once: in-process, or through an artifact's own
 // executable.
 func (b *benchFlags) once(path string, threads int) (*BenchResult, error) {
+	debug.FreeOSMemory() // the last model's heap, out of this one's peak
+	resetPeakRSS()
+	opened := time.Now()
 	e, err := engine.Open(path, engine.Options{Threads: threads, Linked: b.common.linked, HandedOff: os.Getenv(engine.HandoffEnv) != "", DebugNaN: *b.common.debugNaN})
 	var ext *engine.ExternalError
 	if errors.As(err, &ext) {
@@ -201,6 +215,7 @@ func (b *benchFlags) once(path string, threads int) (*BenchResult, error) {
 	}
 	r := b.result(e, path, threads)
 	r.PrefillTokPerS, r.DecodeTokPerS = []float64{res.PrefillTokensPerSecond()}, []float64{res.DecodeTokensPerSecond()}
+	r.FirstToken = []float64{stamps[0].Sub(opened).Seconds()}
 	for i := 1; i < len(stamps); i++ {
 		r.MsPerToken = append(r.MsPerToken, float64(stamps[i].Sub(stamps[i-1]).Microseconds())/1000)
 	}
@@ -294,7 +309,7 @@ func (b *benchFlags) external(bin, path string, threads int) (*BenchResult, erro
 
 func writeBenchTable(w io.Writer, rs []*BenchResult, bw float64) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "model\tkind\tweights\tbytes/token\tprefill tok/s\tdecode tok/s (min–max)\tms/token median (min–max)\tvs first\tpeak RSS\troofline\n")
+	fmt.Fprintf(tw, "model\tkind\tweights\tbytes/token\tprefill tok/s\tdecode tok/s (min–max)\tms/token median (min–max)\tvs first\tfirst token\tpeak RSS\troofline\n")
 	base := median(rs[0].DecodeTokPerS)
 	for _, r := range rs {
 		dec := median(r.DecodeTokPerS)
@@ -317,10 +332,14 @@ func writeBenchTable(w io.Writer, rs []*BenchResult, bw float64) error {
 		if wf == "" {
 			wf = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%.1f (%.1f–%.1f)\t%.3f (%.3f–%.3f)\t%.2fx\t%s\t%s\n",
+		first := "-"
+		if len(r.FirstToken) > 0 {
+			first = fmt.Sprintf("%.3f s", median(r.FirstToken))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%.1f (%.1f–%.1f)\t%.3f (%.3f–%.3f)\t%.2fx\t%s\t%s\t%s\n",
 			r.Model, kind, wf, cmdline.HumanBytes(int(r.WeightBytes)), median(r.PrefillTokPerS), dec, slices.Min(r.DecodeTokPerS), slices.Max(r.DecodeTokPerS),
 			median(r.MsPerToken), slices.Min(r.MsPerToken), slices.Max(r.MsPerToken), dec/base,
-			cmdline.HumanBytes(int(r.PeakRSSBytes)), roof)
+			first, cmdline.HumanBytes(int(r.PeakRSSBytes)), roof)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -345,13 +364,33 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// peakRSS is the process's peak resident set size.
+// peakRSS is the process's peak resident set size since the last
+// resetPeakRSS: /proc/self/status's VmHWM, or getrusage's maximum where
+// there is no /proc.
 func peakRSS() int64 {
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				if err == nil {
+					return kb * 1024
+				}
+			}
+		}
+	}
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
 	return ru.Maxrss * 1024 // kilobytes on Linux
+}
+
+// resetPeakRSS sets the peak resident set size to the current one (Linux:
+// writing 5 to /proc/self/clear_refs), so that each model's run reports
+// its own peak, not the largest model's before it. Where it cannot, the
+// peaks are the process's so far.
+func resetPeakRSS() {
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 }
 
 // MeasureReadBandwidth reads a 1 GiB buffer with all threads and returns
