@@ -172,9 +172,9 @@ func dotBF16x256Body(x []float32, w []uint16) float32 {
 	i := 0
 	for ; i+32 <= n; i += 32 {
 		acc0 = ldx(i).MulAdd(ldw(i), acc0)
-		acc1 = ldx(i + 8).MulAdd(ldw(i+8), acc1)
-		acc2 = ldx(i + 16).MulAdd(ldw(i+16), acc2)
-		acc3 = ldx(i + 24).MulAdd(ldw(i+24), acc3)
+		acc1 = ldx(i+8).MulAdd(ldw(i+8), acc1)
+		acc2 = ldx(i+16).MulAdd(ldw(i+16), acc2)
+		acc3 = ldx(i+24).MulAdd(ldw(i+24), acc3)
 	}
 	for ; i < n; i += 8 {
 		acc0 = ldx(i).MulAdd(ldw(i), acc0)
@@ -206,9 +206,9 @@ func dotBF16x512Body(x []float32, w []uint16) float32 {
 	i := 0
 	for ; i+64 <= n; i += 64 {
 		acc0 = ldx(i).MulAdd(ldw(i), acc0)
-		acc1 = ldx(i + 16).MulAdd(ldw(i+16), acc1)
-		acc2 = ldx(i + 32).MulAdd(ldw(i+32), acc2)
-		acc3 = ldx(i + 48).MulAdd(ldw(i+48), acc3)
+		acc1 = ldx(i+16).MulAdd(ldw(i+16), acc1)
+		acc2 = ldx(i+32).MulAdd(ldw(i+32), acc2)
+		acc3 = ldx(i+48).MulAdd(ldw(i+48), acc3)
 	}
 	for ; i < n; i += 16 {
 		acc0 = ldx(i).MulAdd(ldw(i), acc0)

@@ -38,9 +38,9 @@ type Program struct {
 	// the only ones with bfloat16 kernels, which widen them as they read.
 	halves map[string][]uint16
 	// wide names the weights some other op reads: they are float32.
-	wide map[string]bool
-	states  map[string]*stateBuf
-	par     Parallel
+	wide   map[string]bool
+	states map[string]*stateBuf
+	par    Parallel
 	// debugNaN checks every op's result (SetDebugNaN); weightNonFinite
 	// caches what the check found in each weight ("" for all finite).
 	debugNaN        bool
