@@ -30,6 +30,10 @@ type Options struct {
 	// a state of R rows per slot gets Slots·R rows, and each row of a
 	// step reads and writes the rows of its own slot (artifact.RowSlots).
 	Slots int
+	// TileColumns is the most output columns a register tile of a
+	// prefill chunk's linear kernel takes (2 when 0): 4 paid with LLVM's
+	// code, but the Go compiler spills the sixteen accumulators.
+	TileColumns int
 }
 
 // LowerWith is Lower with options.
@@ -676,21 +680,31 @@ func rowTile(rows int) int {
 
 // linearTiled lowers a linear of several token rows with long weight rows
 // (in a multiple of 8) as register tiles of t rows by one output column,
-// or two when there are more than 8 rows: each vector of a weight row and of an
+// or four (two when the columns are not a multiple of four) when there are
+// more than 8 rows: each vector of a weight row and of an
 // input row is loaded once per tile and feeds every multiply-add it takes
 // part in, so a step of B sequences or a prefill chunk streams each weight
 // once and loads it from cache once per t rows. Only the step's real rows
 // are computed: whole tiles of them, then the rest one by one.
 func (l *lowerer) linearTiled(x, w, out view, extra, bias *view, col, sv *Var, t, rows, outN, in int) {
-	// Two columns per tile pay where a kernel has many rows (a prefill
-	// chunk), which read each weight row from cache several times; with
-	// few rows (a batched decode step) the weights stream from memory
-	// once, and two weight rows streamed side by side were slower (AMD
-	// EPYC, stories110M shape, 2 threads: prefill of 16-row chunks 314 ->
-	// 360 tok/s with two columns, a step of 4 sequences 164 -> 140).
+	// Several columns per tile pay where a kernel has many rows (a
+	// prefill chunk), which read each weight row from cache several
+	// times; with few rows (a batched decode step) the weights stream
+	// from memory once, and two weight rows streamed side by side were
+	// slower (AMD EPYC, stories110M shape, 2 threads: prefill of 16-row
+	// chunks 314 -> 360 tok/s with two columns, a step of 4 sequences
+	// 164 -> 140). Four columns (16 accumulators: each loaded vector
+	// feeds four multiply-adds) beat two again: 355 -> 451 tok/s, the
+	// median of 7 interleaved runs, with LLVM's AVX2 code (16 registers,
+	// so a few accumulators live in memory); 2 rows by 8 columns gave
+	// 446, 4 by 6 fewer. The Go backend's code fell from 269–302 to
+	// 232–245, so its target asks for two (Options.TileColumns).
 	cols := 1
-	if outN%2 == 0 && rows > 8 {
-		cols = 2
+	for _, c := range []int{4, 2} {
+		if rows > 8 && outN%c == 0 && c <= max(l.opts.TileColumns, 2) {
+			cols = c
+			break
+		}
 	}
 	// col is the phase's index: a pair of columns, or one.
 	colAt := func(c int) Expr { return IAdd(IMul(col, I(cols)), I(c)) }

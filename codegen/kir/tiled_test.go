@@ -8,10 +8,10 @@ import (
 // tiledProgram lowers y[rows, out] = x[rows, in]·wᵀ + r (a residual)
 // through linearTiled, with x at arena[0], y after it and r after y, for
 // a step of %len real rows.
-func tiledProgram(t *testing.T, rows, in, out int) *Program {
+func tiledProgram(t *testing.T, rows, in, out, tileCols int) *Program {
 	t.Helper()
 	ref := &WeightRef{Name: "w", Rows: out, Cols: in}
-	l := &lowerer{prog: &Program{Weights: []*WeightRef{ref}}, arena: &Buffer{Name: "arena", Kind: Arena}}
+	l := &lowerer{prog: &Program{Weights: []*WeightRef{ref}}, arena: &Buffer{Name: "arena", Kind: Arena}, opts: Options{TileColumns: tileCols}}
 	l.e = &Entry{Name: "step", Seq: rows, HasLen: true, ArenaLen: rows*in + 2*rows*out}
 	l.length = Param{Name: "len"}
 	l.arena.Len = l.e.ArenaLen
@@ -31,20 +31,28 @@ func tiledProgram(t *testing.T, rows, in, out int) *Program {
 }
 
 // TestLinearTiled runs the tiled matrix-matrix lowering on Machine
-// against x·wᵀ + r, for tiles of 2, 3 and 4 rows by one or two columns,
+// against x·wᵀ + r, for tiles of 2, 3 and 4 rows by one, two or four
+// columns (with Options.TileColumns 2 and 4),
 // weight rows with and
 // without a half-vector tail, and steps with fewer real rows than the
 // entry point's (a partial chunk or batch), whose padding rows hold NaN
 // that no real row may read.
 func TestLinearTiled(t *testing.T) {
+	for _, tileCols := range []int{2, 4} {
+		linearTiledCases(t, tileCols)
+	}
+}
+
+func linearTiledCases(t *testing.T, tileCols int) {
 	for _, c := range []struct{ rows, real, in, out int }{
 		{4, 4, 64, 7}, {4, 3, 72, 7}, {6, 4, 520, 7}, {3, 3, 16, 7}, {2, 1, 24, 7}, {8, 5, 776, 7},
-		// More than 8 rows and an even number of output columns: tiles of
-		// two columns.
+		// More than 8 rows: tiles of four columns when they divide the
+		// output columns, two when two do.
 		{12, 12, 64, 8}, {12, 7, 72, 6}, {16, 13, 520, 10}, {16, 16, 776, 4}, {10, 1, 24, 2},
+		{16, 15, 72, 12}, {9, 9, 520, 7}, {16, 3, 64, 20},
 	} {
 		out := c.out
-		p := tiledProgram(t, c.rows, c.in, out)
+		p := tiledProgram(t, c.rows, c.in, out, tileCols)
 		back, err := Parse(Print(p))
 		if err != nil {
 			t.Fatal(err)

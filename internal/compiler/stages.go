@@ -282,7 +282,7 @@ func (c *compilation) lowerKIR(context.Context) (string, error) {
 		return fmt.Sprintf("backend %s runs the graph IR", c.target.Name), nil
 	}
 	keep := c.target.Loads(ir.BF16) && c.weights != wformat.F32
-	prog, err := kir.LowerWith(c.res.Graphs, kir.Options{MaxSeq: c.o.MaxSeq, KeepBF16: keep, Slots: c.o.Slots})
+	prog, err := kir.LowerWith(c.res.Graphs, kir.Options{MaxSeq: c.o.MaxSeq, KeepBF16: keep, Slots: c.o.Slots, TileColumns: c.target.TileColumns})
 	if err != nil {
 		return "", err
 	}

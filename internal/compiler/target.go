@@ -39,6 +39,9 @@ type Target struct {
 	// VectorWidth is the f32 lanes of the backend's vector kernels, 0 for
 	// a backend without any.
 	VectorWidth int
+	// TileColumns is kir.Options.TileColumns: how wide the register
+	// tiles of prefill kernels are that its compiler keeps in registers.
+	TileColumns int
 	// Speed ranks the targets by how fast their artifacts run, higher is
 	// faster: a compile without --backend takes the fastest one this
 	// machine can build (see DefaultTarget).
@@ -75,10 +78,10 @@ func targets() []Target {
 			// the reference compiled block-format kernels are tested against.
 			Weights: []ir.DType{ir.Q8_0, ir.Q4_0}},
 		{Name: artifact.BackendGo, Doc: "generated Go kernels (GOEXPERIMENT=simd) built with the Go toolchain into an executable",
-			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0}, VectorWidth: 8, Speed: 1,
+			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0}, VectorWidth: 8, TileColumns: 2, Speed: 1,
 			emit: emitGo, toolchain: buildGo, tools: findGo},
 		{Name: artifact.BackendLLVM, Doc: "LLVM IR compiled by opt and llc (-mcpu=native) into a shared object llmrun loads",
-			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0}, VectorWidth: 8, Speed: 2,
+			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0}, VectorWidth: 8, TileColumns: 4, Speed: 2,
 			emit: emitLLVMTarget, toolchain: buildLLVM, tools: findLLVM},
 	}
 }
