@@ -272,11 +272,13 @@ func (s *scheduler) admit(j *job) {
 	j.mu.Unlock()
 	s.metrics.admitted(keep, len(j.prompt)-keep, time.Since(j.queued))
 	s.metrics.busy.Store(int64(s.busy()))
-	if s.slots.Rows() > s.slots.Len() && s.slots.MaxRun() > 1 {
-		// A program with rows to spare beyond a decode step of each slot:
-		// the next steps prefill the prompt, a piece at a time, in the
-		// same calls as the other slots' decode steps, so the weights are
-		// read once for both and decoding does not wait for the prompt.
+	if s.slots.Rows() > s.slots.Len() && s.slots.MaxRun() > 1 && s.decodingBesides(i) > 0 {
+		// A program with rows to spare beyond a decode step of each slot,
+		// and slots decoding: the next steps prefill the prompt, a piece
+		// at a time, in the same calls as their decode steps, so the
+		// weights are read once for both and decoding does not wait for
+		// the prompt. Alone, a prompt goes through the prefill entry
+		// point, whose steps are shorter.
 		st.pending = j.prompt[keep:]
 		return
 	}
@@ -287,6 +289,17 @@ func (s *scheduler) admit(j *job) {
 	}
 	st.cached = append(st.cached, j.prompt[keep:]...)
 	s.accept(i, logits, len(j.prompt)-1, j.prompt[len(j.prompt)-1], "prefill")
+}
+
+// decodingBesides counts the slots other than slot i past their prefill.
+func (s *scheduler) decodingBesides(i int) int {
+	n := 0
+	for k := range s.state {
+		if k != i && s.state[k].job != nil && s.state[k].pending == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // dropCancelled frees the slots whose client went away or timed out.
