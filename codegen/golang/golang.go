@@ -29,6 +29,10 @@
 //     and VMOVMSKPS, a scalar store goes through a general register, and a
 //     reduction (hsum8, hmax8) stays a vector. Only integer code runs on
 //     scalar registers.
+//   - A KV cache kept in 16 bits (--kv-dtype) widens f16 in integer vector
+//     code (loadh8; archsimd has no VCVTPH2PS) and rounds what it stores
+//     lane by lane in general registers (wformat's integer rounding of the
+//     lanes' bits, extracted with VPEXTRD), never with float scalar code.
 //   - What has no vector form (tanh, sin, cos) runs in scalar8, which
 //     executes VZEROUPPER (archsimd.ClearAVXUpperBits) before its scalar
 //     code.
