@@ -53,10 +53,26 @@ package artifact
 // MinABIVersion is the oldest version a loader still runs (version 1's
 // shared objects, phase by phase from Go, so that a benchmark can set them
 // beside current ones).
+//
+// Version 4 is version 3 with KV cache states stored in 16 bits (State.Dtype
+// f16 or bf16: the state memory holds 2-byte elements). A program whose
+// states are all float32 is still written as version 3, so that a loader of
+// version 3 runs it; one with a 16-bit state is version 4, which such a
+// loader refuses instead of allocating its states at the wrong size.
 const (
-	ABIVersion    = 3
-	MinABIVersion = 1
+	ABIVersion     = 4
+	ABIVersionKV16 = 4
+	MinABIVersion  = 1
 )
+
+// ABIFor is the native ABI version of a program with states: ABIVersionKV16
+// when a state is stored in 16 bits, else 3.
+func ABIFor(states []State) int {
+	if Has16BitStates(states) {
+		return ABIVersionKV16
+	}
+	return 3
+}
 
 // Words of the context block.
 const (

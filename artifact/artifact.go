@@ -37,13 +37,23 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // Format and Version identify the manifest layout. Version changes whenever
 // an older llmrun could not run a newer artifact correctly.
+//
+// An artifact whose static KV cache is stored in 16 bits (KVDtype f16 or
+// bf16) is version VersionKV16: an llmrun that reads only version 2 would
+// size its cache as float32 (the Go backend's executable allocates its own,
+// but the memory checks and figures would be wrong) and refuses it. One with
+// a float32 cache is still version 2, so artifacts compiled before stay
+// readable and those compiled now run on an older llmrun.
 const (
 	Format       = "llmc-artifact"
 	Version      = 2
+	VersionKV16  = 3
 	ManifestName = "manifest.json"
 	IRName       = "program.ir"
 )
@@ -60,8 +70,11 @@ type Manifest struct {
 	// Slots is how many sequences the static KV cache holds, each with
 	// MaxSeq positions of its own (0 or 1: one); with more than one, the
 	// EntryDecodeBatch entry point steps them together.
-	Slots   int    `json:"slots,omitempty"`
-	Backend string `json:"backend"`
+	Slots int `json:"slots,omitempty"`
+	// KVDtype is how the static KV cache stores its elements (llmc compile
+	// --kv-dtype): f32 (left out of the JSON), f16 or bf16.
+	KVDtype wformat.Format `json:"kv_dtype,omitempty"`
+	Backend string         `json:"backend"`
 	// BuildID identifies this compilation; generated code carries it, so
 	// a binary from another compilation is refused.
 	BuildID    string        `json:"build_id"`
@@ -183,6 +196,15 @@ func OwnFile(dir string) (string, bool) {
 	return "", false
 }
 
+// VersionFor is the manifest version of an artifact whose KV cache is
+// stored in kv: VersionKV16 for f16 and bf16, else Version.
+func VersionFor(kv wformat.Format) int {
+	if kv != wformat.F32 {
+		return VersionKV16
+	}
+	return Version
+}
+
 // ErrVersion is returned for artifacts of another format version.
 var ErrVersion = errors.New("artifact format version mismatch")
 
@@ -200,9 +222,15 @@ func Read(dir string) (*Manifest, error) {
 	if m.Format != Format {
 		return nil, fmt.Errorf("%s: format is %q, not %q: not an llmc artifact", path, m.Format, Format)
 	}
-	if m.Version != Version {
-		return nil, fmt.Errorf("%s: %w: the artifact is version %d, this llmrun reads version %d; compile it again with this llmc",
-			path, ErrVersion, m.Version, Version)
+	if m.Version != Version && m.Version != VersionKV16 {
+		return nil, fmt.Errorf("%s: %w: the artifact is version %d, this llmrun reads versions %d and %d; compile it again with this llmc",
+			path, ErrVersion, m.Version, Version, VersionKV16)
+	}
+	if !slices.Contains(wformat.KVFormats, m.KVDtype) {
+		return nil, fmt.Errorf("%s: kv_dtype is %s, want f32, f16 or bf16", path, m.KVDtype)
+	}
+	if want := VersionFor(m.KVDtype); m.Version != want {
+		return nil, fmt.Errorf("%s: a KV cache stored as %s is recorded at version %d, not %d: the manifest is damaged; compile the artifact again", path, m.KVDtype, m.Version, want)
 	}
 	if m.KV != "static" && m.KV != "dynamic" {
 		return nil, fmt.Errorf("%s: kv is %q, want static or dynamic", path, m.KV)

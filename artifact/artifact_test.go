@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // sealed writes a small artifact and a model file it was "compiled" from.
@@ -130,4 +132,59 @@ func runtimeIdentityUnknown(t *testing.T) bool {
 	require.NoError(t, err)
 	_, _, _, ok := identity(st)
 	return !ok
+}
+
+// TestKVDtypeVersions checks that a manifest records a 16-bit KV cache at
+// VersionKV16 and a float32 one at Version, unchanged (it leaves kv_dtype
+// out), and that Read refuses the two mixed up.
+func TestKVDtypeVersions(t *testing.T) {
+	write := func(t *testing.T, version int, kv wformat.Format) (string, []byte) {
+		art := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(art, IRName), []byte("graph"), 0o644))
+		m := &Manifest{Format: Format, Version: version, KV: "static", MaxSeq: 8, IR: IRName, KVDtype: kv,
+			Entries: []Entry{{Name: "decode", Seq: 1, Logits: "last"}}}
+		require.NoError(t, m.Seal(art))
+		data, err := os.ReadFile(filepath.Join(art, ManifestName))
+		require.NoError(t, err)
+		return art, data
+	}
+	art, data := write(t, VersionFor(wformat.F32), wformat.F32)
+	require.Equal(t, Version, VersionFor(wformat.F32))
+	require.NotContains(t, string(data), "kv_dtype", "a float32 cache is described as before")
+	m, err := Read(art)
+	require.NoError(t, err)
+	require.Equal(t, wformat.F32, m.KVDtype)
+	for _, f := range []wformat.Format{wformat.F16, wformat.BF16} {
+		art, data := write(t, VersionFor(f), f)
+		require.Equal(t, VersionKV16, VersionFor(f))
+		require.Contains(t, string(data), `"kv_dtype": "`+f.String()+`"`)
+		m, err := Read(art)
+		require.NoError(t, err)
+		require.Equal(t, f, m.KVDtype)
+
+		art, _ = write(t, Version, f)
+		_, err = Read(art)
+		require.ErrorContains(t, err, "a KV cache stored as "+f.String()+" is recorded at version 2, not 3")
+	}
+	art, _ = write(t, VersionKV16, wformat.F32)
+	_, err = Read(art)
+	require.ErrorContains(t, err, "a KV cache stored as f32 is recorded at version 3, not 2")
+	art, _ = write(t, VersionKV16, wformat.Q8_0)
+	_, err = Read(art)
+	require.ErrorContains(t, err, "kv_dtype is q8_0, want f32, f16 or bf16")
+}
+
+// TestLayoutStates checks the states' formats against the native ABI: a
+// layout with a 16-bit state is version ABIVersionKV16, one without stays
+// 3, and a 16-bit state in an older version is refused.
+func TestLayoutStates(t *testing.T) {
+	f32 := []State{{Name: "k", Rows: 4, RowSize: 8}}
+	half := []State{{Name: "k", Rows: 4, RowSize: 8}, {Name: "v", Rows: 4, RowSize: 8, Dtype: wformat.BF16}}
+	require.Equal(t, 3, ABIFor(f32))
+	require.Equal(t, ABIVersionKV16, ABIFor(half))
+	require.Equal(t, 64, half[1].Bytes())
+	require.Equal(t, 128, half[0].Bytes())
+	require.NoError(t, (&Layout{ABI: ABIFor(half), States: half}).CheckStates())
+	require.ErrorContains(t, (&Layout{ABI: 3, States: half}).CheckStates(), "state v is stored as bf16, which native ABI version 3 has no room for")
+	require.ErrorContains(t, (&Layout{ABI: 4, States: []State{{Name: "q", Dtype: wformat.Q4_0}}}).CheckStates(), "state q is stored as q4_0")
 }

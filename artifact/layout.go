@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
+
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // LayoutName is the layout file in an LLVM-backend artifact: see Layout.
@@ -60,6 +63,9 @@ func ReadLayout(path string) (*Layout, error) {
 	if l.ABI < MinABIVersion || l.ABI > ABIVersion {
 		return nil, fmt.Errorf("%s: native ABI version %d, this llmrun loads versions %d to %d: compile the artifact again with this llmc", path, l.ABI, MinABIVersion, ABIVersion)
 	}
+	if err := l.CheckStates(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	return &l, nil
 }
 
@@ -70,4 +76,18 @@ func (l *Layout) Write(path string) error {
 		return err
 	}
 	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// CheckStates checks the states' formats against the ABI version: 16-bit
+// states need ABIVersionKV16, and every format must be f32, f16 or bf16.
+func (l *Layout) CheckStates() error {
+	for _, s := range l.States {
+		if !slices.Contains(wformat.KVFormats, s.Dtype) {
+			return fmt.Errorf("state %s is stored as %s: KV cache states are f32, f16 or bf16", s.Name, s.Dtype)
+		}
+		if s.Dtype != wformat.F32 && l.ABI < ABIVersionKV16 {
+			return fmt.Errorf("state %s is stored as %s, which native ABI version %d has no room for (version %d does): the layout is damaged; compile the artifact again", s.Name, s.Dtype, l.ABI, ABIVersionKV16)
+		}
+	}
+	return nil
 }

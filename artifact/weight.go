@@ -59,9 +59,35 @@ func (w *Weight) ElemBytes() int {
 }
 
 // State is one KV cache state of a compiled program: Rows rows of RowSize
-// float32 elements.
+// elements, stored in Dtype (f32, or f16 or bf16 with llmc compile
+// --kv-dtype: the kernels round values as they write them and widen them
+// as they read them).
 type State struct {
 	Name    string `json:"name"`
 	Rows    int    `json:"rows"`
 	RowSize int    `json:"row_size"`
+	// Dtype is how the elements are stored; zero (f32) is left out of the
+	// JSON, so that a float32 cache is described as before.
+	Dtype wformat.Format `json:"dtype,omitempty"`
+}
+
+// Elems is the number of elements of s.
+func (s *State) Elems() int { return s.Rows * s.RowSize }
+
+// ElemBytes is the size of one element of s as stored: 4, or 2.
+func (s *State) ElemBytes() int { return s.Dtype.BlockBytes() }
+
+// Bytes is the memory s takes.
+func (s *State) Bytes() int { return s.Elems() * s.ElemBytes() }
+
+// Has16BitStates reports whether any of states is stored in a 16-bit
+// format, which artifacts record with a newer manifest version
+// (VersionKV16) and native ABI (ABIVersionKV16).
+func Has16BitStates(states []State) bool {
+	for i := range states {
+		if states[i].Dtype != wformat.F32 {
+			return true
+		}
+	}
+	return false
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/llmc-dev/llmc/ir"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // KVMode is how the KV cache is laid out.
@@ -48,6 +49,10 @@ type Options struct {
 	// MaxTokens is the most tokens any entry point takes in one call (the
 	// prefill chunk); window-kv sizes rings with it.
 	MaxTokens int
+	// KVFormat is how the static KV cache stores its elements (f32, f16
+	// or bf16; the backend's kernels round and widen): it sizes the cache
+	// in the notes and --stats, the graph's states stay f32 values.
+	KVFormat wformat.Format
 	// Disabled names passes not to run (only passes that are not required).
 	Disabled []string
 	// Needs are passes that are not Required by the pipeline itself but
@@ -173,6 +178,15 @@ type Report struct {
 	Passes []PassStat
 	Before Counts
 	After  Counts
+	// KVFormat is the cache's storage format After.KVBytes counts.
+	KVFormat wformat.Format
+}
+
+func (r *Report) kvNote() string {
+	if r.KVFormat == wformat.F32 {
+		return ""
+	}
+	return " stored as " + r.KVFormat.String()
 }
 
 // OptionError is an Options value that cannot work: a mistake in how the
@@ -271,7 +285,25 @@ func Run(e *Entry, o *Options) (*Report, error) {
 		}
 	}
 	rep.After = CountOps(g)
+	rep.After.KVBytes, rep.KVFormat = StateBytes(g, o.KVFormat), o.KVFormat
 	return rep, nil
+}
+
+// StateBytes is the bytes g's KV cache states take stored in format f
+// (their shapes must be constant; 0 otherwise), for one slot.
+func StateBytes(g *ir.Graph, f wformat.Format) int {
+	n := 0
+	for _, s := range g.States {
+		if !s.Type.Shape.IsConst() {
+			return 0
+		}
+		elems := 1
+		for _, d := range s.Type.Shape {
+			elems *= d.N
+		}
+		n += elems * f.BlockBytes()
+	}
+	return n
 }
 
 // RunOne runs the named pass alone on e's graph in place, with the
@@ -389,7 +421,7 @@ func WriteStats(w io.Writer, reps []*Report) {
 			fmt.Fprintf(w, "  arena: %d bytes for %d bytes of intermediate results\n", r.After.Arena, r.After.Buffers)
 		}
 		if r.After.KVBytes > 0 {
-			fmt.Fprintf(w, "  KV cache: %d bytes (sliding-window layers hold only their window)\n", r.After.KVBytes)
+			fmt.Fprintf(w, "  KV cache: %d bytes%s (sliding-window layers hold only their window)\n", r.After.KVBytes, r.kvNote())
 		}
 	}
 }

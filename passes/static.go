@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/llmc-dev/llmc/ir"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // Symbol names used by the frontend's graphs.
@@ -53,7 +54,11 @@ func staticKV(c *Context, g *ir.Graph) error {
 			c.Changed(1)
 		}
 	}
-	c.Note("cache: %d states of %d rows", len(g.States), c.Opts.MaxSeq)
+	if f := c.Opts.KVFormat; f != wformat.F32 {
+		c.Note("cache: %d states of %d rows, stored as %s", len(g.States), c.Opts.MaxSeq, f)
+	} else {
+		c.Note("cache: %d states of %d rows", len(g.States), c.Opts.MaxSeq)
+	}
 	return g.Retype(nil)
 }
 

@@ -282,8 +282,12 @@ func F16Bits(h uint16) uint32 {
 }
 
 // F32ToF16 narrows to half precision, rounding to nearest even.
-func F32ToF16(f float32) uint16 {
-	bits := math.Float32bits(f)
+func F32ToF16(f float32) uint16 { return F16FromBits(math.Float32bits(f)) }
+
+// F16FromBits is F32ToF16 of a float32 given as its bits, in integer
+// arithmetic only (the Go backend's vector kernels round KV cache values
+// with it in general registers: see codegen/golang).
+func F16FromBits(bits uint32) uint16 {
 	sign := uint16(bits>>16) & 0x8000
 	exp := int(bits>>23) & 0xff
 	mant := bits & 0x7fffff
@@ -328,4 +332,53 @@ func roundShift(x uint32, shift uint) uint32 {
 		r++
 	}
 	return r
+}
+
+// BF16ToF32 widens a bfloat16 bit pattern (exactly: it is the top half of
+// a float32's bits).
+func BF16ToF32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+
+// F32ToBF16 narrows to bfloat16, rounding to nearest even: values beyond
+// its range become infinities, and a NaN stays a NaN (made quiet, keeping
+// its sign and upper payload bits).
+func F32ToBF16(f float32) uint16 { return BF16FromBits(math.Float32bits(f)) }
+
+// BF16FromBits is F32ToBF16 of a float32 given as its bits, in integer
+// arithmetic only.
+func BF16FromBits(bits uint32) uint16 {
+	if bits&0x7fffffff > 0x7f800000 { // NaN
+		return uint16(bits>>16) | 0x0040
+	}
+	// Adding 0x7fff plus the lowest kept bit rounds to nearest, ties to
+	// even; a carry out of the mantissa bumps the exponent, up to inf.
+	bits += 0x7fff + (bits>>16)&1
+	return uint16(bits >> 16)
+}
+
+// Round returns x stored in element format f and widened back: x rounded
+// to nearest even in f16 or bf16, x itself in f32. It is what a value
+// written into a KV cache stored in f reads back as.
+func Round(f Format, x float32) float32 {
+	switch f {
+	case F16:
+		return F16ToF32(F32ToF16(x))
+	case BF16:
+		return BF16ToF32(F32ToBF16(x))
+	}
+	return x
+}
+
+// KVFormats are the formats a static KV cache can be stored in (llmc
+// compile --kv-dtype): computed in float32, rounded as written, widened as
+// read.
+var KVFormats = []Format{F32, F16, BF16}
+
+// ParseKV returns the KV cache format of a name: f32, f16 or bf16.
+func ParseKV(s string) (Format, error) {
+	for _, f := range KVFormats {
+		if f.String() == s {
+			return f, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown KV cache dtype %q (want f32, f16 or bf16)", s)
 }

@@ -188,3 +188,74 @@ func sameSignAsMax(blk []float32, x float64) bool {
 	}
 	return (m < 0) == (x < 0)
 }
+
+// TestBF16Rounding checks bfloat16 narrowing: exact values stay, halfway
+// cases go to the even neighbour, others to the nearest, overflow to
+// infinity, NaN stays NaN; and Round widens back what a 16-bit KV cache
+// reads.
+func TestBF16Rounding(t *testing.T) {
+	for h := range 1 << 16 {
+		f := BF16ToF32(uint16(h))
+		if math.IsNaN(float64(f)) {
+			if !math.IsNaN(float64(BF16ToF32(F32ToBF16(f)))) {
+				t.Fatalf("NaN %#04x does not stay NaN", h)
+			}
+			continue
+		}
+		if back := F32ToBF16(f); back != uint16(h) {
+			t.Fatalf("%#04x -> %g -> %#04x", h, f, back)
+		}
+	}
+	for _, c := range []struct {
+		bits uint32
+		want uint16
+	}{
+		{0x3f808000, 0x3f80}, // 1 + 2^-8: halfway, to even (down)
+		{0x3f818000, 0x3f82}, // 1 + 3·2^-8: halfway, to even (up)
+		{0x3f808001, 0x3f81}, // just above halfway: up
+		{0x3f807fff, 0x3f80}, // just below: down
+		{0x7f7fffff, 0x7f80}, // the largest float32: infinity
+		{0x80000001, 0x8000}, // the smallest negative subnormal: -0
+		{0xff800000, 0xff80}, // -inf
+	} {
+		if got := BF16FromBits(c.bits); got != c.want {
+			t.Errorf("BF16FromBits(%#08x) = %#04x, want %#04x", c.bits, got, c.want)
+		}
+	}
+}
+
+// TestF16FromBits checks that the integer narrowing the Go backend's
+// vector kernels use is F32ToF16, on every exponent and on the bits that
+// decide rounding.
+func TestF16FromBits(t *testing.T) {
+	for e := range uint32(256) {
+		for _, m := range []uint32{0, 1, 0xfff, 0x1000, 0x1001, 0x2000, 0x3000, 0x7fe000, 0x7ff000, 0x7fffff, 0x400000, 0x12345} {
+			for _, s := range []uint32{0, 1 << 31} {
+				b := s | e<<23 | m
+				if got, want := F16FromBits(b), F32ToF16(math.Float32frombits(b)); got != want {
+					t.Fatalf("F16FromBits(%#08x) = %#04x, F32ToF16 %#04x", b, got, want)
+				}
+			}
+		}
+	}
+	if got := Round(F16, 65520); !math.IsInf(float64(got), 1) {
+		t.Errorf("65520 in f16 is %g, want +Inf (halfway to 2^16 rounds to even: infinity)", got)
+	}
+	if got := Round(F16, 1+1.0/2048); got != 1 {
+		t.Errorf("1 + 2^-11 in f16 is %g, want 1 (halfway, to even)", got)
+	}
+	if got := Round(F16, 6e-8); got != 0x1p-24 {
+		t.Errorf("6e-8 in f16 is %g, want the smallest subnormal 2^-24", got)
+	}
+	if got := Round(F32, 1.1); got != 1.1 {
+		t.Errorf("Round(F32) changed 1.1 to %g", got)
+	}
+	for _, name := range []string{"f32", "f16", "bf16"} {
+		if f, err := ParseKV(name); err != nil || f.String() != name {
+			t.Errorf("ParseKV(%q) = %v, %v", name, f, err)
+		}
+	}
+	if _, err := ParseKV("q8_0"); err == nil {
+		t.Error("ParseKV accepts q8_0")
+	}
+}

@@ -29,6 +29,10 @@
 //     and VMOVMSKPS, a scalar store goes through a general register, and a
 //     reduction (hsum8, hmax8) stays a vector. Only integer code runs on
 //     scalar registers.
+//   - A KV cache kept in 16 bits (--kv-dtype) widens f16 in integer vector
+//     code (loadh8; archsimd has no VCVTPH2PS) and rounds what it stores
+//     lane by lane in general registers (wformat's integer rounding of the
+//     lanes' bits, extracted with VPEXTRD), never with float scalar code.
 //   - What has no vector form (tanh, sin, cos) runs in scalar8, which
 //     executes VZEROUPPER (archsimd.ClearAVXUpperBits) before its scalar
 //     code.
@@ -50,12 +54,27 @@ import (
 	"go/format"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/dave/jennifer/jen"
 
 	"github.com/llmc-dev/llmc/codegen/kir"
 	"github.com/llmc-dev/llmc/wformat"
 )
+
+// kvFormats name the wformat constants of the 16-bit KV cache formats.
+var kvFormats = map[wformat.Format]string{wformat.F16: "F16", wformat.BF16: "BF16"}
+
+// has16 reports whether a KV cache state is kept in 16 bits: only then do
+// the files carry the helpers that read and write one.
+func (g *gen) has16() bool {
+	for _, s := range g.p.States {
+		if s.Dtype != wformat.F32 {
+			return true
+		}
+	}
+	return false
+}
 
 // blockFormats name the wformat constants of the block formats the
 // generated code reads.
@@ -150,11 +169,16 @@ func newFile(pkg string) *jen.File {
 func (g *gen) programFile(pkg, id string) *jen.File {
 	f := newFile(pkg)
 	f.Comment("Program is the compiled model: its weights, KV cache and activation memory.")
-	f.Type().Id("Program").Struct(
+	fields := []jen.Code{
 		jen.Id("w").Index().Index().Float32(),
 		jen.Id("wh").Index().Index().Uint16(), // weights kept in bfloat16
 		jen.Id("wq").Index().Index().Byte(),   // weights in a block format (Q8_0, Q4_0)
 		jen.Id("s").Index().Index().Float32(),
+	}
+	if g.has16() {
+		fields = append(fields, jen.Id("sh").Index().Index().Uint16()) // states kept in f16 or bf16 (--kv-dtype), by the same index
+	}
+	f.Type().Id("Program").Struct(append(fields,
 		jen.Id("arena").Index().Float32(),
 		jen.Id("scratch").Index().Float32(),
 		jen.Id("tok").Index().Int32(),
@@ -162,7 +186,7 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 		jen.Id("len").Int(),
 		jen.Id("par").Qual(runtimePkg, "Parallel"),
 		jen.Id("ph").Index().Func().Params(jen.Int(), jen.Int()),
-	)
+	)...)
 
 	// Linked describes the program to the runtime.
 	var weights, states, entries []jen.Code
@@ -188,7 +212,11 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 		weights = append(weights, jen.Values(d))
 	}
 	for _, s := range g.p.States {
-		states = append(states, jen.Values(jen.Dict{jen.Id("Name"): jen.Lit(s.Name), jen.Id("Rows"): jen.Lit(s.Rows), jen.Id("RowSize"): jen.Lit(s.RowSize)}))
+		d := jen.Dict{jen.Id("Name"): jen.Lit(s.Name), jen.Id("Rows"): jen.Lit(s.Rows), jen.Id("RowSize"): jen.Lit(s.RowSize)}
+		if s.Dtype != wformat.F32 {
+			d[jen.Id("Dtype")] = jen.Qual(wformatPkg, kvFormats[s.Dtype])
+		}
+		states = append(states, jen.Values(d))
 	}
 	for _, e := range g.p.Entries {
 		entries = append(entries, jen.Values(jen.Dict{jen.Id("Name"): jen.Lit(e.Name), jen.Id("Seq"): jen.Lit(e.Seq)}))
@@ -208,9 +236,21 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 	for _, e := range g.p.Entries {
 		arena, scratch, tok = max(arena, e.ArenaLen), max(scratch, e.ScratchLen), max(tok, artifact.RowFields*e.Seq)
 	}
-	var stateAllocs []jen.Code
+	// A state is allocated in its own format: float32 in p.s, 16-bit in
+	// p.sh (the other slice's entry is nil).
+	var stateAllocs, halfAllocs []jen.Code
 	for _, st := range g.p.States {
+		if st.Dtype != wformat.F32 {
+			stateAllocs = append(stateAllocs, jen.Nil())
+			halfAllocs = append(halfAllocs, jen.Make(jen.Index().Uint16(), jen.Lit(st.Rows*st.RowSize)))
+			continue
+		}
 		stateAllocs = append(stateAllocs, jen.Make(jen.Index().Float32(), jen.Lit(st.Rows*st.RowSize)))
+		halfAllocs = append(halfAllocs, jen.Nil())
+	}
+	var halfInit []jen.Code
+	if g.has16() {
+		halfInit = append(halfInit, jen.Id("p").Dot("sh").Op("=").Index().Index().Uint16().Values(halfAllocs...))
 	}
 	var phaseInit []jen.Code
 	for _, ph := range g.phases {
@@ -227,6 +267,7 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 			jen.Id("par"):     jen.Id("par"),
 		}),
 		jen.Id("p").Dot("s").Op("=").Index().Index().Float32().Values(stateAllocs...),
+		jen.Add(halfInit...),
 		jen.Id("p").Dot("ph").Op("=").Index().Func().Params(jen.Int(), jen.Int()).Values(phaseInit...),
 		jen.Id("p").Dot("useSIMD").Call(),
 		jen.Return(jen.Id("p")),
@@ -400,9 +441,19 @@ func (g *gen) kernelFile(pkg string, simd bool) *jen.File {
 			jen.Return(jen.Qual(runtimePkg, "ISAScalar")),
 		)
 		f.Add(jen.Id(simdHelpers))
+		if g.has16() {
+			f.Add(jen.Id(simd16Helpers))
+		}
 	} else {
 		g.emulationHelpers(f)
 		f.Add(jen.Id(genericHelpers))
+		if g.has16() {
+			f.Add(jen.Id(generic16Helpers))
+		}
+	}
+	if g.has16() {
+		f.Comment("The 16-bit KV cache helpers above round with wformat.")
+		f.Var().Id("_").Op("=").Qual(wformatPkg, "F16Bits")
 	}
 	for _, ph := range g.phases {
 		f.Comment(fmt.Sprintf("%s: phase %s of kernel %s (%s)", ph.name+suffix, phaseKind(ph.ph), ph.k.Value, ph.k.Kind))
@@ -500,6 +551,9 @@ func (g *gen) phaseBody(ph *kir.Phase, simd bool) []jen.Code {
 			}
 		case kir.State:
 			src = jen.Id("p").Dot("s").Index(jen.Lit(b.Index))
+			if b.Is16() {
+				src = jen.Id("p").Dot("sh").Index(jen.Lit(b.Index))
+			}
 		case kir.Tokens:
 			src = jen.Id("p").Dot("tok")
 		case kir.Table:
@@ -550,7 +604,9 @@ func (g *gen) stmts(ss []kir.Stmt, simd bool) []jen.Code {
 			out = append(out, jen.Id(s.Var.Name).Op("=").Add(g.expr(s.Val, simd)))
 		case *kir.Store:
 			idx := g.expr(s.Index, simd)
-			if s.Val.Type() == kir.F32x8 {
+			if s.Buf.Is16() {
+				out = append(out, g.store16(s, idx, simd))
+			} else if s.Val.Type() == kir.F32x8 {
 				if simd {
 					out = append(out, g.expr(s.Val, simd).Dot("Store").Call(vecPtr(s.Buf.Name, idx)))
 				} else {
@@ -577,6 +633,29 @@ func (g *gen) stmts(ss []kir.Stmt, simd bool) []jen.Code {
 		}
 	}
 	return out
+}
+
+// store16 prints a store into a state kept in 16 bits (f16 or bf16),
+// rounded to nearest even by wformat's integer rounding: eight lanes by a
+// helper, a scalar in a vector phase through a general register (its
+// bits, VMOVD), a scalar elsewhere by wformat's float32 functions.
+func (g *gen) store16(s *kir.Store, idx *jen.Statement, simd bool) jen.Code {
+	f := "H"
+	if s.Buf.IsBF16() {
+		f = "BF"
+	}
+	val := g.expr(s.Val, simd)
+	switch {
+	case s.Val.Type() == kir.F32x8 && simd:
+		return jen.Id("store"+strings.ToLower(f)+"8").Call(jen.Id(s.Buf.Name+"_p"), idx, val)
+	case s.Val.Type() == kir.F32x8:
+		return jen.Id("store8"+strings.ToLower(f)).Call(jen.Id(s.Buf.Name), idx, val)
+	case simd:
+		name := map[string]string{"H": "F16FromBits", "BF": "BF16FromBits"}[f]
+		return jen.Id(s.Buf.Name).Index(idx).Op("=").Qual(wformatPkg, name).Call(jen.Id("bits0").Call(val))
+	}
+	name := map[string]string{"H": "F32ToF16", "BF": "F32ToBF16"}[f]
+	return jen.Id(s.Buf.Name).Index(idx).Op("=").Qual(wformatPkg, name).Call(val)
 }
 
 // f16Bits is the float16 at byte off of a block-format weight, widened to
@@ -647,6 +726,12 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 			return jen.Id("loadbf8").Call(jen.Id(e.Buf.Name+"_p"), idx)
 		case e.Buf.IsBF16():
 			return jen.Id("load8bf").Call(jen.Id(e.Buf.Name), idx)
+		case e.Buf.IsF16() && !e.Vec:
+			return jen.Qual(wformatPkg, "F16ToF32").Call(jen.Id(e.Buf.Name).Index(idx))
+		case e.Buf.IsF16() && simd:
+			return jen.Id("loadh8").Call(jen.Id(e.Buf.Name+"_p"), idx)
+		case e.Buf.IsF16():
+			return jen.Id("load8h").Call(jen.Id(e.Buf.Name), idx)
 		case !e.Vec:
 			return jen.Id(e.Buf.Name).Index(idx)
 		case simd:
@@ -764,6 +849,11 @@ func (g *gen) uexpr(e kir.Expr) *jen.Statement {
 		idx := g.expr(e.Index, true)
 		if e.Buf.IsBF16() {
 			return jen.Id("bf16u").Call(jen.Id(e.Buf.Name).Index(idx))
+		}
+		if e.Buf.IsF16() {
+			// Widened in a general register (wformat.F16Bits), then
+			// broadcast: no F16C in archsimd, no legacy SSE.
+			return jen.Qual(simdPkg, "BroadcastUint32x8").Call(jen.Qual(wformatPkg, "F16Bits").Call(jen.Id(e.Buf.Name).Index(idx))).Dot("AsFloat32x8").Call()
 		}
 		return bcast(jen.Id(e.Buf.Name).Index(idx))
 	case *kir.LoadQ:
@@ -913,6 +1003,88 @@ func exp8(in archsimd.Float32x8) archsimd.Float32x8 {
 	// runtime.Expf keeps them, so that a NaN reaches the logits instead of
 	// silently dropping out of a softmax.
 	return in.Merge(p.Mul(scale), in.IsNaN())
+}
+`
+
+// simd16Helpers read and write KV cache states kept in 16 bits
+// (--kv-dtype f16 or bf16): eight float16s widen in integer vector code
+// (archsimd has no VCVTPH2PS), and eight lanes are rounded lane by lane in
+// general registers (wformat's integer rounding; a step writes one row of
+// each cache, so this is not a hot path), never in legacy SSE.
+const simd16Helpers = `
+// loadh8 loads eight IEEE half-precision values at element i and widens
+// them exactly: the exponent rebiased by 112, infinities and NaNs moved to
+// exponent 255, zeros and subnormals normalised by a float subtraction of
+// 2^-14 (the exponent 113 they are given).
+func loadh8(p unsafe.Pointer, i int) archsimd.Float32x8 {
+	h := archsimd.LoadUint16x8((*[8]uint16)(unsafe.Add(p, 2*i))).ExtendToUint32()
+	c := &h16Consts
+	o := h.And(archsimd.LoadUint32x8(&c[0])).ShiftAllLeft(13)
+	e := o.And(archsimd.LoadUint32x8(&c[1]))
+	rebias := archsimd.LoadUint32x8(&c[2])
+	o = o.Add(rebias)
+	o = o.Add(rebias).Merge(o, e.Equal(archsimd.LoadUint32x8(&c[1])))
+	sub := o.Add(archsimd.LoadUint32x8(&c[3])).AsFloat32x8().Sub(archsimd.LoadUint32x8(&c[4]).AsFloat32x8())
+	o = sub.AsUint32x8().Merge(o, e.Equal(archsimd.Uint32x8{}))
+	return o.Or(h.And(archsimd.LoadUint32x8(&c[5])).ShiftAllLeft(16)).AsFloat32x8()
+}
+
+// h16Consts are loadh8's masks and constants: the exponent and mantissa,
+// the exponent in place, the rebias (127-15)<<23, the implicit bit, 2^-14
+// as float32 bits (113<<23), the sign.
+var h16Consts = [6][8]uint32{
+	{0x7fff, 0x7fff, 0x7fff, 0x7fff, 0x7fff, 0x7fff, 0x7fff, 0x7fff},
+	{0x0f800000, 0x0f800000, 0x0f800000, 0x0f800000, 0x0f800000, 0x0f800000, 0x0f800000, 0x0f800000},
+	{112 << 23, 112 << 23, 112 << 23, 112 << 23, 112 << 23, 112 << 23, 112 << 23, 112 << 23},
+	{1 << 23, 1 << 23, 1 << 23, 1 << 23, 1 << 23, 1 << 23, 1 << 23, 1 << 23},
+	{113 << 23, 113 << 23, 113 << 23, 113 << 23, 113 << 23, 113 << 23, 113 << 23, 113 << 23},
+	{0x8000, 0x8000, 0x8000, 0x8000, 0x8000, 0x8000, 0x8000, 0x8000},
+}
+
+// bits0 is lane 0 of v as bits, through a general register (VMOVD).
+func bits0(v archsimd.Float32x8) uint32 { return uint32(v.AsInt32x8().GetLo().GetElem(0)) }
+
+// storebf8 rounds eight lanes to bfloat16 and stores them at element i.
+func storebf8(p unsafe.Pointer, i int, v archsimd.Float32x8) {
+	d := (*[8]uint16)(unsafe.Add(p, 2*i))
+	lo, hi := v.AsUint32x8().GetLo(), v.AsUint32x8().GetHi()
+	d[0], d[1] = wformat.BF16FromBits(lo.GetElem(0)), wformat.BF16FromBits(lo.GetElem(1))
+	d[2], d[3] = wformat.BF16FromBits(lo.GetElem(2)), wformat.BF16FromBits(lo.GetElem(3))
+	d[4], d[5] = wformat.BF16FromBits(hi.GetElem(0)), wformat.BF16FromBits(hi.GetElem(1))
+	d[6], d[7] = wformat.BF16FromBits(hi.GetElem(2)), wformat.BF16FromBits(hi.GetElem(3))
+}
+
+// storeh8 rounds eight lanes to IEEE half precision and stores them at
+// element i.
+func storeh8(p unsafe.Pointer, i int, v archsimd.Float32x8) {
+	d := (*[8]uint16)(unsafe.Add(p, 2*i))
+	lo, hi := v.AsUint32x8().GetLo(), v.AsUint32x8().GetHi()
+	d[0], d[1] = wformat.F16FromBits(lo.GetElem(0)), wformat.F16FromBits(lo.GetElem(1))
+	d[2], d[3] = wformat.F16FromBits(lo.GetElem(2)), wformat.F16FromBits(lo.GetElem(3))
+	d[4], d[5] = wformat.F16FromBits(hi.GetElem(0)), wformat.F16FromBits(hi.GetElem(1))
+	d[6], d[7] = wformat.F16FromBits(hi.GetElem(2)), wformat.F16FromBits(hi.GetElem(3))
+}
+`
+
+// generic16Helpers are simd16Helpers' lane-by-lane versions.
+const generic16Helpers = `
+func load8h(s []uint16, i int) (r v8) {
+	for j := range r {
+		r[j] = wformat.F16ToF32(s[i+j])
+	}
+	return
+}
+
+func store8bf(s []uint16, i int, v v8) {
+	for j, x := range v {
+		s[i+j] = wformat.F32ToBF16(x)
+	}
+}
+
+func store8h(s []uint16, i int, v v8) {
+	for j, x := range v {
+		s[i+j] = wformat.F32ToF16(x)
+	}
 }
 `
 

@@ -16,8 +16,10 @@ type Machine struct {
 	Weights [][]float32 // by WeightRef index
 	// Blocks are the bytes of block-format weights, by WeightRef index
 	// (nil for the others).
-	Blocks  [][]byte
-	States  [][]float32 // by StateRef index
+	Blocks [][]byte
+	// States are the KV cache by StateRef index, as float32: the values
+	// of a 16-bit state are kept rounded to its format (wformat.Round).
+	States  [][]float32
 	arena   []float32
 	scratch []float32
 }
@@ -123,12 +125,16 @@ func (f *frame) stmts(ss []Stmt) {
 		case *Assign:
 			f.set(s.Var, s.Val)
 		case *Store:
+			// A 16-bit state keeps each value rounded to its format, so
+			// that loads read back what the emitted code's widening reads.
 			i := f.int(s.Index)
 			if s.Val.Type() == F32x8 {
 				v := f.vec(s.Val)
-				copy(f.buf(s.Buf)[i:i+8], v[:])
+				for j, x := range v {
+					f.buf(s.Buf)[i+j] = wformat.Round(s.Buf.Format, x)
+				}
 			} else {
-				f.buf(s.Buf)[i] = f.f32(s.Val)
+				f.buf(s.Buf)[i] = wformat.Round(s.Buf.Format, f.f32(s.Val))
 			}
 		case *IfGreater:
 			if f.f32(s.X) > f.f32(s.Y) {

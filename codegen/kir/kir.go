@@ -66,19 +66,29 @@ func (k BufKind) String() string {
 type Buffer struct {
 	Name string
 	Kind BufKind
-	// Format is how a weight's elements are stored (f32 for every other
-	// buffer). Loads of a bf16 weight widen each element to f32 (exactly:
-	// a bfloat16 is the top half of a float32's bits), so the step streams
-	// half the bytes. A block-format weight (Format.Blocked) is bytes,
-	// read only by LoadQ at byte offsets; Len is then its bytes.
+	// Format is how a weight's or a state's elements are stored (f32 for
+	// every other buffer). Loads of a bf16 weight widen each element to
+	// f32 (exactly: a bfloat16 is the top half of a float32's bits), so the
+	// step streams half the bytes. A block-format weight (Format.Blocked)
+	// is bytes, read only by LoadQ at byte offsets; Len is then its bytes.
+	// A state (the KV cache) may be f16 or bf16 (StateRef.Dtype): loads
+	// widen exactly, stores round the f32 value to nearest even
+	// (wformat.Round), so kernels compute in f32 on a cache of half the
+	// bytes.
 	Format wformat.Format
 	Index  int       // weight, state or table number
 	Len    int       // elements (bytes of a block-format weight)
 	Data   []float32 // the contents of a Table
 }
 
-// IsBF16 reports whether b is a weight kept in bfloat16.
+// IsBF16 reports whether b is a weight or state kept in bfloat16.
 func (b *Buffer) IsBF16() bool { return b.Format == wformat.BF16 }
+
+// IsF16 reports whether b is a state kept in IEEE half precision.
+func (b *Buffer) IsF16() bool { return b.Format == wformat.F16 }
+
+// Is16 reports whether b's elements are 16 bits wide (f16 or bf16).
+func (b *Buffer) Is16() bool { return b.IsBF16() || b.IsF16() }
 
 func (b *Buffer) String() string { return b.Name }
 
@@ -407,7 +417,7 @@ type Entry struct {
 // hand to the runtime as it is.
 type WeightRef = artifact.Weight
 
-// StateRef is a KV cache state.
+// StateRef is a KV cache state; its Dtype is the format of its buffers.
 type StateRef = artifact.State
 
 // Program is a whole compiled model.

@@ -3,9 +3,11 @@ package kir
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/ir"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // Lower turns the optimised entry-point graphs of one model (every
@@ -26,6 +28,9 @@ type Options struct {
 	// KeepBF16 keeps weights that the checkpoint stores in bfloat16 in
 	// bfloat16, widened as they are loaded, for backends that can.
 	KeepBF16 bool
+	// KVFormat is how the KV cache states store their elements (f32, f16
+	// or bf16; llmc compile --kv-dtype): loads widen, stores round.
+	KVFormat wformat.Format
 	// Slots is how many sequences each KV cache state holds (0 means 1):
 	// a state of R rows per slot gets Slots·R rows, and each row of a
 	// step reads and writes the rows of its own slot (artifact.RowSlots).
@@ -38,6 +43,9 @@ type Options struct {
 
 // LowerWith is Lower with options.
 func LowerWith(graphs []*ir.Graph, o Options) (*Program, error) {
+	if !slices.Contains(wformat.KVFormats, o.KVFormat) {
+		return nil, fmt.Errorf("a KV cache stored as %s: want f32, f16 or bf16", o.KVFormat)
+	}
 	prog := &Program{}
 	if o.Slots > 1 {
 		prog.Slots = o.Slots
@@ -162,7 +170,7 @@ func (l *lowerer) entry(g *ir.Graph) error {
 		if _, ok := l.states[s.Name]; !ok {
 			l.states[s.Name] = len(l.prog.States)
 			rows := s.Type.Shape[0].N
-			l.prog.States = append(l.prog.States, &StateRef{Name: s.Name, Rows: rows * l.slots(), RowSize: s.Type.Shape[1].N * s.Type.Shape[2].N})
+			l.prog.States = append(l.prog.States, &StateRef{Name: s.Name, Rows: rows * l.slots(), RowSize: s.Type.Shape[1].N * s.Type.Shape[2].N, Dtype: l.opts.KVFormat})
 		}
 	}
 	for i, n := range g.Nodes {
@@ -235,7 +243,7 @@ func (l *lowerer) valueView(v *ir.Value) (view, error) {
 	case ir.KindState:
 		i := l.states[v.Name]
 		shape := constShape(v.Type)
-		return contiguous(&Buffer{Name: fmt.Sprintf("st_%d", i), Kind: State, Index: i, Len: prod(shape) * l.slots()}, I(0), shape), nil
+		return contiguous(&Buffer{Name: fmt.Sprintf("st_%d", i), Kind: State, Index: i, Len: prod(shape) * l.slots(), Format: l.opts.KVFormat}, I(0), shape), nil
 	}
 	vw, ok := l.views[v]
 	if !ok {

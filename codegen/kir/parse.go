@@ -279,6 +279,12 @@ func (p *parser) state() {
 		p.failf("state #%d out of order: want #%d", n, len(p.prog.States))
 	}
 	s := &StateRef{Name: p.word()}
+	for _, f := range wformat.KVFormats {
+		if f != wformat.F32 && p.keyword(f.String()) {
+			s.Dtype = f
+			break
+		}
+	}
 	p.expect("[")
 	s.Rows = p.int()
 	p.expect("×")
@@ -336,7 +342,7 @@ func (p *parser) buffer() {
 		b.Index = p.int()
 	}
 	for _, f := range wformat.Formats() {
-		if f != wformat.F32 && f != wformat.F16 && p.keyword(f.String()) {
+		if f != wformat.F32 && p.keyword(f.String()) {
 			b.Format = f
 			break
 		}

@@ -15,7 +15,7 @@ import (
 //
 //	slots 4                                    (when more than one)
 //	weight #0 model.embed_tokens.weight f32[32, 16]
-//	state #0 k.0 [16 × 8]
+//	state #0 k.0 [16 × 8]                      (bf16[16 × 8], f16[...]: a 16-bit KV cache)
 //	table invfreq_0 [4] = {1, 0.1, 0.01, 0.001}
 //	buffer w_0 weight #0 [512]
 //	buffer arena arena [64]
@@ -45,7 +45,11 @@ func Print(p *Program) string {
 		b.WriteByte('\n')
 	}
 	for i, s := range p.States {
-		fmt.Fprintf(&b, "state #%d %s [%d × %d]\n", i, word(s.Name), s.Rows, s.RowSize)
+		dt := "" // a float32 state prints as before
+		if s.Dtype != wformat.F32 {
+			dt = s.Dtype.String()
+		}
+		fmt.Fprintf(&b, "state #%d %s %s[%d × %d]\n", i, word(s.Name), dt, s.Rows, s.RowSize)
 	}
 	tables := map[string]bool{}
 	for _, t := range p.Tables {

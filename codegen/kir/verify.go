@@ -104,7 +104,8 @@ func init() {
 	for _, n := range strings.Fields(`var store store8 for if in step load8 NaNf serial parallel work grain
 		p lo hi int float32 float64 max min len copy clear append make math unsafe archsimd
 		expf selgt bf16f load8bf loadbf8 loadi8 load8i8 loadf16 f16f hsum8 hsum8g hmax8 hmax8g hsums8 hsums8g exp8 exp8g
-		add8 sub8 mul8 div8 max8 fma8 splat8 v8`) {
+		add8 sub8 mul8 div8 max8 fma8 splat8 v8
+		sh loadh8 load8h storebf8 storeh8 store8bf store8h bits0 h16Consts`) {
 		reserved[n] = true
 	}
 }
@@ -130,6 +131,8 @@ func (v *verifier) program() {
 			v.errorf("state #%d %s has shape [%d × %d]", i, s.Name, s.Rows, s.RowSize)
 		case p.Slots > 1 && s.Rows%p.Slots != 0:
 			v.errorf("state #%d %s has %d rows, not a multiple of the program's %d slots", i, s.Name, s.Rows, p.Slots)
+		case !slices.Contains(wformat.KVFormats, s.Dtype):
+			v.errorf("state #%d %s is stored as %s: KV cache states are f32, f16 or bf16", i, s.Name, s.Dtype)
 		}
 	}
 	for i, t := range p.Tables {
@@ -513,8 +516,8 @@ func (v *verifier) buffer(b *Buffer) {
 	if !isIdent(b.Name) {
 		v.errorf("buffer name %q is not an identifier", b.Name)
 	}
-	if b.Format != wformat.F32 && b.Kind != Weight {
-		v.errorf("%s buffer %s is marked %s: only weights are", b.Kind, b.Name, b.Format)
+	if b.Format != wformat.F32 && b.Kind != Weight && b.Kind != State {
+		v.errorf("%s buffer %s is marked %s: only weights and states are", b.Kind, b.Name, b.Format)
 	}
 	switch b.Kind {
 	case Arena, Scratch, Tokens:
@@ -545,6 +548,9 @@ func (v *verifier) buffer(b *Buffer) {
 			return
 		}
 		s := v.p.States[b.Index]
+		if b.Format != s.Dtype {
+			v.errorf("buffer %s is %s but state #%d %s is stored as %s", b.Name, b.Format, b.Index, s.Name, s.Dtype)
+		}
 		if b.Len != s.Rows*s.RowSize {
 			v.errorf("buffer %s has %d elements but state #%d %s [%d × %d] has %d", b.Name, b.Len, b.Index, s.Name, s.Rows, s.RowSize, s.Rows*s.RowSize)
 		}

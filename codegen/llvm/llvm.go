@@ -78,13 +78,11 @@ func PhaseSymbol(k *kir.Kernel, i int) string { return fmt.Sprintf("%s_p%d", k.N
 // Layout describes p to the loader: weights, states, memory and each entry
 // point's phases. The caller fills in MaxSeq, Vocab and GOARCH.
 func (o Options) Layout(p *kir.Program) *artifact.Layout {
-	l := &artifact.Layout{ABI: artifact.ABIVersion, BuildID: o.BuildID, Triple: o.Triple}
+	l := &artifact.Layout{ABI: artifact.ABIFor(states(p)), BuildID: o.BuildID, Triple: o.Triple}
 	for _, w := range p.Weights {
 		l.Weights = append(l.Weights, *w)
 	}
-	for _, s := range p.States {
-		l.States = append(l.States, *s)
-	}
+	l.States = states(p)
 	for _, e := range p.Entries {
 		l.Arena, l.Scratch, l.Tokens = max(l.Arena, e.ArenaLen), max(l.Scratch, e.ScratchLen), max(l.Tokens, artifact.RowFields*e.Seq)
 		le := artifact.LayoutEntry{Name: e.Name, Seq: e.Seq, Plan: artifact.PlanPrefix + e.Name, Step: StepSymbol(e), OutShape: e.OutShape}
@@ -96,6 +94,15 @@ func (o Options) Layout(p *kir.Program) *artifact.Layout {
 		l.Entries = append(l.Entries, le)
 	}
 	return l
+}
+
+// states are p's KV cache states by value.
+func states(p *kir.Program) []artifact.State {
+	var out []artifact.State
+	for _, s := range p.States {
+		out = append(out, *s)
+	}
+	return out
 }
 
 // emitError carries an error out of the recursive emitters.
@@ -166,7 +173,7 @@ func newGen(o Options) *gen {
 }
 
 func (g *gen) module(p *kir.Program) {
-	abi := g.m.NewGlobalDef(artifact.SymABI, constant.NewInt(i64, artifact.ABIVersion))
+	abi := g.m.NewGlobalDef(artifact.SymABI, constant.NewInt(i64, int64(artifact.ABIFor(states(p)))))
 	abi.Immutable = true
 	id := g.m.NewGlobalDef(artifact.SymBuildID, constant.NewCharArrayFromString(g.o.BuildID+"\x00"))
 	id.Immutable = true
@@ -633,8 +640,9 @@ func (fb *fn) loadBuffers(bufs []*kir.Buffer, slots map[*kir.Buffer]value.Value)
 				fb.bufs[n] = fb.named(fb.entry.NewBitCast(ld, types.NewPointer(types.I8)), vname)
 				break
 			}
-			if b.IsBF16() {
-				// A bfloat16 weight: the same slot, read as i16s.
+			if b.Is16() {
+				// A bfloat16 weight, or a state stored in f16 or bf16: the
+				// same slot, read as i16s.
 				fb.bufs[n] = fb.named(fb.entry.NewBitCast(ld, types.NewPointer(types.I16)), vname)
 				break
 			}
@@ -712,6 +720,8 @@ func (fb *fn) stmts(ss []kir.Stmt) {
 			val := fb.expr(s.Val)
 			ptr := fb.elemPtr(s.Buf, s.Index)
 			switch {
+			case s.Buf.Is16() && (val.Type().Equal(v8) || val.Type().Equal(f32)):
+				fb.store16(s.Buf, val, ptr)
 			case val.Type().Equal(v8):
 				st := fb.cur.NewStore(val, fb.cur.NewBitCast(ptr, types.NewPointer(v8)))
 				st.Align = 4
@@ -744,6 +754,49 @@ func (fb *fn) stmts(ss []kir.Stmt) {
 			fail("%s: unknown statement %T", fb.what, s)
 		}
 	}
+}
+
+// store16 stores an f32 or f32x8 value into a state stored in 16 bits at
+// ptr (an i16*), rounded to nearest even: fptrunc to half for f16 (F16C's
+// vcvtps2ph), and for bf16 the integer rounding of wformat.BF16FromBits
+// (LLVM 14 cannot select an fptrunc to bfloat on x86): add 0x7fff plus the
+// lowest kept bit, keep the top half, and a NaN keeps its top half made
+// quiet.
+func (fb *fn) store16(b *kir.Buffer, val value.Value, ptr value.Value) {
+	c := fb.cur
+	vec := val.Type().Equal(v8)
+	it, ht := types.Type(types.I32), types.Type(types.I16)
+	splat := func(t types.Type, n int64) value.Value {
+		if !vec {
+			return constant.NewInt(t.(*types.IntType), n)
+		}
+		x := constant.NewInt(t.(*types.IntType), n)
+		return constant.NewVector(types.NewVector(8, t), x, x, x, x, x, x, x, x)
+	}
+	var out value.Value
+	if vec {
+		it, ht = types.NewVector(8, types.I32), types.NewVector(8, types.I16)
+	}
+	if b.IsF16() {
+		hv := types.Type(types.Half)
+		if vec {
+			hv = types.NewVector(8, types.Half)
+		}
+		out = c.NewBitCast(c.NewFPTrunc(val, hv), ht)
+	} else {
+		bits := c.NewBitCast(val, it)
+		lsb := c.NewAnd(c.NewLShr(bits, splat(types.I32, 16)), splat(types.I32, 1))
+		r := c.NewAdd(c.NewAdd(bits, splat(types.I32, 0x7fff)), lsb)
+		rounded := c.NewTrunc(c.NewLShr(r, splat(types.I32, 16)), ht)
+		quiet := c.NewOr(c.NewTrunc(c.NewLShr(bits, splat(types.I32, 16)), ht), splat(types.I16, 0x40))
+		out = c.NewSelect(c.NewFCmp(enum.FPredUNO, val, val), quiet, rounded)
+	}
+	dst := ptr
+	if vec {
+		dst = c.NewBitCast(ptr, types.NewPointer(ht))
+	}
+	st := c.NewStore(out, dst)
+	st.Align = 2
 }
 
 // loop emits for v = lo; v < hi; v += step { body }, with hi evaluated
@@ -786,7 +839,7 @@ func (fb *fn) elemPtr(b *kir.Buffer, index kir.Expr) value.Value {
 	switch {
 	case b.Kind == kir.Tokens:
 		elem = i32
-	case b.IsBF16():
+	case b.Is16():
 		elem = types.I16
 	case b.Format.Blocked():
 		elem = types.I8
@@ -864,6 +917,16 @@ func (fb *fn) expr(e kir.Expr) value.Value {
 			ld.Align = 2
 			sh := fb.cur.NewShl(fb.cur.NewZExt(ld, types.I32), constant.NewInt(types.I32, 16))
 			return fb.cur.NewBitCast(sh, f32)
+		case e.Buf.IsF16():
+			// A state stored in IEEE half precision widens exactly (F16C's
+			// vcvtph2ps under -mcpu of a CPU that has it).
+			var ht, ft types.Type = types.Half, f32
+			if e.Vec {
+				ht, ft = types.NewVector(8, types.Half), v8
+			}
+			ld := fb.cur.NewLoad(ht, fb.cur.NewBitCast(ptr, types.NewPointer(ht)))
+			ld.Align = 2
+			return fb.cur.NewFPExt(ld, ft)
 		case e.Vec:
 			ld := fb.cur.NewLoad(v8, fb.cur.NewBitCast(ptr, types.NewPointer(v8)))
 			ld.Align = 4

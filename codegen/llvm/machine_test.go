@@ -18,6 +18,7 @@ import (
 	"github.com/llmc-dev/llmc/internal/testshared"
 	"github.com/llmc-dev/llmc/runtime/native"
 	"github.com/llmc-dev/llmc/runtime/pool"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // toolchain finds opt, llc and cc, or skips (fails under CI).
@@ -106,6 +107,27 @@ func TestMatchesMachine(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestMatchesMachineKV16 is TestMatchesMachine with the KV cache stored in
+// f16 and bf16: the models' keys and values, rounded as written, must read
+// back as kir.Machine's do, through prefill chunks and decode steps (past
+// gemma2's sliding-window ring).
+func TestMatchesMachineKV16(t *testing.T) {
+	tc := toolchain(t)
+	const maxSeq, chunk = 32, 4
+	for _, model := range []string{"llama", "gemma2"} {
+		for _, kv := range []wformat.Format{wformat.F16, wformat.BF16} {
+			t.Run(model+"/"+kv.String(), func(t *testing.T) {
+				t.Parallel()
+				p, cfg := tinyProgramKV(t, model, maxSeq, chunk, kv)
+				ws := randomWeights(p, 7)
+				so, lay := compileSO(t, tc, p, maxSeq, cfg.VocabSize)
+				require.Equal(t, artifact.ABIVersionKV16, lay.ABI)
+				matchesMachine(t, p, ws, load(t, so, lay, ws, 1), cfg.VocabSize, chunk)
+			})
+		}
 	}
 }
 
@@ -211,5 +233,88 @@ func TestStepMatchesMachine(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// kv16Weights are values whose rounding to bf16 and f16 tells correct
+// rounding (to nearest, ties to even) from truncation or ties away from
+// zero: halfway cases both ways, just above and below halfway, f16
+// subnormals, overflow to infinity, signed zero, NaN, infinities; the rest
+// random.
+func kv16Weights() [][]float32 {
+	bits := []uint32{
+		0x3f808000, 0x3f818000, 0x3f808001, 0x3f807fff, // bf16: 1+2^-8 (to 1), 1+3·2^-8 (up), above, below
+		0x3f801000, 0x3f803000, 0x3f801001, 0x3f800fff, // f16: 1+2^-11 (to 1), 1+3·2^-11 (up), above, below
+		0x477ff000, 0x477fefff, 0x33800000, 0x3727c5ac, // f16: 65520 (inf), 65519.99 (65504), 2^-24, 1e-5 (subnormals)
+		0x80000000, 0x7fc00001, 0x7f800000, 0xff800000, // -0, NaN, ±inf
+		0x40490fdb, 0xc02df854, 0x7149f2ca, 0x00000001, // pi, -e, 1e30 (f16 inf), the smallest f32 subnormal
+		0xbf808000, 0xbf818000, 0x33000001, 0x32ffffff, // negative ties; just above and below half of 2^-24
+	}
+	w := make([]float32, 48)
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range w {
+		if i < len(bits) {
+			w[i] = math.Float32frombits(bits[i])
+		} else {
+			w[i] = float32(r.NormFloat64() * 3)
+		}
+	}
+	// The second half repeats the special values, so that each is written
+	// by both vector and scalar stores.
+	copy(w[24:], w[:24])
+	return [][]float32{w}
+}
+
+// checkKV16 compares the output of testdata/kv16's program (each weight
+// written into a bf16 and an f16 state and read back, see its arena
+// layout) with kir.Machine bit for bit (NaN with NaN), and with
+// wformat.Round; and checks that the values do round differently from
+// truncation, so that a cache that truncated (or stayed f32) would fail.
+func checkKV16(t *testing.T, w, got []float32) {
+	t.Helper()
+	p := caseProgram(t, "kv16")
+	want, err := kir.NewMachine(p, [][]float32{w}).Run("step", []int32{0}, 0, 1)
+	require.NoError(t, err)
+	require.Len(t, got, len(want))
+	same := func(a, b float32) bool {
+		return math.Float32bits(a) == math.Float32bits(b) || math.IsNaN(float64(a)) && math.IsNaN(float64(b))
+	}
+	// Arena element of weight j read back from state s (0: bf16, 1: f16).
+	at := func(s, j int) int { return 48*s + j }
+	truncated := 0
+	for s, f := range []wformat.Format{wformat.BF16, wformat.F16} {
+		for j := range 48 {
+			if !same(want[at(s, j)], wformat.Round(f, w[j])) {
+				t.Fatalf("kir.Machine: weight %d (%#08x) in %s reads %g, wformat.Round %g", j, math.Float32bits(w[j]), f, want[at(s, j)], wformat.Round(f, w[j]))
+			}
+			if !same(got[at(s, j)], want[at(s, j)]) {
+				t.Errorf("weight %d (%#08x) in %s: native %g (%#08x), kir.Machine %g (%#08x)", j, math.Float32bits(w[j]), f,
+					got[at(s, j)], math.Float32bits(got[at(s, j)]), want[at(s, j)], math.Float32bits(want[at(s, j)]))
+			}
+			if f == wformat.BF16 && !math.IsNaN(float64(w[j])) && math.Float32bits(want[at(s, j)]) != math.Float32bits(w[j])&0xffff0000 {
+				truncated++
+			}
+		}
+	}
+	require.Greater(t, truncated, 8, "the values must round differently from truncation")
+	// The scalar-only phase's reads (arena 96..111: elements 32..39).
+	for j := range 8 {
+		require.True(t, same(got[96+j], want[at(0, 32+j)]) && same(got[104+j], want[at(1, 32+j)]), "scalar read of element %d", 32+j)
+	}
+}
+
+// TestKV16MatchesMachine runs testdata/kv16 natively: the rounding of
+// 16-bit KV cache stores and the widening of their loads must be
+// kir.Machine's (wformat's) exactly.
+func TestKV16MatchesMachine(t *testing.T) {
+	tc := toolchain(t)
+	p := caseProgram(t, "kv16")
+	ws := kv16Weights()
+	prog := build(t, tc, p, ws, 1, 8, 8)
+	got, _, err := prog.Run("step", []int32{0}, 0)
+	require.NoError(t, err)
+	checkKV16(t, ws[0], got)
+	for i, s := range prog.States() {
+		require.Equal(t, p.States[i].Dtype, s.Dtype)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/llmc-dev/llmc/frontends/hf"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/passes"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // Tiny synthetic models: one or two layers of hidden size 16 cover every
@@ -36,6 +37,12 @@ var tinyConfigs = map[string]string{
 // point of chunk tokens (static KV cache of maxSeq positions).
 func tinyProgram(t testing.TB, model string, maxSeq, chunk int) (*kir.Program, *hf.Config) {
 	t.Helper()
+	return tinyProgramKV(t, model, maxSeq, chunk, wformat.F32)
+}
+
+// tinyProgramKV is tinyProgram with its KV cache stored in kv.
+func tinyProgramKV(t testing.TB, model string, maxSeq, chunk int, kv wformat.Format) (*kir.Program, *hf.Config) {
+	t.Helper()
 	cfg, err := hf.ParseConfig([]byte(tinyConfigs[model]))
 	require.NoError(t, err)
 	var graphs []*ir.Graph
@@ -51,7 +58,7 @@ func tinyProgram(t testing.TB, model string, maxSeq, chunk int) (*kir.Program, *
 		require.NoError(t, err)
 		graphs = append(graphs, g)
 	}
-	p, err := kir.Lower(graphs)
+	p, err := kir.LowerWith(graphs, kir.Options{KVFormat: kv})
 	require.NoError(t, err)
 	return p, cfg
 }

@@ -142,6 +142,25 @@ func (c *Config) KVBytes(positions, elemSize int) int64 {
 	return total
 }
 
+// StaticKVBytes is the size of the static KV cache llmc compile allocates
+// for positions positions and prefill chunks of chunk tokens, at elemSize
+// bytes an element: KVBytes, except that a sliding-window layer keeps a
+// ring of window + chunk - 1 rows (passes' window-kv: a chunk's rows are
+// written before its first row has read the whole window), when that is
+// fewer than positions.
+func (c *Config) StaticKVBytes(positions, chunk, elemSize int) int64 {
+	perPos := 2 * int64(c.NumKVHeads) * int64(c.HeadDim) * int64(elemSize)
+	var total int64
+	for l := 0; l < c.NumLayers; l++ {
+		n := positions
+		if c.IsLayerSliding(l) {
+			n = min(n, c.SlidingWindow+max(chunk, 1)-1)
+		}
+		total += perPos * int64(n)
+	}
+	return total
+}
+
 // rawConfig mirrors the config.json fields llmc reads. Pointers tell a
 // missing field from a zero.
 type rawConfig struct {

@@ -15,16 +15,7 @@ func BF16ToFloat32(b uint16) float32 {
 // Float32ToBF16 returns the bfloat16 bit pattern nearest to f, rounding ties
 // to even. Values beyond the bfloat16 range become infinities, and a NaN stays
 // a NaN (made quiet, keeping its sign and upper payload bits).
-func Float32ToBF16(f float32) uint16 {
-	bits := math.Float32bits(f)
-	if bits&0x7fffffff > 0x7f800000 { // NaN
-		return uint16(bits>>16) | 0x0040
-	}
-	// Adding 0x7fff plus the lowest kept bit rounds to nearest, ties to even;
-	// a carry out of the mantissa correctly bumps the exponent, up to inf.
-	bits += 0x7fff + (bits>>16)&1
-	return uint16(bits >> 16)
-}
+func Float32ToBF16(f float32) uint16 { return wformat.F32ToBF16(f) }
 
 // F16ToFloat32 widens an IEEE 754 binary16 bit pattern to float32. The
 // conversion is exact for every input, including subnormals, infinities and

@@ -71,6 +71,7 @@ removed by the next compile to the same ART.`,
 				"llmc compile ~/models/my-llama --max-seq 2048 --disable-pass=fuse-linears --dump-dir /tmp/dumps -o /tmp/my.llmc",
 				"llmc compile ../shared/models/stories260K -o /tmp/s.llmc --emit dot && dot -Tsvg /tmp/s.llmc/program.dot > s.svg",
 				"llmc compile ../shared/models/stories260K --slots 4 -o /tmp/s4.llmc && llmrun serve /tmp/s4.llmc --slots 4",
+				"llmc compile ../shared/models/stories260K --kv-dtype bf16 -o /tmp/s-bf16.llmc --stats",
 			},
 			Flags: func(fs *flag.FlagSet) func([]string) error {
 				o := compiler.Options{Source: src}
@@ -92,6 +93,7 @@ removed by the next compile to the same ART.`,
 				fs.BoolVar(&listStages, "list-stages", false, "list the compile stages in order and exit")
 				fs.Var(&emit, "emit", "extra outputs (comma-separated): dot (Graphviz graph of the optimised program, kernels as clusters), kir (kernel IR as program.kir), llvm (LLVM IR as model.ll)")
 				fs.BoolVar(&quiet, "quiet", false, "no progress output")
+				fs.StringVar(&o.KVDtype, "kv-dtype", "f32", "element type the static KV cache is stored in: f32, f16 or bf16 (half the bytes; keys and values rounded as written, widened as read, all compute in f32; backends go and llvm)")
 				fs.StringVar(&o.Weights.Format, "weights", "", "weight format: f32 (widen all), bf16 (keep bfloat16 checkpoint tensors; the default where the backend loads them) q8_0 or q4_0 (llama.cpp's 8-bit or 4-bit blocks of 32: linear weights, the embedding table and the output projection; norms stay f32)")
 				fs.BoolVar(&o.Weights.KeepEmbeddings, "keep-embeddings", false, "with --weights q8_0 or q4_0, keep the token embedding table (and an output projection tied to it) in f32")
 				fs.BoolVar(&o.Weights.KeepOutput, "keep-output", false, "with --weights q8_0 or q4_0, keep an untied output projection (lm_head) in f32")
@@ -205,17 +207,21 @@ removed by the next compile to the same ART.`,
 			},
 		},
 		{
-			Name: "kv", Args: "MODEL --max-seq N [--dtype D]",
+			Name: "kv", Args: "MODEL --max-seq N [--dtype D --prefill-chunk C]",
 			Summary: `Print the KV cache size of a model for N positions, with its breakdown:
   2 (K and V) × layers × KV heads × head dim × positions × bytes per element.
 The textbook formula, positions × layers × attention heads × head dim × bytes,
 counts only one of K and V and ignores grouped-query attention (KV heads fewer
 than attention heads). Layers with a sliding window of W positions need only
-min(N, W) positions; the total accounts for that.`,
+min(N, W) positions; the total accounts for that. llmc compile's static cache
+keeps a ring of W + C - 1 rows there (C: --prefill-chunk), which the line
+"as compiled" counts; it is what llmc compile --stats reports and an artifact
+allocates (with --kv-dtype D, at D's bytes).`,
 			Examples: []string{"llmc kv ../shared/models/stories260K --max-seq 512", "llmc kv ~/models/gemma-2-2b --max-seq 8192 --dtype bf16"},
 			Flags: func(fs *flag.FlagSet) func([]string) error {
 				maxSeq := fs.Int("max-seq", 0, "positions to hold (default: the model's max_position_embeddings)")
-				dtype := fs.String("dtype", "f32", "element type of the cache: f32, f16 or bf16")
+				dtype := fs.String("dtype", "f32", "element type of the cache: f32, f16 or bf16 (llmc compile --kv-dtype)")
+				chunk := fs.Int("prefill-chunk", compiler.DefaultPrefillChunk, "tokens per prefill call of llmc compile, which sizes sliding-window rings")
 				return func(pos []string) error {
 					path, err := cmdline.OnePositional(pos, "MODEL")
 					if err != nil {
@@ -236,7 +242,10 @@ min(N, W) positions; the total accounts for that.`,
 					if !cmdline.SetFlags(fs)["max-seq"] {
 						n = cfg.MaxPositions
 					}
-					_, err = io.WriteString(stdout, KVReport(cfg, n, dt))
+					if err := cmdline.CheckPositive(cmdline.SetFlags(fs), "prefill-chunk", *chunk, fmt.Sprintf("%d tokens", compiler.DefaultPrefillChunk)); err != nil {
+						return err
+					}
+					_, err = io.WriteString(stdout, KVReport(cfg, n, dt, min(*chunk, n)))
 					return err
 				}
 			},
@@ -262,8 +271,10 @@ func checkModelFolder(path, cmd string) error {
 	return nil
 }
 
-// KVReport describes the KV cache of cfg for n positions of dtype dt.
-func KVReport(cfg *hf.Config, n int, dt ir.DType) string {
+// KVReport describes the KV cache of cfg for n positions of dtype dt, and
+// the static cache llmc compile allocates for it with prefill chunks of
+// chunk tokens.
+func KVReport(cfg *hf.Config, n int, dt ir.DType, chunk int) string {
 	var b strings.Builder
 	bytes := dt.Size()
 	full, windowed := 0, 0
@@ -286,6 +297,10 @@ func KVReport(cfg *hf.Config, n int, dt ir.DType) string {
 	}
 	textbook := n * cfg.NumLayers * cfg.NumHeads * cfg.HeadDim * bytes
 	fmt.Fprintf(&b, "total: %s (%d bytes)\n", cmdline.HumanBytes(total), total)
+	if compiled := int(cfg.StaticKVBytes(n, chunk, bytes)); compiled != total {
+		fmt.Fprintf(&b, "as compiled (--prefill-chunk %d: windowed layers keep min(%d, %d + %d - 1) rows): %s (%d bytes)\n",
+			chunk, n, cfg.SlidingWindow, chunk, cmdline.HumanBytes(compiled), compiled)
+	}
 	fmt.Fprintf(&b, "per position: %s\n", cmdline.HumanBytes(total/max(n, 1)))
 	fmt.Fprintf(&b, "(the textbook positions × layers × attention heads × head dim × bytes = %s counts one of K and V", cmdline.HumanBytes(textbook))
 	if cfg.NumKVHeads != cfg.NumHeads {

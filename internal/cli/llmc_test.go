@@ -1,6 +1,8 @@
 package cli_test
 
 import (
+	"errors"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -9,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/llmc-dev/llmc/codegen/llvm"
+	"github.com/llmc-dev/llmc/internal/testshared"
 	"github.com/llmc-dev/llmc/ir"
 )
 
@@ -79,6 +83,38 @@ func TestKV(t *testing.T) {
 		unwindowed := strconv.Itoa(2 * 3 * 2 * 32 * 256 * 4)
 		assert.NotContains(t, kvTotal.FindString(r.stdout), unwindowed, "the total ignores the window")
 	})
+}
+
+// TestKVAsCompiled checks that llmc kv's "as compiled" line, with
+// --dtype and --prefill-chunk, is the size llmc compile --stats reports
+// for the same --kv-dtype and chunk, on a model whose sliding-window
+// layers keep rings of window + chunk - 1 rows (mistral-tiny: 16 + 8 - 1)
+// rather than the window; internal/engine's TestKVDtypeAllocates checks
+// that the artifact allocates exactly that.
+func TestKVAsCompiled(t *testing.T) {
+	t.Parallel()
+	m := model(t, "mistral-tiny")
+	var te *llvm.ToolError
+	if _, err := llvm.FindToolchain(); errors.As(err, &te) && !testshared.InCI() {
+		t.Skipf("skipping: %v", err)
+	}
+	for _, kv := range []string{"f32", "bf16"} {
+		t.Run(kv, func(t *testing.T) {
+			r := llmc(t, "kv", m, "--max-seq", "64", "--dtype", kv, "--prefill-chunk", "8")
+			requireOK(t, r)
+			as := regexp.MustCompile(`(?m)^as compiled \(--prefill-chunk 8: windowed layers keep min\(64, 16 \+ 8 - 1\) rows\): (.+) \((\d+) bytes\)$`).FindStringSubmatch(r.stdout)
+			require.NotNil(t, as, r.stdout)
+			elem := map[string]int{"f32": 4, "bf16": 2}[kv]
+			assert.Equal(t, strconv.Itoa(2*2*2*16*23*elem), as[2])
+			c := llmc(t, "compile", m, "--backend", "llvm", "--kv-dtype", kv, "--max-seq", "64", "--prefill-chunk", "8", "-o", filepath.Join(t.TempDir(), "a"), "--stats", "--quiet")
+			requireOK(t, c)
+			want := "static KV cache: 64 positions, " + as[1]
+			if kv != "f32" {
+				want += " stored as " + kv
+			}
+			assert.Contains(t, c.stdout, want)
+		})
+	}
 }
 
 func TestKVHelp(t *testing.T) {

@@ -66,12 +66,20 @@ type Options struct {
 	Source fs.FS
 	// Weights choose the format weights are stored in (--weights).
 	Weights WeightOptions
+	// KVDtype is the format the static KV cache stores its elements in
+	// (--kv-dtype): "" or f32, f16 or bf16. Compute stays float32: the
+	// kernels round keys and values as they write them and widen them as
+	// they read them.
+	KVDtype string
 }
 
 // Result is what Compile did.
 type Result struct {
-	// KV describes the KV cache the artifact allocates, for --stats.
+	// KV describes the KV cache the artifact allocates, for --stats:
+	// after the graph passes, the bytes the states take as compiled.
 	KV string
+	// KVBytes is the bytes of that cache (all slots), 0 for a dynamic one.
+	KVBytes int64
 	// Backend is the target compiled for and why it was chosen, for
 	// --stats: "backend llvm (the fastest backend this machine can
 	// build)", "backend go (--backend)".
@@ -158,11 +166,6 @@ func setup(m *hf.Model, modelDir, outDir string, o Options) (*compilation, error
 	if o.Slots > 1 && (o.KV != passes.Static || !t.Lowers) {
 		return nil, passes.OptionErrorf("--slots %d needs a static KV cache and a backend that compiles kernels (go or llvm): backend %s with a %s cache runs one sequence per program", o.Slots, t.Name, o.KV)
 	}
-	kv, err := planKV(cfg, o.KV, o.MaxSeq, o.Slots, defaulted)
-	if err != nil {
-		return nil, err
-	}
-	progress(o.Progress, "%s", kv)
 	if o.PrefillChunk < 0 {
 		return nil, passes.OptionErrorf("--prefill-chunk %d must be positive", o.PrefillChunk)
 	}
@@ -170,7 +173,16 @@ func setup(m *hf.Model, modelDir, outDir string, o Options) (*compilation, error
 		o.PrefillChunk = DefaultPrefillChunk
 	}
 	o.PrefillChunk = min(o.PrefillChunk, o.MaxSeq)
-	o.Passes.KV, o.Passes.MaxSeq, o.Passes.MaxTokens = o.KV, o.MaxSeq, o.PrefillChunk
+	kvf, err := kvFormat(o.KVDtype, o.KV, t)
+	if err != nil {
+		return nil, err
+	}
+	kv, kvBytes, err := planKV(cfg, o.KV, o.MaxSeq, o.PrefillChunk, o.Slots, kvf, defaulted)
+	if err != nil {
+		return nil, err
+	}
+	progress(o.Progress, "%s", kv)
+	o.Passes.KV, o.Passes.MaxSeq, o.Passes.MaxTokens, o.Passes.KVFormat = o.KV, o.MaxSeq, o.PrefillChunk, kvf
 	printStages, err := splitPrintAfter(&o)
 	if err != nil {
 		return nil, err
@@ -191,8 +203,8 @@ func setup(m *hf.Model, modelDir, outDir string, o Options) (*compilation, error
 	if err != nil {
 		return nil, err
 	}
-	c := &compilation{o: o, target: t, model: m, modelDir: modelDir, outDir: outDir, weights: wf,
-		res: &Result{KV: kv, Backend: backend}, print: printStages, lower: lower}
+	c := &compilation{o: o, target: t, model: m, modelDir: modelDir, outDir: outDir, weights: wf, kv: kvf, maxSeqDefaulted: defaulted,
+		res: &Result{KV: kv, KVBytes: kvBytes, Backend: backend}, print: printStages, lower: lower}
 
 	c.specs = []entrySpec{{name: artifact.EntryDecode, seq: 1}, {name: artifact.EntryPrefill, seq: o.PrefillChunk},
 		{name: artifact.EntryPrefillAll, seq: o.PrefillChunk, all: true}}
@@ -208,8 +220,8 @@ func setup(m *hf.Model, modelDir, outDir string, o Options) (*compilation, error
 		c.specs = []entrySpec{{name: artifact.EntryForward}, {name: artifact.EntryForwardAll, all: true}}
 	}
 	c.man = &artifact.Manifest{
-		Format: artifact.Format, Version: artifact.Version, Created: time.Now().UTC(),
-		KV: string(o.KV), MaxSeq: o.MaxSeq, Backend: t.Name, IR: artifact.IRName,
+		Format: artifact.Format, Version: artifact.VersionFor(kvf), Created: time.Now().UTC(),
+		KV: string(o.KV), MaxSeq: o.MaxSeq, Backend: t.Name, IR: artifact.IRName, KVDtype: kvf,
 	}
 	if o.KV == passes.Static {
 		c.man.PrefillChunk = o.PrefillChunk
@@ -226,6 +238,25 @@ func setup(m *hf.Model, modelDir, outDir string, o Options) (*compilation, error
 		return nil, passes.OptionErrorf("--backend %s needs a static KV cache (--kv static): generated kernels are specialised to constant shapes", t.Name)
 	}
 	return c, nil
+}
+
+// kvFormat resolves --kv-dtype for a cache of mode kv on target t.
+func kvFormat(name string, kv passes.KVMode, t *Target) (wformat.Format, error) {
+	if name == "" {
+		return wformat.F32, nil
+	}
+	f, err := wformat.ParseKV(name)
+	if err != nil {
+		return 0, passes.OptionErrorf("--kv-dtype %q: want f32, f16 or bf16", name)
+	}
+	switch {
+	case f == wformat.F32:
+	case kv != passes.Static:
+		return 0, passes.OptionErrorf("--kv-dtype %s needs a static KV cache (--kv static): a dynamic cache is the interpreter's, which stores float32", f)
+	case !t.StoresKV(f):
+		return 0, passes.OptionErrorf("--kv-dtype %s: backend %s stores its KV cache in float32 only (backends that store %s: %s)", f, t.Name, f, kvStorers(f))
+	}
+	return f, nil
 }
 
 // weightFormat resolves --weights for target t: f32, bf16 (as stored) or a
@@ -320,21 +351,34 @@ func mustAbs(p string) string {
 // planKV describes the KV cache of a compilation and refuses one that does
 // not fit in this machine's memory: a static cache is allocated in full
 // when the artifact loads.
-func planKV(cfg *hf.Config, kv passes.KVMode, maxSeq, slots int, defaulted bool) (string, error) {
+//
+// The size is the cache as compiled (hf.Config.StaticKVBytes: sliding-window
+// layers keep window + chunk - 1 rows) at the bytes of format f; describeKV
+// words it again from the states once the passes have shaped them.
+func planKV(cfg *hf.Config, kv passes.KVMode, maxSeq, chunk, slots int, f wformat.Format, defaulted bool) (string, int64, error) {
 	if kv != passes.Static {
-		return fmt.Sprintf("dynamic KV cache: grows with the sequence, up to %d positions", maxSeq), nil
+		return fmt.Sprintf("dynamic KV cache: grows with the sequence, up to %d positions", maxSeq), 0, nil
 	}
-	bytes := cfg.KVBytes(maxSeq, 4) * int64(slots)
+	bytes := cfg.StaticKVBytes(maxSeq, chunk, f.BlockBytes()) * int64(slots)
+	desc := describeKV(cfg, maxSeq, chunk, slots, f, bytes, defaulted)
+	what := fmt.Sprintf("the static KV cache for %d positions (llmc kv %s --max-seq %d --dtype %s)", maxSeq, filepath.Dir(cfg.Path), maxSeq, f)
+	if err := sysmem.Check(bytes, what, "pass a smaller --max-seq, or --kv-dtype f16 or bf16 to halve it"); err != nil {
+		return "", 0, err
+	}
+	return desc, bytes, nil
+}
+
+// describeKV is the --stats line of a static KV cache of bytes bytes.
+func describeKV(cfg *hf.Config, maxSeq, chunk, slots int, f wformat.Format, bytes int64, defaulted bool) string {
 	desc := fmt.Sprintf("static KV cache: %d positions, %s", maxSeq, sysmem.Human(bytes))
 	if slots > 1 {
 		desc = fmt.Sprintf("static KV cache: %d slots of %d positions, %s", slots, maxSeq, sysmem.Human(bytes))
 	}
+	if f != wformat.F32 {
+		desc += fmt.Sprintf(" stored as %s (--kv-dtype; computed in f32)", f)
+	}
 	if defaulted && maxSeq < cfg.MaxPositions {
 		desc += fmt.Sprintf(" (default; the model allows %d: --max-seq N to change)", cfg.MaxPositions)
 	}
-	what := fmt.Sprintf("the static KV cache for %d positions (llmc kv %s --max-seq %d)", maxSeq, filepath.Dir(cfg.Path), maxSeq)
-	if err := sysmem.Check(bytes, what, "pass a smaller --max-seq"); err != nil {
-		return "", err
-	}
-	return desc, nil
+	return desc
 }

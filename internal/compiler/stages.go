@@ -113,6 +113,8 @@ type compilation struct {
 	prog             *kir.Program
 	tb               *targetBuild
 	weights          wformat.Format // --weights, resolved
+	kv               wformat.Format // --kv-dtype, resolved
+	maxSeqDefaulted  bool           // --max-seq was not given
 	stored           []storedTensor // quantized tensors for weights.bin
 	extraFiles       []string       // --emit files that follow the backend's in the manifest
 	// hashes waits for the model files' descriptions (hashModel), hashed
@@ -274,6 +276,13 @@ func (c *compilation) graphPasses(ctx context.Context) (string, error) {
 		c.res.Reports = append(c.res.Reports, rep)
 		describeGraph(c.man, g)
 	}
+	if c.o.KV == passes.Static && len(c.res.Graphs) > 0 {
+		// The cache as the passes shaped it (window-kv's rings), which is
+		// what the artifact allocates.
+		cfg := c.model.Config
+		c.res.KVBytes = int64(passes.StateBytes(c.res.Graphs[0], c.kv)) * int64(c.o.Slots)
+		c.res.KV = describeKV(cfg, c.o.MaxSeq, c.o.PrefillChunk, c.o.Slots, c.kv, c.res.KVBytes, c.maxSeqDefaulted)
+	}
 	return "", nil
 }
 
@@ -282,7 +291,7 @@ func (c *compilation) lowerKIR(context.Context) (string, error) {
 		return fmt.Sprintf("backend %s runs the graph IR", c.target.Name), nil
 	}
 	keep := c.target.Loads(ir.BF16) && c.weights != wformat.F32
-	prog, err := kir.LowerWith(c.res.Graphs, kir.Options{MaxSeq: c.o.MaxSeq, KeepBF16: keep, Slots: c.o.Slots, TileColumns: c.target.TileColumns})
+	prog, err := kir.LowerWith(c.res.Graphs, kir.Options{MaxSeq: c.o.MaxSeq, KeepBF16: keep, Slots: c.o.Slots, KVFormat: c.kv, TileColumns: c.target.TileColumns})
 	if err != nil {
 		return "", err
 	}

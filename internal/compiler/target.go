@@ -16,6 +16,7 @@ import (
 	"github.com/llmc-dev/llmc/codegen/llvm"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/passes"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // A Target is a backend llmc compile writes artifacts for: its name (the
@@ -36,6 +37,10 @@ type Target struct {
 	// checkpoint stores them (widened as they are read); lowering widens
 	// the others to f32 when the artifact loads.
 	Weights []ir.DType
+	// KVDtypes are the 16-bit formats besides f32 the backend stores a
+	// static KV cache in (--kv-dtype): its kernels round what they write
+	// and widen what they read.
+	KVDtypes []wformat.Format
 	// VectorWidth is the f32 lanes of the backend's vector kernels, 0 for
 	// a backend without any.
 	VectorWidth int
@@ -79,10 +84,12 @@ func targets() []Target {
 			Weights: []ir.DType{ir.Q8_0, ir.Q4_0}},
 		{Name: artifact.BackendGo, Doc: "generated Go kernels (GOEXPERIMENT=simd) built with the Go toolchain into an executable",
 			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0}, VectorWidth: 8, TileColumns: 2, Speed: 1,
-			emit: emitGo, toolchain: buildGo, tools: findGo},
+			KVDtypes: []wformat.Format{wformat.F16, wformat.BF16},
+			emit:     emitGo, toolchain: buildGo, tools: findGo},
 		{Name: artifact.BackendLLVM, Doc: "LLVM IR compiled by opt and llc (-mcpu=native) into a shared object llmrun loads",
 			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0}, VectorWidth: 8, TileColumns: 4, Speed: 2,
-			emit: emitLLVMTarget, toolchain: buildLLVM, tools: findLLVM},
+			KVDtypes: []wformat.Format{wformat.F16, wformat.BF16},
+			emit:     emitLLVMTarget, toolchain: buildLLVM, tools: findLLVM},
 	}
 }
 
@@ -193,6 +200,22 @@ func BackendHelp() string {
 
 // Loads reports whether the target loads weights of dtype d as stored.
 func (t *Target) Loads(d ir.DType) bool { return d == ir.F32 || slices.Contains(t.Weights, d) }
+
+// StoresKV reports whether t stores a static KV cache in format f.
+func (t *Target) StoresKV(f wformat.Format) bool {
+	return f == wformat.F32 || slices.Contains(t.KVDtypes, f)
+}
+
+// kvStorers names the targets that store a KV cache in f, for errors.
+func kvStorers(f wformat.Format) string {
+	var names []string
+	for _, t := range targets() {
+		if t.StoresKV(f) {
+			names = append(names, t.Name)
+		}
+	}
+	return strings.Join(names, ", ")
+}
 
 // RequiredPasses are the graph passes, beyond the pipeline's Required
 // ones, that the target cannot do without.

@@ -50,7 +50,7 @@ func TestArtifactBadInput(t *testing.T) {
 		require.NoError(t, err)
 		var m map[string]any
 		require.NoError(t, json.Unmarshal(data, &m))
-		m["version"] = artifact.Version + 1
+		m["version"] = artifact.VersionKV16 + 1 // the newest version this llmrun reads is VersionKV16
 		data, _ = json.Marshal(m)
 		require.NoError(t, os.WriteFile(path, data, 0o644))
 		_, err = Open(art, Options{})

@@ -53,20 +53,25 @@ func TestNoAVXSSETransitions(t *testing.T) {
 	}
 	// stories260K (F32, and Q8_0: int8 and float16 loads), a bfloat16
 	// model and gemma2 (tanh soft-capping, which has no vector form) cover
-	// every kind of scalar code.
-	for _, c := range []struct{ model, weights string }{
-		{"stories260K", ""}, {"stories260K", "q8_0"}, {"stories260K", "q4_0"}, {"llama-tiny-bf16", ""}, {"gemma2-tiny", ""},
+	// every kind of scalar code; KV caches stored in f16 and bf16 add their
+	// widening loads and rounding stores.
+	for _, c := range []struct{ model, weights, kv string }{
+		{"stories260K", "", ""}, {"stories260K", "q8_0", ""}, {"stories260K", "q4_0", ""}, {"llama-tiny-bf16", "", ""}, {"gemma2-tiny", "", ""},
+		{"stories260K", "", "f16"}, {"stories260K", "", "bf16"},
 	} {
 		m := c.model
 		name := m
 		if c.weights != "" {
 			name += "-" + c.weights
 		}
+		if c.kv != "" {
+			name += "-kv-" + c.kv
+		}
 		t.Run(name, func(t *testing.T) {
 			art := filepath.Join(t.TempDir(), name+".llmc")
 			_, err := compiler.Compile(testshared.Path(t, "models", m), art, compiler.Options{
 				KV: passes.Static, MaxSeq: 64, PrefillChunk: 8, Backend: "go",
-				Weights: compiler.WeightOptions{Format: c.weights},
+				Weights: compiler.WeightOptions{Format: c.weights}, KVDtype: c.kv,
 			})
 			require.NoError(t, err)
 			bin := filepath.Join(art, compiler.GoBinary)

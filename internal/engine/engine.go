@@ -80,8 +80,11 @@ type Engine struct {
 	// WeightFormat names the formats those weights are read in, most
 	// bytes first: "f32", "bf16+f32", "q8_0+f32".
 	WeightFormat string
-	Config       *hf.Config
-	Decoder      runtime.Decoder
+	// KVFormat is how the KV cache stores its elements: the manifest's
+	// kv_dtype for an artifact, f32 for a model folder.
+	KVFormat wformat.Format
+	Config   *hf.Config
+	Decoder  runtime.Decoder
 	// DebugNaNOf is the artifact whose model folder Path is, when
 	// Options.DebugNaN ran that folder eagerly in the artifact's place.
 	DebugNaNOf string
@@ -277,7 +280,7 @@ func openArtifact(dir string, opts Options) (*Engine, error) {
 		}
 		return runtime.NewInterpreted(prog, artifact.EntryForward, artifact.EntryForwardAll, cfg.VocabSize, man.MaxSeq)
 	}
-	eng := &Engine{Path: dir, Kind: "artifact", Config: cfg, Manifest: man}
+	eng := &Engine{Path: dir, Kind: "artifact", Config: cfg, Manifest: man, KVFormat: man.KVDtype}
 	if rr, ok := ld2.runner.(runtime.RowRunner); ok && man.Slots > 1 {
 		if rr.Slots() != man.Slots {
 			return fail(fmt.Errorf("artifact %s: its program holds %d sequences, its manifest says %d: compile the artifact again", dir, rr.Slots(), man.Slots))
@@ -423,6 +426,13 @@ func openEager(dir string, opts Options, context int) (*Engine, error) {
 		fork:    func() (runtime.Decoder, error) { return dec.Fork(), nil }}, nil
 }
 
+// KVReadBytes is how many bytes of KV cache a decode step at ctx cached
+// positions reads: every cached key and value of each layer (those of a
+// sliding window only), at the bytes of the format the cache stores.
+func (e *Engine) KVReadBytes(ctx int) int64 {
+	return e.Config.KVBytes(ctx, e.KVFormat.BlockBytes())
+}
+
 // safeRewind is how far back a static decoder may rewind without
 // recomputing: unlimited (0) unless some cache is a ring (window-kv), whose
 // rows hold window + chunk - 1 positions.
@@ -444,7 +454,7 @@ func checkMemory(dir string, man *artifact.Manifest, cfg *hf.Config) error {
 	if man.KV != "static" {
 		return nil
 	}
-	need := cfg.KVBytes(man.MaxSeq, 4) * int64(max(1, man.Slots))
+	need := cfg.StaticKVBytes(man.MaxSeq, man.PrefillChunk, man.KVDtype.BlockBytes()) * int64(max(1, man.Slots))
 	for _, p := range man.BufferPlan {
 		need += int64(p.ArenaBytes)
 	}

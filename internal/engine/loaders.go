@@ -10,6 +10,7 @@ import (
 	"github.com/llmc-dev/llmc/runtime"
 	"github.com/llmc-dev/llmc/runtime/native"
 	"github.com/llmc-dev/llmc/runtime/pool"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // A loader runs the artifacts of one backend.
@@ -58,6 +59,9 @@ var loaders = map[string]loader{
 
 // loadInterpreted runs the optimised IR with the interpreter.
 func loadInterpreted(in *loadInput) (*loaded, error) {
+	if in.man.KVDtype != wformat.F32 {
+		return nil, fmt.Errorf("artifact %s records a KV cache stored as %s (--kv-dtype), which the interpreter does not store: it keeps float32; compile it again without --kv-dtype, or with --backend go or llvm", in.dir, in.man.KVDtype)
+	}
 	prog, err := runtime.NewProgram(in.graphs, in.source, in.par)
 	if err != nil {
 		return nil, err
@@ -95,6 +99,9 @@ func handOffLinked(dir string, man *artifact.Manifest, opts Options) error {
 // has checked that it is the artifact's) over weights gathered from the
 // model.
 func loadLinked(in *loadInput) (*loaded, error) {
+	if err := checkStates(in.dir, in.man, in.linked.States); err != nil {
+		return nil, err
+	}
 	ws, free, err := runtime.LinkedWeights(in.linked, in.weights)
 	if err != nil {
 		return nil, err
@@ -110,5 +117,21 @@ func loadNative(in *loadInput) (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkStates(in.dir, in.man, np.States()); err != nil {
+		np.Close()
+		return nil, err
+	}
 	return &loaded{runner: np, close: np.Close}, nil
+}
+
+// checkStates checks that a compiled program stores its KV cache states in
+// the format the manifest records (kv_dtype), which the memory checks and
+// figures count.
+func checkStates(dir string, man *artifact.Manifest, states []artifact.State) error {
+	for _, s := range states {
+		if s.Dtype != man.KVDtype {
+			return fmt.Errorf("artifact %s: its program stores KV cache state %s as %s, its manifest records kv_dtype %s: compile the artifact again", dir, s.Name, s.Dtype, man.KVDtype)
+		}
+	}
+	return nil
 }

@@ -218,6 +218,9 @@ func load(lib string, lay *artifact.Layout, par runtime.Parallel, view func(i in
 	if lay.ABI < artifact.MinABIVersion || lay.ABI > artifact.ABIVersion {
 		return nil, fmt.Errorf("native ABI version %d, this llmrun loads versions %d to %d: compile the artifact again", lay.ABI, artifact.MinABIVersion, artifact.ABIVersion)
 	}
+	if err := lay.CheckStates(); err != nil {
+		return nil, err
+	}
 	threads, err := teamSize(par)
 	if err != nil {
 		return nil, err
@@ -295,7 +298,7 @@ func load(lib string, lay *artifact.Layout, par runtime.Parallel, view func(i in
 	scratchOff := r.take(4 * (lay.Scratch + pad))
 	soff := make([]int, len(lay.States))
 	for i, s := range lay.States {
-		soff[i] = r.take(4 * (s.Rows*s.RowSize + pad))
+		soff[i] = r.take(s.ElemBytes() * (s.Elems() + pad)) // 2 bytes an element for an f16 or bf16 cache
 	}
 	if p.work, err = mapAnon(r.size); err != nil {
 		return nil, err
@@ -413,6 +416,10 @@ func teamSize(par runtime.Parallel) (int, error) {
 
 // Threads is how many threads a step runs on, the caller's included.
 func (p *Program) Threads() int { return p.threads }
+
+// States are the KV cache states the program allocated, as its layout
+// describes them (Dtype: the format of their elements).
+func (p *Program) States() []artifact.State { return p.lay.States }
 
 // cString reads a NUL-terminated string of at most limit bytes at a.
 func cString(a uintptr, limit int) string {

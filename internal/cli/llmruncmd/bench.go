@@ -50,10 +50,11 @@ interleaved so machine noise hits them alike. It reports prefill tokens/s, decod
 tokens/s and ms per token (median, min–max over runs), the start-up time to the
 first token (from opening the model or artifact to its first generated token, with
 the page cache warm after the first run), peak RSS (each model's own, where Linux
-lets the peak be reset between runs), the ratio to the first model,
-and, from a read-bandwidth test on this machine in the same run,
-each model's share of the memory-bandwidth roofline (weight bytes read per token
-× tokens/s ÷ bandwidth).
+lets the peak be reset between runs), the ratio to the first model, and, from a
+read-bandwidth test on this machine in the same run, each model's share of the
+memory-bandwidth roofline (bytes read per token × tokens/s ÷ bandwidth: the
+weights, and the KV cache at the mean decode position in the format it is stored
+in, KV/token).
 
 With --batch B, each run prefills B random prompts into B slots (sequences with
 caches of their own) and decodes them side by side: decode tokens/s is then the
@@ -99,12 +100,17 @@ type BenchResult struct {
 	// weights mapped or read, the program loaded) to the first generated
 	// token: what a user waits for at start-up, the page cache warm
 	// after the first run.
-	FirstToken    []float64 `json:"start_to_first_token_seconds,omitempty"`
-	PeakRSSBytes  int64     `json:"peak_rss_bytes"`
-	WeightBytes   int64     `json:"weight_bytes_per_token"`
-	WeightFormat  string    `json:"weight_format,omitempty"` // formats the weights are read in, most bytes first: "q8_0+f32"
-	BandwidthGBps float64   `json:"read_bandwidth_gb_per_s,omitempty"`
-	RooflineShare float64   `json:"roofline_share,omitempty"`
+	FirstToken   []float64 `json:"start_to_first_token_seconds,omitempty"`
+	PeakRSSBytes int64     `json:"peak_rss_bytes"`
+	WeightBytes  int64     `json:"weight_bytes_per_token"`
+	WeightFormat string    `json:"weight_format,omitempty"` // formats the weights are read in, most bytes first: "q8_0+f32"
+	// KVBytes is the KV cache a decode step reads at the run's mean decode
+	// position (every cached key and value, at the bytes the cache stores),
+	// and KVFormat that format (f32, f16, bf16).
+	KVBytes       int64   `json:"kv_bytes_per_token"`
+	KVFormat      string  `json:"kv_format,omitempty"`
+	BandwidthGBps float64 `json:"read_bandwidth_gb_per_s,omitempty"`
+	RooflineShare float64 `json:"roofline_share,omitempty"`
 }
 
 func (b *benchFlags) run(pos []string, stdout, stderr io.Writer) error {
@@ -169,7 +175,7 @@ func (b *benchFlags) run(pos []string, stdout, stderr io.Writer) error {
 	for _, r := range results {
 		if bw > 0 && r.WeightBytes > 0 {
 			r.BandwidthGBps = bw
-			r.RooflineShare = float64(r.WeightBytes) * median(r.DecodeTokPerS) / (bw * 1e9)
+			r.RooflineShare = float64(r.WeightBytes+r.KVBytes) * median(r.DecodeTokPerS) / (bw * 1e9)
 		}
 	}
 	if b.format == "json" {
@@ -225,7 +231,9 @@ func (b *benchFlags) once(path string, threads int) (*BenchResult, error) {
 // result is the part of a BenchResult that describes the model.
 func (b *benchFlags) result(e *engine.Engine, path string, threads int) *BenchResult {
 	r := &BenchResult{Model: path, CPU: native.HostModel(), Kind: e.Kind, Threads: threads, PromptTokens: b.prompt, GenTokens: b.gen,
-		PeakRSSBytes: peakRSS(), WeightBytes: e.WeightBytes, WeightFormat: e.WeightFormat}
+		PeakRSSBytes: peakRSS(), WeightBytes: e.WeightBytes, WeightFormat: e.WeightFormat,
+		// Decode steps see prompt+1 ... prompt+gen-1 cached positions.
+		KVBytes: e.KVReadBytes(b.prompt + b.gen/2), KVFormat: e.KVFormat.String()}
 	if e.Manifest != nil {
 		r.Kind = "artifact (" + e.Manifest.Backend + ")"
 		if lp := b.common.linked; lp != nil && lp.ISA != nil {
@@ -309,7 +317,7 @@ func (b *benchFlags) external(bin, path string, threads int) (*BenchResult, erro
 
 func writeBenchTable(w io.Writer, rs []*BenchResult, bw float64) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "model\tkind\tweights\tbytes/token\tprefill tok/s\tdecode tok/s (min–max)\tms/token median (min–max)\tvs first\tfirst token\tpeak RSS\troofline\n")
+	fmt.Fprintf(tw, "model\tkind\tweights\tbytes/token\tKV/token\tprefill tok/s\tdecode tok/s (min–max)\tms/token median (min–max)\tvs first\tfirst token\tpeak RSS\troofline\n")
 	base := median(rs[0].DecodeTokPerS)
 	for _, r := range rs {
 		dec := median(r.DecodeTokPerS)
@@ -336,8 +344,12 @@ func writeBenchTable(w io.Writer, rs []*BenchResult, bw float64) error {
 		if len(r.FirstToken) > 0 {
 			first = fmt.Sprintf("%.3f s", median(r.FirstToken))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%.1f (%.1f–%.1f)\t%.3f (%.3f–%.3f)\t%.2fx\t%s\t%s\t%s\n",
-			r.Model, kind, wf, cmdline.HumanBytes(int(r.WeightBytes)), median(r.PrefillTokPerS), dec, slices.Min(r.DecodeTokPerS), slices.Max(r.DecodeTokPerS),
+		kv := "-"
+		if r.KVBytes > 0 {
+			kv = cmdline.HumanBytes(int(r.KVBytes)) + " " + r.KVFormat
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f (%.1f–%.1f)\t%.3f (%.3f–%.3f)\t%.2fx\t%s\t%s\t%s\n",
+			r.Model, kind, wf, cmdline.HumanBytes(int(r.WeightBytes)), kv, median(r.PrefillTokPerS), dec, slices.Min(r.DecodeTokPerS), slices.Max(r.DecodeTokPerS),
 			median(r.MsPerToken), slices.Min(r.MsPerToken), slices.Max(r.MsPerToken), dec/base,
 			first, cmdline.HumanBytes(int(r.PeakRSSBytes)), roof)
 	}
@@ -345,7 +357,7 @@ func writeBenchTable(w io.Writer, rs []*BenchResult, bw float64) error {
 		return err
 	}
 	if bw > 0 {
-		fmt.Fprintf(w, "read bandwidth: %.2f GB/s (%d threads); roofline = weight bytes per token × decode tok/s ÷ bandwidth\n", bw, rs[0].Threads)
+		fmt.Fprintf(w, "read bandwidth: %.2f GB/s (%d threads); roofline = (weight + KV cache bytes per token) × decode tok/s ÷ bandwidth\n", bw, rs[0].Threads)
 	}
 	fmt.Fprintf(w, "prompt %d tokens, %d decoded, %d runs each, %d threads\n", rs[0].PromptTokens, rs[0].GenTokens, len(rs[0].DecodeTokPerS), rs[0].Threads)
 	fmt.Fprintf(w, "cpu: %s\n", native.HostModel())

@@ -21,6 +21,7 @@ import (
 	"github.com/llmc-dev/llmc/internal/serve"
 	"github.com/llmc-dev/llmc/internal/sysmem"
 	"github.com/llmc-dev/llmc/runtime"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // serveFlags are llmrun serve's settings.
@@ -199,10 +200,16 @@ func (f *serveFlags) load(path, name string, set map[string]bool, logf func(stri
 		return nil, nil, fmt.Errorf("--slots %d: %w", f.slots, err)
 	}
 	n, ctx := slots.Len(), e.Decoder.Context()
-	kv := cfg.KVBytes(ctx, 4)
+	kv := cfg.KVBytes(ctx, e.KVFormat.BlockBytes())
 	kind := e.Kind
 	if e.Manifest != nil {
 		kind = fmt.Sprintf("%s (%s, %s KV cache)", e.Kind, e.Manifest.Backend, e.Manifest.KV)
+		if e.Manifest.KV == "static" {
+			kv = cfg.StaticKVBytes(ctx, e.Manifest.PrefillChunk, e.KVFormat.BlockBytes()) // as allocated: rings of window + chunk - 1 rows
+		}
+		if e.KVFormat != wformat.F32 {
+			kind = fmt.Sprintf("%s (%s, %s KV cache stored as %s)", e.Kind, e.Manifest.Backend, e.Manifest.KV, e.KVFormat)
+		}
 	}
 	cache := "KV cache"
 	if e.Manifest == nil || e.Manifest.KV != "static" {
