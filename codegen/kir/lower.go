@@ -6,6 +6,7 @@ import (
 
 	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/ir"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // Lower turns the optimised entry-point graphs of one model (every
@@ -30,6 +31,11 @@ type Options struct {
 	// a state of R rows per slot gets Slots·R rows, and each row of a
 	// step reads and writes the rows of its own slot (artifact.RowSlots).
 	Slots int
+	// IntDot lowers Q8_0 linears to integer dot products (DotI8): the
+	// input quantised once per call into int8 blocks of 32 with an f32
+	// scale each (StoreI8), as llama.cpp does, instead of each weight
+	// widened to float. For backends that print DotI8.
+	IntDot bool
 }
 
 // LowerWith is Lower with options.
@@ -585,6 +591,9 @@ func (l *lowerer) linear(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, don
 			return err
 		}
 		bias = &b
+	}
+	if w.buf.Format == wformat.Q8_0 && l.opts.IntDot {
+		return l.linearQ8Int(x, w, out, extra, bias)
 	}
 	if w.buf.Format.Blocked() {
 		return l.linearBlocks(x, w, out, extra, bias)

@@ -17,6 +17,9 @@ func Walk(ss []Stmt, expr func(Expr), store func(*Store)) {
 			}
 			WalkExpr(s.Index, expr)
 			WalkExpr(s.Val, expr)
+		case *StoreI8:
+			WalkExpr(s.Off, expr)
+			WalkExpr(s.Val, expr)
 		case *For:
 			WalkExpr(s.Lo, expr)
 			WalkExpr(s.Hi, expr)
@@ -40,6 +43,9 @@ func WalkExpr(e Expr, f func(Expr)) {
 		WalkExpr(e.Index, f)
 	case *LoadQ:
 		WalkExpr(e.Off, f)
+	case *DotI8:
+		WalkExpr(e.WOff, f)
+		WalkExpr(e.XOff, f)
 	case *Bin:
 		WalkExpr(e.A, f)
 		WalkExpr(e.B, f)
@@ -66,5 +72,36 @@ func WalkExpr(e Expr, f func(Expr)) {
 		WalkExpr(e.Y, f)
 		WalkExpr(e.A, f)
 		WalkExpr(e.B, f)
+	}
+}
+
+// WalkBuffers calls f on every buffer ss reads or writes, as often as it
+// is used.
+func WalkBuffers(ss []Stmt, f func(*Buffer)) {
+	Walk(ss, func(e Expr) {
+		switch e := e.(type) {
+		case *Load:
+			f(e.Buf)
+		case *LoadQ:
+			f(e.Buf)
+		case *DotI8:
+			f(e.W)
+			f(e.X)
+		}
+	}, func(s *Store) { f(s.Buf) })
+	walkStoresI8(ss, func(s *StoreI8) { f(s.Buf) })
+}
+
+// walkStoresI8 calls f on every StoreI8 of ss.
+func walkStoresI8(ss []Stmt, f func(*StoreI8)) {
+	for _, s := range ss {
+		switch s := s.(type) {
+		case *StoreI8:
+			f(s)
+		case *For:
+			walkStoresI8(s.Body, f)
+		case *IfGreater:
+			walkStoresI8(s.Then, f)
+		}
 	}
 }
