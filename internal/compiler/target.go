@@ -39,6 +39,10 @@ type Target struct {
 	// VectorWidth is the f32 lanes of the backend's vector kernels, 0 for
 	// a backend without any.
 	VectorWidth int
+	// IntDot: the backend prints kernel IR's integer dot products, so
+	// Q8_0 linears are lowered with them (kir.Options.IntDot) unless
+	// --float-dot asks for the float path.
+	IntDot bool
 	// Speed ranks the targets by how fast their artifacts run, higher is
 	// faster: a compile without --backend takes the fastest one this
 	// machine can build (see DefaultTarget).
@@ -78,7 +82,7 @@ func targets() []Target {
 			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0}, VectorWidth: 8, Speed: 1,
 			emit: emitGo, toolchain: buildGo, tools: findGo},
 		{Name: artifact.BackendLLVM, Doc: "LLVM IR compiled by opt and llc (-mcpu=native) into a shared object llmrun loads",
-			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0}, VectorWidth: 8, Speed: 2,
+			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0}, VectorWidth: 8, Speed: 2, IntDot: true,
 			emit: emitLLVMTarget, toolchain: buildLLVM, tools: findLLVM},
 	}
 }
