@@ -7,8 +7,8 @@ import (
 	goruntime "runtime"
 
 	"github.com/llmc-dev/llmc/artifact"
-	"github.com/llmc-dev/llmc/codegen/llvm"
 	"github.com/llmc-dev/llmc/codegen/kir"
+	"github.com/llmc-dev/llmc/codegen/llvm"
 	"github.com/llmc-dev/llmc/runtime"
 	"github.com/llmc-dev/llmc/runtime/native"
 )
