@@ -14,14 +14,6 @@ import (
 // backend prints DotI8 in the form its CPU has (VNNI, AVX2, portable);
 // the arithmetic here is the same for all of them.
 
-// intDotCols is how many output columns one iteration of the dot phase
-// computes, sharing each block of the quantised input. One: with two or
-// four weight rows streamed side by side decode was 2.5x slower (AMD
-// EPYC Zen 4, stories110M shape, 1 and 2 threads: 7.8 ms of CPU a token
-// with one column, 22 with four), the rows' streams defeating the
-// hardware prefetcher, while the input blocks are in L1 either way.
-func intDotCols(outN int) int { return 1 }
-
 // intDotChains is how many accumulators each output column sums its
 // blocks into (block b into chain b mod chains), so that the FMAs of
 // consecutive blocks do not wait for each other: two took 7.8 -> 7.2 ms
@@ -85,60 +77,70 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 		l.serial(l.quantiseRows(x, real, nb, qOff, sOff)...)
 	}
 
-	cols := intDotCols(outN)
 	col := l.newVar("n", Int)
-	srow := l.newVar("s", Int)
-	var row Expr = srow
-	if rows == 1 {
-		row = I(0)
-	}
-	colAt := func(c int) Expr { return IAdd(IMul(col, I(cols)), I(c)) }
 	chains := intDotChains(nb)
-	accs := make([][]*Var, cols) // accs[c][k]: column c's blocks k mod chains
-	var body []Stmt
-	for c := range accs {
-		for range chains {
-			acc := l.newVar("acc", F32x8)
-			accs[c] = append(accs[c], acc)
-			body = append(body, &Decl{Var: acc, Init: &Broadcast{X: F(0)}})
+	// tile sums output column col for token rows row..row+n-1: each
+	// block's weight quants, their absolute values and scale are loaded
+	// once for the n rows (the emitters' common subexpressions), and
+	// every row has its own chains. One column a tile: with two or four
+	// weight rows streamed side by side, sharing each input block, decode
+	// took 2.5x the CPU time (AMD EPYC Zen 4, stories110M shape: 7.8 ms a
+	// token with one column, 22 with four).
+	tile := func(row Expr, n int) []Stmt {
+		accs := make([][]*Var, n) // accs[r][k]: row r's blocks k mod chains
+		var body []Stmt
+		for r := range accs {
+			for range chains {
+				acc := l.newVar("acc", F32x8)
+				accs[r] = append(accs[r], acc)
+				body = append(body, &Decl{Var: acc, Init: &Broadcast{X: F(0)}})
+			}
 		}
-	}
-	// block adds block b of every column into its chain k.
-	block := func(b Expr, k int) []Stmt {
-		blk := IAdd(IMul(row, I(nb)), b) // the block's number among the rows'
-		dx := l.newVar("dx", F32)
-		stmts := []Stmt{&Decl{Var: dx, Init: Ld(l.scratch, IAdd(I(sOff), blk))}}
-		xq := IAdd(I(4*qOff), IMul(blk, I(be)))
-		for c := range accs {
-			acc := accs[c][k]
-			base := IAdd(IMul(colAt(c), I(rb)), IMul(b, I(bb)))
-			dot := &DotI8{W: w.buf, WOff: IAdd(base, I(wformat.Q8_0Quants)), X: l.scratch, XOff: xq}
-			scale := &Broadcast{X: FMul(blockScale(w.buf, base), dx)}
-			stmts = append(stmts, &Assign{Var: acc, Val: &FMA{A: dot, B: scale, C: acc}})
+		block := func(b Expr, k int) []Stmt {
+			var stmts []Stmt
+			base := IAdd(IMul(col, I(rb)), IMul(b, I(bb)))
+			for r := range accs {
+				blk := IAdd(IMul(IAdd(row, I(r)), I(nb)), b) // the block's number among the rows'
+				dx := l.newVar("dx", F32)
+				stmts = append(stmts, &Decl{Var: dx, Init: Ld(l.scratch, IAdd(I(sOff), blk))})
+				dot := &DotI8{W: w.buf, WOff: IAdd(base, I(wformat.Q8_0Quants)), X: l.scratch, XOff: IAdd(I(4*qOff), IMul(blk, I(be)))}
+				scale := &Broadcast{X: FMul(blockScale(w.buf, base), dx)}
+				stmts = append(stmts, &Assign{Var: accs[r][k], Val: &FMA{A: dot, B: scale, C: accs[r][k]}})
+			}
+			return stmts
 		}
-		return stmts
-	}
-	if whole := nb / chains * chains; whole > 0 {
-		b := l.newVar("b", Int)
-		var step []Stmt
-		for k := range chains {
-			step = append(step, block(IAdd(b, I(k)), k)...)
+		if whole := nb / chains * chains; whole > 0 {
+			b := l.newVar("b", Int)
+			var step []Stmt
+			for k := range chains {
+				step = append(step, block(IAdd(b, I(k)), k)...)
+			}
+			body = append(body, &For{Var: b, Lo: I(0), Hi: I(whole), Step: chains, Body: step})
 		}
-		body = append(body, &For{Var: b, Lo: I(0), Hi: I(whole), Step: chains, Body: step})
-	}
-	for b := nb / chains * chains; b < nb; b++ {
-		body = append(body, block(I(b), b%chains)...)
-	}
-	for c := range accs {
-		y := l.newVar("y", F32)
-		body = append(body, &Decl{Var: y, Init: &HSum{X: sumTree(accs[c])}})
-		body = append(body, l.columnStore(y, out, extra, bias, row, colAt(c))...)
+		for b := nb / chains * chains; b < nb; b++ {
+			body = append(body, block(I(b), b%chains)...)
+		}
+		for r := range accs {
+			y := l.newVar("y", F32)
+			body = append(body, &Decl{Var: y, Init: &HSum{X: sumTree(accs[r])}})
+			body = append(body, l.columnStore(y, out, extra, bias, IAdd(row, I(r)), col)...)
+		}
+		return body
 	}
 	work := IMul(I(outN*in), real)
-	if rows > 1 {
-		body = []Stmt{&For{Var: srow, Lo: I(0), Hi: real, Step: 1, Body: body}}
+	var body []Stmt
+	if t := rowTile(rows); rows == 1 {
+		body = tile(I(0), 1)
+	} else {
+		// Whole tiles of the real rows, then the rest one by one.
+		sv, s1 := l.newVar("s", Int), l.newVar("s", Int)
+		tiles := IMul(IDiv(real, I(t)), I(t))
+		body = []Stmt{
+			&For{Var: sv, Lo: I(0), Hi: tiles, Step: t, Body: tile(sv, t)},
+			&For{Var: s1, Lo: tiles, Hi: real, Step: 1, Body: tile(s1, 1)},
+		}
 	}
-	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: col, N: I(outN / cols), Work: work, Grain: 1, Body: body})
+	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: col, N: I(outN), Work: work, Grain: 1, Body: body})
 	return nil
 }
 
