@@ -576,6 +576,8 @@ func (g *gen) stmts(ss []kir.Stmt, simd bool) []jen.Code {
 			out = append(out, jen.For(jen.Id(s.Var.Name).Op(":=").Add(g.expr(s.Lo, simd)), v.Op("<").Add(g.expr(s.Hi, simd)), step).Block(g.stmts(s.Body, simd)...))
 		case *kir.StoreI8:
 			panic(emitError{errNoIntDot})
+		case *kir.Prefetch:
+			// A hint; Go has no portable prefetch.
 		default:
 			panic(emitError{fmt.Errorf("unknown statement %T", s)})
 		}

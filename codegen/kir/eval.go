@@ -152,6 +152,8 @@ func (f *frame) stmts(ss []Stmt) {
 			} else {
 				b[i] = byte(QuantI8(f.f32(s.Val)))
 			}
+		case *Prefetch:
+			// A hint: nothing to compute.
 		case *IfGreater:
 			if f.f32(s.X) > f.f32(s.Y) {
 				f.stmts(s.Then)

@@ -446,6 +446,17 @@ type StoreI8 struct {
 
 func (*StoreI8) stmt() {}
 
+// Prefetch is a hint that byte Off of weight Buf will be read soon: a
+// backend may start loading its cache line (LLVM's llvm.prefetch, which
+// never faults) or do nothing. Off may lie past the buffer's end, where
+// it does nothing; kir.Machine ignores it.
+type Prefetch struct {
+	Buf *Buffer
+	Off Expr
+}
+
+func (*Prefetch) stmt() {}
+
 // DotI8 is the integer dot product of the 32 int8 quants of a
 // block-format weight W at byte offset WOff with the 32 int8s at byte
 // offset XOff of a scratch buffer X (written by StoreI8, so in

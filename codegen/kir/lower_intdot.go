@@ -20,6 +20,13 @@ import (
 // of CPU a decode token (same machine and shape), four no less.
 func intDotChains(nb int) int { return min(2, nb) }
 
+// intDotPrefetch is how far ahead of the block it reads (in bytes) the dot
+// loop prefetches its weight rows: about two and a half rows of 768, past
+// what the hardware prefetcher has asked for. stories110M shape, decode, 2
+// threads, 5 runs interleaved: 156 -> 168 tok/s (the same at 4096; 1024,
+// tried on a one-chain kernel, did nothing).
+const intDotPrefetch = 2048
+
 // sumTree adds xs pairwise: ((x0+x1)+(x2+x3))...
 func sumTree(xs []*Var) Expr {
 	es := make([]Expr, len(xs))
@@ -111,7 +118,7 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 		}
 		if whole := nb / chains * chains; whole > 0 {
 			b := l.newVar("b", Int)
-			var step []Stmt
+			step := []Stmt{&Prefetch{Buf: w.buf, Off: IAdd(IAdd(IMul(col, I(rb)), IMul(b, I(bb))), I(intDotPrefetch))}}
 			for k := range chains {
 				step = append(step, block(IAdd(b, I(k)), k)...)
 			}

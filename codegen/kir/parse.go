@@ -531,6 +531,15 @@ func (p *parser) stmt(ind int) Stmt {
 		p.end()
 		p.ln++
 		return &StoreI8{Buf: b, Off: off, Val: val}
+	case "prefetch":
+		p.ident()
+		b := p.buf()
+		p.expect("[")
+		off := p.expr()
+		p.expect("]")
+		p.end()
+		p.ln++
+		return &Prefetch{Buf: b, Off: off}
 	case "for":
 		p.ident()
 		p.skip()

@@ -178,6 +178,8 @@ func stmtString(s Stmt) string {
 			op = "store8i8"
 		}
 		return fmt.Sprintf("%s %s[%s] = %s", op, bufName(s.Buf), exprString(s.Off), exprString(s.Val))
+	case *Prefetch:
+		return fmt.Sprintf("prefetch %s[%s]", bufName(s.Buf), exprString(s.Off))
 	case *For:
 		return fmt.Sprintf("for %s in [%s, %s) step %d:", varName(s.Var), exprString(s.Lo), exprString(s.Hi), s.Step)
 	case *IfGreater:

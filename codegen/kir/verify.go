@@ -449,6 +449,18 @@ func (v *verifier) stmt(s Stmt) {
 		if v.pvar != nil && s.Off != nil && !v.mentionsDep(s.Off) {
 			v.errorf("in a parallel phase over %s, the store offset %s does not depend on %s: its threads race", v.pvar.Name, exprString(s.Off), v.pvar.Name)
 		}
+	case *Prefetch:
+		if s.Buf == nil {
+			v.errorf("prefetch of a nil buffer")
+			return
+		}
+		v.buffer(s.Buf)
+		if s.Buf.Kind != Weight {
+			v.errorf("prefetch of %s buffer %s: only weights are prefetched", s.Buf.Kind, s.Buf.Name)
+		}
+		if t := v.typ(s.Off); t != Int && t != bad {
+			v.errorf("offset %s is %s, not int", exprString(s.Off), t)
+		}
 	case *For:
 		lo, hi := v.typ(s.Lo), v.typ(s.Hi)
 		if lo != Int && lo != bad || hi != Int && hi != bad {

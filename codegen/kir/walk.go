@@ -20,6 +20,8 @@ func Walk(ss []Stmt, expr func(Expr), store func(*Store)) {
 		case *StoreI8:
 			WalkExpr(s.Off, expr)
 			WalkExpr(s.Val, expr)
+		case *Prefetch:
+			WalkExpr(s.Off, expr)
 		case *For:
 			WalkExpr(s.Lo, expr)
 			WalkExpr(s.Hi, expr)
@@ -89,19 +91,26 @@ func WalkBuffers(ss []Stmt, f func(*Buffer)) {
 			f(e.X)
 		}
 	}, func(s *Store) { f(s.Buf) })
-	walkStoresI8(ss, func(s *StoreI8) { f(s.Buf) })
-}
-
-// walkStoresI8 calls f on every StoreI8 of ss.
-func walkStoresI8(ss []Stmt, f func(*StoreI8)) {
-	for _, s := range ss {
+	walkStmts(ss, func(s Stmt) {
 		switch s := s.(type) {
 		case *StoreI8:
-			f(s)
+			f(s.Buf)
+		case *Prefetch:
+			f(s.Buf)
+		}
+	})
+}
+
+// walkStmts calls f on every statement of ss, descending into loops and
+// conditionals.
+func walkStmts(ss []Stmt, f func(Stmt)) {
+	for _, s := range ss {
+		f(s)
+		switch s := s.(type) {
 		case *For:
-			walkStoresI8(s.Body, f)
+			walkStmts(s.Body, f)
 		case *IfGreater:
-			walkStoresI8(s.Then, f)
+			walkStmts(s.Then, f)
 		}
 	}
 }

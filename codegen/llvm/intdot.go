@@ -117,6 +117,23 @@ func (fb *fn) storeI8(s *kir.StoreI8) {
 	st.Align = 1
 }
 
+// prefetch prints llvm.prefetch (a read, kept in every cache level),
+// which does not fault past the end of the buffer. The address is built
+// without inbounds for that reason.
+func (fb *fn) prefetch(s *kir.Prefetch) {
+	base, ok := fb.bufs[s.Buf.Name]
+	if !ok {
+		fail("%s: buffer %s was not loaded", fb.what, s.Buf.Name)
+	}
+	if !s.Buf.Format.Blocked() {
+		base = fb.cur.NewBitCast(base, types.NewPointer(types.I8))
+	}
+	p := fb.cur.NewGetElementPtr(types.I8, base, fb.intExpr(s.Off))
+	i8p := types.NewPointer(types.I8)
+	fb.call(fb.g.declare("llvm.prefetch.p0i8", types.Void, i8p, i32, i32, i32), p,
+		constant.NewInt(i32, 0), constant.NewInt(i32, 3), constant.NewInt(i32, 1))
+}
+
 // dotI8 prints a DotI8 in the module's form.
 func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 	load := func(b *kir.Buffer, off kir.Expr) value.Value {

@@ -718,6 +718,8 @@ func (fb *fn) stmts(ss []kir.Stmt) {
 			}
 		case *kir.StoreI8:
 			fb.storeI8(s)
+		case *kir.Prefetch:
+			fb.prefetch(s)
 		case *kir.For:
 			if s.Step <= 0 {
 				fail("%s: loop over %s has step %d", fb.what, s.Var.Name, s.Step)
