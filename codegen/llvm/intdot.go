@@ -27,7 +27,8 @@ const (
 	// int16 to int32).
 	DotAVX2 DotForm = "avx2"
 	// DotPortable: plain LLVM vector IR, the bytes widened to i32,
-	// multiplied and each lane's four products added; for any target.
+	// multiplied and each lane's four products added in pairs; for any
+	// target (llc makes vpmovsxbw and vpmaddwd of it on x86).
 	DotPortable DotForm = "portable"
 )
 
@@ -134,6 +135,23 @@ func (fb *fn) prefetch(s *kir.Prefetch) {
 		constant.NewInt(i32, 0), constant.NewInt(i32, 3), constant.NewInt(i32, 1))
 }
 
+// pairSums adds adjacent i32 lanes of the n-lane vector v: lane j of the
+// result is v[2j] + v[2j+1].
+func (fb *fn) pairSums(v value.Value, n int) value.Value {
+	half := types.NewVector(uint64(n/2), types.I32)
+	var even, odd []int64
+	for j := 0; j < n/2; j++ {
+		even, odd = append(even, int64(2*j)), append(odd, int64(2*j+1))
+	}
+	undef := constant.NewUndef(types.NewVector(uint64(n), types.I32))
+	sum := fb.cur.NewAdd(fb.cur.NewShuffleVector(v, undef, i32s(even...)), fb.cur.NewShuffleVector(v, undef, i32s(odd...)))
+	sum.OverflowFlags = []enum.OverflowFlag{enum.OverflowFlagNSW}
+	if !sum.Type().Equal(half) {
+		fail("%s: pair sums of %d lanes are %s", fb.what, n, sum.Type())
+	}
+	return sum
+}
+
 // dotI8 prints a DotI8 in the module's form.
 func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 	load := func(b *kir.Buffer, off kir.Expr) value.Value {
@@ -163,16 +181,10 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 	case DotPortable, "":
 		prod := fb.cur.NewMul(fb.cur.NewSExt(w, v32i32), fb.cur.NewSExt(x, v32i32))
 		prod.OverflowFlags = []enum.OverflowFlag{enum.OverflowFlagNSW}
-		// Lane i is products 4i..4i+3: part k gathers product 4i+k.
-		var parts [4]value.Value
-		for k := range parts {
-			idx := make([]int64, 8)
-			for i := range idx {
-				idx[i] = int64(4*i + k)
-			}
-			parts[k] = fb.cur.NewShuffleVector(prod, constant.NewUndef(v32i32), i32s(idx...))
-		}
-		lanes = fb.cur.NewAdd(fb.cur.NewAdd(parts[0], parts[1]), fb.cur.NewAdd(parts[2], parts[3]))
+		// Lane i is products 4i..4i+3, added in pairs twice: llc matches
+		// the first step, sign-extended bytes multiplied and adjacent
+		// products added, to vpmaddwd (SSE2's pmaddwd) where it has it.
+		lanes = fb.pairSums(fb.pairSums(prod, 32), 16)
 	default:
 		fail("%s: unknown integer dot form %q", fb.what, form)
 	}
