@@ -115,6 +115,9 @@ type BackendInfo struct {
 	Binary    string            `json:"binary,omitempty"`
 	Library   string            `json:"library,omitempty"`
 	Features  []string          `json:"cpu_features,omitempty"`
+	// IntDot is the form the native code's int8 dot products (Q8_0
+	// linears) take: vnni, avx2 or portable; "" when it has none.
+	IntDot string `json:"int_dot,omitempty"`
 }
 
 // Model identifies the model folder an artifact was compiled from.

@@ -27,7 +27,11 @@ const ISAEnv = "LLMC_ISA"
 
 var isaRank = map[string]int{ISAScalar: 0, ISAAVX2: 1, ISAAVX512: 2}
 
-var isaCap = sync.OnceValue(func() int {
+var isaCap = sync.OnceValue(envISACap)
+
+// envISACap is the rank of the best instruction set the environment
+// allows now.
+func envISACap() int {
 	if os.Getenv("LLMC_NO_SIMD") != "" {
 		return 0
 	}
@@ -35,7 +39,21 @@ var isaCap = sync.OnceValue(func() int {
 		return r
 	}
 	return isaRank[ISAAVX512]
-})
+}
+
+// ISALimit is the best instruction set LLMC_ISA (or LLMC_NO_SIMD) allows
+// now, read afresh on each call: ISAAVX512 when it caps nothing. The LLVM
+// backend reads it at compile time to choose the form of its integer dot
+// products, the kernels it prints being fixed once compiled.
+func ISALimit() string {
+	c := envISACap()
+	for isa, r := range isaRank {
+		if r == c {
+			return isa
+		}
+	}
+	return ISAAVX512
+}
 
 // PickISA returns the best of the instruction sets a kernel set was built
 // for and the CPU has (any order) that LLMC_ISA allows, or ISAScalar.

@@ -54,3 +54,15 @@ func TestPickISA(t *testing.T) {
 		}
 	}
 }
+
+func TestISALimit(t *testing.T) {
+	for _, c := range []struct{ isa, noSIMD, want string }{
+		{"", "", ISAAVX512}, {"avx2", "", ISAAVX2}, {" Scalar ", "", ISAScalar}, {"sse9", "", ISAAVX512}, {"avx512", "1", ISAScalar},
+	} {
+		t.Setenv(ISAEnv, c.isa)
+		t.Setenv("LLMC_NO_SIMD", c.noSIMD)
+		if got := ISALimit(); got != c.want {
+			t.Errorf("LLMC_ISA=%q LLMC_NO_SIMD=%q: ISALimit() = %s, want %s", c.isa, c.noSIMD, got, c.want)
+		}
+	}
+}

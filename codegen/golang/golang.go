@@ -630,6 +630,12 @@ func (g *gen) stmts(ss []kir.Stmt, simd bool) []jen.Code {
 				step = jen.Id(s.Var.Name).Op("+=").Lit(s.Step)
 			}
 			out = append(out, jen.For(jen.Id(s.Var.Name).Op(":=").Add(g.expr(s.Lo, simd)), v.Op("<").Add(g.expr(s.Hi, simd)), step).Block(g.stmts(s.Body, simd)...))
+		case *kir.StoreI8:
+			panic(emitError{errNoIntDot})
+		case *kir.Prefetch:
+			// A hint; Go has no portable prefetch.
+		default:
+			panic(emitError{fmt.Errorf("unknown statement %T", s)})
 		}
 	}
 	return out
@@ -657,6 +663,10 @@ func (g *gen) store16(s *kir.Store, idx *jen.Statement, simd bool) jen.Code {
 	name := map[string]string{"H": "F32ToF16", "BF": "F32ToBF16"}[f]
 	return jen.Id(s.Buf.Name).Index(idx).Op("=").Qual(wformatPkg, name).Call(val)
 }
+
+// errNoIntDot: the Go backend's kernels have no integer dot products yet
+// (its Target.IntDot is off, so lowering does not write them).
+var errNoIntDot = fmt.Errorf("the Go backend has no integer dot products (storei8, doti8): lower with kir.Options.IntDot off")
 
 // f16Bits is the float16 at byte off of a block-format weight, widened to
 // float32 bits in integer arithmetic (wformat.F16Bits, which inlines).
@@ -828,6 +838,9 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 		return jen.Id("hsums8g").Call(args...)
 	case *kir.ToF32:
 		return jen.Float32().Call(g.expr(e.X, simd))
+	}
+	if _, ok := e.(*kir.DotI8); ok {
+		panic(emitError{errNoIntDot})
 	}
 	panic(emitError{fmt.Errorf("unknown expression %T (%v)", e, e)})
 }

@@ -137,3 +137,11 @@ entry step (seq 1, arena 16, scratch 0) -> arena[0 : +[1]]
 	_, err = golang.Emit(p, "model", "id")
 	require.ErrorContains(t, err, "golang: tanh on eight lanes")
 }
+
+// TestNoIntDot: the Go backend has no integer dot products; a program
+// with them is an error, not silently wrong code.
+func TestNoIntDot(t *testing.T) {
+	_, p, _ := caseProgram(t, "../llvm/testdata/q8_0-intdot-portable.txtar")
+	_, err := golang.Emit(p, "model", "x")
+	require.ErrorContains(t, err, "the Go backend has no integer dot products")
+}

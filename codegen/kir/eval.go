@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"github.com/llmc-dev/llmc/artifact"
 	"math"
+	"unsafe"
 
 	"github.com/llmc-dev/llmc/wformat"
 )
@@ -117,6 +118,16 @@ func (f *frame) buf(b *Buffer) []float32 {
 	panic("no float buffer " + b.Name)
 }
 
+// bytes is a float buffer's memory as bytes (little-endian floats), which
+// StoreI8 writes and DotI8 reads, as the emitters' byte pointers do.
+func (f *frame) bytes(b *Buffer) []byte {
+	fs := f.buf(b)
+	if len(fs) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(fs))), 4*len(fs))
+}
+
 func (f *frame) stmts(ss []Stmt) {
 	for _, s := range ss {
 		switch s := s.(type) {
@@ -136,6 +147,19 @@ func (f *frame) stmts(ss []Stmt) {
 			} else {
 				f.buf(s.Buf)[i] = wformat.Round(s.Buf.Format, f.f32(s.Val))
 			}
+		case *StoreI8:
+			b := f.bytes(s.Buf)
+			i := f.int(s.Off)
+			if s.Val.Type() == F32x8 {
+				v := f.vec(s.Val)
+				for j, x := range v {
+					b[i+j] = byte(QuantI8(x))
+				}
+			} else {
+				b[i] = byte(QuantI8(f.f32(s.Val)))
+			}
+		case *Prefetch:
+			// A hint: nothing to compute.
 		case *IfGreater:
 			if f.f32(s.X) > f.f32(s.Y) {
 				f.stmts(s.Then)
@@ -252,6 +276,16 @@ func (f *frame) vec(e Expr) [8]float32 {
 		x := f.f32(e.X)
 		for i := range out {
 			out[i] = x
+		}
+	case *DotI8:
+		w, x := f.m.Blocks[e.W.Index], f.bytes(e.X)
+		wi, xi := f.int(e.WOff), f.int(e.XOff)
+		for i := range out {
+			var sum int32
+			for k := 4 * i; k < 4*i+4; k++ {
+				sum += int32(int8(w[wi+k])) * int32(int8(x[xi+k]))
+			}
+			out[i] = float32(sum)
 		}
 	case *Bin:
 		a, b := f.vec(e.A), f.vec(e.B)

@@ -13,10 +13,11 @@ import (
 // FuzzParse: Parse never panics, and a program that parses and verifies
 // prints as text that parses back to the same print. The seeds are
 // printed programs: testdata/valid.kir, a Q4_0 linear (its nibble loads)
-// in testdata/q4_0-linear.kir, and the programs of the shared
+// in testdata/q4_0-linear.kir, a Q8_0 linear with integer dot products
+// (storei8, doti8, prefetch) in testdata/q8_0-intdot.kir, and the programs of the shared
 // models (when ../shared is there).
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"valid.kir", "q4_0-linear.kir"} {
+	for _, name := range []string{"valid.kir", "q4_0-linear.kir", "q8_0-intdot.kir"} {
 		src, err := os.ReadFile("testdata/" + name)
 		require.NoError(f, err)
 		f.Add(string(src))

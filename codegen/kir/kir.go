@@ -16,6 +16,7 @@ package kir
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/llmc-dev/llmc/artifact"
@@ -439,4 +440,63 @@ func (h *HSums) String() string {
 		parts[i] = x.String()
 	}
 	return "hsums(" + strings.Join(parts, ", ") + ")"
+}
+
+// StoreI8 quantises Val, an f32 or the eight lanes of an f32x8, to int8
+// and stores the byte or bytes at byte offset Off of a scratch buffer:
+// each value is clamped to [-127, 127] (NaN to -127) and rounded to the
+// nearest integer, ties to even. Lowering writes it to quantise a
+// linear's input once per call into blocks of 32 that DotI8 reads; the
+// clamp keeps -128 out, which DotI8's sign trick needs.
+type StoreI8 struct {
+	Buf *Buffer
+	Off Expr
+	Val Expr
+}
+
+func (*StoreI8) stmt() {}
+
+// Prefetch is a hint that byte Off of weight Buf will be read soon: a
+// backend may start loading its cache line (LLVM's llvm.prefetch, which
+// never faults) or do nothing. Off may lie past the buffer's end, where
+// it does nothing; kir.Machine ignores it.
+type Prefetch struct {
+	Buf *Buffer
+	Off Expr
+}
+
+func (*Prefetch) stmt() {}
+
+// DotI8 is the integer dot product of the 32 int8 quants of a
+// block-format weight W at byte offset WOff with the 32 int8s at byte
+// offset XOff of a scratch buffer X (written by StoreI8, so in
+// [-127, 127]): the f32x8 whose lane i is Σ_{k<4} w[4i+k]·x[4i+k], summed
+// in int32 and converted (exactly: a lane is at most 4·128·127). This is
+// the lane split of VNNI's vpdpbusd and of AVX2's vpmaddubsw+vpmaddwd, so
+// every backend's form gives the same lanes; a block's scales multiply
+// the lanes after, and one HSum finishes a row.
+type DotI8 struct {
+	W    *Buffer
+	WOff Expr
+	X    *Buffer
+	XOff Expr
+}
+
+// DotI8Len is how many int8 pairs a DotI8 multiplies: one Q8_0 block.
+const DotI8Len = 32
+
+func (*DotI8) Type() Type { return F32x8 }
+func (d *DotI8) String() string {
+	return fmt.Sprintf("doti8(%s[%s], %s[%s])", d.W, d.WOff, d.X, d.XOff)
+}
+
+// QuantI8 is what StoreI8 stores for a value x.
+func QuantI8(x float32) int8 {
+	if !(x > -127) {
+		x = -127
+	}
+	if !(x < 127) {
+		x = 127
+	}
+	return int8(math.RoundToEven(float64(x)))
 }

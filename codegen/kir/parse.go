@@ -522,6 +522,30 @@ func (p *parser) stmt(ind int) Stmt {
 		p.end()
 		p.ln++
 		return &Store{Buf: b, Index: idx, Val: val}
+	case "storei8", "store8i8":
+		p.ident()
+		b := p.buf()
+		p.expect("[")
+		off := p.expr()
+		p.expect("]")
+		p.expect("=")
+		val := p.expr()
+		if (val.Type() == F32x8) != (kw == "store8i8") {
+			p.pos = at
+			p.failf("%s of a %s value", kw, val.Type())
+		}
+		p.end()
+		p.ln++
+		return &StoreI8{Buf: b, Off: off, Val: val}
+	case "prefetch":
+		p.ident()
+		b := p.buf()
+		p.expect("[")
+		off := p.expr()
+		p.expect("]")
+		p.end()
+		p.ln++
+		return &Prefetch{Buf: b, Off: off}
 	case "for":
 		p.ident()
 		p.skip()
@@ -672,6 +696,19 @@ func (p *parser) expr() Expr {
 		p.expect("]")
 		q.Buf, q.Off = b, off
 		return &q
+	}
+	if name == "doti8" && p.accept("(") {
+		d := &DotI8{W: p.buf()}
+		p.expect("[")
+		d.WOff = p.expr()
+		p.expect("]")
+		p.expect(",")
+		d.X = p.buf()
+		p.expect("[")
+		d.XOff = p.expr()
+		p.expect("]")
+		p.expect(")")
+		return d
 	}
 	if name == "load8" && p.peekIdent() != "" {
 		b := p.buf()

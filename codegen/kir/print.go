@@ -128,7 +128,7 @@ func usedBuffers(p *Program) []*Buffer {
 			for _, ph := range k.Phases {
 				WalkExpr(ph.N, expr)
 				WalkExpr(ph.Work, expr)
-				Walk(ph.Body, expr, func(s *Store) { add(s.Buf) })
+				WalkBuffers(ph.Body, add)
 			}
 		}
 	}
@@ -176,6 +176,14 @@ func stmtString(s Stmt) string {
 			op = "store8"
 		}
 		return fmt.Sprintf("%s %s[%s] = %s", op, bufName(s.Buf), exprString(s.Index), exprString(s.Val))
+	case *StoreI8:
+		op := "storei8"
+		if s.Val != nil && s.Val.Type() == F32x8 {
+			op = "store8i8"
+		}
+		return fmt.Sprintf("%s %s[%s] = %s", op, bufName(s.Buf), exprString(s.Off), exprString(s.Val))
+	case *Prefetch:
+		return fmt.Sprintf("prefetch %s[%s]", bufName(s.Buf), exprString(s.Off))
 	case *For:
 		return fmt.Sprintf("for %s in [%s, %s) step %d:", varName(s.Var), exprString(s.Lo), exprString(s.Hi), s.Step)
 	case *IfGreater:

@@ -425,6 +425,45 @@ func (v *verifier) stmt(s Stmt) {
 		if v.pvar != nil && s.Index != nil && !v.mentionsDep(s.Index) {
 			v.errorf("in a parallel phase over %s, the store index %s does not depend on %s: its threads race", v.pvar.Name, exprString(s.Index), v.pvar.Name)
 		}
+	case *StoreI8:
+		if s.Buf == nil {
+			v.errorf("store to a nil buffer")
+			return
+		}
+		v.buffer(s.Buf)
+		if s.Buf.Kind != Scratch {
+			v.errorf("storei8 to %s buffer %s: int8s are stored to scratch only", s.Buf.Kind, s.Buf.Name)
+		}
+		if t := v.typ(s.Off); t != Int && t != bad {
+			v.errorf("offset %s is %s, not int", exprString(s.Off), t)
+		}
+		width := 1
+		switch t := v.typ(s.Val); t {
+		case F32:
+		case F32x8:
+			width = 8
+		case bad:
+		default:
+			v.errorf("quantised value %s is %s, not f32 or f32x8", exprString(s.Val), t)
+		}
+		if s.Off != nil {
+			v.byteBounds(s.Buf, s.Off, width, "storei8")
+		}
+		if v.pvar != nil && s.Off != nil && !v.mentionsDep(s.Off) {
+			v.errorf("in a parallel phase over %s, the store offset %s does not depend on %s: its threads race", v.pvar.Name, exprString(s.Off), v.pvar.Name)
+		}
+	case *Prefetch:
+		if s.Buf == nil {
+			v.errorf("prefetch of a nil buffer")
+			return
+		}
+		v.buffer(s.Buf)
+		if s.Buf.Kind != Weight {
+			v.errorf("prefetch of %s buffer %s: only weights are prefetched", s.Buf.Kind, s.Buf.Name)
+		}
+		if t := v.typ(s.Off); t != Int && t != bad {
+			v.errorf("offset %s is %s, not int", exprString(s.Off), t)
+		}
 	case *For:
 		lo, hi := v.typ(s.Lo), v.typ(s.Hi)
 		if lo != Int && lo != bad || hi != Int && hi != bad {
@@ -657,6 +696,33 @@ func (v *verifier) typ(e Expr) Type {
 			v.bounds(e.Buf, e.Off, width, "load")
 		}
 		return e.Type()
+	case *DotI8:
+		if e == nil || e.W == nil || e.X == nil {
+			v.errorf("doti8 of a nil buffer")
+			return bad
+		}
+		v.buffer(e.W)
+		v.buffer(e.X)
+		if e.W.Kind != Weight || !slices.Contains(QParts[e.W.Format], QInt8) {
+			v.errorf("%s: its first operand %s is a %s %s buffer, not a weight of int8 quants", exprString(e), e.W.Name, e.W.Format, e.W.Kind)
+			return bad
+		}
+		if e.X.Kind != Scratch {
+			v.errorf("%s: its second operand %s is a %s buffer, not the scratch that storei8 writes", exprString(e), e.X.Name, e.X.Kind)
+			return bad
+		}
+		for _, off := range []Expr{e.WOff, e.XOff} {
+			if t := v.typ(off); t != Int && t != bad {
+				v.errorf("offset %s is %s, not int", exprString(off), t)
+			}
+		}
+		if e.WOff != nil {
+			v.bounds(e.W, e.WOff, DotI8Len, "doti8")
+		}
+		if e.XOff != nil {
+			v.byteBounds(e.X, e.XOff, DotI8Len, "doti8")
+		}
+		return F32x8
 	case *Bin:
 		if e == nil {
 			return v.nilExpr()
@@ -856,6 +922,16 @@ func (v *verifier) rangeOf(e Expr, seen map[*Var]bool) (rng, bool) {
 
 // bounds reports an index whose known range leaves b.
 func (v *verifier) bounds(b *Buffer, idx Expr, width int, what string) {
+	v.boundsIn(b, idx, width, what, b.Len, "elements")
+}
+
+// byteBounds reports a byte offset into a float buffer (4 bytes an
+// element) whose known range leaves it.
+func (v *verifier) byteBounds(b *Buffer, off Expr, width int, what string) {
+	v.boundsIn(b, off, width, what, 4*b.Len, "bytes")
+}
+
+func (v *verifier) boundsIn(b *Buffer, idx Expr, width int, what string, n int, unit string) {
 	r, ok := v.rangeOf(idx, map[*Var]bool{})
 	if !ok || r.hi >= inf {
 		return
@@ -863,11 +939,11 @@ func (v *verifier) bounds(b *Buffer, idx Expr, width int, what string) {
 	switch {
 	case r.lo < 0:
 		v.errorf("%s index %s of %s can be %d", what, exprString(idx), b.Name, r.lo)
-	case r.hi+width > b.Len:
+	case r.hi+width > n:
 		lanes := ""
 		if width > 1 {
 			lanes = fmt.Sprintf(" (+%d)", width)
 		}
-		v.errorf("%s index %s of %s reaches %d%s, past its %d elements", what, exprString(idx), b.Name, r.hi, lanes, b.Len)
+		v.errorf("%s index %s of %s reaches %d%s, past its %d %s", what, exprString(idx), b.Name, r.hi, lanes, n, unit)
 	}
 }

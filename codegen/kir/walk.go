@@ -17,6 +17,11 @@ func Walk(ss []Stmt, expr func(Expr), store func(*Store)) {
 			}
 			WalkExpr(s.Index, expr)
 			WalkExpr(s.Val, expr)
+		case *StoreI8:
+			WalkExpr(s.Off, expr)
+			WalkExpr(s.Val, expr)
+		case *Prefetch:
+			WalkExpr(s.Off, expr)
 		case *For:
 			WalkExpr(s.Lo, expr)
 			WalkExpr(s.Hi, expr)
@@ -40,6 +45,9 @@ func WalkExpr(e Expr, f func(Expr)) {
 		WalkExpr(e.Index, f)
 	case *LoadQ:
 		WalkExpr(e.Off, f)
+	case *DotI8:
+		WalkExpr(e.WOff, f)
+		WalkExpr(e.XOff, f)
 	case *Bin:
 		WalkExpr(e.A, f)
 		WalkExpr(e.B, f)
@@ -66,5 +74,43 @@ func WalkExpr(e Expr, f func(Expr)) {
 		WalkExpr(e.Y, f)
 		WalkExpr(e.A, f)
 		WalkExpr(e.B, f)
+	}
+}
+
+// WalkBuffers calls f on every buffer ss reads or writes, as often as it
+// is used.
+func WalkBuffers(ss []Stmt, f func(*Buffer)) {
+	Walk(ss, func(e Expr) {
+		switch e := e.(type) {
+		case *Load:
+			f(e.Buf)
+		case *LoadQ:
+			f(e.Buf)
+		case *DotI8:
+			f(e.W)
+			f(e.X)
+		}
+	}, func(s *Store) { f(s.Buf) })
+	walkStmts(ss, func(s Stmt) {
+		switch s := s.(type) {
+		case *StoreI8:
+			f(s.Buf)
+		case *Prefetch:
+			f(s.Buf)
+		}
+	})
+}
+
+// walkStmts calls f on every statement of ss, descending into loops and
+// conditionals.
+func walkStmts(ss []Stmt, f func(Stmt)) {
+	for _, s := range ss {
+		f(s)
+		switch s := s.(type) {
+		case *For:
+			walkStmts(s.Body, f)
+		case *IfGreater:
+			walkStmts(s.Then, f)
+		}
 	}
 }

@@ -58,6 +58,8 @@ type Options struct {
 	BuildID    string // stored in @llmc_build_id; the loader compares it with the manifest's
 	Triple     string // target triple, such as x86_64-pc-linux-gnu
 	DataLayout string
+	// DotForm is how DotI8 is printed ("": DotPortable); see ChooseDotForm.
+	DotForm DotForm
 }
 
 // Emit prints p as an LLVM module for no particular target.
@@ -581,14 +583,7 @@ func (fb *fn) field(i int, name string) value.Value {
 // phaseBuffers returns the buffers a phase touches, in name order.
 func phaseBuffers(body []kir.Stmt) []*kir.Buffer {
 	bufs := map[string]*kir.Buffer{}
-	kir.Walk(body, func(e kir.Expr) {
-		switch l := e.(type) {
-		case *kir.Load:
-			bufs[l.Buf.Name] = l.Buf
-		case *kir.LoadQ:
-			bufs[l.Buf.Name] = l.Buf
-		}
-	}, func(st *kir.Store) { bufs[st.Buf.Name] = st.Buf })
+	kir.WalkBuffers(body, func(b *kir.Buffer) { bufs[b.Name] = b })
 	names := make([]string, 0, len(bufs))
 	for n := range bufs {
 		names = append(names, n)
@@ -731,6 +726,10 @@ func (fb *fn) stmts(ss []kir.Stmt) {
 			default:
 				fail("%s: store of %s (%s) to %s buffer %s", fb.what, s.Val, val.Type(), s.Buf.Kind, s.Buf.Name)
 			}
+		case *kir.StoreI8:
+			fb.storeI8(s)
+		case *kir.Prefetch:
+			fb.prefetch(s)
 		case *kir.For:
 			if s.Step <= 0 {
 				fail("%s: loop over %s has step %d", fb.what, s.Var.Name, s.Step)
@@ -971,6 +970,8 @@ func (fb *fn) expr(e kir.Expr) value.Value {
 			return fb.cur.NewUIToFP(fb.cur.NewLShr(ld, byteConst(4)), ft)
 		}
 		fail("%s: %s: unknown quant part", fb.what, e)
+	case *kir.DotI8:
+		return fb.dotI8(e)
 	case *kir.Bin:
 		x, y := fb.expr(e.A), fb.expr(e.B)
 		if !x.Type().Equal(y.Type()) {

@@ -61,6 +61,22 @@ func caseProgram(t testing.TB, name string) *kir.Program {
 	return p
 }
 
+// caseOptions are the emitter options a case's comment asks for: a line
+// "dot form: F" prints DotI8 in form F (llvm.DotForm).
+func caseOptions(t testing.TB, name string) llvm.Options {
+	t.Helper()
+	ar, _ := readCase(t, name)
+	var o llvm.Options
+	for _, line := range strings.Split(string(ar.Comment), "\n") {
+		if v, ok := strings.CutPrefix(line, "dot form: "); ok {
+			f, err := llvm.ParseDotForm(strings.TrimSpace(v))
+			require.NoError(t, err, "testdata/%s.txtar", name)
+			o.DotForm = f
+		}
+	}
+	return o
+}
+
 // TestGolden compares the module llvm.Emit prints for each case's kernel
 // IR with the case's out.ll; go test ./codegen/llvm -update rewrites
 // out.ll (and in.kir in kir.Print's form).
@@ -68,7 +84,7 @@ func TestGolden(t *testing.T) {
 	for _, name := range goldenNames(t) {
 		t.Run(name, func(t *testing.T) {
 			p := caseProgram(t, name)
-			ll, err := llvm.Emit(p)
+			ll, err := caseOptions(t, name).Emit(p)
 			require.NoError(t, err)
 			ar, files := readCase(t, name)
 			if *update {
@@ -98,7 +114,7 @@ func diff(want, have string) string {
 func TestReparse(t *testing.T) {
 	for _, name := range goldenNames(t) {
 		t.Run(name, func(t *testing.T) {
-			ll, err := llvm.Emit(caseProgram(t, name))
+			ll, err := caseOptions(t, name).Emit(caseProgram(t, name))
 			require.NoError(t, err)
 			m, err := asm.ParseString(name+".ll", ll)
 			require.NoError(t, err)
@@ -145,7 +161,7 @@ func TestLLVMVerifies(t *testing.T) {
 	}
 	for _, name := range goldenNames(t) {
 		t.Run(name, func(t *testing.T) {
-			ll, err := llvm.Emit(caseProgram(t, name))
+			ll, err := caseOptions(t, name).Emit(caseProgram(t, name))
 			require.NoError(t, err)
 			check(t, ll)
 		})

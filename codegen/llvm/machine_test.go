@@ -43,7 +43,14 @@ func build(t *testing.T, tc *llvm.Toolchain, p *kir.Program, weights [][]float32
 // compileSO compiles p into a shared object, returning it and its layout.
 func compileSO(t *testing.T, tc *llvm.Toolchain, p *kir.Program, maxSeq, vocab int) (string, *artifact.Layout) {
 	t.Helper()
-	o := llvm.Options{BuildID: "test", Triple: tc.Triple, DataLayout: llvm.DataLayout(tc.Triple)}
+	return compileSOWith(t, tc, llvm.Options{}, p, maxSeq, vocab)
+}
+
+// compileSOWith is compileSO with emitter options o (its build ID and
+// target are set here).
+func compileSOWith(t *testing.T, tc *llvm.Toolchain, o llvm.Options, p *kir.Program, maxSeq, vocab int) (string, *artifact.Layout) {
+	t.Helper()
+	o.BuildID, o.Triple, o.DataLayout = "test", tc.Triple, llvm.DataLayout(tc.Triple)
 	// Three parts: linking split modules is what llmc compile does.
 	parts, err := o.Split(p, 3)
 	require.NoError(t, err)

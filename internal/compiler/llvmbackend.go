@@ -7,9 +7,30 @@ import (
 	goruntime "runtime"
 
 	"github.com/llmc-dev/llmc/artifact"
+	"github.com/llmc-dev/llmc/codegen/kir"
 	"github.com/llmc-dev/llmc/codegen/llvm"
+	"github.com/llmc-dev/llmc/runtime"
 	"github.com/llmc-dev/llmc/runtime/native"
 )
+
+// hasIntDot reports whether p has integer dot products (kir.DotI8).
+func hasIntDot(p *kir.Program) bool {
+	for _, e := range p.Entries {
+		for _, k := range e.Kernels {
+			for _, ph := range k.Phases {
+				found := false
+				kir.Walk(ph.Body, func(x kir.Expr) {
+					_, ok := x.(*kir.DotI8)
+					found = found || ok
+				}, nil)
+				if found {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
 
 // Files of an LLVM-backend artifact (model.ll is also written by
 // Options.EmitLLVM for any backend).
@@ -50,6 +71,17 @@ func emitLLVMTarget(b *targetBuild) error {
 		return err
 	}
 	o := llvm.Options{BuildID: b.man.BuildID, Triple: tc.Triple, DataLayout: llvm.DataLayout(tc.Triple)}
+	if hasIntDot(b.prog) {
+		// The best form llc -mcpu=native can run here, at most what
+		// LLMC_ISA allows, so that each form is built on one machine.
+		feats, err := native.HostFeatures()
+		if err != nil {
+			feats = nil // no features known: the portable form
+		}
+		o.DotForm = llvm.ChooseDotForm(goruntime.GOARCH, feats, runtime.ISALimit())
+		b.man.Backends.IntDot = string(o.DotForm)
+		b.progress("integer dot products: %s form", o.DotForm)
+	}
 	b.progress("emitting %s", LLVMModule)
 	// opt and llc are single-threaded: the module is compiled in parts, one
 	// per core, whose objects are linked together.

@@ -291,7 +291,8 @@ func (c *compilation) lowerKIR(context.Context) (string, error) {
 		return fmt.Sprintf("backend %s runs the graph IR", c.target.Name), nil
 	}
 	keep := c.target.Loads(ir.BF16) && c.weights != wformat.F32
-	prog, err := kir.LowerWith(c.res.Graphs, kir.Options{MaxSeq: c.o.MaxSeq, KeepBF16: keep, Slots: c.o.Slots, KVFormat: c.kv, TileColumns: c.target.TileColumns})
+	intDot := c.target.IntDot && !c.o.Weights.FloatDot
+	prog, err := kir.LowerWith(c.res.Graphs, kir.Options{MaxSeq: c.o.MaxSeq, KeepBF16: keep, Slots: c.o.Slots, KVFormat: c.kv, TileColumns: c.target.TileColumns, IntDot: intDot})
 	if err != nil {
 		return "", err
 	}

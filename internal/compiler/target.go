@@ -47,6 +47,10 @@ type Target struct {
 	// TileColumns is kir.Options.TileColumns: how wide the register
 	// tiles of prefill kernels are that its compiler keeps in registers.
 	TileColumns int
+	// IntDot: the backend prints kernel IR's integer dot products, so
+	// Q8_0 linears are lowered with them (kir.Options.IntDot) unless
+	// --float-dot asks for the float path.
+	IntDot bool
 	// Speed ranks the targets by how fast their artifacts run, higher is
 	// faster: a compile without --backend takes the fastest one this
 	// machine can build (see DefaultTarget).
@@ -87,7 +91,7 @@ func targets() []Target {
 			KVDtypes: []wformat.Format{wformat.F16, wformat.BF16},
 			emit:     emitGo, toolchain: buildGo, tools: findGo},
 		{Name: artifact.BackendLLVM, Doc: "LLVM IR compiled by opt and llc (-mcpu=native) into a shared object llmrun loads",
-			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0}, VectorWidth: 8, TileColumns: 4, Speed: 2,
+			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0}, VectorWidth: 8, TileColumns: 4, IntDot: true, Speed: 2,
 			KVDtypes: []wformat.Format{wformat.F16, wformat.BF16},
 			emit:     emitLLVMTarget, toolchain: buildLLVM, tools: findLLVM},
 	}

@@ -69,9 +69,14 @@ func textSeqs(t *testing.T) [][]int {
 
 func compileOpen(t *testing.T, model, backend, weights string) *Engine {
 	t.Helper()
-	art := filepath.Join(t.TempDir(), backend+"-"+weights)
+	return compileOpenWith(t, model, backend, compiler.WeightOptions{Format: weights})
+}
+
+func compileOpenWith(t *testing.T, model, backend string, wo compiler.WeightOptions) *Engine {
+	t.Helper()
+	art := filepath.Join(t.TempDir(), backend+"-"+wo.Format)
 	_, err := compiler.Compile(testshared.Path(t, "models", model), art, compiler.Options{
-		KV: passes.Static, MaxSeq: 512, PrefillChunk: 16, Backend: backend, Weights: compiler.WeightOptions{Format: weights}})
+		KV: passes.Static, MaxSeq: 512, PrefillChunk: 16, Backend: backend, Weights: wo})
 	require.NoError(t, err)
 	e, err := Open(art, Options{Threads: 2})
 	require.NoError(t, err)
@@ -148,7 +153,8 @@ func TestBlockQuality(t *testing.T) {
 
 // TestBlockCompiledMatchesInterpreter: the LLVM backend's block-format
 // kernels (dequantising matrix-vector for decode, matrix-matrix for
-// prefill) give the interpreter's logits of the same format, prefill and
+// prefill; Q8_0's with --float-dot, as TestQ8IntDot tests its integer
+// ones) give the interpreter's logits of the same format, prefill and
 // decode, to float rounding.
 func TestBlockCompiledMatchesInterpreter(t *testing.T) {
 	_, err := llvm.FindToolchain()
@@ -162,7 +168,8 @@ func TestBlockCompiledMatchesInterpreter(t *testing.T) {
 	for _, b := range blockBounds {
 		t.Run(b.format, func(t *testing.T) {
 			interp := compileOpen(t, "stories260K", "interp", b.format)
-			comp := compileOpen(t, "stories260K", "llvm", b.format)
+			comp := compileOpenWith(t, "stories260K", "llvm", compiler.WeightOptions{Format: b.format, FloatDot: true})
+			require.Empty(t, comp.Manifest.Backends.IntDot, "--float-dot")
 			for _, w := range comp.Manifest.ProgramWeights {
 				if w.Rows > 1 && w.Cols > 1 {
 					require.Equal(t, b.format, w.Fmt().String(), w.Name)

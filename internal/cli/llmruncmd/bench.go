@@ -239,6 +239,10 @@ func (b *benchFlags) result(e *engine.Engine, path string, threads int) *BenchRe
 		if lp := b.common.linked; lp != nil && lp.ISA != nil {
 			r.ISA = lp.ISA()
 		}
+		if f := e.Manifest.Backends.IntDot; f != "" && r.ISA == "" {
+			// Which integer dot products the native code makes (Q8_0).
+			r.ISA = "int dot " + f
+		}
 	} else {
 		r.Kind = "eager (dynamic cache)"
 		r.ISA = runtime.EagerISA()

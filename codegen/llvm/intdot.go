@@ -1,0 +1,192 @@
+package llvm
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/llir/llvm/ir/constant"
+	"github.com/llir/llvm/ir/enum"
+	"github.com/llir/llvm/ir/types"
+	"github.com/llir/llvm/ir/value"
+
+	"github.com/llmc-dev/llmc/codegen/kir"
+)
+
+// DotForm is the instruction sequence kir.DotI8 is printed as. Every form
+// computes the same lanes (see kir.DotI8), exactly.
+type DotForm string
+
+const (
+	// DotVNNI: vpabsb and vpsignb move the weight's sign onto the input
+	// (|w|·sign(x, w) = w·x, unsigned times signed), then one vpdpbusd
+	// sums each lane's four products (llvm.x86.avx512.vpdpbusd.256, which
+	// llc prints for AVX512-VNNI with VL, or as AVX-VNNI's VEX form).
+	DotVNNI DotForm = "vnni"
+	// DotAVX2: the same sign trick, vpmaddubsw (pairs to int16, which
+	// cannot saturate: 2·128·127 < 2¹⁵) and vpmaddwd by ones (pairs of
+	// int16 to int32).
+	DotAVX2 DotForm = "avx2"
+	// DotPortable: plain LLVM vector IR, the bytes widened to i32,
+	// multiplied and each lane's four products added in pairs; for any
+	// target (llc makes vpmovsxbw and vpmaddwd of it on x86).
+	DotPortable DotForm = "portable"
+)
+
+// DotForms are the forms, best first.
+var DotForms = []DotForm{DotVNNI, DotAVX2, DotPortable}
+
+// ChooseDotForm is the best form that code for a CPU of architecture
+// goarch with features (named as Linux's /proc/cpuinfo names them) can
+// run, at most limit's: "scalar" (LLMC_ISA=scalar) asks for the portable
+// form, "avx2" for at most AVX2's, anything else limits nothing.
+func ChooseDotForm(goarch string, features map[string]bool, limit string) DotForm {
+	if goarch != "amd64" || limit == "scalar" {
+		return DotPortable
+	}
+	vnni := features["avx512_vnni"] && features["avx512vl"] || features["avx_vnni"]
+	switch {
+	case vnni && limit != "avx2":
+		return DotVNNI
+	case features["avx2"]:
+		return DotAVX2
+	}
+	return DotPortable
+}
+
+// ParseDotForm reads a form's name.
+func ParseDotForm(s string) (DotForm, error) {
+	for _, f := range DotForms {
+		if string(f) == s {
+			return f, nil
+		}
+	}
+	names := make([]string, len(DotForms))
+	for i, f := range DotForms {
+		names[i] = string(f)
+	}
+	return "", fmt.Errorf("unknown integer dot form %q (want %s)", s, strings.Join(names, ", "))
+}
+
+var (
+	v32i8  = types.NewVector(32, types.I8)
+	v32i32 = types.NewVector(32, types.I32)
+	v16i16 = types.NewVector(16, types.I16)
+)
+
+// bytePtr is the address of byte off of buffer b: a block-format weight's
+// pointer is already bytes; a float buffer's is cast.
+func (fb *fn) bytePtr(b *kir.Buffer, off kir.Expr) value.Value {
+	if b.Format.Blocked() {
+		return fb.elemPtr(b, off)
+	}
+	base, ok := fb.bufs[b.Name]
+	if !ok {
+		fail("%s: buffer %s was not loaded", fb.what, b.Name)
+	}
+	if b.Kind == kir.Tokens || b.IsBF16() {
+		fail("%s: byte access to %s buffer %s", fb.what, b.Kind, b.Name)
+	}
+	gep := fb.cur.NewGetElementPtr(types.I8, fb.cur.NewBitCast(base, types.NewPointer(types.I8)), fb.intExpr(off))
+	gep.InBounds = true
+	return gep
+}
+
+// storeI8 clamps to [-127, 127] (a NaN to -127: fcmp ogt is false),
+// rounds ties to even and stores the bytes, as kir.QuantI8 does.
+func (fb *fn) storeI8(s *kir.StoreI8) {
+	val := fb.expr(s.Val)
+	var ft, it types.Type = f32, types.I8
+	round := "llvm.roundeven.f32"
+	lo, hi := value.Value(f32Const(-127)), value.Value(f32Const(127))
+	switch {
+	case val.Type().Equal(v8):
+		ft, it, round = v8, types.NewVector(8, types.I8), "llvm.roundeven.v8f32"
+		lo, hi = splat(-127), splat(127)
+	case !val.Type().Equal(f32):
+		fail("%s: storei8 of %s (%s)", fb.what, s.Val, val.Type())
+	}
+	ptr := fb.bytePtr(s.Buf, s.Off)
+	b := fb.cur
+	a := b.NewSelect(b.NewFCmp(enum.FPredOGT, val, lo), val, lo)
+	c := b.NewSelect(b.NewFCmp(enum.FPredOLT, a, hi), a, hi)
+	r := fb.call(fb.g.declare(round, ft, ft), c)
+	q := fb.cur.NewFPToSI(r, it)
+	if !it.Equal(types.I8) {
+		ptr = fb.cur.NewBitCast(ptr, types.NewPointer(it))
+	}
+	st := fb.cur.NewStore(q, ptr)
+	st.Align = 1
+}
+
+// prefetch prints llvm.prefetch (a read, kept in every cache level),
+// which does not fault past the end of the buffer. The address is built
+// without inbounds for that reason.
+func (fb *fn) prefetch(s *kir.Prefetch) {
+	base, ok := fb.bufs[s.Buf.Name]
+	if !ok {
+		fail("%s: buffer %s was not loaded", fb.what, s.Buf.Name)
+	}
+	if !s.Buf.Format.Blocked() {
+		base = fb.cur.NewBitCast(base, types.NewPointer(types.I8))
+	}
+	p := fb.cur.NewGetElementPtr(types.I8, base, fb.intExpr(s.Off))
+	i8p := types.NewPointer(types.I8)
+	fb.call(fb.g.declare("llvm.prefetch.p0i8", types.Void, i8p, i32, i32, i32), p,
+		constant.NewInt(i32, 0), constant.NewInt(i32, 3), constant.NewInt(i32, 1))
+}
+
+// pairSums adds adjacent i32 lanes of the n-lane vector v: lane j of the
+// result is v[2j] + v[2j+1].
+func (fb *fn) pairSums(v value.Value, n int) value.Value {
+	half := types.NewVector(uint64(n/2), types.I32)
+	var even, odd []int64
+	for j := 0; j < n/2; j++ {
+		even, odd = append(even, int64(2*j)), append(odd, int64(2*j+1))
+	}
+	undef := constant.NewUndef(types.NewVector(uint64(n), types.I32))
+	sum := fb.cur.NewAdd(fb.cur.NewShuffleVector(v, undef, i32s(even...)), fb.cur.NewShuffleVector(v, undef, i32s(odd...)))
+	sum.OverflowFlags = []enum.OverflowFlag{enum.OverflowFlagNSW}
+	if !sum.Type().Equal(half) {
+		fail("%s: pair sums of %d lanes are %s", fb.what, n, sum.Type())
+	}
+	return sum
+}
+
+// dotI8 prints a DotI8 in the module's form.
+func (fb *fn) dotI8(e *kir.DotI8) value.Value {
+	load := func(b *kir.Buffer, off kir.Expr) value.Value {
+		p := fb.cur.NewBitCast(fb.bytePtr(b, off), types.NewPointer(v32i8))
+		ld := fb.cur.NewLoad(v32i8, p)
+		ld.Align = 1
+		return ld
+	}
+	w, x := load(e.W, e.WOff), load(e.X, e.XOff)
+	g := fb.g
+	var lanes value.Value
+	switch form := g.o.DotForm; form {
+	case DotVNNI, DotAVX2:
+		u := fb.call(g.declare("llvm.abs.v32i8", v32i8, v32i8, types.I1), w, constant.False)
+		sx := fb.call(g.declare("llvm.x86.avx2.psign.b", v32i8, v32i8, v32i8), x, w)
+		if form == DotVNNI {
+			lanes = fb.call(g.declare("llvm.x86.avx512.vpdpbusd.256", v8i, v8i, v8i, v8i),
+				constant.NewZeroInitializer(v8i), fb.cur.NewBitCast(u, v8i), fb.cur.NewBitCast(sx, v8i))
+			break
+		}
+		pairs := fb.call(g.declare("llvm.x86.avx2.pmadd.ub.sw", v16i16, v32i8, v32i8), u, sx)
+		ones := make([]constant.Constant, 16)
+		for i := range ones {
+			ones[i] = constant.NewInt(types.I16, 1)
+		}
+		lanes = fb.call(g.declare("llvm.x86.avx2.pmadd.wd", v8i, v16i16, v16i16), pairs, constant.NewVector(v16i16, ones...))
+	case DotPortable, "":
+		prod := fb.cur.NewMul(fb.cur.NewSExt(w, v32i32), fb.cur.NewSExt(x, v32i32))
+		prod.OverflowFlags = []enum.OverflowFlag{enum.OverflowFlagNSW}
+		// Lane i is products 4i..4i+3, added in pairs twice: llc matches
+		// the first step, sign-extended bytes multiplied and adjacent
+		// products added, to vpmaddwd (SSE2's pmaddwd) where it has it.
+		lanes = fb.pairSums(fb.pairSums(prod, 32), 16)
+	default:
+		fail("%s: unknown integer dot form %q", fb.what, form)
+	}
+	return fb.cur.NewSIToFP(lanes, v8)
+}

@@ -1,0 +1,131 @@
+package llvm_test
+
+import (
+	"math"
+	"math/rand/v2"
+	goruntime "runtime"
+	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/llmc-dev/llmc/codegen/kir"
+	"github.com/llmc-dev/llmc/codegen/llvm"
+	"github.com/llmc-dev/llmc/runtime/native"
+	"github.com/llmc-dev/llmc/wformat"
+)
+
+func TestChooseDotForm(t *testing.T) {
+	zen4 := map[string]bool{"avx2": true, "avx512f": true, "avx512vl": true, "avx512_vnni": true}
+	for _, c := range []struct {
+		arch  string
+		feats map[string]bool
+		limit string
+		want  llvm.DotForm
+	}{
+		{"amd64", zen4, "", llvm.DotVNNI},
+		{"amd64", zen4, "avx512", llvm.DotVNNI},
+		{"amd64", zen4, "avx2", llvm.DotAVX2},
+		{"amd64", zen4, "scalar", llvm.DotPortable},
+		{"amd64", map[string]bool{"avx2": true, "avx_vnni": true}, "", llvm.DotVNNI},
+		{"amd64", map[string]bool{"avx2": true, "avx512_vnni": true}, "", llvm.DotAVX2}, // no VL: no 256-bit vpdpbusd
+		{"amd64", map[string]bool{"avx": true}, "", llvm.DotPortable},
+		{"arm64", map[string]bool{"asimddp": true}, "", llvm.DotPortable},
+	} {
+		require.Equal(t, c.want, llvm.ChooseDotForm(c.arch, c.feats, c.limit), "%s %v limit %q", c.arch, c.feats, c.limit)
+	}
+	_, err := llvm.ParseDotForm("sse")
+	require.ErrorContains(t, err, `unknown integer dot form "sse" (want vnni, avx2, portable)`)
+}
+
+// TestIntDotMatchesMachine compiles the q8_0-intdot case in each DotI8
+// form this CPU runs and checks that the native code computes exactly
+// what kir.Machine does: the int8 products are exact in every form, and
+// the float arithmetic around them is the kernel IR's. The weight's quants
+// are random bytes, -128 included (which the sign trick must survive), and
+// the inputs have blocks of zeros, tiny and large values.
+func TestIntDotMatchesMachine(t *testing.T) {
+	tc := toolchain(t)
+	feats, err := native.HostFeatures()
+	if err != nil {
+		feats = map[string]bool{}
+	}
+	best := llvm.ChooseDotForm(goruntime.GOARCH, feats, "")
+	for _, form := range llvm.DotForms {
+		if form == llvm.DotVNNI && best != llvm.DotVNNI || form == llvm.DotAVX2 && best == llvm.DotPortable {
+			t.Logf("skipping form %s: this CPU has %s at best", form, best)
+			continue
+		}
+		t.Run(string(form), func(t *testing.T) {
+			p := caseProgram(t, "q8_0-intdot-"+string(form))
+			w := p.Weights[0]
+			r := rand.New(rand.NewPCG(5, 6))
+			blocks := make([]byte, (w.Bytes()+3)/4*4)
+			for i := range blocks {
+				blocks[i] = byte(r.IntN(256))
+			}
+			nb := (w.Cols + 31) / 32
+			for row := range w.Rows {
+				for b := range nb {
+					at := (row*nb + b) * wformat.Q8_0.BlockBytes()
+					h := wformat.F32ToF16(float32(r.Float64()*0.1 + 0.001))
+					blocks[at], blocks[at+1] = byte(h), byte(h>>8)
+					blocks[at+2] = 0x80 // a -128 quant in every block
+				}
+			}
+			words := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(blocks))), len(blocks)/4)
+			// The inputs: three sets (scales 1 with a block of zeros, 1e-3
+			// and 300) in a table, copied into arena[0 : seq·in] by a first
+			// phase from the set the first token names.
+			e := p.Entries[0]
+			n := e.Seq * w.Cols
+			xs := make([]float32, 3*n)
+			for set, scale := range []float64{1, 1e-3, 300} {
+				for i := range n {
+					xs[set*n+i] = float32(r.NormFloat64() * scale)
+				}
+			}
+			clear(xs[:32])
+			tab := &kir.Buffer{Name: "xin", Kind: kir.Table, Index: len(p.Tables), Len: len(xs), Data: xs}
+			p.Tables = append(p.Tables, tab)
+			tok := &kir.Buffer{Name: "tokens", Kind: kir.Tokens, Len: 1}
+			id, i := &kir.Var{Name: "set", T: kir.Int}, &kir.Var{Name: "i", T: kir.Int}
+			k := e.Kernels[0]
+			k.Phases = append([]*kir.Phase{{Body: []kir.Stmt{
+				&kir.Decl{Var: id, Init: kir.Ld(tok, kir.I(0))},
+				&kir.For{Var: i, Lo: kir.I(0), Hi: kir.I(n), Step: 1, Body: []kir.Stmt{
+					&kir.Store{Buf: e.Output, Index: i, Val: kir.Ld(tab, kir.IAdd(kir.IMul(id, kir.I(n)), i))},
+				}},
+			}}}, k.Phases...)
+			require.NoError(t, kir.Verify(p))
+
+			o := llvm.Options{DotForm: form}
+			ll, err := o.Emit(p)
+			require.NoError(t, err)
+			require.Contains(t, ll, map[llvm.DotForm]string{llvm.DotVNNI: "vpdpbusd", llvm.DotAVX2: "pmadd.ub.sw", llvm.DotPortable: "mul nsw <32 x i32>"}[form])
+			so, lay := compileSOWith(t, tc, o, p, 8, 8)
+			prog := load(t, so, lay, [][]float32{words}, 2)
+			m := kir.NewMachine(p, [][]float32{nil})
+			m.Blocks = [][]byte{blocks}
+			for set := range 3 {
+				toks := make([]int32, e.Seq)
+				for j := range toks {
+					toks[j] = int32(set)
+				}
+				want, err := m.Run(e.Name, toks, 0, e.Seq)
+				require.NoError(t, err)
+				got, _, err := prog.Run(e.Name, toks, 0)
+				require.NoError(t, err)
+				require.Len(t, got, len(want))
+				for _, y := range want {
+					require.False(t, y == 0 || math.IsNaN(float64(y)) || math.IsInf(float64(y), 0), "input set %d: output %v", set, want)
+				}
+				for j := range want {
+					if math.Float32bits(want[j]) != math.Float32bits(got[j]) {
+						t.Fatalf("input set %d: element %d: machine %g, native %g", set, j, want[j], got[j])
+					}
+				}
+			}
+		})
+	}
+}
