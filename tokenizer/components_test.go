@@ -518,6 +518,21 @@ func TestStreamDecoderHoldsBack(t *testing.T) {
 	got = append(got, d.Flush())
 	assert.Equal(t, []string{"Hello", " ", "", "", "", "€!", ""}, got)
 
+	// A run of bytes that can no longer become UTF-8 is U+FFFD per byte
+	// whatever follows (the batch decoder's rule), so it is not held
+	// back: E2 then 41 is invalid at the second byte, and later bytes of
+	// the run are printed as they come.
+	got = nil
+	for _, tok := range []string{"<0xE2>", "<0x41>", "<0xE2>", "<0x82>", "!"} {
+		id, ok := llama.ID(tok)
+		require.True(t, ok, tok)
+		s, err := d.Add(id)
+		require.NoError(t, err)
+		got = append(got, s)
+	}
+	got = append(got, d.Flush())
+	assert.Equal(t, []string{"", "\uFFFD\uFFFD", "\uFFFD", "\uFFFD", "!", ""}, got)
+
 	gpt2 := loadFixture(t, "gpt2")
 	ids, err := gpt2.Encode("a €", false)
 	require.NoError(t, err)

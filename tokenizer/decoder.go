@@ -201,6 +201,10 @@ type byteFallbackStage struct {
 	next stage
 	tok  partial
 	run  []byte
+	// invalid: the run can no longer become valid UTF-8, so every byte
+	// of it is U+FFFD whatever follows, and each is passed on at once
+	// instead of when the run ends.
+	invalid bool
 }
 
 func (s *byteFallbackStage) push(chunk string, end bool) {
@@ -209,14 +213,38 @@ func (s *byteFallbackStage) push(chunk string, end bool) {
 		return
 	}
 	if b, ok := byteToken(tok); ok {
-		s.run = append(s.run, b)
+		switch {
+		case s.invalid:
+			s.next.push("\uFFFD", true)
+		case !validPrefix(append(s.run, b)):
+			for range len(s.run) + 1 {
+				s.next.push("\uFFFD", true)
+			}
+			s.run, s.invalid = s.run[:0], true
+		default:
+			s.run = append(s.run, b)
+		}
 		return
 	}
 	s.flushRun()
 	s.next.push(tok, true)
 }
 
+// validPrefix reports whether b is valid UTF-8 or the start of some: at
+// most an incomplete rune at its end.
+func validPrefix(b []byte) bool {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return !utf8.FullRune(b[i:])
+		}
+		i += n
+	}
+	return true
+}
+
 func (s *byteFallbackStage) flushRun() {
+	s.invalid = false
 	if len(s.run) == 0 {
 		return
 	}
