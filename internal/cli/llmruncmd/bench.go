@@ -190,7 +190,7 @@ func (b *benchFlags) once(path string, threads int) (*BenchResult, error) {
 	debug.FreeOSMemory() // the last model's heap, out of this one's peak
 	resetPeakRSS()
 	opened := time.Now()
-	e, err := engine.Open(path, engine.Options{Threads: threads, Linked: b.common.linked, HandedOff: os.Getenv(engine.HandoffEnv) != "", DebugNaN: *b.common.debugNaN})
+	e, err := engine.Open(path, b.common.options(threads))
 	var ext *engine.ExternalError
 	if errors.As(err, &ext) {
 		return b.external(ext.Binary, path, threads)
@@ -305,7 +305,8 @@ func (b *benchFlags) onceBatch(e *engine.Engine, path string, threads int) (*Ben
 // external runs the artifact's executable for one run and reads its JSON.
 func (b *benchFlags) external(bin, path string, threads int) (*BenchResult, error) {
 	cmd := exec.Command(bin, "bench", path, "--format", "json", "--runs", "1", "--no-bandwidth",
-		"--prompt", strconv.Itoa(b.prompt), "--gen", strconv.Itoa(b.gen), "--threads", strconv.Itoa(threads), "--batch", strconv.Itoa(b.batch))
+		"--prompt", strconv.Itoa(b.prompt), "--gen", strconv.Itoa(b.gen), "--threads", strconv.Itoa(threads), "--batch", strconv.Itoa(b.batch),
+		"--weights-in-place="+strconv.FormatBool(*b.common.inPlace))
 	cmd.Stderr = b.stderr
 	cmd.Env = append(os.Environ(), engine.HandoffEnv+"=1")
 	out, err := cmd.Output()

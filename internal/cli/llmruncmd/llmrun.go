@@ -118,6 +118,7 @@ type commonFlags struct {
 	threads  *int
 	quiet    *bool
 	debugNaN *bool
+	inPlace  *bool
 	linked   *runtime.LinkedProgram
 	fs       *flag.FlagSet // for its output, stderr
 }
@@ -128,6 +129,8 @@ func registerCommon(fs *flag.FlagSet) *commonFlags {
 		quiet:   fs.Bool("quiet", false, "print no progress or summary lines"),
 		debugNaN: fs.Bool("debug-nan", false, "check every op's result for NaN and Inf and name the first op that produced one "+
 			"(slow; runs the model with the interpreter: for an artifact, the model folder it was compiled from)"),
+		inPlace: fs.Bool("weights-in-place", false, "a compiled artifact reads its weights in place from the mapped model files (the page cache) "+
+			"instead of a copy in huge pages: starts far faster for a large model, may decode slower where the page cache holds the files in small pages"),
 		fs: fs,
 	}
 }
@@ -136,13 +139,19 @@ func (c *commonFlags) open(path string) (*engine.Engine, error) {
 	if *c.threads < 0 {
 		return nil, cmdline.Usagef("--threads is %d, want >= 0", *c.threads)
 	}
-	e, err := engine.Open(path, engine.Options{Threads: *c.threads, Linked: c.linked, HandedOff: os.Getenv(engine.HandoffEnv) != "", DebugNaN: *c.debugNaN})
+	e, err := engine.Open(path, c.options(*c.threads))
 	if err == nil && e.DebugNaNOf != "" && !*c.quiet {
 		fmt.Fprintf(c.fs.Output(), "llmrun: --debug-nan: running %s, the model folder artifact %s was compiled from, "+
 			"with the interpreter, checking every op; if it stays finite, the artifact's compiled program is what goes wrong\n",
 			e.Path, e.DebugNaNOf)
 	}
 	return e, err
+}
+
+// options are the engine options the flags ask for, with threads threads.
+func (c *commonFlags) options(threads int) engine.Options {
+	return engine.Options{Threads: threads, Linked: c.linked, HandedOff: os.Getenv(engine.HandoffEnv) != "",
+		DebugNaN: *c.debugNaN, WeightsInPlace: *c.inPlace}
 }
 
 // samplingFlags are the sampling flags of generate and chat.
