@@ -142,6 +142,18 @@ func rmsNorm(out, x, w []float32, rows, dim int, eps float64, unitOffset bool) {
 // and w [outDim, in], splitting the output columns across threads so each
 // weight row is read once per call.
 func linear(par Parallel, out, x, w, bias []float32, rows, in, outDim int) {
+	linearWith(par, dot, out, x, w, bias, rows, in, outDim)
+}
+
+// linearBF16 is linear with bfloat16 weights w [outDim, in]: half the
+// bytes read per token, each widened in registers.
+func linearBF16(par Parallel, out, x []float32, w []uint16, bias []float32, rows, in, outDim int) {
+	linearWith(par, dotBF16, out, x, w, bias, rows, in, outDim)
+}
+
+// linearWith is linear over weights of element type W, whose rows dot
+// multiplies with a row of x.
+func linearWith[W any](par Parallel, dot func([]float32, []W) float32, out, x []float32, w []W, bias []float32, rows, in, outDim int) {
 	parallelFor(par, outDim, outDim*in*rows, func(start, end int) {
 		for n := start; n < end; n++ {
 			wr := w[n*in : (n+1)*in]
@@ -151,23 +163,6 @@ func linear(par Parallel, out, x, w, bias []float32, rows, in, outDim int) {
 			}
 			for s := 0; s < rows; s++ {
 				out[s*outDim+n] = dot(x[s*in:(s+1)*in], wr) + b
-			}
-		}
-	})
-}
-
-// linearBF16 is linear with bfloat16 weights w [outDim, in]: half the
-// bytes read per token, each widened in registers.
-func linearBF16(par Parallel, out, x []float32, w []uint16, bias []float32, rows, in, outDim int) {
-	parallelFor(par, outDim, outDim*in*rows, func(start, end int) {
-		for n := start; n < end; n++ {
-			wr := w[n*in : (n+1)*in]
-			var b float32
-			if bias != nil {
-				b = bias[n]
-			}
-			for s := 0; s < rows; s++ {
-				out[s*outDim+n] = dotBF16(x[s*in:(s+1)*in], wr) + b
 			}
 		}
 	})
