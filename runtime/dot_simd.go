@@ -5,6 +5,8 @@ package runtime
 import (
 	"simd/archsimd"
 	"unsafe"
+
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // The interpreter's vector kernels. They follow the rule of the Go
@@ -135,7 +137,7 @@ func dotBF16x256(x []float32, w []uint16) float32 {
 		s = dotBF16x256Body(x[:i], w[:i])
 	}
 	for ; i < n; i++ {
-		s += x[i] * bf16(w[i])
+		s += x[i] * wformat.BF16ToF32(w[i])
 	}
 	return s
 }
@@ -150,7 +152,7 @@ func dotBF16x512(x []float32, w []uint16) float32 {
 		s = dotBF16x512Body(x[:i], w[:i])
 	}
 	for ; i < n; i++ {
-		s += x[i] * bf16(w[i])
+		s += x[i] * wformat.BF16ToF32(w[i])
 	}
 	return s
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/llmc-dev/llmc/ir"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // nonFinite counts the NaN, +Inf and -Inf elements of xs and finds the
@@ -217,7 +218,7 @@ func (r *run) inputNonFinite(a *ir.Value) string {
 			if h := r.p.halves[a.Name]; h != nil {
 				f = make([]float32, len(h))
 				for i, v := range h {
-					f[i] = bf16(v)
+					f[i] = wformat.BF16ToF32(v)
 				}
 			}
 			if c := countNonFinite(f); c.any() {

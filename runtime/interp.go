@@ -254,7 +254,7 @@ func (p *Program) loadWeight(w *ir.Value, ws WeightSource) error {
 		for _, a := range w.Derive.Args {
 			data = append(data, p.weights[a.Name]...)
 			for _, h := range p.halves[a.Name] {
-				data = append(data, bf16(h))
+				data = append(data, wformat.BF16ToF32(h))
 			}
 		}
 		p.weights[w.Name] = data

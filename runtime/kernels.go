@@ -3,6 +3,8 @@ package runtime
 import (
 	"fmt"
 	"math"
+
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // The generic kernels of the interpreter. They work on row-major float32
@@ -51,9 +53,6 @@ func dotBF16(x []float32, w []uint16) float32 { return dotBF16Kernel(x, w) }
 
 var dotBF16Kernel = dotBF16Scalar
 
-// bf16 widens bfloat16 bits to the float32 they stand for (exactly).
-func bf16(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
-
 // dotBF16Scalar is dotScalar over widened weights, summed in the same
 // order, so a BF16 weight gives what the same weight widened to F32 does.
 func dotBF16Scalar(x []float32, w []uint16) float32 {
@@ -62,13 +61,13 @@ func dotBF16Scalar(x []float32, w []uint16) float32 {
 	var s0, s1, s2, s3 float32
 	i := 0
 	for ; i+4 <= n; i += 4 {
-		s0 += x[i] * bf16(w[i])
-		s1 += x[i+1] * bf16(w[i+1])
-		s2 += x[i+2] * bf16(w[i+2])
-		s3 += x[i+3] * bf16(w[i+3])
+		s0 += x[i] * wformat.BF16ToF32(w[i])
+		s1 += x[i+1] * wformat.BF16ToF32(w[i+1])
+		s2 += x[i+2] * wformat.BF16ToF32(w[i+2])
+		s3 += x[i+3] * wformat.BF16ToF32(w[i+3])
 	}
 	for ; i < n; i++ {
-		s0 += x[i] * bf16(w[i])
+		s0 += x[i] * wformat.BF16ToF32(w[i])
 	}
 	return (s0 + s1) + (s2 + s3)
 }
@@ -111,7 +110,7 @@ func embeddingBF16(out []float32, table []uint16, ids []int32, vocab, dim int) e
 		}
 		row, o := table[int(id)*dim:(int(id)+1)*dim], out[s*dim:(s+1)*dim]
 		for i, h := range row {
-			o[i] = bf16(h)
+			o[i] = wformat.BF16ToF32(h)
 		}
 	}
 	return nil
