@@ -138,6 +138,7 @@ func TestEmbeddingBlocks(t *testing.T) {
 			l := &lowerer{prog: &Program{Weights: []*WeightRef{ref}}, arena: &Buffer{Name: "arena", Kind: Arena}}
 			l.tokens = &Buffer{Name: "tokens", Kind: Tokens, Len: seq}
 			l.e = &Entry{Name: "step", Seq: seq, ArenaLen: seq * dim}
+			l.length = I(seq) // every row real
 			l.arena.Len = l.e.ArenaLen
 			l.k = &Kernel{Name: "step_k0_embedding", Kind: "embedding"}
 			w := contiguous(&Buffer{Name: "w_0", Kind: Weight, Len: ref.Bytes(), Format: bf.f}, I(0), []int{vocab, dim})

@@ -234,3 +234,43 @@ func TestLoweringSlots(t *testing.T) {
 		})
 	}
 }
+
+// TestPrefillSkipsPadding lowers prefill chunks of 13 rows and requires
+// every loop over a chunk's token rows to stop at its real rows
+// (min(13, %len)): a loop bounded by the chunk itself would compute the
+// padding, so a short prompt would cost a whole chunk. 13 is no dimension
+// of these models, so a constant bound of 13 can only be the chunk.
+func TestPrefillSkipsPadding(t *testing.T) {
+	const maxSeq, chunk = 29, 13
+	for _, model := range []string{"stories260K", "gemma2-tiny", "qwen2-tiny", "mistral-tiny", "llama-tiny-bf16"} {
+		t.Run(model, func(t *testing.T) {
+			m, err := hf.Open(testshared.Path(t, "models", model))
+			require.NoError(t, err)
+			defer m.Close()
+			graphs := optimised(t, m, maxSeq, chunk, 0, []passes.Entry{{Name: "prefill", Seq: chunk}, {Name: "prefill_all", Seq: chunk}})
+			prog, err := kir.LowerWith(graphs, kir.Options{MaxSeq: maxSeq, KeepBF16: true})
+			require.NoError(t, err)
+			var loops func(where string, ss []kir.Stmt)
+			loops = func(where string, ss []kir.Stmt) {
+				for _, s := range ss {
+					switch s := s.(type) {
+					case *kir.For:
+						if c, ok := s.Hi.(kir.IntConst); ok && c.N == chunk {
+							t.Errorf("%s: loop over %s in [%v, %d) runs over the chunk's padding", where, s.Var, s.Lo, chunk)
+						}
+						loops(where, s.Body)
+					case *kir.IfGreater:
+						loops(where, s.Then)
+					}
+				}
+			}
+			for _, e := range prog.Entries {
+				for _, k := range e.Kernels {
+					for i, p := range k.Phases {
+						loops(fmt.Sprintf("%s phase %d", k.Name, i), p.Body)
+					}
+				}
+			}
+		})
+	}
+}

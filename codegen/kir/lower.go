@@ -469,7 +469,11 @@ func (l *lowerer) forEach(shape []int, f func(idx []Expr) []Stmt) []Stmt {
 		}
 		v := l.newVar("i", Int)
 		idx[d] = v
-		return []Stmt{&For{Var: v, Lo: I(0), Hi: I(shape[d]), Step: 1, Body: build(d + 1)}}
+		hi := Expr(I(shape[d]))
+		if d == 0 {
+			hi = l.realRows(shape[0])
+		}
+		return []Stmt{&For{Var: v, Lo: I(0), Hi: hi, Step: 1, Body: build(d + 1)}}
 	}
 	return build(0)
 }
@@ -489,7 +493,7 @@ func (l *lowerer) embedding(out, w view) error {
 	s := l.newVar("s", Int)
 	id := l.newVar("id", Int)
 	inner := l.rowCopy(out.buf, out.at(s, I(0)), w.buf, IMul(id, I(dim)), dim)
-	l.serial(&For{Var: s, Lo: I(0), Hi: I(rows), Step: 1, Body: append([]Stmt{
+	l.serial(&For{Var: s, Lo: I(0), Hi: l.realRows(rows), Step: 1, Body: append([]Stmt{
 		&Decl{Var: id, Init: Ld(l.tokens, s)},
 	}, inner...)})
 	return nil
@@ -569,7 +573,7 @@ func (l *lowerer) rmsNorm(out, x, w view, eps float32, unitOffset bool) error {
 	body = append(body, &For{Var: h, Lo: I(0), Hi: I(dim), Step: 1, Body: []Stmt{
 		&Store{Buf: out.buf, Index: out.at(r, h), Val: FMul(FMul(Ld(x.buf, x.at(r, h)), inv), g)},
 	}})
-	l.serial(&For{Var: r, Lo: I(0), Hi: I(rows), Step: 1, Body: body})
+	l.serial(&For{Var: r, Lo: I(0), Hi: l.realRows(rows), Step: 1, Body: body})
 	return nil
 }
 
@@ -662,7 +666,7 @@ func (l *lowerer) linear(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, don
 			&Store{Buf: out.buf, Index: out.at(row, col), Val: val})
 		stmts := body
 		if rows > 1 {
-			stmts = []Stmt{&For{Var: sv, Lo: I(0), Hi: I(rows), Step: 1, Body: body}}
+			stmts = []Stmt{&For{Var: sv, Lo: I(0), Hi: l.realRows(rows), Step: 1, Body: body}}
 		}
 		l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: blk, N: I(outN / 8), Work: I(outN * in * rows), Grain: 1, Body: stmts})
 		return nil
@@ -681,6 +685,17 @@ func (l *lowerer) linear(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, don
 	stmts := l.dot(acc, x.buf, x.at(row, I(0)), w.buf, w.at(col, I(0)), in)
 	l.outputColumnPhase(stmts, acc, out, extra, bias, row, col, sv, rows, outN, in)
 	return nil
+}
+
+// realRows bounds a loop over the leading dimension of a tensor with rows
+// rows: when rows is the entry's token count, the step's real rows (the
+// padding rows of a prefill chunk are never computed, so a short prompt in
+// a long chunk costs what its own tokens cost), else all of them.
+func (l *lowerer) realRows(rows int) Expr {
+	if rows == l.e.Seq {
+		return IMin(I(rows), l.length)
+	}
+	return I(rows)
 }
 
 // rowTile is how many token rows a linear kernel computes together: the
@@ -878,7 +893,7 @@ func (l *lowerer) rope(n *ir.Node, out, x view) error {
 		sn = l.alloc([]int{seq, half})
 		s, i := l.newVar("s", Int), l.newVar("i", Int)
 		ang := l.newVar("ang", F32)
-		l.serial(&For{Var: s, Lo: I(0), Hi: I(seq), Step: 1, Body: []Stmt{
+		l.serial(&For{Var: s, Lo: I(0), Hi: l.realRows(seq), Step: 1, Body: []Stmt{
 			&For{Var: i, Lo: I(0), Hi: I(half), Step: 1, Body: []Stmt{
 				&Decl{Var: ang, Init: FMul(&ToF32{X: l.rowPos(s)}, Ld(table, i))},
 				&Store{Buf: cs.buf, Index: cs.at(s, i), Val: Fn(Cos, ang)},
@@ -893,7 +908,7 @@ func (l *lowerer) rope(n *ir.Node, out, x view) error {
 		row = IMin(l.rowPos(s2), I(m-1))
 	}
 	c, sv := Ld(cs.buf, cs.at(row, j)), Ld(sn.buf, sn.at(row, j))
-	l.serial(&For{Var: s2, Lo: I(0), Hi: I(seq), Step: 1, Body: []Stmt{
+	l.serial(&For{Var: s2, Lo: I(0), Hi: l.realRows(seq), Step: 1, Body: []Stmt{
 		&For{Var: h, Lo: I(0), Hi: I(heads), Step: 1, Body: []Stmt{
 			&For{Var: j, Lo: I(0), Hi: I(half), Step: 1, Body: []Stmt{
 				&Decl{Var: x1, Init: Ld(x.buf, x.at(s2, h, j))},
@@ -944,7 +959,7 @@ func (l *lowerer) kvWrite(cache, x view, ring int) error {
 	if x.strides[2] != 1 {
 		return fmt.Errorf("kv_write needs rows contiguous in the head dim")
 	}
-	l.serial(&For{Var: s, Lo: I(0), Hi: IMin(I(seq), l.length), Step: 1, Body: []Stmt{
+	l.serial(&For{Var: s, Lo: I(0), Hi: l.realRows(seq), Step: 1, Body: []Stmt{
 		&For{Var: h, Lo: I(0), Hi: I(heads), Step: 1, Body: inner},
 	}})
 	return nil

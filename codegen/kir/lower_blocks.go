@@ -189,6 +189,6 @@ func (l *lowerer) embeddingBlocks(out, w view) error {
 	if rem > 0 {
 		body = append(body, block(I(full), rem)...)
 	}
-	l.serial(&For{Var: s, Lo: I(0), Hi: I(rows), Step: 1, Body: body})
+	l.serial(&For{Var: s, Lo: I(0), Hi: l.realRows(rows), Step: 1, Body: body})
 	return nil
 }

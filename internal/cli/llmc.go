@@ -81,7 +81,7 @@ removed by the next compile to the same ART.`,
 				fs.StringVar(&out, "o", "", "output artifact folder (replaced if it is an artifact already)")
 				fs.IntVar(&o.MaxSeq, "max-seq", 0, fmt.Sprintf("positions of the static KV cache (default: the model's max_position_embeddings, at most %d)", compiler.DefaultMaxSeq))
 				fs.StringVar(&kv, "kv", "static", "KV cache: static (preallocated, specialised and fused) or dynamic")
-				fs.IntVar(&o.PrefillChunk, "prefill-chunk", compiler.DefaultPrefillChunk, "tokens per call of the prefill entry point")
+				fs.IntVar(&o.PrefillChunk, "prefill-chunk", 0, compiler.PrefillChunkHelp())
 				fs.IntVar(&o.Slots, "slots", 1, "sequences the static KV cache holds, each with --max-seq positions; with more than one, a decode_batch entry point steps them together, reading each weight once (for llmrun serve --slots)")
 				fs.StringVar(&backend, "backend", "", compiler.BackendHelp())
 				fs.Var(&printAfter, "print-after", "print the IR after these passes or stages (comma-separated; see --list-passes, --list-stages) to stderr")
@@ -133,7 +133,7 @@ removed by the next compile to the same ART.`,
 					if err := cmdline.CheckPositive(set, "max-seq", o.MaxSeq, "the model's max_position_embeddings"); err != nil {
 						return err
 					}
-					if err := cmdline.CheckPositive(set, "prefill-chunk", o.PrefillChunk, fmt.Sprintf("%d tokens", compiler.DefaultPrefillChunk)); err != nil {
+					if err := cmdline.CheckPositive(set, "prefill-chunk", o.PrefillChunk, "the backend's default"); err != nil {
 						return err
 					}
 					if err := cmdline.CheckPositive(set, "slots", o.Slots, "one sequence"); err != nil {

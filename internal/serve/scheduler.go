@@ -312,6 +312,13 @@ func (s *scheduler) dropCancelled() {
 	}
 }
 
+// maxPiece bounds the prompt tokens a step carries besides other slots'
+// decode steps: each of those slots waits for the whole step, so a long
+// piece (a program's prefill chunk is 128 rows by default) would show as a
+// stall in their streams. 16 tokens keep such a step within a few decode
+// steps' time.
+const maxPiece = 16
+
 // step runs one decode step for every decoding slot and, with a batched
 // program, the next pieces of the slots still prefilling, as many of
 // their tokens as the step's rows leave room for.
@@ -330,7 +337,7 @@ func (s *scheduler) step() {
 		if st.job == nil || st.pending == nil || room <= 0 {
 			continue
 		}
-		n := min(len(st.pending), s.slots.MaxRun(), room)
+		n := min(len(st.pending), s.slots.MaxRun(), room, maxPiece)
 		runs = append(runs, runtime.Run{Slot: i, Tokens: st.pending[:n]})
 		room -= n
 	}
