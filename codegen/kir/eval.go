@@ -283,7 +283,7 @@ func (f *frame) vec(e Expr) [8]float32 {
 		for i := range out {
 			var sum int32
 			for k := 4 * i; k < 4*i+4; k++ {
-				sum += int32(int8(w[wi+k])) * int32(int8(x[xi+k]))
+				sum += int32(e.Weight(w[wi:], k)) * int32(int8(x[xi+k]))
 			}
 			out[i] = float32(sum)
 		}

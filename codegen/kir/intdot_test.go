@@ -8,18 +8,19 @@ import (
 	"github.com/llmc-dev/llmc/wformat"
 )
 
-// intDotProgram lowers one Q8_0 linear y[rows, out] = x[rows, in]·wᵀ with
-// integer dot products, x at arena[0] and y after it.
-func intDotProgram(t *testing.T, rows, in, out int) *Program {
+// intDotProgram lowers one linear y[rows, out] = x[rows, in]·wᵀ of a
+// weight in format f (Q8_0 or Q4_0) with integer dot products, x at
+// arena[0] and y after it.
+func intDotProgram(t *testing.T, f wformat.Format, rows, in, out int) *Program {
 	t.Helper()
-	ref := &WeightRef{Name: "w", Rows: out, Cols: in, Format: wformat.Q8_0}
+	ref := &WeightRef{Name: "w", Rows: out, Cols: in, Format: f}
 	l := &lowerer{prog: &Program{Weights: []*WeightRef{ref}}, arena: &Buffer{Name: "arena", Kind: Arena},
 		scratch: &Buffer{Name: "scratch", Kind: Scratch}, opts: Options{IntDot: true}}
 	l.e = &Entry{Name: "step", Seq: rows, ArenaLen: rows*in + rows*out}
 	l.length = I(rows)
 	l.arena.Len = l.e.ArenaLen
 	l.k = &Kernel{Name: "step_k0_matmul", Kind: "matmul"}
-	w := contiguous(&Buffer{Name: "w_0", Kind: Weight, Len: ref.Bytes(), Format: wformat.Q8_0}, I(0), []int{out, in})
+	w := contiguous(&Buffer{Name: "w_0", Kind: Weight, Len: ref.Bytes(), Format: f}, I(0), []int{out, in})
 	x := contiguous(l.arena, I(0), []int{rows, in})
 	y := contiguous(l.arena, I(rows*in), []int{rows, out})
 	if err := l.linearQ8Int(x, w, y, nil, nil); err != nil {
@@ -28,24 +29,47 @@ func intDotProgram(t *testing.T, rows, in, out int) *Program {
 	return finishBlockProgram(t, l, I(rows*in), []int{rows, out})
 }
 
-// TestLinearQ8Int runs the integer-dot Q8_0 lowering on Machine against
-// its definition: x quantised per block of 32 (d = max|x|/127, q =
+// quantOf is weight k of a Q8_0 or Q4_0 block as the integer it stands
+// for: the int8, or the nibble minus 8.
+func quantOf(f wformat.Format, blk []byte, k int) int32 {
+	if f == wformat.Q4_0 {
+		off, sh := wformat.Q4_0Nibble(k)
+		return int32(blk[wformat.Q4_0Quants+off]>>sh&15) - wformat.Q4_0Zero
+	}
+	return int32(int8(blk[wformat.Q8_0Quants+k]))
+}
+
+// TestLinearQ8Int runs the integer-dot Q8_0 and Q4_0 lowering on Machine
+// against its definition: x quantised per block of 32 (d = max|x|/127, q =
 // round(x/d)), y = Σ_blocks d_w·d_x·Σ q_w·q_x, for rows of whole blocks,
 // tails (172: stories260K's FFN width), column counts of each tile size,
 // and checks it is close to x·dequantize(w)ᵀ and that the text
 // round-trips.
 func TestLinearQ8Int(t *testing.T) {
+	for _, f := range []wformat.Format{wformat.Q8_0, wformat.Q4_0} {
+		testLinearIntDot(t, f)
+	}
+}
+
+func testLinearIntDot(t *testing.T, f wformat.Format) {
+	dot := "doti8(w_0["
+	if f == wformat.Q4_0 {
+		dot = "doti4(w_0["
+	}
 	for _, in := range []int{32, 45, 64, 172} {
 		for _, rows := range []int{1, 3, 8} {
 			for _, out := range []int{4, 5} {
-				p := intDotProgram(t, rows, in, out)
+				p := intDotProgram(t, f, rows, in, out)
 				text := Print(p)
-				for _, want := range []string{"doti8(w_0[", "store8i8 scratch[", "loadf16 w_0["} {
+				if _, err := Parse(text); err != nil {
+					t.Fatalf("%s in %d: the text does not parse back: %v", f, in, err)
+				}
+				for _, want := range []string{dot, "store8i8 scratch[", "loadf16 w_0["} {
 					if !strings.Contains(text, want) {
 						t.Fatalf("in %d: no %q:\n%s", in, want, text)
 					}
 				}
-				q, deq := testWeights(t, wformat.Q8_0, out, in)
+				q, deq := testWeights(t, f, out, in)
 				m := NewMachine(p, [][]float32{nil})
 				m.Blocks = [][]byte{q}
 				x := make([]float32, rows*in)
@@ -85,11 +109,12 @@ func TestLinearQ8Int(t *testing.T) {
 					for n := range out {
 						var want, float, bound float64
 						for b := range nb {
-							blk := q[n*nb*34+b*34:]
+							bb := f.BlockBytes()
+							blk := q[n*nb*bb+b*bb:]
 							dw := wformat.F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
 							var sum int32
 							for k := range 32 {
-								sum += int32(int8(blk[2+k])) * int32(qx[b*32+k])
+								sum += quantOf(f, blk, k) * int32(qx[b*32+k])
 							}
 							want += float64(dw*dx[b]) * float64(sum)
 						}
@@ -100,10 +125,10 @@ func TestLinearQ8Int(t *testing.T) {
 						}
 						g := float64(got[s*out+n])
 						if d := math.Abs(g - want); d > 1e-5*(1+math.Abs(want)) {
-							t.Fatalf("in %d rows %d out %d: y[%d, %d] = %g, want %g", in, rows, out, s, n, g, want)
+							t.Fatalf("%s in %d rows %d out %d: y[%d, %d] = %g, want %g", f, in, rows, out, s, n, g, want)
 						}
 						if d := math.Abs(g - float); d > bound+1e-4 {
-							t.Fatalf("in %d rows %d out %d: y[%d, %d] = %g, float path %g, more than %g apart", in, rows, out, s, n, g, float, bound)
+							t.Fatalf("%s in %d rows %d out %d: y[%d, %d] = %g, float path %g, more than %g apart", f, in, rows, out, s, n, g, float, bound)
 						}
 					}
 				}
@@ -145,11 +170,35 @@ func TestVerifyIntDot(t *testing.T) {
 		{"prefetch offset", "prefetch w_0[(((n12 * 68) + (b15 * 34)) + 2048)]", "prefetch w_0[1f]", "offset 1f is f32, not int"},
 		{"storei8 of a vector", st, "storei8 scratch[(((s1 * 2) + 1) * 32)] = bcast(id11)", "storei8 of a f32x8 value"},
 	} {
-		text := Print(intDotProgram(t, 1, 40, 2))
+		text := Print(intDotProgram(t, wformat.Q8_0, 1, 40, 2))
 		if !strings.Contains(text, c.from) {
 			t.Fatalf("%s: no %q in\n%s", c.name, c.from, text)
 		}
 		bad, err := Parse(strings.Replace(text, c.from, c.to, 1))
+		if err == nil {
+			err = Verify(bad)
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
+// TestVerifyIntDot4: doti4 reads a Q4_0 weight's 16 bytes of nibbles, and
+// neither form reads the other format's blocks.
+func TestVerifyIntDot4(t *testing.T) {
+	const dot = "doti4(w_0[(((n12 * 36) + (b15 * 18)) + 2)], scratch[(b15 * 32)])"
+	q4 := Print(intDotProgram(t, wformat.Q4_0, 1, 40, 2))
+	q8 := Print(intDotProgram(t, wformat.Q8_0, 1, 40, 2))
+	for _, c := range []struct{ name, text, from, to, want string }{
+		{"nibbles past the end", q4, dot, "doti4(w_0[(((n12 * 36) + (b15 * 18)) + 60)], scratch[(b15 * 32)])", "reaches 96 (+16), past its 72 elements"},
+		{"doti8 of q4_0", q4, dot, strings.Replace(dot, "doti4", "doti8", 1), "not a weight of int8 quants"},
+		{"doti4 of q8_0", q8, "doti8(", "doti4(", "not a weight of 4-bit quants"},
+	} {
+		if !strings.Contains(c.text, c.from) {
+			t.Fatalf("%s: no %q in\n%s", c.name, c.from, c.text)
+		}
+		bad, err := Parse(strings.Replace(c.text, c.from, c.to, 1))
 		if err == nil {
 			err = Verify(bad)
 		}

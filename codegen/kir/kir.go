@@ -475,11 +475,17 @@ func (*Prefetch) stmt() {}
 // the lane split of VNNI's vpdpbusd and of AVX2's vpmaddubsw+vpmaddwd, so
 // every backend's form gives the same lanes; a block's scales multiply
 // the lanes after, and one HSum finishes a row.
+//
+// With Nibbles, W holds a Q4_0 block's 16 bytes of 4-bit quants at WOff
+// instead, read as the 32 int8s q - 8 (weight j is the low nibble of byte
+// j for j < 16, else the high nibble of byte j - 16): in [-8, 7], so the
+// same sign trick and lane sums apply.
 type DotI8 struct {
-	W    *Buffer
-	WOff Expr
-	X    *Buffer
-	XOff Expr
+	W       *Buffer
+	WOff    Expr
+	X       *Buffer
+	XOff    Expr
+	Nibbles bool
 }
 
 // DotI8Len is how many int8 pairs a DotI8 multiplies: one Q8_0 block.
@@ -487,7 +493,32 @@ const DotI8Len = 32
 
 func (*DotI8) Type() Type { return F32x8 }
 func (d *DotI8) String() string {
-	return fmt.Sprintf("doti8(%s[%s], %s[%s])", d.W, d.WOff, d.X, d.XOff)
+	name := "doti8"
+	if d.Nibbles {
+		name = "doti4"
+	}
+	return fmt.Sprintf("%s(%s[%s], %s[%s])", name, d.W, d.WOff, d.X, d.XOff)
+}
+
+// WBytes is how many bytes of W the dot reads.
+func (d *DotI8) WBytes() int {
+	if d.Nibbles {
+		return DotI8Len / 2
+	}
+	return DotI8Len
+}
+
+// Weight is the int8 value of weight k < 32 of the dot, from the bytes of
+// W at its offset.
+func (d *DotI8) Weight(w []byte, k int) int8 {
+	if !d.Nibbles {
+		return int8(w[k])
+	}
+	b := w[k%16]
+	if k >= 16 {
+		b >>= 4
+	}
+	return int8(b&15) - wformat.Q4_0Zero
 }
 
 // QuantI8 is what StoreI8 stores for a value x.

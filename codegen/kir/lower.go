@@ -39,7 +39,7 @@ type Options struct {
 	// prefill chunk's linear kernel takes (2 when 0): 4 paid with LLVM's
 	// code, but the Go compiler spills the sixteen accumulators.
 	TileColumns int
-	// IntDot lowers Q8_0 linears to integer dot products (DotI8): the
+	// IntDot lowers Q8_0 and Q4_0 linears to integer dot products (DotI8): the
 	// input quantised once per call into int8 blocks of 32 with an f32
 	// scale each (StoreI8), as llama.cpp does, instead of each weight
 	// widened to float. For backends that print DotI8.
@@ -626,7 +626,7 @@ func (l *lowerer) linear(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, don
 		}
 		bias = &b
 	}
-	if w.buf.Format == wformat.Q8_0 && l.opts.IntDot {
+	if (w.buf.Format == wformat.Q8_0 || w.buf.Format == wformat.Q4_0) && l.opts.IntDot {
 		return l.linearQ8Int(x, w, out, extra, bias)
 	}
 	if w.buf.Format.Blocked() {

@@ -6,7 +6,7 @@ import (
 	"github.com/llmc-dev/llmc/wformat"
 )
 
-// This file lowers Q8_0 linears to integer dot products, as llama.cpp's
+// This file lowers Q8_0 and Q4_0 linears to integer dot products, as llama.cpp's
 // Q8_0 kernels do: the input rows are quantised once per call into int8
 // blocks of 32 with one f32 scale each (x ≈ d_x·q_x, d_x = max|x|/127),
 // written to scratch by StoreI8, and each output is
@@ -48,7 +48,8 @@ func sumTree(xs []*Var) Expr {
 }
 
 // linearQ8Int lowers y = x·wᵀ (+ bias, + a folded residual) for a Q8_0
-// weight with integer dot products: a serial phase quantises the real
+// or Q4_0 weight with integer dot products (a Q4_0 block's nibbles are
+// read as the int8s q - 8, DotI8.Nibbles): a serial phase quantises the real
 // rows of x into scratch, blocks of 32 quants then one scale per block
 // (a last partial block padded with zeros, as the weight's rows are when
 // quantised), and a phase parallel over groups of output columns sums
@@ -59,8 +60,13 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 	if err != nil {
 		return err
 	}
-	if f != wformat.Q8_0 {
-		return fmt.Errorf("integer dot products read q8_0 weights, not %s", f)
+	quants, nibbles := wformat.Q8_0Quants, false
+	switch f {
+	case wformat.Q8_0:
+	case wformat.Q4_0:
+		quants, nibbles = wformat.Q4_0Quants, true
+	default:
+		return fmt.Errorf("integer dot products read q8_0 or q4_0 weights, not %s", f)
 	}
 	rows, in, outN := x.shape[0], x.shape[1], w.shape[0]
 	be, bb := f.BlockElems(), f.BlockBytes()
@@ -110,7 +116,7 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 				blk := IAdd(IMul(IAdd(row, I(r)), I(nb)), b) // the block's number among the rows'
 				dx := l.newVar("dx", F32)
 				stmts = append(stmts, &Decl{Var: dx, Init: Ld(l.scratch, IAdd(I(sOff), blk))})
-				dot := &DotI8{W: w.buf, WOff: IAdd(base, I(wformat.Q8_0Quants)), X: l.scratch, XOff: IAdd(I(4*qOff), IMul(blk, I(be)))}
+				dot := &DotI8{W: w.buf, WOff: IAdd(base, I(quants)), X: l.scratch, XOff: IAdd(I(4*qOff), IMul(blk, I(be))), Nibbles: nibbles}
 				scale := &Broadcast{X: FMul(blockScale(w.buf, base), dx)}
 				stmts = append(stmts, &Assign{Var: accs[r][k], Val: &FMA{A: dot, B: scale, C: accs[r][k]}})
 			}

@@ -697,8 +697,8 @@ func (p *parser) expr() Expr {
 		q.Buf, q.Off = b, off
 		return &q
 	}
-	if name == "doti8" && p.accept("(") {
-		d := &DotI8{W: p.buf()}
+	if (name == "doti8" || name == "doti4") && p.accept("(") {
+		d := &DotI8{W: p.buf(), Nibbles: name == "doti4"}
 		p.expect("[")
 		d.WOff = p.expr()
 		p.expect("]")

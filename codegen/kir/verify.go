@@ -703,8 +703,12 @@ func (v *verifier) typ(e Expr) Type {
 		}
 		v.buffer(e.W)
 		v.buffer(e.X)
-		if e.W.Kind != Weight || !slices.Contains(QParts[e.W.Format], QInt8) {
-			v.errorf("%s: its first operand %s is a %s %s buffer, not a weight of int8 quants", exprString(e), e.W.Name, e.W.Format, e.W.Kind)
+		part, what := QInt8, "int8"
+		if e.Nibbles {
+			part, what = QU4Lo, "4-bit"
+		}
+		if e.W.Kind != Weight || !slices.Contains(QParts[e.W.Format], part) {
+			v.errorf("%s: its first operand %s is a %s %s buffer, not a weight of %s quants", exprString(e), e.W.Name, e.W.Format, e.W.Kind, what)
 			return bad
 		}
 		if e.X.Kind != Scratch {
@@ -717,7 +721,7 @@ func (v *verifier) typ(e Expr) Type {
 			}
 		}
 		if e.WOff != nil {
-			v.bounds(e.W, e.WOff, DotI8Len, "doti8")
+			v.bounds(e.W, e.WOff, e.WBytes(), "doti8")
 		}
 		if e.XOff != nil {
 			v.byteBounds(e.X, e.XOff, DotI8Len, "doti8")

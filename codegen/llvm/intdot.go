@@ -160,8 +160,14 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 		ld.Align = 1
 		return ld
 	}
-	w, x := load(e.W, e.WOff), load(e.X, e.XOff)
 	g := fb.g
+	var w value.Value
+	if e.Nibbles {
+		w = fb.nibbles(e)
+	} else {
+		w = load(e.W, e.WOff)
+	}
+	x := load(e.X, e.XOff)
 	var lanes value.Value
 	switch form := g.o.DotForm; form {
 	case DotVNNI, DotAVX2:
@@ -189,4 +195,33 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 		fail("%s: unknown integer dot form %q", fb.what, form)
 	}
 	return fb.cur.NewSIToFP(lanes, v8)
+}
+
+// nibbles loads a Q4_0 block's 16 bytes of quants as the 32 int8s q - 8 of
+// kir.DotI8.Nibbles: the low nibbles (quants 0..15) then the high ones
+// (16..31), one mask, one shift and one shuffle joining them.
+func (fb *fn) nibbles(e *kir.DotI8) value.Value {
+	v16i8 := types.NewVector(16, types.I8)
+	p := fb.cur.NewBitCast(fb.bytePtr(e.W, e.WOff), types.NewPointer(v16i8))
+	ld := fb.cur.NewLoad(v16i8, p)
+	ld.Align = 1
+	splat8 := func(n int64) constant.Constant {
+		cs := make([]constant.Constant, 16)
+		for i := range cs {
+			cs[i] = constant.NewInt(types.I8, n)
+		}
+		return constant.NewVector(v16i8, cs...)
+	}
+	lo := fb.cur.NewAnd(ld, splat8(15))
+	hi := fb.cur.NewLShr(ld, splat8(4))
+	idx := make([]int64, 32)
+	for i := range idx {
+		idx[i] = int64(i)
+	}
+	both := fb.cur.NewShuffleVector(lo, hi, i32s(idx...))
+	zero := make([]constant.Constant, 32)
+	for i := range zero {
+		zero[i] = constant.NewInt(types.I8, 8)
+	}
+	return fb.cur.NewSub(both, constant.NewVector(v32i8, zero...))
 }

@@ -38,12 +38,13 @@ func TestChooseDotForm(t *testing.T) {
 	require.ErrorContains(t, err, `unknown integer dot form "sse" (want vnni, avx2, portable)`)
 }
 
-// TestIntDotMatchesMachine compiles the q8_0-intdot case in each DotI8
-// form this CPU runs and checks that the native code computes exactly
-// what kir.Machine does: the int8 products are exact in every form, and
-// the float arithmetic around them is the kernel IR's. The weight's quants
-// are random bytes, -128 included (which the sign trick must survive), and
-// the inputs have blocks of zeros, tiny and large values.
+// TestIntDotMatchesMachine compiles the q8_0-intdot and q4_0-intdot cases
+// in each DotI8 form this CPU runs and checks that the native code
+// computes exactly what kir.Machine does: the int8 products are exact in
+// every form, and the float arithmetic around them is the kernel IR's. The
+// weight's quants are random bytes, -128 included for Q8_0 (which the sign
+// trick must survive), every nibble for Q4_0, and the inputs have blocks of
+// zeros, tiny and large values.
 func TestIntDotMatchesMachine(t *testing.T) {
 	tc := toolchain(t)
 	feats, err := native.HostFeatures()
@@ -56,76 +57,83 @@ func TestIntDotMatchesMachine(t *testing.T) {
 			t.Logf("skipping form %s: this CPU has %s at best", form, best)
 			continue
 		}
-		t.Run(string(form), func(t *testing.T) {
-			p := caseProgram(t, "q8_0-intdot-"+string(form))
-			w := p.Weights[0]
-			r := rand.New(rand.NewPCG(5, 6))
-			blocks := make([]byte, (w.Bytes()+3)/4*4)
-			for i := range blocks {
-				blocks[i] = byte(r.IntN(256))
-			}
-			nb := (w.Cols + 31) / 32
-			for row := range w.Rows {
-				for b := range nb {
-					at := (row*nb + b) * wformat.Q8_0.BlockBytes()
-					h := wformat.F32ToF16(float32(r.Float64()*0.1 + 0.001))
-					blocks[at], blocks[at+1] = byte(h), byte(h>>8)
-					blocks[at+2] = 0x80 // a -128 quant in every block
-				}
-			}
-			words := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(blocks))), len(blocks)/4)
-			// The inputs: three sets (scales 1 with a block of zeros, 1e-3
-			// and 300) in a table, copied into arena[0 : seq·in] by a first
-			// phase from the set the first token names.
-			e := p.Entries[0]
-			n := e.Seq * w.Cols
-			xs := make([]float32, 3*n)
-			for set, scale := range []float64{1, 1e-3, 300} {
-				for i := range n {
-					xs[set*n+i] = float32(r.NormFloat64() * scale)
-				}
-			}
-			clear(xs[:32])
-			tab := &kir.Buffer{Name: "xin", Kind: kir.Table, Index: len(p.Tables), Len: len(xs), Data: xs}
-			p.Tables = append(p.Tables, tab)
-			tok := &kir.Buffer{Name: "tokens", Kind: kir.Tokens, Len: 1}
-			id, i := &kir.Var{Name: "set", T: kir.Int}, &kir.Var{Name: "i", T: kir.Int}
-			k := e.Kernels[0]
-			k.Phases = append([]*kir.Phase{{Body: []kir.Stmt{
-				&kir.Decl{Var: id, Init: kir.Ld(tok, kir.I(0))},
-				&kir.For{Var: i, Lo: kir.I(0), Hi: kir.I(n), Step: 1, Body: []kir.Stmt{
-					&kir.Store{Buf: e.Output, Index: i, Val: kir.Ld(tab, kir.IAdd(kir.IMul(id, kir.I(n)), i))},
-				}},
-			}}}, k.Phases...)
-			require.NoError(t, kir.Verify(p))
+		for _, f := range []wformat.Format{wformat.Q8_0, wformat.Q4_0} {
+			t.Run(f.String()+"/"+string(form), func(t *testing.T) { intDotMatchesMachine(t, tc, f, form) })
+		}
+	}
+}
 
-			o := llvm.Options{DotForm: form}
-			ll, err := o.Emit(p)
-			require.NoError(t, err)
-			require.Contains(t, ll, map[llvm.DotForm]string{llvm.DotVNNI: "vpdpbusd", llvm.DotAVX2: "pmadd.ub.sw", llvm.DotPortable: "mul nsw <32 x i32>"}[form])
-			so, lay := compileSOWith(t, tc, o, p, 8, 8)
-			prog := load(t, so, lay, [][]float32{words}, 2)
-			m := kir.NewMachine(p, [][]float32{nil})
-			m.Blocks = [][]byte{blocks}
-			for set := range 3 {
-				toks := make([]int32, e.Seq)
-				for j := range toks {
-					toks[j] = int32(set)
-				}
-				want, err := m.Run(e.Name, toks, 0, e.Seq)
-				require.NoError(t, err)
-				got, _, err := prog.Run(e.Name, toks, 0)
-				require.NoError(t, err)
-				require.Len(t, got, len(want))
-				for _, y := range want {
-					require.False(t, y == 0 || math.IsNaN(float64(y)) || math.IsInf(float64(y), 0), "input set %d: output %v", set, want)
-				}
-				for j := range want {
-					if math.Float32bits(want[j]) != math.Float32bits(got[j]) {
-						t.Fatalf("input set %d: element %d: machine %g, native %g", set, j, want[j], got[j])
-					}
-				}
+func intDotMatchesMachine(t *testing.T, tc *llvm.Toolchain, f wformat.Format, form llvm.DotForm) {
+	p := caseProgram(t, f.String()+"-intdot-"+string(form))
+	w := p.Weights[0]
+	r := rand.New(rand.NewPCG(5, 6))
+	blocks := make([]byte, (w.Bytes()+3)/4*4)
+	for i := range blocks {
+		blocks[i] = byte(r.IntN(256))
+	}
+	nb := (w.Cols + 31) / 32
+	for row := range w.Rows {
+		for b := range nb {
+			at := (row*nb + b) * f.BlockBytes()
+			h := wformat.F32ToF16(float32(r.Float64()*0.1 + 0.001))
+			blocks[at], blocks[at+1] = byte(h), byte(h>>8)
+			blocks[at+2] = 0x80 // a -128 quant in every Q8_0 block, 0 and 8 in a Q4_0 one
+			if f == wformat.Q4_0 {
+				blocks[at+3] = 0xf0 // 15 and 0: the extremes, -8 and 7
 			}
-		})
+		}
+	}
+	words := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(blocks))), len(blocks)/4)
+	// The inputs: three sets (scales 1 with a block of zeros, 1e-3
+	// and 300) in a table, copied into arena[0 : seq·in] by a first
+	// phase from the set the first token names.
+	e := p.Entries[0]
+	n := e.Seq * w.Cols
+	xs := make([]float32, 3*n)
+	for set, scale := range []float64{1, 1e-3, 300} {
+		for i := range n {
+			xs[set*n+i] = float32(r.NormFloat64() * scale)
+		}
+	}
+	clear(xs[:32])
+	tab := &kir.Buffer{Name: "xin", Kind: kir.Table, Index: len(p.Tables), Len: len(xs), Data: xs}
+	p.Tables = append(p.Tables, tab)
+	tok := &kir.Buffer{Name: "tokens", Kind: kir.Tokens, Len: 1}
+	id, i := &kir.Var{Name: "set", T: kir.Int}, &kir.Var{Name: "i", T: kir.Int}
+	k := e.Kernels[0]
+	k.Phases = append([]*kir.Phase{{Body: []kir.Stmt{
+		&kir.Decl{Var: id, Init: kir.Ld(tok, kir.I(0))},
+		&kir.For{Var: i, Lo: kir.I(0), Hi: kir.I(n), Step: 1, Body: []kir.Stmt{
+			&kir.Store{Buf: e.Output, Index: i, Val: kir.Ld(tab, kir.IAdd(kir.IMul(id, kir.I(n)), i))},
+		}},
+	}}}, k.Phases...)
+	require.NoError(t, kir.Verify(p))
+
+	o := llvm.Options{DotForm: form}
+	ll, err := o.Emit(p)
+	require.NoError(t, err)
+	require.Contains(t, ll, map[llvm.DotForm]string{llvm.DotVNNI: "vpdpbusd", llvm.DotAVX2: "pmadd.ub.sw", llvm.DotPortable: "mul nsw <32 x i32>"}[form])
+	so, lay := compileSOWith(t, tc, o, p, 8, 8)
+	prog := load(t, so, lay, [][]float32{words}, 2)
+	m := kir.NewMachine(p, [][]float32{nil})
+	m.Blocks = [][]byte{blocks}
+	for set := range 3 {
+		toks := make([]int32, e.Seq)
+		for j := range toks {
+			toks[j] = int32(set)
+		}
+		want, err := m.Run(e.Name, toks, 0, e.Seq)
+		require.NoError(t, err)
+		got, _, err := prog.Run(e.Name, toks, 0)
+		require.NoError(t, err)
+		require.Len(t, got, len(want))
+		for _, y := range want {
+			require.False(t, y == 0 || math.IsNaN(float64(y)) || math.IsInf(float64(y), 0), "input set %d: output %v", set, want)
+		}
+		for j := range want {
+			if math.Float32bits(want[j]) != math.Float32bits(got[j]) {
+				t.Fatalf("input set %d: element %d: machine %g, native %g", set, j, want[j], got[j])
+			}
+		}
 	}
 }

@@ -97,7 +97,7 @@ removed by the next compile to the same ART.`,
 				fs.StringVar(&o.Weights.Format, "weights", "", "weight format: f32 (widen all), bf16 (keep bfloat16 checkpoint tensors; the default where the backend loads them) q8_0 or q4_0 (llama.cpp's 8-bit or 4-bit blocks of 32: linear weights, the embedding table and the output projection; norms stay f32)")
 				fs.BoolVar(&o.Weights.KeepEmbeddings, "keep-embeddings", false, "with --weights q8_0 or q4_0, keep the token embedding table (and an output projection tied to it) in f32")
 				fs.BoolVar(&o.Weights.KeepOutput, "keep-output", false, "with --weights q8_0 or q4_0, keep an untied output projection (lm_head) in f32")
-				fs.BoolVar(&o.Weights.FloatDot, "float-dot", false, "with --weights q8_0 and a backend with integer dot products (llvm), keep the float path: each quant widened and multiplied by the float activations, instead of the activations quantised per block of 32 and int8 products summed in int32 (VNNI, AVX2 or portable, by the CPU and LLMC_ISA)")
+				fs.BoolVar(&o.Weights.FloatDot, "float-dot", false, "with --weights q8_0 or q4_0 and a backend with integer dot products (llvm), keep the float path: each quant widened and multiplied by the float activations, instead of the activations quantised per block of 32 and int8 products summed in int32 (VNNI, AVX2 or portable, by the CPU and LLMC_ISA)")
 				return func(pos []string) error {
 					if list {
 						for _, p := range passes.Pipeline() {

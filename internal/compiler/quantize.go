@@ -27,7 +27,7 @@ type WeightOptions struct {
 	KeepEmbeddings bool
 	// KeepOutput keeps an untied output projection (lm_head) in float32.
 	KeepOutput bool
-	// FloatDot keeps Q8_0 linears on the float path (each quant widened
+	// FloatDot keeps Q8_0 and Q4_0 linears on the float path (each quant widened
 	// and multiplied by the float activations) on a target whose IntDot
 	// would quantise the activations and sum int8 products (--float-dot).
 	FloatDot bool

@@ -48,7 +48,7 @@ type Target struct {
 	// tiles of prefill kernels are that its compiler keeps in registers.
 	TileColumns int
 	// IntDot: the backend prints kernel IR's integer dot products, so
-	// Q8_0 linears are lowered with them (kir.Options.IntDot) unless
+	// Q8_0 and Q4_0 linears are lowered with them (kir.Options.IntDot) unless
 	// --float-dot asks for the float path.
 	IntDot bool
 	// Speed ranks the targets by how fast their artifacts run, higher is

@@ -153,7 +153,7 @@ func TestBlockQuality(t *testing.T) {
 
 // TestBlockCompiledMatchesInterpreter: the LLVM backend's block-format
 // kernels (dequantising matrix-vector for decode, matrix-matrix for
-// prefill; Q8_0's with --float-dot, as TestQ8IntDot tests its integer
+// prefill; Q8_0's with --float-dot, as TestIntDot tests its integer
 // ones) give the interpreter's logits of the same format, prefill and
 // decode, to float rounding.
 func TestBlockCompiledMatchesInterpreter(t *testing.T) {
