@@ -118,6 +118,10 @@ type BackendInfo struct {
 	// IntDot is the form the native code's int8 dot products (Q8_0
 	// linears) take: vnni, avx2 or portable; "" when it has none.
 	IntDot string `json:"int_dot,omitempty"`
+	// ISA is the widest vector instruction set the native code was
+	// compiled for: avx512, avx2 or scalar (LLMC_ISA caps it); "" in
+	// artifacts from before it was recorded.
+	ISA string `json:"isa,omitempty"`
 }
 
 // Model identifies the model folder an artifact was compiled from.

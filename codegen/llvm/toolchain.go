@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +65,33 @@ type Toolchain struct {
 	// HostCPU is the CPU llc compiles for with -mcpu=native, Triple its
 	// default target.
 	HostCPU, Triple string
+	// MAttr, when set, is passed to opt and llc as -mattr: features
+	// taken away from the host CPU's (see MAttrFor).
+	MAttr string
+}
+
+// MAttrFor is the -mattr that caps code for this CPU at instruction set
+// limit (runtime.ISALimit's names): "avx2" removes AVX-512 (and with it
+// every AVX-512 extension) and AVX-VNNI, "scalar" AVX2 and FMA too, which
+// leaves AVX's float vectors and F16C (the lowest the LLVM backend goes:
+// its float16 conversions need F16C); anything else caps nothing.
+func MAttrFor(limit string) string {
+	switch limit {
+	case "avx2":
+		return "-avx512f,-avxvnni"
+	case "scalar":
+		return "-avx512f,-avxvnni,-avx2,-fma"
+	}
+	return ""
+}
+
+// codegenFlags are the flags opt and llc take to compile for the host.
+func (t *Toolchain) codegenFlags() []string {
+	flags := []string{"-O3", "-mcpu=native"}
+	if t.MAttr != "" {
+		flags = append(flags, "-mattr="+t.MAttr)
+	}
+	return flags
 }
 
 // FindToolchain locates opt and llc (in $LLMC_LLVM_BIN if set; else
@@ -204,7 +232,8 @@ func (t *Toolchain) BuildContext(ctx context.Context, so string, lls []string, p
 		objs[i] = fmt.Sprintf("%s.%d.o", base, i)
 		defer os.Remove(objs[i])
 	}
-	progress("compiling %d module(s) with %s -O3 and %s -O3 -mcpu=native (%s)", len(lls), filepath.Base(t.Opt), filepath.Base(t.LLC), t.HostCPU)
+	flags := t.codegenFlags()
+	progress("compiling %d module(s) with %s and %s %s (%s)", len(lls), filepath.Base(t.Opt), filepath.Base(t.LLC), strings.Join(flags, " "), t.HostCPU)
 	errs := make([]error, len(lls))
 	sem := make(chan struct{}, max(1, goruntime.NumCPU()))
 	var wg sync.WaitGroup
@@ -216,10 +245,10 @@ func (t *Toolchain) BuildContext(ctx context.Context, so string, lls []string, p
 			defer func() { <-sem }()
 			bc := fmt.Sprintf("%s.%d.opt.bc", base, i)
 			defer os.Remove(bc)
-			if errs[i] = run(ctx, t.Opt, "-O3", "-mcpu=native", ll, "-o", bc); errs[i] != nil {
+			if errs[i] = run(ctx, t.Opt, slices.Concat(flags, []string{ll, "-o", bc})...); errs[i] != nil {
 				return
 			}
-			errs[i] = run(ctx, t.LLC, "-O3", "-mcpu=native", "-relocation-model=pic", "-filetype=obj", bc, "-o", objs[i])
+			errs[i] = run(ctx, t.LLC, slices.Concat(flags, []string{"-relocation-model=pic", "-filetype=obj", bc, "-o", objs[i]})...)
 		}()
 	}
 	wg.Wait()

@@ -110,3 +110,17 @@ func TestFindToolchainRejectsOpaquePointerLLVM(t *testing.T) {
 	require.ErrorContains(t, err, "is LLVM 17, which no longer reads the typed pointers llmc emits")
 	require.ErrorContains(t, err, "apt-get install llvm-14")
 }
+
+// TestCodegenFlags: LLMC_ISA's caps become -mattr for opt and llc, and no
+// cap adds nothing.
+func TestCodegenFlags(t *testing.T) {
+	for _, c := range []struct{ limit, want string }{
+		{"avx512", "-O3 -mcpu=native"},
+		{"", "-O3 -mcpu=native"},
+		{"avx2", "-O3 -mcpu=native -mattr=-avx512f,-avxvnni"},
+		{"scalar", "-O3 -mcpu=native -mattr=-avx512f,-avxvnni,-avx2,-fma"},
+	} {
+		tc := &Toolchain{MAttr: MAttrFor(c.limit)}
+		require.Equal(t, c.want, strings.Join(tc.codegenFlags(), " "), "limit %q", c.limit)
+	}
+}

@@ -71,6 +71,11 @@ func emitLLVMTarget(b *targetBuild) error {
 		return err
 	}
 	o := llvm.Options{BuildID: b.man.BuildID, Triple: tc.Triple, DataLayout: llvm.DataLayout(tc.Triple)}
+	// LLMC_ISA caps the vector instruction set llc may use, so that code
+	// for a lower ISA is built and measured on one machine.
+	limit := runtime.ISALimit()
+	tc.MAttr = llvm.MAttrFor(limit)
+	b.man.Backends.ISA = nativeISA(limit)
 	if hasIntDot(b.prog) {
 		// The best form llc -mcpu=native can run here, at most what
 		// LLMC_ISA allows, so that each form is built on one machine.
@@ -129,8 +134,28 @@ func buildLLVM(b *targetBuild) error {
 	}
 	man.Backends.Library = LLVMLibrary
 	man.Backends.TargetCPU = tc.HostCPU
-	man.Backends.Features = native.TargetFeatures()
+	man.Backends.Features = native.CapFeatures(native.TargetFeatures(), runtime.ISALimit())
 	man.Backends.Tools = tc.Versions
 	b.files = append(b.files, LLVMLibrary, artifact.LayoutName)
 	return nil
+}
+
+// nativeISA names the widest vector instruction set code compiled here
+// under LLMC_ISA limit uses: the host's best (AVX-512 F, AVX2) at most
+// limit; "scalar" stands for code below AVX2 (llvm.MAttrFor).
+func nativeISA(limit string) string {
+	feats, _ := native.HostFeatures()
+	best := runtime.ISAScalar
+	switch {
+	case goruntime.GOARCH != "amd64":
+	case feats["avx512f"]:
+		best = runtime.ISAAVX512
+	case feats["avx2"]:
+		best = runtime.ISAAVX2
+	}
+	rank := map[string]int{runtime.ISAScalar: 0, runtime.ISAAVX2: 1, runtime.ISAAVX512: 2}
+	if r, ok := rank[limit]; ok && r < rank[best] {
+		return limit
+	}
+	return best
 }

@@ -63,6 +63,30 @@ func TargetFeatures() []string {
 	return out
 }
 
+// CapFeatures drops from features those above instruction set limit
+// (runtime's names: "avx2" drops AVX-512, AMX and AVX-VNNI, "scalar" AVX2
+// and FMA too), as code compiled with llvm.MAttrFor(limit) leaves them
+// unused; any other limit drops nothing.
+func CapFeatures(features []string, limit string) []string {
+	drop := func(f string) bool {
+		wide := strings.HasPrefix(f, "avx512") || strings.HasPrefix(f, "amx") || f == "avx_vnni"
+		switch limit {
+		case "avx2":
+			return wide
+		case "scalar":
+			return wide || f == "avx2" || f == "fma" || f == "fma4"
+		}
+		return false
+	}
+	var out []string
+	for _, f := range features {
+		if !drop(f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // CPUError says that this machine lacks CPU features an artifact's code
 // was compiled for.
 type CPUError struct {

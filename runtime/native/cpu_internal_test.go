@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -45,4 +46,24 @@ func TestCheckCPUUnreadable(t *testing.T) {
 	require.NoError(t, CheckCPU("x", nil), "nothing to check")
 	require.ErrorContains(t, CheckCPU("x", []string{"avx2"}), "needs CPU features avx2: reading this machine's CPU features")
 	require.Empty(t, TargetFeatures())
+}
+
+func TestCapFeatures(t *testing.T) {
+	zen4 := []string{"avx", "f16c", "fma", "avx2", "avx512f", "avx512vl", "avx512_vnni", "avx512_bf16"}
+	spr := append(slices.Clone(zen4), "avx_vnni", "amx_tile", "amx_int8")
+	for _, c := range []struct {
+		in    []string
+		limit string
+		want  []string
+	}{
+		{zen4, "avx512", zen4},
+		{zen4, "", zen4},
+		{zen4, "avx2", []string{"avx", "f16c", "fma", "avx2"}},
+		{spr, "avx2", []string{"avx", "f16c", "fma", "avx2"}},
+		{spr, "scalar", []string{"avx", "f16c"}},
+	} {
+		if got := CapFeatures(c.in, c.limit); !slices.Equal(got, c.want) {
+			t.Errorf("CapFeatures(%v, %q) = %v, want %v", c.in, c.limit, got, c.want)
+		}
+	}
 }

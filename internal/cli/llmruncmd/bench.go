@@ -239,9 +239,17 @@ func (b *benchFlags) result(e *engine.Engine, path string, threads int) *BenchRe
 		if lp := b.common.linked; lp != nil && lp.ISA != nil {
 			r.ISA = lp.ISA()
 		}
-		if f := e.Manifest.Backends.IntDot; f != "" && r.ISA == "" {
-			// Which integer dot products the native code makes (Q8_0).
-			r.ISA = "int dot " + f
+		if r.ISA == "" {
+			// The native code's instruction set, and which integer dot
+			// products it makes (Q8_0, Q4_0).
+			var parts []string
+			if isa := e.Manifest.Backends.ISA; isa != "" {
+				parts = append(parts, isa)
+			}
+			if f := e.Manifest.Backends.IntDot; f != "" {
+				parts = append(parts, "int dot "+f)
+			}
+			r.ISA = strings.Join(parts, ", ")
 		}
 	} else {
 		r.Kind = "eager (dynamic cache)"

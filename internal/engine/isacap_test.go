@@ -1,0 +1,87 @@
+package engine
+
+import (
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/llmc-dev/llmc/codegen/llvm"
+	"github.com/llmc-dev/llmc/internal/compiler"
+	"github.com/llmc-dev/llmc/internal/testshared"
+	"github.com/llmc-dev/llmc/passes"
+	"github.com/llmc-dev/llmc/runtime"
+	"github.com/llmc-dev/llmc/runtime/native"
+)
+
+// avx512Operand matches what only AVX-512 code has: zmm registers, the
+// upper sixteen xmm/ymm registers and mask registers.
+var avx512Operand = regexp.MustCompile(`%zmm|%[xy]mm(1[6-9]|2[0-9]|3[01])\b|%k[0-7]\b`)
+
+// TestLLVMISACap compiles stories260K (Q8_0, so the integer dots are in
+// it too) for the LLVM backend with LLMC_ISA=avx2 and without, and checks
+// that the capped artifact says so (manifest isa avx2, int dot avx2, no
+// AVX-512 feature required, so it loads on an AVX2 CPU), that its shared
+// object has no AVX-512 instruction where the uncapped one has, and that
+// both compute the same logits to rounding.
+func TestLLVMISACap(t *testing.T) {
+	_, err := llvm.FindToolchain()
+	var te *llvm.ToolError
+	if errors.As(err, &te) && !testshared.InCI() {
+		t.Skipf("skipping: %v", err)
+	}
+	require.NoError(t, err)
+	feats, err := native.HostFeatures()
+	if err != nil || !feats["avx512f"] {
+		t.Skip("this CPU has no AVX-512 to take away")
+	}
+	objdump, err := exec.LookPath("objdump")
+	if err != nil {
+		if testshared.InCI() {
+			t.Fatal("GNU objdump (binutils) is missing: scripts/setup.sh installs it")
+		}
+		t.Skip("GNU objdump (binutils) not installed")
+	}
+	model := testshared.Path(t, "models", "stories260K")
+	build := func(isa string) (*Engine, string) {
+		t.Setenv(runtime.ISAEnv, isa)
+		art := filepath.Join(t.TempDir(), "s-"+isa+".llmc")
+		_, err := compiler.Compile(model, art, compiler.Options{Backend: "llvm", KV: passes.Static, MaxSeq: 64, PrefillChunk: 8,
+			Weights: compiler.WeightOptions{Format: "q8_0"}})
+		require.NoError(t, err)
+		out, err := exec.Command(objdump, "-d", "--no-show-raw-insn", filepath.Join(art, compiler.LLVMLibrary)).Output()
+		require.NoError(t, err)
+		e, err := Open(art, Options{Threads: 2})
+		require.NoError(t, err)
+		t.Cleanup(func() { e.Close() })
+		return e, string(out)
+	}
+	capped, capDis := build(runtime.ISAAVX2)
+	full, fullDis := build("")
+	require.Equal(t, runtime.ISAAVX2, capped.Manifest.Backends.ISA)
+	require.Equal(t, string(llvm.DotAVX2), capped.Manifest.Backends.IntDot)
+	for _, f := range capped.Manifest.Backends.Features {
+		require.False(t, strings.HasPrefix(f, "avx512"), "the capped artifact requires %s", f)
+	}
+	require.Equal(t, runtime.ISAAVX512, full.Manifest.Backends.ISA)
+	require.Regexp(t, avx512Operand, fullDis, "the uncapped code uses AVX-512 registers (else this test checks nothing)")
+	if m := avx512Operand.FindString(capDis); m != "" {
+		t.Fatalf("LLMC_ISA=avx2 code uses %s", m)
+	}
+	seq := []int{1, 403, 407, 261, 378, 300, 290, 438, 261, 1}
+	for _, e := range []*Engine{capped, full} {
+		require.NoError(t, e.Decoder.Rewind(0))
+	}
+	a, err := capped.Decoder.Forward(seq, true)
+	require.NoError(t, err)
+	b, err := full.Decoder.Forward(seq, true)
+	require.NoError(t, err)
+	require.Len(t, a, len(b))
+	for i := range a {
+		require.InDelta(t, b[i], a[i], 1e-3, "logit %d", i)
+	}
+}
