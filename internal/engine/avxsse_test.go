@@ -44,13 +44,7 @@ func TestNoAVXSSETransitions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds an executable")
 	}
-	objdump, err := exec.LookPath("objdump")
-	if err != nil {
-		if testshared.InCI() {
-			t.Fatal("GNU objdump (binutils) is missing: scripts/setup.sh installs it")
-		}
-		t.Skip("GNU objdump (binutils) not installed")
-	}
+	objdump := requireObjdump(t)
 	// stories260K (F32, and Q8_0: int8 and float16 loads), a bfloat16
 	// model and gemma2 (tanh soft-capping, which has no vector form) cover
 	// every kind of scalar code; KV caches stored in f16 and bf16 add their

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,7 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/llmc-dev/llmc/artifact"
-	"github.com/llmc-dev/llmc/codegen/llvm"
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/internal/testshared"
 	"github.com/llmc-dev/llmc/ir"
@@ -151,12 +149,7 @@ func TestWeightBytes(t *testing.T) {
 // interpreter widens them for its fused kernels, whatever the backend is
 // called; the eager path keeps its matrices in bfloat16.
 func TestWeightBytesStoredBF16(t *testing.T) {
-	_, err := llvm.FindToolchain()
-	var te *llvm.ToolError
-	if errors.As(err, &te) && !testshared.InCI() {
-		t.Skipf("skipping: %v", err)
-	}
-	require.NoError(t, err)
+	requireLLVM(t)
 	dir := testshared.Path(t, "models", "llama-tiny-bf16")
 	open := func(backend string) *Engine {
 		art := filepath.Join(t.TempDir(), backend)

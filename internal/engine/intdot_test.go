@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"errors"
 	"math"
 	goruntime "runtime"
 	"testing"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/llmc-dev/llmc/codegen/llvm"
 	"github.com/llmc-dev/llmc/internal/compiler"
-	"github.com/llmc-dev/llmc/internal/testshared"
 	"github.com/llmc-dev/llmc/runtime"
 	"github.com/llmc-dev/llmc/runtime/native"
 )
@@ -44,12 +42,7 @@ var intDotBounds = []struct {
 // the format's intDotBounds of the float path (--float-dot); and that the
 // NLL over the reference texts is within its bound of f32's.
 func TestIntDot(t *testing.T) {
-	_, err := llvm.FindToolchain()
-	var te *llvm.ToolError
-	if errors.As(err, &te) && !testshared.InCI() {
-		t.Skipf("skipping: %v", err)
-	}
-	require.NoError(t, err)
+	requireLLVM(t)
 	seqs := textSeqs(t)
 	feats, err := native.HostFeatures()
 	if err != nil {

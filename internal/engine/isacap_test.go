@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"errors"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -29,23 +28,12 @@ var avx512Operand = regexp.MustCompile(`%zmm|%[xy]mm(1[6-9]|2[0-9]|3[01])\b|%k[0
 // object has no AVX-512 instruction where the uncapped one has, and that
 // both compute the same logits to rounding.
 func TestLLVMISACap(t *testing.T) {
-	_, err := llvm.FindToolchain()
-	var te *llvm.ToolError
-	if errors.As(err, &te) && !testshared.InCI() {
-		t.Skipf("skipping: %v", err)
-	}
-	require.NoError(t, err)
+	requireLLVM(t)
 	feats, err := native.HostFeatures()
 	if err != nil || !feats["avx512f"] {
 		t.Skip("this CPU has no AVX-512 to take away")
 	}
-	objdump, err := exec.LookPath("objdump")
-	if err != nil {
-		if testshared.InCI() {
-			t.Fatal("GNU objdump (binutils) is missing: scripts/setup.sh installs it")
-		}
-		t.Skip("GNU objdump (binutils) not installed")
-	}
+	objdump := requireObjdump(t)
 	model := testshared.Path(t, "models", "stories260K")
 	build := func(isa string) (*Engine, string) {
 		t.Setenv(runtime.ISAEnv, isa)

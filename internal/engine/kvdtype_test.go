@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"errors"
 	"math"
 	"path/filepath"
 	"testing"
@@ -9,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/llmc-dev/llmc/artifact"
-	"github.com/llmc-dev/llmc/codegen/llvm"
 	"github.com/llmc-dev/llmc/frontends/hf"
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/internal/sysmem"
@@ -20,12 +18,7 @@ import (
 
 func needLLVM(t *testing.T) {
 	t.Helper()
-	_, err := llvm.FindToolchain()
-	var te *llvm.ToolError
-	if errors.As(err, &te) && !testshared.InCI() {
-		t.Skipf("skipping: %v", err)
-	}
-	require.NoError(t, err)
+	requireLLVM(t)
 }
 
 // compileKV compiles model for the LLVM backend with its KV cache stored in

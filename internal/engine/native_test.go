@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/llmc-dev/llmc/codegen/llvm"
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/internal/testshared"
 	"github.com/llmc-dev/llmc/passes"
@@ -23,16 +21,11 @@ import (
 // chunk and a partial one, and of the decode steps after it, with the
 // interpreter's on the model folder.
 func TestLLVMOneCallPerStep(t *testing.T) {
-	_, err := llvm.FindToolchain()
-	var te *llvm.ToolError
-	if errors.As(err, &te) && !testshared.InCI() {
-		t.Skipf("skipping: %v", err)
-	}
-	require.NoError(t, err)
+	requireLLVM(t)
 	model := testshared.Path(t, "models", "stories260K")
 	art := filepath.Join(t.TempDir(), "s.llmc")
 	const chunk = 16
-	_, err = compiler.Compile(model, art, compiler.Options{Backend: "llvm", KV: passes.Static, MaxSeq: 64, PrefillChunk: chunk})
+	_, err := compiler.Compile(model, art, compiler.Options{Backend: "llvm", KV: passes.Static, MaxSeq: 64, PrefillChunk: chunk})
 	require.NoError(t, err)
 	eager, err := Open(model, Options{Threads: 1})
 	require.NoError(t, err)

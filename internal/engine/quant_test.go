@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"math"
 	"os"
 	"os/exec"
@@ -16,7 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/llmc-dev/llmc/artifact"
-	"github.com/llmc-dev/llmc/codegen/llvm"
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/internal/testshared"
 	"github.com/llmc-dev/llmc/passes"
@@ -157,12 +155,7 @@ func TestBlockQuality(t *testing.T) {
 // ones) give the interpreter's logits of the same format, prefill and
 // decode, to float rounding.
 func TestBlockCompiledMatchesInterpreter(t *testing.T) {
-	_, err := llvm.FindToolchain()
-	var te *llvm.ToolError
-	if errors.As(err, &te) && !testshared.InCI() {
-		t.Skipf("skipping: %v", err)
-	}
-	require.NoError(t, err)
+	requireLLVM(t)
 	seqs := textSeqs(t)
 	f32 := compileOpen(t, "stories260K", "llvm", "f32")
 	for _, b := range blockBounds {
