@@ -806,6 +806,8 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 			fn = "Cos"
 		case kir.Sin:
 			fn = "Sin"
+		case kir.RoundEven:
+			fn = "RoundToEven"
 		default:
 			panic(emitError{fmt.Errorf("unknown function %s", e.Fn)})
 		}
@@ -888,6 +890,8 @@ func (g *gen) uexpr(e kir.Expr) *jen.Statement {
 			return jen.Id("exp8").Call(arg)
 		case kir.Sqrt:
 			return arg.Dot("Sqrt").Call()
+		case kir.RoundEven:
+			return arg.Dot("RoundToEven").Call()
 		case kir.Tanh, kir.Cos, kir.Sin:
 			fn := map[kir.MathFn]string{kir.Tanh: "Tanh", kir.Cos: "Cos", kir.Sin: "Sin"}[e.Fn]
 			return jen.Id("scalar8").Call(arg, jen.Qual("math", fn))

@@ -351,6 +351,8 @@ func CallF64(fn MathFn, x float64) float64 {
 		return math.Cos(x)
 	case Sin:
 		return math.Sin(x)
+	case RoundEven:
+		return math.RoundToEven(x)
 	}
 	panic("unknown function " + fn.String())
 }

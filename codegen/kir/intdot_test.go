@@ -2,6 +2,7 @@ package kir
 
 import (
 	"math"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -187,11 +188,15 @@ func TestVerifyIntDot(t *testing.T) {
 // TestVerifyIntDot4: doti4 reads a Q4_0 weight's 16 bytes of nibbles, and
 // neither form reads the other format's blocks.
 func TestVerifyIntDot4(t *testing.T) {
-	const dot = "doti4(w_0[(((n12 * 36) + (b15 * 18)) + 2)], scratch[(b15 * 32)])"
 	q4 := Print(intDotProgram(t, wformat.Q4_0, 1, 40, 2))
 	q8 := Print(intDotProgram(t, wformat.Q8_0, 1, 40, 2))
+	// The first block's dot: (((n * 36) + (b * 18)) + 2) for a loop's b.
+	dot := regexp.MustCompile(`doti4\(w_0\[[^\]]*\+ 2\)\], scratch\[[^\]]*\]\)`).FindString(q4)
+	if dot == "" {
+		t.Fatalf("no doti4 of a first block in\n%s", q4)
+	}
 	for _, c := range []struct{ name, text, from, to, want string }{
-		{"nibbles past the end", q4, dot, "doti4(w_0[(((n12 * 36) + (b15 * 18)) + 60)], scratch[(b15 * 32)])", "reaches 96 (+16), past its 72 elements"},
+		{"nibbles past the end", q4, dot, strings.Replace(dot, "+ 2)]", "+ 60)]", 1), "(+16), past its 72 elements"},
 		{"doti8 of q4_0", q4, dot, strings.Replace(dot, "doti4", "doti8", 1), "not a weight of int8 quants"},
 		{"doti4 of q8_0", q8, "doti8(", "doti4(", "not a weight of 4-bit quants"},
 	} {

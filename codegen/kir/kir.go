@@ -163,10 +163,13 @@ const (
 	Tanh
 	Cos
 	Sin
+	// RoundEven rounds to the nearest integer, ties to even (what StoreI8
+	// does before it stores a byte).
+	RoundEven
 	numMathFns
 )
 
-var mathFnNames = [...]string{"exp", "sqrt", "tanh", "cos", "sin"}
+var mathFnNames = [...]string{"exp", "sqrt", "tanh", "cos", "sin", "roundeven"}
 
 // String is the function's name in the text form.
 func (f MathFn) String() string {
@@ -477,9 +480,10 @@ func (*Prefetch) stmt() {}
 // the lanes after, and one HSum finishes a row.
 //
 // With Nibbles, W holds a Q4_0 block's 16 bytes of 4-bit quants at WOff
-// instead, read as the 32 int8s q - 8 (weight j is the low nibble of byte
-// j for j < 16, else the high nibble of byte j - 16): in [-8, 7], so the
-// same sign trick and lane sums apply.
+// instead, read as the 32 unsigned quants q in [0, 15] (weight j is the low
+// nibble of byte j for j < 16, else the high nibble of byte j - 16), which
+// vpdpbusd and vpmaddubsw take as they are; the lowering subtracts the
+// zero point once a block (8·d_w·d_x·Σq_x).
 type DotI8 struct {
 	W       *Buffer
 	WOff    Expr
@@ -508,8 +512,8 @@ func (d *DotI8) WBytes() int {
 	return DotI8Len
 }
 
-// Weight is the int8 value of weight k < 32 of the dot, from the bytes of
-// W at its offset.
+// Weight is the quant k < 32 of the dot, from the bytes of W at its
+// offset: the int8, or the unsigned nibble.
 func (d *DotI8) Weight(w []byte, k int) int8 {
 	if !d.Nibbles {
 		return int8(w[k])
@@ -518,7 +522,7 @@ func (d *DotI8) Weight(w []byte, k int) int8 {
 	if k >= 16 {
 		b >>= 4
 	}
-	return int8(b&15) - wformat.Q4_0Zero
+	return int8(b & 15)
 }
 
 // QuantI8 is what StoreI8 stores for a value x.

@@ -75,19 +75,24 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 	}
 	nb := (in + be - 1) / be
 	// Scratch: every row's quants (nb·32 bytes, a multiple of 8 floats),
-	// then every row's scales.
+	// then every row's scales, and for Q4_0 every row's block sums.
 	qOff := l.scratchTop
 	l.alloc([]int{rows * nb * be / 4})
 	sOff := l.scratchTop
 	l.alloc([]int{rows * nb})
+	sumOff := -1
+	if nibbles {
+		sumOff = l.scratchTop
+		l.alloc([]int{rows * nb})
+	}
 	real := IMin(I(rows), l.length)
 	// The quantisation joins a serial phase before it in the kernel (an
 	// RMSNorm's), saving a meeting of the threads.
 	if ph := l.k.Phases; len(ph) > 0 && !ph[len(ph)-1].Parallel {
 		last := ph[len(ph)-1]
-		last.Body = append(last.Body, l.quantiseRows(x, real, nb, qOff, sOff)...)
+		last.Body = append(last.Body, l.quantiseRows(x, real, nb, qOff, sOff, sumOff)...)
 	} else {
-		l.serial(l.quantiseRows(x, real, nb, qOff, sOff)...)
+		l.serial(l.quantiseRows(x, real, nb, qOff, sOff, sumOff)...)
 	}
 
 	col := l.newVar("n", Int)
@@ -101,24 +106,43 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 	// token with one column, 22 with four).
 	tile := func(row Expr, n int) []Stmt {
 		accs := make([][]*Var, n) // accs[r][k]: row r's blocks k mod chains
+		// corrs[r][k]: for Q4_0, row r's Σ d_w·Σx over blocks k mod chains.
+		corrs := make([][]*Var, n)
 		var body []Stmt
 		for r := range accs {
 			for range chains {
 				acc := l.newVar("acc", F32x8)
 				accs[r] = append(accs[r], acc)
 				body = append(body, &Decl{Var: acc, Init: &Broadcast{X: F(0)}})
+				if nibbles {
+					c := l.newVar("corr", F32)
+					corrs[r] = append(corrs[r], c)
+					body = append(body, &Decl{Var: c, Init: F(0)})
+				}
 			}
 		}
 		block := func(b Expr, k int) []Stmt {
 			var stmts []Stmt
 			base := IAdd(IMul(col, I(rb)), IMul(b, I(bb)))
+			dw := Expr(blockScale(w.buf, base))
+			if nibbles {
+				v := l.newVar("dw", F32)
+				stmts = append(stmts, &Decl{Var: v, Init: dw})
+				dw = v
+			}
 			for r := range accs {
 				blk := IAdd(IMul(IAdd(row, I(r)), I(nb)), b) // the block's number among the rows'
 				dx := l.newVar("dx", F32)
 				stmts = append(stmts, &Decl{Var: dx, Init: Ld(l.scratch, IAdd(I(sOff), blk))})
 				dot := &DotI8{W: w.buf, WOff: IAdd(base, I(quants)), X: l.scratch, XOff: IAdd(I(4*qOff), IMul(blk, I(be))), Nibbles: nibbles}
-				scale := &Broadcast{X: FMul(blockScale(w.buf, base), dx)}
+				scale := &Broadcast{X: FMul(dw, dx)}
 				stmts = append(stmts, &Assign{Var: accs[r][k], Val: &FMA{A: dot, B: scale, C: accs[r][k]}})
+				if nibbles {
+					// The nibbles are q, the weights d_w·(q - 8): the 8 is
+					// taken off once a block, as 8·d_w·d_x·Σq_x.
+					sx := Ld(l.scratch, IAdd(I(sumOff), blk))
+					stmts = append(stmts, &Assign{Var: corrs[r][k], Val: &FMA{A: dw, B: sx, C: corrs[r][k]}})
+				}
 			}
 			return stmts
 		}
@@ -135,7 +159,11 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 		}
 		for r := range accs {
 			y := l.newVar("y", F32)
-			body = append(body, &Decl{Var: y, Init: &HSum{X: sumTree(accs[r])}})
+			var sum Expr = &HSum{X: sumTree(accs[r])}
+			if nibbles {
+				sum = &FMA{A: F(-wformat.Q4_0Zero), B: sumTree(corrs[r]), C: sum}
+			}
+			body = append(body, &Decl{Var: y, Init: sum})
 			body = append(body, l.columnStore(y, out, extra, bias, IAdd(row, I(r)), col)...)
 		}
 		return body
@@ -161,8 +189,10 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 // (in columns, nb blocks of 32) into scratch: block b of row s has its 32
 // int8s at byte 4·qOff + 32·(s·nb + b) and its scale d = max|x|/127 at
 // element sOff + s·nb + b; each quant is x·(127/max|x|) rounded (StoreI8),
-// 0 for a block of zeros, and the columns past in are zeros.
-func (l *lowerer) quantiseRows(x view, real Expr, nb, qOff, sOff int) []Stmt {
+// 0 for a block of zeros, and the columns past in are zeros. With sumOff
+// ≥ 0, d·Σq, the block's sum of quants times its scale, goes to element
+// sumOff + s·nb + b as well.
+func (l *lowerer) quantiseRows(x view, real Expr, nb, qOff, sOff, sumOff int) []Stmt {
 	in := x.shape[1]
 	s := l.newVar("s", Int)
 	blockStmts := func(b Expr, n int) []Stmt {
@@ -200,6 +230,38 @@ func (l *lowerer) quantiseRows(x view, real Expr, nb, qOff, sOff int) []Stmt {
 		stmts = append(stmts,
 			&Store{Buf: l.scratch, Index: IAdd(I(sOff), blk), Val: FDiv(amax, F(127))},
 			&Decl{Var: id, Init: &Select{X: amax, Y: F(0), A: FDiv(F(127), amax), B: F(0)}})
+		if sumOff >= 0 {
+			// d·Σq over the block's quants, each rounded as StoreI8
+			// rounds it (the clamp never binds: |x·id| <= 127), so the
+			// zero point comes off the same quantised input the dot
+			// product sees.
+			var vsum, ssum Expr
+			for _, xv := range xs {
+				if xv.T == F32x8 {
+					q := Fn(RoundEven, FMul(xv, &Broadcast{X: id}))
+					if vsum == nil {
+						vsum = q
+					} else {
+						vsum = FAdd(vsum, q)
+					}
+					continue
+				}
+				q := Fn(RoundEven, FMul(xv, id))
+				if ssum == nil {
+					ssum = q
+				} else {
+					ssum = FAdd(ssum, q)
+				}
+			}
+			sum := Expr(F(0))
+			if vsum != nil {
+				sum = &HSum{X: vsum}
+			}
+			if ssum != nil {
+				sum = FAdd(sum, ssum)
+			}
+			stmts = append(stmts, &Store{Buf: l.scratch, Index: IAdd(I(sumOff), blk), Val: FMul(FDiv(amax, F(127)), sum)})
+		}
 		j := 0
 		for _, xv := range xs {
 			if xv.T == F32x8 {

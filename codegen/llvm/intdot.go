@@ -171,8 +171,13 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 	var lanes value.Value
 	switch form := g.o.DotForm; form {
 	case DotVNNI, DotAVX2:
-		u := fb.call(g.declare("llvm.abs.v32i8", v32i8, v32i8, types.I1), w, constant.False)
-		sx := fb.call(g.declare("llvm.x86.avx2.psign.b", v32i8, v32i8, v32i8), x, w)
+		// Unsigned times signed: |w| and x with w's sign, or Q4_0's
+		// nibbles (unsigned already) and x as they are.
+		u, sx := w, x
+		if !e.Nibbles {
+			u = fb.call(g.declare("llvm.abs.v32i8", v32i8, v32i8, types.I1), w, constant.False)
+			sx = fb.call(g.declare("llvm.x86.avx2.psign.b", v32i8, v32i8, v32i8), x, w)
+		}
 		if form == DotVNNI {
 			lanes = fb.call(g.declare("llvm.x86.avx512.vpdpbusd.256", v8i, v8i, v8i, v8i),
 				constant.NewZeroInitializer(v8i), fb.cur.NewBitCast(u, v8i), fb.cur.NewBitCast(sx, v8i))
@@ -185,7 +190,11 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 		}
 		lanes = fb.call(g.declare("llvm.x86.avx2.pmadd.wd", v8i, v16i16, v16i16), pairs, constant.NewVector(v16i16, ones...))
 	case DotPortable, "":
-		prod := fb.cur.NewMul(fb.cur.NewSExt(w, v32i32), fb.cur.NewSExt(x, v32i32))
+		var wide value.Value = fb.cur.NewSExt(w, v32i32)
+		if e.Nibbles {
+			wide = fb.cur.NewZExt(w, v32i32)
+		}
+		prod := fb.cur.NewMul(wide, fb.cur.NewSExt(x, v32i32))
 		prod.OverflowFlags = []enum.OverflowFlag{enum.OverflowFlagNSW}
 		// Lane i is products 4i..4i+3, added in pairs twice: llc matches
 		// the first step, sign-extended bytes multiplied and adjacent
@@ -197,9 +206,9 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 	return fb.cur.NewSIToFP(lanes, v8)
 }
 
-// nibbles loads a Q4_0 block's 16 bytes of quants as the 32 int8s q - 8 of
-// kir.DotI8.Nibbles: the low nibbles (quants 0..15) then the high ones
-// (16..31), one mask, one shift and one shuffle joining them.
+// nibbles loads a Q4_0 block's 16 bytes of quants as the 32 unsigned
+// bytes q of kir.DotI8.Nibbles: the low nibbles (quants 0..15) then the
+// high ones (16..31), one mask, one shift and one shuffle joining them.
 func (fb *fn) nibbles(e *kir.DotI8) value.Value {
 	v16i8 := types.NewVector(16, types.I8)
 	p := fb.cur.NewBitCast(fb.bytePtr(e.W, e.WOff), types.NewPointer(v16i8))
@@ -218,10 +227,5 @@ func (fb *fn) nibbles(e *kir.DotI8) value.Value {
 	for i := range idx {
 		idx[i] = int64(i)
 	}
-	both := fb.cur.NewShuffleVector(lo, hi, i32s(idx...))
-	zero := make([]constant.Constant, 32)
-	for i := range zero {
-		zero[i] = constant.NewInt(types.I8, 8)
-	}
-	return fb.cur.NewSub(both, constant.NewVector(v32i8, zero...))
+	return fb.cur.NewShuffleVector(lo, hi, i32s(idx...))
 }

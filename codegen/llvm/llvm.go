@@ -1035,6 +1035,8 @@ func (fb *fn) expr(e kir.Expr) value.Value {
 			return fb.scalarCall(e.Fn, x)
 		case x.Type().Equal(v8) && e.Fn == kir.Exp:
 			return fb.call(fb.g.exp8, x)
+		case x.Type().Equal(v8) && e.Fn == kir.RoundEven:
+			return fb.call(fb.g.declare("llvm.roundeven.v8f32", v8, v8), x)
 		case x.Type().Equal(v8):
 			out := value.Value(constant.NewUndef(v8))
 			for i := int64(0); i < 8; i++ {
@@ -1100,6 +1102,8 @@ func (fb *fn) scalarCall(fun kir.MathFn, x value.Value) value.Value {
 	switch fun {
 	case kir.Sqrt:
 		return fb.call(g.declare("llvm.sqrt.f32", f32, f32), x)
+	case kir.RoundEven:
+		return fb.call(g.declare("llvm.roundeven.f32", f32, f32), x)
 	case kir.Exp, kir.Sin, kir.Cos:
 		f = g.declare("llvm."+fun.String()+".f64", f64, f64)
 	case kir.Tanh:
