@@ -207,25 +207,31 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 }
 
 // nibbles loads a Q4_0 block's 16 bytes of quants as the 32 unsigned
-// bytes q of kir.DotI8.Nibbles: the low nibbles (quants 0..15) then the
-// high ones (16..31), one mask, one shift and one shuffle joining them.
+// bytes q of kir.DotI8.Nibbles, the low nibbles (quants 0..15) then the
+// high ones (16..31): the 16 bytes in both halves of a vector (one
+// vbroadcasti128), the upper half's 32-bit lanes shifted right by 4 (one
+// vpsrlvd: each byte's high nibble lands in its low four bits, the next
+// byte's low nibble above them) and every byte masked to its low four
+// bits (one vpand). A mask, a shift and a shuffle joining two halves took
+// two more instructions a block.
 func (fb *fn) nibbles(e *kir.DotI8) value.Value {
 	v16i8 := types.NewVector(16, types.I8)
 	p := fb.cur.NewBitCast(fb.bytePtr(e.W, e.WOff), types.NewPointer(v16i8))
 	ld := fb.cur.NewLoad(v16i8, p)
 	ld.Align = 1
-	splat8 := func(n int64) constant.Constant {
-		cs := make([]constant.Constant, 16)
-		for i := range cs {
-			cs[i] = constant.NewInt(types.I8, n)
-		}
-		return constant.NewVector(v16i8, cs...)
-	}
-	lo := fb.cur.NewAnd(ld, splat8(15))
-	hi := fb.cur.NewLShr(ld, splat8(4))
 	idx := make([]int64, 32)
 	for i := range idx {
-		idx[i] = int64(i)
+		idx[i] = int64(i % 16)
 	}
-	return fb.cur.NewShuffleVector(lo, hi, i32s(idx...))
+	both := fb.cur.NewBitCast(fb.cur.NewShuffleVector(ld, constant.NewUndef(v16i8), i32s(idx...)), v8i)
+	shifts := make([]constant.Constant, 8)
+	for i := range shifts {
+		shifts[i] = constant.NewInt(types.I32, int64(4*(i/4)))
+	}
+	shifted := fb.cur.NewBitCast(fb.cur.NewLShr(both, constant.NewVector(v8i, shifts...)), v32i8)
+	mask := make([]constant.Constant, 32)
+	for i := range mask {
+		mask[i] = constant.NewInt(types.I8, 15)
+	}
+	return fb.cur.NewAnd(shifted, constant.NewVector(v32i8, mask...))
 }
