@@ -49,7 +49,8 @@ func sumTree(xs []*Var) Expr {
 
 // linearQ8Int lowers y = x·wᵀ (+ bias, + a folded residual) for a Q8_0
 // or Q4_0 weight with integer dot products (a Q4_0 block's nibbles are
-// read as the int8s q - 8, DotI8.Nibbles): a serial phase quantises the real
+// multiplied unsigned, DotI8.Nibbles, and its zero point taken off per
+// block as 8·d_w·d_x·Σq_x): a serial phase quantises the real
 // rows of x into scratch, blocks of 32 quants then one scale per block
 // (a last partial block padded with zeros, as the weight's rows are when
 // quantised), and a phase parallel over groups of output columns sums
@@ -106,7 +107,8 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 	// token with one column, 22 with four).
 	tile := func(row Expr, n int) []Stmt {
 		accs := make([][]*Var, n) // accs[r][k]: row r's blocks k mod chains
-		// corrs[r][k]: for Q4_0, row r's Σ d_w·Σx over blocks k mod chains.
+		// corrs[r][k]: for Q4_0, row r's Σ d_w·d_x·Σq_x over blocks k mod
+		// chains.
 		corrs := make([][]*Var, n)
 		var body []Stmt
 		for r := range accs {
