@@ -60,6 +60,7 @@ type llvmEmitted struct {
 	tc    *llvm.Toolchain
 	opts  llvm.Options
 	parts []string // model.ll split for parallel compilation
+	limit string   // runtime.ISALimit when the module was emitted
 }
 
 // emitLLVMTarget writes the kernels as an LLVM module for this machine
@@ -71,19 +72,20 @@ func emitLLVMTarget(b *targetBuild) error {
 		return err
 	}
 	o := llvm.Options{BuildID: b.man.BuildID, Triple: tc.Triple, DataLayout: llvm.DataLayout(tc.Triple)}
-	// LLMC_ISA caps the vector instruction set llc may use, so that code
-	// for a lower ISA is built and measured on one machine.
+	// LLMC_ISA caps the vector instruction set llc may use and the
+	// integer-dot form, so that code for a lower ISA is built and
+	// measured on one machine.
 	limit := runtime.ISALimit()
+	feats, err := native.HostFeatures()
+	if err != nil {
+		feats = nil // no features known: the portable forms
+	}
 	tc.MAttr = llvm.MAttrFor(limit)
-	b.man.Backends.ISA = nativeISA(limit)
+	b.man.Backends.ISA = nativeISA(feats, limit)
 	if hasIntDot(b.prog) {
 		// The best form llc -mcpu=native can run here, at most what
-		// LLMC_ISA allows, so that each form is built on one machine.
-		feats, err := native.HostFeatures()
-		if err != nil {
-			feats = nil // no features known: the portable form
-		}
-		o.DotForm = llvm.ChooseDotForm(goruntime.GOARCH, feats, runtime.ISALimit())
+		// LLMC_ISA allows.
+		o.DotForm = llvm.ChooseDotForm(goruntime.GOARCH, feats, limit)
 		b.man.Backends.IntDot = string(o.DotForm)
 		b.progress("integer dot products: %s form", o.DotForm)
 	}
@@ -98,7 +100,7 @@ func emitLLVMTarget(b *targetBuild) error {
 		return err
 	}
 	b.sources = append(b.sources, emittedSource{LLVMModule, []byte(ll)})
-	b.state = &llvmEmitted{tc: tc, opts: o, parts: parts}
+	b.state = &llvmEmitted{tc: tc, opts: o, parts: parts, limit: limit}
 	b.files = append(b.files, LLVMModule)
 	return nil
 }
@@ -134,28 +136,24 @@ func buildLLVM(b *targetBuild) error {
 	}
 	man.Backends.Library = LLVMLibrary
 	man.Backends.TargetCPU = tc.HostCPU
-	man.Backends.Features = native.CapFeatures(native.TargetFeatures(), runtime.ISALimit())
+	man.Backends.Features = native.CapFeatures(native.TargetFeatures(), e.limit)
 	man.Backends.Tools = tc.Versions
 	b.files = append(b.files, LLVMLibrary, artifact.LayoutName)
 	return nil
 }
 
-// nativeISA names the widest vector instruction set code compiled here
-// under LLMC_ISA limit uses: the host's best (AVX-512 F, AVX2) at most
-// limit; "scalar" stands for code below AVX2 (llvm.MAttrFor).
-func nativeISA(limit string) string {
-	feats, _ := native.HostFeatures()
-	best := runtime.ISAScalar
+// nativeISA names the widest vector instruction set code compiled for a
+// CPU with feats under LLMC_ISA limit uses: the CPU's best (AVX-512 F,
+// AVX2) at most limit; "scalar" stands for code below AVX2
+// (llvm.MAttrFor).
+func nativeISA(feats map[string]bool, limit string) string {
 	switch {
-	case goruntime.GOARCH != "amd64":
-	case feats["avx512f"]:
-		best = runtime.ISAAVX512
+	case goruntime.GOARCH != "amd64" || limit == runtime.ISAScalar:
+		return runtime.ISAScalar
+	case feats["avx512f"] && limit != runtime.ISAAVX2:
+		return runtime.ISAAVX512
 	case feats["avx2"]:
-		best = runtime.ISAAVX2
+		return runtime.ISAAVX2
 	}
-	rank := map[string]int{runtime.ISAScalar: 0, runtime.ISAAVX2: 1, runtime.ISAAVX512: 2}
-	if r, ok := rank[limit]; ok && r < rank[best] {
-		return limit
-	}
-	return best
+	return runtime.ISAScalar
 }
