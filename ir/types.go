@@ -22,13 +22,15 @@ const (
 	Q8_0
 	// Q4_0 is a weight stored in llama.cpp's Q4_0 blocks (wformat.Q4_0).
 	Q4_0
+	// Q4_K is a weight stored in llama.cpp's Q4_K blocks (wformat.Q4_K).
+	Q4_K
 )
 
-var dtypeNames = [...]string{Invalid: "invalid", F32: "f32", F16: "f16", BF16: "bf16", I32: "i32", Q8_0: "q8_0", Q4_0: "q4_0"}
-var dtypeSizes = [...]int{Invalid: 0, F32: 4, F16: 2, BF16: 2, I32: 4, Q8_0: 0, Q4_0: 0}
+var dtypeNames = [...]string{Invalid: "invalid", F32: "f32", F16: "f16", BF16: "bf16", I32: "i32", Q8_0: "q8_0", Q4_0: "q4_0", Q4_K: "q4_k"}
+var dtypeSizes = [...]int{Invalid: 0, F32: 4, F16: 2, BF16: 2, I32: 4, Q8_0: 0, Q4_0: 0, Q4_K: 0}
 
 // dtypeFormats are the weight formats of the dtypes a weight can have.
-var dtypeFormats = map[DType]wformat.Format{F32: wformat.F32, F16: wformat.F16, BF16: wformat.BF16, Q8_0: wformat.Q8_0, Q4_0: wformat.Q4_0}
+var dtypeFormats = map[DType]wformat.Format{F32: wformat.F32, F16: wformat.F16, BF16: wformat.BF16, Q8_0: wformat.Q8_0, Q4_0: wformat.Q4_0, Q4_K: wformat.Q4_K}
 
 // Format is the weight format of a weight of dtype d (false for a dtype
 // no weight is stored in).

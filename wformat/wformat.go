@@ -9,6 +9,9 @@
 // with zeros to a whole number of blocks (stories260K's 172-wide rows take
 // six blocks of 32), so rows stay independent and a matrix stacked from
 // several tensors by rows (a fused QKV) is the stacked bytes of its parts.
+// Q4_K's blocks of 256 would pad a 64-wide row fourfold, so a row's last,
+// partial Q4_K block is stored short (TailBytes): its scales and only the
+// quant bytes its real sub-blocks use.
 package wformat
 
 import (
@@ -33,6 +36,15 @@ const (
 	// nibble of byte j, weight j+16 in its high nibble, and weight j is
 	// d·(q[j] - 8). 18 bytes for 32 weights.
 	Q4_0
+	// Q4_K is llama.cpp's Q4_K super-block of 256 weights in eight
+	// sub-blocks of 32: a float16 d and a float16 dmin, 12 bytes of eight
+	// 6-bit scales sc[j] and eight 6-bit mins m[j] (Q4_KScaleMin), then
+	// 128 bytes of unsigned 4-bit quants q (Q4_KNibble); weight i, of
+	// sub-block j = i/32, is d·sc[j]·q[i] - dmin·m[j]. 144 bytes for 256
+	// weights; a row's last, partial block keeps the 16 bytes of scales
+	// and the 32 bytes of quants of each pair of sub-blocks it has a
+	// real weight in (TailBytes).
+	Q4_K
 	numFormats
 )
 
@@ -48,6 +60,7 @@ var formats = [numFormats]info{
 	BF16: {"bf16", 1, 2},
 	Q8_0: {"q8_0", 32, 34},
 	Q4_0: {"q4_0", 32, 18},
+	Q4_K: {"q4_k", 256, 144},
 }
 
 // Offsets inside a Q8_0 block.
@@ -103,8 +116,26 @@ func (f Format) Blocks(cols int) int {
 	return (cols + e - 1) / e
 }
 
-// RowBytes is the size of a stored row of cols weights, padding included.
-func (f Format) RowBytes(cols int) int { return f.Blocks(cols) * f.BlockBytes() }
+// RowBytes is the size of a stored row of cols weights, padding included:
+// its whole blocks, then a last partial one of TailBytes.
+func (f Format) RowBytes(cols int) int {
+	e := f.BlockElems()
+	return cols/e*f.BlockBytes() + f.TailBytes(cols%e)
+}
+
+// TailBytes is the size of a row's last block when it holds only rem <
+// BlockElems real weights (0 when rem is 0): a whole block for every
+// format but Q4_K, whose partial block drops the quant bytes past its
+// real sub-blocks (each 32 bytes hold two sub-blocks, 64 weights).
+func (f Format) TailBytes(rem int) int {
+	switch {
+	case rem == 0:
+		return 0
+	case f == Q4_K:
+		return Q4_KQuants + (rem+63)/64*32
+	}
+	return f.BlockBytes()
+}
 
 // Bytes is the stored size of a rows × cols matrix.
 func (f Format) Bytes(rows, cols int) int { return rows * f.RowBytes(cols) }
@@ -157,6 +188,8 @@ func Quantize(f Format, rows, cols int, data []float32) ([]byte, error) {
 		row = quantizeQ8_0Row
 	case Q4_0:
 		row = quantizeQ4_0Row
+	case Q4_K:
+		row = quantizeQ4_KRow
 	default:
 		return nil, fmt.Errorf("quantizing to %s: not a block format llmc quantizes to", f)
 	}
@@ -251,6 +284,12 @@ func Dequantize(f Format, rows, cols int, data []byte) ([]float32, error) {
 				d := F16ToF32(uint16(blk[Q4_0Scale]) | uint16(blk[Q4_0Scale+1])<<8)
 				off, sh := Q4_0Nibble(j)
 				out[r*cols+c] = d * float32(int(blk[Q4_0Quants+off]>>sh&0xf)-Q4_0Zero)
+			case Q4_K:
+				d := F16ToF32(uint16(blk[Q4_KScale]) | uint16(blk[Q4_KScale+1])<<8)
+				dmin := F16ToF32(uint16(blk[Q4_KMin]) | uint16(blk[Q4_KMin+1])<<8)
+				sc, m := Q4_KScaleMin(blk[Q4_KScales:Q4_KQuants], j/Q4_KSub)
+				off, sh := Q4_KNibble(j)
+				out[r*cols+c] = d*float32(sc)*float32(blk[Q4_KQuants+off]>>sh&0xf) - dmin*float32(m)
 			}
 		}
 	}

@@ -78,7 +78,7 @@ func (g *gen) has16() bool {
 
 // blockFormats name the wformat constants of the block formats the
 // generated code reads.
-var blockFormats = map[wformat.Format]string{wformat.Q8_0: "Q8_0", wformat.Q4_0: "Q4_0"}
+var blockFormats = map[wformat.Format]string{wformat.Q8_0: "Q8_0", wformat.Q4_0: "Q4_0", wformat.Q4_K: "Q4_K"}
 
 // Paths of the packages generated code imports.
 const (
@@ -752,6 +752,8 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 	case *kir.LoadQ:
 		off := g.expr(e.Off, simd)
 		switch {
+		case e.Part == kir.QU8:
+			return jen.Int().Call(jen.Id(e.Buf.Name).Index(off))
 		case e.Part == kir.QF16:
 			return jen.Qual("math", "Float32frombits").Call(f16Bits(e.Buf.Name, off))
 		case !e.Vec:

@@ -16,11 +16,12 @@ var blockFormats = []struct {
 }{
 	{wformat.Q8_0, []string{"load8i8 w_0[", "loadf16 w_0["}},
 	{wformat.Q4_0, []string{"load8u4lo w_0[", "load8u4hi w_0[", "loadf16 w_0["}},
+	{wformat.Q4_K, []string{"load8u4lo w_0[", "load8u4hi w_0[", "loadf16 w_0[", "loadu8 w_0["}},
 }
 
 // blockProgram lowers one linear in block format f, y[rows, out] =
 // x[rows, in]·wᵀ, with x at arena[0] and y after it, through linearBlocks
-// itself.
+// itself (linearQ4K for Q4_K).
 func blockProgram(t *testing.T, f wformat.Format, rows, in, out int) *Program {
 	t.Helper()
 	ref := &WeightRef{Name: "w", Rows: out, Cols: in, Format: f}
@@ -32,7 +33,11 @@ func blockProgram(t *testing.T, f wformat.Format, rows, in, out int) *Program {
 	w := contiguous(&Buffer{Name: "w_0", Kind: Weight, Len: ref.Bytes(), Format: f}, I(0), []int{out, in})
 	x := contiguous(l.arena, I(0), []int{rows, in})
 	y := contiguous(l.arena, I(rows*in), []int{rows, out})
-	if err := l.linearBlocks(x, w, y, nil, nil); err != nil {
+	lower := l.linearBlocks
+	if f == wformat.Q4_K {
+		lower = l.linearQ4K
+	}
+	if err := lower(x, w, y, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	return finishBlockProgram(t, l, I(rows*in), []int{rows, out})
@@ -80,15 +85,19 @@ func testWeights(t *testing.T, f wformat.Format, out, in int) ([]byte, []float32
 // matrix-matrix lowering on Machine against x·dequantize(w)ᵀ, for each
 // format, for rows of whole blocks, a vector tail, a scalar tail (172:
 // stories260K's FFN width, padded to six blocks) and a tail past Q4_0's
-// low nibbles (56 = 32 + 24), and checks that the text form round-trips.
+// low nibbles (56 = 32 + 24), for Q4_K whole and short blocks (300 =
+// 256 + 44, 512), and checks that the text form round-trips.
 func TestLinearBlocks(t *testing.T) {
 	for _, bf := range blockFormats {
-		for _, in := range []int{32, 45, 56, 172} {
+		for _, in := range []int{32, 45, 56, 172, 300, 512} {
 			for _, rows := range []int{1, 3} {
 				const out = 5
 				p := blockProgram(t, bf.f, rows, in, out)
 				text := Print(p)
 				for _, ld := range append(bf.loads, "weight #0 w "+bf.f.String()+"[5, ") {
+					if bf.f == wformat.Q4_K && in <= 32 && strings.Contains(ld, "u4hi") {
+						continue // one sub-block: the low nibbles only
+					}
 					if !strings.Contains(text, ld) {
 						t.Fatalf("%s in %d: no %q:\n%s", bf.f, in, ld, text)
 					}
@@ -132,7 +141,7 @@ func TestLinearBlocks(t *testing.T) {
 // them).
 func TestEmbeddingBlocks(t *testing.T) {
 	for _, bf := range blockFormats {
-		for _, dim := range []int{32, 44, 172} {
+		for _, dim := range []int{32, 44, 172, 300} {
 			const vocab, seq = 7, 3
 			ref := &WeightRef{Name: "emb", Rows: vocab, Cols: dim, Format: bf.f}
 			l := &lowerer{prog: &Program{Weights: []*WeightRef{ref}}, arena: &Buffer{Name: "arena", Kind: Arena}}
@@ -142,7 +151,11 @@ func TestEmbeddingBlocks(t *testing.T) {
 			l.arena.Len = l.e.ArenaLen
 			l.k = &Kernel{Name: "step_k0_embedding", Kind: "embedding"}
 			w := contiguous(&Buffer{Name: "w_0", Kind: Weight, Len: ref.Bytes(), Format: bf.f}, I(0), []int{vocab, dim})
-			if err := l.embeddingBlocks(contiguous(l.arena, I(0), []int{seq, dim}), w); err != nil {
+			lower := l.embeddingBlocks
+			if bf.f == wformat.Q4_K {
+				lower = l.embeddingQ4K
+			}
+			if err := lower(contiguous(l.arena, I(0), []int{seq, dim}), w); err != nil {
 				t.Fatal(err)
 			}
 			p := finishBlockProgram(t, l, I(0), []int{seq, dim})
@@ -178,7 +191,7 @@ func TestVerifyBlockLoads(t *testing.T) {
 		{"past the end", wformat.Q8_0, "past its"},
 		{"nibbles of q8_0", wformat.Q8_0, "a q8_0 block holds no u4lo"},
 		{"int8 of q4_0", wformat.Q4_0, "a q4_0 block holds no i8"},
-		{"vector scale", wformat.Q4_0, "scales load one at a time"},
+		{"vector scale", wformat.Q4_0, "scales and packed bytes load one at a time"},
 		{"nibbles past the end", wformat.Q4_0, "past its"},
 	} {
 		p := blockProgram(t, c.f, 1, 32, 2)

@@ -195,6 +195,8 @@ func (f *frame) int(e Expr) int {
 		return f.params[e.Name]
 	case *Load:
 		return int(f.tokens[f.int(e.Index)])
+	case *LoadQ: // QU8, the only int part
+		return int(f.m.Blocks[e.Buf.Index][f.int(e.Off)])
 	case *Bin:
 		a, b := f.int(e.A), f.int(e.B)
 		switch e.Op {

@@ -30,34 +30,52 @@ func intDotProgram(t *testing.T, f wformat.Format, rows, in, out int) *Program {
 	return finishBlockProgram(t, l, I(rows*in), []int{rows, out})
 }
 
-// quantOf is weight k of a Q8_0 or Q4_0 block as the integer it stands
-// for: the int8, or the nibble minus 8.
-func quantOf(f wformat.Format, blk []byte, k int) int32 {
-	if f == wformat.Q4_0 {
-		off, sh := wformat.Q4_0Nibble(k)
-		return int32(blk[wformat.Q4_0Quants+off]>>sh&15) - wformat.Q4_0Zero
+// blockOf is block b (of 32 weights) of row n of weights q in format f,
+// as what it stands for: weight k is scale·quant(k) - min, with quant(k)
+// the int8, Q4_0's nibble minus 8, or Q4_K's nibble (and its sub-block's
+// scale d·sc and min dmin·m).
+func blockOf(f wformat.Format, q []byte, in, n, b int) (scale, min float32, quant func(k int) int32) {
+	row := q[n*f.RowBytes(in):]
+	f16 := func(blk []byte, at int) float32 { return wformat.F16ToF32(uint16(blk[at]) | uint16(blk[at+1])<<8) }
+	switch f {
+	case wformat.Q4_0:
+		blk := row[b*f.BlockBytes():]
+		return f16(blk, 0), 0, func(k int) int32 {
+			off, sh := wformat.Q4_0Nibble(k)
+			return int32(blk[wformat.Q4_0Quants+off]>>sh&15) - wformat.Q4_0Zero
+		}
+	case wformat.Q4_K:
+		blk, j := row[b/8*f.BlockBytes():], b%8
+		sc, m := wformat.Q4_KScaleMin(blk[wformat.Q4_KScales:wformat.Q4_KQuants], j)
+		return f16(blk, wformat.Q4_KScale) * float32(sc), f16(blk, wformat.Q4_KMin) * float32(m), func(k int) int32 {
+			off, sh := wformat.Q4_KNibble(32*j + k)
+			return int32(blk[wformat.Q4_KQuants+off] >> sh & 15)
+		}
 	}
-	return int32(int8(blk[wformat.Q8_0Quants+k]))
+	blk := row[b*f.BlockBytes():]
+	return f16(blk, 0), 0, func(k int) int32 { return int32(int8(blk[wformat.Q8_0Quants+k])) }
 }
 
-// TestLinearQ8Int runs the integer-dot Q8_0 and Q4_0 lowering on Machine
-// against its definition: x quantised per block of 32 (d = max|x|/127, q =
-// round(x/d)), y = Σ_blocks d_w·d_x·Σ q_w·q_x, for rows of whole blocks,
+// TestLinearQ8Int runs the integer-dot Q8_0, Q4_0 and Q4_K lowering on
+// Machine against its definition: x quantised per block of 32 (d =
+// max|x|/127, q = round(x/d)), y = Σ_blocks d_w·d_x·Σ q_w·q_x (for Q4_K,
+// less each sub-block's min times d_x·Σq_x), for rows of whole blocks,
 // tails (172: stories260K's FFN width), column counts of each tile size,
 // and checks it is close to x·dequantize(w)ᵀ and that the text
 // round-trips.
 func TestLinearQ8Int(t *testing.T) {
-	for _, f := range []wformat.Format{wformat.Q8_0, wformat.Q4_0} {
+	for _, f := range []wformat.Format{wformat.Q8_0, wformat.Q4_0, wformat.Q4_K} {
 		testLinearIntDot(t, f)
 	}
 }
 
 func testLinearIntDot(t *testing.T, f wformat.Format) {
-	dot := "doti8(w_0["
-	if f == wformat.Q4_0 {
-		dot = "doti4(w_0["
+	dot := map[wformat.Format]string{wformat.Q8_0: "doti8(w_0[", wformat.Q4_0: "doti4(w_0[", wformat.Q4_K: "doti4lo(w_0["}[f]
+	ins := []int{32, 45, 64, 172}
+	if f == wformat.Q4_K {
+		ins = append(ins, 300, 512) // a block and a short one; two blocks
 	}
-	for _, in := range []int{32, 45, 64, 172} {
+	for _, in := range ins {
 		for _, rows := range []int{1, 3, 8} {
 			for _, out := range []int{4, 5} {
 				p := intDotProgram(t, f, rows, in, out)
@@ -108,16 +126,19 @@ func testLinearIntDot(t *testing.T, f wformat.Format) {
 						}
 					}
 					for n := range out {
-						var want, float, bound float64
+						// mag: the terms' magnitudes, which f32 rounding
+						// is relative to (Q4_K's mins cancel much of its dots).
+						var want, mag, float, bound float64
 						for b := range nb {
-							bb := f.BlockBytes()
-							blk := q[n*nb*bb+b*bb:]
-							dw := wformat.F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
-							var sum int32
+							dw, mw, quant := blockOf(f, q, in, n, b)
+							var sum, sumx int32
 							for k := range 32 {
-								sum += quantOf(f, blk, k) * int32(qx[b*32+k])
+								sum += quant(k) * int32(qx[b*32+k])
+								sumx += int32(qx[b*32+k])
 							}
-							want += float64(dw*dx[b]) * float64(sum)
+							dot, zero := float64(dw*dx[b])*float64(sum), float64(mw*dx[b])*float64(sumx)
+							want += dot - zero
+							mag += math.Abs(dot) + math.Abs(zero)
 						}
 						for k := range in {
 							float += float64(x[s*in+k]) * float64(deq[n*in+k])
@@ -125,7 +146,7 @@ func testLinearIntDot(t *testing.T, f wformat.Format) {
 							bound += math.Abs(float64(deq[n*in+k])) * float64(dx[k/32]) / 2
 						}
 						g := float64(got[s*out+n])
-						if d := math.Abs(g - want); d > 1e-5*(1+math.Abs(want)) {
+						if d := math.Abs(g - want); d > 1e-5*(1+mag) {
 							t.Fatalf("%s in %d rows %d out %d: y[%d, %d] = %g, want %g", f, in, rows, out, s, n, g, want)
 						}
 						if d := math.Abs(g - float); d > bound+1e-4 {
@@ -161,7 +182,7 @@ func TestVerifyIntDot(t *testing.T) {
 		{"weight past the end", dot, "doti8(w_0[(((n12 * 68) + (b15 * 34)) + 100)], scratch[(b15 * 32)])", "doti8 index (((n12 * 68) + (b15 * 34)) + 100) of w_0 reaches 168 (+32), past its 136 elements"},
 		{"scratch past the end", dot, "doti8(w_0[(((n12 * 68) + (b15 * 34)) + 2)], scratch[((b15 * 32) + 70)])", "reaches 70 (+32), past its 96 bytes"},
 		{"x not scratch", dot, "doti8(w_0[(((n12 * 68) + (b15 * 34)) + 2)], arena[(b15 * 32)])", "its second operand arena is a arena buffer, not the scratch that storei8 writes"},
-		{"w not a weight", dot, "doti8(scratch[(b15 * 32)], scratch[(b15 * 32)])", "its first operand scratch is a f32 scratch buffer, not a weight of int8 quants"},
+		{"w not a weight", dot, "doti8(scratch[(b15 * 32)], scratch[(b15 * 32)])", "its first operand scratch is a f32 scratch buffer, not a weight of q8_0 quants"},
 		{"offset type", dot, "doti8(w_0[1f], scratch[(b15 * 32)])", "offset 1f is f32, not int"},
 		{"store past the end", st, "store8i8 scratch[(((s1 * 2) + 1) * 90)] = (xv9 * bcast(id11))", "storei8 index (((s1 * 2) + 1) * 90) of scratch reaches 90 (+8), past its 96 bytes"},
 		{"store to the arena", st, "store8i8 arena[(((s1 * 2) + 1) * 32)] = (xv9 * bcast(id11))", "storei8 to arena buffer arena: int8s are stored to scratch only"},
@@ -185,11 +206,15 @@ func TestVerifyIntDot(t *testing.T) {
 	}
 }
 
-// TestVerifyIntDot4: doti4 reads a Q4_0 weight's 16 bytes of nibbles, and
-// neither form reads the other format's blocks.
+// TestVerifyIntDot4: doti4 reads a Q4_0 weight's 16 bytes of nibbles,
+// doti4lo and doti4hi a Q4_K weight's 32, within a row's short last
+// block, and no form reads another format's blocks.
 func TestVerifyIntDot4(t *testing.T) {
 	q4 := Print(intDotProgram(t, wformat.Q4_0, 1, 40, 2))
 	q8 := Print(intDotProgram(t, wformat.Q8_0, 1, 40, 2))
+	// 40 weights: a short Q4_K block of 16 + 32 bytes a row, sub-blocks 0
+	// and 1 both in its 32 bytes of quants.
+	qk := Print(intDotProgram(t, wformat.Q4_K, 1, 40, 2))
 	// The first block's dot: (((n * 36) + (b * 18)) + 2) for a loop's b.
 	dot := regexp.MustCompile(`doti4\(w_0\[[^\]]*\+ 2\)\], scratch\[[^\]]*\]\)`).FindString(q4)
 	if dot == "" {
@@ -197,8 +222,11 @@ func TestVerifyIntDot4(t *testing.T) {
 	}
 	for _, c := range []struct{ name, text, from, to, want string }{
 		{"nibbles past the end", q4, dot, strings.Replace(dot, "+ 2)]", "+ 60)]", 1), "(+16), past its 72 elements"},
-		{"doti8 of q4_0", q4, dot, strings.Replace(dot, "doti4", "doti8", 1), "not a weight of int8 quants"},
-		{"doti4 of q8_0", q8, "doti8(", "doti4(", "not a weight of 4-bit quants"},
+		{"doti8 of q4_0", q4, dot, strings.Replace(dot, "doti4", "doti8", 1), "not a weight of q8_0 quants"},
+		{"doti4 of q8_0", q8, "doti8(", "doti4(", "not a weight of q4_0 quants"},
+		{"doti4hi of q4_0", q4, dot, strings.Replace(dot, "doti4", "doti4hi", 1), "not a weight of q4_k quants"},
+		{"doti4 of q4_k", qk, "doti4lo(", "doti4(", "not a weight of q4_0 quants"},
+		{"doti4hi past the end", qk, "doti4hi(w_0[((n12 * 48) + 16)]", "doti4hi(w_0[((n12 * 48) + 32)]", "(+32), past its 96 elements"},
 	} {
 		if !strings.Contains(c.text, c.from) {
 			t.Fatalf("%s: no %q in\n%s", c.name, c.from, c.text)

@@ -229,6 +229,10 @@ const (
 	// QU4Hi is the high four bits of a byte (x >> 4): Q4_0's weights
 	// 16..31.
 	QU4Hi
+	// QU8 is a byte, unsigned, as an int (not a float): Q4_K's packed
+	// 6-bit sub-block scales and mins, which lowering unpacks with integer
+	// arithmetic (a % 64, a / 64) before widening them (ToF32).
+	QU8
 	numQParts
 )
 
@@ -239,11 +243,12 @@ var qPartNames = [numQParts][2]string{
 	QF16:  {"loadf16", ""},
 	QU4Lo: {"loadu4lo", "load8u4lo"},
 	QU4Hi: {"loadu4hi", "load8u4hi"},
+	QU8:   {"loadu8", ""},
 }
 
 // qPartBytes is how many bytes a scalar load of each part reads; a vector
 // load reads eight times as many.
-var qPartBytes = [numQParts]int{QInt8: 1, QF16: 2, QU4Lo: 1, QU4Hi: 1}
+var qPartBytes = [numQParts]int{QInt8: 1, QF16: 2, QU4Lo: 1, QU4Hi: 1, QU8: 1}
 
 // QParts are the parts of each block format's blocks that LoadQ reads
 // (kir.Verify refuses the others: an int8 quant of a Q4_0 block is
@@ -251,10 +256,12 @@ var qPartBytes = [numQParts]int{QInt8: 1, QF16: 2, QU4Lo: 1, QU4Hi: 1}
 var QParts = map[wformat.Format][]QPart{
 	wformat.Q8_0: {QF16, QInt8},
 	wformat.Q4_0: {QF16, QU4Lo, QU4Hi},
+	wformat.Q4_K: {QF16, QU8, QU4Lo, QU4Hi},
 }
 
 // LoadQ reads part of a block-format weight at byte offset Off, widened
-// to f32 (Vec: the parts of eight consecutive bytes, widened to f32x8).
+// to f32 (Vec: the parts of eight consecutive bytes, widened to f32x8;
+// QU8: to an int).
 // Lowering writes dequantisation with it as scale × (quant - zero)
 // arithmetic, so a backend only prints loads, masks and conversions.
 type LoadQ struct {
@@ -264,7 +271,12 @@ type LoadQ struct {
 	Vec  bool
 }
 
-func (l *LoadQ) Type() Type { return vecType(l.Vec) }
+func (l *LoadQ) Type() Type {
+	if l.Part == QU8 {
+		return Int
+	}
+	return vecType(l.Vec)
+}
 func (l *LoadQ) String() string {
 	name := fmt.Sprintf("loadq(%d)", l.Part)
 	if l.Part < numQParts {
@@ -479,34 +491,60 @@ func (*Prefetch) stmt() {}
 // every backend's form gives the same lanes; a block's scales multiply
 // the lanes after, and one HSum finishes a row.
 //
-// With Nibbles, W holds a Q4_0 block's 16 bytes of 4-bit quants at WOff
-// instead, read as the 32 unsigned quants q in [0, 15] (weight j is the low
-// nibble of byte j for j < 16, else the high nibble of byte j - 16), which
-// vpdpbusd and vpmaddubsw take as they are; the lowering subtracts the
-// zero point once a block (8·d_w·d_x·Σq_x).
+// Quants says how W's bytes hold the 32 quants (see DotQuants): int8s,
+// or unsigned 4-bit quants in [0, 15], which vpdpbusd and vpmaddubsw
+// take as they are; the lowering takes a nibble format's zero point or
+// min off once a block (Q4_0: 8·d_w·d_x·Σq_x).
 type DotI8 struct {
-	W       *Buffer
-	WOff    Expr
-	X       *Buffer
-	XOff    Expr
-	Nibbles bool
+	W      *Buffer
+	WOff   Expr
+	X      *Buffer
+	XOff   Expr
+	Quants DotQuants
 }
+
+// DotQuants is how a DotI8's weight bytes hold its 32 quants.
+type DotQuants uint8
+
+const (
+	// DotInt8: 32 int8s (a Q8_0 block's), printed doti8.
+	DotInt8 DotQuants = iota
+	// DotQ4_0: a Q4_0 block's 16 bytes, quant k < 16 the low nibble of
+	// byte k and quant k >= 16 the high nibble of byte k - 16 (doti4).
+	DotQ4_0
+	// DotLow: the low nibbles of 32 bytes, quant k that of byte k: a
+	// Q4_K sub-block of even index (doti4lo).
+	DotLow
+	// DotHigh: the high nibbles of 32 bytes: a Q4_K sub-block of odd
+	// index, sharing its bytes with the even one before it (doti4hi).
+	DotHigh
+	numDotQuants
+)
+
+// dotNames are DotI8's printed names by DotQuants.
+var dotNames = [numDotQuants]string{DotInt8: "doti8", DotQ4_0: "doti4", DotLow: "doti4lo", DotHigh: "doti4hi"}
+
+// dotFormats is the weight format each DotQuants reads.
+var dotFormats = [numDotQuants]wformat.Format{DotInt8: wformat.Q8_0, DotQ4_0: wformat.Q4_0, DotLow: wformat.Q4_K, DotHigh: wformat.Q4_K}
+
+// Nibbles reports whether the quants are unsigned 4-bit ones.
+func (q DotQuants) Nibbles() bool { return q != DotInt8 }
 
 // DotI8Len is how many int8 pairs a DotI8 multiplies: one Q8_0 block.
 const DotI8Len = 32
 
 func (*DotI8) Type() Type { return F32x8 }
 func (d *DotI8) String() string {
-	name := "doti8"
-	if d.Nibbles {
-		name = "doti4"
+	name := fmt.Sprintf("dot(%d)", d.Quants)
+	if d.Quants < numDotQuants {
+		name = dotNames[d.Quants]
 	}
 	return fmt.Sprintf("%s(%s[%s], %s[%s])", name, d.W, d.WOff, d.X, d.XOff)
 }
 
 // WBytes is how many bytes of W the dot reads.
 func (d *DotI8) WBytes() int {
-	if d.Nibbles {
+	if d.Quants == DotQ4_0 {
 		return DotI8Len / 2
 	}
 	return DotI8Len
@@ -515,14 +553,19 @@ func (d *DotI8) WBytes() int {
 // Weight is the quant k < 32 of the dot, from the bytes of W at its
 // offset: the int8, or the unsigned nibble.
 func (d *DotI8) Weight(w []byte, k int) int8 {
-	if !d.Nibbles {
-		return int8(w[k])
+	switch d.Quants {
+	case DotQ4_0:
+		b := w[k%16]
+		if k >= 16 {
+			b >>= 4
+		}
+		return int8(b & 15)
+	case DotLow:
+		return int8(w[k] & 15)
+	case DotHigh:
+		return int8(w[k] >> 4)
 	}
-	b := w[k%16]
-	if k >= 16 {
-		b >>= 4
-	}
-	return int8(b & 15)
+	return int8(w[k])
 }
 
 // QuantI8 is what StoreI8 stores for a value x.

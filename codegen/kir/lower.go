@@ -39,7 +39,7 @@ type Options struct {
 	// prefill chunk's linear kernel takes (2 when 0): 4 paid with LLVM's
 	// code, but the Go compiler spills the sixteen accumulators.
 	TileColumns int
-	// IntDot lowers Q8_0 and Q4_0 linears to integer dot products (DotI8): the
+	// IntDot lowers block-format linears (Q8_0, Q4_0, Q4_K) to integer dot products (DotI8): the
 	// input quantised once per call into int8 blocks of 32 with an f32
 	// scale each (StoreI8), as llama.cpp does, instead of each weight
 	// widened to float. For backends that print DotI8.
@@ -486,6 +486,9 @@ func (l *lowerer) copy(dst, src view) {
 }
 
 func (l *lowerer) embedding(out, w view) error {
+	if w.buf.Format == wformat.Q4_K {
+		return l.embeddingQ4K(out, w)
+	}
 	if w.buf.Format.Blocked() {
 		return l.embeddingBlocks(out, w)
 	}
@@ -626,8 +629,11 @@ func (l *lowerer) linear(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, don
 		}
 		bias = &b
 	}
-	if (w.buf.Format == wformat.Q8_0 || w.buf.Format == wformat.Q4_0) && l.opts.IntDot {
+	if w.buf.Format.Blocked() && l.opts.IntDot {
 		return l.linearQ8Int(x, w, out, extra, bias)
+	}
+	if w.buf.Format == wformat.Q4_K {
+		return l.linearQ4K(x, w, out, extra, bias)
 	}
 	if w.buf.Format.Blocked() {
 		return l.linearBlocks(x, w, out, extra, bias)

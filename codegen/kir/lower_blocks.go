@@ -26,7 +26,8 @@ type quantRun struct {
 
 // quantRuns are the runs of each block format's weights, in order: Q8_0's
 // 32 int8s; Q4_0's low nibbles of its 16 bytes (weights 0..15), then
-// their high nibbles (16..31). A vector load of eight weights stays in
+// their high nibbles (16..31); Q4_K's eight sub-blocks (q4kRun, each
+// with its own scale and min). A vector load of eight weights stays in
 // one run (runs are multiples of eight long).
 var quantRuns = map[wformat.Format][]quantRun{
 	wformat.Q8_0: {{0, 32, wformat.Q8_0Quants, QInt8, 0}},
@@ -34,6 +35,13 @@ var quantRuns = map[wformat.Format][]quantRun{
 		{0, 16, wformat.Q4_0Quants, QU4Lo, wformat.Q4_0Zero},
 		{16, 32, wformat.Q4_0Quants, QU4Hi, wformat.Q4_0Zero},
 	},
+	wformat.Q4_K: func() []quantRun {
+		var runs []quantRun
+		for j := range q4kSubs {
+			runs = append(runs, q4kRun(j))
+		}
+		return runs
+	}(),
 }
 
 // scaleOffsets are the byte offsets of the float16 scale in a block.

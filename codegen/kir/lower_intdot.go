@@ -61,24 +61,29 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 	if err != nil {
 		return err
 	}
-	quants, nibbles := wformat.Q8_0Quants, false
+	quants, dq := wformat.Q8_0Quants, DotInt8
 	switch f {
 	case wformat.Q8_0:
 	case wformat.Q4_0:
-		quants, nibbles = wformat.Q4_0Quants, true
+		quants, dq = wformat.Q4_0Quants, DotQ4_0
+	case wformat.Q4_K:
+		dq = DotLow // and DotHigh: see q4kDot
 	default:
-		return fmt.Errorf("integer dot products read q8_0 or q4_0 weights, not %s", f)
+		return fmt.Errorf("integer dot products read q8_0, q4_0 or q4_k weights, not %s", f)
 	}
+	nibbles := dq.Nibbles()
 	rows, in, outN := x.shape[0], x.shape[1], w.shape[0]
 	be, bb := f.BlockElems(), f.BlockBytes()
-	if be != DotI8Len {
-		return fmt.Errorf("a %s block has %d quants; doti8 multiplies %d", f, be, DotI8Len)
+	if be%DotI8Len != 0 {
+		return fmt.Errorf("a %s block has %d quants, not a multiple of the %d doti8 multiplies", f, be, DotI8Len)
 	}
-	nb := (in + be - 1) / be
+	// nb counts the row's blocks of 32 (Q4_K's sub-blocks), real columns
+	// only: the activations are quantised in blocks of 32 too.
+	nb := (in + DotI8Len - 1) / DotI8Len
 	// Scratch: every row's quants (nb·32 bytes, a multiple of 8 floats),
 	// then every row's scales, and for Q4_0 every row's block sums.
 	qOff := l.scratchTop
-	l.alloc([]int{rows * nb * be / 4})
+	l.alloc([]int{rows * nb * DotI8Len / 4})
 	sOff := l.scratchTop
 	l.alloc([]int{rows * nb})
 	sumOff := -1
@@ -123,6 +128,34 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 				}
 			}
 		}
+		// subBlocks writes the statements of Q4_K block sb's first n
+		// sub-blocks: each sub-block's DotI8 of its nibbles times
+		// d·sc_j·d_x, and its min dmin·m_j times d_x·Σq_x into the
+		// corrections, sub-block j into chain j mod chains.
+		subBlocks := func(sb Expr, n int) []Stmt {
+			base := IAdd(IMul(col, I(rb)), IMul(sb, I(bb)))
+			var stmts []Stmt
+			for k := 0; k < 3; k++ {
+				stmts = append(stmts, &Prefetch{Buf: w.buf, Off: IAdd(base, I(intDotPrefetch+64*k))})
+			}
+			d, dmin, decls := l.q4kScales(w.buf, base)
+			stmts = append(stmts, decls...)
+			for j := range n {
+				scale, zero, decls := l.q4kFactors(w.buf, base, j, d, dmin)
+				stmts = append(stmts, decls...)
+				k := j % chains
+				for r := range accs {
+					blk := IAdd(IMul(IAdd(row, I(r)), I(nb)), IAdd(IMul(sb, I(q4kSubs)), I(j)))
+					dx := l.newVar("dx", F32)
+					stmts = append(stmts, &Decl{Var: dx, Init: Ld(l.scratch, IAdd(I(sOff), blk))})
+					dot := &DotI8{W: w.buf, WOff: IAdd(base, I(q4kRun(j).off)), X: l.scratch, XOff: IAdd(I(4*qOff), IMul(blk, I(DotI8Len))), Quants: q4kDot(j)}
+					stmts = append(stmts,
+						&Assign{Var: accs[r][k], Val: &FMA{A: dot, B: &Broadcast{X: FMul(scale, dx)}, C: accs[r][k]}},
+						&Assign{Var: corrs[r][k], Val: &FMA{A: zero, B: Ld(l.scratch, IAdd(I(sumOff), blk)), C: corrs[r][k]}})
+				}
+			}
+			return stmts
+		}
 		block := func(b Expr, k int) []Stmt {
 			var stmts []Stmt
 			base := IAdd(IMul(col, I(rb)), IMul(b, I(bb)))
@@ -136,7 +169,7 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 				blk := IAdd(IMul(IAdd(row, I(r)), I(nb)), b) // the block's number among the rows'
 				dx := l.newVar("dx", F32)
 				stmts = append(stmts, &Decl{Var: dx, Init: Ld(l.scratch, IAdd(I(sOff), blk))})
-				dot := &DotI8{W: w.buf, WOff: IAdd(base, I(quants)), X: l.scratch, XOff: IAdd(I(4*qOff), IMul(blk, I(be))), Nibbles: nibbles}
+				dot := &DotI8{W: w.buf, WOff: IAdd(base, I(quants)), X: l.scratch, XOff: IAdd(I(4*qOff), IMul(blk, I(be))), Quants: dq}
 				scale := &Broadcast{X: FMul(dw, dx)}
 				stmts = append(stmts, &Assign{Var: accs[r][k], Val: &FMA{A: dot, B: scale, C: accs[r][k]}})
 				if nibbles {
@@ -148,7 +181,17 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 			}
 			return stmts
 		}
-		if whole := nb / chains * chains; whole > 0 {
+		switch {
+		case f == wformat.Q4_K:
+			if full := nb / q4kSubs; full > 0 {
+				sb := l.newVar("b", Int)
+				body = append(body, &For{Var: sb, Lo: I(0), Hi: I(full), Step: 1, Body: subBlocks(sb, q4kSubs)})
+			}
+			if rest := nb % q4kSubs; rest > 0 {
+				body = append(body, subBlocks(I(nb/q4kSubs), rest)...)
+			}
+		case nb/chains*chains > 0:
+			whole := nb / chains * chains
 			b := l.newVar("b", Int)
 			step := []Stmt{&Prefetch{Buf: w.buf, Off: IAdd(IAdd(IMul(col, I(rb)), IMul(b, I(bb))), I(intDotPrefetch))}}
 			for k := range chains {
@@ -156,14 +199,17 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 			}
 			body = append(body, &For{Var: b, Lo: I(0), Hi: I(whole), Step: chains, Body: step})
 		}
-		for b := nb / chains * chains; b < nb; b++ {
+		for b := nb / chains * chains; b < nb && f != wformat.Q4_K; b++ {
 			body = append(body, block(I(b), b%chains)...)
 		}
 		for r := range accs {
 			y := l.newVar("y", F32)
 			var sum Expr = &HSum{X: sumTree(accs[r])}
-			if nibbles {
+			switch f {
+			case wformat.Q4_0:
 				sum = &FMA{A: F(-wformat.Q4_0Zero), B: sumTree(corrs[r]), C: sum}
+			case wformat.Q4_K:
+				sum = FSub(sum, sumTree(corrs[r]))
 			}
 			body = append(body, &Decl{Var: y, Init: sum})
 			body = append(body, l.columnStore(y, out, extra, bias, IAdd(row, I(r)), col)...)

@@ -3,6 +3,7 @@ package kir
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -697,8 +698,8 @@ func (p *parser) expr() Expr {
 		q.Buf, q.Off = b, off
 		return &q
 	}
-	if (name == "doti8" || name == "doti4") && p.accept("(") {
-		d := &DotI8{W: p.buf(), Nibbles: name == "doti4"}
+	if q := slices.Index(dotNames[:], name); q >= 0 && p.accept("(") {
+		d := &DotI8{W: p.buf(), Quants: DotQuants(q)}
 		p.expect("[")
 		d.WOff = p.expr()
 		p.expect("]")

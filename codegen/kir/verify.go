@@ -687,7 +687,7 @@ func (v *verifier) typ(e Expr) Type {
 		width := qPartBytes[e.Part]
 		if e.Vec {
 			if qPartNames[e.Part][1] == "" {
-				v.errorf("%s: scales load one at a time", exprString(e))
+				v.errorf("%s: scales and packed bytes load one at a time", exprString(e))
 				return bad
 			}
 			width *= 8
@@ -703,12 +703,12 @@ func (v *verifier) typ(e Expr) Type {
 		}
 		v.buffer(e.W)
 		v.buffer(e.X)
-		part, what := QInt8, "int8"
-		if e.Nibbles {
-			part, what = QU4Lo, "4-bit"
+		if e.Quants >= numDotQuants {
+			v.errorf("%s: unknown quants %d", exprString(e), e.Quants)
+			return bad
 		}
-		if e.W.Kind != Weight || !slices.Contains(QParts[e.W.Format], part) {
-			v.errorf("%s: its first operand %s is a %s %s buffer, not a weight of %s quants", exprString(e), e.W.Name, e.W.Format, e.W.Kind, what)
+		if f := dotFormats[e.Quants]; e.W.Kind != Weight || e.W.Format != f {
+			v.errorf("%s: its first operand %s is a %s %s buffer, not a weight of %s quants", exprString(e), e.W.Name, e.W.Format, e.W.Kind, f)
 			return bad
 		}
 		if e.X.Kind != Scratch {

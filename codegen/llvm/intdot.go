@@ -162,9 +162,12 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 	}
 	g := fb.g
 	var w value.Value
-	if e.Nibbles {
+	switch e.Quants {
+	case kir.DotQ4_0:
 		w = fb.nibbles(e)
-	} else {
+	case kir.DotLow, kir.DotHigh:
+		w = fb.halfBytes(load(e.W, e.WOff), e.Quants == kir.DotHigh)
+	default:
 		w = load(e.W, e.WOff)
 	}
 	x := load(e.X, e.XOff)
@@ -174,7 +177,7 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 		// Unsigned times signed: |w| and x with w's sign, or Q4_0's
 		// nibbles (unsigned already) and x as they are.
 		u, sx := w, x
-		if !e.Nibbles {
+		if !e.Quants.Nibbles() {
 			u = fb.call(g.declare("llvm.abs.v32i8", v32i8, v32i8, types.I1), w, constant.False)
 			sx = fb.call(g.declare("llvm.x86.avx2.psign.b", v32i8, v32i8, v32i8), x, w)
 		}
@@ -191,7 +194,7 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 		lanes = fb.call(g.declare("llvm.x86.avx2.pmadd.wd", v8i, v16i16, v16i16), pairs, constant.NewVector(v16i16, ones...))
 	case DotPortable, "":
 		var wide value.Value = fb.cur.NewSExt(w, v32i32)
-		if e.Nibbles {
+		if e.Quants.Nibbles() {
 			wide = fb.cur.NewZExt(w, v32i32)
 		}
 		prod := fb.cur.NewMul(wide, fb.cur.NewSExt(x, v32i32))
@@ -206,8 +209,26 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 	return fb.cur.NewSIToFP(lanes, v8)
 }
 
+// halfBytes is the low (high false) or high nibbles of 32 bytes, each
+// in the low four bits of its byte: a mask (vpand), after a shift of the
+// 32-bit lanes right by 4 (vpsrld) for the high ones.
+func (fb *fn) halfBytes(w value.Value, high bool) value.Value {
+	if high {
+		fours := make([]constant.Constant, 8)
+		for i := range fours {
+			fours[i] = constant.NewInt(types.I32, 4)
+		}
+		w = fb.cur.NewBitCast(fb.cur.NewLShr(fb.cur.NewBitCast(w, v8i), constant.NewVector(v8i, fours...)), v32i8)
+	}
+	mask := make([]constant.Constant, 32)
+	for i := range mask {
+		mask[i] = constant.NewInt(types.I8, 15)
+	}
+	return fb.cur.NewAnd(w, constant.NewVector(v32i8, mask...))
+}
+
 // nibbles loads a Q4_0 block's 16 bytes of quants as the 32 unsigned
-// bytes q of kir.DotI8.Nibbles, the low nibbles (quants 0..15) then the
+// bytes q of kir.DotQ4_0, the low nibbles (quants 0..15) then the
 // high ones (16..31): the 16 bytes in both halves of a vector (one
 // vbroadcasti128), the upper half's 32-bit lanes shifted right by 4 (one
 // vpsrlvd: each byte's high nibble lands in its low four bits, the next

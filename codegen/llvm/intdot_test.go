@@ -38,12 +38,13 @@ func TestChooseDotForm(t *testing.T) {
 	require.ErrorContains(t, err, `unknown integer dot form "sse" (want vnni, avx2, portable)`)
 }
 
-// TestIntDotMatchesMachine compiles the q8_0-intdot and q4_0-intdot cases
+// TestIntDotMatchesMachine compiles the q8_0-, q4_0- and q4_k-intdot cases
 // in each DotI8 form this CPU runs and checks that the native code
 // computes exactly what kir.Machine does: the int8 products are exact in
 // every form, and the float arithmetic around them is the kernel IR's. The
 // weight's quants are random bytes, -128 included for Q8_0 (which the sign
-// trick must survive), every nibble for Q4_0, and the inputs have blocks of
+// trick must survive), every nibble for Q4_0 and Q4_K (and every packed
+// scale and min for Q4_K), and the inputs have blocks of
 // zeros, tiny and large values.
 func TestIntDotMatchesMachine(t *testing.T) {
 	tc := toolchain(t)
@@ -57,7 +58,7 @@ func TestIntDotMatchesMachine(t *testing.T) {
 			t.Logf("skipping form %s: this CPU has %s at best", form, best)
 			continue
 		}
-		for _, f := range []wformat.Format{wformat.Q8_0, wformat.Q4_0} {
+		for _, f := range []wformat.Format{wformat.Q8_0, wformat.Q4_0, wformat.Q4_K} {
 			t.Run(f.String()+"/"+string(form), func(t *testing.T) { intDotMatchesMachine(t, tc, f, form) })
 		}
 	}
@@ -71,15 +72,20 @@ func intDotMatchesMachine(t *testing.T, tc *llvm.Toolchain, f wformat.Format, fo
 	for i := range blocks {
 		blocks[i] = byte(r.IntN(256))
 	}
-	nb := (w.Cols + 31) / 32
+	nb := (w.Cols + f.BlockElems() - 1) / f.BlockElems()
 	for row := range w.Rows {
 		for b := range nb {
-			at := (row*nb + b) * f.BlockBytes()
+			// Q4_K: d here, dmin after it, and random packed scales.
+			at := row*f.RowBytes(w.Cols) + b*f.BlockBytes()
 			h := wformat.F32ToF16(float32(r.Float64()*0.1 + 0.001))
 			blocks[at], blocks[at+1] = byte(h), byte(h>>8)
 			blocks[at+2] = 0x80 // a -128 quant in every Q8_0 block, 0 and 8 in a Q4_0 one
-			if f == wformat.Q4_0 {
+			switch f {
+			case wformat.Q4_0:
 				blocks[at+3] = 0xf0 // 15 and 0: the extremes, -8 and 7
+			case wformat.Q4_K:
+				m := wformat.F32ToF16(float32(r.Float64()*0.05 + 0.001))
+				blocks[at+2], blocks[at+3] = byte(m), byte(m>>8)
 			}
 		}
 	}

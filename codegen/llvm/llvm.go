@@ -939,9 +939,15 @@ func (fb *fn) expr(e kir.Expr) value.Value {
 		// Block-format weights are bytes: int8 quants widen signed, 4-bit
 		// ones are a byte masked (low nibble) or shifted right (high)
 		// widened unsigned, scales widen from float16 (F16C's vcvtph2ps
-		// where the CPU has it); blocks are 34 or 18 bytes, so nothing is
+		// where the CPU has it), packed bytes (Q4_K's scales) widen to
+		// i64 unsigned; blocks are 34, 18 or 144 bytes, so nothing is
 		// aligned beyond a byte.
 		ptr := fb.elemPtr(e.Buf, e.Off)
+		if e.Part == kir.QU8 {
+			ld := fb.cur.NewLoad(types.I8, ptr)
+			ld.Align = 1
+			return fb.cur.NewZExt(ld, i64)
+		}
 		if e.Part == kir.QF16 {
 			ld := fb.cur.NewLoad(types.Half, fb.cur.NewBitCast(ptr, types.NewPointer(types.Half)))
 			ld.Align = 1

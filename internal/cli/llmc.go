@@ -94,10 +94,10 @@ removed by the next compile to the same ART.`,
 				fs.Var(&emit, "emit", "extra outputs (comma-separated): dot (Graphviz graph of the optimised program, kernels as clusters), kir (kernel IR as program.kir), llvm (LLVM IR as model.ll)")
 				fs.BoolVar(&quiet, "quiet", false, "no progress output")
 				fs.StringVar(&o.KVDtype, "kv-dtype", "f32", "element type the static KV cache is stored in: f32, f16 or bf16 (half the bytes; keys and values rounded as written, widened as read, all compute in f32; backends go and llvm)")
-				fs.StringVar(&o.Weights.Format, "weights", "", "weight format: f32 (widen all), bf16 (keep bfloat16 checkpoint tensors; the default where the backend loads them) q8_0 or q4_0 (llama.cpp's 8-bit or 4-bit blocks of 32: linear weights, the embedding table and the output projection; norms stay f32)")
-				fs.BoolVar(&o.Weights.KeepEmbeddings, "keep-embeddings", false, "with --weights q8_0 or q4_0, keep the token embedding table (and an output projection tied to it) in f32")
-				fs.BoolVar(&o.Weights.KeepOutput, "keep-output", false, "with --weights q8_0 or q4_0, keep an untied output projection (lm_head) in f32")
-				fs.BoolVar(&o.Weights.FloatDot, "float-dot", false, "with --weights q8_0 or q4_0 and a backend with integer dot products (llvm), keep the float path: each quant widened and multiplied by the float activations, instead of the activations quantised per block of 32 and int8 products summed in int32 (VNNI, AVX2 or portable, by the CPU and LLMC_ISA)")
+				fs.StringVar(&o.Weights.Format, "weights", "", "weight format: f32 (widen all), bf16 (keep bfloat16 checkpoint tensors; the default where the backend loads them) q8_0, q4_0 or q4_k (llama.cpp's 8-bit and 4-bit blocks of 32, and its 4-bit blocks of 256 with a 6-bit scale and min for each 32: linear weights, the embedding table and the output projection; norms stay f32)")
+				fs.BoolVar(&o.Weights.KeepEmbeddings, "keep-embeddings", false, "with a block format (--weights q8_0, q4_0, q4_k), keep the token embedding table (and an output projection tied to it) in f32")
+				fs.BoolVar(&o.Weights.KeepOutput, "keep-output", false, "with a block format (--weights q8_0, q4_0, q4_k), keep an untied output projection (lm_head) in f32")
+				fs.BoolVar(&o.Weights.FloatDot, "float-dot", false, "with a block format (--weights q8_0, q4_0, q4_k) and a backend with integer dot products (llvm), keep the float path: each quant widened and multiplied by the float activations, instead of the activations quantised per block of 32 and int8 products summed in int32 (VNNI, AVX2 or portable, by the CPU and LLMC_ISA)")
 				return func(pos []string) error {
 					if list {
 						for _, p := range passes.Pipeline() {

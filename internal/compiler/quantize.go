@@ -16,7 +16,7 @@ type WeightOptions struct {
 	// Format: f32 widens every weight to float32 when the artifact loads;
 	// bf16 keeps bfloat16 checkpoint tensors as they are (the default
 	// for a backend that loads them; f32 checkpoints are not narrowed);
-	// a block format (q8_0, q4_0) quantizes by the policy below. "" is bf16
+	// a block format (q8_0, q4_0, q4_k) quantizes by the policy below. "" is bf16
 	// where the backend loads it, else f32.
 	Format string
 	// KeepEmbeddings keeps the token embedding table in float32 (as
@@ -27,7 +27,7 @@ type WeightOptions struct {
 	KeepEmbeddings bool
 	// KeepOutput keeps an untied output projection (lm_head) in float32.
 	KeepOutput bool
-	// FloatDot keeps Q8_0 and Q4_0 linears on the float path (each quant widened
+	// FloatDot keeps block-format linears on the float path (each quant widened
 	// and multiplied by the float activations) on a target whose IntDot
 	// would quantise the activations and sum int8 products (--float-dot).
 	FloatDot bool
@@ -105,7 +105,7 @@ func classify(graphs []*ir.Graph) map[string]string {
 }
 
 // quantize is the quantize stage: with a block format (--weights q8_0,
-// q4_0) it retypes the
+// q4_0, q4_k) it retypes the
 // weights the policy picks (linear weights; the embedding table and the
 // output projection unless kept) to the block format in every entry
 // point's graph, verifying each, and quantizes their checkpoint tensors
@@ -114,7 +114,7 @@ func (c *compilation) quantize(ctx context.Context) (string, error) {
 	f := c.weights
 	if !f.Blocked() {
 		if c.o.Weights.Format == "" {
-			return "no --weights q8_0 or q4_0: weights as the checkpoint stores them", nil
+			return "no --weights q8_0, q4_0 or q4_k: weights as the checkpoint stores them", nil
 		}
 		return fmt.Sprintf("--weights %s is not a block format", f), nil
 	}

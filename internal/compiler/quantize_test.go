@@ -14,13 +14,13 @@ import (
 )
 
 // TestWeightsFlag: --weights takes f32, bf16 and the block formats the
-// backend loads (q8_0, q4_0: every backend).
+// backend loads (q8_0, q4_0, q4_k: every backend).
 func TestWeightsFlag(t *testing.T) {
 	goT, err := LookupTarget(artifact.BackendGo)
 	require.NoError(t, err)
 	llvmT, err := LookupTarget(artifact.BackendLLVM)
 	require.NoError(t, err)
-	for _, bf := range []wformat.Format{wformat.Q8_0, wformat.Q4_0} {
+	for _, bf := range []wformat.Format{wformat.Q8_0, wformat.Q4_0, wformat.Q4_K} {
 		for _, tg := range []*Target{goT, llvmT} {
 			f, err := weightFormat(bf.String(), tg)
 			require.NoError(t, err, tg.Name)
@@ -32,7 +32,7 @@ func TestWeightsFlag(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, wformat.F32, f)
 	_, err = weightFormat("f16", llvmT)
-	require.ErrorContains(t, err, "want f32, bf16, q8_0 or q4_0")
+	require.ErrorContains(t, err, "want f32, bf16, q8_0, q4_0 or q4_k")
 	f, err = weightFormat("", goT)
 	require.NoError(t, err)
 	require.Equal(t, wformat.BF16, f)
@@ -42,13 +42,13 @@ func TestWeightsFlag(t *testing.T) {
 // quantizes its linear weights and embedding table, padded, keeps norms
 // in f32, types the graphs' weights in the block format (verified), and
 // stores every quantized tensor in weights.bin; --keep-embeddings keeps
-// the table. For q8_0 and q4_0.
+// the table. For q8_0, q4_0 and q4_k.
 func TestQuantizeStage(t *testing.T) {
 	dir := testshared.Path(t, "models", "stories260K")
 	for _, c := range []struct {
 		f    wformat.Format
 		keep bool
-	}{{wformat.Q8_0, false}, {wformat.Q8_0, true}, {wformat.Q4_0, false}, {wformat.Q4_0, true}} {
+	}{{wformat.Q8_0, false}, {wformat.Q8_0, true}, {wformat.Q4_0, false}, {wformat.Q4_0, true}, {wformat.Q4_K, false}} {
 		f, keep := c.f, c.keep
 		art := filepath.Join(t.TempDir(), "a")
 		res, err := Compile(dir, art, Options{KV: passes.Static, MaxSeq: 64, Backend: artifact.BackendInterp,

@@ -66,7 +66,7 @@ func stages() []stage {
 			run: (*compilation).buildGraphs, print: printGraphs(StageBuild)},
 		{Stage: Stage{StageGraphPasses, "run the pass pipeline (see --list-passes) on each entry point, verifying after every pass", "each entry point's optimised graph IR"},
 			run: (*compilation).graphPasses, print: printGraphs(StageGraphPasses)},
-		{Stage: Stage{StageQuantize, "with --weights q8_0 or q4_0, retype the weights the policy picks to the block format (ir.Verify after) and quantize their tensors for the artifact's weights.bin", "each entry point's graph IR with quantized weights"},
+		{Stage: Stage{StageQuantize, "with --weights q8_0, q4_0 or q4_k, retype the weights the policy picks to the block format (ir.Verify after) and quantize their tensors for the artifact's weights.bin", "each entry point's graph IR with quantized weights"},
 			run: (*compilation).quantize, print: printGraphs(StageQuantize)},
 		{Stage: Stage{StageLower, "lower the optimised graphs to kernel IR, for a backend that runs it, --emit kir or llvm, or --print-after of it", "the kernel IR"},
 			run: (*compilation).lowerKIR, print: printKIR(StageLower)},

@@ -48,7 +48,7 @@ type Target struct {
 	// tiles of prefill kernels are that its compiler keeps in registers.
 	TileColumns int
 	// IntDot: the backend prints kernel IR's integer dot products, so
-	// Q8_0 and Q4_0 linears are lowered with them (kir.Options.IntDot) unless
+	// block-format linears are lowered with them (kir.Options.IntDot) unless
 	// --float-dot asks for the float path.
 	IntDot bool
 	// Speed ranks the targets by how fast their artifacts run, higher is
@@ -83,15 +83,15 @@ func loweringNeeds() []PassNeed {
 func targets() []Target {
 	return []Target{
 		{Name: artifact.BackendInterp, Doc: "the runtime interprets the optimised graph IR (no toolchain needed)",
-			// q8_0, q4_0: dequantised to float32 when the artifact loads,
+			// q8_0, q4_0, q4_k: dequantised to float32 when the artifact loads,
 			// the reference compiled block-format kernels are tested against.
-			Weights: []ir.DType{ir.Q8_0, ir.Q4_0}},
+			Weights: []ir.DType{ir.Q8_0, ir.Q4_0, ir.Q4_K}},
 		{Name: artifact.BackendGo, Doc: "generated Go kernels (GOEXPERIMENT=simd) built with the Go toolchain into an executable",
-			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0}, VectorWidth: 8, TileColumns: 2, Speed: 1,
+			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0, ir.Q4_K}, VectorWidth: 8, TileColumns: 2, Speed: 1,
 			KVDtypes: []wformat.Format{wformat.F16, wformat.BF16},
 			emit:     emitGo, toolchain: buildGo, tools: findGo},
 		{Name: artifact.BackendLLVM, Doc: "LLVM IR compiled by opt and llc (-mcpu=native) into a shared object llmrun loads",
-			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0}, VectorWidth: 8, TileColumns: 4, IntDot: true, Speed: 2,
+			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0, ir.Q4_K}, VectorWidth: 8, TileColumns: 4, IntDot: true, Speed: 2,
 			KVDtypes: []wformat.Format{wformat.F16, wformat.BF16},
 			emit:     emitLLVMTarget, toolchain: buildLLVM, tools: findLLVM},
 	}
