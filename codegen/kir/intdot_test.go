@@ -76,7 +76,7 @@ func testLinearIntDot(t *testing.T, f wformat.Format) {
 		ins = append(ins, 300, 512) // a block and a short one; two blocks
 	}
 	for _, in := range ins {
-		for _, rows := range []int{1, 3, 8} {
+		for _, rows := range []int{1, 3, 8, 12, 13} {
 			for _, out := range []int{4, 5} {
 				p := intDotProgram(t, f, rows, in, out)
 				text := Print(p)

@@ -17,16 +17,16 @@ import (
 // block of 32 adds at most half a step (max|x|/254) to every input, so the
 // logits move from the float path's by about what Q8_0's own weights
 // cost: measured (AMD EPYC, every form alike) max |Δlogit| 0.403 over the
-// reference texts' positions, NLL +0.20% over f32's (0.63348 -> 0.63473;
+// reference texts' positions, NLL +0.21% over f32's (0.63348 -> 0.63481;
 // the float path's Q8_0 is +0.15%). A bug (a wrong block, scale or
 // sign) turns the text to noise: several nats.
 //
 // Q4_0 with integer dots (the nibbles multiplied as they are, the zero
 // point taken off per block as 8·d_w·d_x·Σq_x): measured max |Δlogit|
-// 0.516 from its float path, NLL +20.88% over f32's (0.76574; the float
+// 0.514 from its float path, NLL +20.67% over f32's (0.76445; the float
 // path's Q4_0 is +20.45%, see blockBounds), the same in every form.
 // Q4_K (each sub-block's nibbles times d·sc_j·d_x, its min taken off as
-// dmin·m_j·d_x·Σq_x): max |Δlogit| 0.373, NLL +11.39% (0.70562; float
+// dmin·m_j·d_x·Σq_x): max |Δlogit| 0.443, NLL +11.43% (0.70586; float
 // path +11.34%).
 var intDotBounds = []struct {
 	format       string
