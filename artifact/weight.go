@@ -17,12 +17,17 @@ type Weight struct {
 	// bytes an element) and widened by the kernels as they load them;
 	// others are float32.
 	BF16 bool `json:"bf16,omitempty"`
-	// Format is a block format (wformat.Format.Blocked) the weight is
-	// stored in: each row's blocks, padded, read from the artifact's
-	// stored weights file (StoredWeightsName) rather than the model.
-	// Zero (f32) otherwise; BF16 above says bfloat16, as before.
+	// Format is a format llmc converted the weight to when it compiled
+	// (wformat.Format.Converted: a block format, each row's blocks
+	// padded, or f16), read from the artifact's stored weights file
+	// (StoredWeightsName) rather than the model. Zero (f32) otherwise;
+	// BF16 above says bfloat16, as before.
 	Format wformat.Format `json:"format,omitempty"`
 }
+
+// Stored reports whether w is read from the artifact's stored weights
+// file, in Format, rather than from the checkpoint.
+func (w *Weight) Stored() bool { return w.Format.Converted() }
 
 // Fmt is the format w is stored in: Format, bf16 or f32.
 func (w *Weight) Fmt() wformat.Format {
@@ -52,10 +57,7 @@ func (w *Weight) ElemBytes() int {
 	if w.Fmt().Blocked() {
 		return 0
 	}
-	if w.BF16 {
-		return 2
-	}
-	return 4
+	return w.Fmt().BlockBytes()
 }
 
 // State is one KV cache state of a compiled program: Rows rows of RowSize

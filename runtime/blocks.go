@@ -19,9 +19,9 @@ type BlockSource interface {
 	Blocks(name string) ([]byte, wformat.Format, error)
 }
 
-// FillBlocks gathers block-format weight w (w.Fmt().Blocked()) from ws
-// into dst, which holds exactly w.Bytes(): its parts' bytes one after
-// another, since every row is its own blocks.
+// FillBlocks gathers stored weight w (w.Stored(): a block format, or
+// f16) from ws into dst, which holds exactly w.Bytes(): its parts' bytes
+// one after another, since every row is its own blocks.
 func FillBlocks(w *artifact.Weight, ws WeightSource, dst []byte) error {
 	f := w.Fmt()
 	src, ok := ws.(BlockSource)

@@ -27,14 +27,21 @@ type LinkedProgram struct {
 }
 
 // Weights are a linked program's weights by index: F32[i] or, for a
-// weight kept in bfloat16, BF16[i], or, for one in a block format
-// (Q8_0), Blocks[i]: its bytes as the artifact stores them, with
-// BlockSlack more readable after them.
+// weight kept in bfloat16, BF16[i], or, for one the artifact stores
+// (artifact.Weight.Stored: a block format, or f16), Blocks[i]: its bytes
+// as the artifact stores them, 64-byte aligned, with BlockSlack more
+// readable after them; an f16 weight's are also F16[i], as float16s.
 type Weights struct {
 	F32    [][]float32
 	BF16   [][]uint16
+	F16    [][]uint16
 	Blocks [][]byte
 }
+
+// storedAlign aligns each stored weight's bytes: a cache line, so that
+// f16 weights are 2-byte aligned and vector loads split no more lines
+// than they must.
+const storedAlign = 64
 
 // BF16Source is a WeightSource that can also hand out a bfloat16 tensor's
 // elements as stored.
@@ -59,14 +66,14 @@ type LinkedEntry struct {
 // released (see FillWeight). Call free when the program is done with them.
 func LinkedWeights(lp *LinkedProgram, ws WeightSource) (weights *Weights, free func() error, err error) {
 	f32v, bf16v, inPlace := InPlace(lp.Weights, ws, 0)
-	weights = &Weights{F32: f32v, BF16: bf16v, Blocks: make([][]byte, len(lp.Weights))}
+	weights = &Weights{F32: f32v, BF16: bf16v, F16: make([][]uint16, len(lp.Weights)), Blocks: make([][]byte, len(lp.Weights))}
 	f32s, halves, bytes := 0, 0, 0
 	for i := range lp.Weights {
 		w := &lp.Weights[i]
 		switch {
 		case inPlace[i]:
-		case w.Fmt().Blocked():
-			bytes += w.Bytes() + BlockSlack
+		case w.Stored():
+			bytes += alignUp(w.Bytes()+BlockSlack, storedAlign)
 		case w.BF16:
 			halves += w.Rows * w.Cols
 		default:
@@ -74,7 +81,7 @@ func LinkedWeights(lp *LinkedProgram, ws WeightSource) (weights *Weights, free f
 		}
 	}
 	hwords := (halves + 1) / 2
-	mem, release, err := AllocFloats(f32s + hwords + (bytes+3)/4)
+	mem, release, err := AllocFloats(f32s + hwords + (bytes+storedAlign)/4)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -85,19 +92,24 @@ func LinkedWeights(lp *LinkedProgram, ws WeightSource) (weights *Weights, free f
 		}
 	}()
 	half := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(mem[f32s:]))), halves)
-	blocks := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(mem[f32s+hwords:]))), bytes)
-	foff, hoff, boff := 0, 0, 0
+	blocks := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(mem[f32s+hwords:]))), bytes+storedAlign)
+	// The stored weights start at the first aligned byte.
+	boff := alignUp(int(uintptr(unsafe.Pointer(unsafe.SliceData(blocks)))), storedAlign) - int(uintptr(unsafe.Pointer(unsafe.SliceData(blocks))))
+	foff, hoff := 0, 0
 	for i := range lp.Weights {
 		if inPlace[i] {
 			continue
 		}
 		w := &lp.Weights[i]
 		n := w.Rows * w.Cols
-		if w.Fmt().Blocked() {
+		if w.Stored() {
 			n = w.Bytes()
-			weights.Blocks[i], boff = blocks[boff:boff+n:boff+n+BlockSlack], boff+n+BlockSlack
+			weights.Blocks[i], boff = blocks[boff:boff+n:boff+n+BlockSlack], boff+alignUp(n+BlockSlack, storedAlign)
 			if err := FillBlocks(w, ws, weights.Blocks[i]); err != nil {
 				return nil, nil, err
+			}
+			if w.Fmt() == wformat.F16 {
+				weights.F16[i] = unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(weights.Blocks[i]))), w.Rows*w.Cols)
 			}
 			continue
 		}
@@ -201,8 +213,8 @@ func InPlace(ws []artifact.Weight, src WeightSource, slack int) (f32 [][]float32
 // gathered with FillWeight, a copy.
 func ViewWeight(w *artifact.Weight, ws WeightSource, slack int) (f32 []float32, bf16 []uint16, ok bool) {
 	vs, ok := ws.(ViewSource)
-	if !ok || len(w.Concat) > 0 || w.Fmt().Blocked() {
-		// Stacked weights are built, block formats come from the
+	if !ok || len(w.Concat) > 0 || w.Stored() {
+		// Stacked weights are built, stored ones come from the
 		// artifact's own file: neither is the checkpoint's bytes.
 		return nil, nil, false
 	}
@@ -286,3 +298,6 @@ func fillParts[T float32 | uint16](w *artifact.Weight, dst []T, read func(name s
 	}
 	return nil
 }
+
+// alignUp rounds n up to a multiple of a (a power of two).
+func alignUp(n, a int) int { return (n + a - 1) &^ (a - 1) }

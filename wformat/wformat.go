@@ -18,7 +18,9 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"runtime"
 	"strings"
+	"sync"
 )
 
 // Format is how a weight's elements are stored.
@@ -102,17 +104,29 @@ func (f Format) String() string {
 }
 
 // BlockElems is the number of weights of one block (1 for element types).
-func (f Format) BlockElems() int { return formats[f].blockElems }
+func (f Format) BlockElems() int { return f.info().blockElems }
 
 // BlockBytes is the size in bytes of one block.
-func (f Format) BlockBytes() int { return formats[f].blockBytes }
+func (f Format) BlockBytes() int { return f.info().blockBytes }
 
 // Blocked reports whether f is a block format (its weights share scales).
-func (f Format) Blocked() bool { return formats[f].blockElems > 1 }
+func (f Format) Blocked() bool { return f.info().blockElems > 1 }
+
+// info is f's row of the table; an invalid format's is zero (no bytes,
+// no elements), so that its methods answer instead of panicking.
+func (f Format) info() info {
+	if !f.Valid() {
+		return info{}
+	}
+	return formats[f]
+}
 
 // Blocks is the number of blocks a row of cols weights takes (padded).
 func (f Format) Blocks(cols int) int {
 	e := f.BlockElems()
+	if e == 0 {
+		return 0
+	}
 	return (cols + e - 1) / e
 }
 
@@ -120,6 +134,9 @@ func (f Format) Blocks(cols int) int {
 // its whole blocks, then a last partial one of TailBytes.
 func (f Format) RowBytes(cols int) int {
 	e := f.BlockElems()
+	if e == 0 {
+		return 0
+	}
 	return cols/e*f.BlockBytes() + f.TailBytes(cols%e)
 }
 
@@ -176,14 +193,41 @@ func (f *Format) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Quantize stores a rows × cols matrix of float32 (row-major) in block
-// format f, each row padded with zeros to whole blocks.
+// Converted reports whether llmc converts weights to f when it compiles
+// and stores them in the artifact (Quantize, Dequantize): the block
+// formats, and f16 (llmc compile --weights f16). bf16 and f32 weights are
+// read from the checkpoint as they are.
+func (f Format) Converted() bool { return f.Blocked() || f == F16 }
+
+// f16Max is the largest float16; x with |x| >= f16Overflow rounds to an
+// infinity.
+const (
+	f16Max      = 65504
+	f16Overflow = 65520
+)
+
+// Quantize stores a rows × cols matrix of float32 (row-major) in format f
+// (Converted): block rows padded with zeros to whole blocks, or float16
+// elements rounded to nearest even, little-endian; a value float16 cannot
+// hold is an error naming it.
 func Quantize(f Format, rows, cols int, data []float32) ([]byte, error) {
 	if len(data) != rows*cols {
 		return nil, fmt.Errorf("quantizing [%d, %d]: %d elements", rows, cols, len(data))
 	}
 	var row func(dst []byte, row []float32)
 	switch f {
+	case F16:
+		for i, x := range data {
+			if !(math.Abs(float64(x)) < f16Overflow) {
+				return nil, fmt.Errorf("storing [%d, %d] as f16: element [%d, %d] is %g, beyond float16's ±%d", rows, cols, i/cols, i%cols, x, f16Max)
+			}
+		}
+		row = func(dst []byte, row []float32) {
+			for i, x := range row {
+				h := F32ToF16(x)
+				dst[2*i], dst[2*i+1] = byte(h), byte(h>>8)
+			}
+		}
 	case Q8_0:
 		row = quantizeQ8_0Row
 	case Q4_0:
@@ -191,13 +235,23 @@ func Quantize(f Format, rows, cols int, data []float32) ([]byte, error) {
 	case Q4_K:
 		row = quantizeQ4_KRow
 	default:
-		return nil, fmt.Errorf("quantizing to %s: not a block format llmc quantizes to", f)
+		return nil, fmt.Errorf("quantizing to %s: not a format llmc converts weights to", f)
 	}
 	rb := f.RowBytes(cols)
 	out := make([]byte, rows*rb)
-	for r := range rows {
-		row(out[r*rb:(r+1)*rb], data[r*cols:(r+1)*cols])
+	// Rows are independent: split them among the CPUs (Q4_K's fit is
+	// slow enough to matter: TinyLlama's 1.1B weights take minutes on
+	// one core).
+	workers := min(runtime.GOMAXPROCS(0), max(1, rows*cols/(1<<16)))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for r := w * rows / workers; r < (w+1)*rows/workers; r++ {
+				row(out[r*rb:(r+1)*rb], data[r*cols:(r+1)*cols])
+			}
+		})
 	}
+	wg.Wait()
 	return out, nil
 }
 
@@ -259,15 +313,22 @@ func quantizeQ4_0Row(dst []byte, row []float32) {
 	}
 }
 
-// Dequantize widens a rows × cols matrix stored in block format f back to
-// float32, dropping the padding.
+// Dequantize widens a rows × cols matrix stored in format f (Converted)
+// back to float32, dropping the padding.
 func Dequantize(f Format, rows, cols int, data []byte) ([]float32, error) {
-	if !f.Blocked() {
-		return nil, fmt.Errorf("dequantizing %s: not a block format", f)
+	if !f.Converted() {
+		return nil, fmt.Errorf("dequantizing %s: not a format llmc converts weights to", f)
 	}
 	rb := f.RowBytes(cols)
 	if len(data) != rows*rb {
 		return nil, fmt.Errorf("dequantizing %s [%d, %d]: %d bytes, want %d", f, rows, cols, len(data), rows*rb)
+	}
+	if f == F16 {
+		out := make([]float32, rows*cols)
+		for i := range out {
+			out[i] = F16ToF32(uint16(data[2*i]) | uint16(data[2*i+1])<<8)
+		}
+		return out, nil
 	}
 	be, bb := f.BlockElems(), f.BlockBytes()
 	out := make([]float32, rows*cols)

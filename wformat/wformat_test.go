@@ -530,3 +530,31 @@ func TestQ4_KSpecialRows(t *testing.T) {
 		})
 	}
 }
+
+// TestF16Stored: f16 is a format llmc converts weights to; Quantize
+// rounds each element to the nearest float16 (little-endian), Dequantize
+// widens them back exactly, and a value float16 cannot hold is an error
+// naming its place.
+func TestF16Stored(t *testing.T) {
+	require.True(t, F16.Converted())
+	require.False(t, BF16.Converted())
+	require.False(t, F32.Converted())
+	x := []float32{0, 1, -2.5, 65504, 1e-8, 0.1, -65519, 3.14159}
+	q, err := Quantize(F16, 2, 4, x)
+	require.NoError(t, err)
+	require.Len(t, q, 16)
+	back, err := Dequantize(F16, 2, 4, q)
+	require.NoError(t, err)
+	for i, v := range x {
+		h := F32ToF16(v)
+		require.Equal(t, [2]byte{byte(h), byte(h >> 8)}, [2]byte{q[2*i], q[2*i+1]}, "element %d", i)
+		require.Equal(t, F16ToF32(h), back[i], "element %d", i)
+	}
+	for _, bad := range []float32{65520, -1e6, float32(math.Inf(1)), float32(math.NaN())} {
+		_, err := Quantize(F16, 2, 2, []float32{0, 1, 2, bad})
+		require.ErrorContains(t, err, "element [1, 1]", "%g", bad)
+		require.ErrorContains(t, err, "beyond float16's ±65504", "%g", bad)
+	}
+	_, err = Dequantize(F16, 2, 4, q[:15])
+	require.Error(t, err)
+}

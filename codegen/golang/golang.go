@@ -65,20 +65,27 @@ import (
 // kvFormats name the wformat constants of the 16-bit KV cache formats.
 var kvFormats = map[wformat.Format]string{wformat.F16: "F16", wformat.BF16: "BF16"}
 
-// has16 reports whether a KV cache state is kept in 16 bits: only then do
-// the files carry the helpers that read and write one.
+// has16 reports whether a KV cache state is kept in 16 bits, or a weight
+// in f16: only then do the files carry the helpers that read (and for a
+// state write) one.
 func (g *gen) has16() bool {
 	for _, s := range g.p.States {
 		if s.Dtype != wformat.F32 {
 			return true
 		}
 	}
+	for _, w := range g.p.Weights {
+		if w.Fmt() == wformat.F16 {
+			return true
+		}
+	}
 	return false
 }
 
-// blockFormats name the wformat constants of the block formats the
-// generated code reads.
-var blockFormats = map[wformat.Format]string{wformat.Q8_0: "Q8_0", wformat.Q4_0: "Q4_0", wformat.Q4_K: "Q4_K"}
+// blockFormats name the wformat constants of the formats the artifact
+// stores weights in (wformat.Format.Converted) that the generated code
+// reads.
+var blockFormats = map[wformat.Format]string{wformat.F16: "F16", wformat.Q8_0: "Q8_0", wformat.Q4_0: "Q4_0", wformat.Q4_K: "Q4_K"}
 
 // Paths of the packages generated code imports.
 const (
@@ -172,7 +179,8 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 	fields := []jen.Code{
 		jen.Id("w").Index().Index().Float32(),
 		jen.Id("wh").Index().Index().Uint16(), // weights kept in bfloat16
-		jen.Id("wq").Index().Index().Byte(),   // weights in a block format (Q8_0, Q4_0)
+		jen.Id("wq").Index().Index().Byte(),   // weights in a block format (Q8_0, Q4_0, Q4_K)
+		jen.Id("wf").Index().Index().Uint16(), // weights stored in f16
 		jen.Id("s").Index().Index().Float32(),
 	}
 	if g.has16() {
@@ -202,7 +210,7 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 		d := jen.Dict{
 			jen.Id("Name"): jen.Lit(w.Name), jen.Id("Rows"): jen.Lit(w.Rows), jen.Id("Cols"): jen.Lit(w.Cols), jen.Id("Concat"): concat, jen.Id("BF16"): jen.Lit(w.BF16),
 		}
-		if w.Format.Blocked() {
+		if w.Format.Converted() {
 			name, ok := blockFormats[w.Format]
 			if !ok {
 				panic(emitError{fmt.Errorf("weight %s: no loads of %s weights", w.Name, w.Format)})
@@ -261,6 +269,7 @@ func (g *gen) programFile(pkg, id string) *jen.File {
 			jen.Id("w"):       jen.Id("w").Dot("F32"),
 			jen.Id("wh"):      jen.Id("w").Dot("BF16"),
 			jen.Id("wq"):      jen.Id("w").Dot("Blocks"),
+			jen.Id("wf"):      jen.Id("w").Dot("F16"),
 			jen.Id("arena"):   jen.Make(jen.Index().Float32(), jen.Lit(arena+8)),
 			jen.Id("scratch"): jen.Make(jen.Index().Float32(), jen.Lit(scratch+8)),
 			jen.Id("tok"):     jen.Make(jen.Index().Int32(), jen.Lit(tok)),
@@ -546,6 +555,8 @@ func (g *gen) phaseBody(ph *kir.Phase, simd bool) []jen.Code {
 			switch {
 			case b.IsBF16():
 				src = jen.Id("p").Dot("wh").Index(jen.Lit(b.Index))
+			case b.IsF16():
+				src = jen.Id("p").Dot("wf").Index(jen.Lit(b.Index))
 			case b.Format.Blocked():
 				src = jen.Id("p").Dot("wq").Index(jen.Lit(b.Index))
 			}

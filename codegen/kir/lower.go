@@ -218,7 +218,7 @@ func (l *lowerer) weight(w *ir.Value) int {
 	}
 	shape := constShape(w.Type)
 	ref := &WeightRef{Name: w.Name, Rows: shape[0], Cols: 1, BF16: l.opts.KeepBF16 && w.Type.DType == ir.BF16}
-	if f, ok := w.Type.DType.Format(); ok && f.Blocked() {
+	if f, ok := w.Type.DType.Format(); ok && f.Converted() {
 		ref.Format = f // stored so by the artifact: there is nothing to widen
 	}
 	if len(shape) == 2 {

@@ -574,7 +574,7 @@ func (v *verifier) buffer(b *Buffer) {
 			v.errorf("buffer %s is %s but weight #%d %s is %s", b.Name, b.Format, b.Index, w.Name, w.Fmt())
 		}
 		switch {
-		case !b.Format.Valid() || b.Format == wformat.F16:
+		case !b.Format.Valid():
 			v.errorf("buffer %s: weights are not stored as %s", b.Name, b.Format)
 		case b.Format.Blocked() && b.Len != w.Bytes():
 			v.errorf("buffer %s has %d bytes but weight #%d %s, %s [%d, %d], has %d", b.Name, b.Len, b.Index, w.Name, b.Format, w.Rows, w.Cols, w.Bytes())

@@ -165,7 +165,8 @@ func TestVerifyErrors(t *testing.T) {
 		{"state buffer f16, state f32", func(x *parts) { x.st.Format = wformat.F16 }, "buffer st_0 is f16 but state #0 st is stored as f32"},
 		{"state bf16, buffer f32", func(x *parts) { x.p.States[0].Dtype = wformat.BF16 }, "buffer st_0 is f32 but state #0 st is stored as bf16"},
 		{"f16 arena", func(x *parts) { x.arena.Format = wformat.F16 }, "arena buffer arena is marked f16: only weights and states are"},
-		{"f16 weight", func(x *parts) { x.p.Weights[0].Format, x.w.Format = wformat.F16, wformat.F16 }, "buffer w_0: weights are not stored as f16"},
+		{"f16 weight, f32 buffer", func(x *parts) { x.p.Weights[0].Format = wformat.F16 }, "buffer w_0 is f32 but weight #0 w is f16"},
+		{"weight in no format", func(x *parts) { x.p.Weights[0].Format, x.w.Format = wformat.Format(99), wformat.Format(99) }, "buffer w_0: weights are not stored as format(99)"},
 		{"table not in the program", func(x *parts) { x.p.Tables = nil }, "table tab_0 is not in the program's tables"},
 		{"arena larger than allocated", func(x *parts) { x.e.ArenaLen = 30 }, "arena buffer arena has 40 elements but the entries allocate 30"},
 		{"one name two buffers", func(x *parts) {

@@ -285,10 +285,10 @@ func weightFormat(name string, t *Target) (wformat.Format, error) {
 		return wformat.BF16, nil
 	}
 	f, err := wformat.Parse(name)
-	if err != nil || f == wformat.F16 {
-		return 0, passes.OptionErrorf("--weights %q: want f32, bf16, q8_0, q4_0 or q4_k", name)
+	if err != nil {
+		return 0, passes.OptionErrorf("--weights %q: want f32, bf16, f16, q8_0, q4_0 or q4_k", name)
 	}
-	if f.Blocked() && !t.Loads(ir.WeightDType(f)) {
+	if f.Converted() && !t.Loads(ir.WeightDType(f)) {
 		return 0, passes.OptionErrorf("--weights %s: backend %s does not load %s weights yet (backends that do: %s)", f, t.Name, f, loadersOf(ir.WeightDType(f)))
 	}
 	return f, nil

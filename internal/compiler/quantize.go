@@ -112,14 +112,7 @@ func classify(graphs []*ir.Graph) map[string]string {
 // for the write stage to store in the artifact.
 func (c *compilation) quantize(ctx context.Context) (string, error) {
 	f := c.weights
-	if !f.Blocked() {
-		if c.o.Weights.Format == "" {
-			return "no --weights q8_0, q4_0 or q4_k: weights as the checkpoint stores them", nil
-		}
-		return fmt.Sprintf("--weights %s is not a block format", f), nil
-	}
 	class := classify(c.res.Graphs)
-	dt := ir.WeightDType(f)
 	pick := func(name string) bool {
 		switch class[name] {
 		case ClassLinear:
@@ -131,14 +124,39 @@ func (c *compilation) quantize(ctx context.Context) (string, error) {
 		}
 		return false
 	}
+	// stored is the format the artifact stores a checkpoint tensor in, if
+	// any: the policy's tensors in a converted format (--weights q8_0,
+	// q4_0, q4_k, f16); without --weights, the policy's float16 tensors
+	// of an f16 checkpoint stay float16 (copied into the artifact) on a
+	// backend that loads them.
+	keepF16 := c.o.Weights.Format == "" && c.target.Loads(ir.F16)
+	stored := func(name string, shape []int) (wformat.Format, bool) {
+		if len(shape) != 2 || !pick(name) {
+			return 0, false
+		}
+		switch {
+		case f.Converted():
+			return f, true
+		case keepF16 && c.model.WeightDType(name) == ir.F16:
+			return wformat.F16, true
+		}
+		return 0, false
+	}
 	shapes := map[string][]int{}
+	formats := map[string]wformat.Format{}
 	for _, g := range c.res.Graphs {
 		for _, w := range g.Weights {
-			if w.Derive == nil {
-				shapes[w.Name], _ = w.Type.Shape.Eval(nil)
-				if pick(w.Name) && len(shapes[w.Name]) == 2 {
-					w.Type.DType = dt
-				}
+			if w.Derive != nil {
+				continue
+			}
+			shapes[w.Name], _ = w.Type.Shape.Eval(nil)
+			if sf, ok := stored(w.Name, shapes[w.Name]); ok {
+				formats[w.Name] = sf
+				w.Type.DType = ir.WeightDType(sf)
+			} else if w.Type.DType == ir.F16 {
+				// Not stored: an f16 checkpoint tensor is widened to
+				// float32 when the artifact loads, as before.
+				w.Type.DType = ir.F32
 			}
 		}
 		// A stacked weight is typed as its parts, which were retyped above.
@@ -153,6 +171,14 @@ func (c *compilation) quantize(ctx context.Context) (string, error) {
 		}
 		if err := ir.Verify(g); err != nil {
 			return "", fmt.Errorf("quantize left %s invalid: %w", g.Name, err)
+		}
+	}
+	if len(formats) == 0 {
+		switch {
+		case c.o.Weights.Format == "":
+			return "no --weights q8_0, q4_0, q4_k or f16: weights as the checkpoint stores them", nil
+		case !f.Converted():
+			return fmt.Sprintf("--weights %s: weights as the checkpoint stores them", f), nil
 		}
 	}
 	names := make([]string, 0, len(shapes))
@@ -182,7 +208,8 @@ func (c *compilation) quantize(ctx context.Context) (string, error) {
 		before := elems * int64(c.model.WeightDType(name).Size())
 		st.Tensors++
 		st.Before += before
-		if !pick(name) || len(shape) != 2 {
+		sf, ok := formats[name]
+		if !ok {
 			st.After += before
 			continue
 		}
@@ -190,13 +217,13 @@ func (c *compilation) quantize(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		q, err := wformat.Quantize(f, shape[0], shape[1], data)
+		q, err := wformat.Quantize(sf, shape[0], shape[1], data)
 		if err != nil {
 			return "", fmt.Errorf("quantizing %s: %w", name, err)
 		}
 		st.Quantized++
 		st.After += int64(len(q))
-		c.stored = append(c.stored, storedTensor{desc: artifact.StoredTensor{Name: name, Format: f, Rows: shape[0], Cols: shape[1]}, data: q})
+		c.stored = append(c.stored, storedTensor{desc: artifact.StoredTensor{Name: name, Format: sf, Rows: shape[0], Cols: shape[1]}, data: q})
 	}
 	for _, cl := range []string{ClassLinear, ClassEmbedding, ClassOutput, ClassNorm} {
 		if st := stats[cl]; st != nil {
@@ -211,7 +238,12 @@ func WriteQuantStats(w io.Writer, format string, stats []QuantStat) {
 	if len(stats) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "quantize (--weights %s)\n", format)
+	if format == "" {
+		// The only stats a compile without --weights has.
+		fmt.Fprintf(w, "quantize (no --weights: the checkpoint's f16 tensors kept in f16)\n")
+	} else {
+		fmt.Fprintf(w, "quantize (--weights %s)\n", format)
+	}
 	fmt.Fprintf(w, "  %-10s %7s %9s %14s %14s %7s\n", "class", "tensors", "quantized", "bytes before", "bytes after", "ratio")
 	var b, a int64
 	for _, s := range stats {

@@ -14,13 +14,13 @@ import (
 )
 
 // TestWeightsFlag: --weights takes f32, bf16 and the block formats the
-// backend loads (q8_0, q4_0, q4_k: every backend).
+// backend loads (f16, q8_0, q4_0, q4_k: every backend).
 func TestWeightsFlag(t *testing.T) {
 	goT, err := LookupTarget(artifact.BackendGo)
 	require.NoError(t, err)
 	llvmT, err := LookupTarget(artifact.BackendLLVM)
 	require.NoError(t, err)
-	for _, bf := range []wformat.Format{wformat.Q8_0, wformat.Q4_0, wformat.Q4_K} {
+	for _, bf := range []wformat.Format{wformat.F16, wformat.Q8_0, wformat.Q4_0, wformat.Q4_K} {
 		for _, tg := range []*Target{goT, llvmT} {
 			f, err := weightFormat(bf.String(), tg)
 			require.NoError(t, err, tg.Name)
@@ -31,8 +31,11 @@ func TestWeightsFlag(t *testing.T) {
 	f, err := weightFormat("f32", goT)
 	require.NoError(t, err)
 	require.Equal(t, wformat.F32, f)
-	_, err = weightFormat("f16", llvmT)
-	require.ErrorContains(t, err, "want f32, bf16, q8_0, q4_0 or q4_k")
+	f, err = weightFormat("f16", llvmT)
+	require.NoError(t, err)
+	require.Equal(t, wformat.F16, f)
+	_, err = weightFormat("q5_1", llvmT)
+	require.ErrorContains(t, err, "want f32, bf16, f16, q8_0, q4_0 or q4_k")
 	f, err = weightFormat("", goT)
 	require.NoError(t, err)
 	require.Equal(t, wformat.BF16, f)

@@ -83,15 +83,15 @@ func loweringNeeds() []PassNeed {
 func targets() []Target {
 	return []Target{
 		{Name: artifact.BackendInterp, Doc: "the runtime interprets the optimised graph IR (no toolchain needed)",
-			// q8_0, q4_0, q4_k: dequantised to float32 when the artifact loads,
+			// f16, q8_0, q4_0, q4_k: widened to float32 when the artifact loads,
 			// the reference compiled block-format kernels are tested against.
-			Weights: []ir.DType{ir.Q8_0, ir.Q4_0, ir.Q4_K}},
+			Weights: []ir.DType{ir.F16, ir.Q8_0, ir.Q4_0, ir.Q4_K}},
 		{Name: artifact.BackendGo, Doc: "generated Go kernels (GOEXPERIMENT=simd) built with the Go toolchain into an executable",
-			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0, ir.Q4_K}, VectorWidth: 8, TileColumns: 2, Speed: 1,
+			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.F16, ir.Q8_0, ir.Q4_0, ir.Q4_K}, VectorWidth: 8, TileColumns: 2, Speed: 1,
 			KVDtypes: []wformat.Format{wformat.F16, wformat.BF16},
 			emit:     emitGo, toolchain: buildGo, tools: findGo},
 		{Name: artifact.BackendLLVM, Doc: "LLVM IR compiled by opt and llc (-mcpu=native) into a shared object llmrun loads",
-			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.Q8_0, ir.Q4_0, ir.Q4_K}, VectorWidth: 8, TileColumns: 4, IntDot: true, Speed: 2,
+			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.F16, ir.Q8_0, ir.Q4_0, ir.Q4_K}, VectorWidth: 8, TileColumns: 4, IntDot: true, Speed: 2,
 			KVDtypes: []wformat.Format{wformat.F16, wformat.BF16},
 			emit:     emitLLVMTarget, toolchain: buildLLVM, tools: findLLVM},
 	}

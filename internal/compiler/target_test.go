@@ -216,7 +216,7 @@ func TestCompileStages(t *testing.T) {
 		}
 	}
 	require.Equal(t, map[string]string{
-		"build": "", "graph-passes": "", "quantize": "no --weights q8_0, q4_0 or q4_k: weights as the checkpoint stores them", "lower": "backend interp runs the graph IR", "kir-passes": "no kernel IR",
+		"build": "", "graph-passes": "", "quantize": "no --weights q8_0, q4_0, q4_k or f16: weights as the checkpoint stores them", "lower": "backend interp runs the graph IR", "kir-passes": "no kernel IR",
 		"emit": "backend interp generates no code", "toolchain": "backend interp builds nothing", "write": "",
 	}, skipped)
 

@@ -43,6 +43,7 @@ var blockBounds = []struct {
 	{"q8_0", 0.005, 0.95},
 	{"q4_0", 0.23, 0.78},
 	{"q4_k", 0.13, 0.85},
+	{"f16", 0.0005, 0.99},
 }
 
 // textSeqs are the reference texts of stories260K as token ids: prompt

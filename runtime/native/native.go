@@ -142,7 +142,7 @@ func Open(a Artifact, ws runtime.WeightSource, par runtime.Parallel) (*Program, 
 		return uintptr(unsafe.Pointer(unsafe.SliceData(f32[i])))
 	}, func(i int, dst []float32) error {
 		w := &lay.Weights[i]
-		if w.Fmt().Blocked() {
+		if w.Stored() {
 			return runtime.FillBlocks(w, ws, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst)))
 		}
 		if w.BF16 {
@@ -253,7 +253,7 @@ func load(lib string, lay *artifact.Layout, par runtime.Parallel, view func(i in
 				continue
 			}
 		}
-		if w.Fmt().Blocked() {
+		if w.Stored() {
 			woff[i] = wr.take(w.Bytes() + 4*pad)
 			continue
 		}
@@ -271,7 +271,7 @@ func load(lib string, lay *artifact.Layout, par runtime.Parallel, view func(i in
 		if w.BF16 {
 			n = (n + 1) / 2 // the fill function sees the bytes as float32 words
 		}
-		if w.Fmt().Blocked() {
+		if w.Stored() {
 			n = (w.Bytes() + 3) / 4
 		}
 		if err := fill(i, floats(p.weights, woff[i], n)); err != nil {
