@@ -76,9 +76,15 @@ func compileOpen(t *testing.T, model, backend, weights string) *Engine {
 
 func compileOpenWith(t *testing.T, model, backend string, wo compiler.WeightOptions) *Engine {
 	t.Helper()
+	return compileOpenSeq(t, model, backend, wo, 512)
+}
+
+// compileOpenSeq is compileOpenWith for a static cache of maxSeq positions.
+func compileOpenSeq(t *testing.T, model, backend string, wo compiler.WeightOptions, maxSeq int) *Engine {
+	t.Helper()
 	art := filepath.Join(t.TempDir(), backend+"-"+wo.Format)
 	_, err := compiler.Compile(testshared.Path(t, "models", model), art, compiler.Options{
-		KV: passes.Static, MaxSeq: 512, PrefillChunk: 16, Backend: backend, Weights: wo})
+		KV: passes.Static, MaxSeq: maxSeq, PrefillChunk: 16, Backend: backend, Weights: wo})
 	require.NoError(t, err)
 	e, err := Open(art, Options{Threads: 2})
 	require.NoError(t, err)
@@ -288,4 +294,67 @@ func generateWithBinary(t *testing.T, bin, art string, ids []int, n int) []int {
 	}
 	require.NoError(t, json.Unmarshal(out, &r), string(out))
 	return r.IDs
+}
+
+// tinyBounds are how far each stored format may take the tiny HF models
+// (random weights, written by transformers) from f32, over their
+// reference prompts and greedy continuations teacher-forced: the mean
+// NLL relative to f32's, and the least greedy agreement. Random weights
+// have no redundancy a quantiser could exploit, so the 4-bit formats
+// move these models much more than a trained one (Q4_0 keeps 19–38% of
+// their greedy choices, Q4_K 28–42%); the agreement bounds catch a broken
+// format, whose logits are noise (about 1 in the vocabulary's 256), not a
+// rounding change. Measured (AMD EPYC, `go test ./internal/engine -run
+// TestBlockQualityTiny -v`) in the README's table.
+var tinyBounds = []struct {
+	format string
+	nll    float64
+	agree  float64
+}{
+	{"f16", 0.001, 0.99},
+	{"q8_0", 0.03, 0.85},
+	{"q4_0", 0.55, 0.15},
+	{"q4_k", 0.45, 0.22},
+}
+
+// TestBlockQualityTiny measures every stored format on each tiny HF
+// model against its f32 weights, all interpreted: mean NLL of the
+// reference sequences (prompt and transformers' greedy continuation), the
+// largest logit difference, and greedy agreement, bounded by tinyBounds.
+func TestBlockQualityTiny(t *testing.T) {
+	for _, m := range []string{"llama-tiny", "llama-tied-bias-free-gqa1", "mistral-tiny", "qwen2-tiny", "gemma-tiny", "gemma2-tiny"} {
+		t.Run(m, func(t *testing.T) {
+			ref := testshared.LoadReference(t, m)
+			var seqs [][]int
+			for _, c := range ref.Cases {
+				seqs = append(seqs, append(append([]int{}, c.Prompt...), c.Greedy...))
+			}
+			f32 := compileOpenSeq(t, m, "interp", compiler.WeightOptions{Format: "f32"}, 128)
+			lf, nf, n := scoreAll(t, f32, seqs)
+			mf := nf / float64(n)
+			for _, b := range tinyBounds {
+				t.Run(b.format, func(t *testing.T) {
+					q := compileOpenSeq(t, m, "interp", compiler.WeightOptions{Format: b.format}, 128)
+					lq, nq, _ := scoreAll(t, q, seqs)
+					maxDiff, agree, total := 0.0, 0, 0
+					for i := range lf {
+						for p := range lf[i] {
+							for v := range lf[i][p] {
+								maxDiff = max(maxDiff, math.Abs(float64(lf[i][p][v]-lq[i][p][v])))
+							}
+							if argmax(lf[i][p]) == argmax(lq[i][p]) {
+								agree++
+							}
+							total++
+						}
+					}
+					mq := nq / float64(n)
+					t.Logf("%s %s: NLL %.5f -> %.5f (%+.2f%%); max |Δlogit| %.4f; greedy agreement %d/%d (%.1f%%)",
+						m, b.format, mf, mq, 100*(mq/mf-1), maxDiff, agree, total, 100*float64(agree)/float64(total))
+					require.LessOrEqual(t, mq, mf*(1+b.nll), "%s's NLL is more than %.0f%% worse than f32's", b.format, 100*b.nll)
+					require.GreaterOrEqual(t, float64(agree)/float64(total), b.agree, "greedy agreement")
+				})
+			}
+		})
+	}
 }
