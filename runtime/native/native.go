@@ -52,10 +52,12 @@ package native
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	goruntime "runtime"
 	"slices"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
@@ -98,14 +100,27 @@ type Program struct {
 	threads int     // the team's threads, the caller's included
 	team    uintptr // from llmc_threads_start, 0 for one thread
 	stop    uintptr // llmc_threads_stop
+	mode    string  // TeamEnv's value: TeamAdapt, TeamAlways or TeamNever
 }
+
+// TeamEnv chooses how steps use the thread team: TeamAdapt (the default)
+// lets each entry point run its steps on the calling thread alone while
+// that is clearly faster (another process busy on the CPUs: see chooser),
+// TeamAlways keeps every step on the team, TeamNever on the caller.
+const (
+	TeamEnv    = "LLMC_TEAM"
+	TeamAdapt  = "adapt"
+	TeamAlways = "always"
+	TeamNever  = "never"
+)
 
 type entry struct {
 	e      *artifact.LayoutEntry
 	plan   uintptr
 	step   uintptr // llmc_step_<entry>; 0 in ABI 1, which runs phases
 	phases []phase
-	size   int // output elements
+	size   int     // output elements
+	team   chooser // whether its steps run on the team (see chooser)
 }
 
 type phase struct {
@@ -228,7 +243,15 @@ func load(lib string, lay *artifact.Layout, par runtime.Parallel, view func(i in
 	if lay.GOARCH != "" && lay.GOARCH != goruntime.GOARCH {
 		return nil, fmt.Errorf("the native code is for %s (%s), this machine is %s", lay.GOARCH, lay.Triple, goruntime.GOARCH)
 	}
-	p = &Program{lay: lay, par: par, entries: map[string]*entry{}, threads: threads}
+	mode := os.Getenv(TeamEnv)
+	switch mode {
+	case "":
+		mode = TeamAdapt
+	case TeamAdapt, TeamAlways, TeamNever:
+	default:
+		return nil, fmt.Errorf("%s=%q: want %s, %s or %s", TeamEnv, mode, TeamAdapt, TeamAlways, TeamNever)
+	}
+	p = &Program{lay: lay, par: par, entries: map[string]*entry{}, threads: threads, mode: mode}
 	prog := p // the returns below set p to nil
 	defer func() {
 		if err != nil {
@@ -495,7 +518,7 @@ func (p *Program) RunRows(name string, tokens, positions, slots []int32) ([]floa
 		p.words[artifact.CtxPos], p.words[artifact.CtxLen] = int64(slices.Max(positions)), int64(n)
 	}
 	if e.step != 0 {
-		purego.SyscallN(e.step, p.ctx, p.planPtr)
+		p.step(e, n)
 	} else {
 		p.runPhases(e)
 	}
@@ -506,6 +529,41 @@ func (p *Program) RunRows(name string, tokens, positions, slots []int32) ([]floa
 	out := make([]float32, e.size)
 	copy(out, p.arena[off:off+e.size])
 	return out, slices.Clone(e.e.OutShape), nil
+}
+
+// step calls e's step function, on the team or on this thread alone as
+// p.mode and e's chooser say.
+func (p *Program) step(e *entry, rows int) {
+	alone := false
+	switch {
+	case p.team == 0:
+	case p.mode == TeamNever:
+		alone = true
+	case p.mode != TeamAlways:
+		alone = e.team.nextAlone()
+	}
+	if alone {
+		p.words[artifact.CtxTeam] = 0
+	}
+	start := time.Now()
+	purego.SyscallN(e.step, p.ctx, p.planPtr)
+	d := time.Since(start)
+	if alone {
+		p.words[artifact.CtxTeam] = int64(p.team)
+	}
+	if p.team != 0 && p.mode == TeamAdapt {
+		e.team.observe(alone, d, rows)
+	}
+}
+
+// AloneSteps reports, by entry point, whether its next step runs on the
+// calling thread alone (false for a program without a team).
+func (p *Program) AloneSteps() map[string]bool {
+	out := map[string]bool{}
+	for name, e := range p.entries {
+		out[name] = p.team != 0 && (p.mode == TeamNever || p.mode == TeamAdapt && e.team.nextAlone())
+	}
+	return out
 }
 
 // runPhases runs a step of ABI 1: the plan, then each phase, the parallel
