@@ -107,6 +107,22 @@ func (s *StoredWeights) Tensor(name string) (StoredTensor, []byte, bool) {
 	return t, s.mem[t.Offset : t.Offset+t.Bytes : t.Offset+t.Bytes], true
 }
 
+// Release drops a stored tensor's pages from the process's resident set
+// once they are copied (runtime.Releaser): they stay in the page cache,
+// and reading the tensor again brings them back.
+func (s *StoredWeights) Release(name string) {
+	t, ok := s.tensors[name]
+	if !ok || s.mem == nil {
+		return
+	}
+	// Offsets are page-aligned; the tensor's last partial page may hold
+	// the next tensor's first bytes only if it has no padding, and it has.
+	end := (t.Offset + t.Bytes) / StoredAlign * StoredAlign
+	if end > t.Offset {
+		_ = syscall.Madvise(s.mem[t.Offset:end], syscall.MADV_DONTNEED)
+	}
+}
+
 // Close unmaps the file.
 func (s *StoredWeights) Close() error {
 	if s == nil || s.mem == nil {

@@ -32,12 +32,17 @@ func FillBlocks(w *artifact.Weight, ws WeightSource, dst []byte) error {
 	if len(dst) < n {
 		return fmt.Errorf("weight %s: %d bytes of memory for %d", w.Name, len(dst), n)
 	}
+	release := func(string) {}
+	if r, ok := ws.(Releaser); ok {
+		release = r.Release
+	}
 	at := 0
 	for _, name := range w.Parts() {
 		data, g, err := src.Blocks(name)
 		if err != nil {
 			return err
 		}
+		defer release(name) // once copied: the mapped file need not stay resident
 		if g != f {
 			return fmt.Errorf("weight %s: %s is stored as %s, the program reads %s: compile the artifact again", w.Name, name, g, f)
 		}

@@ -43,6 +43,16 @@ func (s storedSource) BF16(name string) ([]uint16, error) {
 	return s.Model.BF16(name)
 }
 
+// Release implements runtime.Releaser: a stored tensor's pages of
+// weights.bin, or a checkpoint tensor's.
+func (s storedSource) Release(name string) {
+	if _, _, ok := s.st.Tensor(name); ok {
+		s.st.Release(name)
+		return
+	}
+	s.Model.Release(name)
+}
+
 // Blocks implements runtime.BlockSource.
 func (s storedSource) Blocks(name string) ([]byte, wformat.Format, error) {
 	t, data, ok := s.st.Tensor(name)
