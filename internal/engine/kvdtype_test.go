@@ -120,18 +120,7 @@ func TestKVDtypeQuality(t *testing.T) {
 		t.Run(b.kv, func(t *testing.T) {
 			q, _ := compileKV(t, "stories260K", b.kv, 512, 16)
 			lq, nq, _ := scoreAll(t, q, seqs)
-			maxDiff, agree, total := 0.0, 0, 0
-			for i := range lf {
-				for p := range lf[i] {
-					for v := range lf[i][p] {
-						maxDiff = max(maxDiff, math.Abs(float64(lf[i][p][v]-lq[i][p][v])))
-					}
-					if argmax(lf[i][p]) == argmax(lq[i][p]) {
-						agree++
-					}
-					total++
-				}
-			}
+			maxDiff, agree, total := compareLogits(lf, lq)
 			mq := nq / float64(n)
 			t.Logf("%s cache: NLL %.5f (%+.3f%%, ppl %.4f), max |logit - f32| %.4f, argmax agreement %.1f%% (%d/%d)",
 				b.kv, mq, 100*(mq-mf)/mf, math.Exp(mq), maxDiff, 100*float64(agree)/float64(total), agree, total)

@@ -22,6 +22,15 @@ import (
 	"github.com/llmc-dev/llmc/wformat"
 )
 
+// formatBound bounds a stored weight format's quality against f32: how
+// much worse (relative) its mean NLL may be, and the least share of
+// positions whose argmax agrees with f32's.
+type formatBound struct {
+	format string
+	nll    float64
+	agree  float64
+}
+
 // blockBounds are how much worse (relative) each block format's mean NLL
 // over the stories260K reference texts may be than f32's, and the least
 // share of positions whose argmax agrees with f32's. Measured (1120
@@ -35,11 +44,7 @@ import (
 // noise). q4_k, with a scale and a min for every 32 weights, does better
 // on the same 4.5 bits (more on these narrow rows: see wformat.TailBytes):
 // +11.34% (0.70535 nats), 88.1% agreement.
-var blockBounds = []struct {
-	format string
-	nll    float64
-	agree  float64
-}{
+var blockBounds = []formatBound{
 	{"q8_0", 0.005, 0.95},
 	{"q4_0", 0.23, 0.78},
 	{"q4_k", 0.13, 0.85},
@@ -106,6 +111,24 @@ func scoreAll(t *testing.T, e *Engine, seqs [][]int) (logits [][][]float32, nll 
 	return logits, nll, n
 }
 
+// compareLogits compares two scorings of the same sequences (logits after
+// each position): the largest logit difference, and at how many of the
+// total positions their argmax agrees.
+func compareLogits(lf, lq [][][]float32) (maxDiff float64, agree, total int) {
+	for i := range lf {
+		for p := range lf[i] {
+			for v := range lf[i][p] {
+				maxDiff = max(maxDiff, math.Abs(float64(lf[i][p][v]-lq[i][p][v])))
+			}
+			if argmax(lf[i][p]) == argmax(lq[i][p]) {
+				agree++
+			}
+			total++
+		}
+	}
+	return maxDiff, agree, total
+}
+
 func argmax(xs []float32) int {
 	best := 0
 	for i, x := range xs {
@@ -138,18 +161,7 @@ func TestBlockQuality(t *testing.T) {
 				require.Equal(t, b.format, st.Format.String(), st.Name)
 			}
 			lq, nq, _ := scoreAll(t, q, seqs)
-			maxDiff, agree, total := 0.0, 0, 0
-			for i := range lf {
-				for p := range lf[i] {
-					for v := range lf[i][p] {
-						maxDiff = max(maxDiff, math.Abs(float64(lf[i][p][v]-lq[i][p][v])))
-					}
-					if argmax(lf[i][p]) == argmax(lq[i][p]) {
-						agree++
-					}
-					total++
-				}
-			}
+			maxDiff, agree, total := compareLogits(lf, lq)
 			mq := nq / float64(n)
 			t.Logf("%s NLL %.5f (ppl %.4f, %+.2f%%); max |Δlogit| %.4f; greedy agreement %d/%d (%.1f%%)",
 				b.format, mq, math.Exp(mq), 100*(mq/mf-1), maxDiff, agree, total, 100*float64(agree)/float64(total))
@@ -306,11 +318,7 @@ func generateWithBinary(t *testing.T, bin, art string, ids []int, n int) []int {
 // format, whose logits are noise (about 1 in the vocabulary's 256), not a
 // rounding change. Measured (AMD EPYC, `go test ./internal/engine -run
 // TestBlockQualityTiny -v`) in the README's table.
-var tinyBounds = []struct {
-	format string
-	nll    float64
-	agree  float64
-}{
+var tinyBounds = []formatBound{
 	{"f16", 0.001, 0.99},
 	{"q8_0", 0.03, 0.85},
 	{"q4_0", 0.55, 0.15},
@@ -336,18 +344,7 @@ func TestBlockQualityTiny(t *testing.T) {
 				t.Run(b.format, func(t *testing.T) {
 					q := compileOpenSeq(t, m, "interp", compiler.WeightOptions{Format: b.format}, 128)
 					lq, nq, _ := scoreAll(t, q, seqs)
-					maxDiff, agree, total := 0.0, 0, 0
-					for i := range lf {
-						for p := range lf[i] {
-							for v := range lf[i][p] {
-								maxDiff = max(maxDiff, math.Abs(float64(lf[i][p][v]-lq[i][p][v])))
-							}
-							if argmax(lf[i][p]) == argmax(lq[i][p]) {
-								agree++
-							}
-							total++
-						}
-					}
+					maxDiff, agree, total := compareLogits(lf, lq)
 					mq := nq / float64(n)
 					t.Logf("%s %s: NLL %.5f -> %.5f (%+.2f%%); max |Δlogit| %.4f; greedy agreement %d/%d (%.1f%%)",
 						m, b.format, mf, mq, 100*(mq/mf-1), maxDiff, agree, total, 100*float64(agree)/float64(total))
