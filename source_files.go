@@ -19,7 +19,7 @@ import "embed"
 //go:embed ir/attrs.go ir/graph.go ir/ops.go ir/parse.go ir/print.go ir/rewrite.go ir/semantics.go ir/types.go ir/verify.go
 //go:embed runtime/blocks.go runtime/dot_simd.go runtime/expf.go runtime/finite.go runtime/generate.go runtime/hugemem_linux.go runtime/hugemem_other.go runtime/interp.go runtime/isa.go runtime/kernels.go runtime/linked.go runtime/populate_linux.go runtime/populate_other.go runtime/slots.go runtime/static.go
 //go:embed runtime/artifactmain/artifactmain.go
-//go:embed runtime/native/cpu.go runtime/native/mem_linux.go runtime/native/mem_other.go runtime/native/native.go runtime/native/native_other.go
+//go:embed runtime/native/adapt.go runtime/native/cpu.go runtime/native/mem_linux.go runtime/native/mem_other.go runtime/native/native.go runtime/native/native_other.go
 //go:embed runtime/pool/pool.go
 //go:embed runtime/sample/exp.go runtime/sample/filter.go runtime/sample/math.go runtime/sample/sample.go
 //go:embed tokenizer/added.go tokenizer/bpe.go tokenizer/bytes.go tokenizer/chars.go tokenizer/decoder.go tokenizer/doc.go tokenizer/load.go tokenizer/normalizer.go tokenizer/pattern.go tokenizer/post.go tokenizer/split.go tokenizer/stream.go tokenizer/tokenizer.go
