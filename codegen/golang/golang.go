@@ -82,6 +82,23 @@ func (g *gen) has16() bool {
 	return false
 }
 
+// hasIntDot reports whether the program has integer dot products: only
+// then do the files carry their helpers.
+func (g *gen) hasIntDot() bool {
+	found := false
+	for _, e := range g.p.Entries {
+		for _, k := range e.Kernels {
+			for _, ph := range k.Phases {
+				kir.Walk(ph.Body, func(x kir.Expr) {
+					_, ok := x.(*kir.DotI8)
+					found = found || ok
+				}, nil)
+			}
+		}
+	}
+	return found
+}
+
 // blockFormats name the wformat constants of the formats the artifact
 // stores weights in (wformat.Format.Converted) that the generated code
 // reads.
@@ -453,11 +470,17 @@ func (g *gen) kernelFile(pkg string, simd bool) *jen.File {
 		if g.has16() {
 			f.Add(jen.Id(simd16Helpers))
 		}
+		if g.hasIntDot() {
+			f.Add(jen.Id(intDotSimdHelpers))
+		}
 	} else {
 		g.emulationHelpers(f)
 		f.Add(jen.Id(genericHelpers))
 		if g.has16() {
 			f.Add(jen.Id(generic16Helpers))
+		}
+		if g.hasIntDot() {
+			f.Add(jen.Id(intDotGenericHelpers))
 		}
 	}
 	if g.has16() {
@@ -536,6 +559,24 @@ func (g *gen) phaseBody(ph *kir.Phase, simd bool) []jen.Code {
 		bufs[st.Buf.Name] = st.Buf
 		vecBufs[st.Buf.Name] = vecBufs[st.Buf.Name] || st.Val.Type() == kir.F32x8
 	})
+	// Integer dots and int8 stores address their buffers as bytes: by
+	// pointer in the vector file, through a byte view of the scratch in
+	// the generic one.
+	byteBufs := map[string]bool{}
+	kir.Walk(ph.Body, func(e kir.Expr) {
+		if d, ok := e.(*kir.DotI8); ok {
+			bufs[d.W.Name], bufs[d.X.Name] = d.W, d.X
+			vecBufs[d.W.Name], vecBufs[d.X.Name] = true, true
+			byteBufs[d.X.Name] = true
+		}
+	}, nil)
+	eachStmt(ph.Body, func(st kir.Stmt) {
+		if s, ok := st.(*kir.StoreI8); ok {
+			bufs[s.Buf.Name] = s.Buf
+			vecBufs[s.Buf.Name] = true
+			byteBufs[s.Buf.Name] = true
+		}
+	})
 	var out []jen.Code
 	names := make([]string, 0, len(bufs))
 	for n := range bufs {
@@ -574,6 +615,11 @@ func (g *gen) phaseBody(ph *kir.Phase, simd bool) []jen.Code {
 			}
 		}
 		out = append(out, jen.Id(b.Name).Op(":=").Add(src))
+		if !simd && byteBufs[b.Name] {
+			out = append(out, jen.Id(b.Name+"_b").Op(":=").Qual("unsafe", "Slice").Call(
+				jen.Parens(jen.Op("*").Byte()).Call(jen.Qual("unsafe", "Pointer").Call(jen.Qual("unsafe", "SliceData").Call(jen.Id(b.Name)))),
+				jen.Lit(4).Op("*").Len(jen.Id(b.Name))))
+		}
 		if simd && vecBufs[b.Name] {
 			// Vector loads and stores address the buffer without bounds
 			// checks; the kernel IR's indices are checked by tests that run
@@ -642,7 +688,17 @@ func (g *gen) stmts(ss []kir.Stmt, simd bool) []jen.Code {
 			}
 			out = append(out, jen.For(jen.Id(s.Var.Name).Op(":=").Add(g.expr(s.Lo, simd)), v.Op("<").Add(g.expr(s.Hi, simd)), step).Block(g.stmts(s.Body, simd)...))
 		case *kir.StoreI8:
-			panic(emitError{errNoIntDot})
+			off, val := g.expr(s.Off, simd), g.expr(s.Val, simd)
+			switch {
+			case simd && s.Val.Type() == kir.F32x8:
+				out = append(out, jen.Id("storei8x8").Call(jen.Id(s.Buf.Name+"_p"), off, val))
+			case simd:
+				out = append(out, jen.Id("storei8x1").Call(jen.Id(s.Buf.Name+"_p"), off, val))
+			case s.Val.Type() == kir.F32x8:
+				out = append(out, jen.Id("storei8g").Call(jen.Id(s.Buf.Name+"_b"), off, val))
+			default:
+				out = append(out, jen.Id(s.Buf.Name+"_b").Index(off).Op("=").Byte().Call(jen.Id("quanti8").Call(val)))
+			}
 		case *kir.Prefetch:
 			// A hint; Go has no portable prefetch.
 		default:
@@ -675,9 +731,23 @@ func (g *gen) store16(s *kir.Store, idx *jen.Statement, simd bool) jen.Code {
 	return jen.Id(s.Buf.Name).Index(idx).Op("=").Qual(wformatPkg, name).Call(val)
 }
 
-// errNoIntDot: the Go backend's kernels have no integer dot products yet
-// (its Target.IntDot is off, so lowering does not write them).
-var errNoIntDot = fmt.Errorf("the Go backend has no integer dot products (storei8, doti8): lower with kir.Options.IntDot off")
+// errNoIntDot: the Go backend's kernels multiply int8 quants only
+// (doti8); nibble formats stay on the float path (its target lowers only
+// Q8_0 with kir.Options.IntDot).
+var errNoIntDot = fmt.Errorf("the Go backend has integer dot products of int8 quants only (doti8), not of nibbles: lower Q4_0 and Q4_K on the float path")
+
+// eachStmt calls f on every statement of ss, loop bodies included.
+func eachStmt(ss []kir.Stmt, f func(kir.Stmt)) {
+	for _, s := range ss {
+		f(s)
+		switch s := s.(type) {
+		case *kir.For:
+			eachStmt(s.Body, f)
+		case *kir.IfGreater:
+			eachStmt(s.Then, f)
+		}
+	}
+}
 
 // f16Bits is the float16 at byte off of a block-format weight, widened to
 // float32 bits in integer arithmetic (wformat.F16Bits, which inlines).
@@ -854,8 +924,14 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 	case *kir.ToF32:
 		return jen.Float32().Call(g.expr(e.X, simd))
 	}
-	if _, ok := e.(*kir.DotI8); ok {
-		panic(emitError{errNoIntDot})
+	if d, ok := e.(*kir.DotI8); ok {
+		if d.Quants != kir.DotInt8 {
+			panic(emitError{errNoIntDot})
+		}
+		if simd {
+			return jen.Id("doti8").Call(jen.Id(d.W.Name+"_p"), g.expr(d.WOff, simd), jen.Id(d.X.Name+"_p"), g.expr(d.XOff, simd))
+		}
+		return jen.Id("doti8g").Call(jen.Id(d.W.Name), g.expr(d.WOff, simd), jen.Id(d.X.Name+"_b"), g.expr(d.XOff, simd))
 	}
 	panic(emitError{fmt.Errorf("unknown expression %T (%v)", e, e)})
 }
@@ -1168,5 +1244,86 @@ func exp8g(x v8) (r v8) {
 		r[i] = expf(x[i])
 	}
 	return
+}
+`
+
+// intDotSimdHelpers are the vector file's integer-dot helpers, in a file
+// only when its program has integer dots.
+const intDotSimdHelpers = `
+// doti8 is kir.DotI8 of int8 quants, AVX2's way: |w| (VPABSB) times x
+// with w's sign (VPSIGNB) in unsigned-by-signed pairs (VPMADDUBSW, which
+// cannot saturate: |w| <= 128, |x| <= 127), then pairs of pairs
+// (VPMADDWD by ones), converted (VCVTDQ2PS). Integer code only.
+func doti8(w unsafe.Pointer, wo int, x unsafe.Pointer, xo int) archsimd.Float32x8 {
+	wv := archsimd.LoadInt8x32((*[32]int8)(unsafe.Add(w, wo)))
+	xv := archsimd.LoadInt8x32((*[32]int8)(unsafe.Add(x, xo)))
+	pairs := wv.Abs().AsUint8x32().DotProductPairsSaturated(xv.CopySign(wv))
+	return pairs.DotProductPairs(archsimd.LoadInt16x16(&ones16)).ConvertToFloat32()
+}
+
+var ones16 = [16]int16{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+
+// i8Bounds are storei8x8's clamp, -127 then 127 in eight lanes each: loaded
+// from memory, as no float constant may pass through a legacy-SSE register.
+var i8Bounds = [16]float32{-127, -127, -127, -127, -127, -127, -127, -127, 127, 127, 127, 127, 127, 127, 127, 127}
+
+// quanti8x8 is kir.QuantI8 on eight lanes of finite values (what the
+// lowering quantises: x·127/max|x|), as int32s: clamped, rounded to
+// nearest even (VROUNDPS) and converted (VCVTTPS2DQ, exact on integers).
+func quanti8x8(v archsimd.Float32x8) archsimd.Int32x8 {
+	lo, hi := archsimd.LoadFloat32x8((*[8]float32)(i8Bounds[:8])), archsimd.LoadFloat32x8((*[8]float32)(i8Bounds[8:]))
+	return lo.Max(v).Min(hi).RoundToEven().ConvertToInt32()
+}
+
+// storei8x8 stores eight lanes quantised to int8 at byte i, through
+// general registers.
+func storei8x8(p unsafe.Pointer, i int, v archsimd.Float32x8) {
+	var t [8]int32
+	quanti8x8(v).Store(&t)
+	b := (*[8]int8)(unsafe.Add(p, i))
+	for j, q := range t {
+		b[j] = int8(q)
+	}
+}
+
+// storei8x1 stores lane 0 quantised to int8 at byte i.
+func storei8x1(p unsafe.Pointer, i int, v archsimd.Float32x8) {
+	var t [8]int32
+	quanti8x8(v).Store(&t)
+	*(*int8)(unsafe.Add(p, i)) = int8(t[0])
+}
+`
+
+// intDotGenericHelpers are the generic file's.
+const intDotGenericHelpers = `
+// doti8g is kir.DotI8 of int8 quants: lane i sums products 4i..4i+3.
+func doti8g(w []byte, wo int, x []byte, xo int) (r v8) {
+	w, x = w[wo:wo+32], x[xo:xo+32]
+	for i := range r {
+		var s int32
+		for k := 4 * i; k < 4*i+4; k++ {
+			s += int32(int8(w[k])) * int32(int8(x[k]))
+		}
+		r[i] = float32(s)
+	}
+	return
+}
+
+// quanti8 is kir.QuantI8: x clamped to ±127 (NaN to -127), rounded to
+// nearest even.
+func quanti8(x float32) int8 {
+	if !(x > -127) {
+		x = -127
+	}
+	if !(x < 127) {
+		x = 127
+	}
+	return int8(math.RoundToEven(float64(x)))
+}
+
+func storei8g(s []byte, i int, v v8) {
+	for j, x := range v {
+		s[i+j] = byte(quanti8(x))
+	}
 }
 `

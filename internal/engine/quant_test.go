@@ -242,8 +242,9 @@ func TestBlockGoMatchesInterpreter(t *testing.T) {
 		t.Run(b.format, func(t *testing.T) {
 			interp := compileOpen(t, "stories260K", "interp", b.format)
 			art := filepath.Join(t.TempDir(), "go-"+b.format)
+			// The float path (Q8_0's integer dots: TestIntDotGo).
 			_, err := compiler.Compile(testshared.Path(t, "models", "stories260K"), art, compiler.Options{
-				KV: passes.Static, MaxSeq: 512, PrefillChunk: 16, Backend: "go", Weights: compiler.WeightOptions{Format: b.format}})
+				KV: passes.Static, MaxSeq: 512, PrefillChunk: 16, Backend: "go", Weights: compiler.WeightOptions{Format: b.format, FloatDot: true}})
 			require.NoError(t, err)
 			man, err := artifact.Read(art)
 			require.NoError(t, err)

@@ -1,0 +1,160 @@
+package golang_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/llmc-dev/llmc/codegen/golang"
+	"github.com/llmc-dev/llmc/codegen/kir"
+	"github.com/llmc-dev/llmc/wformat"
+)
+
+// intDotMain runs the program on the block weight in its first argument
+// (hex-free JSON bytes) for input set argv[2] and prints the kernels' ISA
+// and the output bits.
+const intDotMain = `package main
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"strconv"
+
+	"github.com/llmc-dev/llmc/runtime"
+	"github.com/llmc-dev/llmc/runtime/pool"
+	"idtest/kernels"
+)
+
+func main() {
+	var blocks []byte
+	if err := json.Unmarshal([]byte(os.Args[1]), &blocks); err != nil {
+		panic(err)
+	}
+	set, _ := strconv.Atoi(os.Args[2])
+	w := &runtime.Weights{F32: make([][]float32, 1), BF16: make([][]uint16, 1), F16: make([][]uint16, 1),
+		Blocks: [][]byte{append(blocks, make([]byte, runtime.BlockSlack)...)[:len(blocks)]}}
+	r := kernels.Linked.New(w, pool.New(2))
+	out, _, err := r.Run("step", []int32{int32(set), int32(set)}, 0)
+	if err != nil {
+		panic(err)
+	}
+	res := make([]uint32, len(out))
+	for i, x := range out {
+		res[i] = math.Float32bits(x)
+	}
+	json.NewEncoder(os.Stdout).Encode(map[string]any{"isa": kernels.Linked.ISA(), "out": res})
+}
+`
+
+// TestIntDotMatchesMachine builds codegen/llvm's q8_0-intdot case (a
+// serial phase quantising two input rows to int8 blocks, a parallel one
+// summing doti8 lanes) with GOEXPERIMENT=simd and runs its AVX2 kernels
+// (VPMADDUBSW, VPMADDWD) and its portable ones against kir.Machine, bit
+// for bit, on random quants (-128 included, which the sign trick must
+// survive) and inputs with a block of zeros, tiny and large values.
+func TestIntDotMatchesMachine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds an executable")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go on PATH")
+	}
+	_, p, _ := caseProgram(t, "../llvm/testdata/q8_0-intdot-portable.txtar")
+	w := p.Weights[0]
+	r := rand.New(rand.NewPCG(7, 8))
+	blocks := make([]byte, w.Bytes())
+	for i := range blocks {
+		blocks[i] = byte(r.IntN(256))
+	}
+	nb := (w.Cols + 31) / 32
+	for row := range w.Rows {
+		for b := range nb {
+			at := row*w.Fmt().RowBytes(w.Cols) + b*w.Fmt().BlockBytes()
+			h := wformat.F32ToF16(float32(r.Float64()*0.1 + 0.001))
+			blocks[at], blocks[at+1], blocks[at+2] = byte(h), byte(h>>8), 0x80
+		}
+	}
+	// Three input sets in a table, copied into the arena by a first phase
+	// from the set the first token names.
+	e := p.Entries[0]
+	n := e.Seq * w.Cols
+	xs := make([]float32, 3*n)
+	for set, scale := range []float64{1, 1e-3, 300} {
+		for i := range n {
+			xs[set*n+i] = float32(r.NormFloat64() * scale)
+		}
+	}
+	clear(xs[:32])
+	tab := &kir.Buffer{Name: "xin", Kind: kir.Table, Index: len(p.Tables), Len: len(xs), Data: xs}
+	p.Tables = append(p.Tables, tab)
+	tok := &kir.Buffer{Name: "tokens", Kind: kir.Tokens, Len: e.Seq}
+	id, i := &kir.Var{Name: "set", T: kir.Int}, &kir.Var{Name: "i", T: kir.Int}
+	k := e.Kernels[0]
+	k.Phases = append([]*kir.Phase{{Body: []kir.Stmt{
+		&kir.Decl{Var: id, Init: kir.Ld(tok, kir.I(0))},
+		&kir.For{Var: i, Lo: kir.I(0), Hi: kir.I(n), Step: 1, Body: []kir.Stmt{
+			&kir.Store{Buf: e.Output, Index: i, Val: kir.Ld(tab, kir.IAdd(kir.IMul(id, kir.I(n)), i))},
+		}},
+	}}}, k.Phases...)
+	require.NoError(t, kir.Verify(p))
+
+	files, err := golang.Emit(p, "kernels", "intdot")
+	require.NoError(t, err)
+	root, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "kernels"), 0o755))
+	for name, src := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "kernels", name), src, 0o644))
+	}
+	gosum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	require.NoError(t, err)
+	gomod := fmt.Sprintf("module idtest\n\ngo 1.26\n\nrequire github.com/llmc-dev/llmc v0.0.0\n\nreplace github.com/llmc-dev/llmc => %s\n", root)
+	for name, data := range map[string][]byte{"go.mod": []byte(gomod), "go.sum": gosum, "main.go": []byte(intDotMain)} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), data, 0o644))
+	}
+	bin := filepath.Join(dir, "intdot")
+	cmd := exec.Command(goTool, "build", "-o", bin, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOEXPERIMENT=simd", "GOWORK=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	arg, err := json.Marshal(blocks)
+	require.NoError(t, err)
+	m := kir.NewMachine(p, [][]float32{nil})
+	m.Blocks = [][]byte{blocks}
+	for set := range 3 {
+		want, err := m.Run("step", []int32{int32(set), int32(set)}, 0, e.Seq)
+		require.NoError(t, err)
+		for _, isa := range []string{"avx2", "scalar"} {
+			t.Run(fmt.Sprintf("%s/set%d", isa, set), func(t *testing.T) {
+				cmd := exec.Command(bin, string(arg), fmt.Sprint(set))
+				cmd.Env = append(os.Environ(), "LLMC_ISA="+isa)
+				out, err := cmd.Output()
+				require.NoError(t, err)
+				var res struct {
+					ISA string   `json:"isa"`
+					Out []uint32 `json:"out"`
+				}
+				require.NoError(t, json.Unmarshal(out, &res), "%s", out)
+				if res.ISA != isa {
+					t.Skipf("LLMC_ISA=%s runs the %s kernels on this CPU", isa, res.ISA)
+				}
+				require.Len(t, res.Out, len(want))
+				for j, b := range res.Out {
+					require.Equal(t, math.Float32bits(want[j]), b, "output %d: generated Go %g, kir.Machine %g", j, math.Float32frombits(b), want[j])
+				}
+			})
+		}
+	}
+}
