@@ -481,6 +481,8 @@ func (g *gen) kernelFile(pkg string, simd bool) *jen.File {
 		}
 		if g.hasIntDot() {
 			f.Add(jen.Id(intDotGenericHelpers))
+			f.Comment("The integer-dot helpers above round with math.")
+			f.Var().Id("_").Op("=").Qual("math", "RoundToEven")
 		}
 	}
 	if g.has16() {
@@ -518,8 +520,15 @@ func (g *gen) emulationHelpers(f *jen.File) {
 	lanes("mul8", ab, func(i jen.Code) jen.Code { return jen.Id("a").Index(i).Op("*").Id("b").Index(i) })
 	lanes("div8", ab, func(i jen.Code) jen.Code { return jen.Id("a").Index(i).Op("/").Id("b").Index(i) })
 	lanes("max8", ab, func(i jen.Code) jen.Code { return jen.Max(jen.Id("a").Index(i), jen.Id("b").Index(i)) })
+	// fmaf is a*b + c rounded once to float32 from float64, as
+	// kir.Machine computes kir.FMA (math.FMA is an instruction where the
+	// CPU has one).
+	f.Func().Id("fmaf").Params(jen.List(jen.Id("a"), jen.Id("b"), jen.Id("c")).Float32()).Float32().Block(
+		jen.Return(jen.Float32().Call(jen.Qual("math", "FMA").Call(jen.Float64().Call(jen.Id("a")), jen.Float64().Call(jen.Id("b")), jen.Float64().Call(jen.Id("c"))))),
+	)
 	lanes("fma8", []jen.Code{jen.List(jen.Id("a"), jen.Id("b"), jen.Id("c")).Id("v8")}, func(i jen.Code) jen.Code {
-		return jen.Id("a").Index(i).Op("*").Id("b").Index(i).Op("+").Id("c").Index(i)
+		// Fused, as kir.FMA is: see fmaf.
+		return jen.Id("fmaf").Call(jen.Id("a").Index(i), jen.Id("b").Index(i), jen.Id("c").Index(i))
 	})
 	lanes("splat8", []jen.Code{jen.Id("x").Float32()}, func(jen.Code) jen.Code { return jen.Id("x") })
 	f.Func().Id("load8").Params(jen.Id("s").Index().Float32(), jen.Id("i").Int()).Id("v8").Block(
@@ -731,10 +740,9 @@ func (g *gen) store16(s *kir.Store, idx *jen.Statement, simd bool) jen.Code {
 	return jen.Id(s.Buf.Name).Index(idx).Op("=").Qual(wformatPkg, name).Call(val)
 }
 
-// errNoIntDot: the Go backend's kernels multiply int8 quants only
-// (doti8); nibble formats stay on the float path (its target lowers only
-// Q8_0 with kir.Options.IntDot).
-var errNoIntDot = fmt.Errorf("the Go backend has integer dot products of int8 quants only (doti8), not of nibbles: lower Q4_0 and Q4_K on the float path")
+// dotHelpers are the helpers of each kir.DotQuants (the vector file's;
+// the generic file's end in g).
+var dotHelpers = map[kir.DotQuants]string{kir.DotInt8: "doti8", kir.DotQ4_0: "doti4", kir.DotLow: "doti4lo", kir.DotHigh: "doti4hi"}
 
 // eachStmt calls f on every statement of ss, loop bodies included.
 func eachStmt(ss []kir.Stmt, f func(kir.Stmt)) {
@@ -865,14 +873,20 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 		case e.Type() == kir.F32x8:
 			return jen.Id("fma8").Call(a, b, c)
 		}
-		return jen.Parens(a.Op("*").Add(b).Op("+").Add(c))
+		// Fused, as kir.FMA is (and kir.Machine computes it): Go does not
+		// fuse a*b + c on amd64 below GOAMD64=v3.
+		return jen.Id("fmaf").Call(a, b, c)
 	case *kir.Call:
 		arg := g.expr(e.Arg, simd)
 		if e.Type() == kir.F32x8 {
-			if e.Fn != kir.Exp {
-				panic(emitError{fmt.Errorf("%s on eight lanes: the Go backend computes only exp lane-wise", e.Fn)})
-			}
-			if simd {
+			switch {
+			case e.Fn == kir.RoundEven && simd:
+				return arg.Dot("RoundToEven").Call() // VROUNDPS
+			case e.Fn == kir.RoundEven:
+				return jen.Id("roundeven8g").Call(arg)
+			case e.Fn != kir.Exp:
+				panic(emitError{fmt.Errorf("%s on eight lanes: the Go backend computes only exp and roundeven lane-wise", e.Fn)})
+			case simd:
 				return jen.Id("exp8").Call(arg)
 			}
 			return jen.Id("exp8g").Call(arg)
@@ -925,13 +939,14 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 		return jen.Float32().Call(g.expr(e.X, simd))
 	}
 	if d, ok := e.(*kir.DotI8); ok {
-		if d.Quants != kir.DotInt8 {
-			panic(emitError{errNoIntDot})
+		name, ok := dotHelpers[d.Quants]
+		if !ok {
+			panic(emitError{fmt.Errorf("unknown integer dot %s", d)})
 		}
 		if simd {
-			return jen.Id("doti8").Call(jen.Id(d.W.Name+"_p"), g.expr(d.WOff, simd), jen.Id(d.X.Name+"_p"), g.expr(d.XOff, simd))
+			return jen.Id(name).Call(jen.Id(d.W.Name+"_p"), g.expr(d.WOff, simd), jen.Id(d.X.Name+"_p"), g.expr(d.XOff, simd))
 		}
-		return jen.Id("doti8g").Call(jen.Id(d.W.Name), g.expr(d.WOff, simd), jen.Id(d.X.Name+"_b"), g.expr(d.XOff, simd))
+		return jen.Id(name+"g").Call(jen.Id(d.W.Name), g.expr(d.WOff, simd), jen.Id(d.X.Name+"_b"), g.expr(d.XOff, simd))
 	}
 	panic(emitError{fmt.Errorf("unknown expression %T (%v)", e, e)})
 }
@@ -1263,6 +1278,53 @@ func doti8(w unsafe.Pointer, wo int, x unsafe.Pointer, xo int) archsimd.Float32x
 
 var ones16 = [16]int16{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
 
+// dotu4 is the dot of 32 unsigned quants u (0..15) with int8s at x: u
+// times x in pairs (VPMADDUBSW: at most 2·15·127, no saturation), then
+// pairs of pairs (VPMADDWD by ones), converted.
+func dotu4(u archsimd.Uint8x32, x unsafe.Pointer, xo int) archsimd.Float32x8 {
+	xv := archsimd.LoadInt8x32((*[32]int8)(unsafe.Add(x, xo)))
+	return u.DotProductPairsSaturated(xv).DotProductPairs(archsimd.LoadInt16x16(&ones16)).ConvertToFloat32()
+}
+
+// nibbleConsts are the low-nibble mask, and 4096 in each 16-bit lane:
+// VPMULHUW by it shifts each lane right by 4 (no shift instruction, whose
+// count archsimd passes in a register that a legacy-SSE MOVQ fills).
+var nibbleConsts = struct {
+	mask [32]uint8
+	m4   [16]uint16
+}{
+	[32]uint8{15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15},
+	[16]uint16{4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096, 4096},
+}
+
+// high4 moves each byte's high nibble into its low four bits (the rest
+// masked off): each 16-bit lane times 4096, high half (a shift right by
+// 4), then the mask.
+func high4(v archsimd.Uint8x32) archsimd.Uint8x32 {
+	return v.AsUint16x16().MulHigh(archsimd.LoadUint16x16(&nibbleConsts.m4)).AsUint8x32().And(archsimd.LoadUint8x32(&nibbleConsts.mask))
+}
+
+// doti4lo and doti4hi are kir.DotI8 of the low or high nibbles of 32
+// bytes (a Q4_K sub-block).
+func doti4lo(w unsafe.Pointer, wo int, x unsafe.Pointer, xo int) archsimd.Float32x8 {
+	u := archsimd.LoadUint8x32((*[32]uint8)(unsafe.Add(w, wo))).And(archsimd.LoadUint8x32(&nibbleConsts.mask))
+	return dotu4(u, x, xo)
+}
+
+func doti4hi(w unsafe.Pointer, wo int, x unsafe.Pointer, xo int) archsimd.Float32x8 {
+	return dotu4(high4(archsimd.LoadUint8x32((*[32]uint8)(unsafe.Add(w, wo)))), x, xo)
+}
+
+// doti4 is kir.DotI8 of a Q4_0 block's 16 bytes: their low nibbles then
+// their high ones (the bytes in both halves, the high half's nibbles
+// moved down, masked).
+func doti4(w unsafe.Pointer, wo int, x unsafe.Pointer, xo int) archsimd.Float32x8 {
+	b := archsimd.LoadUint8x16((*[16]uint8)(unsafe.Add(w, wo)))
+	both := archsimd.Uint8x32{}.SetLo(b).SetHi(b)
+	u := both.And(archsimd.LoadUint8x32(&nibbleConsts.mask)).SetHi(high4(both).GetHi())
+	return dotu4(u, x, xo)
+}
+
 // i8Bounds are storei8x8's clamp, -127 then 127 in eight lanes each: loaded
 // from memory, as no float constant may pass through a legacy-SSE register.
 var i8Bounds = [16]float32{-127, -127, -127, -127, -127, -127, -127, -127, 127, 127, 127, 127, 127, 127, 127, 127}
@@ -1275,22 +1337,25 @@ func quanti8x8(v archsimd.Float32x8) archsimd.Int32x8 {
 	return lo.Max(v).Min(hi).RoundToEven().ConvertToInt32()
 }
 
-// storei8x8 stores eight lanes quantised to int8 at byte i, through
-// general registers.
+// storei8x8 stores eight lanes quantised to int8 at byte i: packed to
+// int16 in a vector register (VPACKSSDW), moved to general registers
+// (VMOVQ, VPEXTRQ) and narrowed there; no array is zeroed or copied, which
+// the Go compiler does with legacy-SSE MOVUPS. i is a multiple of 4.
 func storei8x8(p unsafe.Pointer, i int, v archsimd.Float32x8) {
-	var t [8]int32
-	quanti8x8(v).Store(&t)
-	b := (*[8]int8)(unsafe.Add(p, i))
-	for j, q := range t {
-		b[j] = int8(q)
-	}
+	q := quanti8x8(v)
+	h := q.GetLo().SaturateToInt16Concat(q.GetHi()).AsInt64x2()
+	*(*uint32)(unsafe.Add(p, i)) = pack4(uint64(h.GetElem(0)))
+	*(*uint32)(unsafe.Add(p, i+4)) = pack4(uint64(h.GetElem(1)))
+}
+
+// pack4 is the low bytes of u's four 16-bit lanes.
+func pack4(u uint64) uint32 {
+	return uint32(u&0xff | u>>8&0xff00 | u>>16&0xff0000 | u>>24&0xff000000)
 }
 
 // storei8x1 stores lane 0 quantised to int8 at byte i.
 func storei8x1(p unsafe.Pointer, i int, v archsimd.Float32x8) {
-	var t [8]int32
-	quanti8x8(v).Store(&t)
-	*(*int8)(unsafe.Add(p, i)) = int8(t[0])
+	*(*int8)(unsafe.Add(p, i)) = int8(quanti8x8(v).GetLo().GetElem(0))
 }
 `
 
@@ -1305,6 +1370,44 @@ func doti8g(w []byte, wo int, x []byte, xo int) (r v8) {
 			s += int32(int8(w[k])) * int32(int8(x[k]))
 		}
 		r[i] = float32(s)
+	}
+	return
+}
+
+// doti4g, doti4log and doti4hig are kir.DotI8 of nibbles: a Q4_0
+// block's 16 bytes (low nibbles, then high), or the low or high nibbles
+// of 32 bytes.
+func doti4g(w []byte, wo int, x []byte, xo int) (r v8) {
+	return dotu4g(func(k int) int32 {
+		if k < 16 {
+			return int32(w[wo+k] & 15)
+		}
+		return int32(w[wo+k-16] >> 4)
+	}, x[xo:xo+32])
+}
+
+func doti4log(w []byte, wo int, x []byte, xo int) (r v8) {
+	return dotu4g(func(k int) int32 { return int32(w[wo+k] & 15) }, x[xo:xo+32])
+}
+
+func doti4hig(w []byte, wo int, x []byte, xo int) (r v8) {
+	return dotu4g(func(k int) int32 { return int32(w[wo+k] >> 4) }, x[xo:xo+32])
+}
+
+func dotu4g(u func(k int) int32, x []byte) (r v8) {
+	for i := range r {
+		var s int32
+		for k := 4 * i; k < 4*i+4; k++ {
+			s += u(k) * int32(int8(x[k]))
+		}
+		r[i] = float32(s)
+	}
+	return
+}
+
+func roundeven8g(v v8) (r v8) {
+	for i, x := range v {
+		r[i] = float32(math.RoundToEven(float64(x)))
 	}
 	return
 }

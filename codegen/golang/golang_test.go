@@ -137,18 +137,3 @@ entry step (seq 1, arena 16, scratch 0) -> arena[0 : +[1]]
 	_, err = golang.Emit(p, "model", "id")
 	require.ErrorContains(t, err, "golang: tanh on eight lanes")
 }
-
-// TestNoIntDot: the Go backend multiplies int8 quants only; a program
-// with nibble dots (Q4_0, Q4_K) is an error, not silently wrong code.
-func TestNoIntDot(t *testing.T) {
-	for _, c := range []string{"q4_0-intdot-portable", "q4_k-intdot-portable"} {
-		_, p, _ := caseProgram(t, "../llvm/testdata/"+c+".txtar")
-		_, err := golang.Emit(p, "model", "x")
-		// The first thing it cannot print: the zero point's vector
-		// roundeven, or the nibble dot itself.
-		require.ErrorContains(t, err, "golang: ", c)
-	}
-	_, p, _ := caseProgram(t, "../llvm/testdata/q8_0-intdot-portable.txtar")
-	_, err := golang.Emit(p, "model", "x")
-	require.NoError(t, err)
-}

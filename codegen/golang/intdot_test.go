@@ -54,12 +54,14 @@ func main() {
 }
 `
 
-// TestIntDotMatchesMachine builds codegen/llvm's q8_0-intdot case (a
-// serial phase quantising two input rows to int8 blocks, a parallel one
-// summing doti8 lanes) with GOEXPERIMENT=simd and runs its AVX2 kernels
-// (VPMADDUBSW, VPMADDWD) and its portable ones against kir.Machine, bit
-// for bit, on random quants (-128 included, which the sign trick must
-// survive) and inputs with a block of zeros, tiny and large values.
+// TestIntDotMatchesMachine builds codegen/llvm's q8_0-, q4_0- and
+// q4_k-intdot cases (a serial phase quantising two input rows to int8
+// blocks, a parallel one summing doti8, doti4 or doti4lo/hi lanes) with
+// GOEXPERIMENT=simd and runs their AVX2 kernels (VPMADDUBSW, VPMADDWD)
+// and their portable ones against kir.Machine, bit for bit, on random
+// quants (-128 included, which the sign trick must survive; every nibble;
+// every packed scale and min) and inputs with a block of zeros, tiny and
+// large values.
 func TestIntDotMatchesMachine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds an executable")
@@ -68,19 +70,32 @@ func TestIntDotMatchesMachine(t *testing.T) {
 	if err != nil {
 		t.Skip("no go on PATH")
 	}
-	_, p, _ := caseProgram(t, "../llvm/testdata/q8_0-intdot-portable.txtar")
+	for _, f := range []wformat.Format{wformat.Q8_0, wformat.Q4_0, wformat.Q4_K} {
+		t.Run(f.String(), func(t *testing.T) { intDotMatchesMachine(t, goTool, f) })
+	}
+}
+
+func intDotMatchesMachine(t *testing.T, goTool string, f wformat.Format) {
+	_, p, _ := caseProgram(t, "../llvm/testdata/"+f.String()+"-intdot-portable.txtar")
 	w := p.Weights[0]
 	r := rand.New(rand.NewPCG(7, 8))
 	blocks := make([]byte, w.Bytes())
 	for i := range blocks {
 		blocks[i] = byte(r.IntN(256))
 	}
-	nb := (w.Cols + 31) / 32
+	nb := (w.Cols + f.BlockElems() - 1) / f.BlockElems()
 	for row := range w.Rows {
 		for b := range nb {
-			at := row*w.Fmt().RowBytes(w.Cols) + b*w.Fmt().BlockBytes()
+			at := row*f.RowBytes(w.Cols) + b*f.BlockBytes()
 			h := wformat.F32ToF16(float32(r.Float64()*0.1 + 0.001))
-			blocks[at], blocks[at+1], blocks[at+2] = byte(h), byte(h>>8), 0x80
+			blocks[at], blocks[at+1] = byte(h), byte(h>>8)
+			switch f {
+			case wformat.Q8_0:
+				blocks[at+2] = 0x80 // a -128 quant
+			case wformat.Q4_K: // dmin
+				m := wformat.F32ToF16(float32(r.Float64()*0.05 + 0.001))
+				blocks[at+2], blocks[at+3] = byte(m), byte(m>>8)
+			}
 		}
 	}
 	// Three input sets in a table, copied into the arena by a first phase
@@ -107,7 +122,7 @@ func TestIntDotMatchesMachine(t *testing.T) {
 	}}}, k.Phases...)
 	require.NoError(t, kir.Verify(p))
 
-	files, err := golang.Emit(p, "kernels", "intdot")
+	files, err := golang.Emit(p, "kernels", "intdot-"+f.String())
 	require.NoError(t, err)
 	root, err := filepath.Abs("../..")
 	require.NoError(t, err)

@@ -44,10 +44,6 @@ type Options struct {
 	// scale each (StoreI8), as llama.cpp does, instead of each weight
 	// widened to float. For backends that print DotI8.
 	IntDot bool
-	// IntDotFormats, when not nil, limits IntDot to these block formats
-	// (the Go backend's kernels multiply int8 quants only); the others
-	// stay on the float path.
-	IntDotFormats []wformat.Format
 }
 
 // LowerWith is Lower with options.
@@ -633,7 +629,7 @@ func (l *lowerer) linear(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, don
 		}
 		bias = &b
 	}
-	if w.buf.Format.Blocked() && l.opts.IntDot && (l.opts.IntDotFormats == nil || slices.Contains(l.opts.IntDotFormats, w.buf.Format)) {
+	if w.buf.Format.Blocked() && l.opts.IntDot {
 		return l.linearQ8Int(x, w, out, extra, bias)
 	}
 	if w.buf.Format == wformat.Q4_K {

@@ -51,9 +51,6 @@ type Target struct {
 	// block-format linears are lowered with them (kir.Options.IntDot) unless
 	// --float-dot asks for the float path.
 	IntDot bool
-	// IntDotFormats, when not nil, are the only block formats IntDot
-	// lowers so (kir.Options.IntDotFormats).
-	IntDotFormats []wformat.Format
 	// Speed ranks the targets by how fast their artifacts run, higher is
 	// faster: a compile without --backend takes the fastest one this
 	// machine can build (see DefaultTarget).
@@ -91,10 +88,8 @@ func targets() []Target {
 			Weights: []ir.DType{ir.F16, ir.Q8_0, ir.Q4_0, ir.Q4_K}},
 		{Name: artifact.BackendGo, Doc: "generated Go kernels (GOEXPERIMENT=simd) built with the Go toolchain into an executable",
 			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.F16, ir.Q8_0, ir.Q4_0, ir.Q4_K}, VectorWidth: 8, TileColumns: 2, Speed: 1,
-			// Q8_0 on integer dots (AVX2's vpmaddubsw/vpmaddwd, or portable
-			// Go); its kernels have no nibble dots, so Q4_0 and Q4_K stay on
-			// the float path.
-			IntDot: true, IntDotFormats: []wformat.Format{wformat.Q8_0},
+			// Integer dots: AVX2's vpmaddubsw/vpmaddwd, or portable Go.
+			IntDot:   true,
 			KVDtypes: []wformat.Format{wformat.F16, wformat.BF16},
 			emit:     emitGo, toolchain: buildGo, tools: findGo},
 		{Name: artifact.BackendLLVM, Doc: "LLVM IR compiled by opt and llc (-mcpu=native) into a shared object llmrun loads",

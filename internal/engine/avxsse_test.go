@@ -50,7 +50,7 @@ func TestNoAVXSSETransitions(t *testing.T) {
 	// every kind of scalar code; KV caches stored in f16 and bf16 add their
 	// widening loads and rounding stores.
 	for _, c := range []struct{ model, weights, kv string }{
-		{"stories260K", "", ""}, {"stories260K", "q8_0", ""}, {"stories260K", "q4_0", ""}, {"llama-tiny-bf16", "", ""}, {"gemma2-tiny", "", ""},
+		{"stories260K", "", ""}, {"stories260K", "q8_0", ""}, {"stories260K", "q4_0", ""}, {"stories260K", "q4_k", ""}, {"llama-tiny-bf16", "", ""}, {"gemma2-tiny", "", ""},
 		{"stories260K", "", "f16"}, {"stories260K", "", "bf16"},
 	} {
 		m := c.model
