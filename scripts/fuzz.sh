@@ -11,6 +11,10 @@ go list -f '{{.ImportPath}} {{.Dir}}' ./... | while read -r pkg dir; do
 	# package's tests once more without the fuzzing instrumentation.
 	for target in $(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$dir"/*_test.go 2>/dev/null); do
 		echo "fuzz $pkg $target ($time)"
-		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$time" "$pkg" >/dev/null
+		# Quiet when it passes; its whole output when it does not.
+		if ! out=$(go test -run '^$' -fuzz "^${target}\$" -fuzztime "$time" "$pkg" 2>&1); then
+			printf '%s\n' "$out"
+			exit 1
+		fi
 	done
 done
