@@ -7,12 +7,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/llmc-dev/llmc/codegen/golang"
 	"github.com/llmc-dev/llmc/codegen/kir"
 	"github.com/llmc-dev/llmc/wformat"
 )
@@ -66,16 +64,12 @@ func TestIntDotMatchesMachine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds an executable")
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go on PATH")
-	}
 	for _, f := range []wformat.Format{wformat.Q8_0, wformat.Q4_0, wformat.Q4_K} {
-		t.Run(f.String(), func(t *testing.T) { intDotMatchesMachine(t, goTool, f) })
+		t.Run(f.String(), func(t *testing.T) { intDotMatchesMachine(t, f) })
 	}
 }
 
-func intDotMatchesMachine(t *testing.T, goTool string, f wformat.Format) {
+func intDotMatchesMachine(t *testing.T, f wformat.Format) {
 	_, p, _ := caseProgram(t, "../llvm/testdata/"+f.String()+"-intdot-portable.txtar")
 	w := p.Weights[0]
 	r := rand.New(rand.NewPCG(7, 8))
@@ -122,27 +116,7 @@ func intDotMatchesMachine(t *testing.T, goTool string, f wformat.Format) {
 	}}}, k.Phases...)
 	require.NoError(t, kir.Verify(p))
 
-	files, err := golang.Emit(p, "kernels", "intdot-"+f.String())
-	require.NoError(t, err)
-	root, err := filepath.Abs("../..")
-	require.NoError(t, err)
-	dir := t.TempDir()
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "kernels"), 0o755))
-	for name, src := range files {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "kernels", name), src, 0o644))
-	}
-	gosum, err := os.ReadFile(filepath.Join(root, "go.sum"))
-	require.NoError(t, err)
-	gomod := fmt.Sprintf("module idtest\n\ngo 1.26\n\nrequire github.com/llmc-dev/llmc v0.0.0\n\nreplace github.com/llmc-dev/llmc => %s\n", root)
-	for name, data := range map[string][]byte{"go.mod": []byte(gomod), "go.sum": gosum, "main.go": []byte(intDotMain)} {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), data, 0o644))
-	}
-	bin := filepath.Join(dir, "intdot")
-	cmd := exec.Command(goTool, "build", "-o", bin, ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOEXPERIMENT=simd", "GOWORK=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	bin := buildProgram(t, p, "idtest", intDotMain)
 
 	arg, err := json.Marshal(blocks)
 	require.NoError(t, err)

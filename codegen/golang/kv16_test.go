@@ -63,32 +63,8 @@ func TestKV16MatchesMachine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds an executable")
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go on PATH")
-	}
 	_, p, _ := caseProgram(t, "testdata/kv16.txtar")
-	files, err := golang.Emit(p, "kernels", "kv16")
-	require.NoError(t, err)
-	root, err := filepath.Abs("../..")
-	require.NoError(t, err)
-	dir := t.TempDir()
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "kernels"), 0o755))
-	for name, src := range files {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "kernels", name), src, 0o644))
-	}
-	gosum, err := os.ReadFile(filepath.Join(root, "go.sum"))
-	require.NoError(t, err)
-	gomod := fmt.Sprintf("module kvtest\n\ngo 1.26\n\nrequire github.com/llmc-dev/llmc v0.0.0\n\nreplace github.com/llmc-dev/llmc => %s\n", root)
-	for name, data := range map[string][]byte{"go.mod": []byte(gomod), "go.sum": gosum, "main.go": []byte(kv16Main)} {
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), data, 0o644))
-	}
-	bin := filepath.Join(dir, "kv16")
-	cmd := exec.Command(goTool, "build", "-o", bin, ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOEXPERIMENT=simd", "GOWORK=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	bin := buildProgram(t, p, "kvtest", kv16Main)
 
 	w := kv16Weights()
 	bits := make([]uint32, len(w))
@@ -135,6 +111,40 @@ func TestKV16MatchesMachine(t *testing.T) {
 		}
 	}
 	require.Greater(t, differs, 8, "the values must round differently from truncation")
+}
+
+// buildProgram emits p's Go kernels as package kernels of a module named
+// module beside mainSrc (its main package, which imports module/kernels),
+// builds them with GOEXPERIMENT=simd against this checkout, and returns
+// the executable; it skips the test without a go tool.
+func buildProgram(t *testing.T, p *kir.Program, module, mainSrc string) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go on PATH")
+	}
+	files, err := golang.Emit(p, "kernels", module)
+	require.NoError(t, err)
+	root, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "kernels"), 0o755))
+	for name, src := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "kernels", name), src, 0o644))
+	}
+	gosum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	require.NoError(t, err)
+	gomod := fmt.Sprintf("module %s\n\ngo 1.26\n\nrequire github.com/llmc-dev/llmc v0.0.0\n\nreplace github.com/llmc-dev/llmc => %s\n", module, root)
+	for name, data := range map[string][]byte{"go.mod": []byte(gomod), "go.sum": gosum, "main.go": []byte(mainSrc)} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), data, 0o644))
+	}
+	bin := filepath.Join(dir, module)
+	cmd := exec.Command(goTool, "build", "-o", bin, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOEXPERIMENT=simd", "GOWORK=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return bin
 }
 
 // kv16Weights are codegen/llvm's: special values, each written by vector
