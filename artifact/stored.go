@@ -115,8 +115,8 @@ func (s *StoredWeights) Release(name string) {
 	if !ok || s.mem == nil {
 		return
 	}
-	// Offsets are page-aligned; the tensor's last partial page may hold
-	// the next tensor's first bytes only if it has no padding, and it has.
+	// Offsets are page-aligned, so the tensor's pages start at Offset;
+	// its last, partial page is kept (the end is rounded down).
 	end := (t.Offset + t.Bytes) / StoredAlign * StoredAlign
 	if end > t.Offset {
 		_ = syscall.Madvise(s.mem[t.Offset:end], syscall.MADV_DONTNEED)

@@ -94,7 +94,8 @@ func LinkedWeights(lp *LinkedProgram, ws WeightSource) (weights *Weights, free f
 	half := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(mem[f32s:]))), halves)
 	blocks := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(mem[f32s+hwords:]))), bytes+storedAlign)
 	// The stored weights start at the first aligned byte.
-	boff := alignUp(int(uintptr(unsafe.Pointer(unsafe.SliceData(blocks)))), storedAlign) - int(uintptr(unsafe.Pointer(unsafe.SliceData(blocks))))
+	base := int(uintptr(unsafe.Pointer(unsafe.SliceData(blocks))))
+	boff := alignUp(base, storedAlign) - base
 	foff, hoff := 0, 0
 	for i := range lp.Weights {
 		if inPlace[i] {

@@ -194,17 +194,20 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 			if rest := nb % q4kSubs; rest > 0 {
 				body = append(body, subBlocks(I(nb/q4kSubs), rest)...)
 			}
-		case nb/chains*chains > 0:
+		default:
+			// Whole rounds of chains blocks in a loop, then the rest.
 			whole := nb / chains * chains
-			b := l.newVar("b", Int)
-			step := []Stmt{&Prefetch{Buf: w.buf, Off: IAdd(IAdd(IMul(col, I(rb)), IMul(b, I(bb))), I(intDotPrefetch))}}
-			for k := range chains {
-				step = append(step, block(IAdd(b, I(k)), k)...)
+			if whole > 0 {
+				b := l.newVar("b", Int)
+				step := []Stmt{&Prefetch{Buf: w.buf, Off: IAdd(IAdd(IMul(col, I(rb)), IMul(b, I(bb))), I(intDotPrefetch))}}
+				for k := range chains {
+					step = append(step, block(IAdd(b, I(k)), k)...)
+				}
+				body = append(body, &For{Var: b, Lo: I(0), Hi: I(whole), Step: chains, Body: step})
 			}
-			body = append(body, &For{Var: b, Lo: I(0), Hi: I(whole), Step: chains, Body: step})
-		}
-		for b := nb / chains * chains; b < nb && f != wformat.Q4_K; b++ {
-			body = append(body, block(I(b), b%chains)...)
+			for b := whole; b < nb; b++ {
+				body = append(body, block(I(b), b%chains)...)
+			}
 		}
 		for r := range accs {
 			y := l.newVar("y", F32)

@@ -137,13 +137,11 @@ func (l *lowerer) linearQ4K(x, w, out view, extra, bias *view) error {
 		b := l.newVar("b", Int)
 		stmts = append(stmts, &For{Var: b, Lo: I(0), Hi: I(full), Step: 1, Body: block(b, be)})
 	}
-	var last []Stmt
 	if rem > 0 {
-		last = block(I(full), rem)
+		stmts = append(stmts, block(I(full), rem)...)
 	}
 	// The scalar tail uses the partial block's declarations and y, so it
 	// comes after both.
-	stmts = append(stmts, last...)
 	stmts = append(stmts, &Decl{Var: y, Init: &HSum{X: FSub(acc, accm)}})
 	stmts = append(stmts, tail...)
 	l.outputColumnPhase(stmts, y, out, extra, bias, row, col, sv, rows, outN, in)

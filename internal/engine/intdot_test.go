@@ -157,12 +157,12 @@ func TestIntDotGo(t *testing.T) {
 	seqs := textSeqs(t)
 	f32 := compileOpen(t, "stories260K", "interp", "f32")
 	_, nf, n := scoreAll(t, f32, seqs)
-	_, haveLLVM := llvm.FindToolchain()
-	if haveLLVM != nil && testshared.InCI() {
-		t.Fatal(haveLLVM)
+	_, llvmErr := llvm.FindToolchain()
+	if llvmErr != nil && testshared.InCI() {
+		t.Fatal(llvmErr)
 	}
 	for _, b := range intDotBounds {
-		t.Run(b.format, func(t *testing.T) { intDotGo(t, b.format, b.maxLogitDiff, b.nll, seqs, nf, n, haveLLVM == nil) })
+		t.Run(b.format, func(t *testing.T) { intDotGo(t, b.format, b.maxLogitDiff, b.nll, seqs, nf, n, llvmErr == nil) })
 	}
 }
 

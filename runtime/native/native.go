@@ -556,16 +556,6 @@ func (p *Program) step(e *entry, rows int) {
 	}
 }
 
-// AloneSteps reports, by entry point, whether its next step runs on the
-// calling thread alone (false for a program without a team).
-func (p *Program) AloneSteps() map[string]bool {
-	out := map[string]bool{}
-	for name, e := range p.entries {
-		out[name] = p.team != 0 && (p.mode == TeamNever || p.mode == TeamAdapt && e.team.nextAlone())
-	}
-	return out
-}
-
 // runPhases runs a step of ABI 1: the plan, then each phase, the parallel
 // ones split across the runtime.Parallel.
 func (p *Program) runPhases(e *entry) {
