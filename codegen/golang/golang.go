@@ -617,6 +617,9 @@ func (g *gen) phaseBody(ph *kir.Phase, simd bool) []jen.Code {
 			}
 		case kir.Tokens:
 			src = jen.Id("p").Dot("tok")
+		case kir.Local:
+			// kir.Options.VNNI's tables; the Go backend's dots are AVX2's.
+			panic(emitError{fmt.Errorf("local buffer %s: the Go backend prints no local tables", b.Name)})
 		case kir.Table:
 			src = jen.Id(b.Name).Index(jen.Op(":"))
 			if b.Len > 256 {

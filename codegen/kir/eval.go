@@ -45,6 +45,7 @@ type frame struct {
 	ints   map[*Var]int
 	f32s   map[*Var]float32
 	vecs   map[*Var][8]float32
+	locals map[*Buffer][]float32
 }
 
 // Run executes entry name on the first n of tokens at positions pos,
@@ -81,7 +82,7 @@ func (m *Machine) RunRows(name string, rows []int32, maxPos, n int) ([]float32, 
 		return nil, err
 	}
 	f := &frame{m: m, tokens: rows, params: map[string]int{"pos": maxPos, "len": n},
-		ints: map[*Var]int{}, f32s: map[*Var]float32{}, vecs: map[*Var][8]float32{}}
+		ints: map[*Var]int{}, f32s: map[*Var]float32{}, vecs: map[*Var][8]float32{}, locals: map[*Buffer][]float32{}}
 	for _, k := range e.Kernels {
 		for _, ph := range k.Phases {
 			if ph.Parallel {
@@ -114,6 +115,13 @@ func (f *frame) buf(b *Buffer) []float32 {
 		return f.m.States[b.Index]
 	case Table:
 		return b.Data
+	case Local:
+		l, ok := f.locals[b]
+		if !ok {
+			l = make([]float32, b.Len)
+			f.locals[b] = l
+		}
+		return l
 	}
 	panic("no float buffer " + b.Name)
 }
@@ -285,9 +293,15 @@ func (f *frame) vec(e Expr) [8]float32 {
 		for i := range out {
 			var sum int32
 			for k := 4 * i; k < 4*i+4; k++ {
-				sum += int32(e.Weight(w[wi:], k)) * int32(int8(x[xi+k]))
+				sum += e.Weight(w[wi:], k) * int32(int8(x[xi+k]))
 			}
 			out[i] = float32(sum)
+		}
+	case *Scales:
+		b := f.m.Blocks[e.W.Index]
+		o := f.int(e.Off)
+		for i := range e.N {
+			out[i] = wformat.F16ToF32(uint16(b[o+i*e.Stride]) | uint16(b[o+i*e.Stride+1])<<8)
 		}
 	case *Bin:
 		a, b := f.vec(e.A), f.vec(e.B)

@@ -12,11 +12,11 @@ import (
 // intDotProgram lowers one linear y[rows, out] = x[rows, in]·wᵀ of a
 // weight in format f (Q8_0 or Q4_0) with integer dot products, x at
 // arena[0] and y after it.
-func intDotProgram(t *testing.T, f wformat.Format, rows, in, out int) *Program {
+func intDotProgram(t *testing.T, f wformat.Format, rows, in, out int, vnni bool) *Program {
 	t.Helper()
 	ref := &WeightRef{Name: "w", Rows: out, Cols: in, Format: f}
 	l := &lowerer{prog: &Program{Weights: []*WeightRef{ref}}, arena: &Buffer{Name: "arena", Kind: Arena},
-		scratch: &Buffer{Name: "scratch", Kind: Scratch}, opts: Options{IntDot: true}}
+		scratch: &Buffer{Name: "scratch", Kind: Scratch}, opts: Options{IntDot: true, VNNI: vnni}}
 	l.e = &Entry{Name: "step", Seq: rows, ArenaLen: rows*in + rows*out}
 	l.length = I(rows)
 	l.arena.Len = l.e.ArenaLen
@@ -62,14 +62,18 @@ func blockOf(f wformat.Format, q []byte, in, n, b int) (scale, min float32, quan
 // less each sub-block's min times d_x·Σq_x), for rows of whole blocks,
 // tails (172: stories260K's FFN width), column counts of each tile size,
 // and checks it is close to x·dequantize(w)ᵀ and that the text
-// round-trips.
+// round-trips; with and without Options.VNNI (Q8_0's quants unsigned,
+// zero points off eight blocks at a time, and d_w·d_x multiplied eight
+// blocks at a time into a local table).
 func TestLinearQ8Int(t *testing.T) {
 	for _, f := range []wformat.Format{wformat.Q8_0, wformat.Q4_0, wformat.Q4_K} {
-		testLinearIntDot(t, f)
+		for _, vnni := range []bool{false, true} {
+			testLinearIntDot(t, f, vnni)
+		}
 	}
 }
 
-func testLinearIntDot(t *testing.T, f wformat.Format) {
+func testLinearIntDot(t *testing.T, f wformat.Format, vnni bool) {
 	dot := map[wformat.Format]string{wformat.Q8_0: "doti8(w_0[", wformat.Q4_0: "doti4(w_0[", wformat.Q4_K: "doti4lo(w_0["}[f]
 	ins := []int{32, 45, 64, 172}
 	if f == wformat.Q4_K {
@@ -78,12 +82,22 @@ func testLinearIntDot(t *testing.T, f wformat.Format) {
 	for _, in := range ins {
 		for _, rows := range []int{1, 3, 8, 12, 13} {
 			for _, out := range []int{4, 5} {
-				p := intDotProgram(t, f, rows, in, out)
+				p := intDotProgram(t, f, rows, in, out, vnni)
 				text := Print(p)
 				if _, err := Parse(text); err != nil {
 					t.Fatalf("%s in %d: the text does not parse back: %v", f, in, err)
 				}
-				for _, want := range []string{dot, "store8i8 scratch[", "loadf16 w_0["} {
+				wants := []string{dot, "store8i8 scratch[", "loadf16 w_0["}
+				if vnni && f != wformat.Q4_K && rows > 1 {
+					wants = append(wants, "scales(w_0[", "hsum(zs")
+					if f == wformat.Q8_0 {
+						wants[0] = "dotu8(w_0["
+					}
+					if rowTile(rows) > 1 {
+						wants = append(wants, "store8 dwdx")
+					}
+				}
+				for _, want := range wants {
 					if !strings.Contains(text, want) {
 						t.Fatalf("in %d: no %q:\n%s", in, want, text)
 					}
@@ -192,7 +206,7 @@ func TestVerifyIntDot(t *testing.T) {
 		{"prefetch offset", "prefetch w_0[(((n12 * 68) + (b15 * 34)) + 2048)]", "prefetch w_0[1f]", "offset 1f is f32, not int"},
 		{"storei8 of a vector", st, "storei8 scratch[(((s1 * 2) + 1) * 32)] = bcast(id11)", "storei8 of a f32x8 value"},
 	} {
-		text := Print(intDotProgram(t, wformat.Q8_0, 1, 40, 2))
+		text := Print(intDotProgram(t, wformat.Q8_0, 1, 40, 2, false))
 		if !strings.Contains(text, c.from) {
 			t.Fatalf("%s: no %q in\n%s", c.name, c.from, text)
 		}
@@ -210,11 +224,11 @@ func TestVerifyIntDot(t *testing.T) {
 // doti4lo and doti4hi a Q4_K weight's 32, within a row's short last
 // block, and no form reads another format's blocks.
 func TestVerifyIntDot4(t *testing.T) {
-	q4 := Print(intDotProgram(t, wformat.Q4_0, 1, 40, 2))
-	q8 := Print(intDotProgram(t, wformat.Q8_0, 1, 40, 2))
+	q4 := Print(intDotProgram(t, wformat.Q4_0, 1, 40, 2, false))
+	q8 := Print(intDotProgram(t, wformat.Q8_0, 1, 40, 2, false))
 	// 40 weights: a short Q4_K block of 16 + 32 bytes a row, sub-blocks 0
 	// and 1 both in its 32 bytes of quants.
-	qk := Print(intDotProgram(t, wformat.Q4_K, 1, 40, 2))
+	qk := Print(intDotProgram(t, wformat.Q4_K, 1, 40, 2, false))
 	// The first block's dot: (((n * 36) + (b * 18)) + 2) for a loop's b.
 	dot := regexp.MustCompile(`doti4\(w_0\[[^\]]*\+ 2\)\], scratch\[[^\]]*\]\)`).FindString(q4)
 	if dot == "" {
@@ -238,5 +252,36 @@ func TestVerifyIntDot4(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want %q", c.name, err, c.want)
 		}
+	}
+}
+
+// TestVerifyVNNITiles: scales reads 1 to 8 f16 scales of a block-format
+// weight within its bytes, a local table is written without racing and
+// read within its length, and dotu8 reads Q8_0 blocks only.
+func TestVerifyVNNITiles(t *testing.T) {
+	const sc = "scales(w_0[(n12 * 68)], 34, 2)"
+	for _, c := range []struct{ name, from, to, want string }{
+		{"nine scales", sc, "scales(w_0[(n12 * 68)], 34, 9)", "want 1 to 8 scales at least 2 bytes apart"},
+		{"scales past the end", sc, "scales(w_0[120], 34, 2)", "scales index 120 of w_0 reaches 120 (+36), past its 136 elements"},
+		{"scales of the arena", sc, "scales(arena[(n12 * 68)], 34, 2)", "only block-format weights hold f16 scales"},
+		{"local past the end", "bcast(dwdx16[(8 + b23)])", "bcast(dwdx16[(16 + b23)])", "load index (16 + b23) of dwdx16 reaches 16, past its 16 elements"},
+		{"empty local", "buffer dwdx16 local [16]", "buffer dwdx16 local [0]", "local buffer dwdx16 has 0 elements"},
+		{"dotu8 of q4_0", "buffer w_0 weight #0 q8_0 [136]", "buffer w_0 weight #0 q4_0 [136]", "not a weight of q8_0 quants"},
+	} {
+		text := Print(intDotProgram(t, wformat.Q8_0, 2, 40, 2, true))
+		if !strings.Contains(text, c.from) {
+			t.Fatalf("%s: no %q in\n%s", c.name, c.from, text)
+		}
+		bad, err := Parse(strings.Replace(text, c.from, c.to, 1))
+		if err == nil {
+			err = Verify(bad)
+		}
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %q", c.name, err, c.want)
+		}
+	}
+	// The program as lowered verifies: its local stores race nothing.
+	if err := Verify(intDotProgram(t, wformat.Q8_0, 2, 40, 2, true)); err != nil {
+		t.Fatal(err)
 	}
 }

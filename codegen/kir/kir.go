@@ -51,9 +51,14 @@ const (
 	State                  // a KV cache, kept across steps
 	Tokens                 // the step's rows: token ids, positions, slots (i32, artifact.RowFields)
 	Table                  // a constant table baked into the code
+	// Local is a small array of Len f32s that each thread running a phase
+	// has for itself (on its stack): a parallel phase's iterations share
+	// no Local, so stores to one never race, and its contents are
+	// undefined until a statement of the same iteration writes them.
+	Local
 )
 
-var bufKindNames = [...]string{"arena", "scratch", "weight", "state", "tokens", "table"}
+var bufKindNames = [...]string{"arena", "scratch", "weight", "state", "tokens", "table", "local"}
 
 func (k BufKind) String() string {
 	if int(k) < len(bufKindNames) {
@@ -482,6 +487,23 @@ type Prefetch struct {
 
 func (*Prefetch) stmt() {}
 
+// Scales is the float16 scales of N (1 to 8) blocks of a block-format
+// weight W, widened: lane i < N is the f16 at byte Off + i·Stride, the
+// other lanes 0. Lowering reads the d_w of consecutive blocks of a row
+// with it (Stride the block's bytes), to multiply eight blocks' scales at
+// once.
+type Scales struct {
+	W      *Buffer
+	Off    Expr
+	Stride int
+	N      int
+}
+
+func (*Scales) Type() Type { return F32x8 }
+func (s *Scales) String() string {
+	return fmt.Sprintf("scales(%s[%s], %d, %d)", s.W, s.Off, s.Stride, s.N)
+}
+
 // DotI8 is the integer dot product of the 32 int8 quants of a
 // block-format weight W at byte offset WOff with the 32 int8s at byte
 // offset XOff of a scratch buffer X (written by StoreI8, so in
@@ -518,17 +540,27 @@ const (
 	// DotHigh: the high nibbles of 32 bytes: a Q4_K sub-block of odd
 	// index, sharing its bytes with the even one before it (doti4hi).
 	DotHigh
+	// DotUInt8: a Q8_0 block's 32 int8s plus 128, unsigned (the byte
+	// xor 0x80), printed dotu8: VNNI's vpdpbusd multiplies them by the
+	// signed input as they are, with no sign trick, and lowering takes
+	// the 128·Σx this adds off once per row, eight blocks a multiply.
+	DotUInt8
 	numDotQuants
 )
 
 // dotNames are DotI8's printed names by DotQuants.
-var dotNames = [numDotQuants]string{DotInt8: "doti8", DotQ4_0: "doti4", DotLow: "doti4lo", DotHigh: "doti4hi"}
+var dotNames = [numDotQuants]string{DotInt8: "doti8", DotQ4_0: "doti4", DotLow: "doti4lo", DotHigh: "doti4hi", DotUInt8: "dotu8"}
 
 // dotFormats is the weight format each DotQuants reads.
-var dotFormats = [numDotQuants]wformat.Format{DotInt8: wformat.Q8_0, DotQ4_0: wformat.Q4_0, DotLow: wformat.Q4_K, DotHigh: wformat.Q4_K}
+var dotFormats = [numDotQuants]wformat.Format{DotInt8: wformat.Q8_0, DotQ4_0: wformat.Q4_0, DotLow: wformat.Q4_K, DotHigh: wformat.Q4_K, DotUInt8: wformat.Q8_0}
 
 // Nibbles reports whether the quants are unsigned 4-bit ones.
-func (q DotQuants) Nibbles() bool { return q != DotInt8 }
+func (q DotQuants) Nibbles() bool { return q != DotInt8 && q != DotUInt8 }
+
+// Unsigned reports whether the quants are unsigned bytes (nibbles, or
+// DotUInt8's offset int8s), which vpdpbusd and vpmaddubsw take as their
+// unsigned operand with no sign trick.
+func (q DotQuants) Unsigned() bool { return q != DotInt8 }
 
 // DotI8Len is how many int8 pairs a DotI8 multiplies: one Q8_0 block.
 const DotI8Len = 32
@@ -551,21 +583,23 @@ func (d *DotI8) WBytes() int {
 }
 
 // Weight is the quant k < 32 of the dot, from the bytes of W at its
-// offset: the int8, or the unsigned nibble.
-func (d *DotI8) Weight(w []byte, k int) int8 {
+// offset: the int8, the unsigned nibble, or the int8 plus 128.
+func (d *DotI8) Weight(w []byte, k int) int32 {
 	switch d.Quants {
 	case DotQ4_0:
 		b := w[k%16]
 		if k >= 16 {
 			b >>= 4
 		}
-		return int8(b & 15)
+		return int32(b & 15)
 	case DotLow:
-		return int8(w[k] & 15)
+		return int32(w[k] & 15)
 	case DotHigh:
-		return int8(w[k] >> 4)
+		return int32(w[k] >> 4)
+	case DotUInt8:
+		return int32(int8(w[k])) + 128
 	}
-	return int8(w[k])
+	return int32(int8(w[k]))
 }
 
 // QuantI8 is what StoreI8 stores for a value x.

@@ -44,6 +44,11 @@ type Options struct {
 	// scale each (StoreI8), as llama.cpp does, instead of each weight
 	// widened to float. For backends that print DotI8.
 	IntDot bool
+	// VNNI says the backend prints DotI8 as VNNI's vpdpbusd, which adds
+	// unsigned-by-signed byte products into a register it is given: Q8_0
+	// and Q4_0 dots then carry a Bias (DotI8), and prefill tiles multiply
+	// the scales of eight blocks at once (see linearQ8Int).
+	VNNI bool
 }
 
 // LowerWith is Lower with options.

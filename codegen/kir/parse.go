@@ -711,6 +711,18 @@ func (p *parser) expr() Expr {
 		p.expect(")")
 		return d
 	}
+	if name == "scales" && p.accept("(") {
+		s := &Scales{W: p.buf()}
+		p.expect("[")
+		s.Off = p.expr()
+		p.expect("]")
+		p.expect(",")
+		s.Stride = p.int()
+		p.expect(",")
+		s.N = p.int()
+		p.expect(")")
+		return s
+	}
 	if name == "load8" && p.peekIdent() != "" {
 		b := p.buf()
 		p.expect("[")

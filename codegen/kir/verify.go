@@ -21,10 +21,10 @@ import (
 //     declaration (or loop), declared once in a scope, and names one
 //     variable per phase; step inputs are %pos, and %len in entries that
 //     have it; buffers agree with the weights, states and tables they
-//     name, and only the arena, scratch and states are written;
+//     name, and only the arena, scratch, states and locals are written;
 //   - phases: a parallel phase has an int loop variable and trip count
-//     and work estimate that use no variable, and every store in it
-//     depends on its variable (else its threads race); a serial phase has
+//     and work estimate that use no variable, and every store in it but
+//     a local's depends on its variable (else its threads race); a serial phase has
 //     none of these;
 //   - bounds: indices whose range is known statically (loops with
 //     constant bounds, %len, remainders and minima) stay in their
@@ -422,7 +422,7 @@ func (v *verifier) stmt(s Stmt) {
 		if s.Index != nil {
 			v.bounds(s.Buf, s.Index, width, "store")
 		}
-		if v.pvar != nil && s.Index != nil && !v.mentionsDep(s.Index) {
+		if v.pvar != nil && s.Index != nil && s.Buf.Kind != Local && !v.mentionsDep(s.Index) {
 			v.errorf("in a parallel phase over %s, the store index %s does not depend on %s: its threads race", v.pvar.Name, exprString(s.Index), v.pvar.Name)
 		}
 	case *StoreI8:
@@ -593,6 +593,10 @@ func (v *verifier) buffer(b *Buffer) {
 		if b.Len != s.Rows*s.RowSize {
 			v.errorf("buffer %s has %d elements but state #%d %s [%d × %d] has %d", b.Name, b.Len, b.Index, s.Name, s.Rows, s.RowSize, s.Rows*s.RowSize)
 		}
+	case Local:
+		if b.Len <= 0 {
+			v.errorf("local buffer %s has %d elements", b.Name, b.Len)
+		}
 	case Table:
 		if t, ok := v.tables[b.Name]; !ok || (t != b && bufferDecl(t) != bufferDecl(b)) {
 			v.errorf("table %s is not in the program's tables", b.Name)
@@ -725,6 +729,27 @@ func (v *verifier) typ(e Expr) Type {
 		}
 		if e.XOff != nil {
 			v.byteBounds(e.X, e.XOff, DotI8Len, "doti8")
+		}
+		return F32x8
+	case *Scales:
+		if e == nil || e.W == nil {
+			v.errorf("scales of a nil buffer")
+			return bad
+		}
+		v.buffer(e.W)
+		if e.W.Kind != Weight || !slices.Contains(QParts[e.W.Format], QF16) {
+			v.errorf("%s reads %s %s buffer %s: only block-format weights hold f16 scales", exprString(e), e.W.Format, e.W.Kind, e.W.Name)
+			return bad
+		}
+		if e.N < 1 || e.N > 8 || e.Stride < 2 {
+			v.errorf("%s: want 1 to 8 scales at least 2 bytes apart", exprString(e))
+			return bad
+		}
+		if t := v.typ(e.Off); t != Int && t != bad {
+			v.errorf("offset %s is %s, not int", exprString(e.Off), t)
+		}
+		if e.Off != nil {
+			v.bounds(e.W, e.Off, (e.N-1)*e.Stride+2, "scales")
 		}
 		return F32x8
 	case *Bin:

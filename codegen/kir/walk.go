@@ -48,6 +48,8 @@ func WalkExpr(e Expr, f func(Expr)) {
 	case *DotI8:
 		WalkExpr(e.WOff, f)
 		WalkExpr(e.XOff, f)
+	case *Scales:
+		WalkExpr(e.Off, f)
 	case *Bin:
 		WalkExpr(e.A, f)
 		WalkExpr(e.B, f)
@@ -89,6 +91,8 @@ func WalkBuffers(ss []Stmt, f func(*Buffer)) {
 		case *DotI8:
 			f(e.W)
 			f(e.X)
+		case *Scales:
+			f(e.W)
 		}
 	}, func(s *Store) { f(s.Buf) })
 	walkStmts(ss, func(s Stmt) {

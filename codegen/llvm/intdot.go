@@ -152,6 +152,20 @@ func (fb *fn) pairSums(v value.Value, n int) value.Value {
 	return sum
 }
 
+// scales gathers N float16 scales Stride bytes apart into the lanes of
+// an <8 x i16> (vpinsrw) and widens them at once (vcvtph2ps).
+func (fb *fn) scales(e *kir.Scales) value.Value {
+	v16 := types.NewVector(8, types.I16)
+	var vec value.Value = constant.NewZeroInitializer(v16)
+	for i := range e.N {
+		p := fb.cur.NewBitCast(fb.elemPtr(e.W, kir.IAdd(e.Off, kir.I(i*e.Stride))), types.NewPointer(types.I16))
+		ld := fb.cur.NewLoad(types.I16, p)
+		ld.Align = 1
+		vec = fb.cur.NewInsertElement(vec, ld, constant.NewInt(i32, int64(i)))
+	}
+	return fb.cur.NewFPExt(fb.cur.NewBitCast(vec, types.NewVector(8, types.Half)), v8)
+}
+
 // dotI8 prints a DotI8 in the module's form.
 func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 	load := func(b *kir.Buffer, off kir.Expr) value.Value {
@@ -167,22 +181,31 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 		w = fb.nibbles(e)
 	case kir.DotLow, kir.DotHigh:
 		w = fb.halfBytes(load(e.W, e.WOff), e.Quants == kir.DotHigh)
+	case kir.DotUInt8:
+		// w xor 0x80 = w+128: one vpxor a block, shared by a tile's rows.
+		c := make([]constant.Constant, 32)
+		for i := range c {
+			c[i] = constant.NewInt(types.I8, -128)
+		}
+		w = fb.cur.NewXor(load(e.W, e.WOff), constant.NewVector(v32i8, c...))
 	default:
 		w = load(e.W, e.WOff)
 	}
 	x := load(e.X, e.XOff)
 	var lanes value.Value
-	switch form := g.o.DotForm; form {
-	case DotVNNI, DotAVX2:
+	switch form := g.o.DotForm; {
+	case form == DotVNNI || form == DotAVX2 && e.Quants != kir.DotUInt8:
+		// (vpmaddubsw's int16 pairs would saturate on bytes up to 255, so
+		// AVX2 prints dotu8 the portable way.)
 		// Unsigned times signed: |w| and x with w's sign, or Q4_0's
 		// nibbles (unsigned already) and x as they are.
 		u, sx := w, x
-		if !e.Quants.Nibbles() {
+		if !e.Quants.Unsigned() {
 			u = fb.call(g.declare("llvm.abs.v32i8", v32i8, v32i8, types.I1), w, constant.False)
 			sx = fb.call(g.declare("llvm.x86.avx2.psign.b", v32i8, v32i8, v32i8), x, w)
 		}
 		if form == DotVNNI {
-			lanes = fb.call(g.declare("llvm.x86.avx512.vpdpbusd.256", v8i, v8i, v8i, v8i),
+			lanes = fb.call(g.declare(vpdpbusd, v8i, v8i, v8i, v8i),
 				constant.NewZeroInitializer(v8i), fb.cur.NewBitCast(u, v8i), fb.cur.NewBitCast(sx, v8i))
 			break
 		}
@@ -192,9 +215,9 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 			ones[i] = constant.NewInt(types.I16, 1)
 		}
 		lanes = fb.call(g.declare("llvm.x86.avx2.pmadd.wd", v8i, v16i16, v16i16), pairs, constant.NewVector(v16i16, ones...))
-	case DotPortable, "":
+	case form == DotPortable || form == "" || form == DotAVX2:
 		var wide value.Value = fb.cur.NewSExt(w, v32i32)
-		if e.Quants.Nibbles() {
+		if e.Quants.Unsigned() {
 			wide = fb.cur.NewZExt(w, v32i32)
 		}
 		prod := fb.cur.NewMul(wide, fb.cur.NewSExt(x, v32i32))
@@ -208,6 +231,10 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 	}
 	return fb.cur.NewSIToFP(lanes, v8)
 }
+
+// vpdpbusd is VNNI's unsigned-by-signed byte dot product into an
+// accumulator, on 256-bit vectors.
+const vpdpbusd = "llvm.x86.avx512.vpdpbusd.256"
 
 // halfBytes is the low (high false) or high nibbles of 32 bytes, each
 // in the low four bits of its byte: a mask (vpand), after a shift of the

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	goruntime "runtime"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -39,7 +40,8 @@ func TestChooseDotForm(t *testing.T) {
 }
 
 // TestIntDotMatchesMachine compiles the q8_0-, q4_0- and q4_k-intdot cases
-// in each DotI8 form this CPU runs and checks that the native code
+// in each DotI8 form this CPU runs (and the q8_0- and q4_0-intdot-rows
+// cases, lowered for VNNI, in each form too) and checks that the native code
 // computes exactly what kir.Machine does: the int8 products are exact in
 // every form, and the float arithmetic around them is the kernel IR's. The
 // weight's quants are random bytes, -128 included for Q8_0 (which the sign
@@ -59,13 +61,17 @@ func TestIntDotMatchesMachine(t *testing.T) {
 			continue
 		}
 		for _, f := range []wformat.Format{wformat.Q8_0, wformat.Q4_0, wformat.Q4_K} {
-			t.Run(f.String()+"/"+string(form), func(t *testing.T) { intDotMatchesMachine(t, tc, f, form) })
+			t.Run(f.String()+"/"+string(form), func(t *testing.T) { intDotMatchesMachine(t, tc, f, f.String()+"-intdot-"+string(form), form) })
+		}
+		// kir.Options.VNNI's prefill lowering, printed in every form.
+		for _, f := range []wformat.Format{wformat.Q8_0, wformat.Q4_0} {
+			t.Run(f.String()+"-rows/"+string(form), func(t *testing.T) { intDotMatchesMachine(t, tc, f, f.String()+"-intdot-rows-vnni", form) })
 		}
 	}
 }
 
-func intDotMatchesMachine(t *testing.T, tc *llvm.Toolchain, f wformat.Format, form llvm.DotForm) {
-	p := caseProgram(t, f.String()+"-intdot-"+string(form))
+func intDotMatchesMachine(t *testing.T, tc *llvm.Toolchain, f wformat.Format, name string, form llvm.DotForm) {
+	p := caseProgram(t, name)
 	w := p.Weights[0]
 	r := rand.New(rand.NewPCG(5, 6))
 	blocks := make([]byte, (w.Bytes()+3)/4*4)
@@ -118,7 +124,11 @@ func intDotMatchesMachine(t *testing.T, tc *llvm.Toolchain, f wformat.Format, fo
 	o := llvm.Options{DotForm: form}
 	ll, err := o.Emit(p)
 	require.NoError(t, err)
-	require.Contains(t, ll, map[llvm.DotForm]string{llvm.DotVNNI: "vpdpbusd", llvm.DotAVX2: "pmadd.ub.sw", llvm.DotPortable: "mul nsw <32 x i32>"}[form])
+	printed := map[llvm.DotForm]string{llvm.DotVNNI: "vpdpbusd", llvm.DotAVX2: "pmadd.ub.sw", llvm.DotPortable: "mul nsw <32 x i32>"}[form]
+	if form == llvm.DotAVX2 && strings.Contains(kir.Print(p), "dotu8(") {
+		printed = "mul nsw <32 x i32>" // AVX2 prints dotu8 the portable way
+	}
+	require.Contains(t, ll, printed)
 	so, lay := compileSOWith(t, tc, o, p, 8, 8)
 	prog := load(t, so, lay, [][]float32{words}, 2)
 	m := kir.NewMachine(p, [][]float32{nil})

@@ -642,6 +642,15 @@ func (fb *fn) loadBuffers(bufs []*kir.Buffer, slots map[*kir.Buffer]value.Value)
 				break
 			}
 			fb.bufs[n] = fb.named(ld, vname)
+		case kir.Local:
+			// A thread's own table: an alloca of the phase function.
+			a := ir.NewAlloca(types.NewArray(uint64(b.Len), f32))
+			a.SetName(fb.unique(n + ".local"))
+			a.Align = 32
+			fb.allocas = append(fb.allocas, a)
+			gep := fb.entry.NewGetElementPtr(a.ElemType, a, constant.NewInt(i64, 0), constant.NewInt(i64, 0))
+			gep.InBounds = true
+			fb.bufs[n] = fb.named(gep, n)
 		case kir.Table:
 			t, ok := fb.g.tables[n]
 			if !ok {
@@ -984,6 +993,8 @@ func (fb *fn) expr(e kir.Expr) value.Value {
 		fail("%s: %s: unknown quant part", fb.what, e)
 	case *kir.DotI8:
 		return fb.dotI8(e)
+	case *kir.Scales:
+		return fb.scales(e)
 	case *kir.Bin:
 		x, y := fb.expr(e.A), fb.expr(e.B)
 		if !x.Type().Equal(y.Type()) {

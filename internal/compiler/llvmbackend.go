@@ -63,6 +63,16 @@ type llvmEmitted struct {
 	limit string   // runtime.ISALimit when the module was emitted
 }
 
+// llvmDotForm is the integer-dot form the LLVM backend prints here: the
+// best llc -mcpu=native can run, at most what LLMC_ISA allows.
+func llvmDotForm() llvm.DotForm {
+	feats, err := native.HostFeatures()
+	if err != nil {
+		feats = nil // no features known: the portable form
+	}
+	return llvm.ChooseDotForm(goruntime.GOARCH, feats, runtime.ISALimit())
+}
+
 // emitLLVMTarget writes the kernels as an LLVM module for this machine
 // into tmp/model.ll, and splits it into parts to compile in parallel. The
 // toolchain is found first: the module is emitted for its target triple.
@@ -85,7 +95,7 @@ func emitLLVMTarget(b *targetBuild) error {
 	if hasIntDot(b.prog) {
 		// The best form llc -mcpu=native can run here, at most what
 		// LLMC_ISA allows.
-		o.DotForm = llvm.ChooseDotForm(goruntime.GOARCH, feats, limit)
+		o.DotForm = llvmDotForm()
 		b.man.Backends.IntDot = string(o.DotForm)
 		b.progress("integer dot products: %s form", o.DotForm)
 	}

@@ -292,7 +292,8 @@ func (c *compilation) lowerKIR(context.Context) (string, error) {
 	}
 	keep := c.target.Loads(ir.BF16) && c.weights != wformat.F32
 	intDot := c.target.IntDot && !c.o.Weights.FloatDot
-	prog, err := kir.LowerWith(c.res.Graphs, kir.Options{MaxSeq: c.o.MaxSeq, KeepBF16: keep, Slots: c.o.Slots, KVFormat: c.kv, TileColumns: c.target.TileColumns, IntDot: intDot})
+	vnni := intDot && c.target.vnni != nil && c.target.vnni()
+	prog, err := kir.LowerWith(c.res.Graphs, kir.Options{MaxSeq: c.o.MaxSeq, KeepBF16: keep, Slots: c.o.Slots, KVFormat: c.kv, TileColumns: c.target.TileColumns, IntDot: intDot, VNNI: vnni})
 	if err != nil {
 		return "", err
 	}

@@ -56,6 +56,10 @@ type Target struct {
 	// machine can build (see DefaultTarget).
 	Speed int
 
+	// vnni reports whether the target prints integer dots as VNNI's
+	// vpdpbusd on this machine (kir.Options.VNNI); nil for never.
+	vnni func() bool
+
 	// tools looks for the toolchain the target builds with on this
 	// machine and says what is missing; nil for a target that needs none.
 	tools func() error
@@ -95,7 +99,8 @@ func targets() []Target {
 		{Name: artifact.BackendLLVM, Doc: "LLVM IR compiled by opt and llc (-mcpu=native) into a shared object llmrun loads",
 			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.F16, ir.Q8_0, ir.Q4_0, ir.Q4_K}, VectorWidth: 8, TileColumns: 4, IntDot: true, Speed: 2,
 			KVDtypes: []wformat.Format{wformat.F16, wformat.BF16},
-			emit:     emitLLVMTarget, toolchain: buildLLVM, tools: findLLVM},
+			emit:     emitLLVMTarget, toolchain: buildLLVM, tools: findLLVM,
+			vnni: func() bool { return llvmDotForm() == llvm.DotVNNI }},
 	}
 }
 
