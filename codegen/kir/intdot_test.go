@@ -264,7 +264,7 @@ func TestVerifyVNNITiles(t *testing.T) {
 		{"nine scales", sc, "scales(w_0[(n12 * 68)], 34, 9)", "want 1 to 8 scales at least 2 bytes apart"},
 		{"scales past the end", sc, "scales(w_0[120], 34, 2)", "scales index 120 of w_0 reaches 120 (+36), past its 136 elements"},
 		{"scales of the arena", sc, "scales(arena[(n12 * 68)], 34, 2)", "only block-format weights hold f16 scales"},
-		{"local past the end", "bcast(dwdx16[(8 + b23)])", "bcast(dwdx16[(16 + b23)])", "load index (16 + b23) of dwdx16 reaches 16, past its 16 elements"},
+		{"local past the end", "bcast(dwdx16[b21])", "bcast(dwdx16[(15 + b21)])", "load index (15 + b21) of dwdx16 reaches 16, past its 16 elements"},
 		{"empty local", "buffer dwdx16 local [16]", "buffer dwdx16 local [0]", "local buffer dwdx16 has 0 elements"},
 		{"dotu8 of q4_0", "buffer w_0 weight #0 q8_0 [136]", "buffer w_0 weight #0 q4_0 [136]", "not a weight of q8_0 quants"},
 	} {
