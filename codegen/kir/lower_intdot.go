@@ -67,7 +67,10 @@ func sumTree(xs []*Var) Expr {
 // (a last partial block padded with zeros, as the weight's rows are when
 // quantised), and a phase parallel over groups of output columns sums
 // each block's DotI8 lanes times d_w·d_x into one f32x8 per column,
-// finished by one HSum.
+// finished by one HSum. With Options.VNNI, a step of several rows is
+// lowered for vpdpbusd instead (see vnni below): unsigned Q8_0 quants,
+// zero points and d_w·d_x eight blocks a multiply, tiles of eight rows
+// and columns in blocks of colBlock.
 func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 	f, rb, err := blockRows(w)
 	if err != nil {
