@@ -97,11 +97,10 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 	// bound it, and the unsigned form measured slower (stories110M shape,
 	// AMD EPYC Zen 4, 2 threads, 7 interleaved runs: Q8_0 228 -> 211 tok/s,
 	// Q4_0 346 -> 327).
+	// So does a step's last rows, one at a time, after its whole tiles
+	// (a batched decode step of four slots, two of them busy, took 0.76x
+	// the time unsigned).
 	vnni := l.opts.VNNI && f != wformat.Q4_K && x.shape[0] > 1
-	zero := wformat.Q4_0Zero
-	if vnni && f == wformat.Q8_0 {
-		dq, zero = DotUInt8, 128
-	}
 	nibbles := dq.Nibbles()
 	rows, in, outN := x.shape[0], x.shape[1], w.shape[0]
 	be, bb := f.BlockElems(), f.BlockBytes()
@@ -139,11 +138,7 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 	}
 
 	col := l.newVar("n", Int)
-	chains := intDotChains(nb)
-	if vnni {
-		// A tile's rows are chains enough.
-		chains = 1
-	}
+	signed := dq
 	// tile sums output column col for token rows row..row+n-1: each
 	// block's weight quants, their absolute values and scale are loaded
 	// once for the n rows (the emitters' common subexpressions), and
@@ -152,6 +147,16 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 	// took 2.5x the CPU time (AMD EPYC Zen 4, stories110M shape: 7.8 ms a
 	// token with one column, 22 with four).
 	tile := func(row Expr, n int) []Stmt {
+		// vnni: this tile's dots are unsigned (see above), its rows
+		// chains enough.
+		vnni := vnni && n > 1
+		chains, dq, zero := intDotChains(nb), signed, wformat.Q4_0Zero
+		if vnni {
+			chains = 1
+			if f == wformat.Q8_0 {
+				dq, zero = DotUInt8, 128
+			}
+		}
 		accs := make([][]*Var, n) // accs[r][k]: row r's blocks k mod chains
 		// corrs[r][k]: for Q4_0, row r's Σ d_w·d_x·Σq_x over blocks k mod
 		// chains.
@@ -336,9 +341,11 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 	cols := func(inner []Stmt) *For {
 		return &For{Var: col, Lo: IMul(blk, I(cb)), Hi: IMin(IMul(IAdd(blk, I(1)), I(cb)), I(outN)), Step: 1, Body: inner}
 	}
+	// The rows past the whole tiles go one at a time, each weight row
+	// read once for all of them, as without blocks.
 	body := []Stmt{
 		&For{Var: sv, Lo: I(0), Hi: tiles, Step: t, Body: []Stmt{cols(tile(sv, t))}},
-		&For{Var: s1, Lo: tiles, Hi: real, Step: 1, Body: []Stmt{cols(tile(s1, 1))}},
+		cols([]Stmt{&For{Var: s1, Lo: tiles, Hi: real, Step: 1, Body: tile(s1, 1)}}),
 	}
 	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: blk, N: I((outN + cb - 1) / cb), Work: work, Grain: 1, Body: body})
 	return nil
