@@ -205,17 +205,7 @@ func TestVerifyIntDot(t *testing.T) {
 		{"prefetch offset", "prefetch w_0[(((n12 * 68) + (b15 * 34)) + 2048)]", "prefetch w_0[1f]", "offset 1f is f32, not int"},
 		{"storei8 of a vector", st, "storei8 scratch[(((s1 * 2) + 1) * 32)] = bcast(id11)", "storei8 of a f32x8 value"},
 	} {
-		text := Print(intDotProgram(t, wformat.Q8_0, 1, 40, 2, false))
-		if !strings.Contains(text, c.from) {
-			t.Fatalf("%s: no %q in\n%s", c.name, c.from, text)
-		}
-		bad, err := Parse(strings.Replace(text, c.from, c.to, 1))
-		if err == nil {
-			err = Verify(bad)
-		}
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: got %v, want %q", c.name, err, c.want)
-		}
+		verifyMutation(t, Print(intDotProgram(t, wformat.Q8_0, 1, 40, 2, false)), c.name, c.from, c.to, c.want)
 	}
 }
 
@@ -241,16 +231,7 @@ func TestVerifyIntDot4(t *testing.T) {
 		{"doti4 of q4_k", qk, "doti4lo(", "doti4(", "not a weight of q4_0 quants"},
 		{"doti4hi past the end", qk, "doti4hi(w_0[((n12 * 48) + 16)]", "doti4hi(w_0[((n12 * 48) + 32)]", "(+32), past its 96 elements"},
 	} {
-		if !strings.Contains(c.text, c.from) {
-			t.Fatalf("%s: no %q in\n%s", c.name, c.from, c.text)
-		}
-		bad, err := Parse(strings.Replace(c.text, c.from, c.to, 1))
-		if err == nil {
-			err = Verify(bad)
-		}
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: got %v, want %q", c.name, err, c.want)
-		}
+		verifyMutation(t, c.text, c.name, c.from, c.to, c.want)
 	}
 }
 
@@ -267,20 +248,26 @@ func TestVerifyVNNITiles(t *testing.T) {
 		{"empty local", "buffer dwdx16 local [16]", "buffer dwdx16 local [0]", "local buffer dwdx16 has 0 elements"},
 		{"dotu8 of q4_0", "buffer w_0 weight #0 q8_0 [136]", "buffer w_0 weight #0 q4_0 [136]", "not a weight of q8_0 quants"},
 	} {
-		text := Print(intDotProgram(t, wformat.Q8_0, 2, 40, 2, true))
-		if !strings.Contains(text, c.from) {
-			t.Fatalf("%s: no %q in\n%s", c.name, c.from, text)
-		}
-		bad, err := Parse(strings.Replace(text, c.from, c.to, 1))
-		if err == nil {
-			err = Verify(bad)
-		}
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: got %v, want %q", c.name, err, c.want)
-		}
+		verifyMutation(t, Print(intDotProgram(t, wformat.Q8_0, 2, 40, 2, true)), c.name, c.from, c.to, c.want)
 	}
 	// The program as lowered verifies: its local stores race nothing.
 	if err := Verify(intDotProgram(t, wformat.Q8_0, 2, 40, 2, true)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// verifyMutation replaces from with to in a printed program, once, and
+// checks that parsing or verifying the result fails with want.
+func verifyMutation(t *testing.T, text, name, from, to, want string) {
+	t.Helper()
+	if !strings.Contains(text, from) {
+		t.Fatalf("%s: no %q in\n%s", name, from, text)
+	}
+	bad, err := Parse(strings.Replace(text, from, to, 1))
+	if err == nil {
+		err = Verify(bad)
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("%s: got %v, want %q", name, err, want)
 	}
 }

@@ -96,10 +96,9 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 	// Decode (one row) keeps the signed dots: there the weights' bytes
 	// bound it, and the unsigned form measured slower (stories110M shape,
 	// AMD EPYC Zen 4, 2 threads, 7 interleaved runs: Q8_0 228 -> 211 tok/s,
-	// Q4_0 346 -> 327).
-	// So does a step's last rows, one at a time, after its whole tiles
-	// (a batched decode step of four slots, two of them busy, took 0.76x
-	// the time unsigned).
+	// Q4_0 346 -> 327). So do the rows a step has past its whole tiles,
+	// one at a time (a batched decode step of four slots, two of them
+	// busy, took 0.76x the time unsigned).
 	vnni := l.opts.VNNI && f != wformat.Q4_K && x.shape[0] > 1
 	nibbles := dq.Nibbles()
 	rows, in, outN := x.shape[0], x.shape[1], w.shape[0]
@@ -163,8 +162,8 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 		corrs := make([][]*Var, n)
 		var body []Stmt
 		// With vnni, eight blocks at a time: zs[r] sums row r's
-		// d_w·d_x·Σq_x, and for several rows dwdx holds every row's and
-		// block's d_w·d_x (row r's block b at r·nbPad + b).
+		// d_w·d_x·Σq_x, and dwdx holds every row's and block's d_w·d_x
+		// (row r's block b at r·nbPad + b).
 		var dwdx *Buffer
 		zs := make([]*Var, n)
 		nbPad := (nb + 7) / 8 * 8
@@ -173,18 +172,15 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 				zs[r] = l.newVar("zs", F32x8)
 				body = append(body, &Decl{Var: zs[r], Init: &Broadcast{X: F(0)}})
 			}
-			if n > 1 {
-				dwdx = &Buffer{Name: fmt.Sprintf("dwdx%d", n*nbPad), Kind: Local, Len: n * nbPad}
-			}
+			dwdx = &Buffer{Name: fmt.Sprintf("dwdx%d", n*nbPad), Kind: Local, Len: n * nbPad}
 			group := func(g Expr, lanes int) []Stmt {
 				dv := l.newVar("dw", F32x8)
 				stmts := []Stmt{&Decl{Var: dv, Init: &Scales{W: w.buf, Off: IAdd(IMul(col, I(rb)), IMul(g, I(8*bb))), Stride: bb, N: lanes}}}
 				for r := range n {
 					at := IAdd(IMul(IAdd(row, I(r)), I(nb)), IMul(g, I(8)))
-					stmts = append(stmts, &Assign{Var: zs[r], Val: &FMA{A: dv, B: Ld8(l.scratch, IAdd(I(sumOff), at)), C: zs[r]}})
-					if dwdx != nil {
-						stmts = append(stmts, &Store{Buf: dwdx, Index: IAdd(I(r*nbPad), IMul(g, I(8))), Val: FMul(dv, Ld8(l.scratch, IAdd(I(sOff), at)))})
-					}
+					stmts = append(stmts,
+						&Assign{Var: zs[r], Val: &FMA{A: dv, B: Ld8(l.scratch, IAdd(I(sumOff), at)), C: zs[r]}},
+						&Store{Buf: dwdx, Index: IAdd(I(r*nbPad), IMul(g, I(8))), Val: FMul(dv, Ld8(l.scratch, IAdd(I(sOff), at)))})
 				}
 				return stmts
 			}
@@ -237,14 +233,15 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 		block := func(b Expr, k int) []Stmt {
 			var stmts []Stmt
 			base := IAdd(IMul(col, I(rb)), IMul(b, I(bb)))
-			dw := l.newVar("dw", F32)
-			if dwdx == nil {
+			var dw *Var
+			if !vnni {
+				dw = l.newVar("dw", F32)
 				stmts = append(stmts, &Decl{Var: dw, Init: blockScale(w.buf, base)})
 			}
 			for r := range accs {
 				blk := IAdd(IMul(IAdd(row, I(r)), I(nb)), b) // the block's number among the rows'
 				dot := &DotI8{W: w.buf, WOff: IAdd(base, I(quants)), X: l.scratch, XOff: IAdd(I(4*qOff), IMul(blk, I(be))), Quants: dq}
-				if dwdx != nil {
+				if vnni {
 					// The lanes times d_w·d_x broadcast from the tile's
 					// table: one multiply a block and row fewer.
 					s := &Broadcast{X: Ld(dwdx, IAdd(I(r*nbPad), b))}
@@ -323,11 +320,7 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 	}
 	sv, s1 := l.newVar("s", Int), l.newVar("s", Int)
 	tiles := IMul(IDiv(real, I(t)), I(t))
-	cb := 1
-	if vnni {
-		cb = colBlock
-	}
-	if cb == 1 {
+	if !vnni {
 		body := []Stmt{
 			&For{Var: sv, Lo: I(0), Hi: tiles, Step: t, Body: tile(sv, t)},
 			&For{Var: s1, Lo: tiles, Hi: real, Step: 1, Body: tile(s1, 1)},
@@ -335,11 +328,11 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 		l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: col, N: I(outN), Work: work, Grain: 1, Body: body})
 		return nil
 	}
-	// Column blocks: every tile of rows meets cb weight rows while they
-	// are in cache, so the weight is read from memory once a call.
+	// Column blocks: every tile of rows meets colBlock weight rows while
+	// they are in cache, so the weight is read from memory once a call.
 	blk := l.newVar("cb", Int)
 	cols := func(inner []Stmt) *For {
-		return &For{Var: col, Lo: IMul(blk, I(cb)), Hi: IMin(IMul(IAdd(blk, I(1)), I(cb)), I(outN)), Step: 1, Body: inner}
+		return &For{Var: col, Lo: IMul(blk, I(colBlock)), Hi: IMin(IMul(IAdd(blk, I(1)), I(colBlock)), I(outN)), Step: 1, Body: inner}
 	}
 	// The rows past the whole tiles go one at a time, each weight row
 	// read once for all of them, as without blocks.
@@ -347,7 +340,7 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 		&For{Var: sv, Lo: I(0), Hi: tiles, Step: t, Body: []Stmt{cols(tile(sv, t))}},
 		cols([]Stmt{&For{Var: s1, Lo: tiles, Hi: real, Step: 1, Body: tile(s1, 1)}}),
 	}
-	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: blk, N: I((outN + cb - 1) / cb), Work: work, Grain: 1, Body: body})
+	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: blk, N: I((outN + colBlock - 1) / colBlock), Work: work, Grain: 1, Body: body})
 	return nil
 }
 
