@@ -122,6 +122,10 @@ type BackendInfo struct {
 	// compiled for: avx512, avx2 or scalar (LLMC_ISA caps it); "" in
 	// artifacts from before it was recorded.
 	ISA string `json:"isa,omitempty"`
+	// Lanes is how many f32 lanes the float linears' dot products take:
+	// 16 where the code uses AVX-512 registers for them (kir.Options.Wide);
+	// 0 means 8.
+	Lanes int `json:"lanes,omitempty"`
 }
 
 // Model identifies the model folder an artifact was compiled from.

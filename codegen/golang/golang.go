@@ -132,6 +132,7 @@ func Emit(p *kir.Program, pkg, id string) (out map[string][]byte, err error) {
 	}()
 	g := &gen{p: p}
 	g.collect()
+	g.refuseWide()
 	files := map[string]*jen.File{
 		"program.go":      g.programFile(pkg, id),
 		"kernels.go":      g.kernelFile(pkg, false),
@@ -151,6 +152,22 @@ func Emit(p *kir.Program, pkg, id string) (out map[string][]byte, err error) {
 		out[name] = src
 	}
 	return out, nil
+}
+
+// refuseWide fails on f32x16 values (kir.Options.Wide): the generated
+// kernels' vectors are eight lanes, archsimd's Float32x8.
+func (g *gen) refuseWide() {
+	for _, ph := range g.phases {
+		var wide kir.Expr
+		kir.Walk(ph.ph.Body, func(e kir.Expr) {
+			if wide == nil && e.Type() == kir.F32x16 {
+				wide = e
+			}
+		}, nil)
+		if wide != nil {
+			panic(emitError{fmt.Errorf("%s: %s is f32x16: the Go backend prints eight-lane vectors (lower without kir.Options.Wide)", ph.name, wide)})
+		}
+	}
 }
 
 // emitError carries an error out of the recursive emitters.

@@ -137,3 +137,21 @@ entry step (seq 1, arena 16, scratch 0) -> arena[0 : +[1]]
 	_, err = golang.Emit(p, "model", "id")
 	require.ErrorContains(t, err, "golang: tanh on eight lanes")
 }
+
+// TestRefusesWide: sixteen-lane code (kir.Options.Wide, the LLVM backend's
+// on AVX-512) is an error naming the phase and the value, not a panic or
+// eight-lane code computing something else.
+func TestRefusesWide(t *testing.T) {
+	p, err := kir.Parse(`buffer arena arena [32]
+
+entry step (seq 1, arena 32, scratch 0) -> arena[16 : +[1]]
+  kernel step_k0_dot dot -> %d  (linear)
+    serial:
+      var a f32x16 = fma(load16 arena[0], load16 arena[0], bcast16(0f))
+      store arena[16] = hsum(a)
+`)
+	require.NoError(t, err)
+	require.NoError(t, kir.Verify(p))
+	_, err = golang.Emit(p, "model", "id")
+	require.ErrorContains(t, err, "is f32x16: the Go backend prints eight-lane vectors")
+}

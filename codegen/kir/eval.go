@@ -45,6 +45,7 @@ type frame struct {
 	ints   map[*Var]int
 	f32s   map[*Var]float32
 	vecs   map[*Var][8]float32
+	wides  map[*Var][16]float32
 	locals map[*Buffer][]float32
 }
 
@@ -82,7 +83,7 @@ func (m *Machine) RunRows(name string, rows []int32, maxPos, n int) ([]float32, 
 		return nil, err
 	}
 	f := &frame{m: m, tokens: rows, params: map[string]int{"pos": maxPos, "len": n},
-		ints: map[*Var]int{}, f32s: map[*Var]float32{}, vecs: map[*Var][8]float32{}, locals: map[*Buffer][]float32{}}
+		ints: map[*Var]int{}, f32s: map[*Var]float32{}, vecs: map[*Var][8]float32{}, wides: map[*Var][16]float32{}, locals: map[*Buffer][]float32{}}
 	for _, k := range e.Kernels {
 		for _, ph := range k.Phases {
 			if ph.Parallel {
@@ -190,6 +191,8 @@ func (f *frame) set(v *Var, e Expr) {
 		f.f32s[v] = f.f32(e)
 	case F32x8:
 		f.vecs[v] = f.vec(e)
+	case F32x16:
+		f.wides[v] = f.wide(e)
 	}
 }
 
@@ -249,6 +252,9 @@ func (f *frame) f32(e Expr) float32 {
 	case *Call:
 		return float32(CallF64(e.Fn, float64(f.f32(e.Arg))))
 	case *HSum:
+		if e.X.Type() == F32x16 {
+			return HSum16(f.wide(e.X))
+		}
 		return HSum8(f.vec(e.X))
 	case *HMax:
 		v := f.vec(e.X)
@@ -329,6 +335,36 @@ func (f *frame) vec(e Expr) [8]float32 {
 	return out
 }
 
+// wide evaluates an f32x16 expression.
+func (f *frame) wide(e Expr) [16]float32 {
+	var out [16]float32
+	switch e := e.(type) {
+	case *Var:
+		return f.wides[e]
+	case *Load:
+		i := f.int(e.Index)
+		copy(out[:], f.buf(e.Buf)[i:i+16])
+	case *Broadcast:
+		x := f.f32(e.X)
+		for i := range out {
+			out[i] = x
+		}
+	case *Bin:
+		a, b := f.wide(e.A), f.wide(e.B)
+		for i := range out {
+			out[i] = binF(e.Op, a[i], b[i])
+		}
+	case *FMA:
+		a, b, c := f.wide(e.A), f.wide(e.B), f.wide(e.C)
+		for i := range out {
+			out[i] = float32(math.FMA(float64(a[i]), float64(b[i]), float64(c[i])))
+		}
+	default:
+		panic(fmt.Sprintf("not an f32x16 expression: %s", e))
+	}
+	return out
+}
+
 func binF(op BinOp, a, b float32) float32 {
 	switch op {
 	case Add:
@@ -351,6 +387,16 @@ func binF(op BinOp, a, b float32) float32 {
 // first, then pairwise.
 func HSum8(v [8]float32) float32 {
 	return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]))
+}
+
+// HSum16 adds sixteen lanes: the halves first (lane i plus lane i+8, one
+// AVX-512 extract and add), then HSum8.
+func HSum16(v [16]float32) float32 {
+	var h [8]float32
+	for i := range h {
+		h[i] = v[i] + v[i+8]
+	}
+	return HSum8(h)
 }
 
 // CallF64 evaluates a kernel IR math function in float64; backends round

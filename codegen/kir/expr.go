@@ -111,6 +111,22 @@ func Fn(f MathFn, x Expr) Expr { return &Call{Fn: f, Arg: x} }
 func Ld(b *Buffer, i Expr) Expr  { return &Load{Buf: b, Index: i} }
 func Ld8(b *Buffer, i Expr) Expr { return &Load{Buf: b, Index: i, Vec: true} }
 
+// LdV loads lanes (1, 8 or 16) elements: a scalar, an f32x8 or an f32x16.
+func LdV(b *Buffer, i Expr, lanes int) Expr {
+	return &Load{Buf: b, Index: i, Vec: lanes > 1, Wide: lanes == 16}
+}
+
+// Zeros is an f32x8 of zeros, or an f32x16 when lanes is 16.
+func Zeros(lanes int) Expr { return &Broadcast{X: F(0), Wide: lanes == 16} }
+
+// VecOf is the vector type of lanes lanes (8 or 16).
+func VecOf(lanes int) Type {
+	if lanes == 16 {
+		return F32x16
+	}
+	return F32x8
+}
+
 // LdI8 is the int8 quant at byte off of a block-format weight, as f32.
 func LdI8(b *Buffer, off Expr) Expr { return &LoadQ{Buf: b, Off: off, Part: QInt8} }
 

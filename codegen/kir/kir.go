@@ -11,7 +11,9 @@
 // Values are ints (indices), f32 scalars or f32x8 vectors. Vector code is
 // explicit: Load and Store of 8 lanes, FMA, broadcasts and horizontal sums,
 // so a backend maps it to its SIMD types one to one (Go's simd/archsimd,
-// LLVM's <8 x float>) or emulates it lane by lane.
+// LLVM's <8 x float>) or emulates it lane by lane. Dot products may also
+// run on f32x16, sixteen lanes (one AVX-512 register), for backends that
+// print them (Options.Wide).
 package kir
 
 import (
@@ -30,9 +32,16 @@ const (
 	Int   Type = iota // an index (Go int, LLVM i64)
 	F32               // a float32 scalar
 	F32x8             // eight float32 lanes
+	// F32x16 is sixteen float32 lanes, for dot products only: loads
+	// (Load.Wide), broadcasts, +, -, *, fma and hsum; no stores, calls or
+	// other reductions (kir.Verify refuses them).
+	F32x16
 )
 
-var typeNames = [...]string{"int", "f32", "f32x8"}
+var typeNames = [...]string{"int", "f32", "f32x8", "f32x16"}
+
+// IsVector reports whether t has lanes.
+func (t Type) IsVector() bool { return t == F32x8 || t == F32x16 }
 
 func (t Type) String() string {
 	if int(t) < len(typeNames) {
@@ -121,11 +130,13 @@ type Var struct {
 // buffer, see artifact.RowFields) or "len" (real rows in a padded step).
 type Param struct{ Name string }
 
-// Load reads one element (Vec false) or eight consecutive elements.
+// Load reads one element (Vec false) or eight consecutive elements,
+// sixteen when Wide (an f32x16).
 type Load struct {
 	Buf   *Buffer
 	Index Expr
 	Vec   bool
+	Wide  bool
 }
 
 // BinOp is a binary operator.
@@ -205,10 +216,15 @@ type Call struct {
 	Arg Expr
 }
 
-// Broadcast turns an f32 into an f32x8 of equal lanes.
-type Broadcast struct{ X Expr }
+// Broadcast turns an f32 into an f32x8 of equal lanes (an f32x16 when
+// Wide).
+type Broadcast struct {
+	X    Expr
+	Wide bool
+}
 
-// HSum adds the eight lanes of an f32x8.
+// HSum adds the eight lanes of an f32x8 (in HSum8's order), or the
+// sixteen of an f32x16 (HSum16's).
 type HSum struct{ X Expr }
 
 // HMax is the largest of the eight lanes of an f32x8.
@@ -307,12 +323,20 @@ func (l *Load) Type() Type {
 	if l.Buf != nil && l.Buf.Kind == Tokens {
 		return Int // token ids widen to ints
 	}
+	if l.Vec && l.Wide {
+		return F32x16
+	}
 	return vecType(l.Vec)
 }
-func (b *Bin) Type() Type         { return b.A.Type() }
-func (f *FMA) Type() Type         { return f.A.Type() }
-func (c *Call) Type() Type        { return c.Arg.Type() }
-func (*Broadcast) Type() Type     { return F32x8 }
+func (b *Bin) Type() Type  { return b.A.Type() }
+func (f *FMA) Type() Type  { return f.A.Type() }
+func (c *Call) Type() Type { return c.Arg.Type() }
+func (b *Broadcast) Type() Type {
+	if b.Wide {
+		return F32x16
+	}
+	return F32x8
+}
 func (*HMax) Type() Type          { return F32 }
 func (*HSum) Type() Type          { return F32 }
 func (*ToF32) Type() Type         { return F32 }
@@ -322,6 +346,9 @@ func (c F32Const) String() string { return fmt.Sprintf("%gf", c.F) }
 func (v *Var) String() string     { return v.Name }
 func (p Param) String() string    { return "%" + p.Name }
 func (l *Load) String() string {
+	if l.Vec && l.Wide {
+		return fmt.Sprintf("load16 %s[%s]", l.Buf, l.Index)
+	}
 	if l.Vec {
 		return fmt.Sprintf("load8 %s[%s]", l.Buf, l.Index)
 	}
@@ -333,12 +360,17 @@ func (b *Bin) String() string {
 	}
 	return fmt.Sprintf("(%s %s %s)", b.A, b.Op, b.B)
 }
-func (f *FMA) String() string       { return fmt.Sprintf("fma(%s, %s, %s)", f.A, f.B, f.C) }
-func (c *Call) String() string      { return fmt.Sprintf("%s(%s)", c.Fn, c.Arg) }
-func (b *Broadcast) String() string { return fmt.Sprintf("bcast(%s)", b.X) }
-func (h *HSum) String() string      { return fmt.Sprintf("hsum(%s)", h.X) }
-func (h *HMax) String() string      { return fmt.Sprintf("hmax(%s)", h.X) }
-func (c *ToF32) String() string     { return fmt.Sprintf("f32(%s)", c.X) }
+func (f *FMA) String() string  { return fmt.Sprintf("fma(%s, %s, %s)", f.A, f.B, f.C) }
+func (c *Call) String() string { return fmt.Sprintf("%s(%s)", c.Fn, c.Arg) }
+func (b *Broadcast) String() string {
+	if b.Wide {
+		return fmt.Sprintf("bcast16(%s)", b.X)
+	}
+	return fmt.Sprintf("bcast(%s)", b.X)
+}
+func (h *HSum) String() string  { return fmt.Sprintf("hsum(%s)", h.X) }
+func (h *HMax) String() string  { return fmt.Sprintf("hmax(%s)", h.X) }
+func (c *ToF32) String() string { return fmt.Sprintf("f32(%s)", c.X) }
 func (s *Select) String() string {
 	return fmt.Sprintf("(%s > %s ? %s : %s)", s.X, s.Y, s.A, s.B)
 }

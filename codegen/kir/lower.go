@@ -49,6 +49,11 @@ type Options struct {
 	// and Q4_0 dots then carry a Bias (DotI8), and prefill tiles multiply
 	// the scales of eight blocks at once (see linearQ8Int).
 	VNNI bool
+	// Wide computes the dot products of float linears (f32, bf16 and f16
+	// weights whose rows are a multiple of 16 long) on f32x16 vectors,
+	// one AVX-512 register each, for backends that print F32x16 (LLVM on
+	// a CPU with AVX-512 F). Other kernels keep eight lanes.
+	Wide bool
 }
 
 // LowerWith is Lower with options.
@@ -530,34 +535,50 @@ func (l *lowerer) rowCopy(dst *Buffer, dOff Expr, src *Buffer, sOff Expr, n int)
 // four f32x8 accumulators over blocks of 32, then blocks of 8, then a
 // scalar tail.
 func (l *lowerer) dot(r *Var, a *Buffer, aOff Expr, b *Buffer, bOff Expr, n int) []Stmt {
+	return l.dotLanes(r, a, aOff, b, bOff, n, 8)
+}
+
+// linearLanes is how many lanes the dot products of a float linear with
+// rows n long take: 16 when the backend prints f32x16 (Options.Wide) and
+// n is a multiple of 16, else 8.
+func (l *lowerer) linearLanes(n int) int {
+	if l.opts.Wide && n%16 == 0 {
+		return 16
+	}
+	return 8
+}
+
+// dotLanes is dot on vectors of lanes lanes (8 or 16): four accumulators
+// over blocks of 4·lanes, then blocks of lanes, then a scalar tail.
+func (l *lowerer) dotLanes(r *Var, a *Buffer, aOff Expr, b *Buffer, bOff Expr, n, lanes int) []Stmt {
 	var out []Stmt
-	n32, n8 := n/32*32, n/8*8
-	if n8 > 0 {
+	n4, n1 := n/(4*lanes)*(4*lanes), n/lanes*lanes
+	if n1 > 0 {
 		accs := make([]*Var, 4)
 		for i := range accs {
-			accs[i] = l.newVar("acc", F32x8)
-			out = append(out, &Decl{Var: accs[i], Init: &Broadcast{X: F(0)}})
+			accs[i] = l.newVar("acc", VecOf(lanes))
+			out = append(out, &Decl{Var: accs[i], Init: Zeros(lanes)})
 		}
-		if n32 > 0 {
+		if n4 > 0 {
 			k := l.newVar("k", Int)
 			var body []Stmt
 			for i, acc := range accs {
-				o := I(8 * i)
+				o := I(lanes * i)
 				body = append(body, &Assign{Var: acc, Val: &FMA{
-					A: Ld8(a, IAdd(IAdd(aOff, k), o)), B: Ld8(b, IAdd(IAdd(bOff, k), o)), C: acc}})
+					A: LdV(a, IAdd(IAdd(aOff, k), o), lanes), B: LdV(b, IAdd(IAdd(bOff, k), o), lanes), C: acc}})
 			}
-			out = append(out, &For{Var: k, Lo: I(0), Hi: I(n32), Step: 32, Body: body})
+			out = append(out, &For{Var: k, Lo: I(0), Hi: I(n4), Step: 4 * lanes, Body: body})
 		}
-		for k, i := n32, 0; k < n8; k, i = k+8, i+1 {
+		for k, i := n4, 0; k < n1; k, i = k+lanes, i+1 {
 			acc := accs[i%4]
-			out = append(out, &Assign{Var: acc, Val: &FMA{A: Ld8(a, IAdd(aOff, I(k))), B: Ld8(b, IAdd(bOff, I(k))), C: acc}})
+			out = append(out, &Assign{Var: acc, Val: &FMA{A: LdV(a, IAdd(aOff, I(k)), lanes), B: LdV(b, IAdd(bOff, I(k)), lanes), C: acc}})
 		}
 		sum := FAdd(FAdd(accs[0], accs[1]), FAdd(accs[2], accs[3]))
 		out = append(out, &Decl{Var: r, Init: &HSum{X: sum}})
 	} else {
 		out = append(out, &Decl{Var: r, Init: F(0)})
 	}
-	for k := n8; k < n; k++ {
+	for k := n1; k < n; k++ {
 		out = append(out, &Assign{Var: r, Val: &FMA{A: Ld(a, IAdd(aOff, I(k))), B: Ld(b, IAdd(bOff, I(k))), C: r}})
 	}
 	return out
@@ -693,7 +714,7 @@ func (l *lowerer) linear(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, don
 		row = I(0)
 	}
 	acc := l.newVar("y", F32)
-	stmts := l.dot(acc, x.buf, x.at(row, I(0)), w.buf, w.at(col, I(0)), in)
+	stmts := l.dotLanes(acc, x.buf, x.at(row, I(0)), w.buf, w.at(col, I(0)), in, l.linearLanes(in))
 	l.outputColumnPhase(stmts, acc, out, extra, bias, row, col, sv, rows, outN, in)
 	return nil
 }
@@ -763,7 +784,7 @@ func (l *lowerer) linearTiled(x, w, out view, extra, bias *view, col, sv *Var, t
 		for c := range wOff {
 			wOff[c] = w.at(colAt(c), I(0))
 		}
-		stmts := l.dotTile(ys, x.buf, xOff, w.buf, wOff, in)
+		stmts := l.dotTile(ys, x.buf, xOff, w.buf, wOff, in, l.linearLanes(in))
 		for i := range ys {
 			for c, y := range ys[i] {
 				stmts = append(stmts, l.columnStore(y, out, extra, bias, IAdd(row, I(i)), colAt(c))...)
@@ -782,11 +803,11 @@ func (l *lowerer) linearTiled(x, w, out view, extra, bias *view, col, sv *Var, t
 }
 
 // dotTile sets ys[i][c] to the dot product of n elements of a at aOffs[i]
-// with n elements of b at bOffs[c] (n a multiple of 8), loading each
-// vector of a and of b once for the whole tile. Every (i, c) pair has its
-// own accumulator, two when the tile has one column, so that at least two
-// chains per row hide the multiply-add latency.
-func (l *lowerer) dotTile(ys [][]*Var, a *Buffer, aOffs []Expr, b *Buffer, bOffs []Expr, n int) []Stmt {
+// with n elements of b at bOffs[c] (n a multiple of lanes, 8 or 16),
+// loading each vector of a and of b once for the whole tile. Every (i, c)
+// pair has its own accumulator, two when the tile has one column, so that
+// at least two chains per row hide the multiply-add latency.
+func (l *lowerer) dotTile(ys [][]*Var, a *Buffer, aOffs []Expr, b *Buffer, bOffs []Expr, n, lanes int) []Stmt {
 	var out []Stmt
 	cols := len(ys[0])
 	per := 1
@@ -798,28 +819,28 @@ func (l *lowerer) dotTile(ys [][]*Var, a *Buffer, aOffs []Expr, b *Buffer, bOffs
 		accs[i] = make([][]*Var, cols)
 		for c := range accs[i] {
 			for range per {
-				acc := l.newVar("acc", F32x8)
+				acc := l.newVar("acc", VecOf(lanes))
 				accs[i][c] = append(accs[i][c], acc)
-				out = append(out, &Decl{Var: acc, Init: &Broadcast{X: F(0)}})
+				out = append(out, &Decl{Var: acc, Init: Zeros(lanes)})
 			}
 		}
 	}
-	// step multiplies vectors h < halves of 8 elements from k on.
+	// step multiplies vectors h < halves of lanes elements from k on.
 	step := func(k Expr, halves int) []Stmt {
 		var body []Stmt
 		ws := make([][]Expr, cols)
 		for c := range ws {
 			for h := range halves {
-				wv := l.newVar("wv", F32x8)
-				body = append(body, &Decl{Var: wv, Init: Ld8(b, IAdd(IAdd(bOffs[c], k), I(8*h)))})
+				wv := l.newVar("wv", VecOf(lanes))
+				body = append(body, &Decl{Var: wv, Init: LdV(b, IAdd(IAdd(bOffs[c], k), I(lanes*h)), lanes)})
 				ws[c] = append(ws[c], wv)
 			}
 		}
 		for i := range ys {
 			for h := range halves {
-				xv := Expr(Ld8(a, IAdd(IAdd(aOffs[i], k), I(8*h))))
+				xv := LdV(a, IAdd(IAdd(aOffs[i], k), I(lanes*h)), lanes)
 				if cols > 1 {
-					v := l.newVar("xv", F32x8)
+					v := l.newVar("xv", VecOf(lanes))
 					body = append(body, &Decl{Var: v, Init: xv})
 					xv = v
 				}
@@ -831,7 +852,7 @@ func (l *lowerer) dotTile(ys [][]*Var, a *Buffer, aOffs []Expr, b *Buffer, bOffs
 		}
 		return body
 	}
-	width := 8 * per
+	width := lanes * per
 	if whole := n / width * width; whole > 0 {
 		k := l.newVar("k", Int)
 		out = append(out, &For{Var: k, Lo: I(0), Hi: I(whole), Step: width, Body: step(k, per)})

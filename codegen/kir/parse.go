@@ -229,6 +229,8 @@ func (p *parser) typ() Type {
 		return F32
 	case "f32x8":
 		return F32x8
+	case "f32x16":
+		return F32x16
 	default:
 		p.pos -= len(t)
 		p.failf("unknown type %q", t)
@@ -723,12 +725,12 @@ func (p *parser) expr() Expr {
 		p.expect(")")
 		return s
 	}
-	if name == "load8" && p.peekIdent() != "" {
+	if (name == "load8" || name == "load16") && p.peekIdent() != "" {
 		b := p.buf()
 		p.expect("[")
 		idx := p.expr()
 		p.expect("]")
-		return &Load{Buf: b, Index: idx, Vec: true}
+		return &Load{Buf: b, Index: idx, Vec: true, Wide: name == "load16"}
 	}
 	if p.pos < len(p.s) && p.s[p.pos] == '[' {
 		p.pos = at
@@ -784,8 +786,8 @@ func (p *parser) call(name string, at int) Expr {
 			op = Min
 		}
 		return &Bin{Op: op, A: a[0], B: a[1]}
-	case "bcast":
-		return &Broadcast{X: p.args(1)[0]}
+	case "bcast", "bcast16":
+		return &Broadcast{X: p.args(1)[0], Wide: name == "bcast16"}
 	case "hsum":
 		return &HSum{X: p.args(1)[0]}
 	case "hmax":

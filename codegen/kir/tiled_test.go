@@ -8,10 +8,10 @@ import (
 // tiledProgram lowers y[rows, out] = x[rows, in]·wᵀ + r (a residual)
 // through linearTiled, with x at arena[0], y after it and r after y, for
 // a step of %len real rows.
-func tiledProgram(t *testing.T, rows, in, out, tileCols int) *Program {
+func tiledProgram(t *testing.T, rows, in, out int, o Options) *Program {
 	t.Helper()
 	ref := &WeightRef{Name: "w", Rows: out, Cols: in}
-	l := &lowerer{prog: &Program{Weights: []*WeightRef{ref}}, arena: &Buffer{Name: "arena", Kind: Arena}, opts: Options{TileColumns: tileCols}}
+	l := &lowerer{prog: &Program{Weights: []*WeightRef{ref}}, arena: &Buffer{Name: "arena", Kind: Arena}, opts: o}
 	l.e = &Entry{Name: "step", Seq: rows, HasLen: true, ArenaLen: rows*in + 2*rows*out}
 	l.length = Param{Name: "len"}
 	l.arena.Len = l.e.ArenaLen
@@ -32,18 +32,34 @@ func tiledProgram(t *testing.T, rows, in, out, tileCols int) *Program {
 
 // TestLinearTiled runs the tiled matrix-matrix lowering on Machine
 // against x·wᵀ + r, for tiles of 2, 3 and 4 rows by one, two or four
-// columns (with Options.TileColumns 2 and 4),
+// columns (with Options.TileColumns 2 and 4), on eight lanes and on
+// sixteen (Options.Wide, where the rows are a multiple of 16 long),
 // weight rows with and
 // without a half-vector tail, and steps with fewer real rows than the
 // entry point's (a partial chunk or batch), whose padding rows hold NaN
 // that no real row may read.
 func TestLinearTiled(t *testing.T) {
 	for _, tileCols := range []int{2, 4} {
-		linearTiledCases(t, tileCols)
+		for _, wide := range []bool{false, true} {
+			linearTiledCases(t, Options{TileColumns: tileCols, Wide: wide})
+		}
 	}
 }
 
-func linearTiledCases(t *testing.T, tileCols int) {
+// hasType reports whether an expression of p has type typ.
+func hasType(p *Program, typ Type) bool {
+	found := false
+	for _, e := range p.Entries {
+		for _, k := range e.Kernels {
+			for _, ph := range k.Phases {
+				Walk(ph.Body, func(x Expr) { found = found || x.Type() == typ }, nil)
+			}
+		}
+	}
+	return found
+}
+
+func linearTiledCases(t *testing.T, o Options) {
 	for _, c := range []struct{ rows, real, in, out int }{
 		{4, 4, 64, 7}, {4, 3, 72, 7}, {6, 4, 520, 7}, {3, 3, 16, 7}, {2, 1, 24, 7}, {8, 5, 776, 7},
 		// More than 8 rows: tiles of four columns when they divide the
@@ -52,7 +68,10 @@ func linearTiledCases(t *testing.T, tileCols int) {
 		{16, 15, 72, 12}, {9, 9, 520, 7}, {16, 3, 64, 20},
 	} {
 		out := c.out
-		p := tiledProgram(t, c.rows, c.in, out, tileCols)
+		p := tiledProgram(t, c.rows, c.in, out, o)
+		if wide := o.Wide && c.in%16 == 0; hasType(p, F32x16) != wide {
+			t.Fatalf("rows %d, in %d, %+v: f32x16 code %v, want %v", c.rows, c.in, o, !wide, wide)
+		}
 		back, err := Parse(Print(p))
 		if err != nil {
 			t.Fatal(err)
@@ -87,6 +106,57 @@ func linearTiledCases(t *testing.T, tileCols int) {
 				}
 				if d := math.Abs(float64(got[s*out+n]) - want); !(d <= 1e-4*(1+math.Abs(want))) {
 					t.Fatalf("rows %d (%d real), in %d: y[%d, %d] = %g, want %g", c.rows, c.real, c.in, s, n, got[s*out+n], want)
+				}
+			}
+		}
+	}
+}
+
+// TestDotLanes runs the matrix-vector lowering of a decode step's linear
+// (dotLanes, one output column an iteration) on Machine against x·wᵀ, on
+// eight and sixteen lanes, for rows that fill the four accumulators'
+// blocks, rows with a few blocks after them, and a scalar tail.
+func TestDotLanes(t *testing.T) {
+	for _, lanes := range []int{8, 16} {
+		for _, in := range []int{64, 80, 112, 776, 1000, 13} {
+			const out = 5
+			ref := &WeightRef{Name: "w", Rows: out, Cols: in}
+			l := &lowerer{prog: &Program{Weights: []*WeightRef{ref}}, arena: &Buffer{Name: "arena", Kind: Arena, Len: in + out}}
+			l.e = &Entry{Name: "step", Seq: 1, ArenaLen: in + out}
+			l.k = &Kernel{Name: "step_k0_matmul", Kind: "matmul"}
+			wb := &Buffer{Name: "w_0", Kind: Weight, Len: out * in}
+			col, y := l.newVar("n", Int), l.newVar("y", F32)
+			body := l.dotLanes(y, l.arena, I(0), wb, IMul(col, I(in)), in, lanes)
+			body = append(body, &Store{Buf: l.arena, Index: IAdd(I(in), col), Val: y})
+			l.k.Phases = []*Phase{{Parallel: true, Var: col, N: I(out), Work: I(out * in), Grain: 1, Body: body}}
+			l.e.Kernels = []*Kernel{l.k}
+			l.e.Output, l.e.OutOffset, l.e.OutShape = l.arena, I(in), []int{out}
+			l.prog.Entries = []*Entry{l.e}
+			if err := Verify(l.prog); err != nil {
+				t.Fatalf("dotLanes made invalid kernel IR: %v\n%s", err, Print(l.prog))
+			}
+			if got, want := hasType(l.prog, F32x16), lanes == 16 && in >= 16; got != want {
+				t.Fatalf("lanes %d, in %d: f32x16 code %v, want %v", lanes, in, got, want)
+			}
+			w := make([]float32, out*in)
+			for i := range w {
+				w[i] = float32(math.Sin(float64(i) * 1.3))
+			}
+			m := NewMachine(l.prog, [][]float32{w})
+			for k := range in {
+				m.arena[k] = float32(math.Cos(float64(k) * 0.7))
+			}
+			got, err := m.Run("step", nil, 0, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for n := range out {
+				want := 0.0
+				for k := range in {
+					want += float64(m.arena[k]) * float64(w[n*in+k])
+				}
+				if d := math.Abs(float64(got[n]) - want); !(d <= 1e-4*(1+math.Abs(want))) {
+					t.Fatalf("lanes %d, in %d: y[%d] = %g, want %g", lanes, in, n, got[n], want)
 				}
 			}
 		}

@@ -309,7 +309,7 @@ func (v *verifier) declare(x *Var) bool {
 	case v.names[x.Name]:
 		v.errorf("variable %s has the name of a buffer", x.Name)
 	}
-	if x.T > F32x8 {
+	if x.T > F32x16 {
 		v.errorf("variable %s has unknown type %s", x.Name, x.T)
 	}
 	if y, ok := v.byName[x.Name]; ok && y != x {
@@ -415,6 +415,8 @@ func (v *verifier) stmt(s Stmt) {
 		case F32:
 		case F32x8:
 			width = 8
+		case F32x16:
+			v.errorf("stored value %s is f32x16: sixteen lanes are for dot products, reduced by hsum before they are stored", exprString(s.Val))
 		case bad:
 		default:
 			v.errorf("stored value %s is %s: buffers hold f32s", exprString(s.Val), t)
@@ -656,8 +658,15 @@ func (v *verifier) typ(e Expr) Type {
 			v.errorf("index %s is %s, not int", exprString(e.Index), t)
 		}
 		width := 1
+		if e.Wide && !e.Vec {
+			v.errorf("%s: a wide load is a vector load", exprString(e))
+			return bad
+		}
 		if e.Vec {
 			width = 8
+			if e.Wide {
+				width = 16
+			}
 			if e.Buf.Kind == Tokens {
 				v.errorf("vector load of tokens: token ids load one at a time")
 				return bad
@@ -770,6 +779,9 @@ func (v *verifier) typ(e Expr) Type {
 		case e.Op == Rem && a != Int:
 			v.errorf("%s: %% is on ints, not %s", exprString(e), a)
 			return bad
+		case a == F32x16 && e.Op != Add && e.Op != Sub && e.Op != Mul:
+			v.errorf("%s: f32x16 takes +, - and * only", exprString(e))
+			return bad
 		case a == Int && (e.Op == Div || e.Op == Rem) && isInt(e.B, 0):
 			v.errorf("%s divides by zero", exprString(e))
 		}
@@ -783,7 +795,7 @@ func (v *verifier) typ(e Expr) Type {
 			return bad
 		}
 		if a != b || b != c || a == Int {
-			v.errorf("%s has operands %s, %s, %s: fma takes three f32s or three f32x8s", exprString(e), a, b, c)
+			v.errorf("%s has operands %s, %s, %s: fma takes three f32s, f32x8s or f32x16s", exprString(e), a, b, c)
 			return bad
 		}
 		return a
@@ -796,8 +808,8 @@ func (v *verifier) typ(e Expr) Type {
 			v.errorf("%s: unknown function %s", exprString(e), e.Fn)
 			return bad
 		}
-		if a == Int {
-			v.errorf("%s of an int", e.Fn)
+		if a == Int || a == F32x16 {
+			v.errorf("%s of an %s", e.Fn, a)
 			return bad
 		}
 		return a
@@ -805,12 +817,15 @@ func (v *verifier) typ(e Expr) Type {
 		if e == nil {
 			return v.nilExpr()
 		}
-		return v.unary(e, e.X, F32, F32x8)
+		return v.unary(e, e.X, F32, e.Type())
 	case *HSum:
 		if e == nil {
 			return v.nilExpr()
 		}
-		return v.unary(e, e.X, F32x8, F32)
+		if t := v.typ(e.X); !t.IsVector() && t != bad {
+			v.errorf("%s of %s: it takes f32x8 or f32x16", exprString(e), t)
+		}
+		return F32
 	case *HMax:
 		if e == nil {
 			return v.nilExpr()

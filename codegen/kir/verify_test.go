@@ -86,7 +86,7 @@ func TestVerifyErrors(t *testing.T) {
 		{"div by zero", func(x *parts) { x.after(store(x.arena, &kir.Bin{Op: kir.Div, A: x.id7, B: kir.I(0)}, kir.F(1))) }, "(id7 / 0) divides by zero"},
 		{"fma types", func(x *parts) {
 			x.loop.Body[2].(*kir.Store).Val = &kir.FMA{A: x.x5, B: x.x5, C: &kir.Broadcast{X: x.x5}}
-		}, "fma takes three f32s or three f32x8s"},
+		}, "fma takes three f32s, f32x8s or f32x16s"},
 		{"fma ints", func(x *parts) { x.after(store(x.arena, &kir.FMA{A: x.id7, B: x.id7, C: x.id7}, kir.F(1))) }, "operands int, int, int"},
 		{"unknown function", func(x *parts) { x.loop.Body[1].(*kir.Assign).Val = &kir.Call{Fn: kir.MathFn(99), Arg: x.x5} }, "unknown function MathFn(99)"},
 		{"call of int", func(x *parts) { x.loop.Body[1].(*kir.Assign).Val = kir.Fn(kir.Exp, x.i2) }, "exp of an int"},
@@ -98,6 +98,18 @@ func TestVerifyErrors(t *testing.T) {
 		{"hsums operand", func(x *parts) { x.ser.Body[4].(*kir.Store).Val.(*kir.HSums).Xs[3] = kir.F(2) }, "operand 2f is f32, not f32x8"},
 		{"f32 of float", func(x *parts) { x.loop.Body[1].(*kir.Assign).Val = &kir.ToF32{X: x.x5} }, "f32(x5) of f32: it takes int"},
 		{"select operand", func(x *parts) { x.par.Body[3].(*kir.Store).Val.(*kir.Select).Y = kir.I(0) }, "operand 0 is int, not f32"},
+		{"store of f32x16", func(x *parts) { x.after(store(x.arena, kir.I(0), kir.Zeros(16))) }, "sixteen lanes are for dot products"},
+		{"call of f32x16", func(x *parts) { x.after(store(x.arena, kir.I(0), &kir.HSum{X: kir.Fn(kir.Exp, kir.Zeros(16))})) }, "exp of an f32x16"},
+		{"f32x16 division", func(x *parts) {
+			x.after(store(x.arena, kir.I(0), &kir.HSum{X: kir.FDiv(kir.Zeros(16), kir.Zeros(16))}))
+		}, "f32x16 takes +, - and * only"},
+		{"f32x16 mixed with f32x8", func(x *parts) {
+			x.after(store(x.arena, kir.I(0), &kir.HSum{X: kir.FAdd(kir.Zeros(16), kir.Zeros(8))}))
+		}, "mixes f32x16 and f32x8"},
+		{"wide scalar load", func(x *parts) {
+			x.after(store(x.arena, kir.I(0), &kir.Load{Buf: x.arena, Index: kir.I(0), Wide: true}))
+		}, "a wide load is a vector load"},
+		{"wide load bounds", func(x *parts) { x.after(store(x.arena, kir.I(0), &kir.HSum{X: kir.LdV(x.scratch, kir.I(8), 16)})) }, "(+16), past its 16"},
 		{"store of int", func(x *parts) { x.after(store(x.arena, kir.I(0), x.id7)) }, "stored value id7 is int: buffers hold f32s"},
 		{"store index", func(x *parts) { x.after(store(x.arena, kir.F(0), kir.F(1))) }, "index 0f is f32, not int"},
 		{"load index", func(x *parts) { x.after(store(x.arena, kir.I(0), kir.Ld(x.arena, kir.F(1)))) }, "index 1f is f32, not int"},

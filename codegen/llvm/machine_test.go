@@ -325,3 +325,32 @@ func TestKV16MatchesMachine(t *testing.T) {
 		require.Equal(t, p.States[i].Dtype, s.Dtype)
 	}
 }
+
+// TestWideMatchesMachine runs testdata/wide (f32x16 loads of f32, bf16 and
+// f16 buffers, broadcasts, arithmetic and hsum) natively and in
+// kir.Machine: sixteen-lane code must compute what the evaluator does, in
+// the same order of additions, on any x86 CPU (llc splits the vectors
+// without AVX-512).
+func TestWideMatchesMachine(t *testing.T) {
+	tc := toolchain(t)
+	p := caseProgram(t, "wide")
+	ws := randomWeights(p, 13)
+	// The bf16 weight: kir.Machine reads its values widened, the native
+	// program takes its bits, two to a float32 slot.
+	packed := make([]float32, len(ws[1])/2)
+	for i, x := range ws[1] {
+		ws[1][i] = wformat.Round(wformat.BF16, x)
+		bits := math.Float32bits(ws[1][i]) >> 16
+		packed[i/2] = math.Float32frombits(math.Float32bits(packed[i/2]) | bits<<(16*(i%2)))
+	}
+	prog := build(t, tc, p, [][]float32{ws[0], packed}, 2, 8, 8)
+	want, err := kir.NewMachine(p, ws).Run("step", []int32{0}, 0, 1)
+	require.NoError(t, err)
+	got, _, err := prog.Run("step", []int32{0}, 0)
+	require.NoError(t, err)
+	require.Len(t, got, len(want))
+	for i := 32; i < 40; i++ {
+		require.Equal(t, want[i], got[i], "arena element %d: sums of sixteen lanes", i)
+	}
+	closeTo(t, want, got, "wide step")
+}

@@ -15,14 +15,24 @@ import (
 
 // hasIntDot reports whether p has integer dot products (kir.DotI8).
 func hasIntDot(p *kir.Program) bool {
+	return anyExpr(p, func(x kir.Expr) bool {
+		_, ok := x.(*kir.DotI8)
+		return ok
+	})
+}
+
+// hasWide reports whether p has sixteen-lane vectors (kir.Options.Wide).
+func hasWide(p *kir.Program) bool {
+	return anyExpr(p, func(x kir.Expr) bool { return x.Type() == kir.F32x16 })
+}
+
+// anyExpr reports whether an expression of p satisfies f.
+func anyExpr(p *kir.Program, f func(kir.Expr) bool) bool {
 	for _, e := range p.Entries {
 		for _, k := range e.Kernels {
 			for _, ph := range k.Phases {
 				found := false
-				kir.Walk(ph.Body, func(x kir.Expr) {
-					_, ok := x.(*kir.DotI8)
-					found = found || ok
-				}, nil)
+				kir.Walk(ph.Body, func(x kir.Expr) { found = found || f(x) }, nil)
 				if found {
 					return true
 				}
@@ -73,6 +83,19 @@ func llvmDotForm() llvm.DotForm {
 	return llvm.ChooseDotForm(goruntime.GOARCH, feats, runtime.ISALimit())
 }
 
+// llvmWide reports whether the LLVM backend's float linears take
+// sixteen-lane dot products here (kir.Options.Wide): where llc
+// -mcpu=native may use AVX-512 F, which LLMC_ISA=avx2 forbids. On a CPU
+// whose AVX-512 units are full width (AMD Zen 5, Intel Xeon) that is twice
+// the multiply-adds an instruction; code for an AVX2 machine keeps eight.
+func llvmWide() bool {
+	feats, err := native.HostFeatures()
+	if err != nil {
+		return false
+	}
+	return nativeISA(feats, runtime.ISALimit()) == runtime.ISAAVX512
+}
+
 // emitLLVMTarget writes the kernels as an LLVM module for this machine
 // into tmp/model.ll, and splits it into parts to compile in parallel. The
 // toolchain is found first: the module is emitted for its target triple.
@@ -92,6 +115,9 @@ func emitLLVMTarget(b *targetBuild) error {
 	}
 	tc.MAttr = llvm.MAttrFor(limit)
 	b.man.Backends.ISA = nativeISA(feats, limit)
+	if hasWide(b.prog) {
+		b.man.Backends.Lanes = 16
+	}
 	if hasIntDot(b.prog) {
 		// The best form llc -mcpu=native can run here, at most what
 		// LLMC_ISA allows.

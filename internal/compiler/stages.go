@@ -293,7 +293,8 @@ func (c *compilation) lowerKIR(context.Context) (string, error) {
 	keep := c.target.Loads(ir.BF16) && c.weights != wformat.F32
 	intDot := c.target.IntDot && !c.o.Weights.FloatDot
 	vnni := intDot && c.target.vnni != nil && c.target.vnni()
-	prog, err := kir.LowerWith(c.res.Graphs, kir.Options{MaxSeq: c.o.MaxSeq, KeepBF16: keep, Slots: c.o.Slots, KVFormat: c.kv, TileColumns: c.target.TileColumns, IntDot: intDot, VNNI: vnni})
+	wide := c.target.wide != nil && c.target.wide()
+	prog, err := kir.LowerWith(c.res.Graphs, kir.Options{MaxSeq: c.o.MaxSeq, KeepBF16: keep, Slots: c.o.Slots, KVFormat: c.kv, TileColumns: c.target.TileColumns, IntDot: intDot, VNNI: vnni, Wide: wide})
 	if err != nil {
 		return "", err
 	}

@@ -59,6 +59,9 @@ type Target struct {
 	// vnni reports whether the target prints integer dots as VNNI's
 	// vpdpbusd on this machine (kir.Options.VNNI); nil for never.
 	vnni func() bool
+	// wide reports whether the target's float linears take sixteen-lane
+	// dot products on this machine (kir.Options.Wide); nil for never.
+	wide func() bool
 
 	// tools looks for the toolchain the target builds with on this
 	// machine and says what is missing; nil for a target that needs none.
@@ -100,7 +103,8 @@ func targets() []Target {
 			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.F16, ir.Q8_0, ir.Q4_0, ir.Q4_K}, VectorWidth: 8, TileColumns: 4, IntDot: true, Speed: 2,
 			KVDtypes: []wformat.Format{wformat.F16, wformat.BF16},
 			emit:     emitLLVMTarget, toolchain: buildLLVM, tools: findLLVM,
-			vnni: func() bool { return llvmDotForm() == llvm.DotVNNI }},
+			vnni: func() bool { return llvmDotForm() == llvm.DotVNNI },
+			wide: llvmWide},
 	}
 }
 

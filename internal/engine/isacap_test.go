@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"fmt"
+	"math"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/llmc-dev/llmc/codegen/llvm"
 	"github.com/llmc-dev/llmc/internal/compiler"
+	"github.com/llmc-dev/llmc/internal/synth"
 	"github.com/llmc-dev/llmc/internal/testshared"
 	"github.com/llmc-dev/llmc/passes"
 	"github.com/llmc-dev/llmc/runtime"
@@ -91,5 +94,67 @@ func TestLLVMISACap(t *testing.T) {
 	require.Len(t, a, len(b))
 	for i := range a {
 		require.InDelta(t, b[i], a[i], intDotBounds[0].maxLogitDiff/2, "prefill logit %d", i)
+	}
+}
+
+// TestLLVMWide compiles a small TinyLlama-shaped model (its down
+// projection's rows are 1,024 long) in f32 and bf16 for the LLVM backend
+// with LLMC_ISA=avx2 and without: on an AVX-512 CPU the uncapped artifact's
+// float linears take sixteen-lane dot products (manifest lanes 16) and
+// the capped one's eight, and both compute the same logits, decode and
+// prefill, to float rounding (the sums are added in another order).
+func TestLLVMWide(t *testing.T) {
+	requireLLVM(t)
+	feats, err := native.HostFeatures()
+	if err != nil || !feats["avx512f"] {
+		t.Skip("this CPU has no AVX-512: the LLVM backend keeps eight lanes")
+	}
+	shape, err := synth.LookupShape("tinyllama-1.1b")
+	require.NoError(t, err)
+	for _, dtype := range []synth.DType{"f32", "bf16"} {
+		t.Run(string(dtype), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "m")
+			_, err = synth.Write(dir, synth.Options{Shape: shape.Small(), Seed: 5, DType: dtype})
+			require.NoError(t, err)
+			build := func(isa string) *Engine {
+				t.Setenv(runtime.ISAEnv, isa)
+				art := filepath.Join(t.TempDir(), "m-"+isa+".llmc")
+				_, err := compiler.Compile(dir, art, compiler.Options{Backend: "llvm", KV: passes.Static, MaxSeq: 64, PrefillChunk: 16})
+				require.NoError(t, err)
+				e, err := Open(art, Options{Threads: 2})
+				require.NoError(t, err)
+				t.Cleanup(func() { e.Close() })
+				return e
+			}
+			narrow, wide := build(runtime.ISAAVX2), build("")
+			require.Zero(t, narrow.Manifest.Backends.Lanes)
+			require.Equal(t, 16, wide.Manifest.Backends.Lanes)
+			seq := []int{1, 403, 407, 261, 378, 300, 290, 438, 261, 1}
+			compare := func(what string, a, b []float32) {
+				t.Helper()
+				require.Len(t, a, len(b))
+				for i := range a {
+					require.InDelta(t, a[i], b[i], 1e-3*max(1, math.Abs(float64(a[i]))), "%s: logit %d", what, i)
+				}
+			}
+			for _, e := range []*Engine{narrow, wide} {
+				require.NoError(t, e.Decoder.Rewind(0))
+			}
+			for _, tok := range seq {
+				a, err := narrow.Decoder.Forward([]int{tok}, false)
+				require.NoError(t, err)
+				b, err := wide.Decoder.Forward([]int{tok}, false)
+				require.NoError(t, err)
+				compare(fmt.Sprintf("decode of %d", tok), a, b)
+			}
+			for _, e := range []*Engine{narrow, wide} {
+				require.NoError(t, e.Decoder.Rewind(0))
+			}
+			a, err := narrow.Decoder.Forward(seq, true)
+			require.NoError(t, err)
+			b, err := wide.Decoder.Forward(seq, true)
+			require.NoError(t, err)
+			compare("prefill", a, b)
+		})
 	}
 }

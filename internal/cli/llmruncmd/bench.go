@@ -244,6 +244,9 @@ func (b *benchFlags) result(e *engine.Engine, path string, threads int) *BenchRe
 			// products it makes (Q8_0, Q4_0).
 			var parts []string
 			if isa := e.Manifest.Backends.ISA; isa != "" {
+				if n := e.Manifest.Backends.Lanes; n > 8 {
+					isa = fmt.Sprintf("%s (%d-lane dots)", isa, n)
+				}
 				parts = append(parts, isa)
 			}
 			if f := e.Manifest.Backends.IntDot; f != "" {
