@@ -349,6 +349,19 @@ func (f *frame) wide(e Expr) [16]float32 {
 		for i := range out {
 			out[i] = x
 		}
+	case *Halves:
+		lo, hi := f.f32(e.Lo), f.f32(e.Hi)
+		for i := range 8 {
+			out[i], out[i+8] = lo, hi
+		}
+	case *DotI8:
+		second := *e
+		second.Pair = false
+		a := f.vec(&second)
+		second.WOff, second.XOff = IAdd(e.WOff, I(e.W.Format.BlockBytes())), IAdd(e.XOff, I(DotI8Len))
+		b := f.vec(&second)
+		copy(out[:8], a[:])
+		copy(out[8:], b[:])
 	case *Bin:
 		a, b := f.wide(e.A), f.wide(e.B)
 		for i := range out {

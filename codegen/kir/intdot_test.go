@@ -14,9 +14,15 @@ import (
 // arena[0] and y after it.
 func intDotProgram(t *testing.T, f wformat.Format, rows, in, out int, vnni bool) *Program {
 	t.Helper()
+	return intDotProgramWith(t, f, rows, in, out, Options{IntDot: true, VNNI: vnni})
+}
+
+// intDotProgramWith is intDotProgram with lowering options o.
+func intDotProgramWith(t *testing.T, f wformat.Format, rows, in, out int, o Options) *Program {
+	t.Helper()
 	ref := &WeightRef{Name: "w", Rows: out, Cols: in, Format: f}
 	l := &lowerer{prog: &Program{Weights: []*WeightRef{ref}}, arena: &Buffer{Name: "arena", Kind: Arena},
-		scratch: &Buffer{Name: "scratch", Kind: Scratch}, opts: Options{IntDot: true, VNNI: vnni}}
+		scratch: &Buffer{Name: "scratch", Kind: Scratch}, opts: o}
 	l.e = &Entry{Name: "step", Seq: rows, ArenaLen: rows*in + rows*out}
 	l.length = I(rows)
 	l.arena.Len = l.e.ArenaLen
@@ -64,16 +70,19 @@ func blockOf(f wformat.Format, q []byte, in, n, b int) (scale, min float32, quan
 // and checks it is close to x·dequantize(w)ᵀ and that the text
 // round-trips; with and without Options.VNNI (Q8_0's quants unsigned,
 // zero points off eight blocks at a time, and d_w·d_x multiplied eight
-// blocks at a time into a local table).
+// blocks at a time into a local table), and with Options.Wide too (the
+// tiles' dots two blocks at a time, DotI8.Pair, where a row has an even
+// number of blocks).
 func TestLinearQ8Int(t *testing.T) {
 	for _, f := range []wformat.Format{wformat.Q8_0, wformat.Q4_0, wformat.Q4_K} {
-		for _, vnni := range []bool{false, true} {
-			testLinearIntDot(t, f, vnni)
+		for _, o := range []Options{{IntDot: true}, {IntDot: true, VNNI: true}, {IntDot: true, VNNI: true, Wide: true}} {
+			testLinearIntDot(t, f, o)
 		}
 	}
 }
 
-func testLinearIntDot(t *testing.T, f wformat.Format, vnni bool) {
+func testLinearIntDot(t *testing.T, f wformat.Format, o Options) {
+	vnni := o.VNNI
 	dot := map[wformat.Format]string{wformat.Q8_0: "doti8(w_0[", wformat.Q4_0: "doti4(w_0[", wformat.Q4_K: "doti4lo(w_0["}[f]
 	ins := []int{32, 45, 64, 172}
 	if f == wformat.Q4_K {
@@ -82,7 +91,7 @@ func testLinearIntDot(t *testing.T, f wformat.Format, vnni bool) {
 	for _, in := range ins {
 		for _, rows := range []int{1, 3, 8, 12, 13} {
 			for _, out := range []int{4, 5} {
-				p := intDotProgram(t, f, rows, in, out, vnni)
+				p := intDotProgramWith(t, f, rows, in, out, o)
 				text := Print(p)
 				if _, err := Parse(text); err != nil {
 					t.Fatalf("%s in %d: the text does not parse back: %v", f, in, err)
@@ -92,7 +101,10 @@ func testLinearIntDot(t *testing.T, f wformat.Format, vnni bool) {
 					// Tiles of several rows are VNNI's; single rows
 					// are decode's.
 					wants = append(wants, "scales(w_0[", "hsum(zs", "store8 dwdx")
-					if f == wformat.Q8_0 {
+					dots := map[wformat.Format]string{wformat.Q8_0: "dotu8", wformat.Q4_0: "doti4"}[f]
+					if nb := (in + 31) / 32; o.Wide && nb%2 == 0 {
+						wants = append(wants, dots+"x2(w_0[", "halves(")
+					} else if f == wformat.Q8_0 {
 						wants = append(wants, "dotu8(w_0[")
 					}
 				}
@@ -269,5 +281,22 @@ func verifyMutation(t *testing.T, text, name, from, to, want string) {
 	}
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("%s: got %v, want %q", name, err, want)
+	}
+}
+
+// TestVerifyPairs: a pair of blocks (DotI8.Pair) reads the next block's
+// weight quants and 32 more input bytes, which must be in bounds, and
+// takes Q8_0 or Q4_0 quants only; halves takes two f32s.
+func TestVerifyPairs(t *testing.T) {
+	text := Print(intDotProgramWith(t, wformat.Q8_0, 8, 64, 2, Options{IntDot: true, VNNI: true, Wide: true}))
+	for _, c := range []struct{ name, from, to, want string }{
+		{"second block past the end", "dotu8x2(w_0[(((n9 * 68) + (b30 * 34)) + 2)]", "dotu8x2(w_0[104]", "reaches 104 (+66), past its 136 elements"},
+		{"input past the end", "scratch[(((s10 * 2) + b30) * 32)]), halves", "scratch[4000]), halves", "reaches 4000 (+64)"},
+		{"halves of a vector", "halves(dwdx64[b30]", "halves(bcast(1f)", "operand bcast(1f) is f32x8, not f32"},
+	} {
+		verifyMutation(t, text, c.name, c.from, c.to, c.want)
+	}
+	if err := Verify(intDotProgramWith(t, wformat.Q8_0, 8, 64, 2, Options{IntDot: true, VNNI: true, Wide: true})); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -33,8 +33,9 @@ const (
 	F32               // a float32 scalar
 	F32x8             // eight float32 lanes
 	// F32x16 is sixteen float32 lanes, for dot products only: loads
-	// (Load.Wide), broadcasts, +, -, *, fma and hsum; no stores, calls or
-	// other reductions (kir.Verify refuses them).
+	// (Load.Wide), broadcasts, Halves, pairs of integer dots (DotI8.Pair),
+	// +, -, *, fma and hsum; no stores, calls or other reductions
+	// (kir.Verify refuses them).
 	F32x16
 )
 
@@ -549,12 +550,18 @@ func (s *Scales) String() string {
 // or unsigned 4-bit quants in [0, 15], which vpdpbusd and vpmaddubsw
 // take as they are; the lowering takes a nibble format's zero point or
 // min off once a block (Q4_0: 8·d_w·d_x·Σq_x).
+//
+// Pair makes it the dots of two consecutive blocks at once, an f32x16:
+// lanes 0-7 the block at WOff and XOff, lanes 8-15 the next one (its
+// weight quants a block's bytes further, its input 32 bytes further), one
+// 512-bit vpdpbusd with AVX-512 VNNI. Q8_0 and Q4_0 quants only.
 type DotI8 struct {
 	W      *Buffer
 	WOff   Expr
 	X      *Buffer
 	XOff   Expr
 	Quants DotQuants
+	Pair   bool
 }
 
 // DotQuants is how a DotI8's weight bytes hold its 32 quants.
@@ -597,13 +604,30 @@ func (q DotQuants) Unsigned() bool { return q != DotInt8 }
 // DotI8Len is how many int8 pairs a DotI8 multiplies: one Q8_0 block.
 const DotI8Len = 32
 
-func (*DotI8) Type() Type { return F32x8 }
+func (d *DotI8) Type() Type {
+	if d.Pair {
+		return F32x16
+	}
+	return F32x8
+}
 func (d *DotI8) String() string {
 	name := fmt.Sprintf("dot(%d)", d.Quants)
 	if d.Quants < numDotQuants {
 		name = dotNames[d.Quants]
 	}
+	if d.Pair {
+		name += "x2"
+	}
 	return fmt.Sprintf("%s(%s[%s], %s[%s])", name, d.W, d.WOff, d.X, d.XOff)
+}
+
+// Halves is the f32x16 whose lanes 0-7 are Lo and lanes 8-15 Hi, two
+// f32s: the scales of the two blocks of a DotI8 pair.
+type Halves struct{ Lo, Hi Expr }
+
+func (*Halves) Type() Type { return F32x16 }
+func (h *Halves) String() string {
+	return fmt.Sprintf("halves(%s, %s)", h.Lo, h.Hi)
 }
 
 // WBytes is how many bytes of W the dot reads.

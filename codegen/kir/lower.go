@@ -52,7 +52,10 @@ type Options struct {
 	// Wide computes the dot products of float linears (f32, bf16 and f16
 	// weights whose rows are a multiple of 16 long) on f32x16 vectors,
 	// one AVX-512 register each, for backends that print F32x16 (LLVM on
-	// a CPU with AVX-512 F). Other kernels keep eight lanes.
+	// a CPU with AVX-512 F); with VNNI, the prefill tiles' integer dots
+	// take two blocks at once (DotI8.Pair: a 512-bit vpdpbusd, AVX-512
+	// VNNI's) where a row has an even number of blocks. Other kernels
+	// keep eight lanes.
 	Wide bool
 }
 

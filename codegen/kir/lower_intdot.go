@@ -149,12 +149,20 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 		// vnni: this tile's dots are unsigned (see above), its rows
 		// chains enough.
 		vnni := vnni && n > 1
+		// pair: with sixteen lanes (Options.Wide), each row's dot takes
+		// two blocks at once (DotI8.Pair, a 512-bit vpdpbusd), times both
+		// blocks' d_w·d_x (Halves).
+		pair := vnni && l.opts.Wide && nb%2 == 0
 		chains, dq, zero := intDotChains(nb), signed, wformat.Q4_0Zero
 		if vnni {
 			chains = 1
 			if f == wformat.Q8_0 {
 				dq, zero = DotUInt8, 128
 			}
+		}
+		lanes := 8
+		if pair {
+			lanes = 16
 		}
 		accs := make([][]*Var, n) // accs[r][k]: row r's blocks k mod chains
 		// corrs[r][k]: for Q4_0, row r's Σ d_w·d_x·Σq_x over blocks k mod
@@ -194,9 +202,9 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 		}
 		for r := range accs {
 			for range chains {
-				acc := l.newVar("acc", F32x8)
+				acc := l.newVar("acc", VecOf(lanes))
 				accs[r] = append(accs[r], acc)
-				body = append(body, &Decl{Var: acc, Init: &Broadcast{X: F(0)}})
+				body = append(body, &Decl{Var: acc, Init: Zeros(lanes)})
 				if nibbles && !vnni {
 					c := l.newVar("corr", F32)
 					corrs[r] = append(corrs[r], c)
@@ -240,11 +248,14 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 			}
 			for r := range accs {
 				blk := IAdd(IMul(IAdd(row, I(r)), I(nb)), b) // the block's number among the rows'
-				dot := &DotI8{W: w.buf, WOff: IAdd(base, I(quants)), X: l.scratch, XOff: IAdd(I(4*qOff), IMul(blk, I(be))), Quants: dq}
+				dot := &DotI8{W: w.buf, WOff: IAdd(base, I(quants)), X: l.scratch, XOff: IAdd(I(4*qOff), IMul(blk, I(be))), Quants: dq, Pair: pair}
 				if vnni {
 					// The lanes times d_w·d_x broadcast from the tile's
 					// table: one multiply a block and row fewer.
-					s := &Broadcast{X: Ld(dwdx, IAdd(I(r*nbPad), b))}
+					var s Expr = &Broadcast{X: Ld(dwdx, IAdd(I(r*nbPad), b))}
+					if pair {
+						s = &Halves{Lo: Ld(dwdx, IAdd(I(r*nbPad), b)), Hi: Ld(dwdx, IAdd(I(r*nbPad+1), b))}
+					}
 					stmts = append(stmts, &Assign{Var: accs[r][k], Val: &FMA{A: dot, B: s, C: accs[r][k]}})
 					continue
 				}
@@ -269,15 +280,24 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 				body = append(body, subBlocks(I(nb/q4kSubs), rest)...)
 			}
 		default:
-			// Whole rounds of chains blocks in a loop, then the rest.
-			whole := nb / chains * chains
+			// Whole rounds of chains blocks (or of a pair) in a loop,
+			// then the rest.
+			per := chains
+			if pair {
+				per = 2
+			}
+			whole := nb / per * per
 			if whole > 0 {
 				b := l.newVar("b", Int)
 				step := []Stmt{&Prefetch{Buf: w.buf, Off: IAdd(IAdd(IMul(col, I(rb)), IMul(b, I(bb))), I(intDotPrefetch))}}
-				for k := range chains {
-					step = append(step, block(IAdd(b, I(k)), k)...)
+				if pair {
+					step = append(step, block(b, 0)...)
+				} else {
+					for k := range chains {
+						step = append(step, block(IAdd(b, I(k)), k)...)
+					}
 				}
-				body = append(body, &For{Var: b, Lo: I(0), Hi: I(whole), Step: chains, Body: step})
+				body = append(body, &For{Var: b, Lo: I(0), Hi: I(whole), Step: per, Body: step})
 			}
 			for b := whole; b < nb; b++ {
 				body = append(body, block(I(b), b%chains)...)

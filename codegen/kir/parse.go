@@ -700,8 +700,9 @@ func (p *parser) expr() Expr {
 		q.Buf, q.Off = b, off
 		return &q
 	}
-	if q := slices.Index(dotNames[:], name); q >= 0 && p.accept("(") {
-		d := &DotI8{W: p.buf(), Quants: DotQuants(q)}
+	pair := strings.HasSuffix(name, "x2")
+	if q := slices.Index(dotNames[:], strings.TrimSuffix(name, "x2")); q >= 0 && p.accept("(") {
+		d := &DotI8{W: p.buf(), Quants: DotQuants(q), Pair: pair}
 		p.expect("[")
 		d.WOff = p.expr()
 		p.expect("]")
@@ -794,6 +795,9 @@ func (p *parser) call(name string, at int) Expr {
 		return &HMax{X: p.args(1)[0]}
 	case "f32":
 		return &ToF32{X: p.args(1)[0]}
+	case "halves":
+		a := p.args(2)
+		return &Halves{Lo: a[0], Hi: a[1]}
 	case "hsums":
 		h := &HSums{}
 		copy(h.Xs[:], p.args(8))

@@ -733,13 +733,22 @@ func (v *verifier) typ(e Expr) Type {
 				v.errorf("offset %s is %s, not int", exprString(off), t)
 			}
 		}
+		wBytes, xBytes := e.WBytes(), DotI8Len
+		if e.Pair {
+			if e.Quants != DotInt8 && e.Quants != DotUInt8 && e.Quants != DotQ4_0 {
+				v.errorf("%s: pairs of blocks are Q8_0's or Q4_0's", exprString(e))
+				return bad
+			}
+			wBytes += e.W.Format.BlockBytes()
+			xBytes *= 2
+		}
 		if e.WOff != nil {
-			v.bounds(e.W, e.WOff, e.WBytes(), "doti8")
+			v.bounds(e.W, e.WOff, wBytes, "doti8")
 		}
 		if e.XOff != nil {
-			v.byteBounds(e.X, e.XOff, DotI8Len, "doti8")
+			v.byteBounds(e.X, e.XOff, xBytes, "doti8")
 		}
-		return F32x8
+		return e.Type()
 	case *Scales:
 		if e == nil || e.W == nil {
 			v.errorf("scales of a nil buffer")
@@ -761,6 +770,16 @@ func (v *verifier) typ(e Expr) Type {
 			v.bounds(e.W, e.Off, (e.N-1)*e.Stride+2, "scales")
 		}
 		return F32x8
+	case *Halves:
+		if e == nil {
+			return v.nilExpr()
+		}
+		for _, x := range []Expr{e.Lo, e.Hi} {
+			if t := v.typ(x); t != F32 && t != bad {
+				v.errorf("%s: operand %s is %s, not f32", exprString(e), exprString(x), t)
+			}
+		}
+		return F32x16
 	case *Bin:
 		if e == nil {
 			return v.nilExpr()

@@ -50,6 +50,9 @@ func WalkExpr(e Expr, f func(Expr)) {
 		WalkExpr(e.XOff, f)
 	case *Scales:
 		WalkExpr(e.Off, f)
+	case *Halves:
+		WalkExpr(e.Lo, f)
+		WalkExpr(e.Hi, f)
 	case *Bin:
 		WalkExpr(e.A, f)
 		WalkExpr(e.B, f)

@@ -166,8 +166,64 @@ func (fb *fn) scales(e *kir.Scales) value.Value {
 	return fb.cur.NewFPExt(fb.cur.NewBitCast(vec, types.NewVector(8, types.Half)), v8)
 }
 
-// dotI8 prints a DotI8 in the module's form.
+// dotI8 prints a DotI8 in the module's form. A pair of blocks
+// (kir.DotI8.Pair) of unsigned quants is one 512-bit vpdpbusd in the VNNI
+// form (AVX-512 has no vpsignb, so signed int8s take two 256-bit dots):
+// the two blocks' weight bytes joined into one vector, which the rows of a
+// tile share, and the input's 64 bytes loaded at once. Any other pair is
+// the two blocks' dots side by side.
 func (fb *fn) dotI8(e *kir.DotI8) value.Value {
+	if !e.Pair {
+		return fb.cur.NewSIToFP(fb.dotInts(e), v8)
+	}
+	first, second := *e, *e
+	first.Pair, second.Pair = false, false
+	second.WOff = kir.IAdd(e.WOff, kir.I(e.W.Format.BlockBytes()))
+	second.XOff = kir.IAdd(e.XOff, kir.I(kir.DotI8Len))
+	join := func(a, b value.Value, n int) value.Value {
+		idx := make([]int64, 2*n)
+		for i := range idx {
+			idx[i] = int64(i)
+		}
+		return fb.cur.NewShuffleVector(a, b, i32s(idx...))
+	}
+	if fb.g.o.DotForm != DotVNNI || !e.Quants.Unsigned() {
+		return fb.cur.NewSIToFP(join(fb.dotInts(&first), fb.dotInts(&second), 8), v16)
+	}
+	w := join(fb.unsignedQuants(&first), fb.unsignedQuants(&second), 32)
+	v64i8 := types.NewVector(64, types.I8)
+	p := fb.cur.NewBitCast(fb.bytePtr(e.X, e.XOff), types.NewPointer(v64i8))
+	x := fb.cur.NewLoad(v64i8, p)
+	x.Align = 1
+	lanes := fb.call(fb.g.declare(vpdpbusd512, v16i, v16i, v16i, v16i),
+		constant.NewZeroInitializer(v16i), fb.cur.NewBitCast(w, v16i), fb.cur.NewBitCast(x, v16i))
+	return fb.cur.NewSIToFP(lanes, v16)
+}
+
+// vpdpbusd512 is vpdpbusd on 512-bit vectors (AVX-512 VNNI).
+const vpdpbusd512 = "llvm.x86.avx512.vpdpbusd.512"
+
+// unsignedQuants is the 32 bytes of an unsigned DotI8's quants as
+// vpdpbusd takes them: a Q4_0 block's nibbles, or Q8_0's int8s plus 128.
+func (fb *fn) unsignedQuants(e *kir.DotI8) value.Value {
+	if e.Quants == kir.DotQ4_0 {
+		return fb.nibbles(e)
+	}
+	if e.Quants != kir.DotUInt8 {
+		fail("%s: %s: quants that are not unsigned bytes", fb.what, e)
+	}
+	p := fb.cur.NewBitCast(fb.bytePtr(e.W, e.WOff), types.NewPointer(v32i8))
+	ld := fb.cur.NewLoad(v32i8, p)
+	ld.Align = 1
+	c := make([]constant.Constant, 32)
+	for i := range c {
+		c[i] = constant.NewInt(types.I8, -128)
+	}
+	return fb.cur.NewXor(ld, constant.NewVector(v32i8, c...))
+}
+
+// dotInts is a single block's DotI8 lanes as eight int32s.
+func (fb *fn) dotInts(e *kir.DotI8) value.Value {
 	load := func(b *kir.Buffer, off kir.Expr) value.Value {
 		p := fb.cur.NewBitCast(fb.bytePtr(b, off), types.NewPointer(v32i8))
 		ld := fb.cur.NewLoad(v32i8, p)
@@ -183,11 +239,7 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 		w = fb.halfBytes(load(e.W, e.WOff), e.Quants == kir.DotHigh)
 	case kir.DotUInt8:
 		// w xor 0x80 = w+128: one vpxor a block, shared by a tile's rows.
-		c := make([]constant.Constant, 32)
-		for i := range c {
-			c[i] = constant.NewInt(types.I8, -128)
-		}
-		w = fb.cur.NewXor(load(e.W, e.WOff), constant.NewVector(v32i8, c...))
+		w = fb.unsignedQuants(e)
 	default:
 		w = load(e.W, e.WOff)
 	}
@@ -229,7 +281,7 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 	default:
 		fail("%s: unknown integer dot form %q", fb.what, form)
 	}
-	return fb.cur.NewSIToFP(lanes, v8)
+	return lanes
 }
 
 // vpdpbusd is VNNI's unsigned-by-signed byte dot product into an

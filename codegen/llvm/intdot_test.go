@@ -66,6 +66,8 @@ func TestIntDotMatchesMachine(t *testing.T) {
 		// kir.Options.VNNI's prefill lowering, printed in every form.
 		for _, f := range []wformat.Format{wformat.Q8_0, wformat.Q4_0} {
 			t.Run(f.String()+"-rows/"+string(form), func(t *testing.T) { intDotMatchesMachine(t, tc, f, f.String()+"-intdot-rows-vnni", form) })
+			// And with kir.Options.Wide: the tiles' dots in pairs of blocks.
+			t.Run(f.String()+"-pairs/"+string(form), func(t *testing.T) { intDotMatchesMachine(t, tc, f, f.String()+"-intdot-pairs-vnni", form) })
 		}
 	}
 }
@@ -125,6 +127,9 @@ func intDotMatchesMachine(t *testing.T, tc *llvm.Toolchain, f wformat.Format, na
 	ll, err := o.Emit(p)
 	require.NoError(t, err)
 	printed := map[llvm.DotForm]string{llvm.DotVNNI: "vpdpbusd", llvm.DotAVX2: "pmadd.ub.sw", llvm.DotPortable: "mul nsw <32 x i32>"}[form]
+	if form == llvm.DotVNNI && strings.Contains(kir.Print(p), "x2(") {
+		printed = "vpdpbusd.512" // pairs of blocks: one 512-bit dot
+	}
 	if form == llvm.DotAVX2 && strings.Contains(kir.Print(p), "dotu8(") {
 		printed = "mul nsw <32 x i32>" // AVX2 prints dotu8 the portable way
 	}

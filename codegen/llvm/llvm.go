@@ -1015,6 +1015,15 @@ func (fb *fn) expr(e kir.Expr) value.Value {
 		return fb.dotI8(e)
 	case *kir.Scales:
 		return fb.scales(e)
+	case *kir.Halves:
+		lo, hi := fb.expr(e.Lo), fb.expr(e.Hi)
+		if !lo.Type().Equal(f32) || !hi.Type().Equal(f32) {
+			fail("%s: %s of %s and %s", fb.what, e, lo.Type(), hi.Type())
+		}
+		v2 := types.NewVector(2, f32)
+		b = fb.cur
+		pair := b.NewInsertElement(b.NewInsertElement(constant.NewUndef(v2), lo, constant.NewInt(i32, 0)), hi, constant.NewInt(i32, 1))
+		return b.NewShuffleVector(pair, constant.NewUndef(v2), i32s(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1))
 	case *kir.Bin:
 		x, y := fb.expr(e.A), fb.expr(e.B)
 		if !x.Type().Equal(y.Type()) {

@@ -83,17 +83,19 @@ func llvmDotForm() llvm.DotForm {
 	return llvm.ChooseDotForm(goruntime.GOARCH, feats, runtime.ISALimit())
 }
 
-// llvmWide reports whether the LLVM backend's float linears take
-// sixteen-lane dot products here (kir.Options.Wide): where llc
-// -mcpu=native may use AVX-512 F, which LLMC_ISA=avx2 forbids. On a CPU
-// whose AVX-512 units are full width (AMD Zen 5, Intel Xeon) that is twice
-// the multiply-adds an instruction; code for an AVX2 machine keeps eight.
+// llvmWide reports whether the LLVM backend's linears take sixteen-lane
+// dot products here (kir.Options.Wide): where llc -mcpu=native may use
+// AVX-512 F, which LLMC_ISA=avx2 forbids. On a CPU whose AVX-512 units
+// are full width (AMD Zen 5, Intel Xeon) that is twice the multiply-adds
+// an instruction; code for an AVX2 machine keeps eight. With VNNI dots
+// the prefill tiles then take 512-bit vpdpbusd, which needs AVX-512 VNNI:
+// a CPU with AVX-512 F whose VNNI were AVX-VNNI's only keeps eight lanes.
 func llvmWide() bool {
 	feats, err := native.HostFeatures()
 	if err != nil {
 		return false
 	}
-	return nativeISA(feats, runtime.ISALimit()) == runtime.ISAAVX512
+	return nativeISA(feats, runtime.ISALimit()) == runtime.ISAAVX512 && (feats["avx512_vnni"] || !feats["avx_vnni"])
 }
 
 // emitLLVMTarget writes the kernels as an LLVM module for this machine
