@@ -69,6 +69,8 @@ func TestIntDotMatchesMachine(t *testing.T) {
 			// And with kir.Options.Wide: the tiles' dots in pairs of blocks.
 			t.Run(f.String()+"-pairs/"+string(form), func(t *testing.T) { intDotMatchesMachine(t, tc, f, f.String()+"-intdot-pairs-vnni", form) })
 		}
+		// Q4_0's decode rows in pairs too.
+		t.Run("q4_0-pair-row/"+string(form), func(t *testing.T) { intDotMatchesMachine(t, tc, wformat.Q4_0, "q4_0-intdot-pair-row-vnni", form) })
 	}
 }
 
