@@ -23,5 +23,5 @@ import "embed"
 //go:embed runtime/pool/pool.go
 //go:embed runtime/sample/exp.go runtime/sample/filter.go runtime/sample/math.go runtime/sample/sample.go
 //go:embed tokenizer/added.go tokenizer/bpe.go tokenizer/bytes.go tokenizer/chars.go tokenizer/decoder.go tokenizer/doc.go tokenizer/load.go tokenizer/normalizer.go tokenizer/pattern.go tokenizer/post.go tokenizer/split.go tokenizer/stream.go tokenizer/tokenizer.go
-//go:embed wformat/q4k.go wformat/wformat.go
+//go:embed wformat/interleave.go wformat/q4k.go wformat/wformat.go
 var sourceFiles embed.FS

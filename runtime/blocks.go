@@ -54,5 +54,16 @@ func FillBlocks(w *artifact.Weight, ws WeightSource, dst []byte) error {
 	if at != n {
 		return fmt.Errorf("weight %s has %d bytes, the artifact expects %d (%s [%d, %d]): compile the artifact again", w.Name, at, n, f, w.Rows, w.Cols)
 	}
+	switch {
+	case w.Interleave == 0:
+	case w.Interleave == wformat.Q4_0Group && f == wformat.Q4_0:
+		packed, err := wformat.InterleaveQ4_0(w.Rows, w.Cols, dst[:n])
+		if err != nil {
+			return fmt.Errorf("weight %s: %w", w.Name, err)
+		}
+		copy(dst, packed)
+	default:
+		return fmt.Errorf("weight %s: rows interleaved by %d in %s: this runtime interleaves q4_0 by %d", w.Name, w.Interleave, f, wformat.Q4_0Group)
+	}
 	return nil
 }

@@ -148,12 +148,18 @@ func (f *frame) stmts(ss []Stmt) {
 			// A 16-bit state keeps each value rounded to its format, so
 			// that loads read back what the emitted code's widening reads.
 			i := f.int(s.Index)
-			if s.Val.Type() == F32x8 {
+			switch s.Val.Type() {
+			case F32x8:
 				v := f.vec(s.Val)
 				for j, x := range v {
 					f.buf(s.Buf)[i+j] = wformat.Round(s.Buf.Format, x)
 				}
-			} else {
+			case F32x16:
+				v := f.wide(s.Val)
+				for j, x := range v {
+					f.buf(s.Buf)[i+j] = wformat.Round(s.Buf.Format, x)
+				}
+			default:
 				f.buf(s.Buf)[i] = wformat.Round(s.Buf.Format, f.f32(s.Val))
 			}
 		case *StoreI8:
@@ -348,6 +354,23 @@ func (f *frame) wide(e Expr) [16]float32 {
 		x := f.f32(e.X)
 		for i := range out {
 			out[i] = x
+		}
+	case *DotCols:
+		w, x := f.m.Blocks[e.W.Index], f.bytes(e.X)
+		wi, xi := f.int(e.WOff), f.int(e.XOff)
+		for c := range out {
+			var sum int32
+			for k := range DotI8Len {
+				off, sh := wformat.Q4_0Nibble(k)
+				q := w[wi+64*(off/4)+4*c+off%4] >> sh & 15
+				sum += int32(q) * int32(int8(x[xi+k]))
+			}
+			out[c] = float32(sum)
+		}
+	case *ColScales:
+		w, o := f.m.Blocks[e.W.Index], f.int(e.Off)
+		for c := range out {
+			out[c] = wformat.F16ToF32(uint16(w[o+2*c]) | uint16(w[o+2*c+1])<<8)
 		}
 	case *Halves:
 		lo, hi := f.f32(e.Lo), f.f32(e.Hi)

@@ -32,9 +32,10 @@ const (
 	Int   Type = iota // an index (Go int, LLVM i64)
 	F32               // a float32 scalar
 	F32x8             // eight float32 lanes
-	// F32x16 is sixteen float32 lanes, for dot products only: loads
+	// F32x16 is sixteen float32 lanes, for dot products: loads
 	// (Load.Wide), broadcasts, Halves, pairs of integer dots (DotI8.Pair),
-	// +, -, *, fma and hsum; no stores, calls or other reductions
+	// a group's column dots and scales (DotCols, ColScales), +, -, *, fma,
+	// hsum, and stores to f32 buffers; no calls or other reductions
 	// (kir.Verify refuses them).
 	F32x16
 )
@@ -619,6 +620,43 @@ func (d *DotI8) String() string {
 		name += "x2"
 	}
 	return fmt.Sprintf("%s(%s[%s], %s[%s])", name, d.W, d.WOff, d.X, d.XOff)
+}
+
+// DotCols is the integer dot products of one block of a group of
+// wformat.Q4_0Group interleaved Q4_0 weight rows (wformat.InterleaveQ4_0)
+// with one block of 32 int8s at byte XOff of scratch X: lane c is
+// Σ_{k<32} q_c[k]·x[k], q_c[k] the unsigned nibble of row c of the group
+// (the zero point 8 not taken off), summed in int32 and converted. WOff
+// is the byte offset of the group block's quants (its four chunks of 64
+// bytes, Q4_0GroupQuants past its start). With VNNI, eight vpdpbusd
+// into one accumulator: chunk g's low and high nibbles (quants 4g..4g+3
+// and 16+4g.. of each row) times x's dword of the same quants broadcast.
+type DotCols struct {
+	W    *Buffer
+	WOff Expr
+	X    *Buffer
+	XOff Expr
+}
+
+func (*DotCols) Type() Type { return F32x16 }
+func (d *DotCols) String() string {
+	return fmt.Sprintf("dotcols(%s[%s], %s[%s])", d.W, d.WOff, d.X, d.XOff)
+}
+
+// DotColsBytes is how many bytes of W a DotCols reads.
+const DotColsBytes = wformat.Q4_0GroupBytes - wformat.Q4_0GroupQuants
+
+// ColScales is the sixteen float16 scales at byte Off of an interleaved
+// Q4_0 weight (a group block's first 32 bytes), widened: lane c is row
+// c's.
+type ColScales struct {
+	W   *Buffer
+	Off Expr
+}
+
+func (*ColScales) Type() Type { return F32x16 }
+func (s *ColScales) String() string {
+	return fmt.Sprintf("colscales(%s[%s])", s.W, s.Off)
 }
 
 // Halves is the f32x16 whose lanes 0-7 are Lo and lanes 8-15 Hi, two

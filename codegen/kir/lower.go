@@ -77,6 +77,13 @@ func LowerWith(graphs []*ir.Graph, o Options) (*Program, error) {
 			return nil, fmt.Errorf("lowering %s: %w", g.Name, err)
 		}
 	}
+	for i, w := range l.prog.Weights {
+		if w.Interleave != 0 && l.embedded[i] {
+			// An embedding lowered after a linear of the same weight
+			// would read moved rows.
+			return nil, fmt.Errorf("weight %s: an embedding reads it and a linear reads it with interleaved rows", w.Name)
+		}
+	}
 	if err := Verify(l.prog); err != nil {
 		return nil, fmt.Errorf("lowering produced invalid kernel IR: %w", err)
 	}
@@ -159,6 +166,7 @@ type lowerer struct {
 
 	e          *Entry
 	views      map[*ir.Value]view
+	embedded   map[int]bool // weights an embedding reads, by index
 	k          *Kernel
 	scratchTop int
 	nvar       int
@@ -499,6 +507,13 @@ func (l *lowerer) copy(dst, src view) {
 }
 
 func (l *lowerer) embedding(out, w view) error {
+	if w.buf.Kind == Weight {
+		// Its rows stay where the checkpoint has them (see colsLinear).
+		if l.embedded == nil {
+			l.embedded = map[int]bool{}
+		}
+		l.embedded[w.buf.Index] = true
+	}
 	if w.buf.Format == wformat.Q4_K {
 		return l.embeddingQ4K(out, w)
 	}
@@ -657,6 +672,9 @@ func (l *lowerer) linear(n *ir.Node, body *ir.Graph, uses map[*ir.Value]int, don
 			return err
 		}
 		bias = &b
+	}
+	if l.opts.IntDot && l.colsLinear(w, out, extra, bias) {
+		return l.linearCols(x, w, out, extra, bias)
 	}
 	if w.buf.Format.Blocked() && l.opts.IntDot {
 		return l.linearQ8Int(x, w, out, extra, bias)

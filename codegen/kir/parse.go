@@ -262,6 +262,9 @@ func (p *parser) weight() {
 	p.expect(",")
 	w.Cols = p.int()
 	p.expect("]")
+	if p.keyword("interleaved") {
+		w.Interleave = p.int()
+	}
 	if p.accept("=") {
 		p.expectKeyword("concat")
 		for {
@@ -510,7 +513,7 @@ func (p *parser) stmt(ind int) Stmt {
 		d := &Decl{Var: p.variable(name, t, vat), Init: init}
 		p.ln++
 		return d
-	case "store", "store8":
+	case "store", "store8", "store16":
 		p.ident()
 		b := p.buf()
 		p.expect("[")
@@ -518,7 +521,7 @@ func (p *parser) stmt(ind int) Stmt {
 		p.expect("]")
 		p.expect("=")
 		val := p.expr()
-		if (val.Type() == F32x8) != (kw == "store8") {
+		if want := map[string]Type{"store": F32, "store8": F32x8, "store16": F32x16}[kw]; val.Type() != want && (kw != "store" || val.Type().IsVector()) {
 			p.pos = at
 			p.failf("%s of a %s value", kw, val.Type())
 		}
@@ -713,6 +716,27 @@ func (p *parser) expr() Expr {
 		p.expect("]")
 		p.expect(")")
 		return d
+	}
+	if name == "dotcols" && p.accept("(") {
+		d := &DotCols{W: p.buf()}
+		p.expect("[")
+		d.WOff = p.expr()
+		p.expect("]")
+		p.expect(",")
+		d.X = p.buf()
+		p.expect("[")
+		d.XOff = p.expr()
+		p.expect("]")
+		p.expect(")")
+		return d
+	}
+	if name == "colscales" && p.accept("(") {
+		s := &ColScales{W: p.buf()}
+		p.expect("[")
+		s.Off = p.expr()
+		p.expect("]")
+		p.expect(")")
+		return s
 	}
 	if name == "scales" && p.accept("(") {
 		s := &Scales{W: p.buf()}

@@ -35,6 +35,9 @@ func Print(p *Program) string {
 	for i, w := range p.Weights {
 		dt := w.Fmt().String()
 		fmt.Fprintf(&b, "weight #%d %s %s[%d, %d]", i, word(w.Name), dt, w.Rows, w.Cols)
+		if w.Interleave != 0 {
+			fmt.Fprintf(&b, " interleaved %d", w.Interleave)
+		}
 		if len(w.Concat) > 0 {
 			names := make([]string, len(w.Concat))
 			for j, c := range w.Concat {
@@ -174,6 +177,9 @@ func stmtString(s Stmt) string {
 		op := "store"
 		if s.Val != nil && s.Val.Type() == F32x8 {
 			op = "store8"
+		}
+		if s.Val != nil && s.Val.Type() == F32x16 {
+			op = "store16"
 		}
 		return fmt.Sprintf("%s %s[%s] = %s", op, bufName(s.Buf), exprString(s.Index), exprString(s.Val))
 	case *StoreI8:

@@ -416,7 +416,10 @@ func (v *verifier) stmt(s Stmt) {
 		case F32x8:
 			width = 8
 		case F32x16:
-			v.errorf("stored value %s is f32x16: sixteen lanes are for dot products, reduced by hsum before they are stored", exprString(s.Val))
+			width = 16
+			if s.Buf.Format != wformat.F32 || s.Buf.Kind == Local {
+				v.errorf("stored value %s is f32x16: sixteen lanes are stored to f32 arena, scratch and state buffers only", exprString(s.Val))
+			}
 		case bad:
 		default:
 			v.errorf("stored value %s is %s: buffers hold f32s", exprString(s.Val), t)
@@ -583,6 +586,9 @@ func (v *verifier) buffer(b *Buffer) {
 		case !b.Format.Blocked() && b.Len != w.Rows*w.Cols:
 			v.errorf("buffer %s has %d elements but weight #%d %s [%d, %d] has %d", b.Name, b.Len, b.Index, w.Name, w.Rows, w.Cols, w.Rows*w.Cols)
 		}
+		if w.Interleave != 0 && (w.Interleave != wformat.Q4_0Group || w.Fmt() != wformat.Q4_0 || w.Rows%wformat.Q4_0Group != 0) {
+			v.errorf("weight #%d %s, %s [%d, %d], interleaved by %d: only q4_0 rows are, %d at a time", b.Index, w.Name, w.Fmt(), w.Rows, w.Cols, w.Interleave, wformat.Q4_0Group)
+		}
 	case State:
 		if b.Index < 0 || b.Index >= len(v.p.States) || v.p.States[b.Index] == nil {
 			v.errorf("buffer %s is state #%d of %d", b.Name, b.Index, len(v.p.States))
@@ -686,6 +692,10 @@ func (v *verifier) typ(e Expr) Type {
 			v.errorf("%s reads %s buffer %s: only block-format weights hold quants and scales", exprString(e), e.Buf.Format, e.Buf.Name)
 			return bad
 		}
+		if v.interleaved(e.Buf) {
+			v.errorf("%s: %s", exprString(e), interleavedOnly(e.Buf))
+			return bad
+		}
 		if t := v.typ(e.Off); t != Int && t != bad {
 			v.errorf("offset %s is %s, not int", exprString(e.Off), t)
 		}
@@ -716,6 +726,10 @@ func (v *verifier) typ(e Expr) Type {
 		}
 		v.buffer(e.W)
 		v.buffer(e.X)
+		if v.interleaved(e.W) {
+			v.errorf("%s: %s", exprString(e), interleavedOnly(e.W))
+			return bad
+		}
 		if e.Quants >= numDotQuants {
 			v.errorf("%s: unknown quants %d", exprString(e), e.Quants)
 			return bad
@@ -755,6 +769,10 @@ func (v *verifier) typ(e Expr) Type {
 			return bad
 		}
 		v.buffer(e.W)
+		if v.interleaved(e.W) {
+			v.errorf("%s: %s", exprString(e), interleavedOnly(e.W))
+			return bad
+		}
 		if e.W.Kind != Weight || !slices.Contains(QParts[e.W.Format], QF16) {
 			v.errorf("%s reads %s %s buffer %s: only block-format weights hold f16 scales", exprString(e), e.W.Format, e.W.Kind, e.W.Name)
 			return bad
@@ -770,6 +788,50 @@ func (v *verifier) typ(e Expr) Type {
 			v.bounds(e.W, e.Off, (e.N-1)*e.Stride+2, "scales")
 		}
 		return F32x8
+	case *DotCols:
+		if e == nil || e.W == nil || e.X == nil {
+			v.errorf("dotcols of a nil buffer")
+			return bad
+		}
+		v.buffer(e.W)
+		v.buffer(e.X)
+		if !v.interleaved(e.W) {
+			v.errorf("%s: %s is not a q4_0 weight with interleaved rows", exprString(e), e.W.Name)
+			return bad
+		}
+		if e.X.Kind != Scratch {
+			v.errorf("%s: its second operand %s is a %s buffer, not the scratch that storei8 writes", exprString(e), e.X.Name, e.X.Kind)
+			return bad
+		}
+		for _, off := range []Expr{e.WOff, e.XOff} {
+			if t := v.typ(off); t != Int && t != bad {
+				v.errorf("offset %s is %s, not int", exprString(off), t)
+			}
+		}
+		if e.WOff != nil {
+			v.bounds(e.W, e.WOff, DotColsBytes, "dotcols")
+		}
+		if e.XOff != nil {
+			v.byteBounds(e.X, e.XOff, DotI8Len, "dotcols")
+		}
+		return F32x16
+	case *ColScales:
+		if e == nil || e.W == nil {
+			v.errorf("colscales of a nil buffer")
+			return bad
+		}
+		v.buffer(e.W)
+		if !v.interleaved(e.W) {
+			v.errorf("%s: %s is not a q4_0 weight with interleaved rows", exprString(e), e.W.Name)
+			return bad
+		}
+		if t := v.typ(e.Off); t != Int && t != bad {
+			v.errorf("offset %s is %s, not int", exprString(e.Off), t)
+		}
+		if e.Off != nil {
+			v.bounds(e.W, e.Off, 2*wformat.Q4_0Group, "colscales")
+		}
+		return F32x16
 	case *Halves:
 		if e == nil {
 			return v.nilExpr()
@@ -883,6 +945,16 @@ func (v *verifier) typ(e Expr) Type {
 func (v *verifier) nilExpr() Type {
 	v.errorf("nil expression")
 	return bad
+}
+
+// interleaved reports whether b is a weight whose rows are interleaved
+// (artifact.Weight.Interleave).
+func (v *verifier) interleaved(b *Buffer) bool {
+	return b.Kind == Weight && b.Index >= 0 && b.Index < len(v.p.Weights) && v.p.Weights[b.Index] != nil && v.p.Weights[b.Index].Interleave != 0
+}
+
+func interleavedOnly(b *Buffer) string {
+	return fmt.Sprintf("weight %s has interleaved rows, which only dotcols and colscales read", b.Name)
 }
 
 func (v *verifier) unary(e, x Expr, in, out Type) Type {

@@ -50,6 +50,11 @@ func WalkExpr(e Expr, f func(Expr)) {
 		WalkExpr(e.XOff, f)
 	case *Scales:
 		WalkExpr(e.Off, f)
+	case *DotCols:
+		WalkExpr(e.WOff, f)
+		WalkExpr(e.XOff, f)
+	case *ColScales:
+		WalkExpr(e.Off, f)
 	case *Halves:
 		WalkExpr(e.Lo, f)
 		WalkExpr(e.Hi, f)
@@ -95,6 +100,11 @@ func WalkBuffers(ss []Stmt, f func(*Buffer)) {
 			f(e.W)
 			f(e.X)
 		case *Scales:
+			f(e.W)
+		case *DotCols:
+			f(e.W)
+			f(e.X)
+		case *ColScales:
 			f(e.W)
 		}
 	}, func(s *Store) { f(s.Buf) })

@@ -200,6 +200,64 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 	return fb.cur.NewSIToFP(lanes, v16)
 }
 
+// dotCols prints a kir.DotCols: for each of the group block's four chunks
+// of 64 bytes, its low and high nibbles (a vpand, and a vpsrlw by 4 then
+// a vpand) times the input's dword of the same four quants broadcast to
+// every lane: with VNNI eight vpdpbusd into one accumulator, in the other
+// forms the products widened to i32 and each lane's four added.
+func (fb *fn) dotCols(e *kir.DotCols) value.Value {
+	v64i8 := types.NewVector(64, types.I8)
+	v32i16 := types.NewVector(32, types.I16)
+	splat8 := func(n int64) constant.Constant {
+		c := make([]constant.Constant, 64)
+		for i := range c {
+			c[i] = constant.NewInt(types.I8, n)
+		}
+		return constant.NewVector(v64i8, c...)
+	}
+	fours := make([]constant.Constant, 32)
+	for i := range fours {
+		fours[i] = constant.NewInt(types.I16, 4)
+	}
+	xp := fb.cur.NewBitCast(fb.bytePtr(e.X, e.XOff), types.NewPointer(types.I32))
+	// dword k of the input block, in every lane.
+	xDword := func(k int64) value.Value {
+		p := fb.cur.NewGetElementPtr(types.I32, xp, constant.NewInt(i64, k))
+		p.InBounds = true
+		ld := fb.cur.NewLoad(types.I32, p)
+		ld.Align = 1
+		ins := fb.cur.NewInsertElement(constant.NewUndef(v16i), ld, constant.NewInt(i32, 0))
+		return fb.cur.NewShuffleVector(ins, constant.NewUndef(v16i), constant.NewZeroInitializer(v16i))
+	}
+	vnni := fb.g.o.DotForm == DotVNNI
+	var acc value.Value = constant.NewZeroInitializer(v16i)
+	for g := range int64(4) {
+		p := fb.cur.NewBitCast(fb.bytePtr(e.W, kir.IAdd(e.WOff, kir.I(int(64*g)))), types.NewPointer(v64i8))
+		chunk := fb.cur.NewLoad(v64i8, p)
+		chunk.Align = 1
+		lo := fb.cur.NewAnd(chunk, splat8(15))
+		shifted := fb.cur.NewLShr(fb.cur.NewBitCast(chunk, v32i16), constant.NewVector(v32i16, fours...))
+		hi := fb.cur.NewAnd(fb.cur.NewBitCast(shifted, v64i8), splat8(15))
+		for _, part := range []struct {
+			q value.Value
+			k int64
+		}{{lo, g}, {hi, 4 + g}} {
+			x := xDword(part.k)
+			if vnni {
+				acc = fb.call(fb.g.declare(vpdpbusd512, v16i, v16i, v16i, v16i), acc, fb.cur.NewBitCast(part.q, v16i), x)
+				continue
+			}
+			v64i32 := types.NewVector(64, types.I32)
+			prod := fb.cur.NewMul(fb.cur.NewZExt(part.q, v64i32), fb.cur.NewSExt(fb.cur.NewBitCast(x, v64i8), v64i32))
+			prod.OverflowFlags = []enum.OverflowFlag{enum.OverflowFlagNSW}
+			sum := fb.cur.NewAdd(acc, fb.pairSums(fb.pairSums(prod, 64), 32))
+			sum.OverflowFlags = []enum.OverflowFlag{enum.OverflowFlagNSW}
+			acc = sum
+		}
+	}
+	return fb.cur.NewSIToFP(acc, v16)
+}
+
 // vpdpbusd512 is vpdpbusd on 512-bit vectors (AVX-512 VNNI).
 const vpdpbusd512 = "llvm.x86.avx512.vpdpbusd.512"
 

@@ -69,8 +69,11 @@ func TestIntDotMatchesMachine(t *testing.T) {
 			// And with kir.Options.Wide: the tiles' dots in pairs of blocks.
 			t.Run(f.String()+"-pairs/"+string(form), func(t *testing.T) { intDotMatchesMachine(t, tc, f, f.String()+"-intdot-pairs-vnni", form) })
 		}
-		// Q4_0's decode rows in pairs too.
-		t.Run("q4_0-pair-row/"+string(form), func(t *testing.T) { intDotMatchesMachine(t, tc, wformat.Q4_0, "q4_0-intdot-pair-row-vnni", form) })
+		// Q4_0's decode rows in pairs too, and Q4_0 with interleaved
+		// weight rows (kir.linearCols), prefill and decode.
+		for _, name := range []string{"q4_0-intdot-pair-row-vnni", "q4_0-intdot-cols-vnni", "q4_0-intdot-cols-row-vnni"} {
+			t.Run(strings.TrimSuffix(strings.TrimPrefix(name, "q4_0-intdot-"), "-vnni")+"/"+string(form), func(t *testing.T) { intDotMatchesMachine(t, tc, wformat.Q4_0, name, form) })
+		}
 	}
 }
 
@@ -98,6 +101,12 @@ func intDotMatchesMachine(t *testing.T, tc *llvm.Toolchain, f wformat.Format, na
 				blocks[at+2], blocks[at+3] = byte(m), byte(m>>8)
 			}
 		}
+	}
+	if w.Interleave != 0 {
+		// The rows moved as the loader moves them.
+		packed, err := wformat.InterleaveQ4_0(w.Rows, w.Cols, blocks[:w.Bytes()])
+		require.NoError(t, err)
+		copy(blocks, packed)
 	}
 	words := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(blocks))), len(blocks)/4)
 	// The inputs: three sets (scales 1 with a block of zeros, 1e-3
@@ -135,8 +144,12 @@ func intDotMatchesMachine(t *testing.T, tc *llvm.Toolchain, f wformat.Format, na
 	if form == llvm.DotAVX2 && strings.Contains(kir.Print(p), "dotu8(") {
 		printed = "mul nsw <32 x i32>" // AVX2 prints dotu8 the portable way
 	}
+	if strings.Contains(kir.Print(p), "dotcols(") {
+		// Column dots: 512-bit vpdpbusd, or 64 products widened.
+		printed = map[bool]string{true: "vpdpbusd.512", false: "mul nsw <64 x i32>"}[form == llvm.DotVNNI]
+	}
 	require.Contains(t, ll, printed)
-	so, lay := compileSOWith(t, tc, o, p, 8, 8)
+	so, lay := compileSOWith(t, tc, o, p, max(8, e.Seq), 8)
 	prog := load(t, so, lay, [][]float32{words}, 2)
 	m := kir.NewMachine(p, [][]float32{nil})
 	m.Blocks = [][]byte{blocks}

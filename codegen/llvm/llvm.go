@@ -733,8 +733,8 @@ func (fb *fn) stmts(ss []kir.Stmt) {
 			switch {
 			case s.Buf.Is16() && (val.Type().Equal(v8) || val.Type().Equal(f32)):
 				fb.store16(s.Buf, val, ptr)
-			case val.Type().Equal(v8):
-				st := fb.cur.NewStore(val, fb.cur.NewBitCast(ptr, types.NewPointer(v8)))
+			case val.Type().Equal(v8) || val.Type().Equal(v16) && !s.Buf.Is16():
+				st := fb.cur.NewStore(val, fb.cur.NewBitCast(ptr, types.NewPointer(val.Type())))
 				st.Align = 4
 			case val.Type().Equal(f32) && s.Buf.Kind != kir.Tokens:
 				st := fb.cur.NewStore(val, ptr)
@@ -1015,6 +1015,13 @@ func (fb *fn) expr(e kir.Expr) value.Value {
 		return fb.dotI8(e)
 	case *kir.Scales:
 		return fb.scales(e)
+	case *kir.DotCols:
+		return fb.dotCols(e)
+	case *kir.ColScales:
+		h16 := types.NewVector(16, types.Half)
+		ld := fb.cur.NewLoad(h16, fb.cur.NewBitCast(fb.elemPtr(e.W, e.Off), types.NewPointer(h16)))
+		ld.Align = 1
+		return fb.cur.NewFPExt(ld, v16)
 	case *kir.Halves:
 		lo, hi := fb.expr(e.Lo), fb.expr(e.Hi)
 		if !lo.Type().Equal(f32) || !hi.Type().Equal(f32) {

@@ -1,0 +1,141 @@
+package kir
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/llmc-dev/llmc/wformat"
+)
+
+// colsProgram lowers y[rows, out] = x[rows, in]·wᵀ + r (a residual) for
+// a Q4_0 weight read with interleaved rows (linearCols), x at arena[0],
+// y after it and r after y.
+func colsProgram(t *testing.T, rows, in, out int) *Program {
+	t.Helper()
+	ref := &WeightRef{Name: "w", Rows: out, Cols: in, Format: wformat.Q4_0}
+	l := &lowerer{prog: &Program{Weights: []*WeightRef{ref}}, arena: &Buffer{Name: "arena", Kind: Arena},
+		scratch: &Buffer{Name: "scratch", Kind: Scratch}, opts: Options{IntDot: true, VNNI: true, Wide: true}}
+	l.e = &Entry{Name: "step", Seq: rows, ArenaLen: rows*in + 2*rows*out}
+	l.length = I(rows)
+	l.arena.Len = l.e.ArenaLen
+	l.k = &Kernel{Name: "step_k0_matmul", Kind: "matmul"}
+	w := contiguous(&Buffer{Name: "w_0", Kind: Weight, Len: ref.Bytes(), Format: wformat.Q4_0}, I(0), []int{out, in})
+	x := contiguous(l.arena, I(0), []int{rows, in})
+	y := contiguous(l.arena, I(rows*in), []int{rows, out})
+	r := contiguous(l.arena, I(rows*in+rows*out), []int{rows, out})
+	if !l.colsLinear(w, y, &r, nil) {
+		t.Fatalf("rows %d in %d out %d: not lowered by column groups", rows, in, out)
+	}
+	if err := l.linearCols(x, w, y, &r, nil); err != nil {
+		t.Fatal(err)
+	}
+	return finishBlockProgram(t, l, I(rows*in), []int{rows, out})
+}
+
+// TestLinearCols runs the interleaved-rows Q4_0 lowering on Machine, with
+// the weight moved by wformat.InterleaveQ4_0, against the integer-dot
+// definition (x quantised per block of 32, y = Σ_b d_w·d_x·Σ(q_w−8)·q_x,
+// plus the residual), for whole tiles of eight rows, rest rows, single
+// rows (decode), a padded last block and one and two groups of columns;
+// and checks that the weight is marked interleaved.
+func TestLinearCols(t *testing.T) {
+	for _, c := range []struct{ rows, in, out int }{{1, 64, 16}, {8, 64, 32}, {12, 72, 16}, {3, 300, 32}, {16, 32, 16}} {
+		p := colsProgram(t, c.rows, c.in, c.out)
+		if p.Weights[0].Interleave != wformat.Q4_0Group {
+			t.Fatalf("%+v: the weight is not marked interleaved", c)
+		}
+		text := Print(p)
+		for _, want := range []string{"dotcols(w_0[", "colscales(w_0[", "store16 arena[", "interleaved 16"} {
+			if !strings.Contains(text, want) {
+				t.Fatalf("%+v: no %q in\n%s", c, want, text)
+			}
+		}
+		q, _ := testWeights(t, wformat.Q4_0, c.out, c.in)
+		packed, err := wformat.InterleaveQ4_0(c.out, c.in, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := NewMachine(p, [][]float32{nil})
+		m.Blocks = [][]byte{packed}
+		x := make([]float32, c.rows*c.in)
+		for i := range x {
+			x[i] = float32(math.Cos(float64(i)*0.7)) * float32(1+i%3)
+			m.arena[i] = x[i]
+		}
+		res := func(s, n int) float32 { return float32(s*c.out+n) / 7 }
+		for s := range c.rows {
+			for n := range c.out {
+				m.arena[c.rows*c.in+s*c.out+n] = float32(math.NaN())
+				m.arena[c.rows*c.in+c.rows*c.out+s*c.out+n] = res(s, n)
+			}
+		}
+		for i := range m.scratch {
+			m.scratch[i] = float32(math.NaN())
+		}
+		got, err := m.Run("step", nil, 0, c.rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nb := (c.in + 31) / 32
+		for s := range c.rows {
+			qx := make([]int8, nb*32)
+			dx := make([]float32, nb)
+			for b := range nb {
+				var amax float32
+				for k := b * 32; k < min(c.in, b*32+32); k++ {
+					amax = max(amax, float32(math.Abs(float64(x[s*c.in+k]))))
+				}
+				dx[b] = amax / 127
+				var id float32
+				if amax > 0 {
+					id = 127 / amax
+				}
+				for k := b * 32; k < min(c.in, b*32+32); k++ {
+					qx[k] = int8(math.RoundToEven(float64(x[s*c.in+k] * id)))
+				}
+			}
+			for n := range c.out {
+				want, mag := float64(res(s, n)), math.Abs(float64(res(s, n)))
+				for b := range nb {
+					dw, _, quant := blockOf(wformat.Q4_0, q, c.in, n, b)
+					var sum int32
+					for k := range 32 {
+						sum += quant(k) * int32(qx[b*32+k])
+					}
+					term := float64(dw*dx[b]) * float64(sum)
+					want += term
+					mag += math.Abs(term) + math.Abs(float64(dw*dx[b]))*8*32*127
+				}
+				if g := float64(got[s*c.out+n]); math.Abs(g-want) > 1e-6*(1+mag) {
+					t.Fatalf("%+v: y[%d, %d] = %g, want %g", c, s, n, g, want)
+				}
+			}
+		}
+	}
+}
+
+// TestColsLowering: a Q4_0 weight that an embedding reads keeps its rows
+// (and so the VNNI tiles), and interleaved weights are read only by
+// dotcols and colscales.
+func TestColsLowering(t *testing.T) {
+	ref := &WeightRef{Name: "w", Rows: 16, Cols: 64, Format: wformat.Q4_0}
+	l := &lowerer{prog: &Program{Weights: []*WeightRef{ref}}, opts: Options{IntDot: true, VNNI: true, Wide: true}, embedded: map[int]bool{0: true}}
+	w := contiguous(&Buffer{Name: "w_0", Kind: Weight, Len: ref.Bytes(), Format: wformat.Q4_0}, I(0), []int{16, 64})
+	y := contiguous(&Buffer{Name: "arena", Kind: Arena}, I(0), []int{1, 16})
+	if l.colsLinear(w, y, nil, nil) {
+		t.Fatal("an embedded weight would be interleaved")
+	}
+	l.embedded = nil
+	if !l.colsLinear(w, y, nil, nil) {
+		t.Fatal("a Q4_0 weight of 16 rows is not interleaved")
+	}
+	l.opts.Wide = false
+	if l.colsLinear(w, y, nil, nil) {
+		t.Fatal("interleaved without sixteen lanes")
+	}
+	text := Print(colsProgram(t, 1, 64, 16))
+	verifyMutation(t, text, "doti4 of interleaved rows", "dotcols(w_0[(((g", "doti4(w_0[(((g", "has interleaved rows")
+	verifyMutation(t, text, "dotcols of plain rows", "weight #0 w q4_0[16, 64] interleaved 16", "weight #0 w q4_0[16, 64]", "not a q4_0 weight with interleaved rows")
+	verifyMutation(t, text, "interleaved q8_0", "weight #0 w q4_0[16, 64] interleaved 16", "weight #0 w q4_0[16, 64] interleaved 8", "only q4_0 rows are, 16 at a time")
+}
