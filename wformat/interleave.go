@@ -1,6 +1,9 @@
 package wformat
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+)
 
 // Q4_0 weights can be kept with the rows of Q4_0Group output columns
 // interleaved, so that one 512-bit vector holds a block's quants of all of
@@ -31,14 +34,17 @@ func InterleaveQ4_0(rows, cols int, src []byte) ([]byte, error) {
 		return nil, err
 	}
 	dst := make([]byte, len(src))
-	for r := range rows {
+	// In the order dst is written, four bytes at a time.
+	le := binary.LittleEndian
+	for g := range rows / Q4_0Group {
 		for b := range nb {
-			blk := src[(r*nb+b)*18:]
-			g, c := r/Q4_0Group, r%Q4_0Group
-			out := dst[(g*nb+b)*Q4_0GroupBytes:]
-			copy(out[Q4_0GroupScales+2*c:], blk[Q4_0Scale:Q4_0Scale+2])
-			for k := range 4 {
-				copy(out[Q4_0GroupQuants+64*k+4*c:], blk[Q4_0Quants+4*k:Q4_0Quants+4*k+4])
+			out := dst[(g*nb+b)*Q4_0GroupBytes:][:Q4_0GroupBytes]
+			for c := range Q4_0Group {
+				blk := src[((g*Q4_0Group+c)*nb+b)*18:][:18]
+				le.PutUint16(out[Q4_0GroupScales+2*c:], le.Uint16(blk[Q4_0Scale:]))
+				for k := range 4 {
+					le.PutUint32(out[Q4_0GroupQuants+64*k+4*c:], le.Uint32(blk[Q4_0Quants+4*k:]))
+				}
 			}
 		}
 	}

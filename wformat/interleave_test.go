@@ -58,3 +58,16 @@ func TestInterleaveQ4_0(t *testing.T) {
 		t.Fatal("a short tensor interleaved")
 	}
 }
+
+// BenchmarkInterleaveQ4_0 moves a TinyLlama MLP projection's rows
+// (5632 × 2048), which the loader does for every such weight.
+func BenchmarkInterleaveQ4_0(b *testing.B) {
+	const rows, cols = 5632, 2048
+	src := make([]byte, Q4_0.Bytes(rows, cols))
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		if _, err := InterleaveQ4_0(rows, cols, src); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -100,12 +100,23 @@ func (l *lowerer) linearCols(x, w, out view, extra, bias *view) error {
 	if rows%8 == 0 {
 		t = 8
 	}
+	// Blocks of groupBlock groups: every tile of rows meets their weights
+	// while they are in cache (as linearQ8Int's colBlock).
+	ngroups := outN / group
+	blk := l.newVar("gb", Int)
+	groups := func(inner []Stmt) *For {
+		return &For{Var: g, Lo: IMul(blk, I(groupBlock)), Hi: IMin(IMul(IAdd(blk, I(1)), I(groupBlock)), I(ngroups)), Step: 1, Body: inner}
+	}
 	sv, s1 := l.newVar("s", Int), l.newVar("s", Int)
 	tiles := IMul(IDiv(real, I(t)), I(t))
 	body := []Stmt{
-		&For{Var: sv, Lo: I(0), Hi: tiles, Step: t, Body: tile(sv, t)},
-		&For{Var: s1, Lo: tiles, Hi: real, Step: 1, Body: tile(s1, 1)},
+		&For{Var: sv, Lo: I(0), Hi: tiles, Step: t, Body: []Stmt{groups(tile(sv, t))}},
+		groups([]Stmt{&For{Var: s1, Lo: tiles, Hi: real, Step: 1, Body: tile(s1, 1)}}),
 	}
-	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: g, N: I(outN / group), Work: work, Grain: 1, Body: body})
+	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: blk, N: I((ngroups + groupBlock - 1) / groupBlock), Work: work, Grain: 1, Body: body})
 	return nil
 }
+
+// groupBlock is how many groups of sixteen columns a prefill phase of
+// linearCols takes at a time.
+var groupBlock = 4

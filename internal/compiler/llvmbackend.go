@@ -13,11 +13,15 @@ import (
 	"github.com/llmc-dev/llmc/runtime/native"
 )
 
-// hasIntDot reports whether p has integer dot products (kir.DotI8).
+// hasIntDot reports whether p has integer dot products (kir.DotI8, or
+// kir.DotCols of interleaved Q4_0 rows).
 func hasIntDot(p *kir.Program) bool {
 	return anyExpr(p, func(x kir.Expr) bool {
-		_, ok := x.(*kir.DotI8)
-		return ok
+		switch x.(type) {
+		case *kir.DotI8, *kir.DotCols:
+			return true
+		}
+		return false
 	})
 }
 
