@@ -23,9 +23,9 @@ type Weight struct {
 	// (StoredWeightsName) rather than the model. Zero (f32) otherwise;
 	// BF16 above says bfloat16, as before.
 	Format wformat.Format `json:"format,omitempty"`
-	// Interleave, when set (wformat.Q4_0Group), says the kernels read
-	// this Q4_0 weight with its rows interleaved in groups
-	// (wformat.InterleaveQ4_0): the stored weights are in the plain
+	// Interleave, when set (wformat.Group), says the kernels read this
+	// Q4_0 or Q8_0 weight with its rows interleaved in groups
+	// (wformat.Interleave): the stored weights are in the plain
 	// layout, and the loader moves them as it copies them.
 	Interleave int `json:"interleave,omitempty"`
 }

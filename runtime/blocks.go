@@ -56,14 +56,14 @@ func FillBlocks(w *artifact.Weight, ws WeightSource, dst []byte) error {
 	}
 	switch {
 	case w.Interleave == 0:
-	case w.Interleave == wformat.Q4_0Group && f == wformat.Q4_0:
-		packed, err := wformat.InterleaveQ4_0(w.Rows, w.Cols, dst[:n])
+	case w.Interleave == wformat.Group && f.Interleaves():
+		packed, err := wformat.Interleave(f, w.Rows, w.Cols, dst[:n])
 		if err != nil {
 			return fmt.Errorf("weight %s: %w", w.Name, err)
 		}
 		copy(dst, packed)
 	default:
-		return fmt.Errorf("weight %s: rows interleaved by %d in %s: this runtime interleaves q4_0 by %d", w.Name, w.Interleave, f, wformat.Q4_0Group)
+		return fmt.Errorf("weight %s: rows interleaved by %d in %s: this runtime interleaves q4_0 and q8_0 by %d", w.Name, w.Interleave, f, wformat.Group)
 	}
 	return nil
 }

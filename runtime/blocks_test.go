@@ -33,12 +33,12 @@ func TestFillBlocksInterleave(t *testing.T) {
 	}
 	half := wformat.Q4_0.Bytes(rows[0], cols)
 	src := blockTensors{"a": q[:half], "b": q[half:]}
-	w := &artifact.Weight{Name: "ab", Rows: 32, Cols: cols, Concat: []string{"a", "b"}, Format: wformat.Q4_0, Interleave: wformat.Q4_0Group}
+	w := &artifact.Weight{Name: "ab", Rows: 32, Cols: cols, Concat: []string{"a", "b"}, Format: wformat.Q4_0, Interleave: wformat.Group}
 	dst := make([]byte, len(q))
 	if err := FillBlocks(w, src, dst); err != nil {
 		t.Fatal(err)
 	}
-	want, err := wformat.InterleaveQ4_0(32, cols, q)
+	want, err := wformat.Interleave(wformat.Q4_0, 32, cols, q)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,18 +9,18 @@ import (
 )
 
 // colsProgram lowers y[rows, out] = x[rows, in]·wᵀ + r (a residual) for
-// a Q4_0 weight read with interleaved rows (linearCols), x at arena[0],
-// y after it and r after y.
-func colsProgram(t *testing.T, rows, in, out int) *Program {
+// a Q4_0 or Q8_0 weight read with interleaved rows (linearCols), x at
+// arena[0], y after it and r after y.
+func colsProgram(t *testing.T, f wformat.Format, rows, in, out int) *Program {
 	t.Helper()
-	ref := &WeightRef{Name: "w", Rows: out, Cols: in, Format: wformat.Q4_0}
+	ref := &WeightRef{Name: "w", Rows: out, Cols: in, Format: f}
 	l := &lowerer{prog: &Program{Weights: []*WeightRef{ref}}, arena: &Buffer{Name: "arena", Kind: Arena},
 		scratch: &Buffer{Name: "scratch", Kind: Scratch}, opts: Options{IntDot: true, VNNI: true, Wide: true}}
 	l.e = &Entry{Name: "step", Seq: rows, ArenaLen: rows*in + 2*rows*out}
 	l.length = I(rows)
 	l.arena.Len = l.e.ArenaLen
 	l.k = &Kernel{Name: "step_k0_matmul", Kind: "matmul"}
-	w := contiguous(&Buffer{Name: "w_0", Kind: Weight, Len: ref.Bytes(), Format: wformat.Q4_0}, I(0), []int{out, in})
+	w := contiguous(&Buffer{Name: "w_0", Kind: Weight, Len: ref.Bytes(), Format: f}, I(0), []int{out, in})
 	x := contiguous(l.arena, I(0), []int{rows, in})
 	y := contiguous(l.arena, I(rows*in), []int{rows, out})
 	r := contiguous(l.arena, I(rows*in+rows*out), []int{rows, out})
@@ -33,16 +33,24 @@ func colsProgram(t *testing.T, rows, in, out int) *Program {
 	return finishBlockProgram(t, l, I(rows*in), []int{rows, out})
 }
 
-// TestLinearCols runs the interleaved-rows Q4_0 lowering on Machine, with
-// the weight moved by wformat.InterleaveQ4_0, against the integer-dot
-// definition (x quantised per block of 32, y = Σ_b d_w·d_x·Σ(q_w−8)·q_x,
-// plus the residual), for whole tiles of eight rows, rest rows, single
-// rows (decode), a padded last block and one and two groups of columns;
-// and checks that the weight is marked interleaved.
+// TestLinearCols runs the interleaved-rows Q4_0 and Q8_0 lowering on
+// Machine, with the weight moved by wformat.Interleave, against the
+// integer-dot definition (x quantised per block of 32, y = Σ_b
+// d_w·d_x·Σ q_w·q_x with the weights' quants signed, plus the residual),
+// for whole tiles of eight rows, rest rows, single rows (decode), a padded
+// last block and one and two groups of columns; and checks that the weight
+// is marked interleaved.
 func TestLinearCols(t *testing.T) {
+	for _, f := range []wformat.Format{wformat.Q4_0, wformat.Q8_0} {
+		testLinearCols(t, f)
+	}
+}
+
+func testLinearCols(t *testing.T, f wformat.Format) {
+	zero := map[wformat.Format]float64{wformat.Q4_0: 8, wformat.Q8_0: 128}[f]
 	for _, c := range []struct{ rows, in, out int }{{1, 64, 16}, {8, 64, 32}, {12, 72, 16}, {3, 300, 32}, {16, 32, 16}} {
-		p := colsProgram(t, c.rows, c.in, c.out)
-		if p.Weights[0].Interleave != wformat.Q4_0Group {
+		p := colsProgram(t, f, c.rows, c.in, c.out)
+		if p.Weights[0].Interleave != wformat.Group {
 			t.Fatalf("%+v: the weight is not marked interleaved", c)
 		}
 		text := Print(p)
@@ -51,8 +59,8 @@ func TestLinearCols(t *testing.T) {
 				t.Fatalf("%+v: no %q in\n%s", c, want, text)
 			}
 		}
-		q, _ := testWeights(t, wformat.Q4_0, c.out, c.in)
-		packed, err := wformat.InterleaveQ4_0(c.out, c.in, q)
+		q, _ := testWeights(t, f, c.out, c.in)
+		packed, err := wformat.Interleave(f, c.out, c.in, q)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,17 +106,17 @@ func TestLinearCols(t *testing.T) {
 			for n := range c.out {
 				want, mag := float64(res(s, n)), math.Abs(float64(res(s, n)))
 				for b := range nb {
-					dw, _, quant := blockOf(wformat.Q4_0, q, c.in, n, b)
+					dw, _, quant := blockOf(f, q, c.in, n, b)
 					var sum int32
 					for k := range 32 {
 						sum += quant(k) * int32(qx[b*32+k])
 					}
 					term := float64(dw*dx[b]) * float64(sum)
 					want += term
-					mag += math.Abs(term) + math.Abs(float64(dw*dx[b]))*8*32*127
+					mag += math.Abs(term) + math.Abs(float64(dw*dx[b]))*zero*32*127
 				}
 				if g := float64(got[s*c.out+n]); math.Abs(g-want) > 1e-6*(1+mag) {
-					t.Fatalf("%+v: y[%d, %d] = %g, want %g", c, s, n, g, want)
+					t.Fatalf("%s %+v: y[%d, %d] = %g, want %g", f, c, s, n, g, want)
 				}
 			}
 		}
@@ -134,8 +142,8 @@ func TestColsLowering(t *testing.T) {
 	if l.colsLinear(w, y, nil, nil) {
 		t.Fatal("interleaved without sixteen lanes")
 	}
-	text := Print(colsProgram(t, 1, 64, 16))
+	text := Print(colsProgram(t, wformat.Q4_0, 1, 64, 16))
 	verifyMutation(t, text, "doti4 of interleaved rows", "dotcols(w_0[(((g", "doti4(w_0[(((g", "has interleaved rows")
-	verifyMutation(t, text, "dotcols of plain rows", "weight #0 w q4_0[16, 64] interleaved 16", "weight #0 w q4_0[16, 64]", "not a q4_0 weight with interleaved rows")
-	verifyMutation(t, text, "interleaved q8_0", "weight #0 w q4_0[16, 64] interleaved 16", "weight #0 w q4_0[16, 64] interleaved 8", "only q4_0 rows are, 16 at a time")
+	verifyMutation(t, text, "dotcols of plain rows", "weight #0 w q4_0[16, 64] interleaved 16", "weight #0 w q4_0[16, 64]", "not a weight with interleaved rows")
+	verifyMutation(t, text, "interleaved q8_0", "weight #0 w q4_0[16, 64] interleaved 16", "weight #0 w q4_0[16, 64] interleaved 8", "only q4_0 and q8_0 rows are, 16 at a time")
 }

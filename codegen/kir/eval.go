@@ -361,9 +361,7 @@ func (f *frame) wide(e Expr) [16]float32 {
 		for c := range out {
 			var sum int32
 			for k := range DotI8Len {
-				off, sh := wformat.Q4_0Nibble(k)
-				q := w[wi+64*(off/4)+4*c+off%4] >> sh & 15
-				sum += int32(q) * int32(int8(x[xi+k]))
+				sum += e.Weight(w[wi:], c, k) * int32(int8(x[xi+k]))
 			}
 			out[c] = float32(sum)
 		}

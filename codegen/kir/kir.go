@@ -623,14 +623,15 @@ func (d *DotI8) String() string {
 }
 
 // DotCols is the integer dot products of one block of a group of
-// wformat.Q4_0Group interleaved Q4_0 weight rows (wformat.InterleaveQ4_0)
+// wformat.Group interleaved Q4_0 or Q8_0 weight rows (wformat.Interleave)
 // with one block of 32 int8s at byte XOff of scratch X: lane c is
-// Σ_{k<32} q_c[k]·x[k], q_c[k] the unsigned nibble of row c of the group
-// (the zero point 8 not taken off), summed in int32 and converted. WOff
-// is the byte offset of the group block's quants (its four chunks of 64
-// bytes, Q4_0GroupQuants past its start). With VNNI, eight vpdpbusd
-// into one accumulator: chunk g's low and high nibbles (quants 4g..4g+3
-// and 16+4g.. of each row) times x's dword of the same quants broadcast.
+// Σ_{k<32} q_c[k]·x[k], q_c[k] row c's unsigned quant (Q4_0's nibble, or
+// Q8_0's int8 plus 128: the zero point, 8 or 128, not taken off), summed
+// in int32 and converted. WOff is the byte offset of the group block's
+// quants (its chunks of 64 bytes, wformat.GroupQuants past its start).
+// With VNNI, eight vpdpbusd into one accumulator: Q4_0's chunk k's low
+// and high nibbles (quants 4k..4k+3 and 16+4k.. of each row), or Q8_0's
+// chunk k xor 0x80, times x's dword of the same quants broadcast.
 type DotCols struct {
 	W    *Buffer
 	WOff Expr
@@ -643,12 +644,21 @@ func (d *DotCols) String() string {
 	return fmt.Sprintf("dotcols(%s[%s], %s[%s])", d.W, d.WOff, d.X, d.XOff)
 }
 
-// DotColsBytes is how many bytes of W a DotCols reads.
-const DotColsBytes = wformat.Q4_0GroupBytes - wformat.Q4_0GroupQuants
+// WBytes is how many bytes of W the dot reads.
+func (d *DotCols) WBytes() int { return d.W.Format.GroupBytes() - wformat.GroupQuants }
+
+// Weight is quant k < 32 of row c of the group, from the group block's
+// quant bytes w, unsigned.
+func (d *DotCols) Weight(w []byte, c, k int) int32 {
+	if d.W.Format == wformat.Q8_0 {
+		return int32(int8(w[64*(k/4)+4*c+k%4])) + 128
+	}
+	off, sh := wformat.Q4_0Nibble(k)
+	return int32(w[64*(off/4)+4*c+off%4] >> sh & 15)
+}
 
 // ColScales is the sixteen float16 scales at byte Off of an interleaved
-// Q4_0 weight (a group block's first 32 bytes), widened: lane c is row
-// c's.
+// weight (a group block's first 32 bytes), widened: lane c is row c's.
 type ColScales struct {
 	W   *Buffer
 	Off Expr

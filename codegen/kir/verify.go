@@ -586,8 +586,8 @@ func (v *verifier) buffer(b *Buffer) {
 		case !b.Format.Blocked() && b.Len != w.Rows*w.Cols:
 			v.errorf("buffer %s has %d elements but weight #%d %s [%d, %d] has %d", b.Name, b.Len, b.Index, w.Name, w.Rows, w.Cols, w.Rows*w.Cols)
 		}
-		if w.Interleave != 0 && (w.Interleave != wformat.Q4_0Group || w.Fmt() != wformat.Q4_0 || w.Rows%wformat.Q4_0Group != 0) {
-			v.errorf("weight #%d %s, %s [%d, %d], interleaved by %d: only q4_0 rows are, %d at a time", b.Index, w.Name, w.Fmt(), w.Rows, w.Cols, w.Interleave, wformat.Q4_0Group)
+		if w.Interleave != 0 && (w.Interleave != wformat.Group || !w.Fmt().Interleaves() || w.Rows%wformat.Group != 0) {
+			v.errorf("weight #%d %s, %s [%d, %d], interleaved by %d: only q4_0 and q8_0 rows are, %d at a time", b.Index, w.Name, w.Fmt(), w.Rows, w.Cols, w.Interleave, wformat.Group)
 		}
 	case State:
 		if b.Index < 0 || b.Index >= len(v.p.States) || v.p.States[b.Index] == nil {
@@ -796,7 +796,7 @@ func (v *verifier) typ(e Expr) Type {
 		v.buffer(e.W)
 		v.buffer(e.X)
 		if !v.interleaved(e.W) {
-			v.errorf("%s: %s is not a q4_0 weight with interleaved rows", exprString(e), e.W.Name)
+			v.errorf("%s: %s is not a weight with interleaved rows", exprString(e), e.W.Name)
 			return bad
 		}
 		if e.X.Kind != Scratch {
@@ -809,7 +809,7 @@ func (v *verifier) typ(e Expr) Type {
 			}
 		}
 		if e.WOff != nil {
-			v.bounds(e.W, e.WOff, DotColsBytes, "dotcols")
+			v.bounds(e.W, e.WOff, e.WBytes(), "dotcols")
 		}
 		if e.XOff != nil {
 			v.byteBounds(e.X, e.XOff, DotI8Len, "dotcols")
@@ -822,14 +822,14 @@ func (v *verifier) typ(e Expr) Type {
 		}
 		v.buffer(e.W)
 		if !v.interleaved(e.W) {
-			v.errorf("%s: %s is not a q4_0 weight with interleaved rows", exprString(e), e.W.Name)
+			v.errorf("%s: %s is not a weight with interleaved rows", exprString(e), e.W.Name)
 			return bad
 		}
 		if t := v.typ(e.Off); t != Int && t != bad {
 			v.errorf("offset %s is %s, not int", exprString(e.Off), t)
 		}
 		if e.Off != nil {
-			v.bounds(e.W, e.Off, 2*wformat.Q4_0Group, "colscales")
+			v.bounds(e.W, e.Off, 2*wformat.Group, "colscales")
 		}
 		return F32x16
 	case *Halves:

@@ -10,6 +10,7 @@ import (
 	"github.com/llir/llvm/ir/value"
 
 	"github.com/llmc-dev/llmc/codegen/kir"
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // DotForm is the instruction sequence kir.DotI8 is printed as. Every form
@@ -200,11 +201,12 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 	return fb.cur.NewSIToFP(lanes, v16)
 }
 
-// dotCols prints a kir.DotCols: for each of the group block's four chunks
-// of 64 bytes, its low and high nibbles (a vpand, and a vpsrlw by 4 then
-// a vpand) times the input's dword of the same four quants broadcast to
-// every lane: with VNNI eight vpdpbusd into one accumulator, in the other
-// forms the products widened to i32 and each lane's four added.
+// dotCols prints a kir.DotCols: for each of the group block's chunks of
+// 64 bytes, Q4_0's low and high nibbles (a vpand, and a vpsrlw by 4 then
+// a vpand) or Q8_0's bytes xor 0x80, times the input's dword of the same
+// four quants broadcast to every lane: with VNNI eight vpdpbusd into one
+// accumulator, in the other forms the products widened to i32 and each
+// lane's four added.
 func (fb *fn) dotCols(e *kir.DotCols) value.Value {
 	v64i8 := types.NewVector(64, types.I8)
 	v32i16 := types.NewVector(32, types.I16)
@@ -230,30 +232,38 @@ func (fb *fn) dotCols(e *kir.DotCols) value.Value {
 		return fb.cur.NewShuffleVector(ins, constant.NewUndef(v16i), constant.NewZeroInitializer(v16i))
 	}
 	vnni := fb.g.o.DotForm == DotVNNI
-	var acc value.Value = constant.NewZeroInitializer(v16i)
-	for g := range int64(4) {
+	type part struct {
+		q value.Value // unsigned quants, a dword of four per row
+		k int64       // the input's dword they multiply
+	}
+	var parts []part
+	for g := range int64(e.W.Format.GroupChunks()) {
 		p := fb.cur.NewBitCast(fb.bytePtr(e.W, kir.IAdd(e.WOff, kir.I(int(64*g)))), types.NewPointer(v64i8))
 		chunk := fb.cur.NewLoad(v64i8, p)
 		chunk.Align = 1
+		if e.W.Format == wformat.Q8_0 {
+			// int8 + 128 = the byte xor 0x80.
+			parts = append(parts, part{fb.cur.NewXor(chunk, splat8(-128)), g})
+			continue
+		}
 		lo := fb.cur.NewAnd(chunk, splat8(15))
 		shifted := fb.cur.NewLShr(fb.cur.NewBitCast(chunk, v32i16), constant.NewVector(v32i16, fours...))
 		hi := fb.cur.NewAnd(fb.cur.NewBitCast(shifted, v64i8), splat8(15))
-		for _, part := range []struct {
-			q value.Value
-			k int64
-		}{{lo, g}, {hi, 4 + g}} {
-			x := xDword(part.k)
-			if vnni {
-				acc = fb.call(fb.g.declare(vpdpbusd512, v16i, v16i, v16i, v16i), acc, fb.cur.NewBitCast(part.q, v16i), x)
-				continue
-			}
-			v64i32 := types.NewVector(64, types.I32)
-			prod := fb.cur.NewMul(fb.cur.NewZExt(part.q, v64i32), fb.cur.NewSExt(fb.cur.NewBitCast(x, v64i8), v64i32))
-			prod.OverflowFlags = []enum.OverflowFlag{enum.OverflowFlagNSW}
-			sum := fb.cur.NewAdd(acc, fb.pairSums(fb.pairSums(prod, 64), 32))
-			sum.OverflowFlags = []enum.OverflowFlag{enum.OverflowFlagNSW}
-			acc = sum
+		parts = append(parts, part{lo, g}, part{hi, 4 + g})
+	}
+	var acc value.Value = constant.NewZeroInitializer(v16i)
+	for _, part := range parts {
+		x := xDword(part.k)
+		if vnni {
+			acc = fb.call(fb.g.declare(vpdpbusd512, v16i, v16i, v16i, v16i), acc, fb.cur.NewBitCast(part.q, v16i), x)
+			continue
 		}
+		v64i32 := types.NewVector(64, types.I32)
+		prod := fb.cur.NewMul(fb.cur.NewZExt(part.q, v64i32), fb.cur.NewSExt(fb.cur.NewBitCast(x, v64i8), v64i32))
+		prod.OverflowFlags = []enum.OverflowFlag{enum.OverflowFlagNSW}
+		sum := fb.cur.NewAdd(acc, fb.pairSums(fb.pairSums(prod, 64), 32))
+		sum.OverflowFlags = []enum.OverflowFlag{enum.OverflowFlagNSW}
+		acc = sum
 	}
 	return fb.cur.NewSIToFP(acc, v16)
 }

@@ -71,8 +71,12 @@ func TestIntDotMatchesMachine(t *testing.T) {
 		}
 		// Q4_0's decode rows in pairs too, and Q4_0 with interleaved
 		// weight rows (kir.linearCols), prefill and decode.
-		for _, name := range []string{"q4_0-intdot-pair-row-vnni", "q4_0-intdot-cols-vnni", "q4_0-intdot-cols-row-vnni"} {
-			t.Run(strings.TrimSuffix(strings.TrimPrefix(name, "q4_0-intdot-"), "-vnni")+"/"+string(form), func(t *testing.T) { intDotMatchesMachine(t, tc, wformat.Q4_0, name, form) })
+		for _, name := range []string{"q4_0-intdot-pair-row-vnni", "q4_0-intdot-cols-vnni", "q4_0-intdot-cols-row-vnni", "q8_0-intdot-cols-vnni"} {
+			f := wformat.Q4_0
+			if strings.HasPrefix(name, "q8_0") {
+				f = wformat.Q8_0
+			}
+			t.Run(f.String()+"-"+strings.TrimSuffix(strings.TrimPrefix(name[5:], "intdot-"), "-vnni")+"/"+string(form), func(t *testing.T) { intDotMatchesMachine(t, tc, f, name, form) })
 		}
 	}
 }
@@ -104,7 +108,7 @@ func intDotMatchesMachine(t *testing.T, tc *llvm.Toolchain, f wformat.Format, na
 	}
 	if w.Interleave != 0 {
 		// The rows moved as the loader moves them.
-		packed, err := wformat.InterleaveQ4_0(w.Rows, w.Cols, blocks[:w.Bytes()])
+		packed, err := wformat.Interleave(f, w.Rows, w.Cols, blocks[:w.Bytes()])
 		require.NoError(t, err)
 		copy(blocks, packed)
 	}
