@@ -36,6 +36,12 @@ func FillBlocks(w *artifact.Weight, ws WeightSource, dst []byte) error {
 	if r, ok := ws.(Releaser); ok {
 		release = r.Release
 	}
+	// An interleaved weight is gathered into a buffer of its own first,
+	// then moved into dst.
+	plain := dst[:n]
+	if w.Interleave != 0 {
+		plain = make([]byte, n)
+	}
 	at := 0
 	for _, name := range w.Parts() {
 		data, g, err := src.Blocks(name)
@@ -49,7 +55,7 @@ func FillBlocks(w *artifact.Weight, ws WeightSource, dst []byte) error {
 		if at+len(data) > n {
 			return fmt.Errorf("weight %s: %s has more bytes than the artifact's %s [%d, %d]: compile the artifact again", w.Name, name, f, w.Rows, w.Cols)
 		}
-		at += copy(dst[at:], data)
+		at += copy(plain[at:], data)
 	}
 	if at != n {
 		return fmt.Errorf("weight %s has %d bytes, the artifact expects %d (%s [%d, %d]): compile the artifact again", w.Name, at, n, f, w.Rows, w.Cols)
@@ -57,11 +63,9 @@ func FillBlocks(w *artifact.Weight, ws WeightSource, dst []byte) error {
 	switch {
 	case w.Interleave == 0:
 	case w.Interleave == wformat.Group && f.Interleaves():
-		packed, err := wformat.Interleave(f, w.Rows, w.Cols, dst[:n])
-		if err != nil {
+		if err := wformat.InterleaveTo(f, w.Rows, w.Cols, dst[:n], plain); err != nil {
 			return fmt.Errorf("weight %s: %w", w.Name, err)
 		}
-		copy(dst, packed)
 	default:
 		return fmt.Errorf("weight %s: rows interleaved by %d in %s: this runtime interleaves q4_0 and q8_0 by %d", w.Name, w.Interleave, f, wformat.Group)
 	}

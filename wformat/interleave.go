@@ -3,6 +3,8 @@ package wformat
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
+	"sync"
 )
 
 // Q4_0 and Q8_0 weights can be kept with the rows of Group output columns
@@ -45,27 +47,46 @@ func (f Format) GroupChunks() int { return (f.GroupBytes() - GroupQuants) / 64 }
 // Interleave returns the Q4_0 or Q8_0 tensor src (rows × cols, rows a
 // multiple of Group) in the interleaved layout above.
 func Interleave(f Format, rows, cols int, src []byte) ([]byte, error) {
+	dst := make([]byte, len(src))
+	return dst, InterleaveTo(f, rows, cols, dst, src)
+}
+
+// InterleaveTo is Interleave into dst, which holds as many bytes as src
+// and does not overlap it. The groups are split among the CPUs: loading a
+// model moves every interleaved weight.
+func InterleaveTo(f Format, rows, cols int, dst, src []byte) error {
 	nb, err := interleaveShape(f, rows, cols, src)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	dst := make([]byte, len(src))
+	if len(dst) != len(src) {
+		return fmt.Errorf("interleaving a %s [%d, %d] tensor into %d bytes, want %d", f, rows, cols, len(dst), len(src))
+	}
 	bb, gb, chunks := f.BlockBytes(), f.GroupBytes(), f.GroupChunks()
-	// In the order dst is written, four bytes at a time.
-	le := binary.LittleEndian
-	for g := range rows / Group {
-		for b := range nb {
-			out := dst[(g*nb+b)*gb:][:gb]
-			for c := range Group {
-				blk := src[((g*Group+c)*nb+b)*bb:][:bb]
-				le.PutUint16(out[GroupScales+2*c:], le.Uint16(blk))
-				for k := range chunks {
-					le.PutUint32(out[GroupQuants+64*k+4*c:], le.Uint32(blk[2+4*k:]))
+	groups := func(lo, hi int) {
+		// In the order dst is written, four bytes at a time.
+		le := binary.LittleEndian
+		for g := lo; g < hi; g++ {
+			for b := range nb {
+				out := dst[(g*nb+b)*gb:][:gb]
+				for c := range Group {
+					blk := src[((g*Group+c)*nb+b)*bb:][:bb]
+					le.PutUint16(out[GroupScales+2*c:], le.Uint16(blk))
+					for k := range chunks {
+						le.PutUint32(out[GroupQuants+64*k+4*c:], le.Uint32(blk[2+4*k:]))
+					}
 				}
 			}
 		}
 	}
-	return dst, nil
+	n := rows / Group
+	workers := min(runtime.NumCPU(), max(1, len(src)>>20)) // a MiB or more each
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() { groups(w*n/workers, (w+1)*n/workers) })
+	}
+	wg.Wait()
+	return nil
 }
 
 // Deinterleave undoes Interleave.
