@@ -147,3 +147,12 @@ func TestColsLowering(t *testing.T) {
 	verifyMutation(t, text, "dotcols of plain rows", "weight #0 w q4_0[16, 64] interleaved 16", "weight #0 w q4_0[16, 64]", "not a weight with interleaved rows")
 	verifyMutation(t, text, "interleaved q8_0", "weight #0 w q4_0[16, 64] interleaved 16", "weight #0 w q4_0[16, 64] interleaved 8", "only q4_0 and q8_0 rows are, 16 at a time")
 }
+
+// TestNewVarSkipsReserved: generated names never take one kir.Verify
+// reserves (v8 did, in Gemma's Q4_0 embedding).
+func TestNewVarSkipsReserved(t *testing.T) {
+	l := &lowerer{nvar: 7}
+	if v := l.newVar("v", Int); v.Name != "v9" {
+		t.Fatalf("got %s, want v9", v.Name)
+	}
+}

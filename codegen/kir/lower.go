@@ -319,9 +319,16 @@ func prod(xs []int) int {
 	return p
 }
 
+// newVar is a new variable named prefix and a number, skipping the names
+// kir.Verify reserves (v8: Gemma's embedding scale loop, with Q4_0
+// weights, met it and did not compile).
 func (l *lowerer) newVar(prefix string, t Type) *Var {
-	l.nvar++
-	return &Var{Name: fmt.Sprintf("%s%d", prefix, l.nvar), T: t}
+	for {
+		l.nvar++
+		if name := fmt.Sprintf("%s%d", prefix, l.nvar); !reserved[name] {
+			return &Var{Name: name, T: t}
+		}
+	}
 }
 
 // alloc reserves scratch for a kernel-local tensor (aligned to 8 floats).

@@ -101,7 +101,7 @@ func isIdent(s string) bool {
 var reserved = map[string]bool{}
 
 func init() {
-	for _, n := range strings.Fields(`var store store8 for if in step load8 NaNf serial parallel work grain
+	for _, n := range strings.Fields(`var store store8 store16 for if in step load8 load16 NaNf serial parallel work grain
 		p lo hi int float32 float64 max min len copy clear append make math unsafe archsimd
 		expf selgt bf16f load8bf loadbf8 loadi8 load8i8 loadf16 f16f hsum8 hsum8g hmax8 hmax8g hsums8 hsums8g exp8 exp8g
 		add8 sub8 mul8 div8 max8 fma8 splat8 v8
