@@ -46,7 +46,7 @@ func (l *lowerer) linearCols(x, w, out view, extra, bias *view) error {
 		zero = 128 // DotCols' quants are the int8s plus 128
 	}
 	rows, in, outN := x.shape[0], x.shape[1], w.shape[0]
-	nb := wformat.Q4_0.Blocks(in)
+	nb := f.Blocks(in)
 	qOff := l.scratchTop
 	l.alloc([]int{rows * nb * DotI8Len / 4})
 	sOff := l.scratchTop
@@ -128,4 +128,4 @@ func (l *lowerer) linearCols(x, w, out view, extra, bias *view) error {
 
 // groupBlock is how many groups of sixteen columns a prefill phase of
 // linearCols takes at a time.
-var groupBlock = 4
+const groupBlock = 4
