@@ -248,7 +248,7 @@ func (f *frame) f32(e Expr) float32 {
 		b := f.m.Blocks[e.Buf.Index]
 		i := f.int(e.Off)
 		if e.Part == QF16 {
-			return wformat.F16ToF32(uint16(b[i]) | uint16(b[i+1])<<8)
+			return f16At(b, i)
 		}
 		return quantF32(e.Part, b[i])
 	case *Bin:
@@ -313,7 +313,7 @@ func (f *frame) vec(e Expr) [8]float32 {
 		b := f.m.Blocks[e.W.Index]
 		o := f.int(e.Off)
 		for i := range e.N {
-			out[i] = wformat.F16ToF32(uint16(b[o+i*e.Stride]) | uint16(b[o+i*e.Stride+1])<<8)
+			out[i] = f16At(b, o+i*e.Stride)
 		}
 	case *Bin:
 		a, b := f.vec(e.A), f.vec(e.B)
@@ -368,7 +368,7 @@ func (f *frame) wide(e Expr) [16]float32 {
 	case *ColScales:
 		w, o := f.m.Blocks[e.W.Index], f.int(e.Off)
 		for c := range out {
-			out[c] = wformat.F16ToF32(uint16(w[o+2*c]) | uint16(w[o+2*c+1])<<8)
+			out[c] = f16At(w, o+2*c)
 		}
 	case *Halves:
 		lo, hi := f.f32(e.Lo), f.f32(e.Hi)
@@ -422,6 +422,9 @@ func binF(op BinOp, a, b float32) float32 {
 func HSum8(v [8]float32) float32 {
 	return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]))
 }
+
+// f16At is the little-endian float16 at byte i of b, widened.
+func f16At(b []byte, i int) float32 { return wformat.F16ToF32(uint16(b[i]) | uint16(b[i+1])<<8) }
 
 // HSum16 adds sixteen lanes: the halves first (lane i plus lane i+8, one
 // AVX-512 extract and add), then HSum8.

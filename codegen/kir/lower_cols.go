@@ -47,20 +47,7 @@ func (l *lowerer) linearCols(x, w, out view, extra, bias *view) error {
 	}
 	rows, in, outN := x.shape[0], x.shape[1], w.shape[0]
 	nb := f.Blocks(in)
-	qOff := l.scratchTop
-	l.alloc([]int{rows * nb * DotI8Len / 4})
-	sOff := l.scratchTop
-	l.alloc([]int{rows * nb})
-	sumOff := l.scratchTop
-	l.alloc([]int{rows * nb})
-	real := IMin(I(rows), l.length)
-	quant := l.quantiseRows(x, real, nb, qOff, sOff, sumOff, false)
-	if ph := l.k.Phases; len(ph) > 0 && !ph[len(ph)-1].Parallel {
-		last := ph[len(ph)-1]
-		last.Body = append(last.Body, quant...)
-	} else {
-		l.serial(quant...)
-	}
+	qOff, sOff, sumOff, real := l.quantiseInput(x, nb, true, false)
 
 	g := l.newVar("g", Int)
 	col := IMul(g, I(group))

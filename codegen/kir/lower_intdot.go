@@ -118,32 +118,9 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 	pairs := l.opts.VNNI && l.opts.Wide && f != wformat.Q4_K && nb%2 == 0
 	oneRow := pairs && f == wformat.Q4_0 // single rows unsigned, in pairs
 	vnni := l.opts.VNNI && f != wformat.Q4_K && (x.shape[0] > 1 || oneRow)
-	// Scratch: every row's quants (nb·32 bytes, a multiple of 8 floats),
-	// then every row's scales, and for Q4_0 (or vnni) every row's block
-	// sums; with vnni, each of the last two has 8 more, zeros, which
-	// eight-block loads of the last row's reach.
-	pad := 0
-	if vnni {
-		pad = 8
-	}
-	qOff := l.scratchTop
-	l.alloc([]int{rows * nb * DotI8Len / 4})
-	sOff := l.scratchTop
-	l.alloc([]int{rows*nb + pad})
-	sumOff := -1
-	if nibbles || vnni {
-		sumOff = l.scratchTop
-		l.alloc([]int{rows*nb + pad})
-	}
-	real := IMin(I(rows), l.length)
-	// The quantisation joins a serial phase before it in the kernel (an
-	// RMSNorm's), saving a meeting of the threads.
-	if ph := l.k.Phases; len(ph) > 0 && !ph[len(ph)-1].Parallel {
-		last := ph[len(ph)-1]
-		last.Body = append(last.Body, l.quantiseRows(x, real, nb, qOff, sOff, sumOff, vnni)...)
-	} else {
-		l.serial(l.quantiseRows(x, real, nb, qOff, sOff, sumOff, vnni)...)
-	}
+	// Block sums for Q4_0's zero point (or vnni's), padding for vnni's
+	// eight-block loads.
+	qOff, sOff, sumOff, real := l.quantiseInput(x, nb, nibbles || vnni, vnni)
 
 	col := l.newVar("n", Int)
 	signed := dq
@@ -378,6 +355,40 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 // Zen 4, 2 threads, one interleaved run of 5: 1127 tok/s with no blocks,
 // 1159 with 16 columns, 1177 with 64; 256 was slower than none.
 const colBlock = 64
+
+// quantiseInput quantises the real rows of x (nb blocks of 32 a row) into
+// scratch for integer dot products, in a serial phase: every row's quants
+// (nb·32 bytes, a multiple of 8 floats) at float qOff, then every row's
+// scales at sOff, and with sums every row's block sums at sumOff (else -1);
+// with pad, each of the last two has 8 more, zeros, which eight-block
+// loads of the last row's reach. The quantisation joins a serial phase
+// before it in the kernel (an RMSNorm's), saving a meeting of the threads.
+// real is the count of real rows.
+func (l *lowerer) quantiseInput(x view, nb int, sums, pad bool) (qOff, sOff, sumOff int, real Expr) {
+	rows := x.shape[0]
+	extra := 0
+	if pad {
+		extra = 8
+	}
+	qOff = l.scratchTop
+	l.alloc([]int{rows * nb * DotI8Len / 4})
+	sOff = l.scratchTop
+	l.alloc([]int{rows*nb + extra})
+	sumOff = -1
+	if sums {
+		sumOff = l.scratchTop
+		l.alloc([]int{rows*nb + extra})
+	}
+	real = IMin(I(rows), l.length)
+	quant := l.quantiseRows(x, real, nb, qOff, sOff, sumOff, pad)
+	if ph := l.k.Phases; len(ph) > 0 && !ph[len(ph)-1].Parallel {
+		last := ph[len(ph)-1]
+		last.Body = append(last.Body, quant...)
+	} else {
+		l.serial(quant...)
+	}
+	return qOff, sOff, sumOff, real
+}
 
 // quantiseRows writes the statements that quantise rows [0, real) of x
 // (in columns, nb blocks of 32) into scratch: block b of row s has its 32

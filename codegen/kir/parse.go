@@ -516,9 +516,7 @@ func (p *parser) stmt(ind int) Stmt {
 	case "store", "store8", "store16":
 		p.ident()
 		b := p.buf()
-		p.expect("[")
-		idx := p.expr()
-		p.expect("]")
+		idx := p.index()
 		p.expect("=")
 		val := p.expr()
 		if want := map[string]Type{"store": F32, "store8": F32x8, "store16": F32x16}[kw]; val.Type() != want && (kw != "store" || val.Type().IsVector()) {
@@ -531,9 +529,7 @@ func (p *parser) stmt(ind int) Stmt {
 	case "storei8", "store8i8":
 		p.ident()
 		b := p.buf()
-		p.expect("[")
-		off := p.expr()
-		p.expect("]")
+		off := p.index()
 		p.expect("=")
 		val := p.expr()
 		if (val.Type() == F32x8) != (kw == "store8i8") {
@@ -546,9 +542,7 @@ func (p *parser) stmt(ind int) Stmt {
 	case "prefetch":
 		p.ident()
 		b := p.buf()
-		p.expect("[")
-		off := p.expr()
-		p.expect("]")
+		off := p.index()
 		p.end()
 		p.ln++
 		return &Prefetch{Buf: b, Off: off}
@@ -697,52 +691,37 @@ func (p *parser) expr() Expr {
 	}
 	if q, ok := loadQNames[name]; ok && p.peekIdent() != "" {
 		b := p.buf()
-		p.expect("[")
-		off := p.expr()
-		p.expect("]")
-		q.Buf, q.Off = b, off
+		q.Buf, q.Off = b, p.index()
 		return &q
 	}
 	pair := strings.HasSuffix(name, "x2")
 	if q := slices.Index(dotNames[:], strings.TrimSuffix(name, "x2")); q >= 0 && p.accept("(") {
 		d := &DotI8{W: p.buf(), Quants: DotQuants(q), Pair: pair}
-		p.expect("[")
-		d.WOff = p.expr()
-		p.expect("]")
+		d.WOff = p.index()
 		p.expect(",")
 		d.X = p.buf()
-		p.expect("[")
-		d.XOff = p.expr()
-		p.expect("]")
+		d.XOff = p.index()
 		p.expect(")")
 		return d
 	}
 	if name == "dotcols" && p.accept("(") {
 		d := &DotCols{W: p.buf()}
-		p.expect("[")
-		d.WOff = p.expr()
-		p.expect("]")
+		d.WOff = p.index()
 		p.expect(",")
 		d.X = p.buf()
-		p.expect("[")
-		d.XOff = p.expr()
-		p.expect("]")
+		d.XOff = p.index()
 		p.expect(")")
 		return d
 	}
 	if name == "colscales" && p.accept("(") {
 		s := &ColScales{W: p.buf()}
-		p.expect("[")
-		s.Off = p.expr()
-		p.expect("]")
+		s.Off = p.index()
 		p.expect(")")
 		return s
 	}
 	if name == "scales" && p.accept("(") {
 		s := &Scales{W: p.buf()}
-		p.expect("[")
-		s.Off = p.expr()
-		p.expect("]")
+		s.Off = p.index()
 		p.expect(",")
 		s.Stride = p.int()
 		p.expect(",")
@@ -752,24 +731,26 @@ func (p *parser) expr() Expr {
 	}
 	if (name == "load8" || name == "load16") && p.peekIdent() != "" {
 		b := p.buf()
-		p.expect("[")
-		idx := p.expr()
-		p.expect("]")
-		return &Load{Buf: b, Index: idx, Vec: true, Wide: name == "load16"}
+		return &Load{Buf: b, Index: p.index(), Vec: true, Wide: name == "load16"}
 	}
 	if p.pos < len(p.s) && p.s[p.pos] == '[' {
 		p.pos = at
 		b := p.buf()
-		p.expect("[")
-		idx := p.expr()
-		p.expect("]")
-		return &Load{Buf: b, Index: idx}
+		return &Load{Buf: b, Index: p.index()}
 	}
 	if p.pos < len(p.s) && p.s[p.pos] == '(' {
 		return p.call(name, at)
 	}
 	p.pos = at
 	return p.varRef()
+}
+
+// index reads "[expr]": the index or byte offset after a buffer's name.
+func (p *parser) index() Expr {
+	p.expect("[")
+	e := p.expr()
+	p.expect("]")
+	return e
 }
 
 // loadQNames are LoadQ's printed forms (see LoadQ.String).

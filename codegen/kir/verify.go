@@ -738,15 +738,6 @@ func (v *verifier) typ(e Expr) Type {
 			v.errorf("%s: its first operand %s is a %s %s buffer, not a weight of %s quants", exprString(e), e.W.Name, e.W.Format, e.W.Kind, f)
 			return bad
 		}
-		if e.X.Kind != Scratch {
-			v.errorf("%s: its second operand %s is a %s buffer, not the scratch that storei8 writes", exprString(e), e.X.Name, e.X.Kind)
-			return bad
-		}
-		for _, off := range []Expr{e.WOff, e.XOff} {
-			if t := v.typ(off); t != Int && t != bad {
-				v.errorf("offset %s is %s, not int", exprString(off), t)
-			}
-		}
 		wBytes, xBytes := e.WBytes(), DotI8Len
 		if e.Pair {
 			if e.Quants != DotInt8 && e.Quants != DotUInt8 && e.Quants != DotQ4_0 {
@@ -756,11 +747,8 @@ func (v *verifier) typ(e Expr) Type {
 			wBytes += e.W.Format.BlockBytes()
 			xBytes *= 2
 		}
-		if e.WOff != nil {
-			v.bounds(e.W, e.WOff, wBytes, "doti8")
-		}
-		if e.XOff != nil {
-			v.byteBounds(e.X, e.XOff, xBytes, "doti8")
+		if !v.dotOperands(e, e.W, e.WOff, wBytes, e.X, e.XOff, xBytes, "doti8") {
+			return bad
 		}
 		return e.Type()
 	case *Scales:
@@ -799,20 +787,8 @@ func (v *verifier) typ(e Expr) Type {
 			v.errorf("%s: %s is not a weight with interleaved rows", exprString(e), e.W.Name)
 			return bad
 		}
-		if e.X.Kind != Scratch {
-			v.errorf("%s: its second operand %s is a %s buffer, not the scratch that storei8 writes", exprString(e), e.X.Name, e.X.Kind)
+		if !v.dotOperands(e, e.W, e.WOff, e.WBytes(), e.X, e.XOff, DotI8Len, "dotcols") {
 			return bad
-		}
-		for _, off := range []Expr{e.WOff, e.XOff} {
-			if t := v.typ(off); t != Int && t != bad {
-				v.errorf("offset %s is %s, not int", exprString(off), t)
-			}
-		}
-		if e.WOff != nil {
-			v.bounds(e.W, e.WOff, e.WBytes(), "dotcols")
-		}
-		if e.XOff != nil {
-			v.byteBounds(e.X, e.XOff, DotI8Len, "dotcols")
 		}
 		return F32x16
 	case *ColScales:
@@ -945,6 +921,28 @@ func (v *verifier) typ(e Expr) Type {
 func (v *verifier) nilExpr() Type {
 	v.errorf("nil expression")
 	return bad
+}
+
+// dotOperands checks what DotI8 and DotCols share: the input x is the
+// scratch StoreI8 writes, both offsets are ints, and wBytes of w and
+// xBytes of x from them are in bounds. It reports whether x is scratch.
+func (v *verifier) dotOperands(e Expr, w *Buffer, wOff Expr, wBytes int, x *Buffer, xOff Expr, xBytes int, what string) bool {
+	if x.Kind != Scratch {
+		v.errorf("%s: its second operand %s is a %s buffer, not the scratch that storei8 writes", exprString(e), x.Name, x.Kind)
+		return false
+	}
+	for _, off := range []Expr{wOff, xOff} {
+		if t := v.typ(off); t != Int && t != bad {
+			v.errorf("offset %s is %s, not int", exprString(off), t)
+		}
+	}
+	if wOff != nil {
+		v.bounds(w, wOff, wBytes, what)
+	}
+	if xOff != nil {
+		v.byteBounds(x, xOff, xBytes, what)
+	}
+	return true
 }
 
 // interleaved reports whether b is a weight whose rows are interleaved
