@@ -184,6 +184,9 @@ type gen struct {
 	p      *kir.Program
 	phases []phaseRef
 	byPh   map[*kir.Phase]int
+	// unrolled holds the value of each loop variable of the unrolled
+	// loop bodies being printed (see unrolled).
+	unrolledVars map[*kir.Var]int
 }
 
 func (g *gen) collect() {
@@ -710,6 +713,10 @@ func (g *gen) stmts(ss []kir.Stmt, simd bool) []jen.Code {
 			}
 			out = append(out, jen.If(g.expr(s.X, simd).Op(">").Add(g.expr(s.Y, simd))).Block(g.stmts(s.Then, simd)...))
 		case *kir.For:
+			if n, ok := unrollTrips(s); ok && simd {
+				out = append(out, g.unrolled(s, n, simd)...)
+				break
+			}
 			v := jen.Id(s.Var.Name)
 			step := jen.Id(s.Var.Name).Op("++")
 			if s.Step != 1 {
@@ -733,6 +740,50 @@ func (g *gen) stmts(ss []kir.Stmt, simd bool) []jen.Code {
 		default:
 			panic(emitError{fmt.Errorf("unknown statement %T", s)})
 		}
+	}
+	return out
+}
+
+// Loops unrolled by the vector file: at most unrollMax trips of at most
+// unrollStmts statements in all.
+const (
+	unrollMax   = 8
+	unrollStmts = 64
+)
+
+// unrollTrips reports the trip count of a loop with constant bounds that
+// the vector file unrolls. The Go compiler neither unrolls loops nor hoists
+// their invariant address arithmetic, so a short loop of vector FMAs (a
+// dot product's 64 columns, the 8 keys of an attention block) spends as
+// much on the counter, the bounds check and recomputing each row's offset
+// as on the FMAs. Unrolled, every offset is a constant displacement from a
+// row base computed once, and the values stay in registers.
+func unrollTrips(f *kir.For) (int, bool) {
+	lo, ok1 := f.Lo.(kir.IntConst)
+	hi, ok2 := f.Hi.(kir.IntConst)
+	if !ok1 || !ok2 || f.Step <= 0 || hi.N <= lo.N {
+		return 0, false
+	}
+	n := (hi.N - lo.N + f.Step - 1) / f.Step
+	stmts := 0
+	eachStmt(f.Body, func(kir.Stmt) { stmts++ })
+	return n, n <= unrollMax && n*stmts <= unrollStmts
+}
+
+// unrolled prints n copies of a loop's body, each a block in which the
+// loop variable is its value, folded into the offsets (see linearise).
+// The statements run in the loop's order, so the results are the loop's
+// to the bit.
+func (g *gen) unrolled(f *kir.For, n int, simd bool) []jen.Code {
+	if g.unrolledVars == nil {
+		g.unrolledVars = map[*kir.Var]int{}
+	}
+	defer delete(g.unrolledVars, f.Var)
+	lo := f.Lo.(kir.IntConst).N
+	var out []jen.Code
+	for i := 0; i < n; i++ {
+		g.unrolledVars[f.Var] = lo + i*f.Step
+		out = append(out, jen.Block(g.stmts(f.Body, simd)...))
 	}
 	return out
 }
@@ -831,6 +882,9 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 	case kir.F32Const:
 		return jen.Add(f32Lit(e.F))
 	case *kir.Var:
+		if v, ok := g.unrolledVars[e]; ok {
+			return jen.Lit(v)
+		}
 		return jen.Id(e.Name)
 	case kir.Param:
 		return jen.Id("p_" + e.Name)
@@ -873,6 +927,9 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 			return jen.Id(quantLoads[e.Part]+"g").Call(jen.Id(e.Buf.Name), off)
 		}
 	case *kir.Bin:
+		if isLinearOp(e) {
+			return g.linearExpr(e, simd)
+		}
 		a, b := g.expr(e.A, simd), g.expr(e.B, simd)
 		switch {
 		case e.Type() == kir.F32x8 && simd:
@@ -1126,18 +1183,51 @@ func hsums8(v0, v1, v2, v3, v4, v5, v6, v7 archsimd.Float32x8) archsimd.Float32x
 	return u0.Select128FromPair(0, 2, u1).Add(u0.Select128FromPair(1, 3, u1))
 }
 
+// expTab holds exp8's constants, each in eight lanes, so that each is one
+// VEX load and exp8 stays within the inliner's budget (with a
+// BroadcastFloat32x8 of each constant it cost 272 against 240, and every
+// call paid the CALL, the argument moves and two instructions a constant).
+var expTab = [...][8]float32{
+	{-87.3, -87.3, -87.3, -87.3, -87.3, -87.3, -87.3, -87.3},
+	{88.0, 88.0, 88.0, 88.0, 88.0, 88.0, 88.0, 88.0},
+	{1.44269504088896341, 1.44269504088896341, 1.44269504088896341, 1.44269504088896341, 1.44269504088896341, 1.44269504088896341, 1.44269504088896341, 1.44269504088896341},
+	{-0.693145751953125, -0.693145751953125, -0.693145751953125, -0.693145751953125, -0.693145751953125, -0.693145751953125, -0.693145751953125, -0.693145751953125},
+	{-1.42860682030941723212e-6, -1.42860682030941723212e-6, -1.42860682030941723212e-6, -1.42860682030941723212e-6, -1.42860682030941723212e-6, -1.42860682030941723212e-6, -1.42860682030941723212e-6, -1.42860682030941723212e-6},
+	{1.0 / 720, 1.0 / 720, 1.0 / 720, 1.0 / 720, 1.0 / 720, 1.0 / 720, 1.0 / 720, 1.0 / 720},
+	{1.0 / 120, 1.0 / 120, 1.0 / 120, 1.0 / 120, 1.0 / 120, 1.0 / 120, 1.0 / 120, 1.0 / 120},
+	{1.0 / 24, 1.0 / 24, 1.0 / 24, 1.0 / 24, 1.0 / 24, 1.0 / 24, 1.0 / 24, 1.0 / 24},
+	{1.0 / 6, 1.0 / 6, 1.0 / 6, 1.0 / 6, 1.0 / 6, 1.0 / 6, 1.0 / 6, 1.0 / 6},
+	{0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5},
+	{1, 1, 1, 1, 1, 1, 1, 1},
+}
+
+// The rows of expTab.
+const (
+	expLo = iota
+	expHi
+	expLog2e
+	expLn2Hi
+	expLn2Lo
+	expC6
+	expC5
+	expC4
+	expC3
+	expC2
+	expOne
+)
+
 func exp8(in archsimd.Float32x8) archsimd.Float32x8 {
-	x := in.Max(archsimd.BroadcastFloat32x8(-87.3)).Min(archsimd.BroadcastFloat32x8(88.0))
-	k := x.Mul(archsimd.BroadcastFloat32x8(1.44269504088896341)).RoundToEven()
-	r := k.MulAdd(archsimd.BroadcastFloat32x8(-0.693145751953125), x)
-	r = k.MulAdd(archsimd.BroadcastFloat32x8(-1.42860682030941723212e-6), r)
-	p := archsimd.BroadcastFloat32x8(1.0 / 720)
-	p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1.0/120))
-	p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1.0/24))
-	p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1.0/6))
-	p = p.MulAdd(r, archsimd.BroadcastFloat32x8(0.5))
-	p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1))
-	p = p.MulAdd(r, archsimd.BroadcastFloat32x8(1))
+	x := in.Max(archsimd.LoadFloat32x8(&expTab[expLo])).Min(archsimd.LoadFloat32x8(&expTab[expHi]))
+	k := x.Mul(archsimd.LoadFloat32x8(&expTab[expLog2e])).RoundToEven()
+	r := k.MulAdd(archsimd.LoadFloat32x8(&expTab[expLn2Hi]), x)
+	r = k.MulAdd(archsimd.LoadFloat32x8(&expTab[expLn2Lo]), r)
+	p := archsimd.LoadFloat32x8(&expTab[expC6])
+	p = p.MulAdd(r, archsimd.LoadFloat32x8(&expTab[expC5]))
+	p = p.MulAdd(r, archsimd.LoadFloat32x8(&expTab[expC4]))
+	p = p.MulAdd(r, archsimd.LoadFloat32x8(&expTab[expC3]))
+	p = p.MulAdd(r, archsimd.LoadFloat32x8(&expTab[expC2]))
+	p = p.MulAdd(r, archsimd.LoadFloat32x8(&expTab[expOne]))
+	p = p.MulAdd(r, archsimd.LoadFloat32x8(&expTab[expOne]))
 	scale := k.ConvertToInt32().Add(archsimd.BroadcastInt32x8(127)).ShiftAllLeft(23).AsFloat32x8()
 	// VMINPS returns its second operand when either is NaN, so the clamp
 	// turns NaN into 88 (e^88 is finite): put the NaNs back, as
