@@ -13,7 +13,7 @@ import (
 
 // requireLLVM skips the test when the LLVM backend's tools are missing,
 // and fails it instead under CI, whose set-up installs them.
-func requireLLVM(t *testing.T) {
+func requireLLVM(t testing.TB) {
 	t.Helper()
 	_, err := llvm.FindToolchain()
 	var te *llvm.ToolError
