@@ -187,6 +187,10 @@ type gen struct {
 	// unrolled holds the value of each loop variable of the unrolled
 	// loop bodies being printed (see unrolled).
 	unrolledVars map[*kir.Var]int
+	// loops are the loops of the vector file being printed, innermost
+	// last, and hoists counts the variables they hoisted (see loopScope).
+	loops  []*loopScope
+	hoists int
 }
 
 func (g *gen) collect() {
@@ -722,7 +726,12 @@ func (g *gen) stmts(ss []kir.Stmt, simd bool) []jen.Code {
 			if s.Step != 1 {
 				step = jen.Id(s.Var.Name).Op("+=").Lit(s.Step)
 			}
-			out = append(out, jen.For(jen.Id(s.Var.Name).Op(":=").Add(g.expr(s.Lo, simd)), v.Op("<").Add(g.expr(s.Hi, simd)), step).Block(g.stmts(s.Body, simd)...))
+			head := jen.For(jen.Id(s.Var.Name).Op(":=").Add(g.expr(s.Lo, simd)), v.Op("<").Add(g.expr(s.Hi, simd)), step)
+			if simd {
+				out = append(out, g.loop(s, head, simd)...)
+				break
+			}
+			out = append(out, head.Block(g.stmts(s.Body, simd)...))
 		case *kir.StoreI8:
 			off, val := g.expr(s.Off, simd), g.expr(s.Val, simd)
 			switch {

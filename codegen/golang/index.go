@@ -1,7 +1,9 @@
 package golang
 
 import (
+	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/dave/jennifer/jen"
 
@@ -110,7 +112,9 @@ func isLinearOp(e *kir.Bin) bool {
 
 // linearExpr prints an integer +, - or * in linear form: the positive
 // terms, then the negative ones, each group in the order of the atoms'
-// text, then the constant.
+// text, then the constant. Inside a loop of the vector file, the terms
+// that do not change in the loop come first as one variable computed
+// before it (see loopScope).
 func (g *gen) linearExpr(e kir.Expr, simd bool) *jen.Statement {
 	l := g.linearise(e)
 	terms := make([]linTerm, 0, len(l.terms))
@@ -127,6 +131,18 @@ func (g *gen) linearExpr(e kir.Expr, simd bool) *jen.Statement {
 		return terms[i].key < terms[j].key
 	})
 	var out *jen.Statement
+	if len(g.loops) > 0 && simd {
+		var base jen.Code
+		base, terms = g.hoist(terms)
+		if base != nil {
+			out = jen.Add(base)
+		}
+	}
+	return g.printTerms(out, terms, l.c, simd)
+}
+
+// printTerms prints out (if any) + Σ terms + c.
+func (g *gen) printTerms(out *jen.Statement, terms []linTerm, c int, simd bool) *jen.Statement {
 	for _, t := range terms {
 		v := g.atom(t.atom, simd)
 		coef := t.coef
@@ -148,13 +164,132 @@ func (g *gen) linearExpr(e kir.Expr, simd bool) *jen.Statement {
 	}
 	switch {
 	case out == nil:
-		return jen.Lit(l.c)
-	case l.c > 0:
-		return jen.Parens(out.Op("+").Lit(l.c))
-	case l.c < 0:
-		return jen.Parens(out.Op("-").Lit(-l.c))
+		return jen.Lit(c)
+	case c > 0:
+		return jen.Parens(out.Op("+").Lit(c))
+	case c < 0:
+		return jen.Parens(out.Op("-").Lit(-c))
 	}
 	return out
+}
+
+// loopScope is a loop of the vector file being printed. The Go compiler
+// does not move loop-invariant arithmetic out of a loop, so an offset such
+// as k + n*1536 recomputed n*1536 (and the other rows' bases) on every
+// trip of a dot product's loop over k. The invariant terms of each offset
+// in the loop's body are printed as a variable declared before the
+// outermost loop in which none of them changes, one per distinct sum.
+type loopScope struct {
+	inner  map[*kir.Var]bool // variables the body declares or assigns, and the loop's own
+	byKey  map[string]int    // hoisted sums by their terms' text
+	hoists []hoisted
+}
+
+type hoisted struct {
+	name  string
+	terms []linTerm
+}
+
+func newLoopScope(f *kir.For) *loopScope {
+	sc := &loopScope{inner: map[*kir.Var]bool{f.Var: true}, byKey: map[string]int{}}
+	eachStmt(f.Body, func(st kir.Stmt) {
+		switch st := st.(type) {
+		case *kir.Decl:
+			sc.inner[st.Var] = true
+		case *kir.Assign:
+			sc.inner[st.Var] = true
+		case *kir.For:
+			sc.inner[st.Var] = true
+		}
+	})
+	return sc
+}
+
+// invariant reports whether e has the same value on every trip: it reads
+// no variable the loop changes, and no memory.
+func (sc *loopScope) invariant(e kir.Expr) bool {
+	ok := true
+	kir.WalkExpr(e, func(x kir.Expr) {
+		switch x := x.(type) {
+		case *kir.Var:
+			ok = ok && !sc.inner[x]
+		case *kir.Load, *kir.LoadQ:
+			ok = false
+		}
+	})
+	return ok
+}
+
+func allInvariant(sc *loopScope, terms []linTerm) bool {
+	for _, t := range terms {
+		if !sc.invariant(t.atom) {
+			return false
+		}
+	}
+	return true
+}
+
+// hoist takes out of terms those that do not change in the innermost
+// loop being printed, when there is more than one or one with a
+// coefficient. Their sum becomes a variable of the outermost loop in which
+// none of them changes, declared before it; hoist returns that variable
+// (nil for none) and the terms left.
+func (g *gen) hoist(terms []linTerm) (jen.Code, []linTerm) {
+	n := len(g.loops)
+	var inv, rest []linTerm
+	for _, t := range terms {
+		if g.loops[n-1].invariant(t.atom) {
+			inv = append(inv, t)
+		} else {
+			rest = append(rest, t)
+		}
+	}
+	if len(inv) == 0 || len(inv) == 1 && inv[0].coef == 1 {
+		return nil, terms
+	}
+	at := n - 1
+	for at > 0 && allInvariant(g.loops[at-1], inv) {
+		at--
+	}
+	sc := g.loops[at]
+	var key strings.Builder
+	for _, t := range inv {
+		fmt.Fprintf(&key, "%d*%s;", t.coef, t.key)
+	}
+	i, ok := sc.byKey[key.String()]
+	if !ok {
+		g.hoists++
+		i = len(sc.hoists)
+		sc.byKey[key.String()] = i
+		sc.hoists = append(sc.hoists, hoisted{name: fmt.Sprintf("ix_%d", g.hoists), terms: inv})
+	}
+	return jen.Id(sc.hoists[i].name), rest
+}
+
+// loop prints a loop of the vector file, the sums hoisted out of its body
+// declared before it.
+func (g *gen) loop(f *kir.For, head jen.Code, simd bool) []jen.Code {
+	sc := newLoopScope(f)
+	g.loops = append(g.loops, sc)
+	body := g.stmts(f.Body, simd)
+	g.loops = g.loops[:len(g.loops)-1]
+	var out []jen.Code
+	for _, h := range sc.hoists {
+		// Printed in the enclosing loop's scope: part of the sum may move
+		// out of that loop too.
+		out = append(out, jen.Id(h.name).Op(":=").Add(g.printHoisted(h.terms, simd)))
+	}
+	return append(out, jen.Add(head).Block(body...))
+}
+
+// printHoisted prints a hoisted sum where its variable is declared.
+func (g *gen) printHoisted(terms []linTerm, simd bool) *jen.Statement {
+	if len(g.loops) > 0 {
+		if base, rest := g.hoist(terms); base != nil {
+			return g.printTerms(jen.Add(base), rest, 0, simd)
+		}
+	}
+	return g.printTerms(nil, terms, 0, simd)
 }
 
 // atom prints a term's atom. A product of two non-constants is an atom
