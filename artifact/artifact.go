@@ -126,6 +126,9 @@ type BackendInfo struct {
 	// 16 where the code uses AVX-512 registers for them (kir.Options.Wide);
 	// 0 means 8.
 	Lanes int `json:"lanes,omitempty"`
+	// BF16Dot says the prefill tiles of bf16 linears take AVX-512 BF16's
+	// vdpbf16ps, on an input rounded to bfloat16 (kir.Options.BF16Dot).
+	BF16Dot bool `json:"bf16_dot,omitempty"`
 }
 
 // Model identifies the model folder an artifact was compiled from.

@@ -1,6 +1,7 @@
 package kir
 
 import (
+	"encoding/binary"
 	"fmt"
 	"github.com/llmc-dev/llmc/artifact"
 	"math"
@@ -172,6 +173,11 @@ func (f *frame) stmts(ss []Stmt) {
 				}
 			} else {
 				b[i] = byte(QuantI8(f.f32(s.Val)))
+			}
+		case *StoreBF16:
+			b, i := f.bytes(s.Buf), f.int(s.Off)
+			for j, x := range f.vec(s.Val) {
+				binary.LittleEndian.PutUint16(b[i+2*j:], wformat.F32ToBF16(x))
 			}
 		case *Prefetch:
 			// A hint: nothing to compute.
@@ -354,6 +360,17 @@ func (f *frame) wide(e Expr) [16]float32 {
 		x := f.f32(e.X)
 		for i := range out {
 			out[i] = x
+		}
+	case *DotBF16:
+		// The weight is held widened (exactly); each product of two
+		// bfloat16s is exact in f32, so each sum rounds once, as the
+		// instruction's fused steps do.
+		out = f.wide(e.Acc)
+		w, x := f.buf(e.W)[f.int(e.WOff):], f.bytes(e.X)[f.int(e.XOff):]
+		xAt := func(k int) float32 { return wformat.BF16ToF32(binary.LittleEndian.Uint16(x[2*k:])) }
+		for i := range out {
+			out[i] += w[2*i+1] * xAt(2*i+1)
+			out[i] += w[2*i] * xAt(2*i)
 		}
 	case *DotCols:
 		w, x := f.m.Blocks[e.W.Index], f.bytes(e.X)

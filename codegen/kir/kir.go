@@ -716,3 +716,38 @@ func QuantI8(x float32) int8 {
 	}
 	return int8(math.RoundToEven(float64(x)))
 }
+
+// StoreBF16 rounds the eight lanes of Val (an f32x8) to bfloat16, to
+// nearest even (a NaN stays a NaN, made quiet: wformat.F32ToBF16), and
+// stores them at byte offset Off of a scratch buffer. Lowering writes a
+// linear's input with it once per call for DotBF16.
+type StoreBF16 struct {
+	Buf *Buffer
+	Off Expr
+	Val Expr
+}
+
+func (*StoreBF16) stmt() {}
+
+// DotBF16 is AVX-512 BF16's vdpbf16ps: Acc, an f32x16, plus the products
+// of DotBF16Len bfloat16 elements of weight W, from element WOff, with as
+// many at byte offset XOff of scratch X (written by StoreBF16), in pairs:
+// lane i adds w[2i+1]·x[2i+1] and then w[2i]·x[2i], each sum rounded to
+// f32 (a product of two bfloat16s is exact in f32). The instruction also
+// takes denormal inputs as zero and flushes denormal sums to zero, which
+// kir.Machine does not: the two agree bit for bit away from denormals.
+type DotBF16 struct {
+	Acc  Expr
+	W    *Buffer
+	WOff Expr
+	X    *Buffer
+	XOff Expr
+}
+
+// DotBF16Len is how many bfloat16 pairs a DotBF16 multiplies.
+const DotBF16Len = 32
+
+func (*DotBF16) Type() Type { return F32x16 }
+func (d *DotBF16) String() string {
+	return fmt.Sprintf("dotbf16(%s, %s[%s], %s[%s])", d.Acc, d.W, d.WOff, d.X, d.XOff)
+}

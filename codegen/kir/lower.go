@@ -57,6 +57,14 @@ type Options struct {
 	// VNNI's) where a row has an even number of blocks. Other kernels
 	// keep eight lanes.
 	Wide bool
+	// BF16Dot lowers the prefill tiles of bf16 linears (rows a multiple
+	// of 32 long, more than 8 rows a step) with Wide to DotBF16, AVX-512
+	// BF16's vdpbf16ps: the input rounded to bfloat16 once per call
+	// (StoreBF16), then 32 multiply-adds an instruction instead of 16,
+	// with no widening of the weights. As llama.cpp's BF16 path does, it
+	// trades the input's precision (8 significant bits) for speed; decode
+	// keeps the f32 input. For backends that print DotBF16.
+	BF16Dot bool
 }
 
 // LowerWith is Lower with options.
@@ -799,6 +807,10 @@ func (l *lowerer) linearTiled(x, w, out view, extra, bias *view, col, sv *Var, t
 	}
 	// col is the phase's index: a pair of columns, or one.
 	colAt := func(c int) Expr { return IAdd(IMul(col, I(cols)), I(c)) }
+	bf16Off := -1
+	if l.opts.BF16Dot && l.opts.Wide && w.buf.IsBF16() && in%DotBF16Len == 0 && rows > 8 {
+		bf16Off = l.bf16Input(x)
+	}
 	tile := func(row Expr, nrows int) []Stmt {
 		ys := make([][]*Var, nrows)
 		xOff := make([]Expr, nrows)
@@ -812,7 +824,15 @@ func (l *lowerer) linearTiled(x, w, out view, extra, bias *view, col, sv *Var, t
 		for c := range wOff {
 			wOff[c] = w.at(colAt(c), I(0))
 		}
-		stmts := l.dotTile(ys, x.buf, xOff, w.buf, wOff, in, l.linearLanes(in))
+		var stmts []Stmt
+		if bf16Off >= 0 {
+			for i := range xOff {
+				xOff[i] = IAdd(I(4*bf16Off), IMul(IAdd(row, I(i)), I(2*in)))
+			}
+			stmts = l.dotTileBF16(ys, xOff, w.buf, wOff, in)
+		} else {
+			stmts = l.dotTile(ys, x.buf, xOff, w.buf, wOff, in, l.linearLanes(in))
+		}
 		for i := range ys {
 			for c, y := range ys[i] {
 				stmts = append(stmts, l.columnStore(y, out, extra, bias, IAdd(row, I(i)), colAt(c))...)

@@ -539,6 +539,19 @@ func (p *parser) stmt(ind int) Stmt {
 		p.end()
 		p.ln++
 		return &StoreI8{Buf: b, Off: off, Val: val}
+	case "store8bf16":
+		p.ident()
+		b := p.buf()
+		off := p.index()
+		p.expect("=")
+		val := p.expr()
+		if val.Type() != F32x8 {
+			p.pos = at
+			p.failf("%s of a %s value", kw, val.Type())
+		}
+		p.end()
+		p.ln++
+		return &StoreBF16{Buf: b, Off: off, Val: val}
 	case "prefetch":
 		p.ident()
 		b := p.buf()
@@ -697,6 +710,17 @@ func (p *parser) expr() Expr {
 	pair := strings.HasSuffix(name, "x2")
 	if q := slices.Index(dotNames[:], strings.TrimSuffix(name, "x2")); q >= 0 && p.accept("(") {
 		d := &DotI8{W: p.buf(), Quants: DotQuants(q), Pair: pair}
+		d.WOff = p.index()
+		p.expect(",")
+		d.X = p.buf()
+		d.XOff = p.index()
+		p.expect(")")
+		return d
+	}
+	if name == "dotbf16" && p.accept("(") {
+		d := &DotBF16{Acc: p.expr()}
+		p.expect(",")
+		d.W = p.buf()
 		d.WOff = p.index()
 		p.expect(",")
 		d.X = p.buf()

@@ -188,6 +188,8 @@ func stmtString(s Stmt) string {
 			op = "store8i8"
 		}
 		return fmt.Sprintf("%s %s[%s] = %s", op, bufName(s.Buf), exprString(s.Off), exprString(s.Val))
+	case *StoreBF16:
+		return fmt.Sprintf("store8bf16 %s[%s] = %s", bufName(s.Buf), exprString(s.Off), exprString(s.Val))
 	case *Prefetch:
 		return fmt.Sprintf("prefetch %s[%s]", bufName(s.Buf), exprString(s.Off))
 	case *For:

@@ -3,6 +3,8 @@ package kir
 import (
 	"math"
 	"testing"
+
+	"github.com/llmc-dev/llmc/wformat"
 )
 
 // tiledProgram lowers y[rows, out] = x[rows, in]·wᵀ + r (a residual)
@@ -10,13 +12,19 @@ import (
 // a step of %len real rows.
 func tiledProgram(t *testing.T, rows, in, out int, o Options) *Program {
 	t.Helper()
-	ref := &WeightRef{Name: "w", Rows: out, Cols: in}
-	l := &lowerer{prog: &Program{Weights: []*WeightRef{ref}}, arena: &Buffer{Name: "arena", Kind: Arena}, opts: o}
+	return tiledProgramOf(t, rows, in, out, o, wformat.F32)
+}
+
+// tiledProgramOf is tiledProgram with a weight stored in format f.
+func tiledProgramOf(t *testing.T, rows, in, out int, o Options, f wformat.Format) *Program {
+	t.Helper()
+	ref := &WeightRef{Name: "w", Rows: out, Cols: in, BF16: f == wformat.BF16}
+	l := &lowerer{prog: &Program{Weights: []*WeightRef{ref}}, arena: &Buffer{Name: "arena", Kind: Arena}, scratch: &Buffer{Name: "scratch", Kind: Scratch}, opts: o}
 	l.e = &Entry{Name: "step", Seq: rows, HasLen: true, ArenaLen: rows*in + 2*rows*out}
 	l.length = Param{Name: "len"}
 	l.arena.Len = l.e.ArenaLen
 	l.k = &Kernel{Name: "step_k0_matmul", Kind: "matmul"}
-	w := contiguous(&Buffer{Name: "w_0", Kind: Weight, Len: out * in}, I(0), []int{out, in})
+	w := contiguous(&Buffer{Name: "w_0", Kind: Weight, Len: out * in, Format: f}, I(0), []int{out, in})
 	x := contiguous(l.arena, I(0), []int{rows, in})
 	y := contiguous(l.arena, I(rows*in), []int{rows, out})
 	r := contiguous(l.arena, I(rows*in+rows*out), []int{rows, out})
@@ -157,6 +165,77 @@ func TestDotLanes(t *testing.T) {
 				}
 				if d := math.Abs(float64(got[n]) - want); !(d <= 1e-4*(1+math.Abs(want))) {
 					t.Fatalf("lanes %d, in %d: y[%d] = %g, want %g", lanes, in, n, got[n], want)
+				}
+			}
+		}
+	}
+}
+
+// TestLinearTiledBF16 runs the prefill tiles of a bf16 linear with
+// Options.BF16Dot (its input rounded to bfloat16 by store8bf16, dotbf16
+// products) on Machine against x·wᵀ + r computed from the rounded input:
+// only chunks of more than 8 rows with rows a multiple of 32 long take
+// them, decode-sized steps and other rows keep the float tiles.
+func TestLinearTiledBF16(t *testing.T) {
+	for _, c := range []struct {
+		rows, real, in, out int
+		dot                 bool
+	}{
+		{12, 12, 64, 8, true}, {16, 13, 96, 12, true}, {16, 16, 32, 4, true}, {12, 7, 64, 6, true},
+		{8, 8, 64, 8, false}, {16, 16, 48, 8, false},
+	} {
+		o := Options{TileColumns: 4, Wide: true, BF16Dot: true}
+		p := tiledProgramOf(t, c.rows, c.in, c.out, o, wformat.BF16)
+		has := false
+		for _, ph := range p.Entries[0].Kernels[0].Phases {
+			Walk(ph.Body, func(x Expr) {
+				if _, ok := x.(*DotBF16); ok {
+					has = true
+				}
+			}, nil)
+		}
+		if has != c.dot {
+			t.Fatalf("rows %d, in %d: dotbf16 %v, want %v\n%s", c.rows, c.in, has, c.dot, Print(p))
+		}
+		back, err := Parse(Print(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := make([]float32, c.out*c.in)
+		for i := range w {
+			w[i] = wformat.Round(wformat.BF16, float32(math.Sin(float64(i)*1.3)))
+		}
+		m := NewMachine(back, [][]float32{w})
+		m.scratch = make([]float32, p.Entries[0].ScratchLen)
+		for i := range m.arena {
+			m.arena[i] = float32(math.NaN())
+		}
+		x := func(s, k int) float32 { return float32(math.Cos(float64(s*c.in+k) * 0.7)) }
+		res := func(s, n int) float32 { return float32(s*c.out + n) }
+		for s := range c.real {
+			for k := range c.in {
+				m.arena[s*c.in+k] = x(s, k)
+			}
+			for n := range c.out {
+				m.arena[c.rows*c.in+c.rows*c.out+s*c.out+n] = res(s, n)
+			}
+		}
+		got, err := m.Run("step", nil, 0, c.real)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for s := range c.real {
+			for n := range c.out {
+				want := float64(res(s, n))
+				for k := range c.in {
+					xk := x(s, k)
+					if c.dot {
+						xk = wformat.Round(wformat.BF16, xk)
+					}
+					want += float64(xk) * float64(w[n*c.in+k])
+				}
+				if d := math.Abs(float64(got[s*c.out+n]) - want); !(d <= 1e-4*(1+math.Abs(want))) {
+					t.Fatalf("rows %d (%d real), in %d: y[%d, %d] = %g, want %g", c.rows, c.real, c.in, s, n, got[s*c.out+n], want)
 				}
 			}
 		}

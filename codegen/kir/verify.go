@@ -105,7 +105,8 @@ func init() {
 		p lo hi int float32 float64 max min len copy clear append make math unsafe archsimd
 		expf selgt bf16f load8bf loadbf8 loadi8 load8i8 loadf16 f16f hsum8 hsum8g hmax8 hmax8g hsums8 hsums8g exp8 exp8g
 		add8 sub8 mul8 div8 max8 fma8 splat8 v8
-		sh loadh8 load8h storebf8 storeh8 store8bf store8h bits0 h16Consts`) {
+		sh loadh8 load8h storebf8 storeh8 store8bf store8h bits0 h16Consts store8bf16
+		expTab expLo expHi expLog2e expLn2Hi expLn2Lo expC6 expC5 expC4 expC3 expC2 expOne`) {
 		reserved[n] = true
 	}
 }
@@ -304,7 +305,7 @@ func (v *verifier) declare(x *Var) bool {
 	switch {
 	case !isIdent(x.Name):
 		v.errorf("variable name %q is not an identifier", x.Name)
-	case reserved[x.Name] || token.IsKeyword(x.Name) || strings.HasPrefix(x.Name, "p_"):
+	case reserved[x.Name] || token.IsKeyword(x.Name) || strings.HasPrefix(x.Name, "p_") || strings.HasPrefix(x.Name, "ix_"):
 		v.errorf("variable name %s is reserved", x.Name)
 	case v.names[x.Name]:
 		v.errorf("variable %s has the name of a buffer", x.Name)
@@ -453,6 +454,27 @@ func (v *verifier) stmt(s Stmt) {
 		}
 		if s.Off != nil {
 			v.byteBounds(s.Buf, s.Off, width, "storei8")
+		}
+		if v.pvar != nil && s.Off != nil && !v.mentionsDep(s.Off) {
+			v.errorf("in a parallel phase over %s, the store offset %s does not depend on %s: its threads race", v.pvar.Name, exprString(s.Off), v.pvar.Name)
+		}
+	case *StoreBF16:
+		if s.Buf == nil {
+			v.errorf("store to a nil buffer")
+			return
+		}
+		v.buffer(s.Buf)
+		if s.Buf.Kind != Scratch {
+			v.errorf("store8bf16 to %s buffer %s: bfloat16 inputs are stored to scratch only", s.Buf.Kind, s.Buf.Name)
+		}
+		if t := v.typ(s.Off); t != Int && t != bad {
+			v.errorf("offset %s is %s, not int", exprString(s.Off), t)
+		}
+		if t := v.typ(s.Val); t != F32x8 && t != bad {
+			v.errorf("rounded value %s is %s, not f32x8", exprString(s.Val), t)
+		}
+		if s.Off != nil {
+			v.byteBounds(s.Buf, s.Off, 16, "store8bf16")
 		}
 		if v.pvar != nil && s.Off != nil && !v.mentionsDep(s.Off) {
 			v.errorf("in a parallel phase over %s, the store offset %s does not depend on %s: its threads race", v.pvar.Name, exprString(s.Off), v.pvar.Name)
@@ -751,6 +773,24 @@ func (v *verifier) typ(e Expr) Type {
 			return bad
 		}
 		return e.Type()
+	case *DotBF16:
+		if e == nil || e.W == nil || e.X == nil {
+			v.errorf("dotbf16 of a nil buffer")
+			return bad
+		}
+		v.buffer(e.W)
+		v.buffer(e.X)
+		if t := v.typ(e.Acc); t != F32x16 && t != bad {
+			v.errorf("%s: its accumulator is %s, not f32x16", exprString(e), t)
+		}
+		if e.W.Kind != Weight || !e.W.IsBF16() {
+			v.errorf("%s: its first operand %s is a %s %s buffer, not a bf16 weight", exprString(e), e.W.Name, e.W.Format, e.W.Kind)
+			return bad
+		}
+		if !v.dotOperands(e, e.W, e.WOff, DotBF16Len, e.X, e.XOff, 2*DotBF16Len, "dotbf16") {
+			return bad
+		}
+		return F32x16
 	case *Scales:
 		if e == nil || e.W == nil {
 			v.errorf("scales of a nil buffer")
@@ -923,12 +963,16 @@ func (v *verifier) nilExpr() Type {
 	return bad
 }
 
-// dotOperands checks what DotI8 and DotCols share: the input x is the
-// scratch StoreI8 writes, both offsets are ints, and wBytes of w and
+// dotOperands checks what DotI8, DotCols and DotBF16 share: the input x
+// is the scratch StoreI8 (StoreBF16) writes, both offsets are ints, and wBytes of w and
 // xBytes of x from them are in bounds. It reports whether x is scratch.
 func (v *verifier) dotOperands(e Expr, w *Buffer, wOff Expr, wBytes int, x *Buffer, xOff Expr, xBytes int, what string) bool {
 	if x.Kind != Scratch {
-		v.errorf("%s: its second operand %s is a %s buffer, not the scratch that storei8 writes", exprString(e), x.Name, x.Kind)
+		writer := "storei8"
+		if _, ok := e.(*DotBF16); ok {
+			writer = "store8bf16"
+		}
+		v.errorf("%s: its second operand %s is a %s buffer, not the scratch that %s writes", exprString(e), x.Name, x.Kind, writer)
 		return false
 	}
 	for _, off := range []Expr{wOff, xOff} {

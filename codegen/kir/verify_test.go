@@ -106,6 +106,23 @@ func TestVerifyErrors(t *testing.T) {
 		{"f32x16 mixed with f32x8", func(x *parts) {
 			x.after(store(x.arena, kir.I(0), &kir.HSum{X: kir.FAdd(kir.Zeros(16), kir.Zeros(8))}))
 		}, "mixes f32x16 and f32x8"},
+		{"store8bf16 to the arena", func(x *parts) {
+			x.after(&kir.StoreBF16{Buf: x.arena, Off: kir.I(0), Val: kir.Ld8(x.scratch, kir.I(0))})
+		}, "store8bf16 to arena buffer arena: bfloat16 inputs are stored to scratch only"},
+		{"store8bf16 of a scalar", func(x *parts) {
+			x.after(&kir.StoreBF16{Buf: x.scratch, Off: kir.I(0), Val: kir.F(1)})
+		}, "rounded value 1f is f32, not f32x8"},
+		{"dotbf16 of an f32 weight", func(x *parts) {
+			x.after(store(x.arena, kir.I(0), &kir.HSum{X: &kir.DotBF16{Acc: kir.Zeros(16), W: x.w, WOff: kir.I(0), X: x.scratch, XOff: kir.I(0)}}))
+		}, "its first operand w_0 is a f32 weight buffer, not a bf16 weight"},
+		{"dotbf16 accumulator", func(x *parts) {
+			x.w.Format, x.p.Weights[0].BF16 = wformat.BF16, true
+			x.after(store(x.arena, kir.I(0), &kir.HSum{X: &kir.DotBF16{Acc: kir.Zeros(8), W: x.w, WOff: kir.I(0), X: x.scratch, XOff: kir.I(0)}}))
+		}, "its accumulator is f32x8, not f32x16"},
+		{"dotbf16 of the arena", func(x *parts) {
+			x.w.Format, x.p.Weights[0].BF16 = wformat.BF16, true
+			x.after(store(x.arena, kir.I(0), &kir.HSum{X: &kir.DotBF16{Acc: kir.Zeros(16), W: x.w, WOff: kir.I(0), X: x.arena, XOff: kir.I(0)}}))
+		}, "its second operand arena is a arena buffer, not the scratch that store8bf16 writes"},
 		{"wide scalar load", func(x *parts) {
 			x.after(store(x.arena, kir.I(0), &kir.Load{Buf: x.arena, Index: kir.I(0), Wide: true}))
 		}, "a wide load is a vector load"},

@@ -20,6 +20,9 @@ func Walk(ss []Stmt, expr func(Expr), store func(*Store)) {
 		case *StoreI8:
 			WalkExpr(s.Off, expr)
 			WalkExpr(s.Val, expr)
+		case *StoreBF16:
+			WalkExpr(s.Off, expr)
+			WalkExpr(s.Val, expr)
 		case *Prefetch:
 			WalkExpr(s.Off, expr)
 		case *For:
@@ -51,6 +54,10 @@ func WalkExpr(e Expr, f func(Expr)) {
 	case *Scales:
 		WalkExpr(e.Off, f)
 	case *DotCols:
+		WalkExpr(e.WOff, f)
+		WalkExpr(e.XOff, f)
+	case *DotBF16:
+		WalkExpr(e.Acc, f)
 		WalkExpr(e.WOff, f)
 		WalkExpr(e.XOff, f)
 	case *ColScales:
@@ -104,6 +111,9 @@ func WalkBuffers(ss []Stmt, f func(*Buffer)) {
 		case *DotCols:
 			f(e.W)
 			f(e.X)
+		case *DotBF16:
+			f(e.W)
+			f(e.X)
 		case *ColScales:
 			f(e.W)
 		}
@@ -111,6 +121,8 @@ func WalkBuffers(ss []Stmt, f func(*Buffer)) {
 	walkStmts(ss, func(s Stmt) {
 		switch s := s.(type) {
 		case *StoreI8:
+			f(s.Buf)
+		case *StoreBF16:
 			f(s.Buf)
 		case *Prefetch:
 			f(s.Buf)

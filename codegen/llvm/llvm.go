@@ -732,7 +732,7 @@ func (fb *fn) stmts(ss []kir.Stmt) {
 			ptr := fb.elemPtr(s.Buf, s.Index)
 			switch {
 			case s.Buf.Is16() && (val.Type().Equal(v8) || val.Type().Equal(f32)):
-				fb.store16(s.Buf, val, ptr)
+				fb.store16(s.Buf.IsF16(), val, ptr)
 			case val.Type().Equal(v8) || val.Type().Equal(v16) && !s.Buf.Is16():
 				st := fb.cur.NewStore(val, fb.cur.NewBitCast(ptr, types.NewPointer(val.Type())))
 				st.Align = 4
@@ -744,6 +744,8 @@ func (fb *fn) stmts(ss []kir.Stmt) {
 			}
 		case *kir.StoreI8:
 			fb.storeI8(s)
+		case *kir.StoreBF16:
+			fb.storeBF16(s)
 		case *kir.Prefetch:
 			fb.prefetch(s)
 		case *kir.For:
@@ -777,7 +779,7 @@ func (fb *fn) stmts(ss []kir.Stmt) {
 // (LLVM 14 cannot select an fptrunc to bfloat on x86): add 0x7fff plus the
 // lowest kept bit, keep the top half, and a NaN keeps its top half made
 // quiet.
-func (fb *fn) store16(b *kir.Buffer, val value.Value, ptr value.Value) {
+func (fb *fn) store16(f16 bool, val value.Value, ptr value.Value) {
 	c := fb.cur
 	vec := val.Type().Equal(v8)
 	it, ht := types.Type(types.I32), types.Type(types.I16)
@@ -792,7 +794,7 @@ func (fb *fn) store16(b *kir.Buffer, val value.Value, ptr value.Value) {
 	if vec {
 		it, ht = types.NewVector(8, types.I32), types.NewVector(8, types.I16)
 	}
-	if b.IsF16() {
+	if f16 {
 		hv := types.Type(types.Half)
 		if vec {
 			hv = types.NewVector(8, types.Half)
@@ -1017,6 +1019,8 @@ func (fb *fn) expr(e kir.Expr) value.Value {
 		return fb.scales(e)
 	case *kir.DotCols:
 		return fb.dotCols(e)
+	case *kir.DotBF16:
+		return fb.dotBF16(e)
 	case *kir.ColScales:
 		h16 := types.NewVector(16, types.Half)
 		ld := fb.cur.NewLoad(h16, fb.cur.NewBitCast(fb.elemPtr(e.W, e.Off), types.NewPointer(h16)))

@@ -354,3 +354,44 @@ func TestWideMatchesMachine(t *testing.T) {
 	}
 	closeTo(t, want, got, "wide step")
 }
+
+// TestBF16DotMatchesMachine runs the golden bf16-dot program (store8bf16
+// and dotbf16, vdpbf16ps) natively against kir.Machine, bit for bit: the
+// rounding to bfloat16, the pairs' order within a lane (odd element
+// first) and each sum's single rounding are the instruction's. It needs a
+// CPU with AVX-512 BF16.
+func TestBF16DotMatchesMachine(t *testing.T) {
+	tc := toolchain(t)
+	if feats, err := native.HostFeatures(); err != nil || !feats["avx512_bf16"] || !feats["avx512f"] {
+		t.Skip("this CPU has no AVX-512 BF16")
+	}
+	p := caseProgram(t, "bf16-dot")
+	ws := randomWeights(p, 17)
+	// Inputs of every magnitude, and ties to round: x·2^k and values
+	// with a set bit 15 (halfway between two bfloat16s).
+	for i := range ws[1] {
+		switch i % 4 {
+		case 1:
+			ws[1][i] *= 1e-3
+		case 2:
+			ws[1][i] *= 1e3
+		case 3:
+			ws[1][i] = math.Float32frombits(math.Float32bits(ws[1][i])&^0xffff | 0x8000)
+		}
+	}
+	packed := make([]float32, len(ws[0])/2)
+	for i, x := range ws[0] {
+		ws[0][i] = wformat.Round(wformat.BF16, x)
+		bits := math.Float32bits(ws[0][i]) >> 16
+		packed[i/2] = math.Float32frombits(math.Float32bits(packed[i/2]) | bits<<(16*(i%2)))
+	}
+	prog := build(t, tc, p, [][]float32{packed, ws[1]}, 2, 8, 8)
+	want, err := kir.NewMachine(p, ws).Run("step", []int32{0}, 0, 1)
+	require.NoError(t, err)
+	got, _, err := prog.Run("step", []int32{0}, 0)
+	require.NoError(t, err)
+	require.Len(t, got, len(want))
+	for i := range want {
+		require.Equal(t, want[i], got[i], "element %d", i)
+	}
+}

@@ -102,6 +102,20 @@ func llvmWide() bool {
 	return nativeISA(feats, runtime.ISALimit()) == runtime.ISAAVX512 && (feats["avx512_vnni"] || !feats["avx_vnni"])
 }
 
+// llvmBF16Dot reports whether the LLVM backend's bf16 prefill tiles take
+// AVX-512 BF16's vdpbf16ps here (kir.Options.BF16Dot): with sixteen
+// lanes, on a CPU that has it. stories110M shape, BF16, prefill of 128
+// tokens on an AMD EPYC Zen 5 (2 threads): see the README.
+func llvmBF16Dot() bool {
+	feats, err := native.HostFeatures()
+	return err == nil && llvmWide() && feats["avx512_bf16"]
+}
+
+// hasBF16Dot reports whether p has vdpbf16ps dots (kir.Options.BF16Dot).
+func hasBF16Dot(p *kir.Program) bool {
+	return anyExpr(p, func(x kir.Expr) bool { _, ok := x.(*kir.DotBF16); return ok })
+}
+
 // emitLLVMTarget writes the kernels as an LLVM module for this machine
 // into tmp/model.ll, and splits it into parts to compile in parallel. The
 // toolchain is found first: the module is emitted for its target triple.
@@ -124,6 +138,7 @@ func emitLLVMTarget(b *targetBuild) error {
 	if hasWide(b.prog) {
 		b.man.Backends.Lanes = 16
 	}
+	b.man.Backends.BF16Dot = hasBF16Dot(b.prog)
 	if hasIntDot(b.prog) {
 		// The best form llc -mcpu=native can run here, at most what
 		// LLMC_ISA allows.

@@ -294,7 +294,8 @@ func (c *compilation) lowerKIR(context.Context) (string, error) {
 	intDot := c.target.IntDot && !c.o.Weights.FloatDot
 	vnni := intDot && c.target.vnni != nil && c.target.vnni()
 	wide := c.target.wide != nil && c.target.wide()
-	prog, err := kir.LowerWith(c.res.Graphs, kir.Options{MaxSeq: c.o.MaxSeq, KeepBF16: keep, Slots: c.o.Slots, KVFormat: c.kv, TileColumns: c.target.TileColumns, IntDot: intDot, VNNI: vnni, Wide: wide})
+	bf16Dot := wide && c.target.bf16Dot != nil && c.target.bf16Dot()
+	prog, err := kir.LowerWith(c.res.Graphs, kir.Options{MaxSeq: c.o.MaxSeq, KeepBF16: keep, Slots: c.o.Slots, KVFormat: c.kv, TileColumns: c.target.TileColumns, IntDot: intDot, VNNI: vnni, Wide: wide, BF16Dot: bf16Dot})
 	if err != nil {
 		return "", err
 	}

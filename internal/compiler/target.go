@@ -62,6 +62,9 @@ type Target struct {
 	// wide reports whether the target's float linears take sixteen-lane
 	// dot products on this machine (kir.Options.Wide); nil for never.
 	wide func() bool
+	// bf16Dot reports whether the target's bf16 prefill tiles take
+	// vdpbf16ps on this machine (kir.Options.BF16Dot); nil for never.
+	bf16Dot func() bool
 
 	// tools looks for the toolchain the target builds with on this
 	// machine and says what is missing; nil for a target that needs none.
@@ -104,7 +107,7 @@ func targets() []Target {
 			KVDtypes: []wformat.Format{wformat.F16, wformat.BF16},
 			emit:     emitLLVMTarget, toolchain: buildLLVM, tools: findLLVM,
 			vnni: func() bool { return llvmDotForm() == llvm.DotVNNI },
-			wide: llvmWide},
+			wide: llvmWide, bf16Dot: llvmBF16Dot},
 	}
 }
 

@@ -129,12 +129,22 @@ func TestLLVMWide(t *testing.T) {
 			narrow, wide := build(runtime.ISAAVX2), build("")
 			require.Zero(t, narrow.Manifest.Backends.Lanes)
 			require.Equal(t, 16, wide.Manifest.Backends.Lanes)
+			// A bf16 model's prefill tiles take vdpbf16ps where the CPU
+			// has it (kir.Options.BF16Dot), on inputs rounded to bfloat16:
+			// 1.55e-3 apart at most here, logits of RMS 0.44.
+			bf16Dot := dtype == "bf16" && feats["avx512_bf16"]
+			require.False(t, narrow.Manifest.Backends.BF16Dot)
+			require.Equal(t, bf16Dot, wide.Manifest.Backends.BF16Dot)
 			seq := []int{1, 403, 407, 261, 378, 300, 290, 438, 261, 1}
 			compare := func(what string, a, b []float32) {
 				t.Helper()
 				require.Len(t, a, len(b))
+				bound := 1e-3
+				if bf16Dot && what == "prefill" {
+					bound = 1e-2
+				}
 				for i := range a {
-					require.InDelta(t, a[i], b[i], 1e-3*max(1, math.Abs(float64(a[i]))), "%s: logit %d", what, i)
+					require.InDelta(t, a[i], b[i], bound*max(1, math.Abs(float64(a[i]))), "%s: logit %d", what, i)
 				}
 			}
 			for _, e := range []*Engine{narrow, wide} {

@@ -247,6 +247,9 @@ func (b *benchFlags) result(e *engine.Engine, path string, threads int) *BenchRe
 				if n := e.Manifest.Backends.Lanes; n > 8 {
 					isa = fmt.Sprintf("%s (%d-lane dots)", isa, n)
 				}
+				if e.Manifest.Backends.BF16Dot {
+					isa += ", bf16 dot"
+				}
 				parts = append(parts, isa)
 			}
 			if f := e.Manifest.Backends.IntDot; f != "" {
