@@ -54,6 +54,7 @@ var intDotBounds = []struct {
 // the format's intDotBounds of the float path (--float-dot); and that the
 // NLL over the reference texts is within its bound of f32's.
 func TestIntDot(t *testing.T) {
+	skipShortQuality(t)
 	requireLLVM(t)
 	seqs := textSeqs(t)
 	feats, err := native.HostFeatures()

@@ -97,6 +97,17 @@ func compileOpenSeq(t *testing.T, model, backend string, wo compiler.WeightOptio
 	return e
 }
 
+// skipShortQuality skips a test that measures a format's numbers over
+// whole texts under -short: the suite runs it in full, and the race
+// detector's pass (scripts/test.sh: -race -short), which is for the
+// concurrent code, took over two minutes on these four alone.
+func skipShortQuality(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("a quality measurement over whole texts: runs without -short")
+	}
+}
+
 // scoreAll scores every sequence: the logits after each position, and the
 // NLL summed over all predicted tokens with their count.
 func scoreAll(t *testing.T, e *Engine, seqs [][]int) (logits [][][]float32, nll float64, n int) {
@@ -147,6 +158,7 @@ func argmax(xs []float32) int {
 // runs all of them: its block formats are the dequantised weights in
 // float32, the reference of the compiled kernels.
 func TestBlockQuality(t *testing.T) {
+	skipShortQuality(t)
 	seqs := textSeqs(t)
 	f32 := compileOpen(t, "stories260K", "interp", "f32")
 	lf, nf, n := scoreAll(t, f32, seqs)
@@ -177,6 +189,7 @@ func TestBlockQuality(t *testing.T) {
 // ones) give the interpreter's logits of the same format, prefill and
 // decode, to float rounding.
 func TestBlockCompiledMatchesInterpreter(t *testing.T) {
+	skipShortQuality(t)
 	requireLLVM(t)
 	seqs := textSeqs(t)
 	f32 := compileOpen(t, "stories260K", "llvm", "f32")
@@ -331,6 +344,7 @@ var tinyBounds = []formatBound{
 // reference sequences (prompt and transformers' greedy continuation), the
 // largest logit difference, and greedy agreement, bounded by tinyBounds.
 func TestBlockQualityTiny(t *testing.T) {
+	skipShortQuality(t)
 	for _, m := range []string{"llama-tiny", "llama-tied-bias-free-gqa1", "mistral-tiny", "qwen2-tiny", "gemma-tiny", "gemma2-tiny"} {
 		t.Run(m, func(t *testing.T) {
 			ref := testshared.LoadReference(t, m)
