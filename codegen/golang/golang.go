@@ -184,7 +184,7 @@ type gen struct {
 	p      *kir.Program
 	phases []phaseRef
 	byPh   map[*kir.Phase]int
-	// unrolled holds the value of each loop variable of the unrolled
+	// unrolledVars holds the value of each loop variable of the unrolled
 	// loop bodies being printed (see unrolled).
 	unrolledVars map[*kir.Var]int
 	// loops are the loops of the vector file being printed, innermost
