@@ -2,8 +2,8 @@ package kir
 
 // bf16Input rounds the step's real rows of a linear's input x to bfloat16
 // into scratch, once per call, for DotBF16: column k of row s at byte
-// 4·off + 2·(s·in + k). The statements join the serial phase before the
-// linear's (or make one), as quantiseInput's do. It returns off.
+// 4·off + 2·(s·in + k), in the serial phase before the linear's
+// (serialTail). It returns off.
 func (l *lowerer) bf16Input(x view) int {
 	rows, in := x.shape[0], x.shape[1]
 	off := l.scratchTop
@@ -13,12 +13,7 @@ func (l *lowerer) bf16Input(x view) int {
 	conv := &For{Var: s, Lo: I(0), Hi: IMin(I(rows), l.length), Step: 1, Body: []Stmt{
 		&For{Var: k, Lo: I(0), Hi: I(in), Step: 8, Body: []Stmt{store}},
 	}}
-	if ph := l.k.Phases; len(ph) > 0 && !ph[len(ph)-1].Parallel {
-		last := ph[len(ph)-1]
-		last.Body = append(last.Body, conv)
-	} else {
-		l.serial(conv)
-	}
+	l.serialTail(conv)
 	return off
 }
 

@@ -380,14 +380,21 @@ func (l *lowerer) quantiseInput(x view, nb int, sums, pad bool) (qOff, sOff, sum
 		l.alloc([]int{rows*nb + extra})
 	}
 	real = IMin(I(rows), l.length)
-	quant := l.quantiseRows(x, real, nb, qOff, sOff, sumOff, pad)
+	l.serialTail(l.quantiseRows(x, real, nb, qOff, sOff, sumOff, pad)...)
+	return qOff, sOff, sumOff, real
+}
+
+// serialTail appends stmts to the kernel's last phase if it is serial (a
+// linear's input is usually the norm that phase just wrote), else to a new
+// serial phase: what a linear computes from its whole input before its
+// parallel phase.
+func (l *lowerer) serialTail(stmts ...Stmt) {
 	if ph := l.k.Phases; len(ph) > 0 && !ph[len(ph)-1].Parallel {
 		last := ph[len(ph)-1]
-		last.Body = append(last.Body, quant...)
-	} else {
-		l.serial(quant...)
+		last.Body = append(last.Body, stmts...)
+		return
 	}
-	return qOff, sOff, sumOff, real
+	l.serial(stmts...)
 }
 
 // quantiseRows writes the statements that quantise rows [0, real) of x

@@ -709,32 +709,19 @@ func (p *parser) expr() Expr {
 	}
 	pair := strings.HasSuffix(name, "x2")
 	if q := slices.Index(dotNames[:], strings.TrimSuffix(name, "x2")); q >= 0 && p.accept("(") {
-		d := &DotI8{W: p.buf(), Quants: DotQuants(q), Pair: pair}
-		d.WOff = p.index()
-		p.expect(",")
-		d.X = p.buf()
-		d.XOff = p.index()
-		p.expect(")")
+		d := &DotI8{Quants: DotQuants(q), Pair: pair}
+		d.W, d.WOff, d.X, d.XOff = p.dotOperands()
 		return d
 	}
 	if name == "dotbf16" && p.accept("(") {
 		d := &DotBF16{Acc: p.expr()}
 		p.expect(",")
-		d.W = p.buf()
-		d.WOff = p.index()
-		p.expect(",")
-		d.X = p.buf()
-		d.XOff = p.index()
-		p.expect(")")
+		d.W, d.WOff, d.X, d.XOff = p.dotOperands()
 		return d
 	}
 	if name == "dotcols" && p.accept("(") {
-		d := &DotCols{W: p.buf()}
-		d.WOff = p.index()
-		p.expect(",")
-		d.X = p.buf()
-		d.XOff = p.index()
-		p.expect(")")
+		d := &DotCols{}
+		d.W, d.WOff, d.X, d.XOff = p.dotOperands()
 		return d
 	}
 	if name == "colscales" && p.accept("(") {
@@ -838,4 +825,15 @@ func (p *parser) call(name string, at int) Expr {
 	p.pos = at
 	p.failf("unknown function %s", name)
 	return nil
+}
+
+// dotOperands parses the rest of a dot product: "w[off], x[off])".
+func (p *parser) dotOperands() (w *Buffer, wOff Expr, x *Buffer, xOff Expr) {
+	w = p.buf()
+	wOff = p.index()
+	p.expect(",")
+	x = p.buf()
+	xOff = p.index()
+	p.expect(")")
+	return w, wOff, x, xOff
 }

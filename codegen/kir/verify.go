@@ -436,13 +436,6 @@ func (v *verifier) stmt(s Stmt) {
 			v.errorf("store to a nil buffer")
 			return
 		}
-		v.buffer(s.Buf)
-		if s.Buf.Kind != Scratch {
-			v.errorf("storei8 to %s buffer %s: int8s are stored to scratch only", s.Buf.Kind, s.Buf.Name)
-		}
-		if t := v.typ(s.Off); t != Int && t != bad {
-			v.errorf("offset %s is %s, not int", exprString(s.Off), t)
-		}
 		width := 1
 		switch t := v.typ(s.Val); t {
 		case F32:
@@ -452,33 +445,16 @@ func (v *verifier) stmt(s Stmt) {
 		default:
 			v.errorf("quantised value %s is %s, not f32 or f32x8", exprString(s.Val), t)
 		}
-		if s.Off != nil {
-			v.byteBounds(s.Buf, s.Off, width, "storei8")
-		}
-		if v.pvar != nil && s.Off != nil && !v.mentionsDep(s.Off) {
-			v.errorf("in a parallel phase over %s, the store offset %s does not depend on %s: its threads race", v.pvar.Name, exprString(s.Off), v.pvar.Name)
-		}
+		v.scratchStore(s.Buf, s.Off, width, "storei8", "int8s")
 	case *StoreBF16:
 		if s.Buf == nil {
 			v.errorf("store to a nil buffer")
 			return
 		}
-		v.buffer(s.Buf)
-		if s.Buf.Kind != Scratch {
-			v.errorf("store8bf16 to %s buffer %s: bfloat16 inputs are stored to scratch only", s.Buf.Kind, s.Buf.Name)
-		}
-		if t := v.typ(s.Off); t != Int && t != bad {
-			v.errorf("offset %s is %s, not int", exprString(s.Off), t)
-		}
 		if t := v.typ(s.Val); t != F32x8 && t != bad {
 			v.errorf("rounded value %s is %s, not f32x8", exprString(s.Val), t)
 		}
-		if s.Off != nil {
-			v.byteBounds(s.Buf, s.Off, 16, "store8bf16")
-		}
-		if v.pvar != nil && s.Off != nil && !v.mentionsDep(s.Off) {
-			v.errorf("in a parallel phase over %s, the store offset %s does not depend on %s: its threads race", v.pvar.Name, exprString(s.Off), v.pvar.Name)
-		}
+		v.scratchStore(s.Buf, s.Off, 16, "store8bf16", "bfloat16 inputs")
 	case *Prefetch:
 		if s.Buf == nil {
 			v.errorf("prefetch of a nil buffer")
@@ -961,6 +937,26 @@ func (v *verifier) typ(e Expr) Type {
 func (v *verifier) nilExpr() Type {
 	v.errorf("nil expression")
 	return bad
+}
+
+// scratchStore checks what StoreI8 and StoreBF16 share: the buffer is
+// scratch (what names the statement, elems what it stores), the byte
+// offset is an int with width bytes in bounds from it, and in a parallel
+// phase it depends on the phase's variable.
+func (v *verifier) scratchStore(b *Buffer, off Expr, width int, what, elems string) {
+	v.buffer(b)
+	if b.Kind != Scratch {
+		v.errorf("%s to %s buffer %s: %s are stored to scratch only", what, b.Kind, b.Name, elems)
+	}
+	if t := v.typ(off); t != Int && t != bad {
+		v.errorf("offset %s is %s, not int", exprString(off), t)
+	}
+	if off != nil {
+		v.byteBounds(b, off, width, what)
+	}
+	if v.pvar != nil && off != nil && !v.mentionsDep(off) {
+		v.errorf("in a parallel phase over %s, the store offset %s does not depend on %s: its threads race", v.pvar.Name, exprString(off), v.pvar.Name)
+	}
 }
 
 // dotOperands checks what DotI8, DotCols and DotBF16 share: the input x
