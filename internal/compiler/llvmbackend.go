@@ -103,12 +103,12 @@ func llvmWide() bool {
 }
 
 // llvmBF16Dot reports whether the LLVM backend's bf16 prefill tiles take
-// AVX-512 BF16's vdpbf16ps here (kir.Options.BF16Dot): with sixteen
-// lanes, on a CPU that has it. stories110M shape, BF16, prefill of 128
-// tokens on an AMD EPYC Zen 5 (2 threads): see the README.
+// AVX-512 BF16's vdpbf16ps here (kir.Options.BF16Dot): on a CPU that has
+// it. lowerKIR asks only when the linears take sixteen lanes (llvmWide),
+// which LLMC_ISA=avx2 turns off.
 func llvmBF16Dot() bool {
 	feats, err := native.HostFeatures()
-	return err == nil && llvmWide() && feats["avx512_bf16"]
+	return err == nil && feats["avx512_bf16"]
 }
 
 // hasBF16Dot reports whether p has vdpbf16ps dots (kir.Options.BF16Dot).
