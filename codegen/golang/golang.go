@@ -3,11 +3,19 @@
 // specialised to the program's constant shapes.
 //
 // Every phase is printed twice. The generic version, always compiled,
-// emulates f32x8 lane by lane. The vector version, in a file built only
-// with GOEXPERIMENT=simd on amd64, maps f32x8 to simd/archsimd.Float32x8
-// (VFMADD, VMOVUPS, broadcasts); it is selected at run time when the CPU
-// has AVX2 and FMA and LLMC_ISA does not ask for less (runtime.PickISA), so
-// an artifact still runs on an older CPU.
+// emulates f32x8 (and f32x16) lane by lane. The vector version, in a file
+// built only with GOEXPERIMENT=simd on amd64, maps f32x8 to
+// simd/archsimd.Float32x8 (VFMADD, VMOVUPS, broadcasts); it is selected at
+// run time when the CPU has AVX2 and FMA and LLMC_ISA does not ask for less
+// (runtime.PickISA), so an artifact still runs on an older CPU.
+//
+// A program lowered with kir.Options.Wide has sixteen-lane dot products
+// in its float linears. The vector file then maps f32x16 to
+// archsimd.Float32x16 (EVEX: VFMADD231PS on ZMM registers) and is an
+// AVX-512 file: it runs where the CPU has AVX-512 F, CD, BW, DQ and VL
+// (archsimd.X86.AVX512) and LLMC_ISA allows avx512, and the generic
+// kernels run elsewhere. Everything but the linears' dots stays on eight
+// lanes, and a scalar value is still a uniform Float32x8.
 //
 // # No AVX-SSE transitions
 //
@@ -132,7 +140,6 @@ func Emit(p *kir.Program, pkg, id string) (out map[string][]byte, err error) {
 	}()
 	g := &gen{p: p}
 	g.collect()
-	g.refuseWide()
 	files := map[string]*jen.File{
 		"program.go":      g.programFile(pkg, id),
 		"kernels.go":      g.kernelFile(pkg, false),
@@ -154,22 +161,6 @@ func Emit(p *kir.Program, pkg, id string) (out map[string][]byte, err error) {
 	return out, nil
 }
 
-// refuseWide fails on f32x16 values (kir.Options.Wide): the generated
-// kernels' vectors are eight lanes, archsimd's Float32x8.
-func (g *gen) refuseWide() {
-	for _, ph := range g.phases {
-		var wide kir.Expr
-		kir.Walk(ph.ph.Body, func(e kir.Expr) {
-			if wide == nil && e.Type() == kir.F32x16 {
-				wide = e
-			}
-		}, nil)
-		if wide != nil {
-			panic(emitError{fmt.Errorf("%s: %s is f32x16: the Go backend prints eight-lane vectors (lower without kir.Options.Wide)", ph.name, wide)})
-		}
-	}
-}
-
 // emitError carries an error out of the recursive emitters.
 type emitError struct{ err error }
 
@@ -184,6 +175,9 @@ type gen struct {
 	p      *kir.Program
 	phases []phaseRef
 	byPh   map[*kir.Phase]int
+	// wide: the program has f32x16 values (kir.Options.Wide), so its
+	// vector file is AVX-512's and the generic one emulates sixteen lanes.
+	wide bool
 	// unrolledVars holds the value of each loop variable of the unrolled
 	// loop bodies being printed (see unrolled).
 	unrolledVars map[*kir.Var]int
@@ -201,6 +195,7 @@ func (g *gen) collect() {
 				ref := phaseRef{k: k, ph: ph, index: len(g.phases), name: fmt.Sprintf("%s_p%d", k.Name, i)}
 				g.byPh[ph] = ref.index
 				g.phases = append(g.phases, ref)
+				kir.Walk(ph.Body, func(e kir.Expr) { g.wide = g.wide || e.Type() == kir.F32x16 }, nil)
 			}
 		}
 	}
@@ -471,26 +466,40 @@ func (g *gen) kernelFile(pkg string, simd bool) *jen.File {
 	suffix := ""
 	if simd {
 		f.HeaderComment("//go:build goexperiment.simd && amd64")
-		suffix = "_avx2"
+		isa, name, has := "ISAAVX2", "AVX2", jen.Qual(simdPkg, "X86").Dot("AVX2").Call().Op("&&").Qual(simdPkg, "X86").Dot("FMA").Call()
+		if g.wide {
+			isa, name, has = "ISAAVX512", "AVX-512", has.Op("&&").Qual(simdPkg, "X86").Dot("AVX512").Call()
+		}
+		suffix = "_" + strings.ToLower(strings.TrimPrefix(isa, "ISA"))
 		var swaps []jen.Code
 		for _, ph := range g.phases {
 			swaps = append(swaps, jen.Id("p").Dot("ph").Index(jen.Lit(ph.index)).Op("=").Id("p").Dot(ph.name+suffix))
 		}
-		f.Comment("useSIMD switches every phase to its AVX2 version when isa chose AVX2.")
+		f.Comment(fmt.Sprintf("useSIMD switches every phase to its %s version when isa chose %s.", name, name))
 		f.Func().Params(jen.Id("p").Op("*").Id("Program")).Id("useSIMD").Params().Block(
-			jen.If(jen.Id("isa").Call().Op("!=").Qual(runtimePkg, "ISAAVX2")).Block(jen.Return()),
+			jen.If(jen.Id("isa").Call().Op("!=").Qual(runtimePkg, isa)).Block(jen.Return()),
 			jen.Block(swaps...),
 		)
-		f.Func().Id("simdAvailable").Params().Bool().Block(
-			jen.Return(jen.Qual(simdPkg, "X86").Dot("AVX2").Call().Op("&&").Qual(simdPkg, "X86").Dot("FMA").Call()),
-		)
-		f.Comment("isa is the instruction set the kernels run with: AVX2 when the CPU has AVX2 and FMA,")
-		f.Comment("unless LLMC_ISA (or LLMC_NO_SIMD) asks for the portable kernels.")
+		f.Func().Id("simdAvailable").Params().Bool().Block(jen.Return(has))
+		if g.wide {
+			f.Comment("isa is the instruction set the kernels run with: AVX-512 when the CPU has AVX-512")
+			f.Comment("(F, CD, BW, DQ, VL), AVX2 and FMA, unless LLMC_ISA (or LLMC_NO_SIMD) asks for less,")
+			f.Comment("which is the portable kernels: the vector ones have sixteen-lane dots.")
+		} else {
+			f.Comment("isa is the instruction set the kernels run with: AVX2 when the CPU has AVX2 and FMA,")
+			f.Comment("unless LLMC_ISA (or LLMC_NO_SIMD) asks for the portable kernels.")
+		}
 		f.Func().Id("isa").Params().String().Block(
-			jen.If(jen.Id("simdAvailable").Call()).Block(jen.Return(jen.Qual(runtimePkg, "PickISA").Call(jen.Qual(runtimePkg, "ISAAVX2")))),
+			jen.If(jen.Id("simdAvailable").Call()).Block(jen.Return(jen.Qual(runtimePkg, "PickISA").Call(jen.Qual(runtimePkg, isa)))),
 			jen.Return(jen.Qual(runtimePkg, "ISAScalar")),
 		)
 		f.Add(jen.Id(simdHelpers))
+		if g.wide {
+			f.Add(jen.Id(simdWideHelpers))
+			if g.has16() {
+				f.Add(jen.Id(simdWide16Helpers))
+			}
+		}
 		if g.has16() {
 			f.Add(jen.Id(simd16Helpers))
 		}
@@ -498,7 +507,10 @@ func (g *gen) kernelFile(pkg string, simd bool) *jen.File {
 			f.Add(jen.Id(intDotSimdHelpers))
 		}
 	} else {
-		g.emulationHelpers(f)
+		g.emulationHelpers(f, 8)
+		if g.wide {
+			g.emulationHelpers(f, 16)
+		}
 		f.Add(jen.Id(genericHelpers))
 		if g.has16() {
 			f.Add(jen.Id(generic16Helpers))
@@ -527,40 +539,65 @@ func phaseKind(ph *kir.Phase) string {
 	return "serial"
 }
 
-// emulationHelpers defines the lane-by-lane f32x8 of the generic path.
-func (g *gen) emulationHelpers(f *jen.File) {
-	v8 := jen.Index(jen.Lit(8)).Float32()
-	f.Comment("v8 emulates an f32x8 lane by lane.")
-	f.Type().Id("v8").Add(v8)
+// emulationHelpers defines the lane-by-lane f32x8 of the generic path,
+// or with n = 16 its f32x16 (kir.Options.Wide): the type, v8 or v16, and
+// the operations the kernel IR has on it.
+func (g *gen) emulationHelpers(f *jen.File, n int) {
+	v := fmt.Sprintf("v%d", n)
+	name := func(op string) string { return fmt.Sprint(op, n) }
+	f.Comment(fmt.Sprintf("%s emulates an f32x%d lane by lane.", v, n))
+	f.Type().Id(v).Index(jen.Lit(n)).Float32()
 	lanes := func(name string, params []jen.Code, body func(i jen.Code) jen.Code) {
-		f.Func().Id(name).Params(params...).Params(jen.Id("r").Id("v8")).Block(
+		f.Func().Id(name).Params(params...).Params(jen.Id("r").Id(v)).Block(
 			jen.For(jen.Id("i").Op(":=").Range().Id("r")).Block(jen.Id("r").Index(jen.Id("i")).Op("=").Add(body(jen.Id("i")))),
 			jen.Return(),
 		)
 	}
-	ab := []jen.Code{jen.List(jen.Id("a"), jen.Id("b")).Id("v8")}
-	lanes("add8", ab, func(i jen.Code) jen.Code { return jen.Id("a").Index(i).Op("+").Id("b").Index(i) })
-	lanes("sub8", ab, func(i jen.Code) jen.Code { return jen.Id("a").Index(i).Op("-").Id("b").Index(i) })
-	lanes("mul8", ab, func(i jen.Code) jen.Code { return jen.Id("a").Index(i).Op("*").Id("b").Index(i) })
-	lanes("div8", ab, func(i jen.Code) jen.Code { return jen.Id("a").Index(i).Op("/").Id("b").Index(i) })
-	lanes("max8", ab, func(i jen.Code) jen.Code { return jen.Max(jen.Id("a").Index(i), jen.Id("b").Index(i)) })
-	// fmaf is a*b + c rounded once to float32 from float64, as
-	// kir.Machine computes kir.FMA (math.FMA is an instruction where the
-	// CPU has one).
-	f.Func().Id("fmaf").Params(jen.List(jen.Id("a"), jen.Id("b"), jen.Id("c")).Float32()).Float32().Block(
-		jen.Return(jen.Float32().Call(jen.Qual("math", "FMA").Call(jen.Float64().Call(jen.Id("a")), jen.Float64().Call(jen.Id("b")), jen.Float64().Call(jen.Id("c"))))),
-	)
-	lanes("fma8", []jen.Code{jen.List(jen.Id("a"), jen.Id("b"), jen.Id("c")).Id("v8")}, func(i jen.Code) jen.Code {
+	ab := []jen.Code{jen.List(jen.Id("a"), jen.Id("b")).Id(v)}
+	lanes(name("add"), ab, func(i jen.Code) jen.Code { return jen.Id("a").Index(i).Op("+").Id("b").Index(i) })
+	lanes(name("sub"), ab, func(i jen.Code) jen.Code { return jen.Id("a").Index(i).Op("-").Id("b").Index(i) })
+	lanes(name("mul"), ab, func(i jen.Code) jen.Code { return jen.Id("a").Index(i).Op("*").Id("b").Index(i) })
+	if n == 8 {
+		// Sixteen lanes only add, subtract, multiply and fuse (kir.F32x16).
+		lanes("div8", ab, func(i jen.Code) jen.Code { return jen.Id("a").Index(i).Op("/").Id("b").Index(i) })
+		lanes("max8", ab, func(i jen.Code) jen.Code { return jen.Max(jen.Id("a").Index(i), jen.Id("b").Index(i)) })
+		// fmaf is a*b + c rounded once to float32 from float64, as
+		// kir.Machine computes kir.FMA (math.FMA is an instruction where the
+		// CPU has one).
+		f.Func().Id("fmaf").Params(jen.List(jen.Id("a"), jen.Id("b"), jen.Id("c")).Float32()).Float32().Block(
+			jen.Return(jen.Float32().Call(jen.Qual("math", "FMA").Call(jen.Float64().Call(jen.Id("a")), jen.Float64().Call(jen.Id("b")), jen.Float64().Call(jen.Id("c"))))),
+		)
+	}
+	lanes(name("fma"), []jen.Code{jen.List(jen.Id("a"), jen.Id("b"), jen.Id("c")).Id(v)}, func(i jen.Code) jen.Code {
 		// Fused, as kir.FMA is: see fmaf.
 		return jen.Id("fmaf").Call(jen.Id("a").Index(i), jen.Id("b").Index(i), jen.Id("c").Index(i))
 	})
-	lanes("splat8", []jen.Code{jen.Id("x").Float32()}, func(jen.Code) jen.Code { return jen.Id("x") })
-	f.Func().Id("load8").Params(jen.Id("s").Index().Float32(), jen.Id("i").Int()).Id("v8").Block(
-		jen.Return(jen.Id("v8").Call(jen.Id("s").Index(jen.Id("i").Op(":").Id("i").Op("+").Lit(8)))),
+	lanes(name("splat"), []jen.Code{jen.Id("x").Float32()}, func(jen.Code) jen.Code { return jen.Id("x") })
+	f.Func().Id(name("load")).Params(jen.Id("s").Index().Float32(), jen.Id("i").Int()).Id(v).Block(
+		jen.Return(jen.Id(v).Call(jen.Id("s").Index(jen.Id("i").Op(":").Id("i").Op("+").Lit(n)))),
 	)
-	f.Func().Id("store8").Params(jen.Id("s").Index().Float32(), jen.Id("i").Int(), jen.Id("v").Id("v8")).Block(
-		jen.Copy(jen.Id("s").Index(jen.Id("i").Op(":").Id("i").Op("+").Lit(8)), jen.Id("v").Index(jen.Op(":"))),
+	f.Func().Id(name("store")).Params(jen.Id("s").Index().Float32(), jen.Id("i").Int(), jen.Id("v").Id(v)).Block(
+		jen.Copy(jen.Id("s").Index(jen.Id("i").Op(":").Id("i").Op("+").Lit(n)), jen.Id("v").Index(jen.Op(":"))),
 	)
+	if n == 16 {
+		// kir.HSum16's order: lane i plus lane i+8, then hsum8g.
+		f.Func().Id("hsum16g").Params(jen.Id("t").Id("v16")).Float32().Block(
+			jen.Var().Id("h").Id("v8"),
+			jen.For(jen.Id("i").Op(":=").Range().Id("h")).Block(jen.Id("h").Index(jen.Id("i")).Op("=").Id("t").Index(jen.Id("i")).Op("+").Id("t").Index(jen.Id("i").Op("+").Lit(8))),
+			jen.Return(jen.Id("hsum8g").Call(jen.Id("h"))),
+		)
+		f.Func().Id("load16bf").Params(jen.Id("s").Index().Uint16(), jen.Id("i").Int()).Params(jen.Id("r").Id("v16")).Block(
+			jen.For(jen.Id("j").Op(":=").Range().Id("r")).Block(jen.Id("r").Index(jen.Id("j")).Op("=").Id("bf16f").Call(jen.Id("s").Index(jen.Id("i").Op("+").Id("j")))),
+			jen.Return(),
+		)
+		if g.has16() {
+			f.Func().Id("load16h").Params(jen.Id("s").Index().Uint16(), jen.Id("i").Int()).Params(jen.Id("r").Id("v16")).Block(
+				jen.For(jen.Id("j").Op(":=").Range().Id("r")).Block(jen.Id("r").Index(jen.Id("j")).Op("=").Qual(wformatPkg, "F16ToF32").Call(jen.Id("s").Index(jen.Id("i").Op("+").Id("j")))),
+				jen.Return(),
+			)
+		}
+		return
+	}
 	f.Func().Id("hsum8g").Params(jen.Id("t").Id("v8")).Float32().Block(
 		jen.Return(jen.Parens(jen.Parens(jen.Id("t").Index(jen.Lit(0)).Op("+").Id("t").Index(jen.Lit(4))).Op("+").Parens(jen.Id("t").Index(jen.Lit(1)).Op("+").Id("t").Index(jen.Lit(5)))).Op("+").
 			Parens(jen.Parens(jen.Id("t").Index(jen.Lit(2)).Op("+").Id("t").Index(jen.Lit(6))).Op("+").Parens(jen.Id("t").Index(jen.Lit(3)).Op("+").Id("t").Index(jen.Lit(7))))),
@@ -590,7 +627,7 @@ func (g *gen) phaseBody(ph *kir.Phase, simd bool) []jen.Code {
 		}
 	}, func(st *kir.Store) {
 		bufs[st.Buf.Name] = st.Buf
-		vecBufs[st.Buf.Name] = vecBufs[st.Buf.Name] || st.Val.Type() == kir.F32x8
+		vecBufs[st.Buf.Name] = vecBufs[st.Buf.Name] || st.Val.Type().IsVector()
 	})
 	// Integer dots and int8 stores address their buffers as bytes: by
 	// pointer in the vector file, through a byte view of the scratch in
@@ -680,10 +717,11 @@ func (g *gen) phaseBody(ph *kir.Phase, simd bool) []jen.Code {
 	return out
 }
 
-// hasVectors reports whether ss computes on eight lanes anywhere.
+// hasVectors reports whether ss computes on eight or sixteen lanes
+// anywhere.
 func hasVectors(ss []kir.Stmt) bool {
 	vec := false
-	kir.Walk(ss, func(e kir.Expr) { vec = vec || e.Type() == kir.F32x8 }, nil)
+	kir.Walk(ss, func(e kir.Expr) { vec = vec || e.Type().IsVector() }, nil)
 	return vec
 }
 
@@ -699,11 +737,11 @@ func (g *gen) stmts(ss []kir.Stmt, simd bool) []jen.Code {
 			idx := g.expr(s.Index, simd)
 			if s.Buf.Is16() {
 				out = append(out, g.store16(s, idx, simd))
-			} else if s.Val.Type() == kir.F32x8 {
+			} else if n := lanesOf(s.Val.Type()); n > 1 {
 				if simd {
-					out = append(out, g.expr(s.Val, simd).Dot("Store").Call(vecPtr(s.Buf.Name, idx)))
+					out = append(out, g.expr(s.Val, simd).Dot("Store").Call(vecPtr(s.Buf.Name, idx, n)))
 				} else {
-					out = append(out, jen.Id("store8").Call(jen.Id(s.Buf.Name), idx, g.expr(s.Val, simd)))
+					out = append(out, jen.Id(fmt.Sprint("store", n)).Call(jen.Id(s.Buf.Name), idx, g.expr(s.Val, simd)))
 				}
 			} else if simd && s.Val.Type() == kir.F32 {
 				out = append(out, jen.Id("storef").Call(jen.Id(s.Buf.Name), idx, g.expr(s.Val, simd)))
@@ -746,6 +784,8 @@ func (g *gen) stmts(ss []kir.Stmt, simd bool) []jen.Code {
 			}
 		case *kir.Prefetch:
 			// A hint; Go has no portable prefetch.
+		case *kir.StoreBF16:
+			panic(emitError{fmt.Errorf("store8bf16 %s: %s", s.Buf.Name, noAVX512Dots)})
 		default:
 			panic(emitError{fmt.Errorf("unknown statement %T", s)})
 		}
@@ -861,10 +901,22 @@ func quantInt(p kir.QPart, b *jen.Statement) *jen.Statement {
 	panic(emitError{fmt.Errorf("no loads of quant part %d", p)})
 }
 
-// vecPtr addresses eight floats at element idx of a buffer, unchecked.
-func vecPtr(buf string, idx *jen.Statement) *jen.Statement {
-	return jen.Parens(jen.Op("*").Index(jen.Lit(8)).Float32()).Call(
+// vecPtr addresses n floats (8 or 16) at element idx of a buffer,
+// unchecked.
+func vecPtr(buf string, idx *jen.Statement, n int) *jen.Statement {
+	return jen.Parens(jen.Op("*").Index(jen.Lit(n)).Float32()).Call(
 		jen.Qual("unsafe", "Add").Call(jen.Id(buf+"_p"), jen.Lit(4).Op("*").Parens(idx)))
+}
+
+// lanesOf is how many lanes a value of type t has: 1, 8 or 16.
+func lanesOf(t kir.Type) int {
+	switch t {
+	case kir.F32x8:
+		return 8
+	case kir.F32x16:
+		return 16
+	}
+	return 1
 }
 
 func f32Lit(x float32) jen.Code {
@@ -880,6 +932,7 @@ func f32Lit(x float32) jen.Code {
 var goBin = map[kir.BinOp]string{kir.Add: "+", kir.Sub: "-", kir.Mul: "*", kir.Div: "/", kir.Rem: "%"}
 var simdBin = map[kir.BinOp]string{kir.Add: "Add", kir.Sub: "Sub", kir.Mul: "Mul", kir.Div: "Div", kir.Max: "Max", kir.Min: "Min"}
 var emuBin = map[kir.BinOp]string{kir.Add: "add8", kir.Sub: "sub8", kir.Mul: "mul8", kir.Div: "div8", kir.Max: "max8"}
+var emuBin16 = map[kir.BinOp]string{kir.Add: "add16", kir.Sub: "sub16", kir.Mul: "mul16"}
 
 func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 	if simd && e.Type() == kir.F32 {
@@ -899,27 +952,33 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 		return jen.Id("p_" + e.Name)
 	case *kir.Load:
 		idx := g.expr(e.Index, simd)
+		n := lanesOf(e.Type())
+		// Vector loads are named by their lanes: the vector file's by the
+		// format then the lanes (loadbf8, loadh16), the generic file's by
+		// the lanes then the format (load8bf, load16h).
+		vec := func(format string) *jen.Statement {
+			if simd {
+				return jen.Id(fmt.Sprint("load", format, n)).Call(jen.Id(e.Buf.Name+"_p"), idx)
+			}
+			return jen.Id(fmt.Sprint("load", n, format)).Call(jen.Id(e.Buf.Name), idx)
+		}
 		switch {
 		case e.Buf.Kind == kir.Tokens:
 			return jen.Int().Call(jen.Id(e.Buf.Name).Index(idx))
 		case e.Buf.IsBF16() && !e.Vec:
 			return jen.Id("bf16f").Call(jen.Id(e.Buf.Name).Index(idx))
-		case e.Buf.IsBF16() && simd:
-			return jen.Id("loadbf8").Call(jen.Id(e.Buf.Name+"_p"), idx)
 		case e.Buf.IsBF16():
-			return jen.Id("load8bf").Call(jen.Id(e.Buf.Name), idx)
+			return vec("bf")
 		case e.Buf.IsF16() && !e.Vec:
 			return jen.Qual(wformatPkg, "F16ToF32").Call(jen.Id(e.Buf.Name).Index(idx))
-		case e.Buf.IsF16() && simd:
-			return jen.Id("loadh8").Call(jen.Id(e.Buf.Name+"_p"), idx)
 		case e.Buf.IsF16():
-			return jen.Id("load8h").Call(jen.Id(e.Buf.Name), idx)
+			return vec("h")
 		case !e.Vec:
 			return jen.Id(e.Buf.Name).Index(idx)
 		case simd:
-			return jen.Qual(simdPkg, "LoadFloat32x8").Call(vecPtr(e.Buf.Name, idx))
+			return jen.Qual(simdPkg, fmt.Sprint("LoadFloat32x", n)).Call(vecPtr(e.Buf.Name, idx, n))
 		default:
-			return jen.Id("load8").Call(jen.Id(e.Buf.Name), idx)
+			return jen.Id(fmt.Sprint("load", n)).Call(jen.Id(e.Buf.Name), idx)
 		}
 	case *kir.LoadQ:
 		off := g.expr(e.Off, simd)
@@ -941,10 +1000,12 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 		}
 		a, b := g.expr(e.A, simd), g.expr(e.B, simd)
 		switch {
-		case e.Type() == kir.F32x8 && simd:
+		case e.Type().IsVector() && simd:
 			return a.Dot(simdBin[e.Op]).Call(b)
 		case e.Type() == kir.F32x8:
 			return jen.Id(emuBin[e.Op]).Call(a, b)
+		case e.Type() == kir.F32x16:
+			return jen.Id(emuBin16[e.Op]).Call(a, b)
 		case e.Op == kir.Max:
 			return jen.Max(a, b)
 		case e.Op == kir.Min:
@@ -954,10 +1015,10 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 	case *kir.FMA:
 		a, b, c := g.expr(e.A, simd), g.expr(e.B, simd), g.expr(e.C, simd)
 		switch {
-		case e.Type() == kir.F32x8 && simd:
+		case e.Type().IsVector() && simd:
 			return a.Dot("MulAdd").Call(b, c)
-		case e.Type() == kir.F32x8:
-			return jen.Id("fma8").Call(a, b, c)
+		case e.Type().IsVector():
+			return jen.Id(fmt.Sprint("fma", lanesOf(e.Type()))).Call(a, b, c)
 		}
 		// Fused, as kir.FMA is (and kir.Machine computes it): Go does not
 		// fuse a*b + c on amd64 below GOAMD64=v3.
@@ -998,15 +1059,23 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 	case *kir.Select:
 		return jen.Id("selgt").Call(g.expr(e.X, simd), g.expr(e.Y, simd), g.expr(e.A, simd), g.expr(e.B, simd))
 	case *kir.Broadcast:
-		if simd {
+		switch {
+		case simd && e.Wide:
+			if c, ok := e.X.(kir.F32Const); ok && c.F == 0 && !math.Signbit(float64(c.F)) {
+				return jen.Qual(simdPkg, "Float32x16").Values() // VPXORD
+			}
+			return g.uexpr(e.X).Dot("GetLo").Call().Dot("Broadcast1To16").Call() // VBROADCASTSS
+		case simd:
 			return g.uexpr(e.X) // already in every lane
+		case e.Wide:
+			return jen.Id("splat16").Call(g.expr(e.X, simd))
 		}
 		return jen.Id("splat8").Call(g.expr(e.X, simd))
 	case *kir.HSum:
 		if simd {
-			return jen.Id("hsum8").Call(g.expr(e.X, simd))
+			return g.uexpr(e)
 		}
-		return jen.Id("hsum8g").Call(g.expr(e.X, simd))
+		return jen.Id(fmt.Sprintf("hsum%dg", lanesOf(e.X.Type()))).Call(g.expr(e.X, simd))
 	case *kir.HMax:
 		if simd {
 			return jen.Id("hmax8").Call(g.expr(e.X, simd))
@@ -1026,6 +1095,9 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 	}
 	if d, ok := e.(*kir.DotI8); ok {
 		name, ok := dotHelpers[d.Quants]
+		if d.Type() != kir.F32x8 {
+			panic(emitError{fmt.Errorf("%s: %s", d, noAVX512Dots)})
+		}
 		if !ok {
 			panic(emitError{fmt.Errorf("unknown integer dot %s", d)})
 		}
@@ -1034,8 +1106,16 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 		}
 		return jen.Id(name+"g").Call(jen.Id(d.W.Name), g.expr(d.WOff, simd), jen.Id(d.X.Name+"_b"), g.expr(d.XOff, simd))
 	}
+	switch e.(type) {
+	case *kir.DotBF16, *kir.DotCols, *kir.ColScales, *kir.Halves:
+		panic(emitError{fmt.Errorf("%s: %s", e, noAVX512Dots)})
+	}
 	panic(emitError{fmt.Errorf("unknown expression %T (%v)", e, e)})
 }
+
+// noAVX512Dots says why a program with the LLVM backend's AVX-512 dot
+// products is refused.
+const noAVX512Dots = "the Go backend has no AVX-512 BF16 or VNNI dot products (archsimd has no vdpbf16ps; lower without kir.Options.BF16Dot and VNNI)"
 
 // uexpr prints a scalar float expression of a vector phase as a uniform
 // archsimd.Float32x8 (the value in every lane), so that it compiles to VEX
@@ -1090,7 +1170,7 @@ func (g *gen) uexpr(e kir.Expr) *jen.Statement {
 	case *kir.Select:
 		return jen.Id("selgt8").Call(g.uexpr(e.X), g.uexpr(e.Y), g.uexpr(e.A), g.uexpr(e.B))
 	case *kir.HSum:
-		return jen.Id("hsum8").Call(g.expr(e.X, true))
+		return jen.Id(fmt.Sprint("hsum", lanesOf(e.X.Type()))).Call(g.expr(e.X, true))
 	case *kir.HMax:
 		return jen.Id("hmax8").Call(g.expr(e.X, true))
 	case *kir.ToF32:
@@ -1243,6 +1323,32 @@ func exp8(in archsimd.Float32x8) archsimd.Float32x8 {
 	// runtime.Expf keeps them, so that a NaN reaches the logits instead of
 	// silently dropping out of a softmax.
 	return in.Merge(p.Mul(scale), in.IsNaN())
+}
+`
+
+// simdWideHelpers are the AVX-512 file's sixteen-lane helpers
+// (kir.Options.Wide).
+const simdWideHelpers = `
+// hsum16 adds the halves (lane i plus lane i+8: kir.HSum16's order), then
+// their lanes as hsum8 does, and returns the sum in every lane of a
+// Float32x8, as every scalar of a vector phase is kept.
+func hsum16(v archsimd.Float32x16) archsimd.Float32x8 {
+	return hsum8(v.GetLo().Add(v.GetHi()))
+}
+
+// loadbf16 loads sixteen bfloat16s and widens them to float32.
+func loadbf16(p unsafe.Pointer, i int) archsimd.Float32x16 {
+	return archsimd.LoadUint16x16((*[16]uint16)(unsafe.Add(p, 2*i))).ExtendToUint32().ShiftAllLeft(16).AsFloat32x16()
+}
+`
+
+// simdWide16Helpers widen sixteen float16s, for f16 weights with
+// kir.Options.Wide: two loadh8, joined.
+const simdWide16Helpers = `
+// loadh16 loads sixteen IEEE half-precision values at element i and
+// widens them exactly (loadh8 on each half).
+func loadh16(p unsafe.Pointer, i int) archsimd.Float32x16 {
+	return archsimd.Float32x16{}.SetLo(loadh8(p, i)).SetHi(loadh8(p, i+8))
 }
 `
 

@@ -138,20 +138,24 @@ entry step (seq 1, arena 16, scratch 0) -> arena[0 : +[1]]
 	require.ErrorContains(t, err, "golang: tanh on eight lanes")
 }
 
-// TestRefusesWide: sixteen-lane code (kir.Options.Wide, the LLVM backend's
-// on AVX-512) is an error naming the phase and the value, not a panic or
-// eight-lane code computing something else.
-func TestRefusesWide(t *testing.T) {
-	p, err := kir.Parse(`buffer arena arena [32]
+// TestRefusesAVX512Dots: the LLVM backend's AVX-512 BF16 dot products
+// (kir.Options.BF16Dot), which archsimd cannot print, are an error naming
+// the value and the option, not a panic.
+func TestRefusesAVX512Dots(t *testing.T) {
+	p, err := kir.Parse(`weight #0 wb bf16[1, 32]
+buffer arena arena [16]
+buffer scratch scratch [16]
+buffer w_0 weight #0 bf16 [32]
 
-entry step (seq 1, arena 32, scratch 0) -> arena[16 : +[1]]
+entry step (seq 1, arena 16, scratch 16) -> arena[0 : +[1]]
   kernel step_k0_dot dot -> %d  (linear)
     serial:
-      var a f32x16 = fma(load16 arena[0], load16 arena[0], bcast16(0f))
-      store arena[16] = hsum(a)
+      var a f32x16 = dotbf16(bcast16(0f), w_0[0], scratch[0])
+      store arena[0] = hsum(a)
 `)
 	require.NoError(t, err)
 	require.NoError(t, kir.Verify(p))
 	_, err = golang.Emit(p, "model", "id")
-	require.ErrorContains(t, err, "is f32x16: the Go backend prints eight-lane vectors")
+	require.ErrorContains(t, err, "golang: dotbf16(")
+	require.ErrorContains(t, err, "lower without kir.Options.BF16Dot")
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/llmc-dev/llmc/codegen/golang"
 	"github.com/llmc-dev/llmc/internal/proc"
+	"github.com/llmc-dev/llmc/runtime"
+	"github.com/llmc-dev/llmc/runtime/native"
 )
 
 // Paths inside a Go-backend artifact.
@@ -22,11 +24,30 @@ const (
 	modulePath  = "github.com/llmc-dev/llmc"
 )
 
+// goWide reports whether the Go backend's float linears take sixteen-lane
+// dot products here (kir.Options.Wide): where the CPU has what
+// archsimd.X86.AVX512 asks for (AVX-512 F, CD, BW, DQ and VL) and
+// LLMC_ISA does not cap the build at avx2. The artifact's vector kernels
+// are then AVX-512 code, and on a CPU without AVX-512 its portable ones
+// run: LLMC_ISA=avx2 at compile time builds eight-lane kernels for such
+// machines.
+func goWide() bool {
+	feats, err := native.HostFeatures()
+	if err != nil || nativeISA(feats, runtime.ISALimit()) != runtime.ISAAVX512 {
+		return false
+	}
+	return feats["avx512cd"] && feats["avx512bw"] && feats["avx512dq"] && feats["avx512vl"]
+}
+
 // emitGo writes the generated package into tmp/gosrc/kernels.
 func emitGo(b *targetBuild) error {
 	files, err := golang.Emit(b.prog, "kernels", b.man.BuildID)
 	if err != nil {
 		return err
+	}
+	if hasWide(b.prog) {
+		b.man.Backends.Lanes = 16
+		b.progress("float linears: sixteen-lane dots (AVX-512)")
 	}
 	dir := filepath.Join(b.dir, GoSourceDir)
 	if err := os.MkdirAll(filepath.Join(dir, "kernels"), 0o755); err != nil {

@@ -101,7 +101,8 @@ func targets() []Target {
 			// Integer dots: AVX2's vpmaddubsw/vpmaddwd, or portable Go.
 			IntDot:   true,
 			KVDtypes: []wformat.Format{wformat.F16, wformat.BF16},
-			emit:     emitGo, toolchain: buildGo, tools: findGo},
+			emit:     emitGo, toolchain: buildGo, tools: findGo,
+			wide: goWide},
 		{Name: artifact.BackendLLVM, Doc: "LLVM IR compiled by opt and llc (-mcpu=native) into a shared object llmrun loads",
 			Lowers: true, StaticKV: true, Weights: []ir.DType{ir.BF16, ir.F16, ir.Q8_0, ir.Q4_0, ir.Q4_K}, VectorWidth: 8, TileColumns: 4, IntDot: true, Speed: 2,
 			KVDtypes: []wformat.Format{wformat.F16, wformat.BF16},

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/llmc-dev/llmc/internal/compiler"
+	"github.com/llmc-dev/llmc/internal/synth"
 	"github.com/llmc-dev/llmc/internal/testshared"
 	"github.com/llmc-dev/llmc/passes"
 )
@@ -75,6 +76,22 @@ func TestNoAVXSSETransitions(t *testing.T) {
 			// it links the interpreter's vector kernels too.
 			fns = checkTransitions(t, objdump, bin, `^github\.com/llmc-dev/llmc/runtime\.dot(256|512)Body$`)
 			require.Equal(t, 2, fns, "runtime.dot256Body and dot512Body not found in the disassembly")
+		})
+	}
+	// Rows 1,024 long take sixteen-lane dots (ZMM registers) where the CPU
+	// has AVX-512 (TestGoWide); their scalar code must keep the rule too.
+	shape, err := synth.LookupShape("tinyllama-1.1b")
+	require.NoError(t, err)
+	for _, dtype := range []synth.DType{"f32", "bf16"} {
+		t.Run("tinyllama-small-"+string(dtype), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "m")
+			_, err := synth.Write(dir, synth.Options{Shape: shape.Small(), Seed: 5, DType: dtype})
+			require.NoError(t, err)
+			art := filepath.Join(t.TempDir(), "m.llmc")
+			_, err = compiler.Compile(dir, art, compiler.Options{KV: passes.Static, MaxSeq: 64, PrefillChunk: 8, Backend: "go"})
+			require.NoError(t, err)
+			fns := checkTransitions(t, objdump, filepath.Join(art, compiler.GoBinary), `kernels\.`)
+			require.Greater(t, fns, 10, "no kernel functions found in the disassembly")
 		})
 	}
 }

@@ -168,3 +168,56 @@ func TestLLVMWide(t *testing.T) {
 		})
 	}
 }
+
+// TestGoWide is TestLLVMWide for the Go backend: on a CPU with AVX-512
+// the uncapped artifact's float linears take sixteen-lane dots
+// (archsimd.Float32x16, manifest lanes 16) and the one compiled with
+// LLMC_ISA=avx2 eight. The logits of every position of a sequence (three
+// prefill chunks, the last a single token) agree between the two to float
+// rounding, and the wide artifact's portable kernels (LLMC_ISA=scalar at
+// run time: sixteen lanes emulated) agree with its AVX-512 ones.
+func TestGoWide(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds four executables")
+	}
+	feats, err := native.HostFeatures()
+	if err != nil || !feats["avx512f"] || !feats["avx512bw"] || !feats["avx512dq"] || !feats["avx512vl"] || !feats["avx512cd"] {
+		t.Skip("this CPU has no AVX-512: the Go backend keeps eight lanes")
+	}
+	shape, err := synth.LookupShape("tinyllama-1.1b")
+	require.NoError(t, err)
+	seq := []int{1, 403, 407, 261, 378, 300, 290, 438, 261, 1, 52, 77, 300, 12, 9, 400, 3}
+	for _, dtype := range []synth.DType{"f32", "bf16"} {
+		t.Run(string(dtype), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "m")
+			_, err = synth.Write(dir, synth.Options{Shape: shape.Small(), Seed: 5, DType: dtype})
+			require.NoError(t, err)
+			build := func(isa string) (art string, lanes int) {
+				t.Setenv(runtime.ISAEnv, isa)
+				art = filepath.Join(t.TempDir(), "m-"+isa+".llmc")
+				res, err := compiler.Compile(dir, art, compiler.Options{Backend: "go", KV: passes.Static, MaxSeq: 64, PrefillChunk: 8})
+				require.NoError(t, err)
+				return art, res.Manifest.Backends.Lanes
+			}
+			narrow, nl := build(runtime.ISAAVX2)
+			wide, wl := build("")
+			require.Zero(t, nl)
+			require.Equal(t, 16, wl)
+			run := func(art, isa string) [][]float32 {
+				t.Setenv(runtime.ISAEnv, isa)
+				bin := filepath.Join(art, compiler.GoBinary)
+				require.Equal(t, isa, binaryISA(t, bin, art), "LLMC_ISA=%s", isa)
+				return scoreWithBinary(t, bin, art, seq)
+			}
+			ref := run(narrow, runtime.ISAAVX2)
+			for _, isa := range []string{runtime.ISAAVX512, runtime.ISAScalar} {
+				got := run(wide, isa)
+				for p := range ref {
+					for i := range ref[p] {
+						require.InDelta(t, ref[p][i], got[p][i], 1e-3*max(1, math.Abs(float64(ref[p][i]))), "%s: position %d, logit %d", isa, p, i)
+					}
+				}
+			}
+		})
+	}
+}

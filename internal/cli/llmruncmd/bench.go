@@ -237,7 +237,12 @@ func (b *benchFlags) result(e *engine.Engine, path string, threads int) *BenchRe
 	if e.Manifest != nil {
 		r.Kind = "artifact (" + e.Manifest.Backend + ")"
 		if lp := b.common.linked; lp != nil && lp.ISA != nil {
+			// The kernels the executable chose; sixteen-lane dots when they
+			// are its AVX-512 ones.
 			r.ISA = lp.ISA()
+			if n := e.Manifest.Backends.Lanes; n > 8 && r.ISA == runtime.ISAAVX512 {
+				r.ISA = fmt.Sprintf("%s (%d-lane dots)", r.ISA, n)
+			}
 		}
 		if r.ISA == "" {
 			// The native code's instruction set, and which integer dot
