@@ -11,7 +11,7 @@
 //
 // A program lowered with kir.Options.Wide has sixteen-lane dot products
 // in its float linears. The vector file then maps f32x16 to
-// archsimd.Float32x16 (EVEX: VFMADD231PS on ZMM registers) and is an
+// archsimd.Float32x16 (EVEX: VFMADD213PS on ZMM registers) and is an
 // AVX-512 file: it runs where the CPU has AVX-512 F, CD, BW, DQ and VL
 // (archsimd.X86.AVX512) and LLMC_ISA allows avx512, and the generic
 // kernels run elsewhere. Everything but the linears' dots stays on eight
