@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -44,13 +42,9 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	res := make([]uint32, len(out))
-	for i, x := range out {
-		res[i] = math.Float32bits(x)
-	}
-	json.NewEncoder(os.Stdout).Encode(map[string]any{"isa": kernels.Linked.ISA(), "out": res})
+	report(out, kernels.Linked.ISA())
 }
-`
+` + reportFunc
 
 // TestIntDotMatchesMachine builds codegen/llvm's q8_0-, q4_0- and
 // q4_k-intdot cases (a serial phase quantising two input rows to int8
@@ -127,20 +121,9 @@ func intDotMatchesMachine(t *testing.T, f wformat.Format) {
 		require.NoError(t, err)
 		for _, isa := range []string{"avx2", "scalar"} {
 			t.Run(fmt.Sprintf("%s/set%d", isa, set), func(t *testing.T) {
-				cmd := exec.Command(bin, string(arg), fmt.Sprint(set))
-				cmd.Env = append(os.Environ(), "LLMC_ISA="+isa)
-				out, err := cmd.Output()
-				require.NoError(t, err)
-				var res struct {
-					ISA string   `json:"isa"`
-					Out []uint32 `json:"out"`
-				}
-				require.NoError(t, json.Unmarshal(out, &res), "%s", out)
-				if res.ISA != isa {
-					t.Skipf("LLMC_ISA=%s runs the %s kernels on this CPU", isa, res.ISA)
-				}
-				require.Len(t, res.Out, len(want))
-				for j, b := range res.Out {
+				got := runKernels(t, bin, isa, string(arg), fmt.Sprint(set))
+				require.Len(t, got, len(want))
+				for j, b := range got {
 					require.Equal(t, math.Float32bits(want[j]), b, "output %d: generated Go %g, kir.Machine %g", j, math.Float32frombits(b), want[j])
 				}
 			})

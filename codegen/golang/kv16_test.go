@@ -45,13 +45,9 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	res := make([]uint32, len(out))
-	for i, x := range out {
-		res[i] = math.Float32bits(x)
-	}
-	json.NewEncoder(os.Stdout).Encode(map[string]any{"isa": kernels.Linked.ISA(), "out": res})
+	report(out, kernels.Linked.ISA())
 }
-`
+` + reportFunc
 
 // TestKV16MatchesMachine builds testdata/kv16's program (a bf16 and an
 // f16 state written by vector and scalar stores and read back) with
@@ -77,20 +73,9 @@ func TestKV16MatchesMachine(t *testing.T) {
 	require.NoError(t, err)
 	for _, isa := range []string{"avx2", "scalar"} {
 		t.Run(isa, func(t *testing.T) {
-			cmd := exec.Command(bin, string(arg))
-			cmd.Env = append(os.Environ(), "LLMC_ISA="+isa)
-			out, err := cmd.Output()
-			require.NoError(t, err)
-			var res struct {
-				ISA string   `json:"isa"`
-				Out []uint32 `json:"out"`
-			}
-			require.NoError(t, json.Unmarshal(out, &res), "%s", out)
-			if res.ISA != isa {
-				t.Skipf("LLMC_ISA=%s runs the %s kernels on this CPU", isa, res.ISA)
-			}
-			require.Len(t, res.Out, len(want))
-			for i, b := range res.Out {
+			got := runKernels(t, bin, isa, string(arg))
+			require.Len(t, got, len(want))
+			for i, b := range got {
 				got := math.Float32frombits(b)
 				if b != math.Float32bits(want[i]) && !(math.IsNaN(float64(got)) && math.IsNaN(float64(want[i]))) {
 					t.Errorf("arena[%d]: generated Go %g (%#08x), kir.Machine %g (%#08x)", i, got, b, want[i], math.Float32bits(want[i]))
@@ -111,6 +96,38 @@ func TestKV16MatchesMachine(t *testing.T) {
 		}
 	}
 	require.Greater(t, differs, 8, "the values must round differently from truncation")
+}
+
+// reportFunc ends the main of each program these tests build: it prints
+// the kernels' ISA and the output bits as JSON, which runKernels reads.
+const reportFunc = `
+func report(out []float32, isa string) {
+	res := make([]uint32, len(out))
+	for i, x := range out {
+		res[i] = math.Float32bits(x)
+	}
+	json.NewEncoder(os.Stdout).Encode(map[string]any{"isa": isa, "out": res})
+}
+`
+
+// runKernels runs an executable of buildProgram with args under
+// LLMC_ISA=isa and returns the output bits its main reports; it skips the
+// test when the executable runs other kernels than isa's on this CPU.
+func runKernels(t *testing.T, bin, isa string, args ...string) []uint32 {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "LLMC_ISA="+isa)
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	var res struct {
+		ISA string   `json:"isa"`
+		Out []uint32 `json:"out"`
+	}
+	require.NoError(t, json.Unmarshal(out, &res), "%s", out)
+	if res.ISA != isa {
+		t.Skipf("LLMC_ISA=%s runs the %s kernels on this CPU", isa, res.ISA)
+	}
+	return res.Out
 }
 
 // buildProgram emits p's Go kernels as package kernels of a module named

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -48,13 +46,9 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	res := make([]uint32, len(out))
-	for i, x := range out {
-		res[i] = math.Float32bits(x)
-	}
-	json.NewEncoder(os.Stdout).Encode(map[string]any{"isa": kernels.Linked.ISA(), "out": res})
+	report(out, kernels.Linked.ISA())
 }
-`
+` + reportFunc
 
 // TestWideMatchesMachine builds testdata/wide's program (sixteen-lane
 // loads of f32, bf16 and f16 buffers, broadcasts, arithmetic, hsum and a
@@ -95,20 +89,9 @@ func TestWideMatchesMachine(t *testing.T) {
 	require.NoError(t, err)
 	for _, isa := range []string{"avx512", "scalar"} {
 		t.Run(isa, func(t *testing.T) {
-			cmd := exec.Command(bin, string(a1), string(a2))
-			cmd.Env = append(os.Environ(), "LLMC_ISA="+isa)
-			out, err := cmd.Output()
-			require.NoError(t, err)
-			var res struct {
-				ISA string   `json:"isa"`
-				Out []uint32 `json:"out"`
-			}
-			require.NoError(t, json.Unmarshal(out, &res), "%s", out)
-			if res.ISA != isa {
-				t.Skipf("LLMC_ISA=%s runs the %s kernels on this CPU", isa, res.ISA)
-			}
-			require.Len(t, res.Out, len(want))
-			for i, b := range res.Out {
+			got := runKernels(t, bin, isa, string(a1), string(a2))
+			require.Len(t, got, len(want))
+			for i, b := range got {
 				if b != math.Float32bits(want[i]) {
 					t.Errorf("arena[%d]: generated Go %g (%#08x), kir.Machine %g (%#08x)", i, math.Float32frombits(b), b, want[i], math.Float32bits(want[i]))
 				}
