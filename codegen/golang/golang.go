@@ -1072,9 +1072,7 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 		}
 		return jen.Id("splat8").Call(g.expr(e.X, simd))
 	case *kir.HSum:
-		if simd {
-			return g.uexpr(e)
-		}
+		// In a vector phase a sum is a uniform vector (uexpr, above).
 		return jen.Id(fmt.Sprintf("hsum%dg", lanesOf(e.X.Type()))).Call(g.expr(e.X, simd))
 	case *kir.HMax:
 		if simd {
