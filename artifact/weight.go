@@ -24,7 +24,7 @@ type Weight struct {
 	// BF16 above says bfloat16, as before.
 	Format wformat.Format `json:"format,omitempty"`
 	// Interleave, when set (wformat.Group), says the kernels read this
-	// Q4_0 or Q8_0 weight with its rows interleaved in groups
+	// Q4_0, Q8_0 or Q4_K weight with its rows interleaved in groups
 	// (wformat.Interleave): the stored weights are in the plain
 	// layout, and the loader moves them as it copies them.
 	Interleave int `json:"interleave,omitempty"`

@@ -67,7 +67,7 @@ func FillBlocks(w *artifact.Weight, ws WeightSource, dst []byte) error {
 			return fmt.Errorf("weight %s: %w", w.Name, err)
 		}
 	default:
-		return fmt.Errorf("weight %s: rows interleaved by %d in %s: this runtime interleaves q4_0 and q8_0 by %d", w.Name, w.Interleave, f, wformat.Group)
+		return fmt.Errorf("weight %s: rows interleaved by %d in %s: this runtime interleaves q4_0, q8_0 and q4_k by %d", w.Name, w.Interleave, f, wformat.Group)
 	}
 	return nil
 }
