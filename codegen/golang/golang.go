@@ -1105,7 +1105,7 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 		return jen.Id(name+"g").Call(jen.Id(d.W.Name), g.expr(d.WOff, simd), jen.Id(d.X.Name+"_b"), g.expr(d.XOff, simd))
 	}
 	switch e.(type) {
-	case *kir.DotBF16, *kir.DotCols, *kir.ColScales, *kir.Halves:
+	case *kir.DotBF16, *kir.DotCols, *kir.ColScales, *kir.ColBits, *kir.Halves:
 		panic(emitError{fmt.Errorf("%s: %s", e, noAVX512Dots)})
 	}
 	panic(emitError{fmt.Errorf("unknown expression %T (%v)", e, e)})

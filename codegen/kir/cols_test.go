@@ -9,7 +9,7 @@ import (
 )
 
 // colsProgram lowers y[rows, out] = x[rows, in]·wᵀ + r (a residual) for
-// a Q4_0 or Q8_0 weight read with interleaved rows (linearCols), x at
+// a Q4_0, Q8_0 or Q4_K weight read with interleaved rows (linearCols), x at
 // arena[0], y after it and r after y.
 func colsProgram(t *testing.T, f wformat.Format, rows, in, out int) *Program {
 	t.Helper()
@@ -33,28 +33,45 @@ func colsProgram(t *testing.T, f wformat.Format, rows, in, out int) *Program {
 	return finishBlockProgram(t, l, I(rows*in), []int{rows, out})
 }
 
-// TestLinearCols runs the interleaved-rows Q4_0 and Q8_0 lowering on
-// Machine, with the weight moved by wformat.Interleave, against the
+// TestLinearCols runs the interleaved-rows Q4_0, Q8_0 and Q4_K lowering
+// on Machine, with the weight moved by wformat.Interleave, against the
 // integer-dot definition (x quantised per block of 32, y = Σ_b
-// d_w·d_x·Σ q_w·q_x with the weights' quants signed, plus the residual),
-// for whole tiles of eight rows, rest rows, single rows (decode), a padded
-// last block and one and two groups of columns; and checks that the weight
-// is marked interleaved.
+// d_w·d_x·Σ q_w·q_x with the weights' quants signed, less, for Q4_K,
+// each sub-block's min times d_x·Σq_x, plus the residual), for whole
+// tiles of eight rows, rest rows, single rows (decode), a padded last
+// block (Q4_K's: short, of one to three pairs of sub-blocks, the last
+// sub-block partial or not there) and one and two groups of columns; and
+// checks that the weight is marked interleaved.
 func TestLinearCols(t *testing.T) {
-	for _, f := range []wformat.Format{wformat.Q4_0, wformat.Q8_0} {
-		testLinearCols(t, f)
+	blocks := []colsShape{{1, 64, 16}, {8, 64, 32}, {12, 72, 16}, {3, 300, 32}, {16, 32, 16}}
+	for _, c := range []struct {
+		f      wformat.Format
+		shapes []colsShape
+	}{
+		{wformat.Q4_0, blocks},
+		{wformat.Q8_0, blocks},
+		{wformat.Q4_K, []colsShape{{1, 256, 16}, {8, 512, 32}, {12, 300, 16}, {3, 64, 32}, {16, 172, 16}, {1, 160, 16}}},
+	} {
+		testLinearCols(t, c.f, c.shapes)
 	}
 }
 
-func testLinearCols(t *testing.T, f wformat.Format) {
+// colsShape is a linear's rows of input, in columns and out columns.
+type colsShape struct{ rows, in, out int }
+
+func testLinearCols(t *testing.T, f wformat.Format, shapes []colsShape) {
 	zero := map[wformat.Format]float64{wformat.Q4_0: 8, wformat.Q8_0: 128}[f]
-	for _, c := range []struct{ rows, in, out int }{{1, 64, 16}, {8, 64, 32}, {12, 72, 16}, {3, 300, 32}, {16, 32, 16}} {
+	for _, c := range shapes {
 		p := colsProgram(t, f, c.rows, c.in, c.out)
 		if p.Weights[0].Interleave != wformat.Group {
 			t.Fatalf("%+v: the weight is not marked interleaved", c)
 		}
 		text := Print(p)
-		for _, want := range []string{"dotcols(w_0[", "colscales(w_0[", "store16 arena[", "interleaved 16"} {
+		wants := []string{"dotcols(w_0[", "colscales(w_0[", "store16 arena[", "interleaved 16"}
+		if f == wformat.Q4_K {
+			wants = append(wants, "dotcolshi(w_0[", "colbits(w_0[")
+		}
+		for _, want := range wants {
 			if !strings.Contains(text, want) {
 				t.Fatalf("%+v: no %q in\n%s", c, want, text)
 			}
@@ -106,14 +123,15 @@ func testLinearCols(t *testing.T, f wformat.Format) {
 			for n := range c.out {
 				want, mag := float64(res(s, n)), math.Abs(float64(res(s, n)))
 				for b := range nb {
-					dw, _, quant := blockOf(f, q, c.in, n, b)
-					var sum int32
+					dw, dmin, quant := blockOf(f, q, c.in, n, b)
+					var sum, sumx int32
 					for k := range 32 {
 						sum += quant(k) * int32(qx[b*32+k])
+						sumx += int32(qx[b*32+k])
 					}
-					term := float64(dw*dx[b]) * float64(sum)
+					term := float64(dw*dx[b])*float64(sum) - float64(dmin*dx[b])*float64(sumx)
 					want += term
-					mag += math.Abs(term) + math.Abs(float64(dw*dx[b]))*zero*32*127
+					mag += math.Abs(term) + math.Abs(float64(dw*dx[b]))*zero*32*127 + math.Abs(float64(dmin*dx[b]*float32(sumx)))
 				}
 				if g := float64(got[s*c.out+n]); math.Abs(g-want) > 1e-6*(1+mag) {
 					t.Fatalf("%s %+v: y[%d, %d] = %g, want %g", f, c, s, n, g, want)
@@ -145,7 +163,7 @@ func TestColsLowering(t *testing.T) {
 	text := Print(colsProgram(t, wformat.Q4_0, 1, 64, 16))
 	verifyMutation(t, text, "doti4 of interleaved rows", "dotcols(w_0[(((g", "doti4(w_0[(((g", "has interleaved rows")
 	verifyMutation(t, text, "dotcols of plain rows", "weight #0 w q4_0[16, 64] interleaved 16", "weight #0 w q4_0[16, 64]", "not a weight with interleaved rows")
-	verifyMutation(t, text, "interleaved q8_0", "weight #0 w q4_0[16, 64] interleaved 16", "weight #0 w q4_0[16, 64] interleaved 8", "only q4_0 and q8_0 rows are, 16 at a time")
+	verifyMutation(t, text, "interleaved q8_0", "weight #0 w q4_0[16, 64] interleaved 16", "weight #0 w q4_0[16, 64] interleaved 8", "only q4_0, q8_0 and q4_k rows are, 16 at a time")
 }
 
 // TestNewVarSkipsReserved: generated names never take one kir.Verify

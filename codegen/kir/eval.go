@@ -387,6 +387,11 @@ func (f *frame) wide(e Expr) [16]float32 {
 		for c := range out {
 			out[c] = f16At(w, o+2*c)
 		}
+	case *ColBits:
+		w, o := f.m.Blocks[e.W.Index], f.int(e.Off)
+		for c := range out {
+			out[c] = float32(w[o+c] >> e.Shift & (1<<e.Bits - 1))
+		}
 	case *Halves:
 		lo, hi := f.f32(e.Lo), f.f32(e.Hi)
 		for i := range 8 {

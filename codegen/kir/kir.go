@@ -34,7 +34,8 @@ const (
 	F32x8             // eight float32 lanes
 	// F32x16 is sixteen float32 lanes, for dot products: loads
 	// (Load.Wide), broadcasts, Halves, pairs of integer dots (DotI8.Pair),
-	// a group's column dots and scales (DotCols, ColScales), +, -, *, fma,
+	// a group's column dots, scales and bit fields (DotCols, ColScales,
+	// ColBits), +, -, *, fma,
 	// hsum, and stores to f32 buffers; no calls or other reductions
 	// (kir.Verify refuses them).
 	F32x16
@@ -622,36 +623,56 @@ func (d *DotI8) String() string {
 	return fmt.Sprintf("%s(%s[%s], %s[%s])", name, d.W, d.WOff, d.X, d.XOff)
 }
 
-// DotCols is the integer dot products of one block of a group of
-// wformat.Group interleaved Q4_0 or Q8_0 weight rows (wformat.Interleave)
-// with one block of 32 int8s at byte XOff of scratch X: lane c is
-// Σ_{k<32} q_c[k]·x[k], q_c[k] row c's unsigned quant (Q4_0's nibble, or
-// Q8_0's int8 plus 128: the zero point, 8 or 128, not taken off), summed
-// in int32 and converted. WOff is the byte offset of the group block's
-// quants (its chunks of 64 bytes, wformat.GroupQuants past its start).
-// With VNNI, eight vpdpbusd into one accumulator: Q4_0's chunk k's low
-// and high nibbles (quants 4k..4k+3 and 16+4k.. of each row), or Q8_0's
-// chunk k xor 0x80, times x's dword of the same quants broadcast.
+// DotCols is the integer dot products of one block of 32 quants of a
+// group of wformat.Group interleaved Q4_0, Q8_0 or Q4_K weight rows
+// (wformat.Interleave) with one block of 32 int8s at byte XOff of scratch
+// X: lane c is Σ_{k<32} q_c[k]·x[k], q_c[k] row c's unsigned quant (Q4_0's
+// nibble, or Q8_0's int8 plus 128: the zero point, 8 or 128, not taken
+// off; Q4_K's nibble), summed in int32 and converted. WOff is the byte
+// offset of the quants' chunks of 64 bytes: a Q4_0 or Q8_0 group block's
+// (wformat.GroupQuants past its start), or the eight of a Q4_K pair of
+// sub-blocks, whose low nibbles are the even sub-block's quants and whose
+// high nibbles (High) the odd one's. With VNNI, eight vpdpbusd into one
+// accumulator: Q4_0's chunk k's low and high nibbles (quants 4k..4k+3 and
+// 16+4k.. of each row), Q8_0's chunk k xor 0x80, or Q4_K's chunk k's low
+// or high nibbles, times x's dword of the same quants broadcast.
 type DotCols struct {
 	W    *Buffer
 	WOff Expr
 	X    *Buffer
 	XOff Expr
+	High bool // Q4_K only: the high nibbles
 }
 
 func (*DotCols) Type() Type { return F32x16 }
 func (d *DotCols) String() string {
-	return fmt.Sprintf("dotcols(%s[%s], %s[%s])", d.W, d.WOff, d.X, d.XOff)
+	name := "dotcols"
+	if d.High {
+		name = "dotcolshi"
+	}
+	return fmt.Sprintf("%s(%s[%s], %s[%s])", name, d.W, d.WOff, d.X, d.XOff)
 }
 
 // WBytes is how many bytes of W the dot reads.
-func (d *DotCols) WBytes() int { return d.W.Format.GroupBytes() - wformat.GroupQuants }
+func (d *DotCols) WBytes() int {
+	if d.W.Format == wformat.Q4_K {
+		return 8 * 64
+	}
+	return d.W.Format.GroupBytes() - wformat.GroupQuants
+}
 
-// Weight is quant k < 32 of row c of the group, from the group block's
-// quant bytes w, unsigned.
+// Weight is quant k < 32 of row c of the group, from the dot's quant
+// bytes w, unsigned.
 func (d *DotCols) Weight(w []byte, c, k int) int32 {
-	if d.W.Format == wformat.Q8_0 {
+	switch d.W.Format {
+	case wformat.Q8_0:
 		return int32(int8(w[64*(k/4)+4*c+k%4])) + 128
+	case wformat.Q4_K:
+		var sh uint
+		if d.High {
+			sh = 4
+		}
+		return int32(w[64*(k/4)+4*c+k%4] >> sh & 15)
 	}
 	off, sh := wformat.Q4_0Nibble(k)
 	return int32(w[64*(off/4)+4*c+off%4] >> sh & 15)
@@ -667,6 +688,22 @@ type ColScales struct {
 func (*ColScales) Type() Type { return F32x16 }
 func (s *ColScales) String() string {
 	return fmt.Sprintf("colscales(%s[%s])", s.W, s.Off)
+}
+
+// ColBits is sixteen bit fields of the bytes at byte Off of an
+// interleaved weight, as f32: lane c is (W[Off+c] >> Shift) & (2^Bits −
+// 1). Lowering builds a Q4_K group's 6-bit scales and mins from them
+// (wformat.Q4_KGroupScales): a vector load of sixteen bytes, widened,
+// shifted, masked and converted.
+type ColBits struct {
+	W           *Buffer
+	Off         Expr
+	Shift, Bits int
+}
+
+func (*ColBits) Type() Type { return F32x16 }
+func (b *ColBits) String() string {
+	return fmt.Sprintf("colbits(%s[%s], %d, %d)", b.W, b.Off, b.Shift, b.Bits)
 }
 
 // Halves is the f32x16 whose lanes 0-7 are Lo and lanes 8-15 Hi, two

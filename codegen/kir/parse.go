@@ -719,10 +719,20 @@ func (p *parser) expr() Expr {
 		d.W, d.WOff, d.X, d.XOff = p.dotOperands()
 		return d
 	}
-	if name == "dotcols" && p.accept("(") {
-		d := &DotCols{}
+	if (name == "dotcols" || name == "dotcolshi") && p.accept("(") {
+		d := &DotCols{High: name == "dotcolshi"}
 		d.W, d.WOff, d.X, d.XOff = p.dotOperands()
 		return d
+	}
+	if name == "colbits" && p.accept("(") {
+		b := &ColBits{W: p.buf()}
+		b.Off = p.index()
+		p.expect(",")
+		b.Shift = p.int()
+		p.expect(",")
+		b.Bits = p.int()
+		p.expect(")")
+		return b
 	}
 	if name == "colscales" && p.accept("(") {
 		s := &ColScales{W: p.buf()}

@@ -585,7 +585,7 @@ func (v *verifier) buffer(b *Buffer) {
 			v.errorf("buffer %s has %d elements but weight #%d %s [%d, %d] has %d", b.Name, b.Len, b.Index, w.Name, w.Rows, w.Cols, w.Rows*w.Cols)
 		}
 		if w.Interleave != 0 && (w.Interleave != wformat.Group || !w.Fmt().Interleaves() || w.Rows%wformat.Group != 0) {
-			v.errorf("weight #%d %s, %s [%d, %d], interleaved by %d: only q4_0 and q8_0 rows are, %d at a time", b.Index, w.Name, w.Fmt(), w.Rows, w.Cols, w.Interleave, wformat.Group)
+			v.errorf("weight #%d %s, %s [%d, %d], interleaved by %d: only q4_0, q8_0 and q4_k rows are, %d at a time", b.Index, w.Name, w.Fmt(), w.Rows, w.Cols, w.Interleave, wformat.Group)
 		}
 	case State:
 		if b.Index < 0 || b.Index >= len(v.p.States) || v.p.States[b.Index] == nil {
@@ -803,8 +803,31 @@ func (v *verifier) typ(e Expr) Type {
 			v.errorf("%s: %s is not a weight with interleaved rows", exprString(e), e.W.Name)
 			return bad
 		}
+		if e.High && e.W.Format != wformat.Q4_K {
+			v.errorf("%s: only q4_k's dots take the high nibbles, not %s's", exprString(e), e.W.Format)
+		}
 		if !v.dotOperands(e, e.W, e.WOff, e.WBytes(), e.X, e.XOff, DotI8Len, "dotcols") {
 			return bad
+		}
+		return F32x16
+	case *ColBits:
+		if e == nil || e.W == nil {
+			v.errorf("colbits of a nil buffer")
+			return bad
+		}
+		v.buffer(e.W)
+		if !v.interleaved(e.W) {
+			v.errorf("%s: %s is not a weight with interleaved rows", exprString(e), e.W.Name)
+			return bad
+		}
+		if e.Shift < 0 || e.Bits < 1 || e.Shift+e.Bits > 8 {
+			v.errorf("%s: bits %d..%d of a byte", exprString(e), e.Shift, e.Shift+e.Bits-1)
+		}
+		if t := v.typ(e.Off); t != Int && t != bad {
+			v.errorf("offset %s is %s, not int", exprString(e.Off), t)
+		}
+		if e.Off != nil {
+			v.bounds(e.W, e.Off, wformat.Group, "colbits")
 		}
 		return F32x16
 	case *ColScales:
@@ -992,7 +1015,7 @@ func (v *verifier) interleaved(b *Buffer) bool {
 }
 
 func interleavedOnly(b *Buffer) string {
-	return fmt.Sprintf("weight %s has interleaved rows, which only dotcols and colscales read", b.Name)
+	return fmt.Sprintf("weight %s has interleaved rows, which only dotcols, colscales and colbits read", b.Name)
 }
 
 func (v *verifier) unary(e, x Expr, in, out Type) Type {

@@ -62,6 +62,8 @@ func WalkExpr(e Expr, f func(Expr)) {
 		WalkExpr(e.XOff, f)
 	case *ColScales:
 		WalkExpr(e.Off, f)
+	case *ColBits:
+		WalkExpr(e.Off, f)
 	case *Halves:
 		WalkExpr(e.Lo, f)
 		WalkExpr(e.Hi, f)
@@ -115,6 +117,8 @@ func WalkBuffers(ss []Stmt, f func(*Buffer)) {
 			f(e.W)
 			f(e.X)
 		case *ColScales:
+			f(e.W)
+		case *ColBits:
 			f(e.W)
 		}
 	}, func(s *Store) { f(s.Buf) })

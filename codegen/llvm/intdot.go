@@ -201,9 +201,9 @@ func (fb *fn) dotI8(e *kir.DotI8) value.Value {
 	return fb.cur.NewSIToFP(lanes, v16)
 }
 
-// dotCols prints a kir.DotCols: for each of the group block's chunks of
-// 64 bytes, Q4_0's low and high nibbles (a vpand, and a vpsrlw by 4 then
-// a vpand) or Q8_0's bytes xor 0x80, times the input's dword of the same
+// dotCols prints a kir.DotCols: for each of its chunks of 64 bytes,
+// Q4_0's low and high nibbles (a vpand, and a vpsrlw by 4 then a vpand),
+// Q8_0's bytes xor 0x80 or Q4_K's low or high nibbles, times the input's dword of the same
 // four quants broadcast to every lane: with VNNI eight vpdpbusd into one
 // accumulator, in the other forms the products widened to i32 and each
 // lane's four added.
@@ -237,19 +237,26 @@ func (fb *fn) dotCols(e *kir.DotCols) value.Value {
 		k int64       // the input's dword they multiply
 	}
 	var parts []part
-	for g := range int64(e.W.Format.GroupChunks()) {
+	for g := range int64(e.WBytes() / 64) {
 		p := fb.cur.NewBitCast(fb.bytePtr(e.W, kir.IAdd(e.WOff, kir.I(int(64*g)))), types.NewPointer(v64i8))
 		chunk := fb.cur.NewLoad(v64i8, p)
 		chunk.Align = 1
-		if e.W.Format == wformat.Q8_0 {
+		lo := func() value.Value { return fb.cur.NewAnd(chunk, splat8(15)) }
+		hi := func() value.Value {
+			shifted := fb.cur.NewLShr(fb.cur.NewBitCast(chunk, v32i16), constant.NewVector(v32i16, fours...))
+			return fb.cur.NewAnd(fb.cur.NewBitCast(shifted, v64i8), splat8(15))
+		}
+		switch {
+		case e.W.Format == wformat.Q8_0:
 			// int8 + 128 = the byte xor 0x80.
 			parts = append(parts, part{fb.cur.NewXor(chunk, splat8(-128)), g})
-			continue
+		case e.W.Format == wformat.Q4_K && e.High:
+			parts = append(parts, part{hi(), g})
+		case e.W.Format == wformat.Q4_K:
+			parts = append(parts, part{lo(), g})
+		default:
+			parts = append(parts, part{lo(), g}, part{hi(), 4 + g})
 		}
-		lo := fb.cur.NewAnd(chunk, splat8(15))
-		shifted := fb.cur.NewLShr(fb.cur.NewBitCast(chunk, v32i16), constant.NewVector(v32i16, fours...))
-		hi := fb.cur.NewAnd(fb.cur.NewBitCast(shifted, v64i8), splat8(15))
-		parts = append(parts, part{lo, g}, part{hi, 4 + g})
 	}
 	var acc value.Value = constant.NewZeroInitializer(v16i)
 	for _, part := range parts {
@@ -266,6 +273,29 @@ func (fb *fn) dotCols(e *kir.DotCols) value.Value {
 		acc = sum
 	}
 	return fb.cur.NewSIToFP(acc, v16)
+}
+
+// colBits prints a kir.ColBits: sixteen bytes loaded, widened to i32
+// (vpmovzxbd), shifted and masked, converted to float.
+func (fb *fn) colBits(e *kir.ColBits) value.Value {
+	v16i8 := types.NewVector(16, types.I8)
+	ld := fb.cur.NewLoad(v16i8, fb.cur.NewBitCast(fb.bytePtr(e.W, e.Off), types.NewPointer(v16i8)))
+	ld.Align = 1
+	splat := func(n int64) constant.Constant {
+		c := make([]constant.Constant, 16)
+		for i := range c {
+			c[i] = constant.NewInt(types.I32, n)
+		}
+		return constant.NewVector(v16i, c...)
+	}
+	var x value.Value = fb.cur.NewZExt(ld, v16i)
+	if e.Shift > 0 {
+		x = fb.cur.NewLShr(x, splat(int64(e.Shift)))
+	}
+	if e.Shift+e.Bits < 8 {
+		x = fb.cur.NewAnd(x, splat(1<<e.Bits-1))
+	}
+	return fb.cur.NewUIToFP(x, v16)
 }
 
 // vpdpbusd512 is vpdpbusd on 512-bit vectors (AVX-512 VNNI).

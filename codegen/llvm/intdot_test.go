@@ -69,13 +69,12 @@ func TestIntDotMatchesMachine(t *testing.T) {
 			// And with kir.Options.Wide: the tiles' dots in pairs of blocks.
 			t.Run(f.String()+"-pairs/"+string(form), func(t *testing.T) { intDotMatchesMachine(t, tc, f, f.String()+"-intdot-pairs-vnni", form) })
 		}
-		// Q4_0's decode rows in pairs too, and Q4_0 with interleaved
-		// weight rows (kir.linearCols), prefill and decode.
-		for _, name := range []string{"q4_0-intdot-pair-row-vnni", "q4_0-intdot-cols-vnni", "q4_0-intdot-cols-row-vnni", "q8_0-intdot-cols-vnni"} {
-			f := wformat.Q4_0
-			if strings.HasPrefix(name, "q8_0") {
-				f = wformat.Q8_0
-			}
+		// Q4_0's decode rows in pairs too, and Q4_0, Q8_0 and Q4_K with
+		// interleaved weight rows (kir.linearCols), prefill and decode.
+		for _, name := range []string{"q4_0-intdot-pair-row-vnni", "q4_0-intdot-cols-vnni", "q4_0-intdot-cols-row-vnni", "q8_0-intdot-cols-vnni",
+			"q4_k-intdot-cols-vnni", "q4_k-intdot-cols-row-vnni"} {
+			f, err := wformat.Parse(name[:4])
+			require.NoError(t, err)
 			t.Run(f.String()+"-"+strings.TrimSuffix(strings.TrimPrefix(name[5:], "intdot-"), "-vnni")+"/"+string(form), func(t *testing.T) { intDotMatchesMachine(t, tc, f, name, form) })
 		}
 	}

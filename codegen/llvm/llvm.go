@@ -1026,6 +1026,8 @@ func (fb *fn) expr(e kir.Expr) value.Value {
 		ld := fb.cur.NewLoad(h16, fb.cur.NewBitCast(fb.elemPtr(e.W, e.Off), types.NewPointer(h16)))
 		ld.Align = 1
 		return fb.cur.NewFPExt(ld, v16)
+	case *kir.ColBits:
+		return fb.colBits(e)
 	case *kir.Halves:
 		lo, hi := fb.expr(e.Lo), fb.expr(e.Hi)
 		if !lo.Type().Equal(f32) || !hi.Type().Equal(f32) {

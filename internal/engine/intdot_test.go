@@ -102,7 +102,8 @@ func intDotForms(t *testing.T, format string, maxLogitDiff, nllBound float64, fo
 	var firstDecode [][]float32
 	// firstApart: firstDecode's decode was lowered apart from the other
 	// forms' (VNNI with sixteen lanes: Q4_0's and Q8_0's linears on
-	// interleaved rows, or in pairs of blocks, the zero point off apart).
+	// interleaved rows, or in pairs of blocks, the zero point off apart;
+	// Q4_K's on interleaved rows).
 	var firstApart bool
 	for _, f := range forms {
 		t.Run(string(f.want), func(t *testing.T) {
@@ -123,7 +124,7 @@ func intDotForms(t *testing.T, format string, maxLogitDiff, nllBound float64, fo
 			t.Logf("%s: NLL %.5f (f32 %.5f, %+.3f%%), max |Δlogit| from --float-dot %.4f", f.want, mq, mf, 100*(mq/mf-1), maxDiff)
 			require.Less(t, maxDiff, maxLogitDiff, "logits against the float path")
 			require.LessOrEqual(t, mq, mf*(1+nllBound), "NLL against f32's")
-			apart := f.want == llvm.DotVNNI && e.Manifest.Backends.Lanes == 16 && format != "q4_k"
+			apart := f.want == llvm.DotVNNI && e.Manifest.Backends.Lanes == 16
 			if firstDecode == nil {
 				firstDecode, firstApart = d, apart
 			}
