@@ -777,6 +777,19 @@ func rowTile(rows int) int {
 	return 1
 }
 
+// rowTiles is the loops of a linear over its real token rows: whole tiles
+// of t rows from sv, then the rest one at a time from s1, each loop inside
+// wrap (nil: none; the integer-dot prefill puts them in its loop over a
+// block of columns).
+func rowTiles(sv, s1 *Var, real Expr, t int, tile func(row Expr, n int) []Stmt, wrap func([]Stmt) []Stmt) []Stmt {
+	if wrap == nil {
+		wrap = func(s []Stmt) []Stmt { return s }
+	}
+	tiles := IMul(IDiv(real, I(t)), I(t))
+	whole := &For{Var: sv, Lo: I(0), Hi: tiles, Step: t, Body: wrap(tile(sv, t))}
+	return append([]Stmt{whole}, wrap([]Stmt{&For{Var: s1, Lo: tiles, Hi: real, Step: 1, Body: tile(s1, 1)}})...)
+}
+
 // linearTiled lowers a linear of several token rows with long weight rows
 // (in a multiple of 8) as register tiles of t rows by one output column,
 // or four (two when the columns are not a multiple of four) when there are
@@ -841,12 +854,7 @@ func (l *lowerer) linearTiled(x, w, out view, extra, bias *view, col, sv *Var, t
 		return stmts
 	}
 	real := IMin(I(rows), l.length)
-	tiles := IMul(IDiv(real, I(t)), I(t))
-	s1 := l.newVar("s", Int)
-	stmts := []Stmt{
-		&For{Var: sv, Lo: I(0), Hi: tiles, Step: t, Body: tile(sv, t)},
-		&For{Var: s1, Lo: tiles, Hi: real, Step: 1, Body: tile(s1, 1)},
-	}
+	stmts := rowTiles(sv, l.newVar("s", Int), real, t, tile, nil)
 	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: col, N: I(outN / cols), Work: IMul(I(outN*in), real), Grain: 1, Body: stmts})
 }
 

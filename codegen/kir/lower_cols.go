@@ -95,15 +95,11 @@ func (l *lowerer) linearCols(x, w, out view, extra, bias *view) error {
 	// while they are in cache (as linearQ8Int's colBlock).
 	ngroups := outN / group
 	blk := l.newVar("gb", Int)
-	groups := func(inner []Stmt) *For {
-		return &For{Var: g, Lo: IMul(blk, I(groupBlock)), Hi: IMin(IMul(IAdd(blk, I(1)), I(groupBlock)), I(ngroups)), Step: 1, Body: inner}
+	groups := func(inner []Stmt) []Stmt {
+		return []Stmt{&For{Var: g, Lo: IMul(blk, I(groupBlock)), Hi: IMin(IMul(IAdd(blk, I(1)), I(groupBlock)), I(ngroups)), Step: 1, Body: inner}}
 	}
 	sv, s1 := l.newVar("s", Int), l.newVar("s", Int)
-	tiles := IMul(IDiv(q.real, I(t)), I(t))
-	body := []Stmt{
-		&For{Var: sv, Lo: I(0), Hi: tiles, Step: t, Body: []Stmt{groups(tile(sv, t))}},
-		groups([]Stmt{&For{Var: s1, Lo: tiles, Hi: q.real, Step: 1, Body: tile(s1, 1)}}),
-	}
+	body := rowTiles(sv, s1, q.real, t, tile, groups)
 	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: blk, N: I((ngroups + groupBlock - 1) / groupBlock), Work: work, Grain: 1, Body: body})
 	return nil
 }

@@ -325,27 +325,20 @@ func (l *lowerer) linearQ8Int(x, w, out view, extra, bias *view) error {
 		t = 8
 	}
 	sv, s1 := l.newVar("s", Int), l.newVar("s", Int)
-	tiles := IMul(IDiv(real, I(t)), I(t))
 	if !vnni {
-		body := []Stmt{
-			&For{Var: sv, Lo: I(0), Hi: tiles, Step: t, Body: tile(sv, t)},
-			&For{Var: s1, Lo: tiles, Hi: real, Step: 1, Body: tile(s1, 1)},
-		}
+		body := rowTiles(sv, s1, real, t, tile, nil)
 		l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: col, N: I(outN), Work: work, Grain: 1, Body: body})
 		return nil
 	}
 	// Column blocks: every tile of rows meets colBlock weight rows while
 	// they are in cache, so the weight is read from memory once a call.
 	blk := l.newVar("cb", Int)
-	cols := func(inner []Stmt) *For {
-		return &For{Var: col, Lo: IMul(blk, I(colBlock)), Hi: IMin(IMul(IAdd(blk, I(1)), I(colBlock)), I(outN)), Step: 1, Body: inner}
+	cols := func(inner []Stmt) []Stmt {
+		return []Stmt{&For{Var: col, Lo: IMul(blk, I(colBlock)), Hi: IMin(IMul(IAdd(blk, I(1)), I(colBlock)), I(outN)), Step: 1, Body: inner}}
 	}
 	// The rows past the whole tiles go one at a time, each weight row
 	// read once for all of them, as without blocks.
-	body := []Stmt{
-		&For{Var: sv, Lo: I(0), Hi: tiles, Step: t, Body: []Stmt{cols(tile(sv, t))}},
-		cols([]Stmt{&For{Var: s1, Lo: tiles, Hi: real, Step: 1, Body: tile(s1, 1)}}),
-	}
+	body := rowTiles(sv, s1, real, t, tile, cols)
 	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: blk, N: I((outN + colBlock - 1) / colBlock), Work: work, Grain: 1, Body: body})
 	return nil
 }
