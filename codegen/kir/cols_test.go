@@ -102,37 +102,14 @@ func testLinearCols(t *testing.T, f wformat.Format, shapes []colsShape) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nb := (c.in + 31) / 32
 		for s := range c.rows {
-			qx := make([]int8, nb*32)
-			dx := make([]float32, nb)
-			for b := range nb {
-				var amax float32
-				for k := b * 32; k < min(c.in, b*32+32); k++ {
-					amax = max(amax, float32(math.Abs(float64(x[s*c.in+k]))))
-				}
-				dx[b] = amax / 127
-				var id float32
-				if amax > 0 {
-					id = 127 / amax
-				}
-				for k := b * 32; k < min(c.in, b*32+32); k++ {
-					qx[k] = int8(math.RoundToEven(float64(x[s*c.in+k] * id)))
-				}
-			}
+			qx, dx := refQuantRow(x[s*c.in : (s+1)*c.in])
 			for n := range c.out {
-				want, mag := float64(res(s, n)), math.Abs(float64(res(s, n)))
-				for b := range nb {
-					dw, dmin, quant := blockOf(f, q, c.in, n, b)
-					var sum, sumx int32
-					for k := range 32 {
-						sum += quant(k) * int32(qx[b*32+k])
-						sumx += int32(qx[b*32+k])
-					}
-					term := float64(dw*dx[b])*float64(sum) - float64(dmin*dx[b])*float64(sumx)
-					want += term
-					mag += math.Abs(term) + math.Abs(float64(dw*dx[b]))*zero*32*127 + math.Abs(float64(dmin*dx[b]*float32(sumx)))
-				}
+				dot, mag, scales := refIntDot(f, q, c.in, n, qx, dx)
+				// The zero point comes off the dots' sums: its products
+				// count in the magnitude too.
+				want := float64(res(s, n)) + dot
+				mag += math.Abs(float64(res(s, n))) + scales*zero*32*127
 				if g := float64(got[s*c.out+n]); math.Abs(g-want) > 1e-6*(1+mag) {
 					t.Fatalf("%s %+v: y[%d, %d] = %g, want %g", f, c, s, n, g, want)
 				}

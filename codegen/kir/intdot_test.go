@@ -62,6 +62,50 @@ func blockOf(f wformat.Format, q []byte, in, n, b int) (scale, min float32, quan
 	return f16(blk, 0), 0, func(k int) int32 { return int32(int8(blk[wformat.Q8_0Quants+k])) }
 }
 
+// refQuantRow is the reference quantisation of one row x of a linear's
+// input for integer dots: blocks of 32 (the last padded with zero quants),
+// d_x = max|x|/127, q = round(x/d_x) to even.
+func refQuantRow(x []float32) (qx []int8, dx []float32) {
+	nb := (len(x) + 31) / 32
+	qx, dx = make([]int8, nb*32), make([]float32, nb)
+	for b := range nb {
+		blk := x[b*32 : min(len(x), b*32+32)]
+		var amax float32
+		for _, v := range blk {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		dx[b] = amax / 127
+		var id float32
+		if amax > 0 {
+			id = 127 / amax
+		}
+		for k, v := range blk {
+			qx[b*32+k] = int8(math.RoundToEven(float64(v * id)))
+		}
+	}
+	return qx, dx
+}
+
+// refIntDot is output column n of a linear of weight q (f, in columns)
+// for the quantised input row qx, dx, by the integer-dot definition:
+// Σ_b d_w·d_x·Σq_w·q_x less, for Q4_K, m_w·d_x·Σq_x. mag sums the
+// magnitudes of those terms, and scales Σ_b |d_w·d_x|.
+func refIntDot(f wformat.Format, q []byte, in, n int, qx []int8, dx []float32) (want, mag, scales float64) {
+	for b := range dx {
+		dw, mw, quant := blockOf(f, q, in, n, b)
+		var sum, sumx int32
+		for k := range 32 {
+			sum += quant(k) * int32(qx[b*32+k])
+			sumx += int32(qx[b*32+k])
+		}
+		dot, zero := float64(dw*dx[b])*float64(sum), float64(mw*dx[b])*float64(sumx)
+		want += dot - zero
+		mag += math.Abs(dot) + math.Abs(zero)
+		scales += math.Abs(float64(dw * dx[b]))
+	}
+	return want, mag, scales
+}
+
 // TestLinearQ8Int runs the integer-dot Q8_0, Q4_0 and Q4_K lowering on
 // Machine against its definition: x quantised per block of 32 (d =
 // max|x|/127, q = round(x/d)), y = Σ_blocks d_w·d_x·Σ q_w·q_x (for Q4_K,
@@ -136,40 +180,13 @@ func testLinearIntDot(t *testing.T, f wformat.Format, o Options) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				nb := (in + 31) / 32
 				for s := range rows {
-					// The reference quantisation of row s.
-					qx := make([]int8, nb*32)
-					dx := make([]float32, nb)
-					for b := range nb {
-						var amax float32
-						for k := b * 32; k < min(in, b*32+32); k++ {
-							amax = max(amax, float32(math.Abs(float64(x[s*in+k]))))
-						}
-						dx[b] = amax / 127
-						var id float32
-						if amax > 0 {
-							id = 127 / amax
-						}
-						for k := b * 32; k < min(in, b*32+32); k++ {
-							qx[k] = int8(math.RoundToEven(float64(x[s*in+k] * id)))
-						}
-					}
+					qx, dx := refQuantRow(x[s*in : (s+1)*in])
 					for n := range out {
 						// mag: the terms' magnitudes, which f32 rounding
 						// is relative to (Q4_K's mins cancel much of its dots).
-						var want, mag, float, bound float64
-						for b := range nb {
-							dw, mw, quant := blockOf(f, q, in, n, b)
-							var sum, sumx int32
-							for k := range 32 {
-								sum += quant(k) * int32(qx[b*32+k])
-								sumx += int32(qx[b*32+k])
-							}
-							dot, zero := float64(dw*dx[b])*float64(sum), float64(mw*dx[b])*float64(sumx)
-							want += dot - zero
-							mag += math.Abs(dot) + math.Abs(zero)
-						}
+						want, mag, _ := refIntDot(f, q, in, n, qx, dx)
+						var float, bound float64
 						for k := range in {
 							float += float64(x[s*in+k]) * float64(deq[n*in+k])
 							// Each quant of x is off by at most half a step.
