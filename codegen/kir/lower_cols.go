@@ -188,18 +188,14 @@ func (l *lowerer) colBlocks(w *Buffer, base Expr, in int, q colsInput, row Expr,
 
 // q4kColScaleMin is sub-block j's 6-bit scales and mins of a Q4_K group
 // block, lane c row c's, as f32x16, from its interleaved scale bytes at
-// byte at (byte k of the twelve at at+16k): as q4kScaleMin, with ColBits
-// for the masks and shifts and 16·top + low, exact in f32, for the
-// joins.
+// byte at (byte k of the twelve at at+16k): q4kUnpack with ColBits for
+// the bit fields and 16·top + low, exact in f32, for the joins.
 func q4kColScaleMin(w *Buffer, at Expr, j int) (sc, m Expr) {
 	bits := func(k, shift, n int) Expr {
 		return &ColBits{W: w, Off: IAdd(at, I(wformat.Group*k)), Shift: shift, Bits: n}
 	}
-	if j < 4 {
-		return bits(j, 0, 6), bits(j+4, 0, 6)
-	}
-	sixteen := &Broadcast{X: F(16), Wide: true}
-	return &FMA{A: sixteen, B: bits(j-4, 6, 2), C: bits(j+4, 0, 4)}, &FMA{A: sixteen, B: bits(j, 6, 2), C: bits(j+4, 4, 4)}
+	join := func(top, low Expr) Expr { return &FMA{A: &Broadcast{X: F(16), Wide: true}, B: top, C: low} }
+	return q4kUnpack(j, bits, join)
 }
 
 // groupBlock is how many groups of sixteen columns a prefill phase of

@@ -38,14 +38,30 @@ func q4kDot(j int) DotQuants {
 // from the packed bytes of the block at byte base: for j < 4 the low six
 // bits of bytes j and j+4; for j >= 4 the low (scale) or high (min)
 // nibble of byte j+4, with the top two bits of byte j-4 (scale) or j
-// (min) above it (wformat.Q4_KScaleMin).
+// (min) above it (wformat.Q4_KScaleMin, q4kUnpack).
 func q4kScaleMin(b *Buffer, base Expr, j int) (sc, m Expr) {
 	u := func(k int) Expr { return &LoadQ{Buf: b, Off: IAdd(base, I(wformat.Q4_KScales+k)), Part: QU8} }
-	if j < 4 {
-		return IRem(u(j), I(64)), IRem(u(j+4), I(64))
+	// Each of Q4_K's fields starts at bit 0 or ends at bit 7: a remainder
+	// or a quotient.
+	bits := func(k, shift, n int) Expr {
+		if shift == 0 {
+			return IRem(u(k), I(1<<n))
+		}
+		return IDiv(u(k), I(1<<shift))
 	}
-	top := func(k int) Expr { return IMul(IDiv(u(k), I(64)), I(16)) }
-	return IAdd(IRem(u(j+4), I(16)), top(j-4)), IAdd(IDiv(u(j+4), I(16)), top(j))
+	join := func(top, low Expr) Expr { return IAdd(low, IMul(top, I(16))) }
+	return q4kUnpack(j, bits, join)
+}
+
+// q4kUnpack is sub-block j's 6-bit scale and min from the bit fields of
+// the twelve packed scale bytes (wformat.Q4_KScaleMin's layout): bits(k,
+// shift, n) is bits shift..shift+n-1 of byte k, and join(top, low) is
+// 16·top + low.
+func q4kUnpack(j int, bits func(k, shift, n int) Expr, join func(top, low Expr) Expr) (sc, m Expr) {
+	if j < 4 {
+		return bits(j, 0, 6), bits(j+4, 0, 6)
+	}
+	return join(bits(j-4, 6, 2), bits(j+4, 0, 4)), join(bits(j, 6, 2), bits(j+4, 4, 4))
 }
 
 // q4kFactors declares sub-block j's scale d·sc_j and min dmin·m_j, as

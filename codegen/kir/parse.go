@@ -204,6 +204,16 @@ func (p *parser) word() string {
 	return rest[:i]
 }
 
+// intArgs reads the rest of a call after its operand: ", a, b)".
+func (p *parser) intArgs() (a, b int) {
+	p.expect(",")
+	a = p.int()
+	p.expect(",")
+	b = p.int()
+	p.expect(")")
+	return a, b
+}
+
 func (p *parser) int() int {
 	p.skip()
 	i := p.pos
@@ -727,11 +737,7 @@ func (p *parser) expr() Expr {
 	if name == "colbits" && p.accept("(") {
 		b := &ColBits{W: p.buf()}
 		b.Off = p.index()
-		p.expect(",")
-		b.Shift = p.int()
-		p.expect(",")
-		b.Bits = p.int()
-		p.expect(")")
+		b.Shift, b.Bits = p.intArgs()
 		return b
 	}
 	if name == "colscales" && p.accept("(") {
@@ -743,11 +749,7 @@ func (p *parser) expr() Expr {
 	if name == "scales" && p.accept("(") {
 		s := &Scales{W: p.buf()}
 		s.Off = p.index()
-		p.expect(",")
-		s.Stride = p.int()
-		p.expect(",")
-		s.N = p.int()
-		p.expect(")")
+		s.Stride, s.N = p.intArgs()
 		return s
 	}
 	if (name == "load8" || name == "load16") && p.peekIdent() != "" {
