@@ -235,7 +235,7 @@ func TestVerifyIntDot(t *testing.T) {
 		{"store to the arena", st, "store8i8 arena[(((s1 * 2) + 1) * 32)] = (xv9 * bcast(id11))", "storei8 to arena buffer arena: int8s are stored to scratch only"},
 		{"store of an int", st, "storei8 scratch[(((s1 * 2) + 1) * 32)] = s1", "quantised value s1 is int, not f32 or f32x8"},
 		{"store8i8 of a scalar", st, "store8i8 scratch[(((s1 * 2) + 1) * 32)] = id11", "store8i8 of a f32 value"},
-		{"prefetch of the arena", "prefetch w_0[", "prefetch arena[", "prefetch of arena buffer arena: only weights are prefetched"},
+		{"prefetch of the arena", "prefetch w_0[", "prefetch arena[", "prefetch of arena buffer arena: only weights and states are prefetched"},
 		{"prefetch offset", "prefetch w_0[(((n12 * 68) + (b15 * 34)) + 2048)]", "prefetch w_0[1f]", "offset 1f is f32, not int"},
 		{"storei8 of a vector", st, "storei8 scratch[(((s1 * 2) + 1) * 32)] = bcast(id11)", "storei8 of a f32x8 value"},
 	} {

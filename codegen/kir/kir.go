@@ -511,10 +511,10 @@ type StoreI8 struct {
 
 func (*StoreI8) stmt() {}
 
-// Prefetch is a hint that byte Off of weight Buf will be read soon: a
-// backend may start loading its cache line (LLVM's llvm.prefetch, which
-// never faults) or do nothing. Off may lie past the buffer's end, where
-// it does nothing; kir.Machine ignores it.
+// Prefetch is a hint that byte Off of weight or state Buf will be read
+// soon: a backend may start loading its cache line (LLVM's llvm.prefetch,
+// which never faults) or do nothing. Off may lie past the buffer's end,
+// where it does nothing; kir.Machine ignores it.
 type Prefetch struct {
 	Buf *Buffer
 	Off Expr

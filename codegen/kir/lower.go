@@ -1184,6 +1184,10 @@ func (l *lowerer) attention(n *ir.Node) error {
 		var dots [8]Expr
 		var stmts []Stmt
 		for t := 0; t < 8; t++ {
+			stmts = append(stmts, prefetchRow(kc, IAdd(jb, I(attnKeyAhead+t)), ring, base, kh, dim)...)
+			stmts = append(stmts, prefetchRow(vc, IAdd(jb, I(attnValueAhead+t)), ring, base, kh, dim)...)
+		}
+		for t := 0; t < 8; t++ {
 			row := IAdd(jb, I(t))
 			if ring > 0 {
 				row = IRem(row, I(ring))
@@ -1236,6 +1240,37 @@ func (l *lowerer) attention(n *ir.Node) error {
 	work := IMul(valid, IMul(IAdd(l.pos, I(seq)), I(2*dim)))
 	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: it, N: valid, Work: work, Grain: 1, Body: body})
 	return nil
+}
+
+// In a decode step the KV cache comes from memory (the weights streamed
+// since the last step evicted it), and a key's head slice is a few cache
+// lines a row apart, which the hardware prefetchers follow too late: in
+// attention's whole-block loop the first use of each key and value row
+// stalled (perf annotate, stories110M shape at 448 positions). The loop
+// prefetches the keys of the block attnKeyAhead positions on and the
+// values of the block attnValueAhead on. Measured on an AMD EPYC (Zen 5),
+// Q4_0 decode with a float16 cache at 224 and 448 positions ran 9–24%
+// faster (one block ahead for both: 3–23%; four and two: no better); at
+// the first positions, and in prefill, where the cache is in the caches,
+// it is the same.
+const (
+	attnKeyAhead   = 16
+	attnValueAhead = 8
+)
+
+// prefetchRow prefetches each cache line of the head kh slice (dim
+// elements) of the cache row at key (modulo a ring) after base.
+func prefetchRow(c view, key Expr, ring int, base, kh Expr, dim int) []Stmt {
+	if ring > 0 {
+		key = IRem(key, I(ring))
+	}
+	esz := c.buf.Format.BlockBytes()
+	at := IMul(c.at(IAdd(base, key), kh, I(0)), I(esz))
+	var out []Stmt
+	for b := 0; b < dim*esz; b += 64 {
+		out = append(out, &Prefetch{Buf: c.buf, Off: IAdd(at, I(b))})
+	}
+	return out
 }
 
 // elementwise lowers unary and binary elementwise ops: eight lanes at a

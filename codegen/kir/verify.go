@@ -461,8 +461,8 @@ func (v *verifier) stmt(s Stmt) {
 			return
 		}
 		v.buffer(s.Buf)
-		if s.Buf.Kind != Weight {
-			v.errorf("prefetch of %s buffer %s: only weights are prefetched", s.Buf.Kind, s.Buf.Name)
+		if s.Buf.Kind != Weight && s.Buf.Kind != State {
+			v.errorf("prefetch of %s buffer %s: only weights and states are prefetched", s.Buf.Kind, s.Buf.Name)
 		}
 		if t := v.typ(s.Off); t != Int && t != bad {
 			v.errorf("offset %s is %s, not int", exprString(s.Off), t)
