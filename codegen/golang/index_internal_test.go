@@ -106,31 +106,7 @@ func identifiers(x ast.Expr) []string {
 // evalKIR evaluates an integer kernel IR expression with Go's int
 // arithmetic, as the generated code and kir.Machine compute it.
 func evalKIR(e kir.Expr, env map[string]int) int {
-	switch e := e.(type) {
-	case kir.IntConst:
-		return e.N
-	case *kir.Var:
-		return env[e.Name]
-	case *kir.Bin:
-		a, b := evalKIR(e.A, env), evalKIR(e.B, env)
-		switch e.Op {
-		case kir.Add:
-			return a + b
-		case kir.Sub:
-			return a - b
-		case kir.Mul:
-			return a * b
-		case kir.Div:
-			return a / b
-		case kir.Rem:
-			return a % b
-		case kir.Min:
-			return min(a, b)
-		case kir.Max:
-			return max(a, b)
-		}
-	}
-	panic(fmt.Sprintf("evalKIR: %T", e))
+	return kir.EvalInt(e, func(x kir.Expr) int { return env[x.(*kir.Var).Name] })
 }
 
 // evalGo evaluates a printed integer expression.

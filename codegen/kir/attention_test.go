@@ -33,11 +33,21 @@ func TestAttentionPrefetch(t *testing.T) {
 						}
 						for _, f := range blockLoops(k) {
 							loops++
+							// The block's first key is jb; every other variable
+							// (the slot's first row, the key head) is 0.
+							leaf := func(x kir.Expr) int {
+								v, ok := x.(*kir.Var)
+								require.True(t, ok, "prefetch offset reads %s", x)
+								if v == f.Var {
+									return jb
+								}
+								return 0
+							}
 							got := map[string][]int{}
 							for _, s := range f.Body {
 								if pf, ok := s.(*kir.Prefetch); ok {
 									st := p.States[pf.Buf.Index]
-									got[st.Name[:1]] = append(got[st.Name[:1]], evalInt(t, pf.Off, map[*kir.Var]int{f.Var: jb}))
+									got[st.Name[:1]] = append(got[st.Name[:1]], kir.EvalInt(pf.Off, leaf))
 								}
 							}
 							st := p.States[0]
@@ -108,33 +118,5 @@ func headDim(t *testing.T, model string) int {
 		return 32
 	}
 	t.Fatalf("no head size for %s", model)
-	return 0
-}
-
-// evalInt evaluates an integer index expression, its variables given by
-// vars or else 0 (the first slot, head 0).
-func evalInt(t *testing.T, e kir.Expr, vars map[*kir.Var]int) int {
-	t.Helper()
-	switch e := e.(type) {
-	case kir.IntConst:
-		return e.N
-	case *kir.Var:
-		return vars[e]
-	case *kir.Bin:
-		a, b := evalInt(t, e.A, vars), evalInt(t, e.B, vars)
-		switch e.Op {
-		case kir.Add:
-			return a + b
-		case kir.Sub:
-			return a - b
-		case kir.Mul:
-			return a * b
-		case kir.Div:
-			return a / b
-		case kir.Rem:
-			return a % b
-		}
-	}
-	t.Fatalf("cannot evaluate %s", e)
 	return 0
 }

@@ -208,10 +208,12 @@ func (f *frame) set(v *Var, e Expr) {
 	}
 }
 
-func (f *frame) int(e Expr) int {
+func (f *frame) int(e Expr) int { return EvalInt(e, f.leaf) }
+
+// leaf is the value of an integer leaf of an expression: a variable, a
+// parameter, a token or a byte of a block-format weight.
+func (f *frame) leaf(e Expr) int {
 	switch e := e.(type) {
-	case IntConst:
-		return e.N
 	case *Var:
 		return f.ints[e]
 	case Param:
@@ -220,24 +222,6 @@ func (f *frame) int(e Expr) int {
 		return int(f.tokens[f.int(e.Index)])
 	case *LoadQ: // QU8, the only int part
 		return int(f.m.Blocks[e.Buf.Index][f.int(e.Off)])
-	case *Bin:
-		a, b := f.int(e.A), f.int(e.B)
-		switch e.Op {
-		case Add:
-			return a + b
-		case Sub:
-			return a - b
-		case Mul:
-			return a * b
-		case Div:
-			return a / b
-		case Max:
-			return max(a, b)
-		case Min:
-			return min(a, b)
-		case Rem:
-			return a % b
-		}
 	}
 	panic(fmt.Sprintf("not an int expression: %s", e))
 }

@@ -145,3 +145,32 @@ func IRem(a, b Expr) Expr {
 	}
 	return &Bin{Op: Rem, A: a, B: b}
 }
+
+// EvalInt evaluates an integer expression with Go's int arithmetic, as
+// every backend computes it: constants and +, -, *, /, %, max and min
+// here, every other expression (variables, parameters, loads) by leaf.
+func EvalInt(e Expr, leaf func(Expr) int) int {
+	switch e := e.(type) {
+	case IntConst:
+		return e.N
+	case *Bin:
+		a, b := EvalInt(e.A, leaf), EvalInt(e.B, leaf)
+		switch e.Op {
+		case Add:
+			return a + b
+		case Sub:
+			return a - b
+		case Mul:
+			return a * b
+		case Div:
+			return a / b
+		case Rem:
+			return a % b
+		case Max:
+			return max(a, b)
+		case Min:
+			return min(a, b)
+		}
+	}
+	return leaf(e)
+}
