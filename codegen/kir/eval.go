@@ -406,19 +406,8 @@ func (f *frame) wide(e Expr) [16]float32 {
 }
 
 func binF(op BinOp, a, b float32) float32 {
-	switch op {
-	case Add:
-		return a + b
-	case Sub:
-		return a - b
-	case Mul:
-		return a * b
-	case Div:
-		return a / b
-	case Max:
-		return max(a, b)
-	case Min:
-		return min(a, b)
+	if v, ok := arith(op, a, b); ok {
+		return v
 	}
 	panic("bad op")
 }

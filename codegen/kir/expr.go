@@ -155,22 +155,31 @@ func EvalInt(e Expr, leaf func(Expr) int) int {
 		return e.N
 	case *Bin:
 		a, b := EvalInt(e.A, leaf), EvalInt(e.B, leaf)
-		switch e.Op {
-		case Add:
-			return a + b
-		case Sub:
-			return a - b
-		case Mul:
-			return a * b
-		case Div:
-			return a / b
-		case Rem:
+		if e.Op == Rem {
 			return a % b
-		case Max:
-			return max(a, b)
-		case Min:
-			return min(a, b)
+		}
+		if v, ok := arith(e.Op, a, b); ok {
+			return v
 		}
 	}
 	return leaf(e)
+}
+
+// arith is a op b for the operators ints and floats share (all but Rem).
+func arith[T int | float32](op BinOp, a, b T) (T, bool) {
+	switch op {
+	case Add:
+		return a + b, true
+	case Sub:
+		return a - b, true
+	case Mul:
+		return a * b, true
+	case Div:
+		return a / b, true
+	case Max:
+		return max(a, b), true
+	case Min:
+		return min(a, b), true
+	}
+	return 0, false
 }
