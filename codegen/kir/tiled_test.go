@@ -2,6 +2,7 @@ package kir
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/llmc-dev/llmc/wformat"
@@ -237,6 +238,58 @@ func TestLinearTiledBF16(t *testing.T) {
 				if d := math.Abs(float64(got[s*c.out+n]) - want); !(d <= 1e-4*(1+math.Abs(want))) {
 					t.Fatalf("rows %d (%d real), in %d: y[%d, %d] = %g, want %g", c.rows, c.real, c.in, s, n, got[s*c.out+n], want)
 				}
+			}
+		}
+	}
+}
+
+// TestDotLanesPrefetch checks that the matrix-vector product of a 16-bit
+// weight prefetches each cache line of its loop step widenPrefetch bytes
+// ahead of the row bytes the step reads, and that of an f32 weight none.
+func TestDotLanesPrefetch(t *testing.T) {
+	const in = 1024
+	for _, f := range []wformat.Format{wformat.BF16, wformat.F16, wformat.F32} {
+		for _, lanes := range []int{8, 16} {
+			l := &lowerer{prog: &Program{}}
+			wb := &Buffer{Name: "w_0", Kind: Weight, Len: 5 * in, Format: f}
+			x := &Buffer{Name: "arena", Kind: Arena, Len: in}
+			col, y := l.newVar("n", Int), l.newVar("y", F32)
+			var loop *For
+			for _, s := range l.dotLanes(y, x, I(0), wb, IMul(col, I(in)), in, lanes) {
+				if fs, ok := s.(*For); ok {
+					loop = fs
+				}
+			}
+			if loop == nil {
+				t.Fatalf("%s, %d lanes: no loop", f, lanes)
+			}
+			const n, k = 3, 128
+			var got []int
+			for _, s := range loop.Body {
+				if pf, ok := s.(*Prefetch); ok {
+					if pf.Buf != wb {
+						t.Fatalf("%s, %d lanes: prefetch of %s", f, lanes, pf.Buf.Name)
+					}
+					got = append(got, EvalInt(pf.Off, func(e Expr) int {
+						switch e {
+						case Expr(col):
+							return n
+						case Expr(loop.Var):
+							return k
+						}
+						t.Fatalf("prefetch offset reads %s", e)
+						return 0
+					}))
+				}
+			}
+			var want []int
+			if f != wformat.F32 {
+				for o := 0; o < 4*lanes*2; o += 64 {
+					want = append(want, (n*in+k)*2+widenPrefetch+o)
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s, %d lanes: prefetched %v, want %v", f, lanes, got, want)
 			}
 		}
 	}
