@@ -811,40 +811,16 @@ func (v *verifier) typ(e Expr) Type {
 		}
 		return F32x16
 	case *ColBits:
-		if e == nil || e.W == nil {
-			v.errorf("colbits of a nil buffer")
-			return bad
-		}
-		v.buffer(e.W)
-		if !v.interleaved(e.W) {
-			v.errorf("%s: %s is not a weight with interleaved rows", exprString(e), e.W.Name)
+		if e == nil || !v.colRead(e, e.W, e.Off, wformat.Group, "colbits") {
 			return bad
 		}
 		if e.Shift < 0 || e.Bits < 1 || e.Shift+e.Bits > 8 {
 			v.errorf("%s: bits %d..%d of a byte", exprString(e), e.Shift, e.Shift+e.Bits-1)
 		}
-		if t := v.typ(e.Off); t != Int && t != bad {
-			v.errorf("offset %s is %s, not int", exprString(e.Off), t)
-		}
-		if e.Off != nil {
-			v.bounds(e.W, e.Off, wformat.Group, "colbits")
-		}
 		return F32x16
 	case *ColScales:
-		if e == nil || e.W == nil {
-			v.errorf("colscales of a nil buffer")
+		if e == nil || !v.colRead(e, e.W, e.Off, 2*wformat.Group, "colscales") {
 			return bad
-		}
-		v.buffer(e.W)
-		if !v.interleaved(e.W) {
-			v.errorf("%s: %s is not a weight with interleaved rows", exprString(e), e.W.Name)
-			return bad
-		}
-		if t := v.typ(e.Off); t != Int && t != bad {
-			v.errorf("offset %s is %s, not int", exprString(e.Off), t)
-		}
-		if e.Off != nil {
-			v.bounds(e.W, e.Off, 2*wformat.Group, "colscales")
 		}
 		return F32x16
 	case *Halves:
@@ -1012,6 +988,28 @@ func (v *verifier) dotOperands(e Expr, w *Buffer, wOff Expr, wBytes int, x *Buff
 // (artifact.Weight.Interleave).
 func (v *verifier) interleaved(b *Buffer) bool {
 	return b.Kind == Weight && b.Index >= 0 && b.Index < len(v.p.Weights) && v.p.Weights[b.Index] != nil && v.p.Weights[b.Index].Interleave != 0
+}
+
+// colRead checks a read of n bytes at byte offset off of w, a weight
+// with interleaved rows, by e (colbits, colscales); false when e cannot
+// be typed.
+func (v *verifier) colRead(e Expr, w *Buffer, off Expr, n int, what string) bool {
+	if w == nil {
+		v.errorf("%s of a nil buffer", what)
+		return false
+	}
+	v.buffer(w)
+	if !v.interleaved(w) {
+		v.errorf("%s: %s is not a weight with interleaved rows", exprString(e), w.Name)
+		return false
+	}
+	if t := v.typ(off); t != Int && t != bad {
+		v.errorf("offset %s is %s, not int", exprString(off), t)
+	}
+	if off != nil {
+		v.bounds(w, off, n, what)
+	}
+	return true
 }
 
 func interleavedOnly(b *Buffer) string {
