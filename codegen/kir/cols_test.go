@@ -159,7 +159,7 @@ func TestVerifyCols(t *testing.T) {
 	text := Print(colsProgram(t, wformat.Q4_K, 1, 512, 16))
 	const cs = "colscales(w_0[((g9 * 4608) + (b12 * 2304))])"
 	const cb = "colbits(w_0[(((g9 * 4608) + (b12 * 2304)) + 64)], 0, 6)"
-	for _, c := range []struct{ name, from, to, want string }{
+	verifyMutations(t, text, []mutation{
 		{"colscales past the end", cs, "colscales(w_0[4600])", "colscales index 4600 of w_0 reaches 4600 (+32), past its 4608 elements"},
 		{"colscales offset type", cs, "colscales(w_0[1f])", "offset 1f is f32, not int"},
 		{"colscales of the arena", cs, "colscales(arena[0])", "colscales(arena[0]): arena is not a weight with interleaved rows"},
@@ -167,7 +167,5 @@ func TestVerifyCols(t *testing.T) {
 		{"colbits offset type", cb, "colbits(w_0[1f], 0, 6)", "offset 1f is f32, not int"},
 		{"colbits of the arena", cb, "colbits(arena[0], 0, 6)", "colbits(arena[0], 0, 6): arena is not a weight with interleaved rows"},
 		{"colbits past a byte", cb, "colbits(w_0[(((g9 * 4608) + (b12 * 2304)) + 64)], 4, 6)", "bits 4..9 of a byte"},
-	} {
-		verifyMutation(t, text, c.name, c.from, c.to, c.want)
-	}
+	})
 }

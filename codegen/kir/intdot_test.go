@@ -225,7 +225,7 @@ func TestQuantI8(t *testing.T) {
 func TestVerifyIntDot(t *testing.T) {
 	const dot = "doti8(w_0[(((n12 * 68) + (b15 * 34)) + 2)], scratch[(b15 * 32)])"
 	const st = "store8i8 scratch[(((s1 * 2) + 1) * 32)] = (xv9 * bcast(id11))"
-	for _, c := range []struct{ name, from, to, want string }{
+	verifyMutations(t, Print(intDotProgram(t, wformat.Q8_0, 1, 40, 2, false)), []mutation{
 		{"weight past the end", dot, "doti8(w_0[(((n12 * 68) + (b15 * 34)) + 100)], scratch[(b15 * 32)])", "doti8 index (((n12 * 68) + (b15 * 34)) + 100) of w_0 reaches 168 (+32), past its 136 elements"},
 		{"scratch past the end", dot, "doti8(w_0[(((n12 * 68) + (b15 * 34)) + 2)], scratch[((b15 * 32) + 70)])", "reaches 70 (+32), past its 96 bytes"},
 		{"x not scratch", dot, "doti8(w_0[(((n12 * 68) + (b15 * 34)) + 2)], arena[(b15 * 32)])", "its second operand arena is a arena buffer, not the scratch that storei8 writes"},
@@ -238,9 +238,7 @@ func TestVerifyIntDot(t *testing.T) {
 		{"prefetch of the arena", "prefetch w_0[", "prefetch arena[", "prefetch of arena buffer arena: only weights and states are prefetched"},
 		{"prefetch offset", "prefetch w_0[(((n12 * 68) + (b15 * 34)) + 2048)]", "prefetch w_0[1f]", "offset 1f is f32, not int"},
 		{"storei8 of a vector", st, "storei8 scratch[(((s1 * 2) + 1) * 32)] = bcast(id11)", "storei8 of a f32x8 value"},
-	} {
-		verifyMutation(t, Print(intDotProgram(t, wformat.Q8_0, 1, 40, 2, false)), c.name, c.from, c.to, c.want)
-	}
+	})
 }
 
 // TestVerifyIntDot4: doti4 reads a Q4_0 weight's 16 bytes of nibbles,
@@ -274,19 +272,29 @@ func TestVerifyIntDot4(t *testing.T) {
 // read within its length, and dotu8 reads Q8_0 blocks only.
 func TestVerifyVNNITiles(t *testing.T) {
 	const sc = "scales(w_0[(n12 * 68)], 34, 2)"
-	for _, c := range []struct{ name, from, to, want string }{
+	verifyMutations(t, Print(intDotProgram(t, wformat.Q8_0, 2, 40, 2, true)), []mutation{
 		{"nine scales", sc, "scales(w_0[(n12 * 68)], 34, 9)", "want 1 to 8 scales at least 2 bytes apart"},
 		{"scales past the end", sc, "scales(w_0[120], 34, 2)", "scales index 120 of w_0 reaches 120 (+36), past its 136 elements"},
 		{"scales of the arena", sc, "scales(arena[(n12 * 68)], 34, 2)", "only block-format weights hold f16 scales"},
 		{"local past the end", "bcast(dwdx16[b21])", "bcast(dwdx16[(15 + b21)])", "load index (15 + b21) of dwdx16 reaches 16, past its 16 elements"},
 		{"empty local", "buffer dwdx16 local [16]", "buffer dwdx16 local [0]", "local buffer dwdx16 has 0 elements"},
 		{"dotu8 of q4_0", "buffer w_0 weight #0 q8_0 [136]", "buffer w_0 weight #0 q4_0 [136]", "not a weight of q8_0 quants"},
-	} {
-		verifyMutation(t, Print(intDotProgram(t, wformat.Q8_0, 2, 40, 2, true)), c.name, c.from, c.to, c.want)
-	}
+	})
 	// The program as lowered verifies: its local stores race nothing.
 	if err := Verify(intDotProgram(t, wformat.Q8_0, 2, 40, 2, true)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// mutation is one case of verifyMutations: replacing from with to in a
+// printed program makes parsing or verifying it fail with want.
+type mutation struct{ name, from, to, want string }
+
+// verifyMutations checks each mutation of text with verifyMutation.
+func verifyMutations(t *testing.T, text string, ms []mutation) {
+	t.Helper()
+	for _, m := range ms {
+		verifyMutation(t, text, m.name, m.from, m.to, m.want)
 	}
 }
 
@@ -311,13 +319,11 @@ func verifyMutation(t *testing.T, text, name, from, to, want string) {
 // takes Q8_0 or Q4_0 quants only; halves takes two f32s.
 func TestVerifyPairs(t *testing.T) {
 	text := Print(intDotProgramWith(t, wformat.Q8_0, 8, 64, 2, Options{IntDot: true, VNNI: true, Wide: true}))
-	for _, c := range []struct{ name, from, to, want string }{
+	verifyMutations(t, text, []mutation{
 		{"second block past the end", "dotu8x2(w_0[(((n9 * 68) + (b30 * 34)) + 2)]", "dotu8x2(w_0[104]", "reaches 104 (+66), past its 136 elements"},
 		{"input past the end", "scratch[(((s10 * 2) + b30) * 32)]), halves", "scratch[4000]), halves", "reaches 4000 (+64)"},
 		{"halves of a vector", "halves(dwdx64[b30]", "halves(bcast(1f)", "operand bcast(1f) is f32x8, not f32"},
-	} {
-		verifyMutation(t, text, c.name, c.from, c.to, c.want)
-	}
+	})
 	if err := Verify(intDotProgramWith(t, wformat.Q8_0, 8, 64, 2, Options{IntDot: true, VNNI: true, Wide: true})); err != nil {
 		t.Fatal(err)
 	}
