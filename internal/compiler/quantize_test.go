@@ -95,3 +95,37 @@ func TestQuantizeStage(t *testing.T) {
 		}
 	}
 }
+
+// TestKVDtypeDefault: without --kv-dtype a static cache is f16 beside
+// block-format weights on a backend that stores f16, and f32 everywhere
+// else; a --kv-dtype given is kept.
+func TestKVDtypeDefault(t *testing.T) {
+	target := func(name string) *Target {
+		tg, err := LookupTarget(name)
+		require.NoError(t, err)
+		return tg
+	}
+	for _, c := range []struct {
+		flag    string
+		kv      passes.KVMode
+		backend string
+		weights wformat.Format
+		want    wformat.Format
+	}{
+		{"", passes.Static, artifact.BackendLLVM, wformat.Q8_0, wformat.F16},
+		{"", passes.Static, artifact.BackendGo, wformat.Q4_0, wformat.F16},
+		{"", passes.Static, artifact.BackendLLVM, wformat.Q4_K, wformat.F16},
+		{"", passes.Static, artifact.BackendInterp, wformat.Q8_0, wformat.F32},
+		{"", passes.Dynamic, artifact.BackendInterp, wformat.Q8_0, wformat.F32},
+		{"", passes.Static, artifact.BackendLLVM, wformat.BF16, wformat.F32},
+		{"", passes.Static, artifact.BackendLLVM, wformat.F16, wformat.F32},
+		{"", passes.Static, artifact.BackendLLVM, wformat.F32, wformat.F32},
+		{"f32", passes.Static, artifact.BackendLLVM, wformat.Q8_0, wformat.F32},
+		{"bf16", passes.Static, artifact.BackendLLVM, wformat.Q4_0, wformat.BF16},
+		{"f16", passes.Static, artifact.BackendGo, wformat.F32, wformat.F16},
+	} {
+		got, err := kvFormat(c.flag, c.kv, target(c.backend), c.weights)
+		require.NoError(t, err, "%+v", c)
+		require.Equal(t, c.want, got, "--kv-dtype %q, %s cache, backend %s, weights %s", c.flag, c.kv, c.backend, c.weights)
+	}
+}

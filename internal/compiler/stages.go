@@ -281,7 +281,7 @@ func (c *compilation) graphPasses(ctx context.Context) (string, error) {
 		// what the artifact allocates.
 		cfg := c.model.Config
 		c.res.KVBytes = int64(passes.StateBytes(c.res.Graphs[0], c.kv)) * int64(c.o.Slots)
-		c.res.KV = describeKV(cfg, c.o.MaxSeq, c.o.PrefillChunk, c.o.Slots, c.kv, c.res.KVBytes, c.maxSeqDefaulted)
+		c.res.KV = describeKV(cfg, &c.o, c.kv, c.res.KVBytes, c.maxSeqDefaulted)
 	}
 	return "", nil
 }

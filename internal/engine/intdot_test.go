@@ -201,7 +201,7 @@ func intDotGo(t *testing.T, format string, maxLogitDiff, nllBound float64, seqs 
 	lfl, _, _ := scoreAll(t, float, seqs)
 	art := filepath.Join(t.TempDir(), "go-"+format)
 	_, err := compiler.Compile(testshared.Path(t, "models", "stories260K"), art, compiler.Options{
-		KV: passes.Static, MaxSeq: 512, PrefillChunk: 16, Backend: "go", Weights: compiler.WeightOptions{Format: format}})
+		KV: passes.Static, MaxSeq: 512, PrefillChunk: 16, Backend: "go", KVDtype: "f32", Weights: compiler.WeightOptions{Format: format}})
 	require.NoError(t, err)
 	src, err := os.ReadFile(filepath.Join(art, "gosrc", "kernels", "kernels_simd.go"))
 	require.NoError(t, err)

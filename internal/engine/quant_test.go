@@ -85,11 +85,14 @@ func compileOpenWith(t *testing.T, model, backend string, wo compiler.WeightOpti
 }
 
 // compileOpenSeq is compileOpenWith for a static cache of maxSeq positions.
+// The cache is float32 whatever the weights (block formats default to an
+// f16 one): these tests measure the weight formats alone, and compare
+// backends with the interpreter, which stores float32.
 func compileOpenSeq(t *testing.T, model, backend string, wo compiler.WeightOptions, maxSeq int) *Engine {
 	t.Helper()
 	art := filepath.Join(t.TempDir(), backend+"-"+wo.Format)
 	_, err := compiler.Compile(testshared.Path(t, "models", model), art, compiler.Options{
-		KV: passes.Static, MaxSeq: maxSeq, PrefillChunk: 16, Backend: backend, Weights: wo})
+		KV: passes.Static, MaxSeq: maxSeq, PrefillChunk: 16, Backend: backend, Weights: wo, KVDtype: "f32"})
 	require.NoError(t, err)
 	e, err := Open(art, Options{Threads: 2})
 	require.NoError(t, err)
@@ -255,9 +258,11 @@ func TestBlockGoMatchesInterpreter(t *testing.T) {
 		t.Run(b.format, func(t *testing.T) {
 			interp := compileOpen(t, "stories260K", "interp", b.format)
 			art := filepath.Join(t.TempDir(), "go-"+b.format)
-			// The float path (Q8_0's integer dots: TestIntDotGo).
+			// The float path (Q8_0's integer dots: TestIntDotGo), and the
+			// interpreter's float32 cache.
 			_, err := compiler.Compile(testshared.Path(t, "models", "stories260K"), art, compiler.Options{
-				KV: passes.Static, MaxSeq: 512, PrefillChunk: 16, Backend: "go", Weights: compiler.WeightOptions{Format: b.format, FloatDot: true}})
+				KV: passes.Static, MaxSeq: 512, PrefillChunk: 16, Backend: "go", KVDtype: "f32",
+				Weights: compiler.WeightOptions{Format: b.format, FloatDot: true}})
 			require.NoError(t, err)
 			man, err := artifact.Read(art)
 			require.NoError(t, err)
