@@ -183,10 +183,16 @@ type Report struct {
 }
 
 func (r *Report) kvNote() string {
-	if r.KVFormat == wformat.F32 {
-		return ""
+	note := ""
+	if r.KVFormat != wformat.F32 {
+		note = " stored as " + r.KVFormat.String()
 	}
-	return " stored as " + r.KVFormat.String()
+	for _, p := range r.Passes {
+		if p.Pass == "window-kv" && p.Changes > 0 {
+			note += " (sliding-window layers hold only their window)"
+		}
+	}
+	return note
 }
 
 // OptionError is an Options value that cannot work: a mistake in how the
@@ -421,7 +427,7 @@ func WriteStats(w io.Writer, reps []*Report) {
 			fmt.Fprintf(w, "  arena: %d bytes for %d bytes of intermediate results\n", r.After.Arena, r.After.Buffers)
 		}
 		if r.After.KVBytes > 0 {
-			fmt.Fprintf(w, "  KV cache: %d bytes%s (sliding-window layers hold only their window)\n", r.After.KVBytes, r.kvNote())
+			fmt.Fprintf(w, "  KV cache: %d bytes%s\n", r.After.KVBytes, r.kvNote())
 		}
 	}
 }

@@ -118,11 +118,12 @@ func TestKVAsCompiled(t *testing.T) {
 	// Block-format weights default to an f16 cache, and --stats says so.
 	r := llmc(t, "kv", m, "--max-seq", "64", "--dtype", "f16", "--prefill-chunk", "8")
 	requireOK(t, r)
-	as := regexp.MustCompile(`(?m)^as compiled \(.*\): (.+) \(\d+ bytes\)$`).FindStringSubmatch(r.stdout)
+	as := regexp.MustCompile(`(?m)^as compiled \(.*\): (.+) \((\d+) bytes\)$`).FindStringSubmatch(r.stdout)
 	require.NotNil(t, as, r.stdout)
 	c := llmc(t, "compile", m, "--backend", "llvm", "--weights", "q8_0", "--max-seq", "64", "--prefill-chunk", "8", "-o", filepath.Join(t.TempDir(), "a"), "--stats", "--quiet")
 	requireOK(t, c)
 	assert.Contains(t, c.stdout, "static KV cache: 64 positions, "+as[1]+" stored as f16 (the default beside block-format weights")
+	assert.Contains(t, c.stdout, "  KV cache: "+as[2]+" bytes stored as f16 (sliding-window layers hold only their window)\n")
 }
 
 func TestKVHelp(t *testing.T) {

@@ -32,6 +32,7 @@ func TestCompileStatsStages(t *testing.T) {
 	assert.Contains(t, table, "skipped: backend interp runs the graph IR")
 	assert.Contains(t, r.stdout, "backend interp (--backend)\n", "--stats names the backend")
 	assert.Regexp(t, `(?m)^  total +\d+\.\d\dms$`, table)
+	assert.Regexp(t, `(?m)^  KV cache: \d+ bytes$`, r.stdout, "stories260K has no sliding-window layers")
 }
 
 // TestCompilePrintAfterStage: --print-after takes stage names as well as
