@@ -22,6 +22,7 @@ import "embed"
 //go:embed runtime/native/adapt.go runtime/native/cpu.go runtime/native/mem_linux.go runtime/native/mem_other.go runtime/native/native.go runtime/native/native_other.go
 //go:embed runtime/pool/pool.go
 //go:embed runtime/sample/exp.go runtime/sample/filter.go runtime/sample/math.go runtime/sample/sample.go
+//go:embed runtime/vec/vec.go runtime/vec/vec_simd.go
 //go:embed tokenizer/added.go tokenizer/bpe.go tokenizer/bytes.go tokenizer/chars.go tokenizer/decoder.go tokenizer/doc.go tokenizer/load.go tokenizer/normalizer.go tokenizer/pattern.go tokenizer/post.go tokenizer/split.go tokenizer/stream.go tokenizer/tokenizer.go
 //go:embed wformat/interleave.go wformat/q4k.go wformat/wformat.go
 var sourceFiles embed.FS

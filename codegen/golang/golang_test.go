@@ -101,9 +101,9 @@ func TestEmitFiles(t *testing.T) {
 	require.Contains(t, string(out["kernels_simd.go"]), "//go:build goexperiment.simd && amd64")
 	require.Contains(t, string(out["nosimd.go"]), "//go:build !(goexperiment.simd && amd64)")
 	require.Regexp(t, `ID:\s+"test-id"`, string(out["program.go"]))
-	// SiLU's exp: lane-wise on the vector path, expf on scalars.
-	require.Contains(t, string(out["kernels_simd.go"]), "exp8(")
-	require.Contains(t, string(out["kernels.go"]), "exp8g(")
+	// SiLU's exp: lane-wise on both paths (runtime/vec).
+	require.Contains(t, string(out["kernels_simd.go"]), "vec.Exp8(")
+	require.Contains(t, string(out["kernels.go"]), "vec.Exp8g(")
 }
 
 // TestMathFunctions: each math function maps to its Go function, and one
@@ -127,7 +127,7 @@ entry step (seq 1, arena 16, scratch 0) -> arena[0 : +[1]]
 	out, err := golang.Emit(p, "model", "id")
 	require.NoError(t, err)
 	k := string(out["kernels.go"])
-	for _, want := range []string{"expf(x)", "math.Sqrt(float64(x))", "math.Tanh(float64(x))", "math.Cos(float64(x))", "math.Sin(float64(x))"} {
+	for _, want := range []string{"runtime.Expf(x)", "math.Sqrt(float64(x))", "math.Tanh(float64(x))", "math.Cos(float64(x))", "math.Sin(float64(x))"} {
 		require.Contains(t, k, want)
 	}
 

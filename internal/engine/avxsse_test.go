@@ -70,7 +70,9 @@ func TestNoAVXSSETransitions(t *testing.T) {
 			})
 			require.NoError(t, err)
 			bin := filepath.Join(art, compiler.GoBinary)
-			fns := checkTransitions(t, objdump, bin, `kernels\.`)
+			// The kernels, and runtime/vec's helpers where they are not
+			// inlined.
+			fns := checkTransitions(t, objdump, bin, `kernels\.|/llmc/runtime/vec\.`)
 			require.Greater(t, fns, 10, "no kernel functions found in the disassembly")
 			// The artifact's executable is built with GOEXPERIMENT=simd, so
 			// it links the interpreter's vector kernels too.
@@ -90,7 +92,7 @@ func TestNoAVXSSETransitions(t *testing.T) {
 			art := filepath.Join(t.TempDir(), "m.llmc")
 			_, err = compiler.Compile(dir, art, compiler.Options{KV: passes.Static, MaxSeq: 64, PrefillChunk: 8, Backend: "go"})
 			require.NoError(t, err)
-			fns := checkTransitions(t, objdump, filepath.Join(art, compiler.GoBinary), `kernels\.`)
+			fns := checkTransitions(t, objdump, filepath.Join(art, compiler.GoBinary), `kernels\.|/llmc/runtime/vec\.`)
 			require.Greater(t, fns, 10, "no kernel functions found in the disassembly")
 		})
 	}

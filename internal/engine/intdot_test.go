@@ -205,7 +205,7 @@ func intDotGo(t *testing.T, format string, maxLogitDiff, nllBound float64, seqs 
 	require.NoError(t, err)
 	src, err := os.ReadFile(filepath.Join(art, "gosrc", "kernels", "kernels_simd.go"))
 	require.NoError(t, err)
-	require.Contains(t, string(src), "storei8x8(", "linears on integer dots")
+	require.Contains(t, string(src), "vec.Storei8x8(", "linears on integer dots")
 	bin := filepath.Join(art, compiler.GoBinary)
 	var llvmLogits [][][]float32
 	if withLLVM {

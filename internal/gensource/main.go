@@ -22,9 +22,9 @@ import (
 const Output = "source_files.go"
 
 // roots are the packages a generated artifact program imports: its main
-// imports runtime/artifactmain, its kernels package runtime and artifact
-// (see internal/compiler/gobackend.go and codegen/golang).
-var roots = []string{"./runtime/artifactmain", "./runtime", "./artifact"}
+// imports runtime/artifactmain, its kernels package runtime, runtime/vec
+// and artifact (see internal/compiler/gobackend.go and codegen/golang).
+var roots = []string{"./runtime/artifactmain", "./runtime", "./runtime/vec", "./artifact"}
 
 // platforms are the targets whose dependencies are embedded: a package
 // imported on one of them only must be there too.
