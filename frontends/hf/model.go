@@ -2,6 +2,7 @@ package hf
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/llmc-dev/llmc/frontends/safetensors"
@@ -94,6 +95,9 @@ func (m *Model) CheckWeights(g *ir.Graph) error {
 			problems = append(problems, msg)
 		}
 	}
+	if extra := m.extraLayers(); extra != "" {
+		problems = append(problems, extra)
+	}
 	if len(problems) > 0 {
 		if len(problems) > 8 {
 			problems = append(problems[:8], fmt.Sprintf("and %d more", len(problems)-8))
@@ -101,6 +105,33 @@ func (m *Model) CheckWeights(g *ir.Graph) error {
 		return fmt.Errorf("%s: the weights do not match %s:\n  %s", m.Dir, m.Config.Path, strings.Join(problems, "\n  "))
 	}
 	return nil
+}
+
+// extraLayers names the checkpoint's tensors of layers past the config's
+// num_hidden_layers, which a graph of that many layers would silently
+// leave out (a config and weights of different models): "" when none.
+func (m *Model) extraLayers() string {
+	const prefix = "model.layers."
+	n, top, example := 0, -1, ""
+	for _, name := range m.Tensors.Names() {
+		rest, ok := strings.CutPrefix(name, prefix)
+		if !ok {
+			continue
+		}
+		num, _, _ := strings.Cut(rest, ".")
+		l, err := strconv.Atoi(num)
+		if err != nil || l < m.Config.NumLayers {
+			continue
+		}
+		n++
+		if l > top {
+			top, example = l, name
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the checkpoint has %d tensors of layers %d..%d (such as %s), but config.json's num_hidden_layers is %d: the config and the weights come from different models", n, m.Config.NumLayers, top, example, m.Config.NumLayers)
 }
 
 // shapeHint explains a projection shape mismatch in config terms.

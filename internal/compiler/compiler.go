@@ -391,7 +391,16 @@ func planKV(cfg *hf.Config, o *Options, f wformat.Format, defaulted bool) (strin
 	bytes := cfg.StaticKVBytes(o.MaxSeq, o.PrefillChunk, f.BlockBytes()) * int64(o.Slots)
 	desc := describeKV(cfg, o, f, bytes, defaulted)
 	what := fmt.Sprintf("the static KV cache for %d positions (llmc kv %s --max-seq %d --dtype %s)", o.MaxSeq, filepath.Dir(cfg.Path), o.MaxSeq, f)
-	if err := sysmem.Check(bytes, what, "pass a smaller --max-seq, or --kv-dtype f16 or bf16 to halve it"); err != nil {
+	fix := "pass a smaller --max-seq"
+	if o.Slots > 1 {
+		what = fmt.Sprintf("the static KV cache for --slots %d of %d positions (%s a slot: llmc kv %s --max-seq %d --dtype %s)",
+			o.Slots, o.MaxSeq, sysmem.Human(bytes/int64(o.Slots)), filepath.Dir(cfg.Path), o.MaxSeq, f)
+		fix = "pass fewer --slots or a smaller --max-seq"
+	}
+	if f == wformat.F32 {
+		fix += ", or --kv-dtype f16 or bf16 to halve it"
+	}
+	if err := sysmem.Check(bytes, what, fix); err != nil {
 		return "", 0, err
 	}
 	return desc, bytes, nil

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/llmc-dev/llmc/artifact"
+	"github.com/llmc-dev/llmc/frontends/hf"
 	"github.com/llmc-dev/llmc/internal/testshared"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/passes"
@@ -128,4 +129,21 @@ func TestKVDtypeDefault(t *testing.T) {
 		require.NoError(t, err, "%+v", c)
 		require.Equal(t, c.want, got, "--kv-dtype %q, %s cache, backend %s, weights %s", c.flag, c.kv, c.backend, c.weights)
 	}
+}
+
+// TestKVPlanTooBig: a cache larger than the machine is refused naming what
+// makes it large: with --slots, the slots and one slot's size.
+func TestKVPlanTooBig(t *testing.T) {
+	cfg, err := hf.ReadConfig(testshared.Path(t, "models", "stories260K"))
+	require.NoError(t, err)
+	o := &Options{KV: passes.Static, MaxSeq: 512, PrefillChunk: 16, Slots: 1 << 20}
+	_, _, err = planKV(cfg, o, wformat.F32, false)
+	require.ErrorContains(t, err, "the static KV cache for --slots 1048576 of 512 positions (")
+	require.ErrorContains(t, err, "pass fewer --slots or a smaller --max-seq, or --kv-dtype f16 or bf16 to halve it")
+	_, _, err = planKV(cfg, o, wformat.F16, false)
+	require.ErrorContains(t, err, "pass fewer --slots or a smaller --max-seq")
+	require.NotContains(t, err.Error(), "--kv-dtype", "an f16 cache is halved already")
+	o.Slots = 1
+	_, _, err = planKV(cfg, o, wformat.F32, false)
+	require.NoError(t, err)
 }
