@@ -163,8 +163,8 @@ func (tm *textModel) encodeChat(msgs []chattemplate.Message, addGenerationPrompt
 var turnEnds = []string{"<|im_end|>", "<|end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>"}
 
 // stopIDs are the ids that end a generation: the model's EOS ids
-// (generation_config.json over config.json) and the tokenizer's EOS, and for
-// chat the tokenizer's turn-ending special tokens. Those end a reply even
+// (generation_config.json over config.json) and the tokenizer's EOS, its
+// BOS ids, and for chat the tokenizer's turn-ending special tokens. Those end a reply even
 // where generation_config.json names only the end of text (gemma-2b-it's
 // eos_token_id 1 leaves out <end_of_turn>, after which the model would
 // start another turn itself).
@@ -175,9 +175,18 @@ func (tm *textModel) stopIDs(cfg *hf.Config, chat bool) []int {
 			ids = append(ids, id)
 		}
 	}
+	// A generated BOS begins a new text, so it ends this one, as
+	// llama2.c's run.c ends there (stories260K writes story after story
+	// otherwise).
+	for _, id := range cfg.BOS {
+		add(id)
+	}
 	if tm != nil {
 		if e, ok := tm.tok.EOS(); ok {
 			add(e.ID)
+		}
+		if b, ok := tm.tok.BOS(); ok {
+			add(b.ID)
 		}
 		if chat {
 			for _, name := range turnEnds {
