@@ -123,7 +123,9 @@ func FindToolchain() (*Toolchain, error) {
 		}
 		t.Versions[tool.name] = v
 		if tool.name == "llc" {
-			t.HostCPU = field(string(out), "Host CPU:")
+			// "(unknown)" for a CPU newer than this LLVM (Zen 5 to LLVM
+			// 14), whose features -mcpu=native still reads from CPUID.
+			t.HostCPU = strings.Trim(field(string(out), "Host CPU:"), "()")
 			t.Triple = field(string(out), "Default target:")
 		}
 	}
@@ -169,7 +171,14 @@ func findCC() (string, error) {
 	}
 	p, err := exec.LookPath(cc)
 	if err != nil {
-		return "", &ToolError{Tool: "cc", Tried: []string{cc + " on PATH"}}
+		where := cc + " on PATH"
+		if strings.Contains(cc, "/") {
+			where = cc // a path is looked up as it is
+		}
+		if cc != "cc" {
+			where += " ($CC)"
+		}
+		return "", &ToolError{Tool: "cc", Tried: []string{where}}
 	}
 	return p, nil
 }

@@ -99,6 +99,17 @@ func TestFindToolchainMissingCC(t *testing.T) {
 	require.ErrorAs(t, err, &te)
 	require.Equal(t, "cc", te.Tool)
 	require.ErrorContains(t, err, "apt-get install gcc")
+	require.Equal(t, []string{"cc on PATH"}, te.Tried)
+
+	// $CC is looked for as given: a path as it is, a name on PATH.
+	t.Setenv("CC", "/nonexistent/cc -O2")
+	_, err = FindToolchain()
+	require.ErrorAs(t, err, &te)
+	require.Equal(t, []string{"/nonexistent/cc ($CC)"}, te.Tried)
+	t.Setenv("CC", "clang-99")
+	_, err = FindToolchain()
+	require.ErrorAs(t, err, &te)
+	require.Equal(t, []string{"clang-99 on PATH ($CC)"}, te.Tried)
 }
 
 func TestFindToolchainRejectsOpaquePointerLLVM(t *testing.T) {
