@@ -196,6 +196,9 @@ func setup(m *hf.Model, modelDir, outDir string, o Options) (*compilation, error
 	if err != nil {
 		return nil, err
 	}
+	if err := blockOnly(o.Weights, wf); err != nil {
+		return nil, err
+	}
 	kvf, err := kvFormat(o.KVDtype, o.KV, t, wf)
 	if err != nil {
 		return nil, err
@@ -301,6 +304,24 @@ func weightFormat(name string, t *Target) (wformat.Format, error) {
 		return 0, passes.OptionErrorf("--weights %s: backend %s does not load %s weights yet (backends that do: %s)", f, t.Name, f, loadersOf(ir.WeightDType(f)))
 	}
 	return f, nil
+}
+
+// blockOnly refuses the --weights options that only a block format uses
+// when the weights are stored as f (f32, bf16, f16), rather than ignore
+// them.
+func blockOnly(w WeightOptions, f wformat.Format) error {
+	if f.Blocked() {
+		return nil
+	}
+	for _, flag := range []struct {
+		set  bool
+		name string
+	}{{w.KeepEmbeddings, "--keep-embeddings"}, {w.KeepOutput, "--keep-output"}, {w.FloatDot, "--float-dot"}} {
+		if flag.set {
+			return passes.OptionErrorf("%s applies to block formats (--weights q8_0, q4_0 or q4_k), and the weights are %s", flag.name, f)
+		}
+	}
+	return nil
 }
 
 // copiedFiles are the model's small files an artifact carries, so that it

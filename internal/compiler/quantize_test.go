@@ -147,3 +147,26 @@ func TestKVPlanTooBig(t *testing.T) {
 	_, _, err = planKV(cfg, o, wformat.F32, false)
 	require.NoError(t, err)
 }
+
+// TestBlockOnlyFlags: the flags of block formats are refused beside
+// float weights instead of doing nothing.
+func TestBlockOnlyFlags(t *testing.T) {
+	for _, c := range []struct {
+		w    WeightOptions
+		f    wformat.Format
+		want string
+	}{
+		{WeightOptions{KeepEmbeddings: true}, wformat.F32, "--keep-embeddings applies to block formats (--weights q8_0, q4_0 or q4_k), and the weights are f32"},
+		{WeightOptions{KeepOutput: true}, wformat.BF16, "--keep-output applies to block formats"},
+		{WeightOptions{FloatDot: true}, wformat.F16, "--float-dot applies to block formats"},
+		{WeightOptions{KeepEmbeddings: true, FloatDot: true}, wformat.Q8_0, ""},
+		{WeightOptions{}, wformat.F32, ""},
+	} {
+		err := blockOnly(c.w, c.f)
+		if c.want == "" {
+			require.NoError(t, err)
+			continue
+		}
+		require.ErrorContains(t, err, c.want)
+	}
+}

@@ -100,6 +100,14 @@ func compileOpenSeq(t *testing.T, model, backend string, wo compiler.WeightOptio
 	return e
 }
 
+// blocked reports whether format is a block format, which --float-dot
+// applies to.
+func blocked(t *testing.T, format string) bool {
+	f, err := wformat.Parse(format)
+	require.NoError(t, err)
+	return f.Blocked()
+}
+
 // skipShortQuality skips a test that measures a format's numbers over
 // whole texts under -short: the suite runs it in full, and the race
 // detector's pass (scripts/test.sh: -race -short), which is for the
@@ -199,7 +207,7 @@ func TestBlockCompiledMatchesInterpreter(t *testing.T) {
 	for _, b := range blockBounds {
 		t.Run(b.format, func(t *testing.T) {
 			interp := compileOpen(t, "stories260K", "interp", b.format)
-			comp := compileOpenWith(t, "stories260K", "llvm", compiler.WeightOptions{Format: b.format, FloatDot: true})
+			comp := compileOpenWith(t, "stories260K", "llvm", compiler.WeightOptions{Format: b.format, FloatDot: blocked(t, b.format)})
 			require.Empty(t, comp.Manifest.Backends.IntDot, "--float-dot")
 			for _, w := range comp.Manifest.ProgramWeights {
 				if w.Rows > 1 && w.Cols > 1 {
@@ -262,7 +270,7 @@ func TestBlockGoMatchesInterpreter(t *testing.T) {
 			// interpreter's float32 cache.
 			_, err := compiler.Compile(testshared.Path(t, "models", "stories260K"), art, compiler.Options{
 				KV: passes.Static, MaxSeq: 512, PrefillChunk: 16, Backend: "go", KVDtype: "f32",
-				Weights: compiler.WeightOptions{Format: b.format, FloatDot: true}})
+				Weights: compiler.WeightOptions{Format: b.format, FloatDot: blocked(t, b.format)}})
 			require.NoError(t, err)
 			man, err := artifact.Read(art)
 			require.NoError(t, err)
