@@ -75,6 +75,7 @@ type samplingFields struct {
 	N                *int            `json:"n"`
 	PresencePenalty  *float64        `json:"presence_penalty"`
 	FrequencyPenalty *float64        `json:"frequency_penalty"`
+	LogitBias        map[string]any  `json:"logit_bias"`
 	IgnoreEOS        bool            `json:"ignore_eos"` // llama.cpp's extension, for benchmarks
 }
 
@@ -197,6 +198,9 @@ func (f *samplingFields) check() *apiError {
 		if p.v != nil && *p.v != 0 {
 			return invalid(p.name, "%s is not supported (repetition_penalty is)", p.name)
 		}
+	}
+	if len(f.LogitBias) > 0 {
+		return invalid("logit_bias", "logit_bias is not supported")
 	}
 	for _, p := range []struct {
 		name string

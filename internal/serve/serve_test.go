@@ -192,6 +192,8 @@ func TestErrors(t *testing.T) {
 		{"max_tokens 0", url, "/v1/completions", `{"model": "fake", "prompt": "ab", "max_tokens": 0}`, nil, 400, "max_tokens", "at least 1"},
 		{"negative seed", url, "/v1/completions", `{"model": "fake", "prompt": "ab", "seed": -3}`, nil, 400, "seed", "non-negative"},
 		{"n 2", url, "/v1/completions", `{"model": "fake", "prompt": "ab", "n": 2}`, nil, 400, "n", "one choice"},
+		{"logit_bias", url, "/v1/completions", `{"model": "fake", "prompt": "ab", "logit_bias": {"5": -100}}`, nil, 400, "logit_bias", "not supported"},
+		{"presence_penalty", url, "/v1/chat/completions", `{"model": "fake", "messages": [{"role": "user", "content": "a"}], "presence_penalty": 0.5}`, nil, 400, "presence_penalty", "not supported.*repetition_penalty"},
 		{"stop type", url, "/v1/completions", `{"model": "fake", "prompt": "ab", "stop": 3}`, nil, 400, "stop", "string or an array"},
 		{"five stops", url, "/v1/completions", `{"model": "fake", "prompt": "ab", "stop": ["a","b","c","d","e"]}`, nil, 400, "stop", "at most 4"},
 		{"no prompt", url, "/v1/completions", `{"model": "fake"}`, nil, 400, "prompt", "required"},
