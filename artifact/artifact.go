@@ -17,10 +17,10 @@
 //     shared object built by the LLVM backend, and its layout.json.
 //
 // What a load checks: the manifest's own checksum (an edited manifest is
-// refused), the size and SHA-256 of every file the artifact holds, and
-// for each model file its identity (device, inode, size, mtime, ctime):
-// when all are as recorded the file is trusted without reading it, else
-// its SHA-256 decides. Verify hashes everything, whatever the identity.
+// refused), and for every file the artifact holds and every model file
+// its identity (device, inode, size, mtime, ctime): when all are as
+// recorded the file is trusted without reading it, else its SHA-256
+// decides. Verify hashes everything, whatever the identity.
 package artifact
 
 import (
@@ -93,19 +93,12 @@ type Manifest struct {
 	IR            string         `json:"ir"`
 	Files         []string       `json:"files"` // other files in the artifact, relative
 	Backends      BackendInfo    `json:"backend_info,omitempty"`
-	// Contents are the size and hash of every file in the artifact but
-	// the manifest, sorted by name.
-	Contents []Content `json:"contents"`
+	// Contents are the size, hash and identity of every file in the
+	// artifact but the manifest, sorted by name.
+	Contents []File `json:"contents"`
 	// Checksum is the SHA-256 of the manifest as written with Checksum
 	// empty; see Seal.
 	Checksum string `json:"checksum"`
-}
-
-// Content is one file of the artifact.
-type Content struct {
-	Name   string `json:"name"` // relative, with slashes
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
 }
 
 // BackendInfo records what a code generator produced and with what tools.
@@ -294,11 +287,12 @@ func (m *Manifest) Seal(dir string) error {
 		if !d.Type().IsRegular() {
 			return fmt.Errorf("%s is not a regular file", path)
 		}
-		sum, size, err := hashFile(path)
+		f, err := DescribeFile(dir, rel, nil)
 		if err != nil {
 			return err
 		}
-		m.Contents = append(m.Contents, Content{Name: filepath.ToSlash(rel), Size: size, SHA256: sum})
+		f.Name = filepath.ToSlash(rel)
+		m.Contents = append(m.Contents, f)
 		return nil
 	})
 	if err != nil {
@@ -322,49 +316,57 @@ func Edit(dir string, edit func(*Manifest)) error {
 	return m.Seal(dir)
 }
 
-// CheckContents verifies the files the artifact holds against their
-// recorded size and hash: the named ones (relative, with slashes), or
-// every one when none is named.
+// CheckContents verifies the files the artifact in dir holds against
+// what Seal recorded: the named ones (relative, with slashes), or every
+// one when none is named. As for model files (CheckModel), a file whose
+// identity is as recorded is trusted without reading it, so that loading
+// a large artifact does not hash its weights every time; otherwise its
+// size and SHA-256 decide.
 func (m *Manifest) CheckContents(dir string, names ...string) error {
 	for _, c := range m.Contents {
 		if len(names) > 0 && !slices.Contains(names, c.Name) {
 			continue
 		}
-		if err := checkContent(dir, c); err != nil {
+		if err := checkContent(dir, c, false); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// checkContent verifies one file of the artifact in dir.
-func checkContent(dir string, c Content) error {
-	sum, size, err := hashFile(filepath.Join(dir, filepath.FromSlash(c.Name)))
+// checkContent verifies one file of the artifact in dir, by content when
+// full is set or its identity differs from the recorded one.
+func checkContent(dir string, c File, full bool) error {
+	rel := c.Name
+	c.Name = filepath.FromSlash(c.Name)
+	cur, err := checkFile(dir, c, full)
 	if err != nil {
 		return fmt.Errorf("artifact %s: %w: compile the artifact again", dir, err)
 	}
-	if size != c.Size || sum != c.SHA256 {
+	if cur.Size != c.Size || cur.SHA256 != c.SHA256 {
 		return fmt.Errorf("artifact %s: %s changed since it was compiled (%d bytes, sha256 %.12s…; was %d bytes, %.12s…): compile the artifact again",
-			dir, c.Name, size, sum, c.Size, c.SHA256)
+			dir, rel, cur.Size, cur.SHA256, c.Size, c.SHA256)
 	}
 	return nil
 }
 
-func hashFile(path string) (sum string, size int64, err error) {
-	f, err := os.Open(path)
+// checkFile describes file f of dir as it is now: f itself when its
+// identity (device, inode, size, mtime and ctime) is as recorded and full
+// is not set, else its size and content hash read afresh.
+func checkFile(dir string, f File, full bool) (File, error) {
+	st, err := os.Stat(filepath.Join(dir, f.Name))
 	if err != nil {
-		return "", 0, err
+		return File{}, err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return "", 0, err
+	if st.Size() != f.Size {
+		return File{Name: f.Name, Size: st.Size()}, nil
 	}
-	sum, err = hashReader(f, st.Size(), nil)
-	if err != nil {
-		return "", 0, fmt.Errorf("hashing %s: %w", path, err)
+	if !full && f.Inode != 0 && st.ModTime().UTC().Equal(f.ModTime) {
+		if dev, ino, ctime, ok := identity(st); ok && dev == f.Device && ino == f.Inode && ctime.Equal(f.ChangeTime) {
+			return f, nil
+		}
 	}
-	return sum, st.Size(), nil
+	return DescribeFile(dir, f.Name, nil)
 }
 
 // DescribeFile records a model file's size, time and content hash.
@@ -433,21 +435,12 @@ func (m *Manifest) CheckModel(full bool) error {
 
 func (m *Manifest) checkModelFile(f File, full bool) error {
 	path := filepath.Join(m.Model.Dir, f.Name)
-	st, err := os.Stat(path)
+	cur, err := checkFile(m.Model.Dir, f, full)
 	if err != nil {
 		return fmt.Errorf("the artifact was compiled from %s: %w", path, err)
 	}
-	if st.Size() != f.Size {
-		return fmt.Errorf("model file %s changed since it was compiled (size %d, was %d): compile again", path, st.Size(), f.Size)
-	}
-	if !full && f.Inode != 0 && st.ModTime().UTC().Equal(f.ModTime) {
-		if dev, ino, ctime, ok := identity(st); ok && dev == f.Device && ino == f.Inode && ctime.Equal(f.ChangeTime) {
-			return nil
-		}
-	}
-	cur, err := DescribeFile(m.Model.Dir, f.Name, nil)
-	if err != nil {
-		return err
+	if cur.Size != f.Size {
+		return fmt.Errorf("model file %s changed since it was compiled (size %d, was %d): compile again", path, cur.Size, f.Size)
 	}
 	if cur.SHA256 != f.SHA256 {
 		return fmt.Errorf("model file %s changed since it was compiled (sha256 %.12s…, was %.12s…): compile again", path, cur.SHA256, f.SHA256)
@@ -472,7 +465,7 @@ func Verify(dir string) ([]Check, error) {
 	}
 	checks := []Check{{What: filepath.Join(dir, ManifestName)}}
 	for _, c := range m.Contents {
-		checks = append(checks, Check{What: filepath.Join(dir, filepath.FromSlash(c.Name)), Err: checkContent(dir, c)})
+		checks = append(checks, Check{What: filepath.Join(dir, filepath.FromSlash(c.Name)), Err: checkContent(dir, c, true)})
 	}
 	for _, f := range m.Model.Files {
 		checks = append(checks, Check{What: filepath.Join(m.Model.Dir, f.Name), Err: m.checkModelFile(f, true)})
@@ -548,10 +541,11 @@ func tempPrefix(dir string) string {
 	return "." + filepath.Base(filepath.Clean(dir)) + ".tmp"
 }
 
-// SweepStale removes the temporary folders that WriteDir calls for dir
-// left behind when their process died, and returns their paths. A folder
-// is stale when the process id in its name (.BASE.tmpPID-N, or
-// .BASE.tmpPID-N.old while an artifact is replaced) is no longer running;
+// SweepStale removes the temporary folders that TempDir made for dir (for
+// WriteDir, or for llmc synth's model folders) left behind when their
+// process died, and returns their paths. A folder is stale when the
+// process id in its name (.BASE.tmpPID-N, or .BASE.tmpPID-N.old while the
+// folder at dir is replaced) is no longer running;
 // folders of running processes, including this one, and folders not named
 // that way are kept.
 func SweepStale(dir string) ([]string, error) {
@@ -562,7 +556,7 @@ func SweepStale(dir string) ([]string, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("looking for unfinished artifacts in %s: %w", parent, err)
+		return nil, fmt.Errorf("looking for unfinished temporary folders in %s: %w", parent, err)
 	}
 	var swept []string
 	for _, e := range ents {

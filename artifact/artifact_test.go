@@ -3,6 +3,7 @@ package artifact
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -125,6 +126,32 @@ func TestCheckModelFastPath(t *testing.T) {
 	p := filepath.Join(model, "w.bin")
 	require.NoError(t, os.Chmod(p, 0o600)) // changes the ctime only
 	assert.ErrorContains(t, m.CheckModel(false), "changed since it was compiled (sha256", "a new ctime makes the hash decide")
+}
+
+// TestCheckContentsFastPath is TestCheckModelFastPath for the artifact's
+// own files: a load trusts an unchanged identity (a large weights.bin is
+// not hashed every time), Verify hashes whatever the identity says, and a
+// manifest without identities (Inode 0) makes every load hash.
+func TestCheckContentsFastPath(t *testing.T) {
+	if runtimeIdentityUnknown(t) {
+		t.Skip("this system reports no file identity: every load hashes")
+	}
+	art, _ := sealed(t)
+	m, err := Read(art)
+	require.NoError(t, err)
+	i := slices.IndexFunc(m.Contents, func(f File) bool { return f.Name == IRName })
+	require.GreaterOrEqual(t, i, 0)
+	require.NotZero(t, m.Contents[i].Inode, "Seal records the identity")
+	m.Contents[i].SHA256 = "0000"
+	assert.NoError(t, m.CheckContents(art), "identity unchanged: trusted unread")
+	assert.ErrorContains(t, checkContent(art, m.Contents[i], true), "program.ir changed since it was compiled")
+
+	noID := m.Contents[i]
+	noID.Inode = 0
+	assert.ErrorContains(t, checkContent(art, noID, false), "program.ir changed since it was compiled", "no identity recorded: hashed")
+
+	require.NoError(t, os.Chmod(filepath.Join(art, IRName), 0o600)) // changes the ctime only
+	assert.ErrorContains(t, m.CheckContents(art), "program.ir changed since it was compiled", "a new ctime makes the hash decide")
 }
 
 func runtimeIdentityUnknown(t *testing.T) bool {
