@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -42,4 +44,15 @@ func interruptible(parent context.Context) (context.Context, func()) {
 		close(done)
 		cancel(context.Canceled)
 	}
+}
+
+// leftAsItWas returns err, of a command that writes out under a temporary
+// name (compile, synth), with the note that out is as it was and the
+// temporary folder was removed when a signal cancelled ctx (see
+// interruptible); otherwise err unchanged.
+func leftAsItWas(ctx context.Context, err error, out string) error {
+	if err != nil && errors.As(context.Cause(ctx), new(interruptedError)) {
+		return fmt.Errorf("%w; %s is as it was, and the unfinished temporary folder was removed", err, out)
+	}
+	return err
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -61,12 +62,17 @@ generation_config.json, so llmrun and llmc take it like a downloaded model.
 Weights are N(0, σ²) with σ the config's initializer_range; norms make a
 scale of 1 (Gemma stores the scale as 1 + w, so its norm weights are 0). The
 same seed gives the same bytes. They are generated on all cores and written
-as they are made, so memory stays small for any size, a multi-GB model takes
-seconds (progress on a terminal), and the folder appears only when
-complete. With --tokenizer, the tokenizer's files are copied in and set the
-BOS and EOS ids (with its turn ends in generation_config.json) and, unless
-the shape's vocabulary holds it, the vocabulary size, so that llmrun can
-generate (meaningless) text with it.
+as they are made, so memory stays small for any size and a multi-GB model
+takes seconds (progress on a terminal). With --tokenizer, the tokenizer's
+files are copied in and set the BOS and EOS ids (with its turn ends in
+generation_config.json) and, unless the shape's vocabulary holds it, the
+vocabulary size, so that llmrun can generate (meaningless) text with it.
+
+DIR is written under a temporary name next to it and renamed when complete.
+SIGINT (Ctrl-C) or SIGTERM stops the synth, removes the temporary folder and
+leaves DIR as it was (exit status 1); a second one ends llmc at once.
+Temporary folders left by a synth that was killed are removed by the next
+synth to the same DIR.
 
 shapes (dtype: the published checkpoint's, the default of --dtype):
 ` + strings.TrimRight(shapes.String(), "\n") + `
@@ -134,8 +140,10 @@ shapes (dtype: the published checkpoint's, the default of --dtype):
 				if show {
 					o.Progress = stderr
 				}
-				res, err := synth.Write(out, o)
-				if err != nil {
+				ctx, stop := interruptible(context.Background())
+				defer stop()
+				res, err := synth.WriteContext(ctx, out, o)
+				if err = leftAsItWas(ctx, err, out); err != nil {
 					return err
 				}
 				if show {

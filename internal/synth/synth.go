@@ -18,12 +18,16 @@
 // generator seeded by (seed, tensor, chunk), on all cores, and written as
 // they are made: memory stays at a few chunks whatever the model's size,
 // and the output depends only on the seed. The folder is written under a
-// temporary name next to the destination and renamed into place.
+// temporary name next to the destination (artifact.TempDir's, which the
+// next Write to the same destination removes if its process was killed)
+// and renamed into place; WriteContext stops between chunks when its
+// context is done, leaving the destination as it was.
 package synth
 
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -41,6 +45,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/frontends/safetensors"
 	"github.com/llmc-dev/llmc/tokenizer"
 )
@@ -114,6 +119,22 @@ var turnEnds = []string{"<|im_end|>", "<|end|>", "<|eot_id|>", "<|eom_id|>", "<e
 
 // Write writes a random-weight model folder at dir.
 func Write(dir string, o Options) (*Result, error) {
+	return WriteContext(context.Background(), dir, o)
+}
+
+// WriteContext is Write stopped when ctx is done: between the files it
+// writes and between the chunks of model.safetensors. It then leaves dir
+// as it was, removes its temporary folder and returns an error wrapping
+// context.Cause(ctx).
+func WriteContext(ctx context.Context, dir string, o Options) (*Result, error) {
+	res, err := write(ctx, dir, o)
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("writing %s: %w", dir, context.Cause(ctx))
+	}
+	return res, err
+}
+
+func write(ctx context.Context, dir string, o Options) (*Result, error) {
 	s := o.Shape
 	if o.Vocab < 0 || o.MaxPositions < 0 {
 		return nil, fmt.Errorf("vocabulary %d and positions %d: want positive numbers or 0 for the shape's", o.Vocab, o.MaxPositions)
@@ -192,7 +213,12 @@ func Write(dir string, o Options) (*Result, error) {
 	if err := prepareDest(dir, o.Replace); err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), "."+filepath.Base(dir)+".tmp*")
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// Named after this process, so that one left by a synth that was killed
+	// is removed by the next one to dir (artifact.SweepStale).
+	tmp, err := artifact.TempDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -223,9 +249,12 @@ func Write(dir string, o Options) (*Result, error) {
 		}
 	}
 	if !o.ConfigOnly {
-		if res.Bytes, err = writeWeights(filepath.Join(tmp, "model.safetensors"), Tensors(s), dt, s.initRange(), o.Seed, o.Progress); err != nil {
+		if res.Bytes, err = writeWeights(ctx, filepath.Join(tmp, "model.safetensors"), Tensors(s), dt, s.initRange(), o.Seed, o.Progress); err != nil {
 			return nil, err
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err // complete, but not wanted any more: dir stays as it was
 	}
 	if err := install(tmp, dir); err != nil {
 		return nil, err
@@ -349,8 +378,9 @@ const initStd = 0.02
 const chunkElems = 1 << 20
 
 // writeWeights writes the safetensors file at path, streaming: header
-// first, then every tensor chunk by chunk as the workers make them.
-func writeWeights(path string, ts []Tensor, dt safetensors.DType, std float64, seed uint64, progress io.Writer) (int64, error) {
+// first, then every tensor chunk by chunk as the workers make them. It
+// stops before the next chunk when ctx is done.
+func writeWeights(ctx context.Context, path string, ts []Tensor, dt safetensors.DType, std float64, seed uint64, progress io.Writer) (int64, error) {
 	header, dataBytes, err := safetensorsHeader(ts, dt)
 	if err != nil {
 		return 0, err
@@ -368,6 +398,9 @@ func writeWeights(path string, ts []Tensor, dt safetensors.DType, std float64, s
 
 	p := newProgress(progress, filepath.Base(path), dataBytes)
 	err = generate(ts, newEncoder(dt, std), seed, func(b []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if _, err := bw.Write(b); err != nil {
 			return err
 		}
