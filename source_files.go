@@ -11,7 +11,7 @@ import "embed"
 //go:embed chattemplate/ast.go chattemplate/doc.go chattemplate/eval.go chattemplate/filters.go chattemplate/format.go chattemplate/globals.go chattemplate/lex.go chattemplate/methods.go chattemplate/parse.go chattemplate/template.go chattemplate/tests.go chattemplate/value.go
 //go:embed frontends/hf/build.go frontends/hf/config.go frontends/hf/model.go
 //go:embed frontends/safetensors/advise_linux.go frontends/safetensors/advise_other.go frontends/safetensors/convert.go frontends/safetensors/doc.go frontends/safetensors/dtype.go frontends/safetensors/errors.go frontends/safetensors/file.go frontends/safetensors/mmap_other.go frontends/safetensors/mmap_unix.go frontends/safetensors/set.go frontends/safetensors/tensor.go frontends/safetensors/write.go
-//go:embed internal/cli/cmdline/cmdline.go
+//go:embed internal/cli/cmdline/cmdline.go internal/cli/cmdline/flagerr.go internal/cli/cmdline/version.go
 //go:embed internal/cli/llmruncmd/bench.go internal/cli/llmruncmd/chat.go internal/cli/llmruncmd/external.go internal/cli/llmruncmd/llmrun.go internal/cli/llmruncmd/serve.go internal/cli/llmruncmd/text.go internal/cli/llmruncmd/tokenize.go internal/cli/llmruncmd/verify.go
 //go:embed internal/engine/engine.go internal/engine/loaders.go internal/engine/stored.go
 //go:embed internal/serve/api.go internal/serve/loadgen.go internal/serve/metrics.go internal/serve/model.go internal/serve/scheduler.go internal/serve/server.go internal/serve/sse.go

@@ -412,11 +412,13 @@ func TestBadArguments(t *testing.T) {
 		{"unknown llmc command", llmc, []string{"compile-all", stories}, 2, []string{`unknown command "compile-all"`, "ir", "kv"}},
 		{"no llmrun command", llmrun, nil, 2, []string{"usage: llmrun"}},
 		{"no llmc command", llmc, nil, 2, []string{"usage: llmc"}},
-		{"unknown generate flag", llmrun, []string{"generate", stories, "--ids", "1", "--bogus"}, 2, []string{"-bogus", "usage: llmrun generate"}},
+		{"unknown generate flag", llmrun, []string{"generate", stories, "--ids", "1", "--bogus"}, 2, []string{"unknown flag --bogus", "run 'llmrun generate --help' for usage"}},
 		{"unknown score flag", llmrun, []string{"score", stories, "--ids", "1,2", "--temperature", "1"}, 2, []string{"-temperature"}},
 		{"unknown ir flag", llmc, []string{"ir", stories, "--max-seq", "3"}, 2, []string{"-max-seq"}},
 		{"unknown kv flag", llmc, []string{"kv", stories, "--all-logits"}, 2, []string{"-all-logits"}},
-		{"flag missing its value", llmrun, []string{"generate", stories, "--ids"}, 2, []string{"-ids"}},
+		{"flag missing its value", llmrun, []string{"generate", stories, "--ids"}, 2, []string{"--ids needs a value"}},
+		{"serve port out of range", llmrun, []string{"serve", stories, "--addr", "127.0.0.1:99999"}, 2, []string{`--addr is "127.0.0.1:99999"`, "0..65535"}},
+		{"help of an unknown command", llmrun, []string{"help", "frobnicate"}, 2, []string{`unknown command "frobnicate"`, "generate", "score"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

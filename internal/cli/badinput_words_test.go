@@ -349,7 +349,8 @@ func TestExitStatusRuleInHelp(t *testing.T) {
 		{llmrun, nil, 2},
 		{llmc, []string{"compile", "--help"}, 0},
 		{llmrun, []string{"generate", "--help"}, 0},
-		{llmrun, []string{"generate", "--no-such-flag"}, 2},
+		{llmrun, []string{"help", "generate"}, 0},
+		{llmrun, []string{"verify", "--help"}, 0},
 	} {
 		r := tt.main(t, tt.args...)
 		assert.Equalf(t, tt.code, r.code, "%q", tt.args)

@@ -157,9 +157,7 @@ removed by the next compile to the same ART.`,
 					ctx, stop := interruptible(context.Background())
 					defer stop()
 					res, err := compiler.CompileContext(ctx, path, out, o)
-					if err != nil && errors.As(context.Cause(ctx), new(interruptedError)) {
-						return fmt.Errorf("%w; %s is as it was, and the unfinished temporary folder was removed", err, out)
-					}
+					err = leftAsItWas(ctx, err, out)
 					var bad *passes.OptionError
 					if errors.As(err, &bad) {
 						return cmdline.Usagef("%v", err)
@@ -209,6 +207,7 @@ removed by the next compile to the same ART.`,
 		},
 		{
 			Name: "kv", Args: "MODEL --max-seq N [--dtype D --prefill-chunk C]",
+			Short: "Print the KV cache size of a model for N positions, with its breakdown.",
 			Summary: `Print the KV cache size of a model for N positions, with its breakdown:
   2 (K and V) × layers × KV heads × head dim × positions × bytes per element.
 The textbook formula, positions × layers × attention heads × head dim × bytes,

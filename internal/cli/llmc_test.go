@@ -154,6 +154,9 @@ func TestHelp(t *testing.T) {
 		{llmrun, []string{"score", "-h"}, []string{"usage: llmrun score", "examples:", "-logits"}},
 		{llmc, []string{"-h"}, []string{"ir", "kv"}},
 		{llmc, []string{"ir", "--help"}, []string{"usage: llmc ir", "examples:"}},
+		{llmrun, []string{"help", "generate"}, []string{"usage: llmrun generate", "examples:", "-seed"}},
+		{llmc, []string{"help", "compile"}, []string{"usage: llmc compile", "examples:", "-max-seq"}},
+		{llmrun, []string{"help", "version"}, []string{"usage: llmrun version", "examples:"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

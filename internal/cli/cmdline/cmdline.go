@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 
 	"github.com/llmc-dev/llmc/internal/sysmem"
@@ -34,8 +35,12 @@ func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code
 
 // Command is one subcommand of llmc or llmrun.
 type Command struct {
-	Name     string
-	Args     string // positional arguments, for the usage line
+	Name string
+	Args string // positional arguments, for the usage line
+	// Short is the one-line summary of the program's command list; when
+	// empty, it is the first paragraph of Summary, which must then be one
+	// sentence.
+	Short    string
 	Summary  string
 	Examples []string
 	// Flags registers the command's flags on fs and returns the function
@@ -79,46 +84,56 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 // Run dispatches args to one of the commands and turns errors into an exit
 // status.
 func (p *Program) Run(args []string, stdout, stderr io.Writer) int {
-	prog, cmds := p.Name, p.Commands
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		p.printUsage(stderr)
+	prog, cmds := p.Name, p.commands(stdout)
+	if len(args) > 0 && (args[0] == "-version" || args[0] == "--version") {
+		args = append([]string{"version"}, args[1:]...)
+	}
+	help := len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help")
+	if help && len(args) > 2 {
+		fmt.Fprintf(stderr, "%s: help takes one command, got %d arguments: %s\n", prog, len(args)-1, strings.Join(args[1:], " "))
+		fmt.Fprintf(stderr, "run '%s --help' for usage\n", prog)
+		return 2
+	}
+	if len(args) == 0 || help && (len(args) == 1 || args[1] == "help" || args[1] == "-h" || args[1] == "--help") {
+		p.printUsage(stderr, cmds)
 		if len(args) == 0 {
 			return 2
 		}
 		return 0
 	}
+	name := args[0]
+	if help {
+		name = args[1] // help CMD is CMD --help
+		args = []string{name, "--help"}
+	}
 	var cmd *Command
 	for _, c := range cmds {
-		if c.Name == args[0] {
+		if c.Name == name {
 			cmd = c
 		}
 	}
 	if cmd == nil {
-		fmt.Fprintf(stderr, "%s: unknown command %q\n", prog, args[0])
-		p.printUsage(stderr)
+		fmt.Fprintf(stderr, "%s: unknown command %q\n", prog, name)
+		p.printUsage(stderr, cmds)
 		return 2
 	}
 	fs := flag.NewFlagSet(prog+" "+cmd.Name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: %s %s %s\n\n%s\n", prog, cmd.Name, cmd.Args, cmd.Summary)
-		if len(cmd.Examples) > 0 {
-			fmt.Fprintf(stderr, "\nexamples:\n")
-			for _, e := range cmd.Examples {
-				fmt.Fprintf(stderr, "  %s\n", e)
-			}
-		}
-		fmt.Fprintf(stderr, "\nflags:\n")
-		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\n%s\n", exitStatusDoc)
-	}
 	exec := cmd.Flags(fs)
+	// The flag package prints a parse error and then the whole usage; Run
+	// prints the error as one line and points at --help instead, like every
+	// other usage error, and prints the usage only when it is asked for.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	pos, err := parseInterspersed(fs, args[1:])
+	fs.SetOutput(stderr)
 	if errors.Is(err, flag.ErrHelp) {
+		printHelp(stderr, prog, cmd, fs)
 		return 0
 	}
 	if err != nil {
-		return 2 // the flag package has printed the problem and usage
+		fmt.Fprintf(stderr, "%s: %s\n", prog, flagError(fs, err))
+		fmt.Fprintf(stderr, "run '%s %s --help' for usage\n", prog, cmd.Name)
+		return 2
 	}
 	err = exec(pos)
 	if err == nil {
@@ -147,24 +162,104 @@ func (p *Program) Run(args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
-func (p *Program) printUsage(w io.Writer) {
-	fmt.Fprintf(w, "usage: %s COMMAND [arguments]\n\ncommands:\n", p.Name)
-	for _, c := range p.Commands {
-		fmt.Fprintf(w, "  %-12s %s\n", c.Name, firstLine(c.Summary))
+// printHelp prints a command's help: usage line, summary, examples, flags
+// (without the heading when it has none) and the exit status rule.
+func printHelp(w io.Writer, prog string, cmd *Command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "usage: %s\n\n%s\n", strings.TrimSpace(prog+" "+cmd.Name+" "+cmd.Args), cmd.Summary)
+	if len(cmd.Examples) > 0 {
+		fmt.Fprintf(w, "\nexamples:\n")
+		for _, e := range cmd.Examples {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
 	}
-	fmt.Fprintf(w, "\nrun '%s COMMAND --help' for a command's flags and examples\n\n%s\n", p.Name, exitStatusDoc)
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n > 0 {
+		fmt.Fprintf(w, "\nflags:\n")
+		PrintFlags(w, fs)
+	}
+	fmt.Fprintf(w, "\n%s\n", exitStatusDoc)
+}
+
+// PrintFlags prints fs's flags as fs.PrintDefaults does, except that a
+// flag whose usage says its default itself ("(default: ...)", "(default 4,
+// or ...)") does not get the flag package's "(default X)" after it too.
+func PrintFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "  -%s", f.Name)
+		name, usage := flag.UnquoteUsage(f)
+		if name != "" {
+			b.WriteString(" " + name)
+		}
+		// As the flag package does: a one-letter bool flag keeps its usage
+		// on its line, others go under it, indented to a tab stop.
+		if b.Len() <= 4 {
+			b.WriteString("\t")
+		} else {
+			b.WriteString("\n    \t")
+		}
+		b.WriteString(strings.ReplaceAll(usage, "\n", "\n    \t"))
+		if note := defaultNote(f); note != "" {
+			b.WriteString(" " + note)
+		}
+		fmt.Fprintln(w, b.String())
+	})
+}
+
+// defaultNote is "(default X)" for a flag whose default is not its type's
+// zero value and whose usage does not say the default already.
+func defaultNote(f *flag.Flag) string {
+	if strings.Contains(f.Usage, "(default") || isZeroValue(f) {
+		return ""
+	}
+	if g, ok := f.Value.(flag.Getter); ok {
+		if _, ok := g.Get().(string); ok {
+			return fmt.Sprintf("(default %q)", f.DefValue)
+		}
+	}
+	return fmt.Sprintf("(default %v)", f.DefValue)
+}
+
+// isZeroValue reports whether f's default is the zero value of its type,
+// as the flag package decides: a new Value's String.
+func isZeroValue(f *flag.Flag) (zero bool) {
+	typ := reflect.TypeOf(f.Value)
+	var z reflect.Value
+	if typ.Kind() == reflect.Pointer {
+		z = reflect.New(typ.Elem())
+	} else {
+		z = reflect.Zero(typ)
+	}
+	defer func() {
+		if recover() != nil {
+			zero = false
+		}
+	}()
+	return f.DefValue == z.Interface().(flag.Value).String()
+}
+
+func (p *Program) printUsage(w io.Writer, cmds []*Command) {
+	fmt.Fprintf(w, "usage: %s COMMAND [arguments]\n\ncommands:\n", p.Name)
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-12s %s\n", c.Name, c.ShortSummary())
+	}
+	fmt.Fprintf(w, "\nrun '%s help COMMAND' or '%s COMMAND --help' for a command's flags and examples\n\n%s\n", p.Name, p.Name, exitStatusDoc)
+}
+
+// ShortSummary is the command's line in the program's command list: Short,
+// or else Summary's first paragraph on one line.
+func (c *Command) ShortSummary() string {
+	if c.Short != "" {
+		return c.Short
+	}
+	para, _, _ := strings.Cut(c.Summary, "\n\n")
+	return strings.Join(strings.Fields(para), " ")
 }
 
 // exitStatusDoc is the one rule for exit statuses, which every command
 // keeps: usage errors are Usagef errors or flag parse errors.
 const exitStatusDoc = "exit status: 0 on success, 2 for a usage error (a bad flag, argument or command), 1 for any other error"
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
-}
 
 // OnePositional returns the single positional argument named what.
 func OnePositional(pos []string, what string) (string, error) {

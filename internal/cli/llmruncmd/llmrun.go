@@ -164,10 +164,10 @@ type samplingFlags struct {
 
 func (g *samplingFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&g.temperature, "temperature", 0, "sampling temperature; 0 is greedy (default: generation_config.json, else 0)")
-	fs.IntVar(&g.topK, "top-k", 0, "keep the k most likely tokens; 0 keeps all (default: generation_config.json)")
-	fs.Float64Var(&g.topP, "top-p", 1, "nucleus sampling: keep the smallest set with this much probability (default: generation_config.json)")
-	fs.Float64Var(&g.minP, "min-p", 0, "keep tokens at least this fraction as likely as the best (default: generation_config.json)")
-	fs.Float64Var(&g.repPenalty, "repetition-penalty", 1, "penalise tokens already seen; 1 is off (default: generation_config.json)")
+	fs.IntVar(&g.topK, "top-k", 0, "keep the k most likely tokens; 0 keeps all (default: generation_config.json, else 0)")
+	fs.Float64Var(&g.topP, "top-p", 1, "nucleus sampling: keep the smallest set with this much probability; 1 keeps all (default: generation_config.json, else 1)")
+	fs.Float64Var(&g.minP, "min-p", 0, "keep tokens at least this fraction as likely as the best; 0 is off (default: generation_config.json, else 0)")
+	fs.Float64Var(&g.repPenalty, "repetition-penalty", 1, "penalise tokens already seen; 1 is off (default: generation_config.json, else 1)")
 	fs.Uint64Var(&g.seed, "seed", 0, "random seed for sampling (default: a new random seed each run, reported so that the run can be repeated)")
 }
 

@@ -2,6 +2,7 @@ package llmruncmd
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -94,6 +95,19 @@ func registerServe(fs *flag.FlagSet, lp *runtime.LinkedProgram) *serveFlags {
 	return f
 }
 
+// checkAddr refuses an --addr that is not HOST:PORT with a port in
+// 0..65535 (or a service name), before the model is loaded: a usage error.
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return cmdline.Usagef("--addr is %q: want HOST:PORT, such as 127.0.0.1:8080 (port 0 picks a free one)", addr)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return cmdline.Usagef("--addr is %q: want a port number in 0..65535 (or a service name), not %q", addr, port)
+	}
+	return nil
+}
+
 // run serves until ctx is done (a signal), then shuts down. listening, if
 // set, is told the address once the server listens.
 func (f *serveFlags) run(ctx context.Context, fs *flag.FlagSet, pos []string, stderr io.Writer, listening func(addr string)) error {
@@ -112,6 +126,9 @@ func (f *serveFlags) run(ctx context.Context, fs *flag.FlagSet, pos []string, st
 	case f.timeout < 0 || f.idle < 0 || f.grace < 0:
 		return cmdline.Usagef("--timeout, --idle-timeout and --shutdown-timeout must not be negative")
 	}
+	if err := checkAddr(f.addr); err != nil {
+		return err
+	}
 	if !set["api-key"] {
 		f.apiKey = os.Getenv(apiKeyEnv)
 	}
@@ -127,6 +144,9 @@ func (f *serveFlags) run(ctx context.Context, fs *flag.FlagSet, pos []string, st
 	srv := serve.New(serve.Config{APIKey: f.apiKey, QueueSize: f.queue, RequestTimeout: f.timeout, IdleTimeout: f.idle,
 		Log: func(format string, args ...any) { logf(format, args...) }})
 	ln, err := net.Listen("tcp", f.addr)
+	if _, ok := errors.AsType[*net.AddrError](err); ok {
+		return cmdline.Usagef("--addr: %v", err) // an address no listener can take
+	}
 	if err != nil {
 		return fmt.Errorf("--addr: %w", err)
 	}
@@ -279,6 +299,7 @@ func (a textStreamAdapter) Finish() error            { return a.s.finish() }
 func loadgenCommand(stdout io.Writer) *cmdline.Command {
 	return &cmdline.Command{
 		Name: "loadgen", Args: "--url URL [--clients 1,2,4,8] [--requests R] [--max-tokens N] [flags]",
+		Short: "Load a server that speaks the OpenAI API and measure its throughput and latency.",
 		Summary: `Load a server that speaks the OpenAI API (llmrun serve, llama.cpp's
 llama-server, ...) and measure it.
 

@@ -189,6 +189,8 @@ func TestStopIDs(t *testing.T) {
 	require.True(t, ok)
 	eos, ok := tok.EOS()
 	require.True(t, ok)
+	bos, ok := tok.BOS()
+	require.True(t, ok)
 	gen := &hf.GenerationConfig{EOS: []int{1}}
 	for _, tc := range []struct {
 		name string
@@ -196,11 +198,12 @@ func TestStopIDs(t *testing.T) {
 		chat bool
 		want []int
 	}{
-		{"config list", &hf.Config{EOS: []int{1, 5}}, false, []int{1, 5}},
-		{"tokenizer's EOS added", &hf.Config{EOS: []int{7}}, false, []int{7, eos.ID}},
-		{"chat adds the turn end", &hf.Config{EOS: []int{1}, Generation: gen}, true, []int{1, eot}},
+		{"config list, the tokenizer's BOS", &hf.Config{EOS: []int{1, 5}}, false, []int{1, 5, bos.ID}},
+		{"tokenizer's EOS added", &hf.Config{EOS: []int{7}}, false, []int{7, eos.ID, bos.ID}},
+		{"config's BOS", &hf.Config{EOS: []int{7}, BOS: []int{9}}, false, []int{7, 9, eos.ID, bos.ID}},
+		{"chat adds the turn end", &hf.Config{EOS: []int{1}, Generation: gen}, true, []int{1, bos.ID, eot}},
 	} {
 		assert.Equal(t, tc.want, tm.stopIDs(tc.cfg, tc.chat), tc.name)
 	}
-	assert.Equal(t, []int{3, 4}, (*textModel)(nil).stopIDs(&hf.Config{EOS: []int{3, 4}}, false), "--ids: no tokenizer")
+	assert.Equal(t, []int{3, 4, 1}, (*textModel)(nil).stopIDs(&hf.Config{EOS: []int{3, 4}, BOS: []int{1}}, false), "--ids: no tokenizer")
 }

@@ -17,6 +17,7 @@ var errVerify = errors.New("the artifact does not match what was compiled")
 func verifyCommand(stdout io.Writer) *cmdline.Command {
 	return &cmdline.Command{
 		Name: "verify", Args: "ART",
+		Short: "Hash every file an artifact depends on and report what differs.",
 		Summary: `Check an artifact in full: the manifest's checksum, the SHA-256 of every
 file it holds and of every model file it was compiled from.
 
