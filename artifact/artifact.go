@@ -136,7 +136,7 @@ type Model struct {
 type File struct {
 	Name    string    `json:"name"`
 	Size    int64     `json:"size"`
-	ModTime time.Time `json:"mtime"`
+	ModTime time.Time `json:"mtime,omitzero"`
 	SHA256  string    `json:"sha256"`
 	// Device, Inode and ChangeTime are zero where the system does not
 	// report them; the file is then hashed at every load.

@@ -1,6 +1,7 @@
 package artifact
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -152,6 +153,16 @@ func TestCheckContentsFastPath(t *testing.T) {
 
 	require.NoError(t, os.Chmod(filepath.Join(art, IRName), 0o600)) // changes the ctime only
 	assert.ErrorContains(t, m.CheckContents(art), "program.ir changed since it was compiled", "a new ctime makes the hash decide")
+}
+
+// TestContentsOfOlderArtifacts: a contents entry without an identity (an
+// artifact sealed before Seal recorded them) marshals as it did then,
+// name, size and sha256 only, so its manifest's checksum still holds.
+func TestContentsOfOlderArtifacts(t *testing.T) {
+	data, err := json.Marshal(File{Name: "weights.bin", Size: 3, SHA256: "abc"})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"name": "weights.bin", "size": 3, "sha256": "abc"}`, string(data))
+	require.Equal(t, `{"name":"weights.bin","size":3,"sha256":"abc"}`, string(data), "the old field order")
 }
 
 func runtimeIdentityUnknown(t *testing.T) bool {
