@@ -91,7 +91,7 @@ removed by the next compile to the same ART.`,
 				fs.BoolVar(&stats, "stats", false, "print per-pass times and changes, op and kernel counts, the arena size and the stage times")
 				fs.BoolVar(&list, "list-passes", false, "list the passes in pipeline order and exit")
 				fs.BoolVar(&listStages, "list-stages", false, "list the compile stages in order and exit")
-				fs.Var(&emit, "emit", "extra outputs (comma-separated): dot (Graphviz graph of the optimised program, kernels as clusters), kir (kernel IR as program.kir), llvm (LLVM IR as model.ll)")
+				fs.Var(&emit, "emit", "extra outputs (comma-separated): dot (Graphviz graph of the optimised program, kernels as clusters), kir (kernel IR as program.kir), llvm (LLVM IR as model.ll, which the llvm backend always writes), ir (the program IR, program.ir, which every artifact has)")
 				fs.BoolVar(&quiet, "quiet", false, "no progress output")
 				fs.StringVar(&o.KVDtype, "kv-dtype", "", "element type the static KV cache is stored in: f32, f16 or bf16 (half the bytes; keys and values rounded as written, widened as read, all compute in f32; backends go and llvm) (default: f16 beside block-format weights (--weights q8_0, q4_0, q4_k) where the backend stores it, else f32)")
 				fs.StringVar(&o.Weights.Format, "weights", "", "weight format: f32 (widen all), bf16 (keep bfloat16 checkpoint tensors; the default where the backend loads them, and an f16 checkpoint's tensors stay f16), f16 (store the linear weights, the embedding table and the output projection as float16 in the artifact), q8_0, q4_0 or q4_k (llama.cpp's 8-bit and 4-bit blocks of 32, and its 4-bit blocks of 256 with a 6-bit scale and min for each 32: linear weights, the embedding table and the output projection; norms stay f32)")
@@ -245,8 +245,13 @@ allocates (with --kv-dtype D, at D's bytes).`,
 					if err := cmdline.CheckPositive(cmdline.SetFlags(fs), "prefill-chunk", *chunk, fmt.Sprintf("%d tokens", compiler.DefaultPrefillChunk)); err != nil {
 						return err
 					}
-					_, err = io.WriteString(stdout, KVReport(cfg, n, dt, min(*chunk, n)))
-					return err
+					if _, err := io.WriteString(stdout, KVReport(cfg, n, dt, min(*chunk, n))); err != nil {
+						return err
+					}
+					if n > cfg.MaxPositions {
+						fmt.Fprintf(stderr, "llmc kv: note: %d positions is more than the model's max_position_embeddings, %d, which llmc compile --max-seq does not go past\n", n, cfg.MaxPositions)
+					}
+					return nil
 				}
 			},
 		},

@@ -115,7 +115,7 @@ func (e *Engine) Slots(n int) (runtime.Slots, error) {
 	ds := []runtime.Decoder{e.Decoder}
 	for len(ds) < n {
 		if e.fork == nil {
-			return nil, fmt.Errorf("%s %s runs one sequence at a time, not %d", e.Kind, e.Path, n)
+			return nil, fmt.Errorf("%s %s runs one sequence at a time, not %d: compile it with --slots %d", e.Kind, e.Path, n, n)
 		}
 		d, err := e.fork()
 		if err != nil {

@@ -60,7 +60,8 @@ With --batch B, each run prefills B random prompts into B slots (sequences with
 caches of their own) and decodes them side by side: decode tokens/s is then the
 aggregate of the B sequences, and ms/token the time of a step of all of them. An
 artifact compiled with --slots B steps them in one call that reads each weight
-once; other models step them one after another.`,
+once; model folders and Go and interp artifacts step them one after another,
+and an LLVM artifact of one sequence refuses --batch (compile it with --slots).`,
 		Examples: []string{
 			"llmrun bench ../shared/models/stories260K /tmp/stories.llmc --gen 256",
 			"llmrun bench /tmp/m110 /tmp/m110-go.llmc /tmp/m110-llvm.llmc --threads 2 --runs 5 --format json",

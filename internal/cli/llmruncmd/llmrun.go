@@ -62,7 +62,8 @@ streamed to stdout as it is decoded; with --chat the prompt is a user message
 put through the model's chat template first. With --ids, the prompt is token
 ids and the output is token ids. Generation ends at an EOS token (config.json,
 generation_config.json, the tokenizer's, and with --chat the template's
-end-of-turn token) unless --ignore-eos, at a --stop string (which is not
+end-of-turn token) or a BOS token (which begins a new text, as llama2.c's
+run.c stops there) unless --ignore-eos, at a --stop string (which is not
 printed), after --max-new-tokens tokens, or when the context is full. The
 printed text is the exact continuation of the prompt, special tokens left
 out (as transformers' batch_decode(..., skip_special_tokens=True)).

@@ -152,7 +152,9 @@ func (f *serveFlags) run(ctx context.Context, fs *flag.FlagSet, pos []string, st
 	}
 	srv.Start(ln)
 	addr := ln.Addr().String()
-	logf("listening on http://%s; loading %s", addr, path)
+	if os.Getenv(engine.HandoffEnv) == "" { // else the llmrun that ran this executable said it
+		logf("listening on http://%s; loading %s", addr, path)
+	}
 
 	e, m, err := f.load(path, name, set, logf)
 	if err != nil {
