@@ -148,9 +148,26 @@ func (b *benchFlags) run(pos []string, stdout, stderr io.Writer) error {
 	if threads == 0 {
 		threads = pool.New(0).Threads()
 	}
+	// On a terminal, a line says which run of which model is going: a
+	// benchmark of several large models takes minutes.
+	progress, shown := func(string, ...any) {}, false
+	if !*b.common.quiet && cmdline.IsTerminal(stderr) {
+		progress = func(format string, args ...any) {
+			fmt.Fprintf(stderr, "\rllmrun bench: "+format+"\x1b[K", args...)
+			shown = true
+		}
+	}
+	clearProgress := func() {
+		if shown {
+			fmt.Fprint(stderr, "\r\x1b[K")
+			shown = false
+		}
+	}
+	defer clearProgress()
 	results := make([]*BenchResult, len(pos))
 	for run := 0; run < b.runs; run++ {
 		for i, path := range pos {
+			progress("run %d of %d: %s", run+1, b.runs, path)
 			r, err := b.once(path, threads)
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
@@ -171,8 +188,10 @@ func (b *benchFlags) run(pos []string, stdout, stderr io.Writer) error {
 	// memory use.
 	var bw float64
 	if !b.noBandwidth {
+		progress("measuring the read bandwidth")
 		bw = MeasureReadBandwidth(threads)
 	}
+	clearProgress()
 	for _, r := range results {
 		if bw > 0 && r.WeightBytes > 0 {
 			r.BandwidthGBps = bw
