@@ -455,6 +455,20 @@ func BF16FromBits(bits uint32) uint16 {
 	return uint16(bits >> 16)
 }
 
+// QuantI8 is x as an int8 quant: clamped to ±127 (NaN to -127) and
+// rounded to nearest even. It is what the kernels' StoreI8 stores when
+// they quantise a linear's input per block (x already scaled by
+// 127/max|x|), in every backend and in kir.Machine.
+func QuantI8(x float32) int8 {
+	if !(x > -127) {
+		x = -127
+	}
+	if !(x < 127) {
+		x = 127
+	}
+	return int8(math.RoundToEven(float64(x)))
+}
+
 // Round returns x stored in element format f and widened back: x rounded
 // to nearest even in f16 or bf16, x itself in f32. It is what a value
 // written into a KV cache stored in f reads back as.

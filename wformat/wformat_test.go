@@ -558,3 +558,17 @@ func TestF16Stored(t *testing.T) {
 	_, err = Dequantize(F16, 2, 4, q[:15])
 	require.Error(t, err)
 }
+
+// TestQuantI8 pins the int8 quants' rounding and clamping (what StoreI8
+// stores).
+func TestQuantI8(t *testing.T) {
+	for _, c := range []struct {
+		x    float32
+		want int8
+	}{{0, 0}, {0.5, 0}, {1.5, 2}, {2.5, 2}, {-2.5, -2}, {-0.49, 0}, {126.6, 127}, {127.4, 127}, {300, 127}, {-128, -127},
+		{float32(math.Inf(-1)), -127}, {float32(math.Inf(1)), 127}, {float32(math.NaN()), -127}} {
+		if got := QuantI8(c.x); got != c.want {
+			t.Errorf("QuantI8(%g) = %d, want %d", c.x, got, c.want)
+		}
+	}
+}

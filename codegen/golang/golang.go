@@ -661,7 +661,7 @@ func (g *gen) stmts(ss []kir.Stmt, simd bool) []jen.Code {
 			case s.Val.Type() == kir.F32x8:
 				out = append(out, vecFn("storei8g").Call(jen.Id(s.Buf.Name+"_b"), off, val))
 			default:
-				out = append(out, jen.Id(s.Buf.Name+"_b").Index(off).Op("=").Byte().Call(vecFn("quanti8").Call(val)))
+				out = append(out, jen.Id(s.Buf.Name+"_b").Index(off).Op("=").Byte().Call(jen.Qual(wformatPkg, "QuantI8").Call(val)))
 			}
 		case *kir.Prefetch:
 			// A hint; Go has no portable prefetch.
@@ -847,7 +847,7 @@ func (g *gen) expr(e kir.Expr, simd bool) *jen.Statement {
 		case e.Buf.Kind == kir.Tokens:
 			return jen.Int().Call(jen.Id(e.Buf.Name).Index(idx))
 		case e.Buf.IsBF16() && !e.Vec:
-			return vecFn("bf16f").Call(jen.Id(e.Buf.Name).Index(idx))
+			return jen.Qual(wformatPkg, "BF16ToF32").Call(jen.Id(e.Buf.Name).Index(idx))
 		case e.Buf.IsBF16():
 			return vec("bf")
 		case e.Buf.IsF16() && !e.Vec:

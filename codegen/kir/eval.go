@@ -169,10 +169,10 @@ func (f *frame) stmts(ss []Stmt) {
 			if s.Val.Type() == F32x8 {
 				v := f.vec(s.Val)
 				for j, x := range v {
-					b[i+j] = byte(QuantI8(x))
+					b[i+j] = byte(wformat.QuantI8(x))
 				}
 			} else {
-				b[i] = byte(QuantI8(f.f32(s.Val)))
+				b[i] = byte(wformat.QuantI8(f.f32(s.Val)))
 			}
 		case *StoreBF16:
 			b, i := f.bytes(s.Buf), f.int(s.Off)

@@ -206,19 +206,6 @@ func testLinearIntDot(t *testing.T, f wformat.Format, o Options) {
 	}
 }
 
-// TestQuantI8 pins StoreI8's rounding and clamping.
-func TestQuantI8(t *testing.T) {
-	for _, c := range []struct {
-		x    float32
-		want int8
-	}{{0, 0}, {0.5, 0}, {1.5, 2}, {2.5, 2}, {-2.5, -2}, {-0.49, 0}, {126.6, 127}, {127.4, 127}, {300, 127}, {-128, -127},
-		{float32(math.Inf(-1)), -127}, {float32(math.Inf(1)), 127}, {float32(math.NaN()), -127}} {
-		if got := QuantI8(c.x); got != c.want {
-			t.Errorf("QuantI8(%g) = %d, want %d", c.x, got, c.want)
-		}
-	}
-}
-
 // TestVerifyIntDot: doti8 reads a Q8_0 weight and scratch within their
 // bytes, storei8 writes scratch only, within its bytes, from floats, and
 // the text form says which (storei8 or store8i8).

@@ -18,7 +18,6 @@ package kir
 
 import (
 	"fmt"
-	"math"
 	"strings"
 
 	"github.com/llmc-dev/llmc/artifact"
@@ -741,17 +740,6 @@ func (d *DotI8) Weight(w []byte, k int) int32 {
 		return int32(int8(w[k])) + 128
 	}
 	return int32(int8(w[k]))
-}
-
-// QuantI8 is what StoreI8 stores for a value x.
-func QuantI8(x float32) int8 {
-	if !(x > -127) {
-		x = -127
-	}
-	if !(x < 127) {
-		x = 127
-	}
-	return int8(math.RoundToEven(float64(x)))
 }
 
 // StoreBF16 rounds the eight lanes of Val (an f32x8) to bfloat16, to

@@ -173,13 +173,10 @@ func Selgt(x, y, a, b float32) float32 {
 	return b
 }
 
-// Bf16f widens a bfloat16 to float32 (exactly: its bits are the top half).
-func Bf16f(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
-
 // Load8bf widens the eight bfloat16s at s[i:].
 func Load8bf(s []uint16, i int) (r V8) {
 	for j := range r {
-		r[j] = Bf16f(s[i+j])
+		r[j] = wformat.BF16ToF32(s[i+j])
 	}
 	return
 }
@@ -187,7 +184,7 @@ func Load8bf(s []uint16, i int) (r V8) {
 // Load16bf widens the sixteen bfloat16s at s[i:].
 func Load16bf(s []uint16, i int) (r V16) {
 	for j := range r {
-		r[j] = Bf16f(s[i+j])
+		r[j] = wformat.BF16ToF32(s[i+j])
 	}
 	return
 }
@@ -312,21 +309,9 @@ func dotu4g(u func(k int) int32, x []byte) (r V8) {
 	return
 }
 
-// Quanti8 is kir.QuantI8: x clamped to ±127 (NaN to -127), rounded to
-// nearest even.
-func Quanti8(x float32) int8 {
-	if !(x > -127) {
-		x = -127
-	}
-	if !(x < 127) {
-		x = 127
-	}
-	return int8(math.RoundToEven(float64(x)))
-}
-
-// Storei8g quantises v's lanes (Quanti8) into the bytes s[i:].
+// Storei8g quantises v's lanes (wformat.QuantI8) into the bytes s[i:].
 func Storei8g(s []byte, i int, v V8) {
 	for j, x := range v {
-		s[i+j] = byte(Quanti8(x))
+		s[i+j] = byte(wformat.QuantI8(x))
 	}
 }

@@ -162,7 +162,7 @@ func TestHalves(t *testing.T) {
 	for i := 0; i < 1<<16; i += 8 {
 		bitsEqual(t, Load8h(h, i), store(Loadh8(p, i)), "Loadh8 of %#04x..", i)
 		bitsEqual(t, Load8bf(h, i), store(Loadbf8(p, i)), "Loadbf8 of %#04x..", i)
-		bitsEqual(t, Splat8(Bf16f(h[i+3])), store(Bf16u(h[i+3])), "Bf16u(%#04x)", h[i+3])
+		bitsEqual(t, Splat8(wformat.BF16ToF32(h[i+3])), store(Bf16u(h[i+3])), "Bf16u(%#04x)", h[i+3])
 	}
 	r := rand.New(rand.NewPCG(5, 6))
 	want, got := make([]uint16, 8), make([]uint16, 8)
@@ -196,7 +196,7 @@ func TestQuantLoads(t *testing.T) {
 }
 
 // TestIntDots: the four integer dots over random blocks, weights over
-// all 256 byte values and activations over -127..127 (what Quanti8
+// all 256 byte values and activations over -127..127 (what wformat.QuantI8
 // gives; VPMADDUBSW's pairs cannot saturate there).
 func TestIntDots(t *testing.T) {
 	needAVX2(t)
@@ -237,7 +237,7 @@ func TestStoreI8(t *testing.T) {
 		Storei8x8(unsafe.Pointer(&got[0]), 4, load(v))
 		require.Equal(t, want, got, "Storei8x8 of %v", v)
 		Storei8x1(unsafe.Pointer(&one[0]), 1, load(v))
-		require.Equal(t, []byte{0, byte(Quanti8(v[0]))}, one, "Storei8x1 of %v", v[0])
+		require.Equal(t, []byte{0, byte(wformat.QuantI8(v[0]))}, one, "Storei8x1 of %v", v[0])
 	}
 }
 
