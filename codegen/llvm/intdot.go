@@ -93,7 +93,7 @@ func (fb *fn) bytePtr(b *kir.Buffer, off kir.Expr) value.Value {
 }
 
 // storeI8 clamps to [-127, 127] (a NaN to -127: fcmp ogt is false),
-// rounds ties to even and stores the bytes, as kir.QuantI8 does.
+// rounds ties to even and stores the bytes, as wformat.QuantI8 does.
 func (fb *fn) storeI8(s *kir.StoreI8) {
 	val := fb.expr(s.Val)
 	var ft, it types.Type = f32, types.I8

@@ -297,7 +297,7 @@ func Doti4(w unsafe.Pointer, wo int, x unsafe.Pointer, xo int) archsimd.Float32x
 // from memory, as no float constant may pass through a legacy-SSE register.
 var i8Bounds = [16]float32{-127, -127, -127, -127, -127, -127, -127, -127, 127, 127, 127, 127, 127, 127, 127, 127}
 
-// quanti8x8 is kir.QuantI8 on eight lanes of finite values (what the
+// quanti8x8 is wformat.QuantI8 on eight lanes of finite values (what the
 // lowering quantises: x·127/max|x|), as int32s: clamped, rounded to
 // nearest even (VROUNDPS) and converted (VCVTTPS2DQ, exact on integers).
 func quanti8x8(v archsimd.Float32x8) archsimd.Int32x8 {
