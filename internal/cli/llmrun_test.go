@@ -94,6 +94,11 @@ func TestGenerateTextFormat(t *testing.T) {
 	ids := textIDs(t, text)
 	assert.Equal(t, ref.Greedy[:40], ids)
 	assert.Empty(t, text.stderr, "no progress line when stderr is not a terminal")
+	// --stats asks for the summary line anyway, and --quiet wins.
+	stats := llmrun(t, append(args, "--stats")...)
+	assert.Equal(t, ids, textIDs(t, stats))
+	assert.Regexp(t, `^prompt 3 tokens, [\d.]+ tok/s \| generated 40 tokens, [\d.]+ tok/s \| stop: max tokens \(40\) \| seed \d+\n$`, stats.stderr)
+	assert.Empty(t, llmrun(t, append(args, "--stats", "--quiet")...).stderr)
 
 	// The default format is text, and it agrees with json.
 	js := parseGeneration(t, llmrun(t, append(args, "--format", "json")...))

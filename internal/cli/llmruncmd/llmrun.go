@@ -70,7 +70,7 @@ out (as transformers' batch_decode(..., skip_special_tokens=True)).
 
 Sampling defaults come from the model's generation_config.json when it has
 one, else greedy. Without --seed each run samples with a new random seed.
-On a terminal, a summary line follows on stderr: prompt tokens and prefill
+On a terminal (or with --stats), a summary line follows on stderr: prompt tokens and prefill
 speed, generated tokens and decode speed, why it stopped (eos id N, stop
 string, max tokens, context full) and the seed (--seed repeats the run);
 --format json reports them as stop_reason, eos_id, stop_string and seed.`,
@@ -323,6 +323,7 @@ type generateFlags struct {
 	maxNew    int
 	ignoreEOS bool
 	format    string
+	stats     bool // the summary line also when stderr is not a terminal
 	samplingFlags
 	text   textFlags
 	common *commonFlags
@@ -337,6 +338,7 @@ func (g *generateFlags) register(fs *flag.FlagSet) {
 	g.samplingFlags.register(fs)
 	g.text.register(fs)
 	fs.StringVar(&g.format, "format", "text", "output format: text (the text, or with --ids the ids, as they are generated) or json")
+	fs.BoolVar(&g.stats, "stats", false, "print the summary line (speeds, stop reason, seed) on stderr also when it is not a terminal")
 	g.common = registerCommon(fs)
 }
 
@@ -472,7 +474,7 @@ func (g *generateFlags) run(fs *flag.FlagSet, pos []string, stdout, stderr io.Wr
 		return writeJSON(out, rep)
 	}
 	fmt.Fprintln(out)
-	if !*g.common.quiet && cmdline.IsTerminal(stderr) {
+	if !*g.common.quiet && (g.stats || cmdline.IsTerminal(stderr)) {
 		out.Flush()
 		fmt.Fprintf(stderr, "prompt %d tokens, %.1f tok/s | generated %d tokens, %.1f tok/s | stop: %s | seed %d\n",
 			res.PromptTokens, res.PrefillTokensPerSecond(), len(res.IDs), res.DecodeTokensPerSecond(), stop, g.seed)
