@@ -104,6 +104,18 @@ func classify(graphs []*ir.Graph) map[string]string {
 	return class
 }
 
+// hasDType reports whether a weight of the graphs is of type dt.
+func hasDType(gs []*ir.Graph, dt ir.DType) bool {
+	for _, g := range gs {
+		for _, w := range g.Weights {
+			if w.Type.DType == dt {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // quantize is the quantize stage: with a block format (--weights q8_0,
 // q4_0, q4_k) it retypes the
 // weights the policy picks (linear weights; the embedding table and the
@@ -177,6 +189,12 @@ func (c *compilation) quantize(ctx context.Context) (string, error) {
 		switch {
 		case c.o.Weights.Format == "":
 			return "no --weights q8_0, q4_0, q4_k or f16: weights as the checkpoint stores them", nil
+		case f == wformat.BF16 && !hasDType(c.res.Graphs, ir.BF16):
+			// Asked for, but bf16 keeps bfloat16 tensors as stored and
+			// converts none: say so beyond --stats.
+			why := "--weights bf16: the checkpoint holds no bfloat16 tensors, so the weights stay as it stores them (--weights f16 halves float32 ones)"
+			progress(c.o.Progress, "%s", why)
+			return why, nil
 		case !f.Converted():
 			return fmt.Sprintf("--weights %s: weights as the checkpoint stores them", f), nil
 		}

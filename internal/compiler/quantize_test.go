@@ -2,6 +2,7 @@ package compiler
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -168,5 +169,26 @@ func TestBlockOnlyFlags(t *testing.T) {
 			continue
 		}
 		require.ErrorContains(t, err, c.want)
+	}
+}
+
+// TestWeightsBF16OfFloat32: --weights bf16 keeps bfloat16 tensors and
+// converts none, which the quantize stage says when the checkpoint has
+// none to keep.
+func TestWeightsBF16OfFloat32(t *testing.T) {
+	for _, c := range []struct {
+		model string
+		note  bool
+	}{{"stories260K", true}, {"llama-tiny-bf16", false}} {
+		res, err := Compile(testshared.Path(t, "models", c.model), filepath.Join(t.TempDir(), "a"), Options{
+			Backend: "interp", MaxSeq: 32, Weights: WeightOptions{Format: "bf16"}})
+		require.NoError(t, err)
+		i := slices.IndexFunc(res.Stages, func(s StageStat) bool { return s.Stage == StageQuantize })
+		require.GreaterOrEqual(t, i, 0)
+		if c.note {
+			require.Contains(t, res.Stages[i].Skipped, "the checkpoint holds no bfloat16 tensors", c.model)
+		} else {
+			require.NotContains(t, res.Stages[i].Skipped, "no bfloat16", c.model)
+		}
 	}
 }
