@@ -56,6 +56,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -65,6 +66,43 @@ import (
 	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/runtime"
 )
+
+// fillWeights calls fill for every weight not used in place, on as many
+// goroutines as there are CPUs, largest weights first: a load spends most
+// of its time in the kernel zeroing the pages the copies fault in, which
+// two cores do twice as fast as one. The weights' memory is disjoint and
+// their sources are read-only maps, so the fills are independent. It
+// returns the first error.
+func fillWeights(ws []artifact.Weight, inPlace []bool, fill func(i int) error) error {
+	var order []int
+	for i := range ws {
+		if !inPlace[i] {
+			order = append(order, i)
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return ws[b].Bytes() - ws[a].Bytes() })
+	next := make(chan int, len(order))
+	for _, i := range order {
+		next <- i
+	}
+	close(next)
+	errs := make([]error, len(ws))
+	var wg sync.WaitGroup
+	for range min(goruntime.NumCPU(), len(order)) {
+		wg.Go(func() {
+			for i := range next {
+				errs[i] = fill(i)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // ParallelMinWork is the fewest multiply-adds worth splitting a parallel
 // phase across threads; kir.ParallelMinWork, which the Go backend and the
@@ -286,10 +324,8 @@ func load(lib string, lay *artifact.Layout, par runtime.Parallel, view func(i in
 		return nil, err
 	}
 	adviseHugePages(p.weights)
-	for i, w := range lay.Weights {
-		if p.inPlace[i] {
-			continue
-		}
+	if err := fillWeights(lay.Weights, p.inPlace, func(i int) error {
+		w := &lay.Weights[i]
 		n := w.Rows * w.Cols
 		if w.BF16 {
 			n = (n + 1) / 2 // the fill function sees the bytes as float32 words
@@ -297,10 +333,14 @@ func load(lib string, lay *artifact.Layout, par runtime.Parallel, view func(i in
 		if w.Stored() {
 			n = (w.Bytes() + 3) / 4
 		}
-		if err := fill(i, floats(p.weights, woff[i], n)); err != nil {
-			return nil, err
+		return fill(i, floats(p.weights, woff[i], n))
+	}); err != nil {
+		return nil, err
+	}
+	for i := range lay.Weights {
+		if !p.inPlace[i] {
+			wptr[i] = addr(p.weights, woff[i])
 		}
-		wptr[i] = addr(p.weights, woff[i])
 	}
 	if err := syscall.Mprotect(p.weights, syscall.PROT_READ); err != nil {
 		return nil, fmt.Errorf("protecting the weights: %w", err)
