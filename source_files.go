@@ -17,7 +17,7 @@ import "embed"
 //go:embed internal/serve/api.go internal/serve/loadgen.go internal/serve/metrics.go internal/serve/model.go internal/serve/scheduler.go internal/serve/server.go internal/serve/sse.go
 //go:embed internal/sysmem/sysmem.go
 //go:embed ir/attrs.go ir/graph.go ir/ops.go ir/parse.go ir/print.go ir/rewrite.go ir/semantics.go ir/types.go ir/verify.go
-//go:embed runtime/blocks.go runtime/dot_simd.go runtime/expf.go runtime/finite.go runtime/generate.go runtime/hugemem_linux.go runtime/hugemem_other.go runtime/interp.go runtime/isa.go runtime/kernels.go runtime/linked.go runtime/populate_linux.go runtime/populate_other.go runtime/slots.go runtime/static.go
+//go:embed runtime/blocks.go runtime/dot_simd.go runtime/expf.go runtime/fill.go runtime/finite.go runtime/generate.go runtime/hugemem_linux.go runtime/hugemem_other.go runtime/interp.go runtime/isa.go runtime/kernels.go runtime/linked.go runtime/populate_linux.go runtime/populate_other.go runtime/slots.go runtime/static.go
 //go:embed runtime/artifactmain/artifactmain.go
 //go:embed runtime/native/adapt.go runtime/native/cpu.go runtime/native/mem_linux.go runtime/native/mem_other.go runtime/native/native.go runtime/native/native_other.go
 //go:embed runtime/pool/pool.go

@@ -103,25 +103,27 @@ func LinkedWeights(lp *LinkedProgram, ws WeightSource) (weights *Weights, free f
 		}
 		w := &lp.Weights[i]
 		n := w.Rows * w.Cols
-		if w.Stored() {
+		switch {
+		case w.Stored():
 			n = w.Bytes()
 			weights.Blocks[i], boff = blocks[boff:boff+n:boff+n+BlockSlack], boff+alignUp(n+BlockSlack, storedAlign)
-			if err := FillBlocks(w, ws, weights.Blocks[i]); err != nil {
-				return nil, nil, err
-			}
 			if w.Fmt() == wformat.F16 {
 				weights.F16[i] = unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(weights.Blocks[i]))), w.Rows*w.Cols)
 			}
-			continue
-		}
-		if w.BF16 {
+		case w.BF16:
 			weights.BF16[i], hoff = half[hoff:hoff+n:hoff+n], hoff+n
-		} else {
+		default:
 			weights.F32[i], foff = mem[foff:foff+n:foff+n], foff+n
 		}
-		if err := FillWeight(w, ws, weights.F32[i], weights.BF16[i]); err != nil {
-			return nil, nil, err
+	}
+	if err := FillAll(lp.Weights, inPlace, func(i int) error {
+		w := &lp.Weights[i]
+		if w.Stored() {
+			return FillBlocks(w, ws, weights.Blocks[i])
 		}
+		return FillWeight(w, ws, weights.F32[i], weights.BF16[i])
+	}); err != nil {
+		return nil, nil, err
 	}
 	PopulateInPlace(lp.Weights, inPlace, func(i int) unsafe.Pointer {
 		if lp.Weights[i].BF16 {

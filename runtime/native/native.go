@@ -56,7 +56,6 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"slices"
-	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -66,43 +65,6 @@ import (
 	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/runtime"
 )
-
-// fillWeights calls fill for every weight not used in place, on as many
-// goroutines as there are CPUs, largest weights first: a load spends most
-// of its time in the kernel zeroing the pages the copies fault in, which
-// two cores do twice as fast as one. The weights' memory is disjoint and
-// their sources are read-only maps, so the fills are independent. It
-// returns the first error.
-func fillWeights(ws []artifact.Weight, inPlace []bool, fill func(i int) error) error {
-	var order []int
-	for i := range ws {
-		if !inPlace[i] {
-			order = append(order, i)
-		}
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return ws[b].Bytes() - ws[a].Bytes() })
-	next := make(chan int, len(order))
-	for _, i := range order {
-		next <- i
-	}
-	close(next)
-	errs := make([]error, len(ws))
-	var wg sync.WaitGroup
-	for range min(goruntime.NumCPU(), len(order)) {
-		wg.Go(func() {
-			for i := range next {
-				errs[i] = fill(i)
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // ParallelMinWork is the fewest multiply-adds worth splitting a parallel
 // phase across threads; kir.ParallelMinWork, which the Go backend and the
@@ -324,7 +286,7 @@ func load(lib string, lay *artifact.Layout, par runtime.Parallel, view func(i in
 		return nil, err
 	}
 	adviseHugePages(p.weights)
-	if err := fillWeights(lay.Weights, p.inPlace, func(i int) error {
+	if err := runtime.FillAll(lay.Weights, p.inPlace, func(i int) error {
 		w := &lay.Weights[i]
 		n := w.Rows * w.Cols
 		if w.BF16 {

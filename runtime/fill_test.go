@@ -1,4 +1,4 @@
-package native
+package runtime
 
 import (
 	"errors"
@@ -10,9 +10,9 @@ import (
 	"github.com/llmc-dev/llmc/artifact"
 )
 
-// TestFillWeights: every weight not used in place is filled once, the
+// TestFillAll: every weight not used in place is filled once, the
 // others never, and a fill's error comes back.
-func TestFillWeights(t *testing.T) {
+func TestFillAll(t *testing.T) {
 	ws := make([]artifact.Weight, 50)
 	inPlace := make([]bool, len(ws))
 	for i := range ws {
@@ -21,7 +21,7 @@ func TestFillWeights(t *testing.T) {
 	}
 	var mu sync.Mutex
 	calls := map[int]int{}
-	require.NoError(t, fillWeights(ws, inPlace, func(i int) error {
+	require.NoError(t, FillAll(ws, inPlace, func(i int) error {
 		mu.Lock()
 		defer mu.Unlock()
 		calls[i]++
@@ -35,7 +35,7 @@ func TestFillWeights(t *testing.T) {
 		require.Equal(t, want, calls[i], "weight %d", i)
 	}
 	bad := errors.New("weight 13: no such tensor")
-	err := fillWeights(ws, inPlace, func(i int) error {
+	err := FillAll(ws, inPlace, func(i int) error {
 		if i == 13 {
 			return bad
 		}
