@@ -267,6 +267,9 @@ func FillWeight(w *artifact.Weight, ws WeightSource, f32 []float32, bf16 []uint1
 		release = r.Release
 	}
 	if !w.BF16 {
+		if d, ok := decoder(ws); ok {
+			return decodeParts(w, f32, d, release)
+		}
 		return fillParts(w, f32, func(name string) ([]float32, error) {
 			data, _, err := ws.Float32(name)
 			return data, err
@@ -277,6 +280,52 @@ func FillWeight(w *artifact.Weight, ws WeightSource, f32 []float32, bf16 []uint1
 		return fmt.Errorf("weight %s: the weights cannot be read as bfloat16", w.Name)
 	}
 	return fillParts(w, bf16, src.BF16, release)
+}
+
+// A DecodeSource converts a tensor to float32 straight into memory of the
+// caller's, so that filling a weight allocates no copy of it (FillAll
+// fills several at once).
+type DecodeSource interface {
+	// Elements returns the number of elements of a tensor.
+	Elements(name string) (int, error)
+	// DecodeFloat32 converts the tensor's elements into dst, which holds
+	// exactly Elements(name).
+	DecodeFloat32(name string, dst []float32) error
+}
+
+// decoder is ws's DecodeSource, if it has one, seen through CopyWeights
+// (which hides views only: decoding copies).
+func decoder(ws WeightSource) (DecodeSource, bool) {
+	if c, ok := ws.(copySource); ok {
+		ws = c.WeightSource
+	}
+	d, ok := ws.(DecodeSource)
+	return d, ok
+}
+
+// decodeParts is fillParts for a DecodeSource: each part decoded in place.
+func decodeParts(w *artifact.Weight, dst []float32, d DecodeSource, release func(name string)) error {
+	n := w.Rows * w.Cols
+	dst = dst[:n]
+	at := 0
+	for _, name := range w.Parts() {
+		k, err := d.Elements(name)
+		if err != nil {
+			return err
+		}
+		if at+k > n {
+			return fmt.Errorf("weight %s: %s has more elements than the artifact's [%d, %d]: compile the artifact again", w.Name, name, w.Rows, w.Cols)
+		}
+		if err := d.DecodeFloat32(name, dst[at:at+k]); err != nil {
+			return err
+		}
+		at += k
+		release(name)
+	}
+	if at != n {
+		return fmt.Errorf("weight %s has %d elements, the artifact expects [%d, %d]: compile the artifact again", w.Name, at, w.Rows, w.Cols)
+	}
+	return nil
 }
 
 // fillParts copies w's parts, as read returns them, one after another into

@@ -167,6 +167,30 @@ func (m *Model) Float32(name string) ([]float32, []int, error) {
 	return f, t.Shape, nil
 }
 
+// Elements implements runtime.DecodeSource.
+func (m *Model) Elements(name string) (int, error) {
+	t, ok := m.Tensors.Tensor(name)
+	if !ok {
+		return 0, fmt.Errorf("%s: tensor %s is missing", m.Dir, name)
+	}
+	return t.NumElements(), nil
+}
+
+// DecodeFloat32 implements runtime.DecodeSource: the tensor converted to
+// float32 into dst (Float32 without the copy), after which its mapped
+// pages are released.
+func (m *Model) DecodeFloat32(name string, dst []float32) error {
+	t, ok := m.Tensors.Tensor(name)
+	if !ok {
+		return fmt.Errorf("%s: tensor %s is missing", m.Dir, name)
+	}
+	if err := t.DecodeFloat32(dst); err != nil {
+		return fmt.Errorf("%s: tensor %s: %w", m.Dir, name, err)
+	}
+	t.Release()
+	return nil
+}
+
 // Float32View implements runtime.ViewSource: an F32 tensor in place.
 func (m *Model) Float32View(name string) ([]float32, int, bool) {
 	t, ok := m.Tensors.Tensor(name)

@@ -34,6 +34,31 @@ func (s storedSource) Float32(name string) ([]float32, []int, error) {
 	return f, []int{t.Rows, t.Cols}, nil
 }
 
+// Elements implements runtime.DecodeSource.
+func (s storedSource) Elements(name string) (int, error) {
+	if t, _, ok := s.st.Tensor(name); ok {
+		return t.Rows * t.Cols, nil
+	}
+	return s.Model.Elements(name)
+}
+
+// DecodeFloat32 implements runtime.DecodeSource: a stored tensor
+// dequantised, the others the checkpoint's.
+func (s storedSource) DecodeFloat32(name string, dst []float32) error {
+	if _, _, ok := s.st.Tensor(name); ok {
+		f, _, err := s.Float32(name)
+		if err != nil {
+			return err
+		}
+		if len(f) != len(dst) {
+			return fmt.Errorf("stored weight %s: %d elements, want %d", name, len(f), len(dst))
+		}
+		copy(dst, f)
+		return nil
+	}
+	return s.Model.DecodeFloat32(name, dst)
+}
+
 // BF16 implements runtime.BF16Source for the tensors the artifact does not
 // store (a stored one is not the checkpoint's bfloat16).
 func (s storedSource) BF16(name string) ([]uint16, error) {
