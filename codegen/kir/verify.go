@@ -97,16 +97,16 @@ func isIdent(s string) bool {
 }
 
 // reserved are names a variable cannot take: the text form's keywords, and
-// names the Go backend's generated code declares or calls.
+// the names the Go backend's generated code uses unqualified (its phases'
+// parameters, builtins, and the packages it imports; its helpers are
+// package vec's, always qualified).
 var reserved = map[string]bool{}
 
 func init() {
-	for _, n := range strings.Fields(`var store store8 store16 for if in step load8 load16 NaNf serial parallel work grain
-		p lo hi int float32 float64 max min len copy clear append make math unsafe archsimd
-		expf selgt bf16f load8bf loadbf8 loadi8 load8i8 loadf16 f16f hsum8 hsum8g hmax8 hmax8g hsums8 hsums8g exp8 exp8g
-		add8 sub8 mul8 div8 max8 fma8 splat8 v8 add16 sub16 mul16 fma16 splat16 v16 hsum16 hsum16g loadbf16 load16bf loadh16 load16h
-		sh loadh8 load8h storebf8 storeh8 store8bf store8h bits0 h16Consts store8bf16
-		expTab expLo expHi expLog2e expLn2Hi expLn2Lo expC6 expC5 expC4 expC3 expC2 expOne`) {
+	for _, n := range strings.Fields(`var store store8 store16 store8bf16 for if in step load8 load16 loadi8 load8i8 loadf16
+		NaNf serial parallel work grain
+		p lo hi int float32 float64 max min len copy clear append make
+		math unsafe archsimd binary runtime vec wformat`) {
 		reserved[n] = true
 	}
 }

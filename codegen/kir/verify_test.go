@@ -152,6 +152,7 @@ func TestVerifyErrors(t *testing.T) {
 		{"name not identifier", func(x *parts) { x.x5.Name = "x 5" }, `variable name "x 5" is not an identifier`},
 		{"name reserved", func(x *parts) { x.x5.Name = "store" }, "variable name store is reserved"},
 		{"name a Go keyword", func(x *parts) { x.x5.Name = "func" }, "variable name func is reserved"},
+		{"name an imported package", func(x *parts) { x.x5.Name = "vec" }, "variable name vec is reserved"},
 		{"name of a buffer", func(x *parts) { x.x5.Name = "scratch" }, "variable scratch has the name of a buffer"},
 		{"unknown input", func(x *parts) { x.loop.Hi = kir.Param{Name: "n"} }, "unknown step input %n"},
 		{"len without len", func(x *parts) { x.e.HasLen = false }, "%len in entry step, which has no len input"},
