@@ -131,8 +131,9 @@ type Model struct {
 	Files        []File `json:"files"`
 }
 
-// File is one model file: its content hash and, for a fast check at
-// load, its identity when it was hashed.
+// File is one model file, or one file of the artifact (Contents): its
+// content hash and, for a fast check at load, its identity when it was
+// hashed.
 type File struct {
 	Name    string    `json:"name"`
 	Size    int64     `json:"size"`
@@ -343,9 +344,11 @@ func checkContent(dir string, c File, full bool) error {
 	if err != nil {
 		return fmt.Errorf("artifact %s: %w: compile the artifact again", dir, err)
 	}
-	if cur.Size != c.Size || cur.SHA256 != c.SHA256 {
-		return fmt.Errorf("artifact %s: %s changed since it was compiled (%d bytes, sha256 %.12s…; was %d bytes, %.12s…): compile the artifact again",
-			dir, rel, cur.Size, cur.SHA256, c.Size, c.SHA256)
+	if cur.Size != c.Size {
+		return fmt.Errorf("artifact %s: %s changed since it was compiled (%d bytes, was %d): compile the artifact again", dir, rel, cur.Size, c.Size)
+	}
+	if cur.SHA256 != c.SHA256 {
+		return fmt.Errorf("artifact %s: %s changed since it was compiled (sha256 %.12s…, was %.12s…): compile the artifact again", dir, rel, cur.SHA256, c.SHA256)
 	}
 	return nil
 }
@@ -369,7 +372,8 @@ func checkFile(dir string, f File, full bool) (File, error) {
 	return DescribeFile(dir, f.Name, nil)
 }
 
-// DescribeFile records a model file's size, time and content hash.
+// DescribeFile records a file's size, time, content hash and identity: a model
+// file's, or (Seal) one of the artifact's own.
 func DescribeFile(dir, name string, progress func(done, total int64)) (File, error) {
 	path := filepath.Join(dir, name)
 	f, err := os.Open(path)

@@ -83,9 +83,10 @@ type Options struct {
 	// Weights choose the format weights are stored in (--weights).
 	Weights WeightOptions
 	// KVDtype is the format the static KV cache stores its elements in
-	// (--kv-dtype): "" or f32, f16 or bf16. Compute stays float32: the
-	// kernels round keys and values as they write them and widen them as
-	// they read them.
+	// (--kv-dtype): f32, f16 or bf16, or "" for the default, f16 beside
+	// block-format weights where the backend stores it and f32 otherwise
+	// (see kvFormat). Compute stays float32: the kernels round keys and
+	// values as they write them and widen them as they read them.
 	KVDtype string
 }
 
@@ -196,7 +197,7 @@ func setup(m *hf.Model, modelDir, outDir string, o Options) (*compilation, error
 	if err != nil {
 		return nil, err
 	}
-	if err := blockOnly(o.Weights, wf); err != nil {
+	if err := blockOnly(o.Weights, wf, o.Weights.Format == ""); err != nil {
 		return nil, err
 	}
 	kvf, err := kvFormat(o.KVDtype, o.KV, t, wf)
@@ -307,18 +308,22 @@ func weightFormat(name string, t *Target) (wformat.Format, error) {
 }
 
 // blockOnly refuses the --weights options that only a block format uses
-// when the weights are stored as f (f32, bf16, f16), rather than ignore
-// them.
-func blockOnly(w WeightOptions, f wformat.Format) error {
+// when the weights are stored as f (f32, bf16, f16; defaulted when no
+// --weights was given), rather than ignore them.
+func blockOnly(w WeightOptions, f wformat.Format, defaulted bool) error {
 	if f.Blocked() {
 		return nil
+	}
+	what := "the weights are " + f.String()
+	if defaulted {
+		what = "without --weights the weights stay as the checkpoint stores them"
 	}
 	for _, flag := range []struct {
 		set  bool
 		name string
 	}{{w.KeepEmbeddings, "--keep-embeddings"}, {w.KeepOutput, "--keep-output"}, {w.FloatDot, "--float-dot"}} {
 		if flag.set {
-			return passes.OptionErrorf("%s applies to block formats (--weights q8_0, q4_0 or q4_k), and the weights are %s", flag.name, f)
+			return passes.OptionErrorf("%s applies to block formats (--weights q8_0, q4_0 or q4_k), and %s", flag.name, what)
 		}
 	}
 	return nil

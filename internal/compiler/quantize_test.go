@@ -153,17 +153,18 @@ func TestKVPlanTooBig(t *testing.T) {
 // float weights instead of doing nothing.
 func TestBlockOnlyFlags(t *testing.T) {
 	for _, c := range []struct {
-		w    WeightOptions
-		f    wformat.Format
-		want string
+		w         WeightOptions
+		f         wformat.Format
+		defaulted bool
+		want      string
 	}{
-		{WeightOptions{KeepEmbeddings: true}, wformat.F32, "--keep-embeddings applies to block formats (--weights q8_0, q4_0 or q4_k), and the weights are f32"},
-		{WeightOptions{KeepOutput: true}, wformat.BF16, "--keep-output applies to block formats"},
-		{WeightOptions{FloatDot: true}, wformat.F16, "--float-dot applies to block formats"},
-		{WeightOptions{KeepEmbeddings: true, FloatDot: true}, wformat.Q8_0, ""},
-		{WeightOptions{}, wformat.F32, ""},
+		{WeightOptions{KeepEmbeddings: true}, wformat.F32, false, "--keep-embeddings applies to block formats (--weights q8_0, q4_0 or q4_k), and the weights are f32"},
+		{WeightOptions{KeepOutput: true}, wformat.BF16, true, "--keep-output applies to block formats (--weights q8_0, q4_0 or q4_k), and without --weights the weights stay as the checkpoint stores them"},
+		{WeightOptions{FloatDot: true}, wformat.F16, false, "--float-dot applies to block formats"},
+		{WeightOptions{KeepEmbeddings: true, FloatDot: true}, wformat.Q8_0, false, ""},
+		{WeightOptions{}, wformat.F32, false, ""},
 	} {
-		err := blockOnly(c.w, c.f)
+		err := blockOnly(c.w, c.f, c.defaulted)
 		if c.want == "" {
 			require.NoError(t, err)
 			continue

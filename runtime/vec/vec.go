@@ -7,9 +7,12 @@
 // on them, in exactly kir.Machine's arithmetic (each FMA rounded once, the
 // horizontal sums in kir.HSum's order), so that the portable kernels agree
 // with the interpreter bit for bit. vec_simd.go is the vector half, for
-// the AVX2 and AVX-512 kernels built with GOEXPERIMENT=simd; its helpers
-// are named as their portable twins without the trailing g (Hsum8 and
-// Hsum8g), and the tests hold each pair to the same results.
+// the AVX2 and AVX-512 kernels built with GOEXPERIMENT=simd. A twin's
+// name ends in g (Hsum8 and Hsum8g, Doti4 and Doti4g) or puts the lanes
+// after the format where the vector one puts them before (Loadh8 and
+// Load8h, Storebf8 and Store8bf); the tests hold each pair to the same
+// bits, but Exp8 to within an ulp of Exp8g (runtime.Expf), whose
+// multiply-adds Go rounds step by step.
 package vec
 
 import (

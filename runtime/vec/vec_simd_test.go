@@ -15,9 +15,9 @@ import (
 	"github.com/llmc-dev/llmc/wformat"
 )
 
-// The vector helpers against their portable twins, bit for bit: the Go
-// backend's AVX2 and AVX-512 kernels must compute what its portable ones
-// (and kir.Machine) do.
+// The vector helpers against their portable twins, bit for bit (Exp8 to
+// within an ulp): the Go backend's AVX2 and AVX-512 kernels must compute
+// what its portable ones (and kir.Machine) do.
 
 func needAVX2(t *testing.T) {
 	t.Helper()

@@ -1,12 +1,9 @@
 package vec
 
 import (
-	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/llmc-dev/llmc/runtime"
 )
 
 // TestFmafRoundsOnce: a*b + c with one rounding, not two: (1+2^-12)^2 - 1
@@ -76,17 +73,4 @@ func TestDotI8g(t *testing.T) {
 	w32 := append(append([]byte{}, q...), q...)
 	require.Equal(t, lo, Doti4log(w32, 0, x32, 0))
 	require.Equal(t, hi, Doti4hig(w32, 0, x32, 0))
-}
-
-// TestExp8g is runtime.Expf in every lane, NaN kept.
-func TestExp8g(t *testing.T) {
-	x := V8{-100, -1, 0, 0.5, 1, 10, 88.5, float32(math.NaN())}
-	r := Exp8g(x)
-	for i := range x {
-		if math.IsNaN(float64(x[i])) {
-			require.True(t, math.IsNaN(float64(r[i])))
-			continue
-		}
-		require.Equal(t, runtime.Expf(x[i]), r[i])
-	}
 }

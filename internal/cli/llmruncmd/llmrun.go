@@ -73,7 +73,8 @@ one, else greedy. Without --seed each run samples with a new random seed.
 On a terminal (or with --stats), a summary line follows on stderr: prompt tokens and prefill
 speed, generated tokens and decode speed, why it stopped (eos id N, stop
 string, max tokens, context full) and the seed (--seed repeats the run);
---format json reports them as stop_reason, eos_id, stop_string and seed.`,
+--format json reports them as stop_reason, eos_id, stop_string and seed (a
+BOS that ends the text is reported as eos, its id as eos_id).`,
 			Examples: []string{
 				`llmrun generate ~/models/SmolLM2-135M-Instruct --prompt "What is 2+2?" --chat --temperature 0.7 --max-new-tokens 64`,
 				`llmrun generate ~/models/TinyLlama-1.1B --prompt "Once upon a time" --stop "\n\n" --seed 1`,

@@ -152,7 +152,10 @@ func (f *serveFlags) run(ctx context.Context, fs *flag.FlagSet, pos []string, st
 	}
 	srv.Start(ln)
 	addr := ln.Addr().String()
-	if os.Getenv(engine.HandoffEnv) == "" { // else the llmrun that ran this executable said it
+	// An artifact's own executable, which the llmrun that said so runs in
+	// its place, listens on the same address: it says so again only when
+	// the port was left to the system (:0), which gives it another.
+	if _, port, _ := net.SplitHostPort(f.addr); os.Getenv(engine.HandoffEnv) == "" || port == "0" {
 		logf("listening on http://%s; loading %s", addr, path)
 	}
 
