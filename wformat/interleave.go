@@ -118,7 +118,11 @@ func moveGroups(f Format, cols int, ilv, plain []byte, lo, hi int, back bool) {
 			grp := ilv[g*Group*rb+b*Group*bb:][:Group*size]
 			for c := range Group {
 				blk := plain[(g*Group+c)*rb+b*bb:][:size]
-				moveBlock(f, grp, blk, c, back)
+				if back {
+					moveBlock(f, grp, blk, c, back)
+				} else {
+					putBlock(f, grp, blk, c)
+				}
 			}
 		}
 	}
@@ -156,6 +160,30 @@ func moveBlock(f Format, grp, blk []byte, c int, back bool) {
 		} else {
 			le.PutUint32(at, le.Uint32(q[4*k:]))
 		}
+	}
+}
+
+// putBlock is moveBlock forward, which every load runs over every
+// interleaved weight: row c's block blk into its places in the group
+// block grp, without moveBlock's closure and per-move direction.
+func putBlock(f Format, grp, blk []byte, c int) {
+	le := binary.LittleEndian
+	quants, q0 := 2, GroupQuants
+	if f == Q4_K {
+		le.PutUint16(grp[Q4_KGroupScale+2*c:], le.Uint16(blk[Q4_KScale:]))
+		le.PutUint16(grp[Q4_KGroupMin+2*c:], le.Uint16(blk[Q4_KMin:]))
+		scales := blk[Q4_KScales:Q4_KQuants]
+		for k, x := range scales {
+			grp[Q4_KGroupScales+Group*k+c] = x
+		}
+		quants, q0 = Q4_KQuants, Q4_KGroupQuants
+	} else {
+		le.PutUint16(grp[GroupScales+2*c:], le.Uint16(blk))
+	}
+	q := blk[quants:]
+	dst := grp[q0+4*c:]
+	for k := 0; k+4 <= len(q); k += 4 {
+		le.PutUint32(dst[16*k:], le.Uint32(q[k:]))
 	}
 }
 

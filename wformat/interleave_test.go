@@ -107,3 +107,21 @@ func BenchmarkInterleave(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkInterleaveTo is BenchmarkInterleave into memory already
+// faulted in: the moves alone, for each interleaving format.
+func BenchmarkInterleaveTo(b *testing.B) {
+	const rows, cols = 5632, 2048
+	for _, f := range []Format{Q4_0, Q8_0, Q4_K} {
+		b.Run(f.String(), func(b *testing.B) {
+			src := make([]byte, f.Bytes(rows, cols))
+			dst := make([]byte, len(src))
+			b.SetBytes(int64(len(src)))
+			for b.Loop() {
+				if err := InterleaveTo(f, rows, cols, dst, src); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
