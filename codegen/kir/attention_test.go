@@ -114,9 +114,60 @@ func headDim(t *testing.T, model string) int {
 		return 8
 	case "mistral-tiny":
 		return 16
-	case "gemma2-tiny":
+	case "gemma2-tiny", "gemma-tiny":
 		return 32
+	case "llama-tied-bias-free-gqa1":
+		return 8
 	}
 	t.Fatalf("no head size for %s", model)
 	return 0
+}
+
+// TestAttentionHeadTiles checks that attention's whole-block loop runs the
+// heads of a KV group together: per block it loads each of the eight key
+// rows once, in head-dim/8 vectors, however many heads the tile has, and
+// finishes one hsums per head. A chunk of eight queries has items enough
+// for tiles of up to four heads; a decode step of these models (eight
+// heads at most) keeps one head an item so that its threads share it.
+func TestAttentionHeadTiles(t *testing.T) {
+	for _, tc := range []struct {
+		model           string
+		prefill, decode int // heads a tile
+	}{
+		{"stories260K", 2, 1},               // 8 heads, groups of 2
+		{"mistral-tiny", 2, 1},              // 4 heads, groups of 2
+		{"gemma-tiny", 4, 1},                // 4 heads, one group
+		{"llama-tied-bias-free-gqa1", 4, 1}, // 8 heads, one group
+	} {
+		t.Run(tc.model, func(t *testing.T) {
+			p := lowerSharedKV(t, tc.model, 64, wformat.F16)
+			dim := headDim(t, tc.model)
+			seen := map[string]bool{}
+			for _, e := range p.Entries {
+				want := map[string]int{"decode": tc.decode, "prefill": tc.prefill}[e.Name]
+				for _, k := range e.Kernels {
+					if k.Kind != "attention" {
+						continue
+					}
+					for _, f := range blockLoops(k) {
+						seen[e.Name] = true
+						hsums, keyLoads := 0, 0
+						kir.Walk(f.Body, func(x kir.Expr) {
+							switch x := x.(type) {
+							case *kir.HSums:
+								hsums++
+							case *kir.Load:
+								if x.Buf.Kind == kir.State && p.States[x.Buf.Index].Name[:1] == "k" {
+									keyLoads++
+								}
+							}
+						}, nil)
+						require.Equal(t, want, hsums, "heads a tile in %s of %s", k.Name, e.Name)
+						require.Equal(t, dim, keyLoads, "vector loads of key rows a block in %s of %s", k.Name, e.Name)
+					}
+				}
+			}
+			require.True(t, seen["decode"] && seen["prefill"], "block loops in %v", seen)
+		})
+	}
 }

@@ -57,17 +57,32 @@ func (r *machineRunner) Run(name string, tokens []int32, pos int) (out []float32
 // TestLoweringAgainstInterpreter lowers small models and runs them on
 // kir.Machine through the static decoder, filling the cache to its last
 // position (a partial last chunk, then single decode steps), and compares
-// with the eager interpreter.
+// with the eager interpreter; with eight-lane vectors, and with sixteen
+// (Options.Wide) where backends print them. Their KV groups have one
+// head (gemma-tiny's decode), two, four (gemma-tiny) and eight
+// (llama-tied-bias-free-gqa1), which attention tiles differently.
 func TestLoweringAgainstInterpreter(t *testing.T) {
 	const maxSeq, chunk = 29, 8
-	for _, model := range []string{"stories260K", "gemma2-tiny", "qwen2-tiny", "mistral-tiny", "llama-tiny-bf16"} {
-		t.Run(model, func(t *testing.T) {
+	for _, tc := range []struct {
+		model string
+		wide  bool
+	}{
+		{"stories260K", false}, {"gemma2-tiny", false}, {"qwen2-tiny", false}, {"mistral-tiny", false},
+		{"llama-tiny-bf16", false}, {"gemma-tiny", false}, {"llama-tied-bias-free-gqa1", false},
+		{"stories260K", true}, {"gemma2-tiny", true}, {"gemma-tiny", true}, {"llama-tied-bias-free-gqa1", true},
+	} {
+		model := tc.model
+		name := model
+		if tc.wide {
+			name += "/wide"
+		}
+		t.Run(name, func(t *testing.T) {
 			dir := testshared.Path(t, "models", model)
 			m, err := hf.Open(dir)
 			require.NoError(t, err)
 			defer m.Close()
 			graphs := optimised(t, m, maxSeq, chunk, 0, []passes.Entry{{Name: "decode", Seq: 1}, {Name: "prefill", Seq: chunk}, {Name: "prefill_all", Seq: chunk}})
-			prog, err := kir.LowerWith(graphs, kir.Options{MaxSeq: maxSeq, KeepBF16: true})
+			prog, err := kir.LowerWith(graphs, kir.Options{MaxSeq: maxSeq, KeepBF16: true, Wide: tc.wide})
 			require.NoError(t, err)
 			ws, free, err := runtime.LinkedWeights(linkedOf(prog), m)
 			require.NoError(t, err)

@@ -1077,12 +1077,34 @@ func (l *lowerer) kvWrite(cache, x view, ring int) error {
 	return nil
 }
 
+// attnHeads is how many heads of a KV group one item of attention's
+// parallel phase runs together, for seq queries of heads heads. The heads
+// of a group read the same key and value rows, so each row loaded (and,
+// from a 16-bit cache, widened) serves all of them, where run alone each
+// head streamed the rows again. Four at most: their value sums take
+// sixteen f32x16 registers for heads of 64 (half of AVX-512's), and a
+// block's dot products 32 f32x8s, some spilled. TinyLlama's prefill
+// attention (groups of eight) at 1024 positions on an AMD EPYC (Zen 5),
+// perf samples for tiles of 1, 2, 4 and 8 heads: 1550, 1225, 1090 and
+// 1190; capped at AVX2 (sixteen registers, f32x8 sums), 1910, 1600–2200
+// and 1500 for 1, 2 and 4. Fewer heads a tile when there would be fewer
+// than eight items (a decode step of a model with few heads), so that
+// the step's threads still share the work.
+func attnHeads(seq, heads, group int) int {
+	hg := 4
+	for hg > 1 && (group%hg != 0 || seq*heads/hg < 8) {
+		hg /= 2
+	}
+	return hg
+}
+
 // attention lowers causal attention with an online softmax over blocks of
-// eight keys: per (query, head), one pass over the keys in the causal
-// window computes a block's eight scores, exponentiates them as one vector
-// against the running maximum, rescales the running normaliser and value
-// sum when the maximum grows, and adds the block's weighted values. Keys
-// past the position are never read.
+// eight keys: per query and tile of attnHeads heads, one pass over the
+// keys in the causal window computes each head's eight scores of a block,
+// exponentiates them as one vector against the head's running maximum,
+// rescales its running normaliser and value sums when the maximum grows,
+// and adds the block's weighted values. Keys past the position are never
+// read.
 func (l *lowerer) attention(n *ir.Node) error {
 	q, err := l.valueView(n.Args[0])
 	if err != nil {
@@ -1101,15 +1123,16 @@ func (l *lowerer) attention(n *ir.Node) error {
 	window := n.IntAttr("window")
 	softcap := float32(n.FloatAttr("softcap"))
 	ring := n.IntAttr("ring")
+	hg := attnHeads(seq, heads, group)
+	tiles := heads / hg
 	blk := l.alloc([]int{seq * heads, 8}) // one block of scores per (query, head)
 
 	it := l.newVar("it", Int)
-	s, h, kh, p, lo := l.newVar("s", Int), l.newVar("h", Int), l.newVar("kh", Int), l.newVar("p", Int), l.newVar("lo", Int)
-	m, sum := l.newVar("m", F32), l.newVar("l", F32x8)
+	s, h0, kh, p, lo := l.newVar("s", Int), l.newVar("h", Int), l.newVar("kh", Int), l.newVar("p", Int), l.newVar("lo", Int)
 	body := []Stmt{
-		&Decl{Var: s, Init: IDiv(it, I(heads))},
-		&Decl{Var: h, Init: ISub(it, IMul(IDiv(it, I(heads)), I(heads)))},
-		&Decl{Var: kh, Init: IDiv(h, I(group))},
+		&Decl{Var: s, Init: IDiv(it, I(tiles))},
+		&Decl{Var: h0, Init: IMul(ISub(it, IMul(IDiv(it, I(tiles)), I(tiles))), I(hg))},
+		&Decl{Var: kh, Init: IDiv(h0, I(group))},
 		&Decl{Var: p, Init: l.rowPos(s)},
 	}
 	// base is the first cache row of the query's slot.
@@ -1123,145 +1146,188 @@ func (l *lowerer) attention(n *ir.Node) error {
 	if window > 0 {
 		loInit = IMax(I(0), ISub(p, I(window-1)))
 	}
-	body = append(body, &Decl{Var: lo, Init: loInit},
-		&Decl{Var: m, Init: F(float32(math.Inf(-1)))},
-		&Decl{Var: sum, Init: &Broadcast{X: F(0)}})
+	body = append(body, &Decl{Var: lo, Init: loInit})
 	vec := dim%8 == 0
-	nacc := dim
-	if vec {
-		nacc = dim / 8
+	// The weighted value sums take vl lanes: sixteen where the backend
+	// prints f32x16 (half the registers), else eight, or one when a head
+	// is no whole number of vectors.
+	vl := 1
+	switch {
+	case l.opts.Wide && dim%16 == 0:
+		vl = 16
+	case vec:
+		vl = 8
 	}
-	accs := make([]*Var, nacc)
-	for i := range accs {
-		if vec {
-			accs[i] = l.newVar("o", F32x8)
-			body = append(body, &Decl{Var: accs[i], Init: &Broadcast{X: F(0)}})
-		} else {
-			accs[i] = l.newVar("o", F32)
-			body = append(body, &Decl{Var: accs[i], Init: F(0)})
+	nacc := dim / vl
+	// Each head of the tile keeps its running maximum m, the lane sums of
+	// its normaliser, and its weighted value sums.
+	type head struct {
+		m, sum     *Var
+		accs       []*Var
+		qOff, bOff Expr
+	}
+	hs := make([]head, hg)
+	for i := range hs {
+		hh := IAdd(h0, I(i))
+		hd := head{m: l.newVar("m", F32), sum: l.newVar("l", F32x8), accs: make([]*Var, nacc),
+			qOff: q.at(s, hh, I(0)), bOff: blk.at(IAdd(IMul(s, I(heads)), hh), I(0))}
+		body = append(body, &Decl{Var: hd.m, Init: F(float32(math.Inf(-1)))},
+			&Decl{Var: hd.sum, Init: &Broadcast{X: F(0)}})
+		for j := range hd.accs {
+			if vl > 1 {
+				hd.accs[j] = l.newVar("o", VecOf(vl))
+				body = append(body, &Decl{Var: hd.accs[j], Init: Zeros(vl)})
+			} else {
+				hd.accs[j] = l.newVar("o", F32)
+				body = append(body, &Decl{Var: hd.accs[j], Init: F(0)})
+			}
 		}
+		hs[i] = hd
 	}
-	jb, cnt, t := l.newVar("jb", Int), l.newVar("cnt", Int), l.newVar("t", Int)
-	bOff := blk.at(it, I(0))
-	sc := l.newVar("sc", F32)
-	qOff := q.at(s, h, I(0))
-	key := IAdd(jb, t)
-	if ring > 0 {
-		key = IRem(key, I(ring))
+	// splat widens an f32 to the value sums' lanes.
+	splat := func(x Expr) Expr {
+		if vl == 1 {
+			return x
+		}
+		return &Broadcast{X: x, Wide: vl == 16}
 	}
-	score := l.dot(sc, q.buf, qOff, kc.buf, kc.at(IAdd(base, key), kh, I(0)), dim)
-	score = append(score, &Assign{Var: sc, Val: FMul(sc, F(scale))})
-	if softcap != 0 {
-		score = append(score, &Assign{Var: sc, Val: FMul(F(softcap), Fn(Tanh, FDiv(sc, F(softcap))))})
-	}
-	score = append(score, &Store{Buf: blk.buf, Index: IAdd(bOff, t), Val: sc})
-
-	// softmaxBlock folds a block's scores x (f32x8, -inf past cnt keys)
-	// into the running maximum, normaliser and weighted value sum.
-	softmaxBlock := func(x Expr, cnt Expr, bOff Expr) []Stmt {
-		mn, corr, pv := l.newVar("mn", F32), l.newVar("c", F32), l.newVar("pv", F32x8)
-		t2, w := l.newVar("t", Int), l.newVar("w", F32)
-		vRow := IAdd(jb, t2)
+	row := func(key Expr) Expr {
 		if ring > 0 {
-			vRow = IRem(vRow, I(ring))
+			key = IRem(key, I(ring))
 		}
-		vOff := vc.at(IAdd(base, vRow), kh, I(0))
-		weigh := []Stmt{&Decl{Var: w, Init: Ld(blk.buf, IAdd(bOff, t2))}}
-		for i, acc := range accs {
-			if vec {
-				weigh = append(weigh, &Assign{Var: acc, Val: &FMA{A: &Broadcast{X: w}, B: Ld8(vc.buf, IAdd(vOff, I(8*i))), C: acc}})
-			} else {
-				weigh = append(weigh, &Assign{Var: acc, Val: &FMA{A: w, B: Ld(vc.buf, IAdd(vOff, I(i))), C: acc}})
-			}
-		}
-		// Rescale the running sums only when the maximum grows, which
-		// after the first few blocks is rare.
-		rescale := []Stmt{
-			&Decl{Var: corr, Init: Fn(Exp, FSub(m, mn))},
-			&Assign{Var: sum, Val: FMul(sum, &Broadcast{X: corr})},
-		}
-		for _, acc := range accs {
-			if vec {
-				rescale = append(rescale, &Assign{Var: acc, Val: FMul(acc, &Broadcast{X: corr})})
-			} else {
-				rescale = append(rescale, &Assign{Var: acc, Val: FMul(acc, corr)})
-			}
-		}
-		rescale = append(rescale, &Assign{Var: m, Val: mn})
-		out := []Stmt{
-			&Decl{Var: mn, Init: FMax(m, &HMax{X: x})},
-			&IfGreater{X: mn, Y: m, Then: rescale},
-			&Decl{Var: pv, Init: Fn(Exp, FSub(x, &Broadcast{X: m}))},
-			&Store{Buf: blk.buf, Index: bOff, Val: pv},
-			&Assign{Var: sum, Val: FAdd(sum, pv)}, // lane sums; added up at the end
-		}
-		return append(out, &For{Var: t2, Lo: I(0), Hi: cnt, Step: 1, Body: weigh})
+		return IAdd(base, key)
 	}
 
-	// Whole blocks of eight keys: eight dot products, finished together by
-	// one transposing horizontal add, with no trip through memory.
+	// softmax folds a block's scores x (f32x8, -inf past its keys) into a
+	// head's running maximum and normaliser, rescaling its value sums when
+	// the maximum grows (after the first few blocks, rarely), and leaves
+	// the block's weights in the head's row of blk.
+	softmax := func(hd head, x Expr) []Stmt {
+		mn, corr, pv := l.newVar("mn", F32), l.newVar("c", F32), l.newVar("pv", F32x8)
+		rescale := []Stmt{
+			&Decl{Var: corr, Init: Fn(Exp, FSub(hd.m, mn))},
+			&Assign{Var: hd.sum, Val: FMul(hd.sum, &Broadcast{X: corr})},
+		}
+		for _, acc := range hd.accs {
+			rescale = append(rescale, &Assign{Var: acc, Val: FMul(acc, splat(corr))})
+		}
+		rescale = append(rescale, &Assign{Var: hd.m, Val: mn})
+		return []Stmt{
+			&Decl{Var: mn, Init: FMax(hd.m, &HMax{X: x})},
+			&IfGreater{X: mn, Y: hd.m, Then: rescale},
+			&Decl{Var: pv, Init: Fn(Exp, FSub(x, &Broadcast{X: hd.m}))},
+			&Store{Buf: blk.buf, Index: hd.bOff, Val: pv},
+			&Assign{Var: hd.sum, Val: FAdd(hd.sum, pv)}, // lane sums; added up at the end
+		}
+	}
+	// weigh adds the cnt values of the block at jb, weighted, to every
+	// head's sums: each value row is loaded once for the tile.
+	weigh := func(jb *Var, cnt Expr) Stmt {
+		t := l.newVar("t", Int)
+		vOff := vc.at(row(IAdd(jb, t)), kh, I(0))
+		var ws []*Var
+		var stmts []Stmt
+		for _, hd := range hs {
+			w := l.newVar("w", F32)
+			ws = append(ws, w)
+			stmts = append(stmts, &Decl{Var: w, Init: Ld(blk.buf, IAdd(hd.bOff, t))})
+		}
+		for j := range nacc {
+			v := LdV(vc.buf, IAdd(vOff, I(vl*j)), vl)
+			if hg > 1 {
+				vv := l.newVar("v", v.Type())
+				stmts = append(stmts, &Decl{Var: vv, Init: v})
+				v = vv
+			}
+			for i, hd := range hs {
+				stmts = append(stmts, &Assign{Var: hd.accs[j], Val: &FMA{A: splat(ws[i]), B: v, C: hd.accs[j]}})
+			}
+		}
+		return &For{Var: t, Lo: I(0), Hi: cnt, Step: 1, Body: stmts}
+	}
+
+	// Whole blocks of eight keys: for each head eight dot products,
+	// finished together by one transposing horizontal add, with no trip
+	// through memory.
 	end := IAdd(p, I(1))
 	var first Expr = lo
 	if vec && softcap == 0 {
-		jt := l.newVar("jt", Int)
+		jb, jt := l.newVar("jb", Int), l.newVar("jt", Int)
 		first = jt
-		var dots [8]Expr
 		var stmts []Stmt
 		for t := 0; t < 8; t++ {
 			stmts = append(stmts, prefetchRow(kc, IAdd(jb, I(attnKeyAhead+t)), ring, base, kh, dim)...)
 			stmts = append(stmts, prefetchRow(vc, IAdd(jb, I(attnValueAhead+t)), ring, base, kh, dim)...)
 		}
+		dots := make([][8]Expr, hg)
 		for t := 0; t < 8; t++ {
-			row := IAdd(jb, I(t))
-			if ring > 0 {
-				row = IRem(row, I(ring))
+			kOff := kc.at(row(IAdd(jb, I(t))), kh, I(0))
+			accs := make([]*Var, hg)
+			for c := 0; c < dim; c += 8 {
+				var k Expr = Ld8(kc.buf, IAdd(kOff, I(c)))
+				if hg > 1 {
+					kv := l.newVar("k", F32x8)
+					stmts = append(stmts, &Decl{Var: kv, Init: k})
+					k = kv
+				}
+				for i, hd := range hs {
+					qv := Ld8(q.buf, IAdd(hd.qOff, I(c)))
+					if c == 0 {
+						accs[i] = l.newVar("d", F32x8)
+						stmts = append(stmts, &Decl{Var: accs[i], Init: FMul(qv, k)})
+					} else {
+						stmts = append(stmts, &Assign{Var: accs[i], Val: &FMA{A: qv, B: k, C: accs[i]}})
+					}
+				}
 			}
-			acc := l.newVar("d", F32x8)
-			kOff := kc.at(IAdd(base, row), kh, I(0))
-			stmts = append(stmts, &Decl{Var: acc, Init: FMul(Ld8(q.buf, qOff), Ld8(kc.buf, kOff))})
-			for c := 8; c < dim; c += 8 {
-				stmts = append(stmts, &Assign{Var: acc, Val: &FMA{A: Ld8(q.buf, IAdd(qOff, I(c))), B: Ld8(kc.buf, IAdd(kOff, I(c))), C: acc}})
+			for i := range hs {
+				dots[i][t] = accs[i]
 			}
-			dots[t] = acc
 		}
-		xs := l.newVar("x", F32x8)
-		stmts = append(stmts, &Decl{Var: xs, Init: FMul(&HSums{Xs: dots}, &Broadcast{X: F(scale)})})
-		stmts = append(stmts, softmaxBlock(xs, I(8), bOff)...)
+		for i, hd := range hs {
+			xs := l.newVar("x", F32x8)
+			stmts = append(stmts, &Decl{Var: xs, Init: FMul(&HSums{Xs: dots[i]}, &Broadcast{X: F(scale)})})
+			stmts = append(stmts, softmax(hd, xs)...)
+		}
+		stmts = append(stmts, weigh(jb, I(8)))
 		// jt is where the whole blocks end: lo + 8·⌊(p+1-lo)/8⌋.
 		body = append(body, &Decl{Var: jt, Init: IAdd(lo, IMul(IDiv(ISub(end, lo), I(8)), I(8)))})
 		body = append(body, &For{Var: jb, Lo: lo, Hi: first, Step: 8, Body: stmts})
-		jb = l.newVar("jb", Int)
-		key = IAdd(jb, t)
-		if ring > 0 {
-			key = IRem(key, I(ring))
-		}
-		score = l.dot(sc, q.buf, qOff, kc.buf, kc.at(IAdd(base, key), kh, I(0)), dim)
-		score = append(score, &Assign{Var: sc, Val: FMul(sc, F(scale))})
-		score = append(score, &Store{Buf: blk.buf, Index: IAdd(bOff, t), Val: sc})
 	}
 	// The rest (or, with soft-capping, every block): scores one by one.
-	x := l.newVar("x", F32x8)
-	block := []Stmt{
-		&Decl{Var: cnt, Init: IMin(I(8), ISub(end, jb))},
-		&Store{Buf: blk.buf, Index: bOff, Val: &Broadcast{X: F(float32(math.Inf(-1)))}},
-		&For{Var: t, Lo: I(0), Hi: cnt, Step: 1, Body: score},
-		&Decl{Var: x, Init: Ld8(blk.buf, bOff)},
+	jb, cnt, t := l.newVar("jb", Int), l.newVar("cnt", Int), l.newVar("t", Int)
+	block := []Stmt{&Decl{Var: cnt, Init: IMin(I(8), ISub(end, jb))}}
+	var score []Stmt
+	kOff := kc.at(row(IAdd(jb, t)), kh, I(0))
+	for _, hd := range hs {
+		block = append(block, &Store{Buf: blk.buf, Index: hd.bOff, Val: &Broadcast{X: F(float32(math.Inf(-1)))}})
+		sc := l.newVar("sc", F32)
+		score = append(score, l.dot(sc, q.buf, hd.qOff, kc.buf, kOff, dim)...)
+		score = append(score, &Assign{Var: sc, Val: FMul(sc, F(scale))})
+		if softcap != 0 {
+			score = append(score, &Assign{Var: sc, Val: FMul(F(softcap), Fn(Tanh, FDiv(sc, F(softcap))))})
+		}
+		score = append(score, &Store{Buf: blk.buf, Index: IAdd(hd.bOff, t), Val: sc})
 	}
-	block = append(block, softmaxBlock(x, cnt, bOff)...)
+	block = append(block, &For{Var: t, Lo: I(0), Hi: cnt, Step: 1, Body: score})
+	for _, hd := range hs {
+		x := l.newVar("x", F32x8)
+		block = append(block, &Decl{Var: x, Init: Ld8(blk.buf, hd.bOff)})
+		block = append(block, softmax(hd, x)...)
+	}
+	block = append(block, weigh(jb, cnt))
 	body = append(body, &For{Var: jb, Lo: first, Hi: end, Step: 8, Body: block})
-	inv := l.newVar("inv", F32)
-	body = append(body, &Decl{Var: inv, Init: FDiv(F(1), &HSum{X: sum})})
-	oOff := out.at(s, h, I(0))
-	for i, acc := range accs {
-		if vec {
-			body = append(body, &Store{Buf: out.buf, Index: IAdd(oOff, I(8*i)), Val: FMul(acc, &Broadcast{X: inv})})
-		} else {
-			body = append(body, &Store{Buf: out.buf, Index: IAdd(oOff, I(i)), Val: FMul(acc, inv)})
+	for i, hd := range hs {
+		inv := l.newVar("inv", F32)
+		body = append(body, &Decl{Var: inv, Init: FDiv(F(1), &HSum{X: hd.sum})})
+		oOff := out.at(s, IAdd(h0, I(i)), I(0))
+		for j, acc := range hd.accs {
+			body = append(body, &Store{Buf: out.buf, Index: IAdd(oOff, I(vl*j)), Val: FMul(acc, splat(inv))})
 		}
 	}
 	// Padding queries of a chunk are skipped: their output is never read.
-	valid := IMul(IMin(I(seq), l.length), I(heads))
-	work := IMul(valid, IMul(IAdd(l.pos, I(seq)), I(2*dim)))
+	valid := IMul(IMin(I(seq), l.length), I(tiles))
+	work := IMul(IMul(valid, I(hg)), IMul(IAdd(l.pos, I(seq)), I(2*dim)))
 	l.k.Phases = append(l.k.Phases, &Phase{Parallel: true, Var: it, N: valid, Work: work, Grain: 1, Body: body})
 	return nil
 }
