@@ -17,13 +17,14 @@
 //     shared object built by the LLVM backend, and its layout.json.
 //
 // What a load checks: the manifest's own checksum (an edited manifest is
-// refused), and for every file the artifact holds and every model file
+// refused; one with optional fields a newer llmc added is read), and for every file the artifact holds and every model file
 // its identity (device, inode, size, mtime, ctime): when all are as
 // recorded the file is trusted without reading it, else its SHA-256
 // decides. Verify hashes everything, whatever the identity.
 package artifact
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -250,14 +251,57 @@ func Read(dir string) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if sum != m.Checksum {
+	if sum != m.Checksum && rawChecksum(data, m.Checksum) != m.Checksum {
+		if f := unknownField(data); f != "" {
+			return nil, fmt.Errorf("%s does not match its checksum, and it has a field this llmrun does not know (%s): it was edited, or a newer llmc wrote it in a way this llmrun cannot check; compile the artifact again with this llmc, or run it with the llmrun of the llmc that compiled it", path, f)
+		}
 		return nil, fmt.Errorf("%s was edited after llmc wrote it (its checksum is %.12s…, its content hashes to %.12s…): compile the artifact again", path, m.Checksum, sum)
 	}
 	return &m, nil
 }
 
-// checksum hashes the manifest as WriteManifest writes it, with Checksum
-// empty. Formatting is not covered (the JSON is re-encoded), meaning is.
+// rawChecksum hashes the manifest's bytes as Seal hashed them, its
+// checksum's value blanked: "" if data does not hold that checksum. So
+// that fields a newer llmc adds (optional ones: a change that older
+// readers cannot ignore bumps Version) leave its manifests readable here,
+// the bytes are what count; re-encoding what this llmc decoded, which
+// drops such fields, is the check kept for a manifest whose formatting
+// alone changed.
+func rawChecksum(data []byte, sum string) string {
+	if sum == "" {
+		return ""
+	}
+	field := []byte(`"checksum": "` + sum + `"`)
+	i := bytes.LastIndex(data, field)
+	if i < 0 {
+		return ""
+	}
+	blank := slices.Concat(data[:i], []byte(`"checksum": ""`), data[i+len(field):])
+	h := sha256.Sum256(bytes.TrimSuffix(blank, []byte("\n")))
+	return hex.EncodeToString(h[:])
+}
+
+// unknownField is the name of the first field of a manifest's JSON that
+// Manifest does not have, or "".
+func unknownField(data []byte) string {
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	var m Manifest
+	err := d.Decode(&m)
+	if err == nil {
+		return ""
+	}
+	name, ok := strings.CutPrefix(err.Error(), "json: unknown field ")
+	if !ok {
+		return ""
+	}
+	return strings.Trim(name, `"`)
+}
+
+// checksum hashes the manifest as Seal writes it, with Checksum empty.
+// Re-encoding what was decoded leaves formatting out of the check, and
+// also the fields this llmc does not know: Read checks the bytes too
+// (rawChecksum).
 func (m *Manifest) checksum() (string, error) {
 	c := *m
 	c.Checksum = ""

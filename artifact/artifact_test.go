@@ -1,6 +1,9 @@
 package artifact
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -72,6 +75,22 @@ func TestSealAndCheck(t *testing.T) {
 			data = []byte(string(data[:len(data)-2]) + ", \"max_seq\": 9}\n")
 			require.NoError(t, os.WriteFile(p, data, 0o644))
 		}, readErr: "was edited after llmc wrote it"},
+		{name: "manifest from a newer llmc", damage: func(t *testing.T, art, _ string) {
+			// A field this llmc does not know, sealed as Seal seals: the
+			// manifest's bytes hashed with the checksum blanked.
+			resealed(t, art, func(data []byte) []byte {
+				return bytes.Replace(data, []byte(`  "checksum"`), []byte("  \"future\": {\"x\": 1},\n  \"checksum\""), 1)
+			})
+		}},
+		{name: "manifest from a newer llmc, edited", damage: func(t *testing.T, art, _ string) {
+			resealed(t, art, func(data []byte) []byte {
+				return bytes.Replace(data, []byte(`  "checksum"`), []byte("  \"future\": {\"x\": 1},\n  \"checksum\""), 1)
+			})
+			p := filepath.Join(art, ManifestName)
+			data, err := os.ReadFile(p)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(p, bytes.Replace(data, []byte(`"x": 1`), []byte(`"x": 2`), 1), 0o644))
+		}, readErr: "has a field this llmrun does not know (future): it was edited, or a newer llmc"},
 		{name: "manifest reformatted", damage: func(t *testing.T, art, _ string) {
 			p := filepath.Join(art, ManifestName)
 			data, err := os.ReadFile(p)
@@ -225,4 +244,21 @@ func TestLayoutStates(t *testing.T) {
 	require.NoError(t, (&Layout{ABI: ABIFor(half), States: half}).CheckStates())
 	require.ErrorContains(t, (&Layout{ABI: 3, States: half}).CheckStates(), "state v is stored as bf16, which native ABI version 3 has no room for")
 	require.ErrorContains(t, (&Layout{ABI: 4, States: []State{{Name: "q", Dtype: wformat.Q4_0}}}).CheckStates(), "state q is stored as q4_0")
+}
+
+// resealed rewrites the manifest of art with edit applied to its bytes
+// and seals the result as Seal does: the SHA-256 of the bytes with the
+// checksum's value blank and no final newline.
+func resealed(t *testing.T, art string, edit func([]byte) []byte) {
+	t.Helper()
+	p := filepath.Join(art, ManifestName)
+	data, err := os.ReadFile(p)
+	require.NoError(t, err)
+	var m Manifest
+	require.NoError(t, json.Unmarshal(data, &m))
+	field := []byte(`"checksum": "` + m.Checksum + `"`)
+	blank := edit(bytes.Replace(data, field, []byte(`"checksum": ""`), 1))
+	sum := sha256.Sum256(bytes.TrimSuffix(blank, []byte("\n")))
+	out := bytes.Replace(blank, []byte(`"checksum": ""`), []byte(`"checksum": "`+hex.EncodeToString(sum[:])+`"`), 1)
+	require.NoError(t, os.WriteFile(p, out, 0o644))
 }
