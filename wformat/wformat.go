@@ -208,11 +208,19 @@ const (
 
 // Quantize stores a rows × cols matrix of float32 (row-major) in format f
 // (Converted): block rows padded with zeros to whole blocks, or float16
-// elements rounded to nearest even, little-endian; a value float16 cannot
-// hold is an error naming it.
+// elements rounded to nearest even, little-endian. A NaN or an infinity,
+// and a value float16 cannot hold, is an error naming the element: a block
+// format would hide it (a block's scale from max|x| becomes NaN, or its
+// other quants round to zero), where the float formats carry it to the
+// logits, which the runtime checks.
 func Quantize(f Format, rows, cols int, data []float32) ([]byte, error) {
 	if len(data) != rows*cols {
 		return nil, fmt.Errorf("quantizing [%d, %d]: %d elements", rows, cols, len(data))
+	}
+	for i, x := range data {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return nil, fmt.Errorf("storing [%d, %d] as %s: element [%d, %d] is %g, not a finite number", rows, cols, f, i/cols, i%cols, x)
+		}
 	}
 	var row func(dst []byte, row []float32)
 	switch f {

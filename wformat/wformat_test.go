@@ -550,7 +550,7 @@ func TestF16Stored(t *testing.T) {
 		require.Equal(t, [2]byte{byte(h), byte(h >> 8)}, [2]byte{q[2*i], q[2*i+1]}, "element %d", i)
 		require.Equal(t, F16ToF32(h), back[i], "element %d", i)
 	}
-	for _, bad := range []float32{65520, -1e6, float32(math.Inf(1)), float32(math.NaN())} {
+	for _, bad := range []float32{65520, -1e6} {
 		_, err := Quantize(F16, 2, 2, []float32{0, 1, 2, bad})
 		require.ErrorContains(t, err, "element [1, 1]", "%g", bad)
 		require.ErrorContains(t, err, "beyond float16's ±65504", "%g", bad)
@@ -569,6 +569,24 @@ func TestQuantI8(t *testing.T) {
 		{float32(math.Inf(-1)), -127}, {float32(math.Inf(1)), 127}, {float32(math.NaN()), -127}} {
 		if got := QuantI8(c.x); got != c.want {
 			t.Errorf("QuantI8(%g) = %d, want %d", c.x, got, c.want)
+		}
+	}
+}
+
+// TestQuantizeNotFinite checks that every format refuses a NaN or an
+// infinity, naming the element: block formats would otherwise hide them
+// (Q4_K stored a NaN scale whose rows still produced finite logits).
+func TestQuantizeNotFinite(t *testing.T) {
+	for _, f := range []Format{F16, Q8_0, Q4_0, Q4_K} {
+		for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+			x := make([]float32, 2*40)
+			for i := range x {
+				x[i] = float32(i%7) - 3
+			}
+			x[40+33] = bad
+			_, err := Quantize(f, 2, 40, x)
+			require.ErrorContains(t, err, "element [1, 33] is "+fmt.Sprint(bad)+", not a finite number", "%s %g", f, bad)
+			require.ErrorContains(t, err, "as "+f.String(), "%s %g", f, bad)
 		}
 	}
 }
