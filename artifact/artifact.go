@@ -17,10 +17,11 @@
 //     shared object built by the LLVM backend, and its layout.json.
 //
 // What a load checks: the manifest's own checksum (an edited manifest is
-// refused; one with optional fields a newer llmc added is read), and for every file the artifact holds and every model file
-// its identity (device, inode, size, mtime, ctime): when all are as
-// recorded the file is trusted without reading it, else its SHA-256
-// decides. Verify hashes everything, whatever the identity.
+// refused; one with optional fields a newer llmc added is read), and for
+// every file the artifact holds and every model file its identity
+// (device, inode, size, mtime, ctime): when all are as recorded the file
+// is trusted without reading it, else its SHA-256 decides. Verify hashes
+// everything, whatever the identity.
 package artifact
 
 import (
@@ -251,11 +252,15 @@ func Read(dir string) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if sum != m.Checksum && rawChecksum(data, m.Checksum) != m.Checksum {
+	// The bytes as sealed, or (formatting aside) what they mean; a field
+	// this llmc does not know is covered only by the bytes.
+	if rawChecksum(data, m.Checksum) != m.Checksum {
 		if f := unknownField(data); f != "" {
 			return nil, fmt.Errorf("%s does not match its checksum, and it has a field this llmrun does not know (%s): it was edited, or a newer llmc wrote it in a way this llmrun cannot check; compile the artifact again with this llmc, or run it with the llmrun of the llmc that compiled it", path, f)
 		}
-		return nil, fmt.Errorf("%s was edited after llmc wrote it (its checksum is %.12s…, its content hashes to %.12s…): compile the artifact again", path, m.Checksum, sum)
+		if sum != m.Checksum {
+			return nil, fmt.Errorf("%s was edited after llmc wrote it (its checksum is %.12s…, its content hashes to %.12s…): compile the artifact again", path, m.Checksum, sum)
+		}
 	}
 	return &m, nil
 }

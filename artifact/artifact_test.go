@@ -27,9 +27,10 @@ func sealed(t *testing.T) (art, model string) {
 	require.NoError(t, os.WriteFile(filepath.Join(art, "bin", "exe"), []byte("\x7fELF"), 0o755))
 	f, err := DescribeFile(model, "w.bin", nil)
 	require.NoError(t, err)
-	m := &Manifest{Format: Format, Version: Version, KV: "static", MaxSeq: 8, IR: IRName,
-		Entries: []Entry{{Name: "decode", Seq: 1, Logits: "last"}},
-		Model:   Model{Dir: model, Files: []File{f}}}
+	m := &Manifest{Format: Format, Version: Version, KV: "static", MaxSeq: 8, IR: IRName, Backend: BackendGo,
+		Backends: BackendInfo{Binary: "bin/exe"},
+		Entries:  []Entry{{Name: "decode", Seq: 1, Logits: "last"}},
+		Model:    Model{Dir: model, Files: []File{f}}}
 	require.NoError(t, m.Seal(art))
 	return art, model
 }
@@ -91,6 +92,13 @@ func TestSealAndCheck(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, os.WriteFile(p, bytes.Replace(data, []byte(`"x": 1`), []byte(`"x": 2`), 1), 0o644))
 		}, readErr: "has a field this llmrun does not know (future): it was edited, or a newer llmc"},
+		{name: "manifest given an unknown field", damage: func(t *testing.T, art, _ string) {
+			p := filepath.Join(art, ManifestName)
+			data, err := os.ReadFile(p)
+			require.NoError(t, err)
+			data = bytes.Replace(data, []byte(`  "checksum"`), []byte("  \"max_sequence\": 9,\n  \"checksum\""), 1)
+			require.NoError(t, os.WriteFile(p, data, 0o644))
+		}, readErr: "has a field this llmrun does not know (max_sequence)"},
 		{name: "manifest reformatted", damage: func(t *testing.T, art, _ string) {
 			p := filepath.Join(art, ManifestName)
 			data, err := os.ReadFile(p)
@@ -198,7 +206,7 @@ func TestKVDtypeVersions(t *testing.T) {
 	write := func(t *testing.T, version int, kv wformat.Format) (string, []byte) {
 		art := t.TempDir()
 		require.NoError(t, os.WriteFile(filepath.Join(art, IRName), []byte("graph"), 0o644))
-		m := &Manifest{Format: Format, Version: version, KV: "static", MaxSeq: 8, IR: IRName, KVDtype: kv,
+		m := &Manifest{Format: Format, Version: version, KV: "static", MaxSeq: 8, IR: IRName, Backend: BackendInterp, KVDtype: kv,
 			Entries: []Entry{{Name: "decode", Seq: 1, Logits: "last"}}}
 		require.NoError(t, m.Seal(art))
 		data, err := os.ReadFile(filepath.Join(art, ManifestName))
