@@ -131,3 +131,35 @@ func TestLoaders(t *testing.T) {
 	_, err := Open(art, Options{})
 	require.ErrorContains(t, err, `backend "wasm" is not supported by this llmrun`)
 }
+
+// TestVerify checks that Verify passes an intact artifact and fails one
+// this llmrun cannot run although its files hash as sealed: a backend it
+// has no loader for, or a Go artifact's binary that lost its execute bit.
+func TestVerify(t *testing.T) {
+	failed := func(checks []artifact.Check) []string {
+		var out []string
+		for _, c := range checks {
+			if c.Err != nil {
+				out = append(out, c.What+": "+c.Err.Error())
+			}
+		}
+		return out
+	}
+	art := compileTo(t, testshared.Path(t, "models", "stories260K"))
+	checks, err := Verify(art)
+	require.NoError(t, err)
+	require.Empty(t, failed(checks))
+
+	require.NoError(t, artifact.Edit(art, func(m *artifact.Manifest) { m.Backend = "wasm" }))
+	checks, err = Verify(art)
+	require.NoError(t, err)
+	require.Equal(t, []string{filepath.Join(art, artifact.ManifestName) + `, backend wasm: backend "wasm" is not supported by this llmrun`}, failed(checks))
+
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "llmc-model")
+	require.NoError(t, os.WriteFile(bin, []byte("\x7fELF"), 0o755))
+	man := &artifact.Manifest{Backends: artifact.BackendInfo{Binary: "llmc-model"}}
+	require.Empty(t, failed(verifyLinked(dir, man)))
+	require.NoError(t, os.Chmod(bin, 0o644))
+	require.Equal(t, []string{bin + ", executable: not executable (mode -rw-r--r--): llmrun runs it; chmod u+x it, or compile the artifact again"}, failed(verifyLinked(dir, man)))
+}

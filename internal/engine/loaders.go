@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/llmc-dev/llmc/artifact"
@@ -22,6 +23,9 @@ type loader struct {
 	handOff func(dir string, man *artifact.Manifest, opts Options) error
 	// load makes the artifact's runner.
 	load func(in *loadInput) (*loaded, error)
+	// verify, if not nil, checks what Verify cannot see in the files'
+	// hashes: what the backend needs of them to run.
+	verify func(dir string, man *artifact.Manifest) []artifact.Check
 }
 
 // loaded is what a loader made: the runner; close, if not nil, releases
@@ -53,7 +57,7 @@ type loadInput struct {
 // loaders are the loaders by the backend a manifest records.
 var loaders = map[string]loader{
 	artifact.BackendInterp: {load: loadInterpreted},
-	artifact.BackendGo:     {handOff: handOffLinked, load: loadLinked},
+	artifact.BackendGo:     {handOff: handOffLinked, load: loadLinked, verify: verifyLinked},
 	artifact.BackendLLVM:   {load: loadNative},
 }
 
@@ -68,6 +72,44 @@ func loadInterpreted(in *loadInput) (*loaded, error) {
 	}
 	fork := func() (runtime.Runner, func() error, error) { return prog.Fork(), nil, nil }
 	return &loaded{runner: prog, fork: fork}, nil
+}
+
+// Verify checks an artifact in full (artifact.Verify: the manifest, and
+// the hash of every file it holds and was compiled from), and that this
+// llmrun can run it: its backend is known, and what that backend needs of
+// the files holds (a Go artifact's binary is executable).
+func Verify(dir string) ([]artifact.Check, error) {
+	checks, err := artifact.Verify(dir)
+	if err != nil {
+		return nil, err
+	}
+	man, err := artifact.Read(dir)
+	if err != nil {
+		return nil, err
+	}
+	what := filepath.Join(dir, artifact.ManifestName) + ", backend " + man.Backend
+	ld, known := loaders[man.Backend]
+	if !known {
+		return append(checks, artifact.Check{What: what, Err: fmt.Errorf("backend %q is not supported by this llmrun", man.Backend)}), nil
+	}
+	checks = append(checks, artifact.Check{What: what})
+	if ld.verify != nil {
+		checks = append(checks, ld.verify(dir, man)...)
+	}
+	return checks, nil
+}
+
+// verifyLinked checks that a Go artifact's binary is executable.
+func verifyLinked(dir string, man *artifact.Manifest) []artifact.Check {
+	bin := filepath.Join(dir, man.Backends.Binary)
+	c := artifact.Check{What: bin + ", executable"}
+	switch st, err := os.Stat(bin); {
+	case err != nil:
+		c.Err = err
+	case st.Mode()&0o100 == 0:
+		c.Err = fmt.Errorf("not executable (mode %v): llmrun runs it; chmod u+x it, or compile the artifact again", st.Mode().Perm())
+	}
+	return []artifact.Check{c}
 }
 
 // handOffLinked lets a Go-backend artifact run only in the executable
