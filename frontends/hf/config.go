@@ -36,6 +36,10 @@ var architectures = map[string]Family{
 	"Gemma2ForCausalLM":  Gemma2,
 }
 
+// ModelType is the config.json model_type that transformers writes for
+// the family's architectures (the family's name).
+func (f Family) ModelType() string { return string(f) }
+
 // SupportedArchitectures lists the config.json architectures llmc reads.
 func SupportedArchitectures() []string {
 	var names []string
@@ -241,6 +245,13 @@ func ParseConfig(data []byte) (*Config, error) {
 	if !ok {
 		return nil, fmt.Errorf("architecture %q is not supported; supported: %s", arch, strings.Join(SupportedArchitectures(), ", "))
 	}
+	// transformers builds the model model_type names (AutoModelForCausalLM
+	// maps the config class to a model class), llmc the one architectures
+	// names: a config where they disagree describes two models.
+	if raw.ModelType != "" && raw.ModelType != fam.ModelType() {
+		names, _ := json.Marshal(raw.Architectures)
+		return nil, fmt.Errorf("model_type %q does not match architectures %s (%s is model_type %q)", raw.ModelType, names, arch, fam.ModelType())
+	}
 	c := &Config{Architecture: arch, Family: fam, TorchDType: raw.TorchDType}
 
 	required := []struct {
@@ -295,6 +306,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	}
 	c.RopeScaling = rs
 
+	actField := "hidden_act" // the field c.HiddenAct was read from, for errors
 	switch fam {
 	case Gemma, Gemma2:
 		c.RMSNormEps = floatOr(raw.RMSNormEps, 1e-6)
@@ -302,7 +314,7 @@ func ParseConfig(data []byte) (*Config, error) {
 		c.TieEmbeddings = boolOr(raw.TieWordEmbeddings, true)
 		c.HiddenAct = "gelu_pytorch_tanh"
 		if raw.HiddenActivation != nil {
-			c.HiddenAct = *raw.HiddenActivation
+			c.HiddenAct, actField = *raw.HiddenActivation, "hidden_activation"
 		} else if raw.HiddenAct != nil && fam == Gemma2 {
 			c.HiddenAct = *raw.HiddenAct
 		}
@@ -333,23 +345,41 @@ func ParseConfig(data []byte) (*Config, error) {
 		c.HiddenAct = "gelu_pytorch_tanh"
 	case "gelu":
 		if fam != Gemma {
-			return nil, fmt.Errorf("field \"hidden_act\" is \"gelu\" (exact GELU), which is not supported; supported: silu, gelu_pytorch_tanh")
+			return nil, fmt.Errorf("field %q is \"gelu\" (exact GELU), which is not supported; supported: silu, gelu_pytorch_tanh", actField)
 		}
 		c.HiddenAct = "gelu_pytorch_tanh"
 	default:
-		return nil, fmt.Errorf("field \"hidden_act\" is %q, which is not supported; supported: silu, gelu_pytorch_tanh", c.HiddenAct)
+		return nil, fmt.Errorf("field %q is %q, which is not supported; supported: silu, gelu_pytorch_tanh", actField, c.HiddenAct)
 	}
 
 	c.AttnScale = 1 / math.Sqrt(float64(c.HeadDim))
+	// transformers turns the window off only with null: its masks keep key
+	// j for query p when p-W < j <= p, so a window of 0 masks every key and,
+	// like a negative window, describes no model.
+	window := func(def int) (int, error) {
+		if raw.SlidingWindow == nil {
+			return def, nil
+		}
+		if *raw.SlidingWindow <= 0 {
+			return 0, fmt.Errorf("field \"sliding_window\" is %d, want a positive number or null", *raw.SlidingWindow)
+		}
+		return *raw.SlidingWindow, nil
+	}
 	switch fam {
 	case Mistral:
-		c.SlidingWindow = intOr(raw.SlidingWindow, 0)
+		if c.SlidingWindow, err = window(0); err != nil {
+			return nil, err
+		}
 	case Qwen2:
 		if boolOr(raw.UseSlidingWindow, false) {
-			c.SlidingWindow = intOr(raw.SlidingWindow, 0)
+			if c.SlidingWindow, err = window(0); err != nil {
+				return nil, err
+			}
 		}
 	case Gemma2:
-		c.SlidingWindow = intOr(raw.SlidingWindow, 4096)
+		if c.SlidingWindow, err = window(4096); err != nil {
+			return nil, err
+		}
 		c.SlidingLayers = make([]bool, c.NumLayers)
 		for l := range c.SlidingLayers {
 			c.SlidingLayers[l] = l%2 == 0
@@ -373,9 +403,6 @@ func ParseConfig(data []byte) (*Config, error) {
 			}
 		}
 		c.SandwichNorms = true
-	}
-	if c.SlidingWindow < 0 {
-		return nil, fmt.Errorf("field \"sliding_window\" is %d, want a positive number or null", c.SlidingWindow)
 	}
 	if c.SlidingWindow >= c.MaxPositions {
 		c.SlidingWindow, c.SlidingLayers = 0, nil // the window never binds
@@ -547,13 +574,27 @@ func strOr(p *string, def string) string {
 // jsonError says what is wrong with a config file in the words of the
 // file: a value of the wrong type names its field (prefix + the field's
 // path) and the type it must have, rather than the Go struct it was
-// decoded into.
+// decoded into. prefix is "" when data is the whole file, else the path,
+// ending in ".", of the field data was taken from (a json.RawMessage,
+// which llmc reads as absent when it is null).
 func jsonError(err error, prefix string) error {
 	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) && te.Field != "" {
-		return fmt.Errorf("field %q must be %s (got %s)", prefix+te.Field, jsonWant(te.Type), jsonGot(te.Value))
+	if !errors.As(err, &te) {
+		return fmt.Errorf("invalid JSON: %w", err)
 	}
-	return fmt.Errorf("invalid JSON: %w", err)
+	switch {
+	case te.Field != "":
+		return fmt.Errorf("field %q must be %s (got %s)", prefix+te.Field, jsonWant(te.Type), jsonGot(te.Value))
+	case prefix != "":
+		// The field's value as a whole has the wrong type.
+		return fmt.Errorf("field %q must be %s or null (got %s)", strings.TrimSuffix(prefix, "."), jsonWant(te.Type), jsonGot(te.Value))
+	}
+	// The file as a whole has the wrong type.
+	want := jsonWant(te.Type)
+	if want == "an object" {
+		want = "a JSON object"
+	}
+	return fmt.Errorf("want %s, got %s", want, jsonKind(te.Value))
 }
 
 // jsonWant names the JSON values a Go type decodes from.
@@ -585,6 +626,20 @@ func jsonWant(t reflect.Type) string {
 		return "an object"
 	}
 	return "a " + t.String()
+}
+
+// jsonKind names the JSON value of an UnmarshalTypeError in JSON's own
+// words: "an array", "a string", "a number", "a boolean" or "an object".
+func jsonKind(v string) string {
+	switch {
+	case v == "array", v == "object":
+		return "an " + v
+	case v == "bool":
+		return "a boolean"
+	case strings.HasPrefix(v, "number"):
+		return "a number"
+	}
+	return "a " + v
 }
 
 // jsonGot names the JSON value of an UnmarshalTypeError: "string",

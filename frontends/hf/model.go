@@ -1,6 +1,7 @@
 package hf
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -68,9 +69,11 @@ func (m *Model) Build(opts BuildOptions) (*ir.Graph, error) {
 // CheckWeights checks every weight g declares against the checkpoint:
 // present, a float dtype, and of the declared shape. It names the tensor
 // and both shapes, and, for a projection whose rows disagree with the
-// config, the config fields involved.
+// config, the config fields involved. Tensors in a dtype llmc does not
+// read are reported apart from the rest: the checkpoint's format is the
+// problem there, not a config that disagrees with its weights.
 func (m *Model) CheckWeights(g *ir.Graph) error {
-	var problems []string
+	var dtypes, problems []string
 	for _, w := range g.Weights {
 		if w.Derive != nil {
 			continue // built from checked weights when the program loads
@@ -83,7 +86,7 @@ func (m *Model) CheckWeights(g *ir.Graph) error {
 		switch t.DType.String() {
 		case "F32", "F16", "BF16":
 		default:
-			problems = append(problems, fmt.Sprintf("tensor %s has dtype %s; llmc reads F32, F16 and BF16 weights", w.Name, t.DType))
+			dtypes = append(dtypes, fmt.Sprintf("tensor %s has dtype %s; llmc reads F32, F16 and BF16 weights", w.Name, t.DType))
 			continue
 		}
 		want, _ := w.Type.Shape.Eval(nil)
@@ -98,13 +101,22 @@ func (m *Model) CheckWeights(g *ir.Graph) error {
 	if extra := m.extraLayers(); extra != "" {
 		problems = append(problems, extra)
 	}
-	if len(problems) > 0 {
-		if len(problems) > 8 {
-			problems = append(problems[:8], fmt.Sprintf("and %d more", len(problems)-8))
-		}
-		return fmt.Errorf("%s: the weights do not match %s:\n  %s", m.Dir, m.Config.Path, strings.Join(problems, "\n  "))
+	var errs []error
+	if len(dtypes) > 0 {
+		errs = append(errs, fmt.Errorf("%s: the checkpoint stores weights in a dtype llmc does not read:%s", m.Dir, problemList(dtypes)))
 	}
-	return nil
+	if len(problems) > 0 {
+		errs = append(errs, fmt.Errorf("%s: the weights do not match %s:%s", m.Dir, m.Config.Path, problemList(problems)))
+	}
+	return errors.Join(errs...)
+}
+
+// problemList formats problems one to an indented line, at most 8 of them.
+func problemList(problems []string) string {
+	if len(problems) > 8 {
+		problems = append(problems[:8:8], fmt.Sprintf("and %d more", len(problems)-8))
+	}
+	return "\n  " + strings.Join(problems, "\n  ")
 }
 
 // extraLayers names the checkpoint's tensors of layers past the config's
