@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -15,7 +16,8 @@ import (
 //
 // forces that instruction set or a lower one, so that every path can be
 // tested and benchmarked on one machine. LLMC_NO_SIMD=1, the older switch,
-// means LLMC_ISA=scalar.
+// means LLMC_ISA=scalar. Commands refuse any other LLMC_ISA value
+// (CheckISAEnv) before they compile or run anything.
 const (
 	ISAAVX512 = "avx512" // 512-bit vectors: AVX-512 F, CD, BW, DQ and VL
 	ISAAVX2   = "avx2"   // 256-bit vectors: AVX2 and FMA
@@ -41,6 +43,21 @@ func envISACap() int {
 	return isaRank[ISAAVX512]
 }
 
+// CheckISAEnv returns an error naming LLMC_ISA and the values it takes
+// when it is set to something else (case and surrounding space aside, as
+// the rest of this file reads it), nil when it is unset, empty or valid.
+// The functions below let an unknown value cap nothing; the commands that
+// compile or run a model call this first, so that a misspelt cap is not
+// ignored silently.
+func CheckISAEnv() error {
+	v := os.Getenv(ISAEnv)
+	s := strings.ToLower(strings.TrimSpace(v))
+	if _, ok := isaRank[s]; ok || s == "" {
+		return nil
+	}
+	return fmt.Errorf("%s=%q: want %s, %s or %s", ISAEnv, v, ISAAVX512, ISAAVX2, ISAScalar)
+}
+
 // ISALimit is the best instruction set LLMC_ISA (or LLMC_NO_SIMD) allows
 // now, read afresh on each call: ISAAVX512 when it caps nothing. The LLVM
 // backend reads it at compile time to choose the form of its integer dot
@@ -57,7 +74,7 @@ func ISALimit() string {
 
 // PickISA returns the best of the instruction sets a kernel set was built
 // for and the CPU has (any order) that LLMC_ISA allows, or ISAScalar.
-// An unknown LLMC_ISA value caps nothing.
+// An unknown LLMC_ISA value caps nothing (CheckISAEnv refuses it).
 func PickISA(have ...string) string {
 	best := ISAScalar
 	for _, h := range have {

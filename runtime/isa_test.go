@@ -66,3 +66,28 @@ func TestISALimit(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckISAEnv: every value the cap reads is accepted, anything else is
+// an error naming the variable, the value and the values it takes.
+func TestCheckISAEnv(t *testing.T) {
+	for _, c := range []struct {
+		isa string
+		ok  bool
+	}{
+		{"", true}, {"  ", true}, {"avx512", true}, {"avx2", true}, {"scalar", true}, {" Scalar ", true}, {"AVX2", true},
+		{"sse9", false}, {"avx", false}, {"avx-512", false}, {"none", false},
+	} {
+		t.Setenv(ISAEnv, c.isa)
+		err := CheckISAEnv()
+		if c.ok {
+			if err != nil {
+				t.Errorf("LLMC_ISA=%q: %v, want no error", c.isa, err)
+			}
+			continue
+		}
+		want := `LLMC_ISA="` + c.isa + `": want avx512, avx2 or scalar`
+		if err == nil || err.Error() != want {
+			t.Errorf("LLMC_ISA=%q: error %v, want %q", c.isa, err, want)
+		}
+	}
+}
