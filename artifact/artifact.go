@@ -526,6 +526,20 @@ func Verify(dir string) ([]Check, error) {
 	return checks, nil
 }
 
+// CheckReplaceable refuses a dir that WriteDir would not replace: one
+// that exists and is not an llmc artifact (a file, or a folder without a
+// manifest, an empty one too). A dir that does not exist passes.
+func CheckReplaceable(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil // missing: created; unreadable: WriteDir says why
+	}
+	if !st.IsDir() || !IsArtifact(dir) {
+		return fmt.Errorf("%s exists and is not an llmc artifact; not replacing it", dir)
+	}
+	return nil
+}
+
 // WriteDir writes an artifact atomically: fill is called with a fresh
 // temporary folder next to dir, which then replaces dir. On error nothing
 // at dir changes and the temporary folder is removed.
@@ -553,9 +567,9 @@ func WriteDir(dir string, fill func(tmp string) error) (err error) {
 	if err = fill(tmp); err != nil {
 		return err
 	}
-	if st, statErr := os.Stat(dir); statErr == nil {
-		if !st.IsDir() || !IsArtifact(dir) {
-			return fmt.Errorf("%s exists and is not an llmc artifact; not replacing it", dir)
+	if _, statErr := os.Stat(dir); statErr == nil {
+		if err = CheckReplaceable(dir); err != nil {
+			return err
 		}
 		old := tmp + ".old"
 		if err = os.Rename(dir, old); err != nil {

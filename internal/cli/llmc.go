@@ -18,6 +18,7 @@ import (
 	"github.com/llmc-dev/llmc/internal/compiler"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/passes"
+	"github.com/llmc-dev/llmc/runtime"
 )
 
 // Llmc runs the llmc command with args (without the program name) and
@@ -126,6 +127,9 @@ removed by the next compile to the same ART.`,
 					if out == "" {
 						return cmdline.Usagef("-o ART is required: the artifact folder to write")
 					}
+					if err := runtime.CheckISAEnv(); err != nil {
+						return err
+					}
 					if err := checkModelFolder(path, "compile"); err != nil {
 						return err
 					}
@@ -138,6 +142,20 @@ removed by the next compile to the same ART.`,
 					}
 					if err := cmdline.CheckPositive(set, "slots", o.Slots, "one sequence"); err != nil {
 						return err
+					}
+					// What the compile would find only at its end (-o), or
+					// after printing IR (--dump-dir), checked first; and
+					// what only llmrun would find (the tokenizer), said now.
+					if err := checkOutput(out); err != nil {
+						return err
+					}
+					if o.Passes.DumpDir != "" {
+						if err := checkDumpDir(o.Passes.DumpDir); err != nil {
+							return err
+						}
+					}
+					for _, w := range checkText(path) {
+						fmt.Fprintf(stderr, "llmc: warning: %s\n", w)
 					}
 					o.KV, o.Backend = passes.KVMode(kv), backend
 					o.PrintAfter, o.Passes.Disabled = printAfter, disable
@@ -234,6 +252,9 @@ allocates (with --kv-dtype D, at D's bytes).`,
 					if err != nil || !dt.IsFloat() {
 						return cmdline.Usagef("--dtype is %q, want f32, f16 or bf16", *dtype)
 					}
+					if err := cmdline.CheckFolder(path, "a Hugging Face model folder"); err != nil {
+						return err
+					}
 					cfg, err := hf.ReadConfig(path)
 					if err != nil {
 						return err
@@ -259,9 +280,13 @@ allocates (with --kv-dtype D, at D's bytes).`,
 	}
 }
 
-// checkModelFolder refuses an llmc artifact where llmc cmd wants a Hugging
-// Face model folder, saying which folder to pass instead.
+// checkModelFolder refuses a path that is not a folder (in llmrun's
+// words), and an llmc artifact where llmc cmd wants a Hugging Face model
+// folder, saying which folder to pass instead.
 func checkModelFolder(path, cmd string) error {
+	if err := cmdline.CheckFolder(path, "a Hugging Face model folder"); err != nil {
+		return err
+	}
 	if artifact.IsArtifact(path) {
 		man, err := artifact.Read(path)
 		if err != nil || man.Model.Dir == "" {

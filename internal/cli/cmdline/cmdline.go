@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"runtime"
 	"strings"
 
 	"github.com/llmc-dev/llmc/internal/sysmem"
@@ -285,6 +286,42 @@ func SetFlags(fs *flag.FlagSet) map[string]bool {
 func CheckPositive(set map[string]bool, name string, v int, def string) error {
 	if set[name] && v <= 0 {
 		return Usagef("--%s is %d, want a positive number (leave --%s out for %s)", name, v, name, def)
+	}
+	return nil
+}
+
+// MaxThreads is the largest --threads a command takes on this machine:
+// eight threads per CPU, and at least 64, so that a deliberately
+// oversubscribed run (a contention benchmark) still works while a typo
+// such as --threads 10000 does not start thousands of threads.
+func MaxThreads() int { return max(64, 8*runtime.NumCPU()) }
+
+// CheckThreads refuses a --threads value below 0 or above MaxThreads: a
+// usage error naming the flag, the value, the range and this machine's
+// CPUs.
+func CheckThreads(n int) error {
+	if n < 0 || n > MaxThreads() {
+		cpus := runtime.NumCPU()
+		plural := "s"
+		if cpus == 1 {
+			plural = ""
+		}
+		return Usagef("--threads is %d, want 0 (one per CPU) to %d; this machine has %d CPU%s", n, MaxThreads(), cpus, plural)
+	}
+	return nil
+}
+
+// CheckFolder refuses a path given where a folder is wanted (want says
+// which, "a Hugging Face model folder") when it does not exist or is not a
+// folder, in llmrun's words; other errors of reading it are left to what
+// opens it.
+func CheckFolder(path, want string) error {
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s does not exist: want %s", path, want)
+	case err == nil && !st.IsDir():
+		return fmt.Errorf("%s is not a folder: want %s", path, want)
 	}
 	return nil
 }

@@ -3,8 +3,11 @@ package cmdline
 import (
 	"bytes"
 	"flag"
+	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -198,5 +201,52 @@ func TestEditDistance(t *testing.T) {
 	}{{"", "", 0}, {"promt", "prompt", 1}, {"seed", "sede", 1}, {"ca", "abc", 3}, {"abc", "", 3}, {"kitten", "sitting", 3}} {
 		assert.Equalf(t, tt.d, editDistance(tt.a, tt.b), "%q %q", tt.a, tt.b)
 		assert.Equalf(t, tt.d, editDistance(tt.b, tt.a), "%q %q", tt.b, tt.a)
+	}
+}
+
+// TestCheckThreads: --threads takes 0 (one per CPU) to MaxThreads, which
+// is at least 64 and 8 per CPU; beyond either end it is a usage error
+// naming the flag, the value, the range and the CPUs.
+func TestCheckThreads(t *testing.T) {
+	most := MaxThreads()
+	require.GreaterOrEqual(t, most, 64)
+	require.GreaterOrEqual(t, most, 8*runtime.NumCPU())
+	for _, c := range []struct {
+		n  int
+		ok bool
+	}{{0, true}, {1, true}, {64, true}, {most, true}, {-1, false}, {most + 1, false}, {10000, false}, {1000000, false}} {
+		err := CheckThreads(c.n)
+		if c.ok {
+			assert.NoErrorf(t, err, "--threads %d", c.n)
+			continue
+		}
+		var ue *UsageError
+		require.ErrorAsf(t, err, &ue, "--threads %d", c.n)
+		for _, w := range []string{
+			"--threads is " + strconv.Itoa(c.n), "want 0 (one per CPU) to " + strconv.Itoa(most),
+			"this machine has " + strconv.Itoa(runtime.NumCPU()) + " CPU",
+		} {
+			assert.Contains(t, err.Error(), w)
+		}
+	}
+}
+
+// TestCheckFolder: a folder passes, a missing path or a file is refused
+// in llmrun's words.
+func TestCheckFolder(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "config.json")
+	require.NoError(t, os.WriteFile(file, []byte("{}"), 0o644))
+	for _, c := range []struct{ path, want string }{
+		{dir, ""},
+		{file, file + " is not a folder: want a model folder"},
+		{filepath.Join(dir, "missing"), filepath.Join(dir, "missing") + " does not exist: want a model folder"},
+	} {
+		err := CheckFolder(c.path, "a model folder")
+		if c.want == "" {
+			assert.NoError(t, err, c.path)
+		} else {
+			assert.EqualError(t, err, c.want)
+		}
 	}
 }

@@ -127,8 +127,9 @@ func (b *benchFlags) run(pos []string, stdout, stderr io.Writer) error {
 		return cmdline.Usagef("--runs is %d, want >= 1", b.runs)
 	case b.batch < 1:
 		return cmdline.Usagef("--batch is %d, want >= 1 sequences", b.batch)
-	case *b.common.threads < 0:
-		return cmdline.Usagef("--threads is %d, want >= 0", *b.common.threads)
+	}
+	if err := b.common.check(); err != nil {
+		return err
 	}
 	if b.format != "text" && b.format != "json" {
 		return cmdline.Usagef("--format is %q, want text or json", b.format)

@@ -127,7 +127,7 @@ type commonFlags struct {
 
 func registerCommon(fs *flag.FlagSet) *commonFlags {
 	return &commonFlags{
-		threads: fs.Int("threads", 0, "worker threads for kernels (0: one per core)"),
+		threads: fs.Int("threads", 0, fmt.Sprintf("worker threads for kernels: 0 (one per core) to %d", cmdline.MaxThreads())),
 		quiet:   fs.Bool("quiet", false, "print no progress or summary lines"),
 		debugNaN: fs.Bool("debug-nan", false, "check every op's result for NaN and Inf and name the first op that produced one "+
 			"(slow; runs the model with the interpreter: for an artifact, the model folder it was compiled from)"),
@@ -137,9 +137,19 @@ func registerCommon(fs *flag.FlagSet) *commonFlags {
 	}
 }
 
+// check refuses what the common flags and the environment say before a
+// model is opened: --threads out of range (cmdline.CheckThreads), an
+// unknown LLMC_ISA.
+func (c *commonFlags) check() error {
+	if err := cmdline.CheckThreads(*c.threads); err != nil {
+		return err
+	}
+	return runtime.CheckISAEnv()
+}
+
 func (c *commonFlags) open(path string) (*engine.Engine, error) {
-	if *c.threads < 0 {
-		return nil, cmdline.Usagef("--threads is %d, want >= 0", *c.threads)
+	if err := c.check(); err != nil {
+		return nil, err
 	}
 	e, err := engine.Open(path, c.options(*c.threads))
 	if err == nil && e.DebugNaNOf != "" && !*c.quiet {

@@ -129,6 +129,9 @@ func (f *serveFlags) run(ctx context.Context, fs *flag.FlagSet, pos []string, st
 	if err := checkAddr(f.addr); err != nil {
 		return err
 	}
+	if err := f.common.check(); err != nil {
+		return err // before listening
+	}
 	if !set["api-key"] {
 		f.apiKey = os.Getenv(apiKeyEnv)
 	}

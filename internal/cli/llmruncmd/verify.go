@@ -8,6 +8,7 @@ import (
 
 	"github.com/llmc-dev/llmc/artifact"
 	"github.com/llmc-dev/llmc/internal/cli/cmdline"
+	"github.com/llmc-dev/llmc/internal/engine"
 )
 
 // errVerify is returned by verify when something differs; the report
@@ -19,7 +20,8 @@ func verifyCommand(stdout io.Writer) *cmdline.Command {
 		Name: "verify", Args: "ART",
 		Short: "Hash every file an artifact depends on and report what differs.",
 		Summary: `Check an artifact in full: the manifest's checksum, the SHA-256 of every
-file it holds and of every model file it was compiled from.
+file it holds and of every model file it was compiled from, and that this
+llmrun can run it (its backend, a Go artifact's binary executable).
 
 Loading an artifact checks its manifest and its own files every time, but
 trusts a model file whose identity (device, inode, size, mtime and ctime)
@@ -35,7 +37,7 @@ line per file and exits 1 when any differs.`,
 				if !artifact.IsArtifact(dir) {
 					return fmt.Errorf("%s has no %s: not an llmc artifact", dir, artifact.ManifestName)
 				}
-				checks, err := artifact.Verify(dir)
+				checks, err := engine.Verify(dir)
 				if err != nil {
 					return err
 				}
