@@ -117,9 +117,9 @@ type BackendInfo struct {
 	// compiled for: avx512, avx2 or scalar (LLMC_ISA caps it); "" in
 	// artifacts from before it was recorded.
 	ISA string `json:"isa,omitempty"`
-	// Lanes is how many f32 lanes the float linears' dot products take:
-	// 16 where the code uses AVX-512 registers for them (kir.Options.Wide);
-	// 0 means 8.
+	// Lanes is how many f32 lanes the float linears' dot products (and
+	// attention's value sums) take: 16 where the code uses AVX-512
+	// registers for them (kir.Options.Wide); 0 means 8.
 	Lanes int `json:"lanes,omitempty"`
 	// BF16Dot says the prefill tiles of bf16 linears take AVX-512 BF16's
 	// vdpbf16ps, on an input rounded to bfloat16 (kir.Options.BF16Dot).
@@ -254,6 +254,9 @@ func Read(dir string) (*Manifest, error) {
 	}
 	// The bytes as sealed, or (formatting aside) what they mean; a field
 	// this llmc does not know is covered only by the bytes.
+	if m.Checksum == "" {
+		return nil, fmt.Errorf("%s has no checksum: it was edited after llmc wrote it; compile the artifact again", path)
+	}
 	if rawChecksum(data, m.Checksum) != m.Checksum {
 		if f := unknownField(data); f != "" {
 			return nil, fmt.Errorf("%s does not match its checksum, and it has a field this llmrun does not know (%s): it was edited, or a newer llmc wrote it in a way this llmrun cannot check; compile the artifact again with this llmc, or run it with the llmrun of the llmc that compiled it", path, f)

@@ -99,6 +99,28 @@ func TestSealAndCheck(t *testing.T) {
 			data = bytes.Replace(data, []byte(`  "checksum"`), []byte("  \"max_sequence\": 9,\n  \"checksum\""), 1)
 			require.NoError(t, os.WriteFile(p, data, 0o644))
 		}, readErr: "has a field this llmrun does not know (max_sequence)"},
+		{name: "manifest checksum blanked", damage: func(t *testing.T, art, _ string) {
+			p := filepath.Join(art, ManifestName)
+			var m map[string]any
+			data, err := os.ReadFile(p)
+			require.NoError(t, err)
+			require.NoError(t, json.Unmarshal(data, &m))
+			data = bytes.Replace(data, []byte(`"checksum": "`+m["checksum"].(string)+`"`), []byte(`"checksum": ""`), 1)
+			data = bytes.Replace(data, []byte(`"max_seq": 8`), []byte(`"max_seq": 4096`), 1)
+			require.NoError(t, os.WriteFile(p, data, 0o644))
+		}, readErr: "has no checksum: it was edited"},
+		{name: "manifest checksum removed", damage: func(t *testing.T, art, _ string) {
+			p := filepath.Join(art, ManifestName)
+			var m map[string]any
+			data, err := os.ReadFile(p)
+			require.NoError(t, err)
+			require.NoError(t, json.Unmarshal(data, &m))
+			delete(m, "checksum")
+			m["max_seq"] = 4096
+			data, err = json.MarshalIndent(m, "", "  ")
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(p, data, 0o644))
+		}, readErr: "has no checksum: it was edited"},
 		{name: "manifest reformatted", damage: func(t *testing.T, art, _ string) {
 			p := filepath.Join(art, ManifestName)
 			data, err := os.ReadFile(p)

@@ -217,6 +217,9 @@ func Quantize(f Format, rows, cols int, data []float32) ([]byte, error) {
 	if len(data) != rows*cols {
 		return nil, fmt.Errorf("quantizing [%d, %d]: %d elements", rows, cols, len(data))
 	}
+	if !f.Converted() {
+		return nil, fmt.Errorf("quantizing to %s: not a format llmc converts weights to", f)
+	}
 	for i, x := range data {
 		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
 			return nil, fmt.Errorf("storing [%d, %d] as %s: element [%d, %d] is %g, not a finite number", rows, cols, f, i/cols, i%cols, x)

@@ -17,8 +17,9 @@
 // archsimd.Float32x16 (EVEX: VFMADD213PS on ZMM registers) and is an
 // AVX-512 file: it runs where the CPU has AVX-512 F, CD, BW, DQ and VL
 // (archsimd.X86.AVX512) and LLMC_ISA allows avx512, and the generic
-// kernels run elsewhere. Everything but the linears' dots stays on eight
-// lanes, and a scalar value is still a uniform Float32x8.
+// kernels run elsewhere. Everything but the linears' dots and attention's
+// value sums stays on eight lanes, and a scalar value is still a uniform
+// Float32x8.
 //
 // # No AVX-SSE transitions
 //

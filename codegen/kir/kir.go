@@ -11,9 +11,9 @@
 // Values are ints (indices), f32 scalars or f32x8 vectors. Vector code is
 // explicit: Load and Store of 8 lanes, FMA, broadcasts and horizontal sums,
 // so a backend maps it to its SIMD types one to one (Go's simd/archsimd,
-// LLVM's <8 x float>) or emulates it lane by lane. Dot products may also
-// run on f32x16, sixteen lanes (one AVX-512 register), for backends that
-// print them (Options.Wide).
+// LLVM's <8 x float>) or emulates it lane by lane. Dot products (and
+// attention's value sums) may also run on f32x16, sixteen lanes (one
+// AVX-512 register), for backends that print them (Options.Wide).
 package kir
 
 import (
@@ -31,7 +31,7 @@ const (
 	Int   Type = iota // an index (Go int, LLVM i64)
 	F32               // a float32 scalar
 	F32x8             // eight float32 lanes
-	// F32x16 is sixteen float32 lanes, for dot products: loads
+	// F32x16 is sixteen float32 lanes, for dot products and sums: loads
 	// (Load.Wide), broadcasts, Halves, pairs of integer dots (DotI8.Pair),
 	// a group's column dots, scales and bit fields (DotCols, ColScales,
 	// ColBits), +, -, *, fma,

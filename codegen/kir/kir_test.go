@@ -3,6 +3,7 @@ package kir_test
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/llmc-dev/llmc/codegen/kir"
 	"github.com/llmc-dev/llmc/frontends/hf"
 	"github.com/llmc-dev/llmc/internal/engine"
+	"github.com/llmc-dev/llmc/internal/synth"
 	"github.com/llmc-dev/llmc/internal/testshared"
 	"github.com/llmc-dev/llmc/ir"
 	"github.com/llmc-dev/llmc/passes"
@@ -58,26 +60,54 @@ func (r *machineRunner) Run(name string, tokens []int32, pos int) (out []float32
 // kir.Machine through the static decoder, filling the cache to its last
 // position (a partial last chunk, then single decode steps), and compares
 // with the eager interpreter; with eight-lane vectors, and with sixteen
-// (Options.Wide) where backends print them. Their KV groups have one
-// head (gemma-tiny's decode), two, four (gemma-tiny) and eight
-// (llama-tied-bias-free-gqa1), which attention tiles differently.
+// (Options.Wide) where backends print them. Attention tiles the heads of
+// a KV group (attnHeads) by the shapes: the shared models have groups of
+// 2, 4 and 8 heads of 8 to 32; random-weight ones from llmc synth add
+// heads of 12 (no whole vector: scalar value sums), groups of 3 and 6, a
+// head of three f32x16s, and a soft-capped sliding window in tiles of
+// four.
 func TestLoweringAgainstInterpreter(t *testing.T) {
 	const maxSeq, chunk = 29, 8
+	synthetic := func(name, arch string, heads, kvHeads, headDim, window int) *synth.Shape {
+		s := &synth.Shape{Name: name, Arch: arch, Hidden: 64, Intermediate: 96, Layers: 2, Heads: heads, KVHeads: kvHeads,
+			HeadDimension: headDim, Vocab: 96, MaxPositions: 64, RMSNormEps: 1e-5, RopeTheta: 10000, InitRange: 0.1}
+		if arch == synth.Gemma2Arch {
+			s.AttnSoftcap, s.FinalSoftcap, s.QueryPreAttnScalar, s.SlidingWindow = 20, 30, float64(headDim), window
+		}
+		return s
+	}
 	for _, tc := range []struct {
 		model string
+		shape *synth.Shape // written by synth, instead of a shared model
 		wide  bool
 	}{
-		{"stories260K", false}, {"gemma2-tiny", false}, {"qwen2-tiny", false}, {"mistral-tiny", false},
-		{"llama-tiny-bf16", false}, {"gemma-tiny", false}, {"llama-tied-bias-free-gqa1", false},
-		{"stories260K", true}, {"gemma2-tiny", true}, {"gemma-tiny", true}, {"llama-tied-bias-free-gqa1", true},
+		{model: "stories260K"}, {model: "gemma2-tiny"}, {model: "qwen2-tiny"}, {model: "mistral-tiny"},
+		{model: "llama-tiny-bf16"}, {model: "gemma-tiny"}, {model: "llama-tied-bias-free-gqa1"},
+		{model: "stories260K", wide: true}, {model: "gemma2-tiny", wide: true}, {model: "gemma-tiny", wide: true},
+		{model: "llama-tied-bias-free-gqa1", wide: true},
+		{shape: synthetic("h12-g6", "", 12, 2, 12, 0)},
+		{shape: synthetic("h24-g3", "", 6, 2, 24, 0)},
+		{shape: synthetic("h48-g8", "", 8, 1, 48, 0), wide: true},
+		{shape: synthetic("gemma2-g4", synth.Gemma2Arch, 8, 2, 16, 8)},
+		{shape: synthetic("gemma2-g4", synth.Gemma2Arch, 8, 2, 16, 8), wide: true},
 	} {
 		model := tc.model
+		if tc.shape != nil {
+			model = tc.shape.Name
+		}
 		name := model
 		if tc.wide {
 			name += "/wide"
 		}
 		t.Run(name, func(t *testing.T) {
-			dir := testshared.Path(t, "models", model)
+			var dir string
+			if tc.shape != nil {
+				dir = filepath.Join(t.TempDir(), model)
+				_, err := synth.Write(dir, synth.Options{Shape: *tc.shape, Seed: 11, DType: "f32", NoGenerationConfig: true})
+				require.NoError(t, err)
+			} else {
+				dir = testshared.Path(t, "models", model)
+			}
 			m, err := hf.Open(dir)
 			require.NoError(t, err)
 			defer m.Close()

@@ -54,8 +54,9 @@ type Options struct {
 	// one AVX-512 register each, for backends that print F32x16 (LLVM on
 	// a CPU with AVX-512 F); with VNNI, the prefill tiles' integer dots
 	// take two blocks at once (DotI8.Pair: a 512-bit vpdpbusd, AVX-512
-	// VNNI's) where a row has an even number of blocks. Other kernels
-	// keep eight lanes.
+	// VNNI's) where a row has an even number of blocks; attention's
+	// weighted value sums take sixteen where a head is a multiple of 16.
+	// Other kernels keep eight lanes.
 	Wide bool
 	// BF16Dot lowers the prefill tiles of bf16 linears (rows a multiple
 	// of 32 long, more than 8 rows a step) with Wide to DotBF16, AVX-512
@@ -1078,21 +1079,24 @@ func (l *lowerer) kvWrite(cache, x view, ring int) error {
 }
 
 // attnHeads is how many heads of a KV group one item of attention's
-// parallel phase runs together, for seq queries of heads heads. The heads
-// of a group read the same key and value rows, so each row loaded (and,
-// from a 16-bit cache, widened) serves all of them, where run alone each
-// head streamed the rows again. Four at most: their value sums take
-// sixteen f32x16 registers for heads of 64 (half of AVX-512's), and a
-// block's dot products 32 f32x8s, some spilled. TinyLlama's prefill
-// attention (groups of eight) at 1024 positions on an AMD EPYC (Zen 5),
-// perf samples for tiles of 1, 2, 4 and 8 heads: 1550, 1225, 1090 and
-// 1190; capped at AVX2 (sixteen registers, f32x8 sums), 1910, 1600–2200
-// and 1500 for 1, 2 and 4. Fewer heads a tile when there would be fewer
-// than eight items (a decode step of a model with few heads), so that
-// the step's threads still share the work.
-func attnHeads(seq, heads, group int) int {
+// parallel phase runs together, for seq queries of heads heads of dim
+// elements whose value sums take vl lanes. The heads of a group read the
+// same key and value rows, so each row loaded (and, from a 16-bit cache,
+// widened) serves all of them, where run alone each head streamed the rows
+// again. Four at most, and no more than 32 vectors of value sums between
+// them. TinyLlama's prefill attention (heads of 64 in groups of eight) at
+// 1024 positions on an AMD EPYC (Zen 5), perf samples for tiles of 1, 2, 4
+// and 8 heads: 1550, 1225, 1090 and 1190 (f32x16 sums: 4, 8, 16 and 32
+// registers); capped at AVX2 (sixteen registers, f32x8 sums, 8 a head),
+// 1910, 1600–2200 and 1500 for 1, 2 and 4, spills and all. Fewer heads a
+// tile when there would be fewer than eight items (a decode step of a
+// model with few heads), so that the step's threads still share the work;
+// a decode step of TinyLlama has eight, which on a machine of more than
+// eight cores leaves some idle in attention (not measured: these machines
+// have two).
+func attnHeads(seq, heads, group, dim, vl int) int {
 	hg := 4
-	for hg > 1 && (group%hg != 0 || seq*heads/hg < 8) {
+	for hg > 1 && (group%hg != 0 || seq*heads/hg < 8 || hg*max(1, dim/vl) > 32) {
 		hg /= 2
 	}
 	return hg
@@ -1123,7 +1127,19 @@ func (l *lowerer) attention(n *ir.Node) error {
 	window := n.IntAttr("window")
 	softcap := float32(n.FloatAttr("softcap"))
 	ring := n.IntAttr("ring")
-	hg := attnHeads(seq, heads, group)
+	vec := dim%8 == 0
+	// The weighted value sums take vl lanes: sixteen where the backend
+	// prints f32x16 (half the registers), else eight, or one when a head
+	// is no whole number of vectors.
+	vl := 1
+	switch {
+	case l.opts.Wide && dim%16 == 0:
+		vl = 16
+	case vec:
+		vl = 8
+	}
+	nacc := dim / vl
+	hg := attnHeads(seq, heads, group, dim, vl)
 	tiles := heads / hg
 	blk := l.alloc([]int{seq * heads, 8}) // one block of scores per (query, head)
 
@@ -1147,18 +1163,6 @@ func (l *lowerer) attention(n *ir.Node) error {
 		loInit = IMax(I(0), ISub(p, I(window-1)))
 	}
 	body = append(body, &Decl{Var: lo, Init: loInit})
-	vec := dim%8 == 0
-	// The weighted value sums take vl lanes: sixteen where the backend
-	// prints f32x16 (half the registers), else eight, or one when a head
-	// is no whole number of vectors.
-	vl := 1
-	switch {
-	case l.opts.Wide && dim%16 == 0:
-		vl = 16
-	case vec:
-		vl = 8
-	}
-	nacc := dim / vl
 	// Each head of the tile keeps its running maximum m, the lane sums of
 	// its normaliser, and its weighted value sums.
 	type head struct {

@@ -29,7 +29,8 @@ func checkOutput(out string) error {
 
 // checkDumpDir refuses a --dump-dir that is not a folder and cannot be
 // made one: a file, a path under a file, a folder it may not write in.
-// It creates nothing: the passes create the folder as they dump.
+// It leaves nothing behind (a probe file is made and removed): the passes
+// create the folder as they dump.
 func checkDumpDir(dir string) error {
 	p := filepath.Clean(dir)
 	for {
@@ -64,7 +65,10 @@ func checkDumpDir(dir string) error {
 	}
 	name := f.Name()
 	f.Close()
-	return os.Remove(name)
+	if err := os.Remove(name); err != nil {
+		return fmt.Errorf("--dump-dir %s: removing the probe %s: %w", dir, name, err)
+	}
+	return nil
 }
 
 // checkText loads the model folder's tokenizer (tokenizer.json, with

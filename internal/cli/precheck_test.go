@@ -179,7 +179,7 @@ func TestCompileChecksFirst(t *testing.T) {
 	}
 
 	tests := []wordsCase{
-		// 3. --dump-dir.
+		// --dump-dir.
 		{name: "dump-dir is a file", main: llmc, args: dumpDir(aFile, func(d string) string { return "--dump-dir " + d + " exists and is not a folder" }), code: 1,
 			not: []string{printedIR, "mkdir"}},
 		{name: "dump-dir under a file", main: llmc,
@@ -188,7 +188,7 @@ func TestCompileChecksFirst(t *testing.T) {
 		{name: "dump-dir to make", main: llmc,
 			args: dumpDir(func(t *testing.T) string { return filepath.Join(t.TempDir(), "a", "b") }, func(string) string { return "" }), code: 0},
 
-		// 4. MODEL is a file.
+		// MODEL is a file.
 		{name: "compile of a file", main: llmc,
 			args: onStories(nil, "compile", "DIR/config.json", "--backend", "interp", "-o", out()), code: 1,
 			want: []string{"config.json is not a folder: want a Hugging Face model folder"}, not: []string{"config.json/config.json"}},
@@ -199,7 +199,7 @@ func TestCompileChecksFirst(t *testing.T) {
 		{name: "compile of a missing folder", main: llmc, args: onStories(nil, "compile", "DIR/none", "-o", out()), code: 1,
 			want: []string{"none does not exist: want a Hugging Face model folder"}},
 
-		// 5. An -o that is not an artifact.
+		// An -o that is not an artifact.
 		{name: "output is a file", main: llmc, args: existing(file), code: 1, not: []string{printedIR}},
 		{name: "output is a folder with files", main: llmc, args: existing(func(t *testing.T, o string) {
 			require.NoError(t, os.Mkdir(o, 0o755))
@@ -209,7 +209,7 @@ func TestCompileChecksFirst(t *testing.T) {
 			require.NoError(t, os.Mkdir(o, 0o755))
 		}), code: 1, not: []string{printedIR}},
 
-		// 6. The tokenizer and the chat template: warnings naming the
+		// The tokenizer and the chat template: warnings naming the
 		// model folder's file, and the compile goes on.
 		{name: "tokenizer.json truncated", main: llmc,
 			args: wantFile(onStories(writeFile("tokenizer.json", `{"model": `), quiet...), "tokenizer.json"), code: 0,

@@ -160,6 +160,7 @@ func TestVerify(t *testing.T) {
 	require.NoError(t, os.WriteFile(bin, []byte("\x7fELF"), 0o755))
 	man := &artifact.Manifest{Backends: artifact.BackendInfo{Binary: "llmc-model"}}
 	require.Empty(t, failed(verifyLinked(dir, man)))
+	require.Equal(t, []string{filepath.Join(dir) + ", executable: the manifest names no binary (backend_info.binary)"}, failed(verifyLinked(dir, &artifact.Manifest{})))
 	require.NoError(t, os.Chmod(bin, 0o644))
 	require.Equal(t, []string{bin + ", executable: not executable (mode -rw-r--r--): llmrun runs it; chmod u+x it, or compile the artifact again"}, failed(verifyLinked(dir, man)))
 }

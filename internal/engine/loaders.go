@@ -75,9 +75,10 @@ func loadInterpreted(in *loadInput) (*loaded, error) {
 }
 
 // Verify checks an artifact in full (artifact.Verify: the manifest, and
-// the hash of every file it holds and was compiled from), and that this
-// llmrun can run it: its backend is known, and what that backend needs of
-// the files holds (a Go artifact's binary is executable).
+// the hash of every file it holds and was compiled from), and what of
+// running it can be told without loading it: its backend is one this
+// llmrun knows, and a Go artifact's binary is an executable file. (An LLVM
+// artifact's CPU features are checked when it loads, not here.)
 func Verify(dir string) ([]artifact.Check, error) {
 	checks, err := artifact.Verify(dir)
 	if err != nil {
@@ -104,8 +105,12 @@ func verifyLinked(dir string, man *artifact.Manifest) []artifact.Check {
 	bin := filepath.Join(dir, man.Backends.Binary)
 	c := artifact.Check{What: bin + ", executable"}
 	switch st, err := os.Stat(bin); {
+	case man.Backends.Binary == "":
+		c.Err = fmt.Errorf("the manifest names no binary (backend_info.binary)")
 	case err != nil:
 		c.Err = err
+	case !st.Mode().IsRegular():
+		c.Err = fmt.Errorf("not a regular file (mode %v)", st.Mode())
 	case st.Mode()&0o100 == 0:
 		c.Err = fmt.Errorf("not executable (mode %v): llmrun runs it; chmod u+x it, or compile the artifact again", st.Mode().Perm())
 	}

@@ -20,13 +20,14 @@ func verifyCommand(stdout io.Writer) *cmdline.Command {
 		Name: "verify", Args: "ART",
 		Short: "Hash every file an artifact depends on and report what differs.",
 		Summary: `Check an artifact in full: the manifest's checksum, the SHA-256 of every
-file it holds and of every model file it was compiled from, and that this
-llmrun can run it (its backend, a Go artifact's binary executable).
+file it holds and of every model file it was compiled from, and what of
+running it can be told without loading it (a backend this llmrun knows, a
+Go artifact's binary executable).
 
-Loading an artifact checks its manifest and its own files every time, but
-trusts a model file whose identity (device, inode, size, mtime and ctime)
+Loading an artifact checks its manifest every time, but trusts a file (its
+own or the model's) whose identity (device, inode, size, mtime and ctime)
 is as recorded without reading it. verify reads everything. It prints one
-line per file and exits 1 when any differs.`,
+line per check and exits 1 when any fails.`,
 		Examples: []string{"llmrun verify ~/tinyllama.llmc"},
 		Flags: func(fs *flag.FlagSet) func([]string) error {
 			return func(pos []string) error {
