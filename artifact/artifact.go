@@ -512,12 +512,13 @@ type Check struct {
 
 // Verify checks everything an artifact depends on by content, whatever
 // the files' identities say: the manifest's checksum, every file of the
-// artifact and every model file. It returns one Check per item; the
-// manifest failing to read is the only error that stops it.
-func Verify(dir string) ([]Check, error) {
+// artifact and every model file. It returns the manifest it read and one
+// Check per item; the manifest failing to read is the only error that
+// stops it.
+func Verify(dir string) (*Manifest, []Check, error) {
 	m, err := Read(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	checks := []Check{{What: filepath.Join(dir, ManifestName)}}
 	for _, c := range m.Contents {
@@ -526,7 +527,7 @@ func Verify(dir string) ([]Check, error) {
 	for _, f := range m.Model.Files {
 		checks = append(checks, Check{What: filepath.Join(m.Model.Dir, f.Name), Err: m.checkModelFile(f, true)})
 	}
-	return checks, nil
+	return m, checks, nil
 }
 
 // CheckReplaceable refuses a dir that WriteDir would not replace: one

@@ -70,62 +70,39 @@ func TestSealAndCheck(t *testing.T) {
 			require.NoError(t, os.Remove(filepath.Join(art, "bin", "exe")))
 		}, loadErr: "bin/exe: no such file"},
 		{name: "manifest edited", damage: func(t *testing.T, art, _ string) {
-			p := filepath.Join(art, ManifestName)
-			data, err := os.ReadFile(p)
-			require.NoError(t, err)
-			data = []byte(string(data[:len(data)-2]) + ", \"max_seq\": 9}\n")
-			require.NoError(t, os.WriteFile(p, data, 0o644))
+			editManifest(t, art, func(data []byte) []byte { return []byte(string(data[:len(data)-2]) + ", \"max_seq\": 9}\n") })
 		}, readErr: "was edited after llmc wrote it"},
 		{name: "manifest from a newer llmc", damage: func(t *testing.T, art, _ string) {
 			// A field this llmc does not know, sealed as Seal seals: the
 			// manifest's bytes hashed with the checksum blanked.
-			resealed(t, art, func(data []byte) []byte {
-				return bytes.Replace(data, []byte(`  "checksum"`), []byte("  \"future\": {\"x\": 1},\n  \"checksum\""), 1)
-			})
+			resealed(t, art, addField(`"future": {"x": 1}`))
 		}},
 		{name: "manifest from a newer llmc, edited", damage: func(t *testing.T, art, _ string) {
-			resealed(t, art, func(data []byte) []byte {
-				return bytes.Replace(data, []byte(`  "checksum"`), []byte("  \"future\": {\"x\": 1},\n  \"checksum\""), 1)
-			})
-			p := filepath.Join(art, ManifestName)
-			data, err := os.ReadFile(p)
-			require.NoError(t, err)
-			require.NoError(t, os.WriteFile(p, bytes.Replace(data, []byte(`"x": 1`), []byte(`"x": 2`), 1), 0o644))
+			resealed(t, art, addField(`"future": {"x": 1}`))
+			editManifest(t, art, func(data []byte) []byte { return bytes.Replace(data, []byte(`"x": 1`), []byte(`"x": 2`), 1) })
 		}, readErr: "has a field this llmrun does not know (future): it was edited, or a newer llmc"},
 		{name: "manifest given an unknown field", damage: func(t *testing.T, art, _ string) {
-			p := filepath.Join(art, ManifestName)
-			data, err := os.ReadFile(p)
-			require.NoError(t, err)
-			data = bytes.Replace(data, []byte(`  "checksum"`), []byte("  \"max_sequence\": 9,\n  \"checksum\""), 1)
-			require.NoError(t, os.WriteFile(p, data, 0o644))
+			editManifest(t, art, addField(`"max_sequence": 9`))
 		}, readErr: "has a field this llmrun does not know (max_sequence)"},
 		{name: "manifest checksum blanked", damage: func(t *testing.T, art, _ string) {
-			p := filepath.Join(art, ManifestName)
-			var m map[string]any
-			data, err := os.ReadFile(p)
-			require.NoError(t, err)
-			require.NoError(t, json.Unmarshal(data, &m))
-			data = bytes.Replace(data, []byte(`"checksum": "`+m["checksum"].(string)+`"`), []byte(`"checksum": ""`), 1)
-			data = bytes.Replace(data, []byte(`"max_seq": 8`), []byte(`"max_seq": 4096`), 1)
-			require.NoError(t, os.WriteFile(p, data, 0o644))
+			editManifest(t, art, func(data []byte) []byte {
+				data = blankChecksum(t, data)
+				return bytes.Replace(data, []byte(`"max_seq": 8`), []byte(`"max_seq": 4096`), 1)
+			})
 		}, readErr: "has no checksum: it was edited"},
 		{name: "manifest checksum removed", damage: func(t *testing.T, art, _ string) {
-			p := filepath.Join(art, ManifestName)
-			var m map[string]any
-			data, err := os.ReadFile(p)
-			require.NoError(t, err)
-			require.NoError(t, json.Unmarshal(data, &m))
-			delete(m, "checksum")
-			m["max_seq"] = 4096
-			data, err = json.MarshalIndent(m, "", "  ")
-			require.NoError(t, err)
-			require.NoError(t, os.WriteFile(p, data, 0o644))
+			editManifest(t, art, func(data []byte) []byte {
+				var m map[string]any
+				require.NoError(t, json.Unmarshal(data, &m))
+				delete(m, "checksum")
+				m["max_seq"] = 4096
+				data, err := json.MarshalIndent(m, "", "  ")
+				require.NoError(t, err)
+				return data
+			})
 		}, readErr: "has no checksum: it was edited"},
 		{name: "manifest reformatted", damage: func(t *testing.T, art, _ string) {
-			p := filepath.Join(art, ManifestName)
-			data, err := os.ReadFile(p)
-			require.NoError(t, err)
-			require.NoError(t, os.WriteFile(p, append([]byte("\n\n"), data...), 0o644))
+			editManifest(t, art, func(data []byte) []byte { return append([]byte("\n\n"), data...) })
 		}},
 	}
 	for _, tt := range tests {
@@ -148,7 +125,7 @@ func TestSealAndCheck(t *testing.T) {
 			}
 			require.NoError(t, err)
 			assert.NoError(t, m.CheckModel(true))
-			checks, err := Verify(art)
+			_, checks, err := Verify(art)
 			require.NoError(t, err)
 			assert.Len(t, checks, 1+len(m.Contents)+len(m.Model.Files))
 			for _, c := range checks {
@@ -276,19 +253,40 @@ func TestLayoutStates(t *testing.T) {
 	require.ErrorContains(t, (&Layout{ABI: 4, States: []State{{Name: "q", Dtype: wformat.Q4_0}}}).CheckStates(), "state q is stored as q4_0")
 }
 
+// editManifest rewrites the manifest of art with edit applied to its
+// bytes, as a hand edit would: its checksum left as it was.
+func editManifest(t *testing.T, art string, edit func([]byte) []byte) {
+	t.Helper()
+	p := filepath.Join(art, ManifestName)
+	data, err := os.ReadFile(p)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(p, edit(data), 0o644))
+}
+
+// addField is an edit that adds a top-level field (its JSON text, "name":
+// value) before the checksum.
+func addField(field string) func([]byte) []byte {
+	return func(data []byte) []byte {
+		return bytes.Replace(data, []byte(`  "checksum"`), []byte("  "+field+",\n  \"checksum\""), 1)
+	}
+}
+
+// blankChecksum is data, a manifest, with its checksum's value blanked.
+func blankChecksum(t *testing.T, data []byte) []byte {
+	t.Helper()
+	var m Manifest
+	require.NoError(t, json.Unmarshal(data, &m))
+	return bytes.Replace(data, []byte(`"checksum": "`+m.Checksum+`"`), []byte(`"checksum": ""`), 1)
+}
+
 // resealed rewrites the manifest of art with edit applied to its bytes
 // and seals the result as Seal does: the SHA-256 of the bytes with the
 // checksum's value blank and no final newline.
 func resealed(t *testing.T, art string, edit func([]byte) []byte) {
 	t.Helper()
-	p := filepath.Join(art, ManifestName)
-	data, err := os.ReadFile(p)
-	require.NoError(t, err)
-	var m Manifest
-	require.NoError(t, json.Unmarshal(data, &m))
-	field := []byte(`"checksum": "` + m.Checksum + `"`)
-	blank := edit(bytes.Replace(data, field, []byte(`"checksum": ""`), 1))
-	sum := sha256.Sum256(bytes.TrimSuffix(blank, []byte("\n")))
-	out := bytes.Replace(blank, []byte(`"checksum": ""`), []byte(`"checksum": "`+hex.EncodeToString(sum[:])+`"`), 1)
-	require.NoError(t, os.WriteFile(p, out, 0o644))
+	editManifest(t, art, func(data []byte) []byte {
+		blank := edit(blankChecksum(t, data))
+		sum := sha256.Sum256(bytes.TrimSuffix(blank, []byte("\n")))
+		return bytes.Replace(blank, []byte(`"checksum": ""`), []byte(`"checksum": "`+hex.EncodeToString(sum[:])+`"`), 1)
+	})
 }

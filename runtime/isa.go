@@ -37,11 +37,15 @@ func envISACap() int {
 	if os.Getenv("LLMC_NO_SIMD") != "" {
 		return 0
 	}
-	if r, ok := isaRank[strings.ToLower(strings.TrimSpace(os.Getenv(ISAEnv)))]; ok {
+	if r, ok := isaRank[envISA()]; ok {
 		return r
 	}
 	return isaRank[ISAAVX512]
 }
+
+// envISA is LLMC_ISA as the functions here read it: case and surrounding
+// space aside.
+func envISA() string { return strings.ToLower(strings.TrimSpace(os.Getenv(ISAEnv))) }
 
 // CheckISAEnv returns an error naming LLMC_ISA and the values it takes
 // when it is set to something else (case and surrounding space aside, as
@@ -50,12 +54,10 @@ func envISACap() int {
 // compile or run a model call this first, so that a misspelt cap is not
 // ignored silently.
 func CheckISAEnv() error {
-	v := os.Getenv(ISAEnv)
-	s := strings.ToLower(strings.TrimSpace(v))
-	if _, ok := isaRank[s]; ok || s == "" {
+	if _, ok := isaRank[envISA()]; ok || envISA() == "" {
 		return nil
 	}
-	return fmt.Errorf("%s=%q: want %s, %s or %s", ISAEnv, v, ISAAVX512, ISAAVX2, ISAScalar)
+	return fmt.Errorf("%s=%q: want %s, %s or %s", ISAEnv, os.Getenv(ISAEnv), ISAAVX512, ISAAVX2, ISAScalar)
 }
 
 // ISALimit is the best instruction set LLMC_ISA (or LLMC_NO_SIMD) allows

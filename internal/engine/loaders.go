@@ -80,11 +80,7 @@ func loadInterpreted(in *loadInput) (*loaded, error) {
 // llmrun knows, and a Go artifact's binary is an executable file. (An LLVM
 // artifact's CPU features are checked when it loads, not here.)
 func Verify(dir string) ([]artifact.Check, error) {
-	checks, err := artifact.Verify(dir)
-	if err != nil {
-		return nil, err
-	}
-	man, err := artifact.Read(dir)
+	man, checks, err := artifact.Verify(dir)
 	if err != nil {
 		return nil, err
 	}
